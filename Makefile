@@ -1,0 +1,46 @@
+# imagebake — `make demo` runs the main job on the embedded example,
+# `make test` runs the tests. Both install what they need.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin/imagebake
+PKGS  := ./...
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+
+.PHONY: all build test test-tools demo lint bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake
+
+# Debian packages the tests run for real: git, g10k (side-by-side checks),
+# skopeo and umoci (reading the images), GNU time (benchmarks).
+TEST_PKGS := git g10k skopeo umoci time
+test-tools:
+	@./scripts/ensure-packages $(TEST_PKGS)
+
+test: test-tools
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 $(PKGS)
+
+demo: build
+	@./scripts/demo $(BIN)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+# Short fuzz runs of every parser (longer: FUZZTIME=5m make fuzz).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test ./puppet/puppetfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./manifests/lockfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+
+# Side-by-side with g10k (see bench/README.md).
+bench: build test-tools
+	./bench/puppetfile.sh $(BIN)
+
+clean:
+	rm -rf bin dist demo

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/puppet"
+	"github.com/imagebake/imagebake/puppet/puppetfile"
+)
+
+// pfFlags are the flags the puppetfile verbs share.
+type pfFlags struct {
+	puppetfile string
+	lock       string
+	noLock     bool
+	cache      string
+	forge      string
+	jobs       int
+	epoch      string
+	branch     string
+}
+
+func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
+	cmd.Flags().StringVar(&f.puppetfile, "puppetfile", "Puppetfile", "the Puppetfile to read")
+	cmd.Flags().StringVar(&f.cache, "cache", "", "cache directory for git mirrors and Forge tarballs (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
+	cmd.Flags().StringVar(&f.forge, "forge", "", "Forge API URL (default: the Puppetfile's forge line, else "+"https://forgeapi.puppet.com)")
+	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "modules fetched at once (default 4 per CPU)")
+	cmd.Flags().StringVar(&f.branch, "control-branch", "", "branch that :branch => :control_branch means")
+	if withLock {
+		cmd.Flags().StringVar(&f.lock, "lock", "", "Puppetfile.lock to build exactly (default: Puppetfile.lock beside the Puppetfile, if there)")
+	}
+}
+
+func (f *pfFlags) options(g *globals) ([]puppet.Option, error) {
+	dir, err := cacheDir(f.cache)
+	if err != nil {
+		return nil, err
+	}
+	opts := []puppet.Option{puppet.WithCache(dir), puppet.WithLog(g.progress())}
+	if f.forge != "" {
+		opts = append(opts, puppet.WithForge(f.forge))
+	}
+	if f.jobs > 0 {
+		opts = append(opts, puppet.WithJobs(f.jobs))
+	}
+	if f.branch != "" {
+		opts = append(opts, puppet.WithControlBranch(f.branch))
+	}
+	ep, err := sourceDateEpoch(f.epoch)
+	if err != nil {
+		return nil, err
+	}
+	if !ep.IsZero() {
+		opts = append(opts, puppet.WithEpoch(ep))
+	}
+	return opts, nil
+}
+
+// loadLock returns the lock named by --lock, or the one beside the
+// Puppetfile when it exists, or nil.
+func (f *pfFlags) loadLock(g *globals) (*lockfile.Lock, error) {
+	if f.noLock {
+		return nil, nil
+	}
+	name := f.lock
+	if name == "" {
+		name = f.puppetfile + ".lock"
+		if _, err := os.Stat(name); errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		fmt.Fprintf(g.progress(), "using %s\n", name)
+	}
+	return lockfile.Read(name)
+}
+
+func newPuppetfileCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "puppetfile",
+		Short: "Lock, install, verify and show the modules of a Puppetfile",
+	}
+	cmd.AddCommand(newPuppetfileLockCommand(g), newPuppetfileInstallCommand(g), newPuppetfileVerifyCommand(g), newPuppetfileShowCommand(g))
+	return cmd
+}
+
+func newPuppetfileLockCommand(g *globals) *cobra.Command {
+	f := &pfFlags{}
+	var out string
+	cmd := &cobra.Command{
+		Use:   "lock",
+		Short: "Resolve every module to an exact pin and write Puppetfile.lock",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pf, err := puppetfile.ReadFile(f.puppetfile)
+			if err != nil {
+				return err
+			}
+			opts, err := f.options(g)
+			if err != nil {
+				return err
+			}
+			lk, err := puppet.Lock(cmd.Context(), pf, opts...)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = f.puppetfile + ".lock"
+			}
+			if err := lk.Write(out); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), lk)
+			}
+			fmt.Fprintf(g.progress(), "locked %d modules into %s\n", len(lk.Modules), out)
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().StringVar(&out, "out", "", "where to write the lock (default: the Puppetfile's path + .lock)")
+	return cmd
+}
+
+func newPuppetfileInstallCommand(g *globals) *cobra.Command {
+	f := &pfFlags{}
+	var moddir string
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Materialise the modules into the module dir, deterministically",
+		Long: `Materialise every module into the module dir: no .git, modes 0644/0755,
+mtimes at --source-date-epoch (or each git module's commit time). With a lock
+(--lock, or Puppetfile.lock beside the Puppetfile) exactly its pins are built
+and a stale lock is refused. Modules already in place are left alone.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pf, err := puppetfile.ReadFile(f.puppetfile)
+			if err != nil {
+				return err
+			}
+			opts, err := f.options(g)
+			if err != nil {
+				return err
+			}
+			lk, err := f.loadLock(g)
+			if err != nil {
+				return err
+			}
+			env := filepath.Dir(f.puppetfile)
+			if moddir == "" {
+				moddir = filepath.Join(env, pf.Moduledir)
+				if pf.Moduledir == "" {
+					moddir = filepath.Join(env, puppet.DefaultModuledir)
+				}
+			}
+			rep, err := puppet.Install(cmd.Context(), pf, lk, env, moddir, opts...)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			fmt.Fprintf(g.progress(), "%d modules installed, %d unchanged, %d removed in %s\n", len(rep.Installed), len(rep.Unchanged), len(rep.Removed), moddir)
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&moddir, "moduledir", "", "where to install (default: the Puppetfile's moduledir beside it)")
+	cmd.Flags().StringVar(&f.epoch, "source-date-epoch", "", "mtime of every file, seconds since 1970 (default $SOURCE_DATE_EPOCH)")
+	cmd.Flags().BoolVar(&f.noLock, "no-lock", false, "ignore Puppetfile.lock beside the Puppetfile and resolve afresh")
+	return cmd
+}
+
+func newPuppetfileVerifyCommand(g *globals) *cobra.Command {
+	f := &pfFlags{}
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check a lock against its Puppetfile and upstream (exit 4 on any mismatch or drift)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pf, err := puppetfile.ReadFile(f.puppetfile)
+			if err != nil {
+				return err
+			}
+			opts, err := f.options(g)
+			if err != nil {
+				return err
+			}
+			if f.lock == "" {
+				f.lock = f.puppetfile + ".lock"
+			}
+			lk, err := lockfile.Read(f.lock)
+			if err != nil {
+				return err
+			}
+			problems, err := puppet.Verify(cmd.Context(), pf, lk, opts...)
+			if g.json {
+				if problems == nil {
+					problems = []string{}
+				}
+				if jerr := printJSON(cmd.OutOrStdout(), map[string]any{"ok": err == nil, "problems": problems}); jerr != nil {
+					return jerr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.progress(), "%s matches %s and upstream (%d modules)\n", f.lock, f.puppetfile, len(lk.Modules))
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newPuppetfileShowCommand(g *globals) *cobra.Command {
+	f := &pfFlags{}
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Print each module's pin (from the lock, or resolved now)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pf, err := puppetfile.ReadFile(f.puppetfile)
+			if err != nil {
+				return err
+			}
+			opts, err := f.options(g)
+			if err != nil {
+				return err
+			}
+			lk, err := f.loadLock(g)
+			if err != nil {
+				return err
+			}
+			if lk != nil {
+				if diffs := puppet.Stale(pf, lk, opts...); len(diffs) > 0 {
+					return fmt.Errorf("%w against %s:\n  %s", puppet.ErrLockStale, pf.Path, strings.Join(diffs, "\n  "))
+				}
+			} else if lk, err = puppet.Lock(cmd.Context(), pf, opts...); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), lk)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "MODULE\tKIND\tREF\tPIN\tPATH")
+			for _, m := range lk.Modules {
+				ref := m.Ref
+				if m.RefType != "" {
+					ref = m.RefType + " " + m.Ref
+				}
+				if ref == "" {
+					ref = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, ref, m.Pin(), m.Path)
+			}
+			return tw.Flush()
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&f.noLock, "no-lock", false, "ignore Puppetfile.lock and resolve afresh")
+	return cmd
+}

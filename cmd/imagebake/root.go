@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/imagebake/imagebake/failure"
+)
+
+// globals are the flags every command has.
+type globals struct {
+	json  bool
+	quiet bool
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "imagebake",
+		Short:         "Bake golden images from a tagged Puppet control repo and pinned agent binaries",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Long: `imagebake bakes golden images: one exact release of a Puppet control repo
+(every Puppetfile module pinned) plus pinned agent binaries per CPU arch.
+
+Settings come from, in order of precedence: flags, then environment
+(IMAGEBAKE_CACHE, SOURCE_DATE_EPOCH), then files (the Puppetfile's forge line).
+
+Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
+3 not found (tag, module, version, agent binaries), 4 verification failed
+(stale lock, drift, checksum or digest mismatch), 5 internal error.`,
+	}
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
+	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print no progress on stderr")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %v (see %s --help)", failure.ErrUsage, err, c.CommandPath())
+	})
+	root.AddCommand(newVersionCommand(g), newPuppetfileCommand(g))
+	return root
+}
+
+// progress is where progress and warnings go: stderr, unless --quiet.
+func (g *globals) progress() io.Writer {
+	if g.quiet {
+		return io.Discard
+	}
+	return os.Stderr
+}
+
+// isTerminal says whether stderr is a terminal (progress is shown only there).
+func isTerminal() bool {
+	_, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// cacheDir applies flag > IMAGEBAKE_CACHE > the user cache dir.
+func cacheDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if env := os.Getenv("IMAGEBAKE_CACHE"); env != "" {
+		return env, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("%w: no cache directory: set --cache or IMAGEBAKE_CACHE (%v)", failure.ErrUsage, err)
+	}
+	return filepath.Join(base, "imagebake"), nil
+}
+
+// sourceDateEpoch applies flag > SOURCE_DATE_EPOCH; zero time means unset.
+func sourceDateEpoch(flag string) (time.Time, error) {
+	v, from := flag, "--source-date-epoch"
+	if v == "" {
+		v, from = os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH"
+	}
+	if v == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("%w: %s=%q is not a non-negative count of seconds since 1970", failure.ErrUsage, from, v)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+func usageErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", failure.ErrUsage, fmt.Sprintf(format, args...))
+}

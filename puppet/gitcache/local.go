@@ -1,0 +1,192 @@
+package gitcache
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// localRepo returns the git directory of a remote that is a repository on
+// this machine (a file:// URL or an absolute path), or "" for any other
+// remote. Repositories using alternates go through the transport.
+func localRepo(url string) string {
+	p, ok := strings.CutPrefix(url, "file://")
+	if !ok {
+		if !filepath.IsAbs(url) {
+			return ""
+		}
+		p = url
+	}
+	for _, d := range []string{p, filepath.Join(p, ".git")} {
+		if fi, err := os.Stat(filepath.Join(d, "objects")); err == nil && fi.IsDir() {
+			if _, err := os.Stat(filepath.Join(d, "objects", "info", "alternates")); err == nil {
+				return ""
+			}
+			return d
+		}
+	}
+	return ""
+}
+
+// localFetch mirrors a repository on this machine the way `git clone
+// --local` does: object files are hard-linked (copied across file systems)
+// into the mirror, then the branches and tags are copied. Objects are
+// immutable and content-addressed, so sharing them is safe, and the mirror
+// keeps them when the source deletes or rewrites history. It skips the
+// pack negotiation that makes a local fetch slow.
+func (m *Mirror) localFetch(src, root string) error {
+	srcObj := filepath.Join(src, "objects")
+	dstObj := filepath.Join(root, "objects")
+	var idx []string // pack indexes go last, so a pack is whole before it is seen
+	err := filepath.WalkDir(srcObj, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(srcObj, p)
+		if d.IsDir() {
+			if rel == "info" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), "tmp_") || strings.HasSuffix(d.Name(), ".lock") {
+			return nil
+		}
+		if strings.HasSuffix(p, ".idx") {
+			idx = append(idx, rel)
+			return nil
+		}
+		return linkObject(p, filepath.Join(dstObj, rel))
+	})
+	if err == nil {
+		for _, rel := range idx {
+			if err = linkObject(filepath.Join(srcObj, rel), filepath.Join(dstObj, rel)); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("fetching %s: copying objects: %w", m.URL, err)
+	}
+	srcRepo, err := git.PlainOpen(src)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", m.URL, err)
+	}
+	want, err := branchesAndTags(srcRepo)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", m.URL, err)
+	}
+	// reopen: go-git lists pack files once per repository value
+	repo, err := git.PlainOpen(root)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", m.URL, err)
+	}
+	have, err := branchesAndTags(repo)
+	if err != nil {
+		return err
+	}
+	for name := range have {
+		if _, ok := want[name]; !ok {
+			if err := repo.Storer.RemoveReference(name); err != nil {
+				return err
+			}
+		}
+	}
+	for name, h := range want {
+		if have[name] == h {
+			continue
+		}
+		if err := repo.Storer.SetReference(plumbing.NewHashReference(name, h)); err != nil {
+			return err
+		}
+	}
+	m.repo = repo
+	return nil
+}
+
+func branchesAndTags(r *git.Repository) (map[plumbing.ReferenceName]plumbing.Hash, error) {
+	it, err := r.References()
+	if err != nil {
+		return nil, err
+	}
+	out := map[plumbing.ReferenceName]plumbing.Hash{}
+	err = it.ForEach(func(ref *plumbing.Reference) error {
+		if ref.Type() == plumbing.HashReference && (ref.Name().IsBranch() || ref.Name().IsTag()) {
+			out[ref.Name()] = ref.Hash()
+		}
+		return nil
+	})
+	if errors.Is(err, storer.ErrStop) {
+		err = nil
+	}
+	return out, err
+}
+
+// linkObject puts src at dst unless dst exists: a hard link, or a copy
+// renamed into place when linking is not possible.
+func linkObject(src, dst string) error {
+	if _, err := os.Lstat(dst); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	err := os.Link(src, dst)
+	if err == nil || errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "tmp_copy_")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o444); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// localRemoteRefs is RemoteRefs for a repository on this machine.
+func (m *Mirror) localRemoteRefs(src string) (map[string]string, error) {
+	r, err := git.PlainOpen(src)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", m.URL, err)
+	}
+	refs, err := branchesAndTags(r)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", m.URL, err)
+	}
+	out := map[string]string{}
+	for name, h := range refs {
+		for range 10 {
+			t, err := r.TagObject(h)
+			if err != nil {
+				break
+			}
+			h = t.Target
+		}
+		out[name.String()] = h.String()
+	}
+	return out, nil
+}

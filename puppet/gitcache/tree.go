@@ -1,0 +1,136 @@
+package gitcache
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"golang.org/x/sys/unix"
+)
+
+// WriteTree writes the tree of commit sha into dir (which must not exist),
+// as `git archive` of that commit would hold it: regular files 0644,
+// executables 0755, directories 0755, symlinks as symlinks, submodules as
+// empty directories, no .git. Every mtime is mtime. skip, when not nil,
+// leaves out the entries (and everything below them) it returns true for.
+func (m *Mirror) WriteTree(sha, dir string, mtime time.Time, skip func(p string) bool) error {
+	tree, err := m.Tree(sha)
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	dirs := []string{dir}
+	if err := writeTree(tree, dir, "", skip, &dirs); err != nil {
+		return fmt.Errorf("writing %s of %s into %s: %w", sha, m.URL, dir, err)
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	// Directories last, deepest first: writing into one changes its mtime.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, dirs[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("setting mtime of %s: %w", dirs[i], err)
+		}
+	}
+	return nil
+}
+
+func writeTree(t *object.Tree, dir, rel string, skip func(string) bool, dirs *[]string) error {
+	for _, e := range t.Entries {
+		p := path.Join(rel, e.Name)
+		if skip != nil && skip(p) {
+			continue
+		}
+		if !validName(e.Name) {
+			return fmt.Errorf("tree entry %q is not a safe file name", p)
+		}
+		dst := filepath.Join(dir, e.Name)
+		switch e.Mode {
+		case filemode.Dir:
+			sub, err := t.Tree(e.Name)
+			if err != nil {
+				return err
+			}
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				return err
+			}
+			*dirs = append(*dirs, dst)
+			if err := writeTree(sub, dst, p, skip, dirs); err != nil {
+				return err
+			}
+		case filemode.Submodule:
+			if err := os.Mkdir(dst, 0o755); err != nil {
+				return err
+			}
+			*dirs = append(*dirs, dst)
+		case filemode.Symlink:
+			f, err := t.TreeEntryFile(&e)
+			if err != nil {
+				return err
+			}
+			target, err := f.Contents()
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return err
+			}
+			*dirs = append(*dirs, dst) // its mtime is set with the directories
+		case filemode.Regular, filemode.Deprecated, filemode.Executable:
+			f, err := t.TreeEntryFile(&e)
+			if err != nil {
+				return err
+			}
+			mode := os.FileMode(0o644)
+			if e.Mode == filemode.Executable {
+				mode = 0o755
+			}
+			if err := writeBlob(f, dst, mode); err != nil {
+				return err
+			}
+			*dirs = append(*dirs, dst)
+		default:
+			return fmt.Errorf("tree entry %q has unsupported mode %v", p, e.Mode)
+		}
+	}
+	return nil
+}
+
+func validName(n string) bool {
+	return n != "" && n != "." && n != ".." && n != ".git" && !containsSlash(n)
+}
+
+func containsSlash(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' || s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func writeBlob(f *object.File, dst string, mode os.FileMode) error {
+	r, err := f.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chmod(mode); err != nil { // whatever the umask
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -1,0 +1,362 @@
+package puppet
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/BurntSushi/toml"
+	"golang.org/x/sys/unix"
+
+	"github.com/imagebake/imagebake/atomicfile"
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/puppet/forge"
+	"github.com/imagebake/imagebake/puppet/puppetfile"
+	"github.com/imagebake/imagebake/tarball"
+)
+
+// Report says what Install did.
+type Report struct {
+	Lock      *lockfile.Lock `json:"lock"`      // the pins installed
+	Installed []string       `json:"installed"` // modules written
+	Unchanged []string       `json:"unchanged"` // modules already in place
+	Removed   []string       `json:"removed"`   // unmanaged entries purged from the module dir
+	Drift     []Drift        `json:"drift"`     // upstream changes seen while fetching
+}
+
+// Install materialises pf's modules: those without :install_path into
+// moddir, the others under envRoot. With lk, exactly lk's pins are built
+// (a stale lk is refused); without, modules are resolved as r10k would.
+// A module whose pin and files are unchanged since the last Install into
+// the same directory is left alone. Entries of moddir that no module
+// manages are removed, as r10k purges them.
+func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, envRoot, moddir string, opts ...Option) (*Report, error) {
+	c := newConfig(opts)
+	if lk != nil {
+		if diffs := Stale(pf, lk, opts...); len(diffs) > 0 {
+			return nil, fmt.Errorf("%w against %s:\n  %s\nrun `imagebake puppetfile lock` to update it", ErrLockStale, pf.Path, strings.Join(diffs, "\n  "))
+		}
+	}
+	r, err := newResolver(c, pf)
+	if err != nil {
+		return nil, err
+	}
+	if moddir, err = filepath.Abs(moddir); err != nil {
+		return nil, err
+	}
+	if envRoot, err = filepath.Abs(envRoot); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(moddir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating module dir: %w", err)
+	}
+	st, err := openState(c.cacheDir, moddir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+
+	rep := &Report{}
+	pins := make([]lockfile.Module, len(pf.Modules))
+	changed := make([]bool, len(pf.Modules))
+	var mu sync.Mutex
+	err = parallel(ctx, c.jobs, len(pf.Modules), func(ctx context.Context, i int) error {
+		m := pf.Modules[i]
+		var pin lockfile.Module
+		if lk != nil {
+			pin, _ = lk.Find(m.Name)
+		} else {
+			var err error
+			if pin, err = r.resolve(ctx, m, false); err != nil {
+				return err
+			}
+		}
+		pins[i] = pin
+		if m.Kind == puppetfile.Local {
+			return nil
+		}
+		dir := moddir + "/" + m.Short
+		if m.InstallPath != "" {
+			dir = filepath.Join(envRoot, filepath.FromSlash(m.Dir("")))
+		}
+		key := c.pinKey(pin)
+		if st.unchanged(dir, key) {
+			return nil
+		}
+		drift, err := r.materialise(ctx, m, pin, lk != nil, dir)
+		if err != nil {
+			return err
+		}
+		st.record(dir, key)
+		mu.Lock()
+		rep.Drift = append(rep.Drift, drift...)
+		mu.Unlock()
+		changed[i] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Lock = newLock(pf, r.forgeURL, pins)
+	managed := map[string]bool{}
+	for i, m := range pf.Modules {
+		if m.InstallPath == "" {
+			managed[m.Short] = true
+		}
+		if m.Kind == puppetfile.Local {
+			continue
+		}
+		if changed[i] {
+			rep.Installed = append(rep.Installed, m.Name)
+		} else {
+			rep.Unchanged = append(rep.Unchanged, m.Name)
+		}
+	}
+	if rep.Removed, err = purge(moddir, managed, st); err != nil {
+		return nil, err
+	}
+	for _, n := range rep.Removed {
+		c.logf("removed %s from %s: no module in %s manages it\n", n, moddir, pf.Path)
+	}
+	sort.Slice(rep.Drift, func(i, j int) bool { return rep.Drift[i].Module < rep.Drift[j].Module })
+	for _, d := range rep.Drift {
+		c.logf("warning: %s; the lock's pin was built\n", d)
+	}
+	return rep, st.save()
+}
+
+// pinKey identifies what a module dir holds: its pin and how it was written.
+func (c *config) pinKey(p lockfile.Module) string {
+	ep := "source"
+	if !c.epoch.IsZero() {
+		ep = fmt.Sprint(c.epoch.Unix())
+	}
+	return fmt.Sprintf("%s %s spec=%t epoch=%s", p.Kind, p.Pin(), !p.ExcludeSpec, ep)
+}
+
+// materialise writes one module into dir, replacing what is there only
+// once the new tree is complete.
+func (r *resolver) materialise(ctx context.Context, m puppetfile.Module, pin lockfile.Module, locked bool, dir string) ([]Drift, error) {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmpParent, err := os.MkdirTemp(parent, ".imagebake-tmp-"+m.Short+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmpParent)
+	tmp := filepath.Join(tmpParent, m.Short)
+	var drift []Drift
+	switch m.Kind {
+	case puppetfile.Git:
+		drift, err = r.writeGit(ctx, m, pin, locked, tmp)
+	case puppetfile.Forge:
+		err = r.writeForge(ctx, m, pin, tmp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	old := filepath.Join(tmpParent, "old")
+	if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("module %q: replacing %s: %w", m.Name, dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, fmt.Errorf("module %q: installing into %s: %w", m.Name, dir, err)
+	}
+	return drift, nil
+}
+
+func (r *resolver) writeGit(ctx context.Context, m puppetfile.Module, pin lockfile.Module, locked bool, dst string) ([]Drift, error) {
+	mir, err := r.cache.Mirror(ctx, m.Source)
+	if err != nil {
+		return nil, fmt.Errorf("module %q: %w", m.Name, err)
+	}
+	defer mir.Close()
+	var drift []Drift
+	if !mir.HasCommit(pin.Commit) && !mir.Fetched() {
+		if err := mir.Fetch(ctx); err != nil {
+			return nil, fmt.Errorf("module %q: %w", m.Name, err)
+		}
+	}
+	if locked && mir.Fetched() {
+		// a fetch shows where the ref is now: report a move or a deletion
+		if ref, err := r.refOf(m); err == nil && m.RefType != puppetfile.Commit {
+			now, rerr := mir.Resolve(string(m.RefType), ref)
+			if rerr != nil {
+				now = ""
+			}
+			if now != pin.Commit {
+				drift = append(drift, Drift{Module: m.Name, Ref: fmt.Sprintf("%s %s", m.RefType, ref), Locked: pin.Commit, Now: now, Source: m.Source})
+			}
+		}
+	}
+	if !mir.HasCommit(pin.Commit) {
+		return nil, fmt.Errorf("module %q: commit %s (%s %s) is not in %s any more, nor in the cache: %w", m.Name, pin.Commit, pin.RefType, pin.Ref, m.Source, failure.ErrNotFound)
+	}
+	mtime := r.c.epoch
+	if mtime.IsZero() {
+		if mtime, err = mir.CommitTime(pin.Commit); err != nil {
+			return nil, err
+		}
+	}
+	if err := mir.WriteTree(pin.Commit, dst, mtime, skipFor(m.ExcludeSpec)); err != nil {
+		return nil, fmt.Errorf("module %q: %w", m.Name, err)
+	}
+	return drift, nil
+}
+
+func (r *resolver) writeForge(ctx context.Context, m puppetfile.Module, pin lockfile.Module, dst string) error {
+	rel := forge.Release{Slug: m.ForgeSlug(), Version: pin.Version, URL: pin.URL, SHA256: pin.SHA256}
+	file, err := r.forge.Fetch(ctx, rel, r.forgeCache())
+	if err != nil {
+		return err
+	}
+	err = tarball.ExtractFile(file, dst, tarball.ExtractOptions{StripComponents: 1, Mtime: r.c.epoch, Skip: skipFor(m.ExcludeSpec), MaxBytes: 1 << 30})
+	if err != nil {
+		return fmt.Errorf("module %q version %s: %w", m.Name, pin.Version, err)
+	}
+	return nil
+}
+
+// purge removes entries of moddir that no module manages. Dot files other
+// than imagebake's own leftovers are kept.
+func purge(moddir string, managed map[string]bool, st *state) ([]string, error) {
+	ents, err := os.ReadDir(moddir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range ents {
+		n := e.Name()
+		if managed[n] || (strings.HasPrefix(n, ".") && !strings.HasPrefix(n, ".imagebake-tmp-")) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(moddir, n)); err != nil {
+			return removed, err
+		}
+		st.forget(filepath.Join(moddir, n))
+		if !strings.HasPrefix(n, ".") {
+			removed = append(removed, n)
+		}
+	}
+	return removed, nil
+}
+
+// state remembers, per module dir, the pin it holds and a fingerprint of
+// its files (paths, modes, sizes, mtimes), so an unchanged module is not
+// rewritten and a hand-edited one is. It lives in the cache, keyed by the
+// module dir, so the module dir holds only modules.
+type state struct {
+	file string
+	lock *os.File
+	mu   sync.Mutex
+	Dirs map[string]stateEntry `toml:"dirs"`
+}
+
+type stateEntry struct {
+	Pin         string `toml:"pin"`
+	Fingerprint string `toml:"fingerprint"`
+}
+
+func openState(cacheDir, moddir string) (*state, error) {
+	sum := sha256.Sum256([]byte(moddir))
+	dir := filepath.Join(cacheDir, "installs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	s := &state{file: filepath.Join(dir, hex.EncodeToString(sum[:12])+".toml"), Dirs: map[string]stateEntry{}}
+	lf, err := os.OpenFile(s.file+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	// one install into a module dir at a time; a second process waits
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("locking install state of %s: %w", moddir, err)
+	}
+	s.lock = lf
+	if b, err := os.ReadFile(s.file); err == nil {
+		if _, err := toml.Decode(string(b), s); err != nil {
+			s.Dirs = map[string]stateEntry{} // unreadable state only costs a reinstall
+		}
+	}
+	return s, nil
+}
+
+func (s *state) unchanged(dir, pin string) bool {
+	s.mu.Lock()
+	e, ok := s.Dirs[dir]
+	s.mu.Unlock()
+	if !ok || e.Pin != pin {
+		return false
+	}
+	fp, err := fingerprint(dir)
+	return err == nil && fp == e.Fingerprint
+}
+
+func (s *state) record(dir, pin string) {
+	fp, err := fingerprint(dir)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		delete(s.Dirs, dir)
+		return
+	}
+	s.Dirs[dir] = stateEntry{Pin: pin, Fingerprint: fp}
+}
+
+func (s *state) forget(dir string) {
+	s.mu.Lock()
+	delete(s.Dirs, dir)
+	s.mu.Unlock()
+}
+
+func (s *state) save() error {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(s); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(s.file, buf.Bytes(), 0o644)
+}
+
+func (s *state) close() { s.lock.Close() }
+
+// fingerprint hashes the names, modes, sizes and mtimes under dir.
+func fingerprint(dir string) (string, error) {
+	h := sha256.New()
+	var b [8]byte
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h.Write([]byte(p[len(dir):]))
+		h.Write([]byte{0})
+		binary.LittleEndian.PutUint64(b[:], uint64(fi.Mode()))
+		h.Write(b[:])
+		binary.LittleEndian.PutUint64(b[:], uint64(fi.Size()))
+		h.Write(b[:])
+		binary.LittleEndian.PutUint64(b[:], uint64(fi.ModTime().UnixNano()))
+		h.Write(b[:])
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,291 @@
+// Package puppet turns a Puppetfile into exact pins (a lock) and a
+// deterministic module tree.
+//
+// Data flows one way: a parsed Puppetfile (package puppetfile) is resolved
+// against git mirrors (package gitcache) and a Forge (package forge) into a
+// lock (package manifests/lockfile); Install materialises a lock into a
+// module directory. With a committed lock, the lock is law: Install builds
+// exactly its commits and checksums and refuses a lock that no longer
+// matches the Puppetfile.
+package puppet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/puppet/forge"
+	"github.com/imagebake/imagebake/puppet/puppetfile"
+)
+
+// DefaultModuledir is r10k's module dir when the Puppetfile names none.
+const DefaultModuledir = "modules"
+
+// ErrLockStale marks a lock that does not match its Puppetfile.
+var ErrLockStale = fmt.Errorf("Puppetfile.lock is stale: %w", failure.ErrVerify)
+
+// ErrDrift marks upstream refs that moved away from the lock.
+var ErrDrift = fmt.Errorf("upstream drifted from the lock: %w", failure.ErrVerify)
+
+type config struct {
+	cacheDir      string
+	forgeURL      string
+	jobs          int
+	http          *http.Client
+	log           io.Writer
+	epoch         time.Time
+	controlBranch string
+}
+
+// Option configures Lock, Install and Verify.
+type Option func(*config)
+
+// WithCache sets the cache directory (git mirrors, Forge tarballs, install state).
+func WithCache(dir string) Option { return func(c *config) { c.cacheDir = dir } }
+
+// WithForge overrides the Forge API URL of the Puppetfile's forge line.
+func WithForge(url string) Option { return func(c *config) { c.forgeURL = url } }
+
+// WithJobs sets how many modules are fetched at once.
+func WithJobs(n int) Option { return func(c *config) { c.jobs = n } }
+
+// WithHTTPClient sets the client for the Forge.
+func WithHTTPClient(h *http.Client) Option { return func(c *config) { c.http = h } }
+
+// WithLog sets where progress and warnings go (stderr in the CLI).
+func WithLog(w io.Writer) Option { return func(c *config) { c.log = w } }
+
+// WithEpoch sets every installed file's mtime. Without it, a git module's
+// files get its commit's time and a Forge module's keep the tarball's.
+func WithEpoch(t time.Time) Option { return func(c *config) { c.epoch = t } }
+
+// WithControlBranch names the control repo branch that
+// `:branch => :control_branch` means.
+func WithControlBranch(b string) Option { return func(c *config) { c.controlBranch = b } }
+
+func newConfig(opts []Option) *config {
+	c := &config{jobs: 4 * runtime.NumCPU(), http: http.DefaultClient, log: io.Discard}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.jobs < 1 {
+		c.jobs = 1
+	}
+	return c
+}
+
+func (c *config) forge(pf *puppetfile.Puppetfile) string {
+	switch {
+	case c.forgeURL != "":
+		return c.forgeURL
+	case pf.Forge != "":
+		return pf.Forge
+	}
+	return forge.DefaultURL
+}
+
+func (c *config) logf(format string, args ...any) { fmt.Fprintf(c.log, format, args...) }
+
+func moduledir(pf *puppetfile.Puppetfile) string {
+	if pf.Moduledir != "" {
+		return pf.Moduledir
+	}
+	return DefaultModuledir
+}
+
+// entry is the lock entry a Puppetfile module would have, without its pin.
+func entry(pf *puppetfile.Puppetfile, m puppetfile.Module, forgeURL string) lockfile.Module {
+	e := lockfile.Module{Name: m.Name, Kind: string(m.Kind), Path: m.Dir(moduledir(pf)), ExcludeSpec: m.ExcludeSpec}
+	switch m.Kind {
+	case puppetfile.Git:
+		e.Source, e.RefType, e.Ref = m.Source, string(m.RefType), m.Ref
+	case puppetfile.Forge:
+		e.Source, e.Ref = forgeURL, m.Version
+	}
+	return e
+}
+
+// Stale lists how lk differs from what pf declares, one line each; none
+// means the lock fits. Comments and layout of the Puppetfile do not matter,
+// only what each module asks for.
+func Stale(pf *puppetfile.Puppetfile, lk *lockfile.Lock, opts ...Option) []string {
+	c := newConfig(opts)
+	var out []string
+	names := map[string]bool{}
+	if lk.Moduledir != moduledir(pf) {
+		out = append(out, fmt.Sprintf("moduledir: %q in the Puppetfile, %q in the lock", moduledir(pf), lk.Moduledir))
+	}
+	for _, m := range pf.Modules {
+		names[m.Name] = true
+		want := entry(pf, m, c.forge(pf))
+		got, ok := lk.Find(m.Name)
+		if !ok {
+			out = append(out, fmt.Sprintf("module %q: in the Puppetfile (%s), not in the lock", m.Name, m.Pos))
+			continue
+		}
+		diff := func(what, p, l string) {
+			if p != l {
+				out = append(out, fmt.Sprintf("module %q: %s %q in the Puppetfile (%s), %q in the lock", m.Name, what, p, m.Pos, l))
+			}
+		}
+		diff("kind", want.Kind, got.Kind)
+		diff("source", want.Source, got.Source)
+		diff("ref type", want.RefType, got.RefType)
+		diff("ref", want.Ref, got.Ref)
+		diff("path", want.Path, got.Path)
+		diff("exclude_spec", fmt.Sprint(want.ExcludeSpec), fmt.Sprint(got.ExcludeSpec))
+	}
+	for _, m := range lk.Modules {
+		if !names[m.Name] {
+			out = append(out, fmt.Sprintf("module %q: in the lock, no longer in the Puppetfile", m.Name))
+		}
+	}
+	return out
+}
+
+// Drift is an upstream change seen against a lock.
+type Drift struct {
+	Module string `json:"module"`
+	Ref    string `json:"ref"`    // "tag v1.0.0"
+	Locked string `json:"locked"` // commit or sha256 in the lock
+	Now    string `json:"now"`    // what upstream has now; "" when the ref is gone
+	Source string `json:"source"`
+}
+
+func (d Drift) String() string {
+	if d.Now == "" {
+		return fmt.Sprintf("module %q: %s is gone from %s (locked %s)", d.Module, d.Ref, d.Source, d.Locked)
+	}
+	return fmt.Sprintf("module %q: %s in %s moved: locked %s, now %s", d.Module, d.Ref, d.Source, d.Locked, d.Now)
+}
+
+// Lock resolves every module of pf to an exact pin, fetching every git
+// remote afresh and asking the Forge for each release's checksum.
+func Lock(ctx context.Context, pf *puppetfile.Puppetfile, opts ...Option) (*lockfile.Lock, error) {
+	c := newConfig(opts)
+	r, err := newResolver(c, pf)
+	if err != nil {
+		return nil, err
+	}
+	pins := make([]lockfile.Module, len(pf.Modules))
+	err = parallel(ctx, c.jobs, len(pf.Modules), func(ctx context.Context, i int) error {
+		p, err := r.resolve(ctx, pf.Modules[i], true)
+		pins[i] = p
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newLock(pf, r.forgeURL, pins), nil
+}
+
+func newLock(pf *puppetfile.Puppetfile, forgeURL string, pins []lockfile.Module) *lockfile.Lock {
+	lk := &lockfile.Lock{Version: lockfile.FormatVersion, Puppetfile: pf.SHA256, Moduledir: moduledir(pf), Modules: pins}
+	for _, m := range pf.Modules {
+		if m.Kind == puppetfile.Forge {
+			lk.Forge = forgeURL
+		}
+	}
+	lk.Sort()
+	return lk
+}
+
+// parallel runs fn(0..n-1) on up to jobs goroutines and returns every error, joined.
+func parallel(ctx context.Context, jobs, n int, fn func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(jobs, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = fn(ctx, i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var out []string
+	var first error
+	for _, e := range errs {
+		if e != nil {
+			if first == nil {
+				first = e
+			}
+			out = append(out, e.Error())
+		}
+	}
+	if len(out) == 1 {
+		return first
+	}
+	if len(out) > 1 {
+		return fmt.Errorf("%d modules failed:\n  %s\n(first: %w)", len(out), strings.Join(out, "\n  "), first)
+	}
+	return nil
+}
+
+// nearest returns up to n candidates closest to want by edit distance.
+func nearest(want string, cands []string, n int) []string {
+	type sc struct {
+		s string
+		d int
+	}
+	var all []sc
+	for _, c := range cands {
+		all = append(all, sc{c, levenshtein(want, c)})
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].d != all[j].d {
+			return all[i].d < all[j].d
+		}
+		return all[i].s < all[j].s
+	})
+	var out []string
+	for i := 0; i < len(all) && i < n; i++ {
+		out = append(out, all[i].s)
+	}
+	return out
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func isSpec(p string) bool { return p == "spec" || strings.HasPrefix(p, "spec/") }
+
+func skipFor(excludeSpec bool) func(string) bool {
+	if excludeSpec {
+		return isSpec
+	}
+	return nil
+}

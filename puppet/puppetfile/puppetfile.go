@@ -1,0 +1,691 @@
+package puppetfile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/imagebake/imagebake/failure"
+)
+
+// Kind is where a module comes from.
+type Kind string
+
+// The module kinds.
+const (
+	Forge Kind = "forge" // a release on a Puppet Forge
+	Git   Kind = "git"   // a commit of a git repository
+	Local Kind = "local" // already in the module dir, not managed
+)
+
+// RefType says how a git module's ref was written.
+type RefType string
+
+// The git ref types, as the Puppetfile keys that name them.
+const (
+	Tag    RefType = "tag"
+	Commit RefType = "commit"
+	Branch RefType = "branch"
+	Ref    RefType = "ref" // a tag, branch or commit, resolved in that order
+)
+
+// ControlBranch is the value of `:branch => :control_branch`: the branch of
+// the control repo being deployed, or :default_branch when there is none.
+const ControlBranch = ":control_branch"
+
+// Pos is a place in a Puppetfile, 1-based.
+type Pos struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Col  int    `json:"col"`
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// Error is a Puppetfile error at a position, for one module when Module is set.
+type Error struct {
+	Pos    Pos
+	Module string
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	if e.Module != "" {
+		return fmt.Sprintf("%s: module %q: %s", e.Pos, e.Module, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+}
+
+// Unwrap classifies every Puppetfile error as a usage error.
+func (e *Error) Unwrap() error { return failure.ErrUsage }
+
+// Puppetfile is a parsed Puppetfile.
+type Puppetfile struct {
+	Path      string   `json:"path"`
+	Forge     string   `json:"forge,omitempty"`     // the `forge` line, "" when absent
+	Moduledir string   `json:"moduledir,omitempty"` // the `moduledir` line, "" when absent
+	Modules   []Module `json:"modules"`
+	SHA256    string   `json:"sha256"` // of the file's bytes
+}
+
+// Module is one `mod` declaration.
+type Module struct {
+	Name   string `json:"name"`             // as written: "puppetlabs/stdlib"
+	Author string `json:"author,omitempty"` // "puppetlabs"; Forge modules always have one
+	Short  string `json:"short"`            // "stdlib": the directory it installs to
+	Kind   Kind   `json:"kind"`
+
+	Version string `json:"version,omitempty"` // Forge: exact version, "" for the newest at lock time
+
+	Source        string  `json:"source,omitempty"` // git URL
+	RefType       RefType `json:"ref_type,omitempty"`
+	Ref           string  `json:"ref,omitempty"` // as written
+	DefaultBranch string  `json:"default_branch,omitempty"`
+
+	InstallPath string `json:"install_path,omitempty"` // relative to the environment, "" for the module dir
+	ExcludeSpec bool   `json:"exclude_spec,omitempty"`
+
+	Pos Pos `json:"pos"`
+}
+
+// ForgeSlug is the Forge's name for a module: "author-name".
+func (m Module) ForgeSlug() string { return m.Author + "-" + m.Short }
+
+// Dir is where the module is installed, relative to the environment root,
+// given the effective module dir.
+func (m Module) Dir(moduledir string) string {
+	if m.InstallPath != "" {
+		return path.Join(m.InstallPath, m.Short)
+	}
+	return path.Join(moduledir, m.Short)
+}
+
+// ReadFile parses the Puppetfile at name.
+func ReadFile(name string) (*Puppetfile, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading Puppetfile: %w", err)
+	}
+	return Parse(name, b)
+}
+
+// Parse parses a Puppetfile. name is used in error positions.
+//
+// It accepts the Ruby subset that r10k's Puppetfile DSL is written in:
+// forge, moduledir and mod calls with or without parentheses, string and
+// symbol values, `:key => value` and `key: value` hashes, comments and
+// line continuations. Anything else (variables, loops, interpolation) is
+// an error: imagebake does not evaluate Ruby, and guessing would pin the
+// wrong code. Unknown option keys, conflicting refs and duplicate modules
+// are errors too, where r10k only warns.
+func Parse(name string, src []byte) (*Puppetfile, error) {
+	sum := sha256.Sum256(src)
+	pf := &Puppetfile{Path: name, SHA256: hex.EncodeToString(sum[:])}
+	if !isValidUTF8(src) {
+		return nil, &Error{Pos: Pos{File: name, Line: 1, Col: 1}, Msg: "Puppetfile is not valid UTF-8 text"}
+	}
+	p := &parser{lex: newLexer(name, string(src)), pf: pf, seen: map[string]Pos{}}
+	if err := p.parse(); err != nil {
+		return nil, err
+	}
+	return pf, nil
+}
+
+func isValidUTF8(b []byte) bool {
+	return strings.ToValidUTF8(string(b), "\uFFFD") == string(b) && !strings.ContainsRune(string(b), 0)
+}
+
+// value is an argument of a call.
+type value struct {
+	kind tokKind // tString, tSymbol, or tIdent for true/false/nil
+	text string
+	pos  Pos
+}
+
+func (v value) describe() string {
+	switch v.kind {
+	case tString:
+		return fmt.Sprintf("string %q", v.text)
+	case tSymbol:
+		return ":" + v.text
+	default:
+		return v.text
+	}
+}
+
+type option struct {
+	key    string
+	keyPos Pos
+	val    value
+}
+
+type call struct {
+	name string
+	pos  Pos
+	args []value
+	opts []option
+}
+
+type parser struct {
+	lex  *lexer
+	tok  token
+	pf   *Puppetfile
+	seen map[string]Pos // short name -> declaration
+}
+
+func (p *parser) advance() error {
+	t, err := p.lex.next()
+	if err != nil {
+		return err
+	}
+	p.tok = t
+	return nil
+}
+
+func (p *parser) errorf(pos Pos, format string, args ...any) error {
+	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) parse() error {
+	if err := p.advance(); err != nil {
+		return err
+	}
+	for {
+		switch p.tok.kind {
+		case tEOF:
+			return nil
+		case tNewline:
+			if err := p.advance(); err != nil {
+				return err
+			}
+			continue
+		case tIdent:
+			switch p.tok.val {
+			case "mod", "forge", "moduledir":
+				c, err := p.call()
+				if err != nil {
+					return err
+				}
+				if err := p.apply(c); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		return p.unsupported()
+	}
+}
+
+// unsupported reports a statement that is not one of the DSL's calls.
+func (p *parser) unsupported() error {
+	t := p.tok
+	what := t.val
+	if t.kind == tString {
+		what = fmt.Sprintf("%q", t.val)
+	} else if t.kind != tIdent && t.kind != tOther {
+		what = t.kind.String()
+	}
+	hint := "only forge, moduledir and mod calls are supported"
+	switch t.val {
+	case "if", "unless", "case", "while", "until", "for", "each", "begin", "def", "do", "[", "{":
+		hint = "conditionals, loops and blocks are Ruby that imagebake does not evaluate; write each mod out"
+	case "=":
+		hint = "variables are Ruby that imagebake does not evaluate; write the value out"
+	default:
+		if t.kind == tIdent {
+			// `name = value` and `name.method` are the usual shapes.
+			hint = fmt.Sprintf("%q is not a Puppetfile method: only forge, moduledir and mod are supported (variables, loops and other Ruby are not evaluated)", t.val)
+		}
+	}
+	return p.errorf(t.pos, "unexpected %s: %s", what, hint)
+}
+
+// call parses `name args` or `name(args)` up to the end of the statement.
+func (p *parser) call() (*call, error) {
+	c := &call{name: p.tok.val, pos: p.tok.pos}
+	if err := p.advance(); err != nil {
+		return nil, err
+	}
+	paren := false
+	if p.tok.kind == tLParen {
+		paren = true
+		if err := p.advance(); err != nil {
+			return nil, err
+		}
+	}
+	needArg := false // after a comma, an argument must follow
+	for {
+		if paren {
+			for p.tok.kind == tNewline {
+				if err := p.advance(); err != nil {
+					return nil, err
+				}
+			}
+			if p.tok.kind == tRParen {
+				if err := p.advance(); err != nil {
+					return nil, err
+				}
+				break // a trailing comma before ')' is fine
+			}
+			if p.tok.kind == tEOF {
+				return nil, p.errorf(c.pos, "%s( is never closed by ')'", c.name)
+			}
+		} else if !needArg && (p.tok.kind == tNewline || p.tok.kind == tEOF) {
+			break
+		}
+		if err := p.argument(c); err != nil {
+			return nil, err
+		}
+		// after an argument: ',' or the end
+		switch p.tok.kind {
+		case tComma:
+			if err := p.advance(); err != nil {
+				return nil, err
+			}
+			// newlines after a comma continue the statement
+			for p.tok.kind == tNewline {
+				if err := p.advance(); err != nil {
+					return nil, err
+				}
+			}
+			if !paren && p.tok.kind == tIdent && (p.tok.val == "mod" || p.tok.val == "forge" || p.tok.val == "moduledir") {
+				return nil, p.errorf(p.tok.pos, "trailing comma: Ruby would pass this %s call as an argument of the %s on line %d; remove the comma", p.tok.val, c.name, c.pos.Line)
+			}
+			if !paren && p.tok.kind == tEOF {
+				return nil, p.errorf(p.tok.pos, "trailing comma at end of file: the %s call on line %d is incomplete", c.name, c.pos.Line)
+			}
+			needArg = true
+		case tRParen:
+			if !paren {
+				return nil, p.errorf(p.tok.pos, "unexpected ')' with no matching '('")
+			}
+			needArg = false
+		case tNewline, tEOF:
+			if paren {
+				if p.tok.kind == tEOF {
+					return nil, p.errorf(c.pos, "%s( is never closed by ')'", c.name)
+				}
+				continue
+			}
+			needArg = false
+		default:
+			return nil, p.errorf(p.tok.pos, "unexpected %s after an argument of %s: expected ',' or the end of the line", describeTok(p.tok), c.name)
+		}
+	}
+	if !paren {
+		return c, nil
+	}
+	if p.tok.kind != tNewline && p.tok.kind != tEOF {
+		return nil, p.errorf(p.tok.pos, "unexpected %s after %s(...): expected the end of the line", describeTok(p.tok), c.name)
+	}
+	return c, nil
+}
+
+func describeTok(t token) string {
+	switch t.kind {
+	case tString:
+		return fmt.Sprintf("string %q", t.val)
+	case tIdent, tOther:
+		return fmt.Sprintf("%q", t.val)
+	case tSymbol:
+		return ":" + t.val
+	case tLabel:
+		return t.val + ":"
+	}
+	return t.kind.String()
+}
+
+// argument parses one positional value or one hash pair.
+func (p *parser) argument(c *call) error {
+	t := p.tok
+	switch t.kind {
+	case tLabel:
+		if err := p.advance(); err != nil {
+			return err
+		}
+		v, err := p.value(c)
+		if err != nil {
+			return err
+		}
+		c.opts = append(c.opts, option{key: t.val, keyPos: t.pos, val: v})
+		return nil
+	case tSymbol, tString:
+		if err := p.advance(); err != nil {
+			return err
+		}
+		if p.tok.kind == tRocket {
+			if err := p.advance(); err != nil {
+				return err
+			}
+			v, err := p.value(c)
+			if err != nil {
+				return err
+			}
+			c.opts = append(c.opts, option{key: t.val, keyPos: t.pos, val: v})
+			return nil
+		}
+		if len(c.opts) > 0 {
+			return p.errorf(t.pos, "positional argument %s after options; Ruby does not allow it", describeTok(t))
+		}
+		c.args = append(c.args, value{kind: t.kind, text: t.val, pos: t.pos})
+		return nil
+	case tIdent:
+		if t.val == "true" || t.val == "false" || t.val == "nil" {
+			if err := p.advance(); err != nil {
+				return err
+			}
+			c.args = append(c.args, value{kind: tIdent, text: t.val, pos: t.pos})
+			return nil
+		}
+	}
+	return p.errorf(t.pos, "unexpected %s in the arguments of %s: only strings, symbols, true and false are supported", describeTok(t), c.name)
+}
+
+func (p *parser) value(c *call) (value, error) {
+	t := p.tok
+	switch t.kind {
+	case tString, tSymbol:
+	case tIdent:
+		if t.val != "true" && t.val != "false" && t.val != "nil" {
+			return value{}, p.errorf(t.pos, "unexpected %s as an option value of %s: variables and method calls are Ruby that imagebake does not evaluate", describeTok(t), c.name)
+		}
+	default:
+		return value{}, p.errorf(t.pos, "unexpected %s: expected an option value (a string, a symbol, true or false)", describeTok(t))
+	}
+	if err := p.advance(); err != nil {
+		return value{}, err
+	}
+	return value{kind: t.kind, text: t.val, pos: t.pos}, nil
+}
+
+func (p *parser) apply(c *call) error {
+	switch c.name {
+	case "forge", "moduledir":
+		if len(c.opts) > 0 {
+			return p.errorf(c.opts[0].keyPos, "%s takes one string, not options", c.name)
+		}
+		if len(c.args) != 1 || c.args[0].kind != tString {
+			return p.errorf(c.pos, "%s takes exactly one string argument", c.name)
+		}
+		v := c.args[0].text
+		if c.name == "forge" {
+			if p.pf.Forge != "" {
+				return p.errorf(c.pos, "forge is set twice")
+			}
+			if v == "" {
+				return p.errorf(c.args[0].pos, "forge URL is empty")
+			}
+			p.pf.Forge = v
+			return nil
+		}
+		if p.pf.Moduledir != "" {
+			return p.errorf(c.pos, "moduledir is set twice")
+		}
+		if err := checkLocalPath(v); err != nil {
+			return p.errorf(c.args[0].pos, "moduledir %q %v", v, err)
+		}
+		p.pf.Moduledir = path.Clean(v)
+		return nil
+	}
+	m, err := module(c)
+	if err != nil {
+		return err
+	}
+	if first, ok := p.seen[m.Short]; ok {
+		return &Error{Pos: m.Pos, Module: m.Name, Msg: fmt.Sprintf("declared twice: %s (line %d) installs to the same directory %q; r10k compares modules by short name", first, first.Line, m.Short)}
+	}
+	p.seen[m.Short] = m.Pos
+	p.pf.Modules = append(p.pf.Modules, m)
+	return nil
+}
+
+var nameRE = regexp.MustCompile(`^(?:([A-Za-z0-9_]+)[/-])?([a-z][a-z0-9_]*)$`)
+
+var commitRE = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
+
+var knownKeys = map[string]bool{
+	"git": true, "tag": true, "commit": true, "branch": true, "ref": true,
+	"default_branch": true, "install_path": true, "exclude_spec": true,
+	"local": true, "type": true, "source": true, "version": true,
+}
+
+// module turns a mod call into a Module, checking every rule.
+func module(c *call) (Module, error) {
+	if len(c.args) == 0 || c.args[0].kind != tString {
+		return Module{}, &Error{Pos: c.pos, Msg: "mod needs a module name string first"}
+	}
+	m := Module{Name: c.args[0].text, Pos: c.args[0].pos}
+	bad := func(pos Pos, format string, args ...any) error {
+		return &Error{Pos: pos, Module: m.Name, Msg: fmt.Sprintf(format, args...)}
+	}
+	sub := nameRE.FindStringSubmatch(m.Name)
+	if sub == nil {
+		return m, bad(m.Pos, "not a module name: want author/name, author-name or name, lower-case name of letters, digits and _")
+	}
+	m.Author, m.Short = sub[1], sub[2]
+
+	opts := map[string]option{}
+	for _, o := range c.opts {
+		if !knownKeys[o.key] {
+			return m, bad(o.keyPos, "unknown option %q (known: default_branch, branch, commit, exclude_spec, git, install_path, local, ref, source, tag, type, version)", o.key)
+		}
+		if prev, ok := opts[o.key]; ok {
+			return m, bad(o.keyPos, "option %q given twice (first at %d:%d)", o.key, prev.keyPos.Line, prev.keyPos.Col)
+		}
+		opts[o.key] = o
+	}
+	str := func(key string) (string, bool, error) {
+		o, ok := opts[key]
+		if !ok {
+			return "", false, nil
+		}
+		if o.val.kind != tString {
+			return "", true, bad(o.val.pos, "option %q wants a string, got %s", key, o.val.describe())
+		}
+		if o.val.text == "" {
+			return "", true, bad(o.val.pos, "option %q is empty", key)
+		}
+		return o.val.text, true, nil
+	}
+	boolean := func(key string) (bool, error) {
+		o, ok := opts[key]
+		if !ok {
+			return false, nil
+		}
+		if o.val.kind != tIdent || o.val.text == "nil" {
+			return false, bad(o.val.pos, "option %q wants true or false, got %s", key, o.val.describe())
+		}
+		return o.val.text == "true", nil
+	}
+
+	var err error
+	if m.ExcludeSpec, err = boolean("exclude_spec"); err != nil {
+		return m, err
+	}
+	if ip, ok, err := str("install_path"); err != nil {
+		return m, err
+	} else if ok {
+		if err := checkLocalPath(ip); err != nil {
+			return m, bad(opts["install_path"].val.pos, "install_path %q %v", ip, err)
+		}
+		m.InstallPath = path.Clean(ip)
+	}
+
+	// The r10k "type:/source:/version:" form is rewritten to the classic one.
+	typ, hasType, err := str("type")
+	if err != nil {
+		return m, err
+	}
+	if hasType {
+		switch typ {
+		case "git":
+			if _, ok := opts["git"]; ok {
+				return m, bad(opts["git"].keyPos, "both type: 'git' with source: and :git given; use one form")
+			}
+			src, ok, err := str("source")
+			if err != nil {
+				return m, err
+			}
+			if !ok {
+				return m, bad(opts["type"].keyPos, "type: 'git' needs source: with the repository URL")
+			}
+			opts["git"] = option{key: "git", keyPos: opts["source"].keyPos, val: value{kind: tString, text: src, pos: opts["source"].val.pos}}
+			if v, ok := opts["version"]; ok {
+				for _, k := range []string{"tag", "commit", "branch", "ref"} {
+					if o, dup := opts[k]; dup {
+						return m, bad(o.keyPos, "conflicting refs: version: (%d:%d) and %s: both name what to check out; keep one", v.keyPos.Line, v.keyPos.Col, k)
+					}
+				}
+				opts["ref"] = v
+				delete(opts, "version")
+			}
+			delete(opts, "source")
+		case "forge":
+			for _, k := range []string{"git", "tag", "commit", "branch", "ref", "default_branch"} {
+				if o, ok := opts[k]; ok {
+					return m, bad(o.keyPos, "option %q is for git modules, but type: is 'forge'", k)
+				}
+			}
+			if o, ok := opts["source"]; ok {
+				return m, bad(o.keyPos, "source: is not an option of a Forge module; set the Forge URL with the forge line")
+			}
+		default:
+			return m, bad(opts["type"].val.pos, "unknown module type %q (known: git, forge)", typ)
+		}
+		delete(opts, "type")
+	} else if o, ok := opts["source"]; ok {
+		return m, bad(o.keyPos, "source: needs type: 'git'")
+	}
+
+	if local, err := boolean("local"); err != nil {
+		return m, err
+	} else if local {
+		m.Kind = Local
+		for _, k := range []string{"git", "tag", "commit", "branch", "ref", "version", "default_branch"} {
+			if o, ok := opts[k]; ok {
+				return m, bad(o.keyPos, "option %q makes no sense with :local => true", k)
+			}
+		}
+		if len(c.args) > 1 {
+			return m, bad(c.args[1].pos, "a version makes no sense with :local => true")
+		}
+		return m, nil
+	}
+
+	refKeys := []string{}
+	for _, k := range []string{"tag", "commit", "branch", "ref"} {
+		if _, ok := opts[k]; ok {
+			refKeys = append(refKeys, k)
+		}
+	}
+	if _, isGit := opts["git"]; isGit || len(refKeys) > 0 {
+		return gitModule(m, c, opts, refKeys, str, bad)
+	}
+	if o, ok := opts["default_branch"]; ok {
+		return m, bad(o.keyPos, ":default_branch is an option of git modules, and :git is missing")
+	}
+	return forgeModule(m, c, opts, bad)
+}
+
+type strFn func(string) (string, bool, error)
+type badFn func(Pos, string, ...any) error
+
+func gitModule(m Module, c *call, opts map[string]option, refKeys []string, str strFn, bad badFn) (Module, error) {
+	m.Kind = Git
+	src, ok, err := str("git")
+	if err != nil {
+		return m, err
+	}
+	if !ok {
+		return m, bad(opts[refKeys[0]].keyPos, ":%s given but :git is missing: name the repository URL with :git", refKeys[0])
+	}
+	m.Source = src
+	if len(c.args) > 1 {
+		return m, bad(c.args[1].pos, "a git module takes its version from :tag, :commit, :branch or :ref, not a second argument")
+	}
+	if o, ok := opts["version"]; ok {
+		return m, bad(o.keyPos, "version: belongs to type: 'git' with source: or to Forge modules; use :tag, :commit, :branch or :ref with :git")
+	}
+	switch len(refKeys) {
+	case 0:
+		return m, bad(opts["git"].keyPos, "no ref: add exactly one of :tag, :commit, :branch or :ref (a golden image cannot take whatever the default branch holds)")
+	case 1:
+	default:
+		a, b := opts[refKeys[0]], opts[refKeys[1]]
+		return m, bad(b.keyPos, "conflicting refs: :%s (%d:%d) and :%s (%d:%d); keep exactly one", refKeys[0], a.keyPos.Line, a.keyPos.Col, refKeys[1], b.keyPos.Line, b.keyPos.Col)
+	}
+	k := refKeys[0]
+	o := opts[k]
+	m.RefType = RefType(k)
+	switch {
+	case o.val.kind == tString && o.val.text != "":
+		m.Ref = o.val.text
+	case k == "branch" && o.val.kind == tSymbol && o.val.text == "control_branch":
+		m.Ref = ControlBranch
+	default:
+		return m, bad(o.val.pos, "option %q wants a string, got %s", k, o.val.describe())
+	}
+	if m.RefType == Commit && !commitRE.MatchString(m.Ref) {
+		return m, bad(o.val.pos, ":commit %q is not a commit SHA (7 to 40 lower-case hex digits); use :tag or :branch for names", m.Ref)
+	}
+	if db, ok, err := str("default_branch"); err != nil {
+		return m, err
+	} else if ok {
+		m.DefaultBranch = db
+	}
+	return m, nil
+}
+
+func forgeModule(m Module, c *call, opts map[string]option, bad badFn) (Module, error) {
+	m.Kind = Forge
+	if m.Author == "" {
+		return m, bad(m.Pos, "a Forge module needs its author: write author/%s or author-%s (or give :git for a git module)", m.Short, m.Short)
+	}
+	var ver value
+	switch len(c.args) {
+	case 1:
+	case 2:
+		ver = c.args[1]
+	default:
+		return m, bad(c.args[2].pos, "too many arguments: a Forge module takes a name and a version")
+	}
+	if o, ok := opts["version"]; ok {
+		if ver.kind != tEOF {
+			return m, bad(o.keyPos, "version given twice: as the second argument and as version:")
+		}
+		ver = o.val
+	}
+	switch {
+	case ver.kind == tEOF: // none: newest at lock time
+	case ver.kind == tSymbol && ver.text == "latest":
+	case ver.kind == tString:
+		if !exactVersion(ver.text) {
+			return m, bad(ver.pos, "Forge version %q is not an exact version X.Y.Z; ranges are not pinned, use :latest to take the newest at lock time", ver.text)
+		}
+		m.Version = ver.text
+	default:
+		return m, bad(ver.pos, "Forge version wants a string like '9.6.0' or :latest, got %s", ver.describe())
+	}
+	return m, nil
+}
+
+var exactRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$`)
+
+func exactVersion(s string) bool { return exactRE.MatchString(s) }
+
+// checkLocalPath refuses a path that would leave the environment.
+func checkLocalPath(p string) error {
+	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, "~") {
+		return errors.New("is absolute: it must stay inside the environment")
+	}
+	c := path.Clean(p)
+	if c == ".." || strings.HasPrefix(c, "../") || strings.Contains(p, "\\") {
+		return errors.New("escapes the environment")
+	}
+	return nil
+}

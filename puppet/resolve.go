@@ -1,0 +1,141 @@
+package puppet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/puppet/forge"
+	"github.com/imagebake/imagebake/puppet/gitcache"
+	"github.com/imagebake/imagebake/puppet/puppetfile"
+)
+
+// resolver resolves Puppetfile modules to pins.
+type resolver struct {
+	c        *config
+	pf       *puppetfile.Puppetfile
+	cache    *gitcache.Cache
+	forge    *forge.Client
+	forgeURL string
+}
+
+func newResolver(c *config, pf *puppetfile.Puppetfile) (*resolver, error) {
+	if c.cacheDir == "" {
+		return nil, errors.New("no cache directory configured")
+	}
+	gc, err := gitcache.Open(c.cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	u := c.forge(pf)
+	return &resolver{c: c, pf: pf, cache: gc, forge: forge.New(u, forge.WithHTTPClient(c.http)), forgeURL: u}, nil
+}
+
+func (r *resolver) forgeCache() string { return filepath.Join(r.c.cacheDir, "forge") }
+
+// resolve pins one module. With refresh, git remotes are always fetched;
+// without, tags and commits already in the mirror are taken from it (as
+// r10k does) and only branches are fetched.
+func (r *resolver) resolve(ctx context.Context, m puppetfile.Module, refresh bool) (lockfile.Module, error) {
+	e := entry(r.pf, m, r.forgeURL)
+	switch m.Kind {
+	case puppetfile.Local:
+		return e, nil
+	case puppetfile.Forge:
+		var rel forge.Release
+		var err error
+		if m.Version == "" {
+			rel, err = r.forge.Latest(ctx, m.ForgeSlug())
+		} else {
+			rel, err = r.forge.Release(ctx, m.ForgeSlug(), m.Version)
+		}
+		if err != nil {
+			return e, fmt.Errorf("%s: %w", m.Pos, err)
+		}
+		e.Version, e.URL, e.SHA256 = rel.Version, rel.URL, rel.SHA256
+		return e, nil
+	}
+	mir, err := r.cache.Mirror(ctx, m.Source)
+	if err != nil {
+		return e, fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
+	}
+	defer mir.Close()
+	sha, err := r.resolveGit(ctx, mir, m, refresh)
+	if err != nil {
+		return e, err
+	}
+	e.Commit = sha
+	return e, nil
+}
+
+func (r *resolver) refOf(m puppetfile.Module) (string, error) {
+	if m.Ref != puppetfile.ControlBranch {
+		return m.Ref, nil
+	}
+	switch {
+	case r.c.controlBranch != "":
+		return r.c.controlBranch, nil
+	case m.DefaultBranch != "":
+		return m.DefaultBranch, nil
+	}
+	return "", fmt.Errorf("%s: module %q: :branch => :control_branch, but no control branch is known and :default_branch is not set: %w", m.Pos, m.Name, failure.ErrUsage)
+}
+
+func (r *resolver) resolveGit(ctx context.Context, mir *gitcache.Mirror, m puppetfile.Module, refresh bool) (string, error) {
+	ref, err := r.refOf(m)
+	if err != nil {
+		return "", err
+	}
+	rt := string(m.RefType)
+	if refresh || m.RefType == puppetfile.Branch {
+		if !mir.Fetched() {
+			if err := mir.Fetch(ctx); err != nil {
+				return "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
+			}
+		}
+	} else if m.RefType == puppetfile.Ref && !r.immutableLocally(mir, ref) && !mir.Fetched() {
+		// a :ref that is not a tag or commit here may be a branch: fetch it
+		if err := mir.Fetch(ctx); err != nil {
+			return "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
+		}
+	}
+	sha, err := mir.Resolve(rt, ref)
+	if err != nil && errors.Is(err, gitcache.ErrRefNotFound) && !mir.Fetched() {
+		if ferr := mir.Fetch(ctx); ferr != nil {
+			return "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, ferr)
+		}
+		sha, err = mir.Resolve(rt, ref)
+	}
+	if err != nil && m.DefaultBranch != "" && m.RefType == puppetfile.Branch {
+		// r10k falls back to :default_branch when the branch does not exist
+		if s, derr := mir.Resolve("branch", m.DefaultBranch); derr == nil {
+			r.c.logf("module %q: branch %q not in %s, using default_branch %q\n", m.Name, ref, m.Source, m.DefaultBranch)
+			return s, nil
+		}
+	}
+	if err != nil {
+		hint := ""
+		if m.RefType == puppetfile.Tag || m.RefType == puppetfile.Ref {
+			if near := nearest(ref, mir.Tags(), 5); len(near) > 0 {
+				hint = "; nearest tags: " + strings.Join(near, ", ")
+			} else {
+				hint = "; the repository has no tags"
+			}
+		}
+		return "", fmt.Errorf("%s: module %q: %s %q: %w%s", m.Pos, m.Name, m.RefType, ref, err, hint)
+	}
+	return sha, nil
+}
+
+// immutableLocally says whether ref resolves in the mirror as a tag or a
+// full commit SHA, which r10k treats as fixed and never refetches.
+func (r *resolver) immutableLocally(mir *gitcache.Mirror, ref string) bool {
+	if _, err := mir.Resolve("tag", ref); err == nil {
+		return true
+	}
+	return len(ref) == 40 && mir.HasCommit(ref)
+}

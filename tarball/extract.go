@@ -1,0 +1,248 @@
+package tarball
+
+import (
+	"archive/tar"
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
+
+	"github.com/imagebake/imagebake/failure"
+)
+
+// ErrUnsafe marks an archive that Extract refuses: a path leaving the
+// destination, a link pointing out of it, a device, or too much content.
+var ErrUnsafe = fmt.Errorf("unsafe archive: %w", failure.ErrVerify)
+
+// ExtractOptions bound and shape an extraction.
+type ExtractOptions struct {
+	// StripComponents drops this many leading path elements (a Forge
+	// tarball's "author-name-version/" directory).
+	StripComponents int
+	// MaxBytes bounds the total size of regular files; 0 means 4 GiB.
+	MaxBytes int64
+	// MaxEntries bounds the number of entries; 0 means 1,000,000.
+	MaxEntries int
+	// Mtime, when not zero, is every entry's modification time; otherwise
+	// each keeps the archive's.
+	Mtime time.Time
+	// Skip leaves out entries (after stripping) it returns true for.
+	Skip func(name string) bool
+}
+
+// ExtractFile extracts the gzip-compressed tar at name into dst, which must
+// not exist. See Extract.
+func ExtractFile(name, dst string, o ExtractOptions) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := Extract(f, dst, o); err != nil {
+		return fmt.Errorf("extracting %s: %w", name, err)
+	}
+	return nil
+}
+
+// Extract unpacks a gzip-compressed tar stream into dst, which must not
+// exist. It writes into a temporary directory beside dst and renames it at
+// the end, so a refused or broken archive leaves nothing behind. Modes are
+// normalised (directories 0755, files 0644, or 0755 when any execute bit
+// is set). Absolute paths, "..", links pointing outside dst, hard links to
+// anything not extracted before, devices, FIFOs and archives past the
+// bounds are refused.
+func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 4 << 30
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = 1_000_000
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("%s already exists", dst)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<16))
+	if err != nil {
+		return fmt.Errorf("%w: not gzip: %v", ErrUnsafe, err)
+	}
+	tr := tar.NewReader(zr)
+	var total int64
+	var times []string // entries whose mtimes are set at the end, in order
+	var mtimes []time.Time
+	seen := map[string]bool{}
+	for n := 0; ; n++ {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%w: reading tar: %v", ErrUnsafe, err)
+		}
+		if n >= o.MaxEntries {
+			return fmt.Errorf("%w: more than %d entries", ErrUnsafe, o.MaxEntries)
+		}
+		name, ok, err := clean(h.Name, o.StripComponents)
+		if err != nil {
+			return err
+		}
+		if !ok || (o.Skip != nil && o.Skip(name)) {
+			continue
+		}
+		target := filepath.Join(tmp, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		if err := noSymlinkParents(tmp, name); err != nil {
+			return err
+		}
+		mt := h.ModTime
+		if !o.Mtime.IsZero() {
+			mt = o.Mtime
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+			if err := os.Chmod(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if total += h.Size; total > o.MaxBytes {
+				return fmt.Errorf("%w: expands past %d bytes", ErrUnsafe, o.MaxBytes)
+			}
+			mode := os.FileMode(0o644)
+			if h.Mode&0o111 != 0 {
+				mode = 0o755
+			}
+			os.Remove(target) // a later entry of the same name replaces an earlier one
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+			if err != nil {
+				return err
+			}
+			_, err = io.CopyN(f, tr, h.Size)
+			if err == nil {
+				err = f.Chmod(mode)
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("writing %s: %w", name, err)
+			}
+		case tar.TypeSymlink:
+			if escapes(name, h.Linkname) {
+				return fmt.Errorf("%w: symlink %s -> %s points outside", ErrUnsafe, name, h.Linkname)
+			}
+			os.Remove(target)
+			if err := os.Symlink(h.Linkname, target); err != nil {
+				return err
+			}
+		case tar.TypeLink:
+			ln, ok, err := clean(h.Linkname, o.StripComponents)
+			if err != nil || !ok || !seen[ln] {
+				return fmt.Errorf("%w: hard link %s -> %s points outside or at nothing extracted before it", ErrUnsafe, name, h.Linkname)
+			}
+			os.Remove(target)
+			if err := os.Link(filepath.Join(tmp, filepath.FromSlash(ln)), target); err != nil {
+				return err
+			}
+		case tar.TypeXGlobalHeader:
+			continue
+		default:
+			return fmt.Errorf("%w: %s is a %s, only files, directories and links are allowed", ErrUnsafe, name, typeName(h.Typeflag))
+		}
+		seen[name] = true
+		times = append(times, target)
+		mtimes = append(mtimes, mt)
+	}
+	// Set mtimes last, children before parents, so writing never disturbs them.
+	for i := len(times) - 1; i >= 0; i-- {
+		ts := []unix.Timespec{unix.NsecToTimespec(mtimes[i].UnixNano()), unix.NsecToTimespec(mtimes[i].UnixNano())}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, times[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeFifo:
+		return "FIFO"
+	}
+	return fmt.Sprintf("tar entry of type %q", t)
+}
+
+// clean validates an entry name and strips leading components. ok is false
+// for entries that vanish in stripping.
+func clean(name string, strip int) (string, bool, error) {
+	if strings.HasPrefix(name, "/") || strings.Contains(name, "\\") || strings.ContainsRune(name, 0) {
+		return "", false, fmt.Errorf("%w: entry %q has an absolute or unsafe path", ErrUnsafe, name)
+	}
+	for _, el := range strings.Split(name, "/") {
+		if el == ".." {
+			return "", false, fmt.Errorf("%w: entry %q climbs out with ..", ErrUnsafe, name)
+		}
+	}
+	c := path.Clean(name)
+	parts := strings.Split(c, "/")
+	if c == "." || len(parts) <= strip {
+		return "", false, nil
+	}
+	c = strings.Join(parts[strip:], "/")
+	if c == ".git" || strings.HasPrefix(c, ".git/") {
+		return "", false, nil
+	}
+	return c, true, nil
+}
+
+// escapes says whether a symlink at name with target leaves the root.
+func escapes(name, target string) bool {
+	if strings.HasPrefix(target, "/") {
+		return true
+	}
+	p := path.Join(path.Dir(name), target)
+	return p == ".." || strings.HasPrefix(p, "../")
+}
+
+// noSymlinkParents refuses writing through a symlinked directory made by an
+// earlier entry.
+func noSymlinkParents(root, name string) error {
+	dir := path.Dir(name)
+	for dir != "." && dir != "/" {
+		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(dir)))
+		if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%w: entry %s is written through the symlink %s", ErrUnsafe, name, dir)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		dir = path.Dir(dir)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+class role::base { include ntp
+ include motd
+ include profile }
