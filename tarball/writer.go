@@ -1,0 +1,181 @@
+package tarball
+
+import (
+	"archive/tar"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// Writer writes a deterministic tar stream: entries as given (callers add
+// them in lexical order; AddTree does), PAX format, uid/gid 0 and no user
+// names, modes normalised to 0755/0644 (0777 for symlinks), mtimes
+// clamped to the epoch and cut to whole seconds, no atime or ctime, and
+// only files, directories and symlinks.
+type Writer struct {
+	tw    *tar.Writer
+	epoch time.Time
+	dirs  map[string]bool
+}
+
+// NewWriter returns a Writer onto w with the given epoch.
+func NewWriter(w io.Writer, epoch time.Time) *Writer {
+	return &Writer{tw: tar.NewWriter(w), epoch: epoch.UTC().Truncate(time.Second), dirs: map[string]bool{}}
+}
+
+// Close writes the tar trailer. It does not close the underlying writer.
+func (w *Writer) Close() error { return w.tw.Close() }
+
+func (w *Writer) clamp(t time.Time) time.Time {
+	t = t.UTC().Truncate(time.Second)
+	if t.IsZero() || t.After(w.epoch) {
+		return w.epoch
+	}
+	return t
+}
+
+func (w *Writer) header(name string, typ byte, mode int64, mtime time.Time) *tar.Header {
+	return &tar.Header{Typeflag: typ, Name: name, Mode: mode, ModTime: w.clamp(mtime), Format: tar.FormatPAX}
+}
+
+// Dir adds a directory entry (and any missing parents).
+func (w *Writer) Dir(name string, mtime time.Time) error {
+	name = strings.Trim(path.Clean(name), "/")
+	if name == "." || name == "" || w.dirs[name] {
+		return nil
+	}
+	if err := w.Dir(path.Dir(name), mtime); err != nil {
+		return err
+	}
+	w.dirs[name] = true
+	return w.tw.WriteHeader(w.header(name+"/", tar.TypeDir, 0o755, mtime))
+}
+
+// File adds a regular file of size bytes read from r; exec makes it 0755.
+func (w *Writer) File(name string, exec bool, size int64, mtime time.Time, r io.Reader) error {
+	name = strings.Trim(path.Clean(name), "/")
+	if err := w.Dir(path.Dir(name), mtime); err != nil {
+		return err
+	}
+	mode := int64(0o644)
+	if exec {
+		mode = 0o755
+	}
+	h := w.header(name, tar.TypeReg, mode, mtime)
+	h.Size = size
+	if err := w.tw.WriteHeader(h); err != nil {
+		return err
+	}
+	n, err := io.Copy(w.tw, r)
+	if err != nil {
+		return fmt.Errorf("adding %s: %w", name, err)
+	}
+	if n != size {
+		return fmt.Errorf("adding %s: read %d bytes, expected %d (changed while reading?)", name, n, size)
+	}
+	return nil
+}
+
+// Symlink adds a symbolic link.
+func (w *Writer) Symlink(name, target string, mtime time.Time) error {
+	name = strings.Trim(path.Clean(name), "/")
+	if err := w.Dir(path.Dir(name), mtime); err != nil {
+		return err
+	}
+	h := w.header(name, tar.TypeSymlink, 0o777, mtime)
+	h.Linkname = target
+	return w.tw.WriteHeader(h)
+}
+
+// AddTree adds everything under root, in lexical order, under prefix
+// ("" for the top). Sockets, devices and FIFOs are refused.
+func (w *Writer) AddTree(root, prefix string) error {
+	prefix = strings.Trim(prefix, "/")
+	fi, err := os.Stat(root)
+	if err != nil {
+		return err
+	}
+	if prefix != "" {
+		if err := w.Dir(prefix, fi.ModTime()); err != nil {
+			return err
+		}
+	}
+	return w.addDir(root, prefix)
+}
+
+func (w *Writer) addDir(dir, prefix string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		name := path.Join(prefix, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch m := fi.Mode(); {
+		case m.IsDir():
+			if err := w.Dir(name, fi.ModTime()); err != nil {
+				return err
+			}
+			if err := w.addDir(p, name); err != nil {
+				return err
+			}
+		case m&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := w.Symlink(name, target, fi.ModTime()); err != nil {
+				return err
+			}
+		case m.IsRegular():
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			err = w.File(name, m.Perm()&0o111 != 0, fi.Size(), fi.ModTime(), f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s is a %v: only files, directories and symlinks go into an archive", p, m.Type())
+		}
+	}
+	return nil
+}
+
+// NewGzip returns a gzip writer with a fixed header (MTIME 0, no name) and
+// level, so the same tar gives the same bytes.
+func NewGzip(w io.Writer) *gzip.Writer {
+	zw, _ := gzip.NewWriterLevel(w, gzip.DefaultCompression)
+	zw.ModTime = time.Unix(0, 0)
+	zw.Name = ""
+	zw.OS = 255 // "unknown", whatever the host
+	return zw
+}
+
+// WriteTreeGz writes root as a gzip-compressed deterministic tar to w.
+func WriteTreeGz(w io.Writer, root, prefix string, epoch time.Time) error {
+	zw := NewGzip(w)
+	tw := NewWriter(zw, epoch)
+	if err := tw.AddTree(root, prefix); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return zw.Close()
+}
