@@ -1,0 +1,282 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"golang.org/x/sys/unix"
+
+	"github.com/imagebake/imagebake/atomicfile"
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/tarball"
+)
+
+// ErrExists marks a publish of a version that exists with other content.
+var ErrExists = fmt.Errorf("agent binaries already published with other content: %w", failure.ErrVerify)
+
+// lockTools takes the store's exclusive lock; publishers, index rebuilds
+// and syncs into one store take turns.
+func (d *DirStore) lockTools() (*os.File, error) {
+	if err := os.MkdirAll(d.Tools(), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(d.Tools(), ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (d *DirStore) indexOrEmpty(ctx context.Context) (*Index, error) {
+	ix, err := d.Index(ctx)
+	if errors.Is(err, ErrNoIndex) {
+		return &Index{Version: IndexFormat}, nil
+	}
+	return ix, err
+}
+
+func (d *DirStore) writeIndex(ix *Index) error {
+	b, err := ix.Encode()
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(d.Tools(), IndexName), b, 0o644)
+}
+
+// PublishOptions names what is published.
+type PublishOptions struct {
+	Name, Version, OS, Arch string
+	// Epoch is the archive's mtime ceiling (SOURCE_DATE_EPOCH); zero means 1970.
+	Epoch time.Time
+}
+
+// Publish packs the directory from into a deterministic tarball named by
+// the scheme and adds it to the store's index. Publishing the same content
+// again is a no-op; the same version with other content is refused.
+func Publish(ctx context.Context, d *DirStore, from string, o PublishOptions) (Entry, bool, error) {
+	e := Entry{Name: o.Name, Version: o.Version, OS: o.OS, Arch: o.Arch, SHA256: strings.Repeat("0", 64), Path: FileName(o.Name, o.Version, o.OS, o.Arch)}
+	if err := e.check(); err != nil {
+		return Entry{}, false, fmt.Errorf("%w: %v", failure.ErrUsage, err)
+	}
+	if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
+		return Entry{}, false, fmt.Errorf("%w: --from %s is not a directory", failure.ErrUsage, from)
+	}
+	lock, err := d.lockTools()
+	if err != nil {
+		return Entry{}, false, err
+	}
+	defer lock.Close()
+	tmp, err := os.CreateTemp(d.Tools(), ".publish-*")
+	if err != nil {
+		return Entry{}, false, err
+	}
+	defer os.Remove(tmp.Name())
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarball.WriteTreeGz(pw, from, "", o.Epoch)) }()
+	n, sum, err := copyHash(tmp, pr)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("packing %s: %w", from, err)
+	}
+	e.Size, e.SHA256 = n, sum
+	ix, err := d.indexOrEmpty(ctx)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	if old, ok := ix.Find(e.Name, e.Version, e.OS, e.Arch); ok {
+		if old.SHA256 == e.SHA256 {
+			return old, false, nil
+		}
+		return Entry{}, false, fmt.Errorf("%w: %s %s for %s is in %s with sha256 %s; this content has sha256 %s. Releases are immutable: publish a new version",
+			ErrExists, e.Name, e.Version, e.Platform(), d.Location(), old.SHA256, e.SHA256)
+	}
+	dst := filepath.Join(d.Tools(), e.Path)
+	if _, err := os.Stat(dst); err == nil {
+		return Entry{}, false, fmt.Errorf("%w: %s exists but is not in the index; run `imagebake agents index %s` first", ErrExists, dst, d.Root())
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return Entry{}, false, err
+	}
+	ix.Agents = append(ix.Agents, e)
+	if err := d.writeIndex(ix); err != nil {
+		return Entry{}, false, err
+	}
+	return e, true, nil
+}
+
+// Reindex regenerates the store's index from the tarballs in tools/,
+// atomically. It returns the file names it skipped (not in the scheme).
+func Reindex(ctx context.Context, d *DirStore) (*Index, []string, error) {
+	lock, err := d.lockTools()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer lock.Close()
+	ents, err := os.ReadDir(d.Tools())
+	if err != nil {
+		return nil, nil, err
+	}
+	ix := &Index{Version: IndexFormat, Agents: []Entry{}}
+	var skipped []string
+	for _, de := range ents {
+		n := de.Name()
+		if !de.Type().IsRegular() || !strings.HasSuffix(n, ".tar.gz") {
+			continue
+		}
+		name, ver, os_, arch, ok := ParseFileName(n)
+		if !ok {
+			skipped = append(skipped, n)
+			continue
+		}
+		f, err := os.Open(filepath.Join(d.Tools(), n))
+		if err != nil {
+			return nil, nil, err
+		}
+		size, sum, err := copyHash(io.Discard, f)
+		f.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		ix.Agents = append(ix.Agents, Entry{Name: name, Version: ver, OS: os_, Arch: arch, Size: size, SHA256: sum, Path: n})
+	}
+	sort.Strings(skipped)
+	if err := d.writeIndex(ix); err != nil {
+		return nil, nil, err
+	}
+	return ix, skipped, nil
+}
+
+// SyncOptions filter what Sync mirrors.
+type SyncOptions struct {
+	Name   string   // "" for every agent
+	Major  string   // "" for every version, else a major number
+	Arches []string // empty for every arch
+	// Progress, when not nil, is told of each file.
+	Progress func(e Entry, skipped bool)
+}
+
+// SyncReport says what Sync did.
+type SyncReport struct {
+	Fetched, Skipped []Entry
+	Bytes            int64
+}
+
+// Sync mirrors from into the directory store to: each selected file is
+// downloaded to a .part file (resuming one left by an interrupted run),
+// verified against the index's size and sha256, and only then renamed to
+// its final name. The destination index is written at the end, atomically.
+func Sync(ctx context.Context, from Store, to *DirStore, o SyncOptions) (*SyncReport, error) {
+	src, err := from.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var major *semver.Constraints
+	if o.Major != "" {
+		if major, err = semver.NewConstraint(o.Major + ".x-0"); err != nil {
+			return nil, fmt.Errorf("%w: --major %q: %v", failure.ErrUsage, o.Major, err)
+		}
+	}
+	archOK := map[string]bool{}
+	for _, a := range o.Arches {
+		archOK[a] = true
+	}
+	lock, err := to.lockTools()
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	dst, err := to.indexOrEmpty(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &SyncReport{}
+	for _, e := range src.Agents {
+		if (o.Name != "" && e.Name != o.Name) || (major != nil && !major.Check(e.v)) || (len(archOK) > 0 && !archOK[e.Arch]) {
+			continue
+		}
+		if old, ok := dst.Find(e.Name, e.Version, e.OS, e.Arch); ok && old.SHA256 != e.SHA256 {
+			return rep, fmt.Errorf("%w: %s %s for %s: %s has sha256 %s, %s has %s", ErrConflict, e.Name, e.Version, e.Platform(), from.Location(), e.SHA256, to.Location(), old.SHA256)
+		}
+		final := filepath.Join(to.Tools(), filepath.FromSlash(e.Path))
+		if verifyFile(final, e, final) == nil {
+			rep.Skipped = append(rep.Skipped, e)
+			if o.Progress != nil {
+				o.Progress(e, true)
+			}
+		} else {
+			if err := syncFile(ctx, from, e, final); err != nil {
+				return rep, err
+			}
+			rep.Fetched = append(rep.Fetched, e)
+			rep.Bytes += e.Size
+			if o.Progress != nil {
+				o.Progress(e, false)
+			}
+		}
+		if _, ok := dst.Find(e.Name, e.Version, e.OS, e.Arch); !ok {
+			dst.Agents = append(dst.Agents, e)
+		}
+	}
+	return rep, to.writeIndex(dst)
+}
+
+func syncFile(ctx context.Context, from Store, e Entry, final string) error {
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return err
+	}
+	part := final + ".part"
+	var offset int64
+	if fi, err := os.Stat(part); err == nil && fi.Size() < e.Size {
+		offset = fi.Size()
+	}
+	r, err := from.Open(ctx, e.Path, offset)
+	if errors.Is(err, errNoRange) {
+		offset = 0
+		r, err = from.Open(ctx, e.Path, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("agent binaries %s %s for %s: %w", e.Name, e.Version, e.Platform(), err)
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if offset > 0 {
+		flags = os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(part, flags, 0o644)
+	if err != nil {
+		r.Close()
+		return err
+	}
+	_, err = io.CopyBuffer(f, r, make([]byte, 1<<20))
+	r.Close()
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("agent binaries %s %s for %s: downloading %s/%s (rerun to resume): %w", e.Name, e.Version, e.Platform(), from.Location(), e.Path, err)
+	}
+	if err := verifyFile(part, e, from.Location()+"/"+e.Path); err != nil {
+		os.Remove(part) // a bad download is not resumed
+		return err
+	}
+	return os.Rename(part, final)
+}

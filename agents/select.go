@@ -1,0 +1,278 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/imagebake/imagebake/failure"
+)
+
+// ErrNoMatch marks a selection that nothing in the chain satisfies.
+var ErrNoMatch = fmt.Errorf("no matching agent binaries: %w", failure.ErrNotFound)
+
+// ErrConflict marks one version held with different content by two stores.
+var ErrConflict = fmt.Errorf("conflicting agent binaries: %w", failure.ErrVerify)
+
+// Query is what to select.
+type Query struct {
+	Name string
+	// Want is a major ("2", "2.x"), a major.minor ("2.4": the newest
+	// patch of 2.4), an exact version ("2.4.1"), or a Masterminds
+	// constraint ("~2.4", ">=2.1 <3").
+	Want       string
+	OS, Arch   string
+	Prerelease bool   // allow pre-releases in ranges
+	SHA256     string // with an exact version: the content a lock or manifest pinned
+}
+
+// matcher is a parsed Want.
+type matcher struct {
+	desc  string // for messages: "2.x", "2.4.x", "2.4.1", "~2.4"
+	major int64  // -1 when the constraint does not fix one
+	exact *semver.Version
+	c     *semver.Constraints
+}
+
+var (
+	majorRE = regexp.MustCompile(`^(\d+)(?:\.x)?$`)
+	minorRE = regexp.MustCompile(`^(\d+)\.(\d+)(?:\.x)?$`)
+)
+
+func parseWant(w string) (*matcher, error) {
+	w = strings.TrimSpace(w)
+	if m := majorRE.FindStringSubmatch(w); m != nil {
+		maj, _ := strconv.ParseInt(m[1], 10, 64)
+		c, _ := semver.NewConstraint(fmt.Sprintf(">=%d.0.0-0, <%d.0.0-0", maj, maj+1))
+		return &matcher{desc: m[1] + ".x", major: maj, c: c}, nil
+	}
+	if m := minorRE.FindStringSubmatch(w); m != nil {
+		maj, _ := strconv.ParseInt(m[1], 10, 64)
+		c, _ := semver.NewConstraint(fmt.Sprintf(">=%s.%s.0-0, <%s.%d.0-0", m[1], m[2], m[1], atoi(m[2])+1))
+		return &matcher{desc: m[1] + "." + m[2] + ".x", major: maj, c: c}, nil
+	}
+	if v, err := semver.StrictNewVersion(w); err == nil {
+		return &matcher{desc: w, major: int64(v.Major()), exact: v}, nil
+	}
+	c, err := semver.NewConstraint(w)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q is not a major, major.minor, exact version or semver constraint: %v", failure.ErrUsage, w, err)
+	}
+	return &matcher{desc: w, major: -1, c: c}, nil
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func (m *matcher) ok(v *semver.Version, pre bool) bool {
+	if m.exact != nil {
+		return v.Equal(m.exact) && v.Prerelease() == m.exact.Prerelease()
+	}
+	if v.Prerelease() != "" && !pre {
+		return false
+	}
+	return m.c.Check(v)
+}
+
+// Chain is an ordered list of stores whose indexes are read once.
+type Chain struct {
+	Stores []Store
+	once   sync.Once
+	ixs    []*Index
+	errs   []error
+}
+
+// NewChain returns the chain of stores, searched in order.
+func NewChain(stores ...Store) *Chain { return &Chain{Stores: stores} }
+
+// load reads every store's index, concurrently, once.
+func (c *Chain) load(ctx context.Context) {
+	c.once.Do(func() {
+		c.ixs = make([]*Index, len(c.Stores))
+		c.errs = make([]error, len(c.Stores))
+		var wg sync.WaitGroup
+		for i, s := range c.Stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.ixs[i], c.errs[i] = s.Index(ctx)
+			}()
+		}
+		wg.Wait()
+	})
+}
+
+// Indexes returns each store's index (nil where it had none) and error.
+func (c *Chain) Indexes(ctx context.Context) ([]*Index, []error) {
+	c.load(ctx)
+	return c.ixs, c.errs
+}
+
+// Selection is the chosen agent binaries for one platform.
+type Selection struct {
+	Entry
+	Store Store `json:"-"`
+	// Source is the store's location, and URL the file's.
+	Source string `json:"store"`
+	URL    string `json:"url"`
+}
+
+// Select returns the largest version matching q over the whole chain.
+// A store without an index is skipped but named if nothing matches; a
+// store that fails otherwise fails the selection.
+func (c *Chain) Select(ctx context.Context, q Query) (Selection, error) {
+	m, err := parseWant(q.Want)
+	if err != nil {
+		return Selection{}, err
+	}
+	c.load(ctx)
+	for i, e := range c.errs {
+		if e != nil && !errors.Is(e, ErrNoIndex) {
+			return Selection{}, fmt.Errorf("agent binaries %s %s for %s/%s: reading %s: %w", q.Name, m.desc, q.OS, q.Arch, c.Stores[i].Location(), e)
+		}
+	}
+	var best *Selection
+	for i, ix := range c.ixs {
+		if ix == nil {
+			continue
+		}
+		for _, e := range ix.Agents {
+			if e.Name != q.Name || e.OS != q.OS || e.Arch != q.Arch || !m.ok(e.v, q.Prerelease) {
+				continue
+			}
+			if best == nil || e.v.GreaterThan(best.v) {
+				best = &Selection{Entry: e, Store: c.Stores[i]}
+			} else if e.v.Equal(best.v) && e.SHA256 != best.SHA256 {
+				return Selection{}, fmt.Errorf("%w: %s %s for %s: %s has sha256 %s, %s has sha256 %s; one of them is wrong",
+					ErrConflict, q.Name, e.Version, e.Platform(), best.Store.Location(), best.SHA256, c.Stores[i].Location(), e.SHA256)
+			}
+		}
+	}
+	if best == nil {
+		return Selection{}, c.miss(q, m)
+	}
+	if q.SHA256 != "" && best.SHA256 != q.SHA256 {
+		return Selection{}, fmt.Errorf("%w: %s %s for %s at %s has sha256 %s, pinned %s", ErrConflict, q.Name, best.Version, best.Platform(), best.Store.Location(), best.SHA256, q.SHA256)
+	}
+	best.Source = best.Store.Location()
+	best.URL = best.Source + "/" + best.Path
+	return *best, nil
+}
+
+// SelectArches selects for each arch; every miss is reported, not just the first.
+func (c *Chain) SelectArches(ctx context.Context, q Query, arches []string) ([]Selection, error) {
+	var out []Selection
+	var errs []error
+	for _, a := range arches {
+		qa := q
+		qa.Arch = a
+		s, err := c.Select(ctx, qa)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, s)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// miss builds the error for a selection that found nothing: every store
+// searched, what it holds, and the nearest candidates.
+func (c *Chain) miss(q Query, m *matcher) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "no agent binaries for %s %s on %s/%s", q.Name, m.desc, q.OS, q.Arch)
+	if len(c.Stores) == 0 {
+		b.WriteString("\n  searched: no stores configured (use --store)")
+		return &MissError{Msg: b.String()}
+	}
+	type cand struct {
+		e   Entry
+		why string
+		rank int
+	}
+	var cands []cand
+	for i, s := range c.Stores {
+		label := "searched: "
+		if i > 0 {
+			label = "          "
+		}
+		b.WriteString("\n  " + label + s.Location() + " (")
+		if c.ixs[i] == nil {
+			b.WriteString("no " + IndexName + ")")
+			continue
+		}
+		byPlat := map[string][]string{}
+		n := 0
+		for _, e := range c.ixs[i].Agents {
+			if e.Name != q.Name {
+				continue
+			}
+			n++
+			byPlat[e.Platform()] = append(byPlat[e.Platform()], e.Version)
+			switch {
+			case e.OS != q.OS:
+				cands = append(cands, cand{e, "other OS", 3})
+			case e.Arch != q.Arch:
+				cands = append(cands, cand{e, "other arch", 1})
+			case m.major >= 0 && int64(e.v.Major()) != m.major:
+				cands = append(cands, cand{e, "other major", 2})
+			case e.v.Prerelease() != "" && !q.Prerelease:
+				cands = append(cands, cand{e, "pre-release; use --prerelease", 0})
+			default:
+				cands = append(cands, cand{e, "outside " + m.desc, 2})
+			}
+		}
+		if n == 0 {
+			fmt.Fprintf(&b, "%d entries, none for %s)", len(c.ixs[i].Agents), q.Name)
+			continue
+		}
+		plats := make([]string, 0, len(byPlat))
+		for p := range byPlat {
+			plats = append(plats, p)
+		}
+		sort.Strings(plats)
+		var parts []string
+		for _, p := range plats {
+			parts = append(parts, strings.Join(byPlat[p], ", ")+" for "+p)
+		}
+		fmt.Fprintf(&b, "index has %s)", strings.Join(parts, "; "))
+	}
+	if len(cands) > 0 {
+		// nearest: per reason, the largest version; reasons ordered by rank
+		sort.SliceStable(cands, func(i, j int) bool {
+			if cands[i].rank != cands[j].rank {
+				return cands[i].rank < cands[j].rank
+			}
+			return cands[i].e.v.GreaterThan(cands[j].e.v)
+		})
+		seen := map[string]bool{}
+		var near []string
+		for _, cd := range cands {
+			if seen[cd.why] || len(near) == 3 {
+				continue
+			}
+			seen[cd.why] = true
+			near = append(near, fmt.Sprintf("%s (%s)", strings.TrimSuffix(FileName(cd.e.Name, cd.e.Version, cd.e.OS, cd.e.Arch), ".tar.gz"), cd.why))
+		}
+		b.WriteString("\n  nearest:  " + strings.Join(near, ", "))
+	}
+	return &MissError{Msg: b.String()}
+}
+
+// MissError is a selection that found nothing; its message names every
+// store searched and the nearest candidates.
+type MissError struct{ Msg string }
+
+func (e *MissError) Error() string { return e.Msg }
+
+// Unwrap makes a miss ErrNoMatch (and so not found).
+func (e *MissError) Unwrap() error { return ErrNoMatch }
