@@ -325,7 +325,8 @@ func TestParseFileName(t *testing.T) {
 func TestParseIndexRejects(t *testing.T) {
 	for _, src := range []string{
 		`{"version":2,"agents":[]}`,
-		`{"version":1,"agents":[],"extra":1}`,
+		`{"version":1,"agents":[{"name":"A","version":"1.0.0","os":"linux","arch":"amd64","size":1,"sha256":"` + strings.Repeat("a", 64) + `","path":"a.tar.gz"}]}`,
+		`{"version":1,"agents":[]} trailing`,
 		`{"version":1,"agents":[{"name":"a","version":"1.0","os":"linux","arch":"amd64","size":1,"sha256":"` + strings.Repeat("a", 64) + `","path":"a.tar.gz"}]}`,
 		`{"version":1,"agents":[{"name":"a","version":"1.0.0","os":"linux","arch":"amd64","size":1,"sha256":"` + strings.Repeat("a", 64) + `","path":"../a.tar.gz"}]}`,
 	} {

@@ -195,8 +195,8 @@ func (c *Chain) miss(q Query, m *matcher) error {
 		return &MissError{Msg: b.String()}
 	}
 	type cand struct {
-		e   Entry
-		why string
+		e    Entry
+		why  string
 		rank int
 	}
 	var cands []cand
