@@ -6,12 +6,12 @@ set -euo pipefail
 BIN=$(readlink -f "${1:?usage: agents-sync.sh BIN [MiB] [RUNS]}")
 MIB=${2:-1024}; RUNS=${3:-3}
 command -v curl >/dev/null || { echo "curl not installed" >&2; exit 2; }
-W=$(mktemp -d); trap 'kill $SRV 2>/dev/null; rm -rf "$W"' EXIT
+SRV=""; W=$(mktemp -d); trap '[ -n "$SRV" ] && kill $SRV 2>/dev/null; rm -rf "$W"' EXIT
 mkdir -p "$W/pub/tools"
 per=$((MIB / 8))
 for i in $(seq 1 8); do head -c "${per}M" /dev/urandom >"$W/pub/tools/benchagent-1.0.$i-amd64.tar.gz"; done
 "$BIN" agents index "$W/pub" -q
-go build -o "$W/serve" "$(dirname "$0")/serve"
+(cd "$(dirname "$0")/.." && go build -o "$W/serve" ./bench/serve)
 "$W/serve" -dir "$W/pub" -for 30m >"$W/url" & SRV=$!
 for _ in $(seq 50); do [ -s "$W/url" ] && break; sleep 0.1; done
 URL=$(cat "$W/url")

@@ -61,11 +61,13 @@ func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, 
 	if err := os.MkdirAll(moddir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating module dir: %w", err)
 	}
-	st, err := openState(c.cacheDir, moddir)
-	if err != nil {
-		return nil, err
+	st := &state{Dirs: map[string]stateEntry{}}
+	if !c.noState {
+		if st, err = openState(c.cacheDir, moddir); err != nil {
+			return nil, err
+		}
+		defer st.close()
 	}
-	defer st.close()
 
 	rep := &Report{}
 	pins := make([]lockfile.Module, len(pf.Modules))
@@ -296,6 +298,9 @@ func openState(cacheDir, moddir string) (*state, error) {
 }
 
 func (s *state) unchanged(dir, pin string) bool {
+	if s.file == "" {
+		return false
+	}
 	s.mu.Lock()
 	e, ok := s.Dirs[dir]
 	s.mu.Unlock()
@@ -307,6 +312,9 @@ func (s *state) unchanged(dir, pin string) bool {
 }
 
 func (s *state) record(dir, pin string) {
+	if s.file == "" {
+		return
+	}
 	fp, err := fingerprint(dir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -324,6 +332,9 @@ func (s *state) forget(dir string) {
 }
 
 func (s *state) save() error {
+	if s.file == "" {
+		return nil
+	}
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(s); err != nil {
 		return err

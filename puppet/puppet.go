@@ -43,6 +43,7 @@ type config struct {
 	log           io.Writer
 	epoch         time.Time
 	controlBranch string
+	noState       bool
 }
 
 // Option configures Lock, Install and Verify.
@@ -70,6 +71,10 @@ func WithEpoch(t time.Time) Option { return func(c *config) { c.epoch = t } }
 // WithControlBranch names the control repo branch that
 // `:branch => :control_branch` means.
 func WithControlBranch(b string) Option { return func(c *config) { c.controlBranch = b } }
+
+// WithoutInstallState makes Install write every module and remember
+// nothing: for a one-shot module dir such as a bake's staging tree.
+func WithoutInstallState() Option { return func(c *config) { c.noState = true } }
 
 func newConfig(opts []Option) *config {
 	c := &config{jobs: 4 * runtime.NumCPU(), http: http.DefaultClient, log: io.Discard}

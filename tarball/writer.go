@@ -179,3 +179,35 @@ func WriteTreeGz(w io.Writer, root, prefix string, epoch time.Time) error {
 	}
 	return zw.Close()
 }
+
+// Raw adds an entry from another archive, keeping its type, mode and
+// numeric owner (a base root file system needs its setuid bits and its
+// service users) but dropping user names, atime, ctime and extended
+// records, and clamping the mtime. Devices, FIFOs and hard links are
+// refused: callers turn hard links into files.
+func (w *Writer) Raw(h *tar.Header, r io.Reader) error {
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink:
+	default:
+		return fmt.Errorf("%s: tar entry type %q is not allowed in an image", h.Name, h.Typeflag)
+	}
+	name := strings.Trim(path.Clean(h.Name), "/")
+	if h.Typeflag == tar.TypeDir {
+		w.dirs[name] = true
+		name += "/"
+	}
+	out := &tar.Header{Typeflag: h.Typeflag, Name: name, Linkname: h.Linkname, Size: h.Size,
+		Mode: h.Mode & 0o7777, Uid: h.Uid, Gid: h.Gid, ModTime: w.clamp(h.ModTime), Format: tar.FormatPAX}
+	if h.Typeflag != tar.TypeReg {
+		out.Size = 0
+	}
+	if err := w.tw.WriteHeader(out); err != nil {
+		return err
+	}
+	if h.Typeflag == tar.TypeReg && h.Size > 0 {
+		if _, err := io.CopyN(w.tw, r, h.Size); err != nil {
+			return fmt.Errorf("adding %s: %w", name, err)
+		}
+	}
+	return nil
+}

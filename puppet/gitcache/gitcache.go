@@ -337,3 +337,24 @@ func (m *Mirror) Tree(sha string) (*object.Tree, error) {
 	}
 	return t, nil
 }
+
+// ReadFile returns the content of file name (a slash path) at commit sha;
+// ok is false when the commit has no such file.
+func (m *Mirror) ReadFile(sha, name string) ([]byte, bool, error) {
+	t, err := m.Tree(sha)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := t.File(name)
+	if errors.Is(err, object.ErrFileNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s at %s in %s: %w", name, sha, m.URL, err)
+	}
+	s, err := f.Contents()
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s at %s in %s: %w", name, sha, m.URL, err)
+	}
+	return []byte(s), true, nil
+}

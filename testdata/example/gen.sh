@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# gen.sh ROOT — generate the embedded example: three module repositories
-# (tags, a branch, an annotated tag) and a control repo tagged v1.0.0 whose
-# Puppetfile pins them, all as local git repositories under ROOT. Commit
-# dates are fixed, so the SHAs are the same on every run.
+# gen.sh ROOT — generate the embedded example under ROOT: three module
+# repositories (tags, a branch, an annotated tag), a small base root file
+# system (base/rootfs.tar.gz), and a control repo tagged v1.0.0 whose
+# Puppetfile pins the modules and whose imagebake.toml pins the base. Commit
+# dates are fixed, so the SHAs are the same on every run in the same ROOT.
+# Prints the control repo's path.
 set -euo pipefail
 ROOT=$(mkdir -p "${1:?usage: gen.sh ROOT}" && cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$ROOT/remotes" "$ROOT/control" "$ROOT/src"
-mkdir -p "$ROOT/remotes" "$ROOT/src"
+rm -rf "$ROOT/remotes" "$ROOT/control" "$ROOT/src" "$ROOT/base"
+mkdir -p "$ROOT/remotes" "$ROOT/src" "$ROOT/base/rootfs/etc" "$ROOT/base/rootfs/bin" "$ROOT/base/rootfs/tmp"
+printf 'ID=example\nNAME="imagebake example base"\nVERSION_ID=1\n' >"$ROOT/base/rootfs/etc/os-release"
+chmod 1777 "$ROOT/base/rootfs/tmp"
+tar --sort=name --mtime=2025-01-01T00:00:00Z --owner=0 --group=0 --numeric-owner --format=pax \
+  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+  -C "$ROOT/base/rootfs" -cf - . | gzip -n >"$ROOT/base/rootfs.tar.gz"
+BASE_SHA256=$(sha256sum "$ROOT/base/rootfs.tar.gz" | cut -d' ' -f1)
 export GIT_AUTHOR_NAME=imagebake GIT_AUTHOR_EMAIL=example@imagebake.invalid
 export GIT_COMMITTER_NAME=imagebake GIT_COMMITTER_EMAIL=example@imagebake.invalid
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
@@ -35,6 +43,7 @@ C=$ROOT/control
 git init -q -b production "$C"
 cp -R "$HERE/control/." "$C/"
 sed "s#@REMOTES@#file://$ROOT/remotes#g" "$HERE/control/Puppetfile.in" >"$C/Puppetfile"
-rm "$C/Puppetfile.in"
+sed "s#@BASE_SHA256@#$BASE_SHA256#" "$HERE/control/imagebake.toml.in" >"$C/imagebake.toml"
+rm "$C/Puppetfile.in" "$C/imagebake.toml.in"
 git -C "$C" add -A; at 4 git -C "$C" commit -q -m "release 1.0.0"; at 4 git -C "$C" tag -a v1.0.0 -m "release 1.0.0"
 echo "$C"

@@ -1,0 +1,501 @@
+// Package bake is the main job: one tagged release of a control repo and
+// pinned agent binaries, baked into one image per arch, with a manifest
+// that rebuilds the same bytes.
+//
+// Data flows one way: the release tag is resolved to a commit; its
+// imagebake.toml and Puppetfile are read; modules are locked (a committed
+// Puppetfile.lock is law) and materialised; agent binaries are selected per
+// arch; the payload becomes deterministic layers; a builder makes the
+// images; the manifest records it all. Everything is made in a temporary
+// directory beside the release directory and renamed into place at the end.
+package bake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/builders"
+	"github.com/imagebake/imagebake/builders/oci"
+	"github.com/imagebake/imagebake/builders/rootfs"
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet"
+	"github.com/imagebake/imagebake/puppet/gitcache"
+	"github.com/imagebake/imagebake/puppet/puppetfile"
+	"github.com/imagebake/imagebake/tarball"
+)
+
+// Options say what to bake. Time and environment enter here, from the CLI.
+type Options struct {
+	Repo    string    // control repo URL or path
+	Release string    // X.Y.Z
+	Arches  []string  // subset of the configured arches; empty for all
+	Out     string    // dist dir; the release goes to Out/FAMILY-X.Y.Z
+	Builder string    // overrides imagebake.toml
+	Epoch   time.Time // zero: the release commit's commit time
+	Cache   string    // git mirrors, Forge tarballs, agent downloads
+	Context string    // directory relative paths in imagebake.toml are relative to
+	Stores  []string  // overrides imagebake.toml's agent stores
+	Version string    // imagebake's own version, recorded
+	Log     io.Writer
+	HTTP    *http.Client
+
+	// pinned, when set, is a manifest to rebuild exactly (Verify).
+	pinned *manifest.Manifest
+}
+
+// ErrTagNotFound marks a release with no tag.
+var ErrTagNotFound = fmt.Errorf("release tag %w", failure.ErrNotFound)
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, format, args...)
+	}
+}
+
+func (o *Options) abs(p string) string {
+	if filepath.IsAbs(p) || strings.Contains(p, "://") {
+		return p
+	}
+	return filepath.Join(o.Context, p)
+}
+
+// Bake bakes the release and returns its manifest. A release whose inputs
+// are unchanged since the last bake into Out is not rebuilt.
+func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
+	if _, err := semver.StrictNewVersion(o.Release); err != nil || strings.Contains(o.Release, "-") {
+		return nil, fmt.Errorf("%w: release %q is not MAJOR.MINOR.SECURITY (e.g. 1.4.2)", failure.ErrUsage, o.Release)
+	}
+	if o.Context == "" {
+		o.Context = "."
+	}
+	var err error
+	if o.Context, err = filepath.Abs(o.Context); err != nil {
+		return nil, err
+	}
+	if !strings.Contains(o.Repo, "://") {
+		if abs, err := filepath.Abs(o.Repo); err == nil {
+			if _, serr := os.Stat(abs); serr == nil {
+				o.Repo = abs
+			}
+		}
+	}
+	if o.Out == "" {
+		o.Out = "dist"
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
+	}
+	b := &baker{o: o}
+	defer b.cleanup()
+	return b.run(ctx)
+}
+
+type baker struct {
+	o      Options
+	stage  string
+	mirror *gitcache.Mirror
+	cfg    *Config
+	m      *manifest.Manifest
+	epoch  time.Time
+}
+
+func (b *baker) cleanup() {
+	if b.mirror != nil {
+		b.mirror.Close()
+	}
+	if b.stage != "" {
+		os.RemoveAll(b.stage)
+	}
+}
+
+func (b *baker) run(ctx context.Context) (*manifest.Manifest, error) {
+	o := &b.o
+	gc, err := gitcache.Open(o.Cache)
+	if err != nil {
+		return nil, err
+	}
+	if b.mirror, err = gc.Mirror(ctx, o.Repo); err != nil {
+		return nil, fmt.Errorf("control repo: %w", err)
+	}
+	tag, commit, err := b.resolveRelease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	where := fmt.Sprintf("%s at %s (%s)", o.Repo, tag, commit[:12])
+	cfgBytes, ok, err := b.mirror.ReadFile(commit, ConfigName)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no %s in %s; see testdata/example/control/imagebake.toml.in", failure.ErrNotFound, ConfigName, where)
+	}
+	if b.cfg, err = ParseConfig(cfgBytes); err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", ConfigName, where, err)
+	}
+	if o.Builder != "" {
+		b.cfg.Builder = o.Builder
+		if err := b.cfg.check(); err != nil {
+			return nil, err
+		}
+	}
+	arches, err := b.cfg.SelectArches(o.Arches)
+	if err != nil {
+		return nil, err
+	}
+	b.epoch = o.Epoch
+	if b.epoch.IsZero() {
+		if b.epoch, err = b.mirror.CommitTime(commit); err != nil {
+			return nil, err
+		}
+	}
+	b.epoch = b.epoch.UTC().Truncate(time.Second)
+	b.m = &manifest.Manifest{
+		Family: b.cfg.Family, Release: o.Release, Epoch: b.epoch.Unix(), Builder: b.cfg.Builder,
+		Environment: b.cfg.Environment,
+		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version()},
+		Repo:        manifest.Repo{URL: o.Repo, Tag: tag, Commit: commit},
+	}
+	name := b.cfg.Family + "-" + o.Release
+	if b.stage, err = os.MkdirTemp(o.Out, "."+name+".tmp-"); err != nil {
+		return nil, fmt.Errorf("out dir %s is not writable: %w", o.Out, err)
+	}
+	payload := filepath.Join(b.stage, ".payload")
+	env := filepath.Join(payload, "env")
+	if err := os.MkdirAll(payload, 0o755); err != nil {
+		return nil, err
+	}
+	if err := b.mirror.WriteTree(commit, env, b.epoch, nil); err != nil {
+		return nil, err
+	}
+	b.mirror.Close()
+	b.mirror = nil
+	if err := b.modules(ctx, env, where); err != nil {
+		return nil, err
+	}
+	sels, err := b.selectAgents(ctx, arches)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range arches {
+		base, _ := b.cfg.BaseFor(a)
+		s := sels[i]
+		b.m.Images = append(b.m.Images, manifest.Image{Arch: a, OS: "linux", Name: name + "-" + a,
+			Base:  manifest.Base{Ref: base.Ref()},
+			Agent: manifest.Agent{Name: s.Name, Version: s.Version, OS: s.OS, Arch: s.Arch, Size: s.Size, SHA256: s.SHA256, Source: s.Source, Path: s.Path}})
+	}
+	if b.m.InputsDigest, err = b.m.ComputeInputsDigest(); err != nil {
+		return nil, err
+	}
+	final := filepath.Join(o.Out, name)
+	if old, err := manifest.Read(filepath.Join(final, manifest.FileName)); err == nil && b.o.pinned == nil && upToDate(old, b.m, final) {
+		o.logf("%s is up to date (inputs %s)\n", final, b.m.InputsDigest)
+		return old, nil
+	}
+	return b.build(ctx, sels, payload, final)
+}
+
+// upToDate says whether the release in dir was baked from the same inputs
+// and still has its artifacts.
+func upToDate(old, now *manifest.Manifest, dir string) bool {
+	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) {
+		return false
+	}
+	for _, im := range old.Images {
+		p := filepath.Join(dir, im.Artifact)
+		if strings.HasPrefix(im.Artifact, "oci:") {
+			p = filepath.Join(dir, "index.json")
+		}
+		if _, err := os.Stat(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *baker) resolveRelease(ctx context.Context) (string, string, error) {
+	o := &b.o
+	if !b.mirror.Fetched() {
+		if err := b.mirror.Fetch(ctx); err != nil {
+			return "", "", fmt.Errorf("control repo: %w", err)
+		}
+	}
+	if p := o.pinned; p != nil {
+		if !b.mirror.HasCommit(p.Repo.Commit) {
+			return "", "", fmt.Errorf("control repo %s has no commit %s (tag %s in the manifest): %w", o.Repo, p.Repo.Commit, p.Repo.Tag, failure.ErrNotFound)
+		}
+		return p.Repo.Tag, p.Repo.Commit, nil
+	}
+	for _, t := range []string{"v" + o.Release, o.Release} {
+		if sha, err := b.mirror.Resolve("tag", t); err == nil {
+			return t, sha, nil
+		}
+	}
+	var rel []string
+	for _, t := range b.mirror.Tags() {
+		if _, err := semver.NewVersion(t); err == nil {
+			rel = append(rel, t)
+		}
+	}
+	near := nearestVersions(o.Release, rel, 5)
+	hint := "; the repository has no release tags"
+	if len(near) > 0 {
+		hint = "; nearest release tags: " + strings.Join(near, ", ")
+	}
+	return "", "", fmt.Errorf("%w: no tag v%s or %s in %s%s", ErrTagNotFound, o.Release, o.Release, o.Repo, hint)
+}
+
+func nearestVersions(want string, tags []string, n int) []string {
+	w, err := semver.NewVersion(want)
+	if err != nil {
+		return nil
+	}
+	type tv struct {
+		t string
+		d float64
+	}
+	var all []tv
+	for _, t := range tags {
+		v, _ := semver.NewVersion(t)
+		d := func(a, b uint64) float64 {
+			if a > b {
+				return float64(a - b)
+			}
+			return float64(b - a)
+		}
+		all = append(all, tv{t, d(v.Major(), w.Major())*1e6 + d(v.Minor(), w.Minor())*1e3 + d(v.Patch(), w.Patch())})
+	}
+	for i := 1; i < len(all); i++ {
+		for j := i; j > 0 && (all[j].d < all[j-1].d || all[j].d == all[j-1].d && all[j].t < all[j-1].t); j-- {
+			all[j], all[j-1] = all[j-1], all[j]
+		}
+	}
+	var out []string
+	for i := 0; i < len(all) && i < n; i++ {
+		out = append(out, all[i].t)
+	}
+	return out
+}
+
+// modules locks (or takes the committed lock, or the manifest's pins) and
+// installs the Puppetfile's modules into the staged environment.
+func (b *baker) modules(ctx context.Context, env, where string) error {
+	src, err := os.ReadFile(filepath.Join(env, "Puppetfile"))
+	if errors.Is(err, os.ErrNotExist) {
+		b.m.Puppetfile.Moduledir = puppet.DefaultModuledir
+		return nil // a control repo without external modules
+	}
+	if err != nil {
+		return err
+	}
+	pf, err := puppetfile.Parse(where+":Puppetfile", src)
+	if err != nil {
+		return err
+	}
+	opts := []puppet.Option{puppet.WithCache(b.o.Cache), puppet.WithEpoch(b.epoch), puppet.WithoutInstallState()}
+	if b.o.Log != nil {
+		opts = append(opts, puppet.WithLog(b.o.Log))
+	}
+	if b.o.HTTP != nil {
+		opts = append(opts, puppet.WithHTTPClient(b.o.HTTP))
+	}
+	var lk *lockfile.Lock
+	committed := false
+	switch lb, lerr := os.ReadFile(filepath.Join(env, "Puppetfile.lock")); {
+	case b.o.pinned != nil:
+		p := b.o.pinned.Puppetfile
+		lk = &lockfile.Lock{Version: lockfile.FormatVersion, Puppetfile: p.SHA256, Forge: p.Forge, Moduledir: p.Moduledir, Modules: p.Modules}
+		committed = p.LockCommitted
+		if p.Forge != "" {
+			opts = append(opts, puppet.WithForge(p.Forge))
+		}
+	case lerr == nil:
+		if lk, err = lockfile.Parse(lb); err != nil {
+			return fmt.Errorf("%s:Puppetfile.lock: %w", where, err)
+		}
+		committed = true
+	default:
+		if lk, err = puppet.Lock(ctx, pf, opts...); err != nil {
+			return err
+		}
+	}
+	moddir := filepath.Join(env, filepath.FromSlash(lk.Moduledir))
+	if _, err := puppet.Install(ctx, pf, lk, env, moddir, opts...); err != nil {
+		return err
+	}
+	b.m.Puppetfile = manifest.Puppetfile{SHA256: pf.SHA256, LockCommitted: committed, Forge: lk.Forge, Moduledir: lk.Moduledir, Modules: lk.Modules}
+	return nil
+}
+
+// selectAgents picks the agent binaries per arch (or the manifest's exact ones).
+func (b *baker) selectAgents(ctx context.Context, arches []string) ([]agents.Selection, error) {
+	ac := b.cfg.Agents
+	if p := b.o.pinned; p != nil {
+		var out []agents.Selection
+		for _, a := range arches {
+			var im *manifest.Image
+			for i := range p.Images {
+				if p.Images[i].Arch == a {
+					im = &p.Images[i]
+				}
+			}
+			if im == nil {
+				return nil, fmt.Errorf("%w: the manifest has no image for %s", failure.ErrUsage, a)
+			}
+			st, err := agents.NewStore(strings.TrimSuffix(im.Agent.Source, "/tools"), b.o.HTTP)
+			if err != nil {
+				return nil, err
+			}
+			s, err := agents.NewChain(st).Select(ctx, agents.Query{Name: im.Agent.Name, Want: im.Agent.Version, OS: im.Agent.OS, Arch: a, SHA256: im.Agent.SHA256})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	list := b.o.Stores
+	if len(list) == 0 {
+		list = ac.Stores
+	}
+	var stores []agents.Store
+	for _, s := range list {
+		st, err := agents.NewStore(b.o.abs(s), b.o.HTTP)
+		if err != nil {
+			return nil, err
+		}
+		stores = append(stores, st)
+	}
+	return agents.NewChain(stores...).SelectArches(ctx, agents.Query{Name: ac.Name, Want: ac.Major, OS: "linux"}, arches)
+}
+
+// build lays out the payload, makes the layers and images, writes the
+// manifest and SBOM, and moves the release into place.
+func (b *baker) build(ctx context.Context, sels []agents.Selection, payload, final string) (*manifest.Manifest, error) {
+	blobDir := filepath.Join(b.stage, "blobs", "sha256")
+	if b.cfg.Builder != "oci" {
+		blobDir = filepath.Join(payload, "blobs")
+	}
+	env := filepath.Join(payload, "env")
+	envLayer, err := builders.WriteLayer(blobDir, "environment", b.epoch, func(tw *tarball.Writer) error {
+		return tw.AddTree(env, b.cfg.Environment)
+	})
+	if err != nil {
+		return nil, err
+	}
+	req := &builders.Request{Dir: b.stage, BlobDir: blobDir, Family: b.cfg.Family, Release: b.o.Release,
+		Revision: b.m.Repo.Commit, Source: b.o.Repo, Epoch: b.epoch}
+	for i, im := range b.m.Images {
+		dir := filepath.Join(payload, "arch-"+im.Arch)
+		if err := b.agentTree(ctx, sels[i], im, dir); err != nil {
+			return nil, err
+		}
+		al, err := builders.WriteLayer(blobDir, "agents", b.epoch, func(tw *tarball.Writer) error {
+			return tw.AddTree(dir, "")
+		})
+		if err != nil {
+			return nil, err
+		}
+		base, _ := b.cfg.BaseFor(im.Arch)
+		bb := builders.Base{Scratch: base.Scratch, Layout: b.o.abs(base.Layout), Digest: base.Digest, Rootfs: b.o.abs(base.Rootfs), SHA256: base.SHA256}
+		if base.Layout == "" {
+			bb.Layout = ""
+		}
+		if base.Rootfs == "" {
+			bb.Rootfs = ""
+		}
+		req.Images = append(req.Images, builders.Image{Arch: im.Arch, Name: im.Name, Base: bb, Layers: []builders.Layer{envLayer, al}})
+	}
+	var res *builders.Result
+	switch b.cfg.Builder {
+	case "oci":
+		res, err = oci.Build(ctx, req)
+	case "rootfs":
+		res, err = rootfs.Build(ctx, req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.m.IndexDigest = res.IndexDigest
+	for i, r := range res.Images {
+		im := &b.m.Images[i]
+		im.Digest, im.Artifact, im.Base.Digest = r.Digest, r.Artifact, r.BaseDigest
+		for _, l := range r.Layers {
+			im.Layers = append(im.Layers, manifest.Layer{Role: l.Role, MediaType: string(l.MediaType), DiffID: l.DiffID.String(), Digest: l.Digest.String(), Size: l.Size})
+		}
+	}
+	if err := os.RemoveAll(payload); err != nil {
+		return nil, err
+	}
+	if err := b.m.Write(filepath.Join(b.stage, manifest.FileName)); err != nil {
+		return nil, err
+	}
+	if err := writeSBOM(b.m, filepath.Join(b.stage, SBOMName)); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(b.stage, 0o755); err != nil {
+		return nil, err
+	}
+	if err := replaceDir(b.stage, final); err != nil {
+		return nil, err
+	}
+	b.stage = ""
+	return b.m, nil
+}
+
+// agentTree lays out one arch's agent binaries and release.toml under dir
+// as they appear in the image.
+func (b *baker) agentTree(ctx context.Context, s agents.Selection, im manifest.Image, dir string) error {
+	file, err := agents.Fetch(ctx, s, filepath.Join(b.o.Cache))
+	if err != nil {
+		return err
+	}
+	tools := filepath.Join(dir, "opt", s.Name, "tools")
+	if err := os.MkdirAll(tools, 0o755); err != nil {
+		return err
+	}
+	vdir := s.Version + "-" + im.Arch
+	if err := agents.Unpack(file, filepath.Join(tools, vdir), 0); err != nil {
+		return fmt.Errorf("agent binaries %s %s for %s: %w", s.Name, s.Version, s.Platform(), err)
+	}
+	if err := os.Symlink(vdir, filepath.Join(tools, "current")); err != nil {
+		return err
+	}
+	rel := fmt.Sprintf("# written by imagebake; see manifest.toml of the release\nfamily = %q\nrelease = %q\narch = %q\nname = %q\ntag = %q\ncommit = %q\nagent = %q\nagent_version = %q\ninputs_digest = %q\n",
+		b.m.Family, b.m.Release, im.Arch, im.Name, b.m.Repo.Tag, b.m.Repo.Commit, s.Name, s.Version, b.m.InputsDigest)
+	p := filepath.Join(dir, "etc", "imagebake", "release.toml")
+	if err := os.MkdirAll(path.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte(rel), 0o644)
+}
+
+// replaceDir moves src to dst, replacing a dst that exists; a reader of
+// dst sees the old release or the new one.
+func replaceDir(src, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		old := dst + ".old-" + filepath.Base(src)
+		if err := os.Rename(dst, old); err != nil {
+			return err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			os.Rename(old, dst)
+			return err
+		}
+		return os.RemoveAll(old)
+	}
+	return os.Rename(src, dst)
+}

@@ -1,0 +1,197 @@
+package bake
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/imagebake/imagebake/failure"
+)
+
+// ConfigName is the config file at the root of the control repo.
+const ConfigName = "imagebake.toml"
+
+// DefaultEnvironment is where the control repo goes inside an image.
+const DefaultEnvironment = "/etc/puppetlabs/code/environments/production"
+
+// ErrConfig marks an imagebake.toml that cannot be used.
+var ErrConfig = fmt.Errorf("invalid %s: %w", ConfigName, failure.ErrUsage)
+
+// Config is imagebake.toml. testdata/example/control/imagebake.toml.in is
+// the annotated example.
+type Config struct {
+	Family      string              `toml:"family"`
+	Arches      []string            `toml:"arches"`
+	Environment string              `toml:"environment"`
+	Builder     string              `toml:"builder"`
+	Base        *Base               `toml:"base"`  // for every arch
+	Bases       map[string]Base     `toml:"bases"` // per arch, over Base
+	Agents      *AgentsConfig       `toml:"agents"`
+}
+
+// Base is what an image is built on, pinned: exactly one of Scratch, an
+// OCI layout (Layout + Digest of an image or index) or a root file system
+// tarball (Rootfs + SHA256). Relative paths are relative to the context
+// directory (--context, default the current directory).
+type Base struct {
+	Scratch bool   `toml:"scratch" json:"scratch,omitempty"`
+	Layout  string `toml:"layout" json:"layout,omitempty"`
+	Digest  string `toml:"digest" json:"digest,omitempty"`
+	Rootfs  string `toml:"rootfs" json:"rootfs,omitempty"`
+	SHA256  string `toml:"sha256" json:"sha256,omitempty"`
+}
+
+// AgentsConfig names the agent binaries an image carries.
+type AgentsConfig struct {
+	Name   string   `toml:"name"`
+	Major  string   `toml:"major"` // a major, major.minor, exact version or constraint
+	Stores []string `toml:"stores"`
+}
+
+var (
+	familyRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	archRE   = regexp.MustCompile(`^[a-z0-9_]+$`)
+	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	hexRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// ParseConfig decodes and checks imagebake.toml. Unknown keys are errors.
+func ParseConfig(b []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("%w: unknown keys %s", ErrConfig, strings.Join(keys, ", "))
+	}
+	if c.Environment == "" {
+		c.Environment = DefaultEnvironment
+	}
+	if c.Builder == "" {
+		c.Builder = "oci"
+	}
+	return &c, c.check()
+}
+
+func (c *Config) check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if !familyRE.MatchString(c.Family) {
+		return bad("family %q: want a lower-case name (letters, digits, - and _)", c.Family)
+	}
+	if len(c.Arches) == 0 {
+		return bad("arches is empty: name at least one, e.g. arches = [\"amd64\", \"arm64\"]")
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Arches {
+		if !archRE.MatchString(a) || seen[a] {
+			return bad("arch %q is not a lower-case word, or is listed twice", a)
+		}
+		seen[a] = true
+	}
+	if !path.IsAbs(c.Environment) || path.Clean(c.Environment) != c.Environment || c.Environment == "/" {
+		return bad("environment %q: want a clean absolute path inside the image", c.Environment)
+	}
+	switch c.Builder {
+	case "oci", "rootfs":
+	default:
+		return bad("builder %q: want oci or rootfs", c.Builder)
+	}
+	for a := range c.Bases {
+		if !seen[a] {
+			return bad("[bases.%s] names an arch not in arches %v", a, c.Arches)
+		}
+	}
+	for _, a := range c.Arches {
+		b, err := c.BaseFor(a)
+		if err != nil {
+			return err
+		}
+		if err := b.check(a); err != nil {
+			return err
+		}
+	}
+	if c.Agents == nil || c.Agents.Name == "" || c.Agents.Major == "" {
+		return bad("[agents] needs name and major (the agent binaries every image carries)")
+	}
+	return nil
+}
+
+// BaseFor returns the base of arch: [bases.ARCH], else [base].
+func (c *Config) BaseFor(arch string) (Base, error) {
+	if b, ok := c.Bases[arch]; ok {
+		return b, nil
+	}
+	if c.Base != nil {
+		return *c.Base, nil
+	}
+	return Base{}, fmt.Errorf("%w: no base for %s: add [base] (all arches) or [bases.%s]", ErrConfig, arch, arch)
+}
+
+func (b Base) check(arch string) error {
+	n := 0
+	if b.Scratch {
+		n++
+	}
+	if b.Layout != "" {
+		n++
+		if !digestRE.MatchString(b.Digest) {
+			return fmt.Errorf("%w: base of %s: layout %s needs digest = \"sha256:...\" (the image or index digest it is pinned to)", ErrConfig, arch, b.Layout)
+		}
+	}
+	if b.Rootfs != "" {
+		n++
+		if !hexRE.MatchString(b.SHA256) {
+			return fmt.Errorf("%w: base of %s: rootfs %s needs sha256 = \"<64 hex digits>\" to pin it", ErrConfig, arch, b.Rootfs)
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("%w: base of %s: give exactly one of scratch = true, layout + digest, rootfs + sha256", ErrConfig, arch)
+	}
+	return nil
+}
+
+// Ref names the base for people and the manifest: "scratch",
+// "oci:PATH@sha256:..." or "rootfs:PATH@sha256:...".
+func (b Base) Ref() string {
+	switch {
+	case b.Scratch:
+		return "scratch"
+	case b.Layout != "":
+		return "oci:" + b.Layout + "@" + b.Digest
+	}
+	return "rootfs:" + b.Rootfs + "@sha256:" + b.SHA256
+}
+
+// SelectArches returns the arches to build: all configured ones, or the
+// requested subset (each must be configured).
+func (c *Config) SelectArches(want []string) ([]string, error) {
+	if len(want) == 0 {
+		out := append([]string(nil), c.Arches...)
+		sort.Strings(out)
+		return out, nil
+	}
+	ok := map[string]bool{}
+	for _, a := range c.Arches {
+		ok[a] = true
+	}
+	var out []string
+	for _, a := range want {
+		if !ok[a] {
+			return nil, fmt.Errorf("%w: arch %s is not configured for %s (arches: %s)", failure.ErrUsage, a, c.Family, strings.Join(c.Arches, ", "))
+		}
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,96 @@
+package bake
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/imagebake/imagebake/atomicfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// SBOMName is the SPDX 2.3 JSON SBOM beside the manifest.
+const SBOMName = "sbom.spdx.json"
+
+type spdxDoc struct {
+	SPDXVersion       string         `json:"spdxVersion"`
+	DataLicense       string         `json:"dataLicense"`
+	SPDXID            string         `json:"SPDXID"`
+	Name              string         `json:"name"`
+	DocumentNamespace string         `json:"documentNamespace"`
+	CreationInfo      spdxCreation   `json:"creationInfo"`
+	Packages          []spdxPackage  `json:"packages"`
+	Relationships     []spdxRelation `json:"relationships"`
+}
+
+type spdxCreation struct {
+	Created  string   `json:"created"`
+	Creators []string `json:"creators"`
+}
+
+type spdxPackage struct {
+	SPDXID           string         `json:"SPDXID"`
+	Name             string         `json:"name"`
+	VersionInfo      string         `json:"versionInfo,omitempty"`
+	DownloadLocation string         `json:"downloadLocation"`
+	FilesAnalyzed    bool           `json:"filesAnalyzed"`
+	Checksums        []spdxChecksum `json:"checksums,omitempty"`
+	Comment          string         `json:"comment,omitempty"`
+}
+
+type spdxChecksum struct {
+	Algorithm     string `json:"algorithm"`
+	ChecksumValue string `json:"checksumValue"`
+}
+
+type spdxRelation struct {
+	Element string `json:"spdxElementId"`
+	Type    string `json:"relationshipType"`
+	Related string `json:"relatedSpdxElement"`
+}
+
+var idRE = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+
+func spdxID(kind, name string) string { return "SPDXRef-" + kind + "-" + idRE.ReplaceAllString(name, "-") }
+
+// writeSBOM writes the release's modules and agent binaries as SPDX 2.3.
+// Its time is the build epoch and its namespace comes from the inputs
+// digest, so it is as reproducible as the images.
+func writeSBOM(m *manifest.Manifest, name string) error {
+	repoID := spdxID("Package", "control-repo")
+	doc := spdxDoc{
+		SPDXVersion: "SPDX-2.3", DataLicense: "CC0-1.0", SPDXID: "SPDXRef-DOCUMENT",
+		Name:              m.Family + "-" + m.Release,
+		DocumentNamespace: "https://imagebake.invalid/spdx/" + m.Family + "-" + m.Release + "-" + strings.TrimPrefix(m.InputsDigest, "sha256:"),
+		CreationInfo:      spdxCreation{Created: time.Unix(m.Epoch, 0).UTC().Format(time.RFC3339), Creators: []string{"Tool: imagebake-" + m.Imagebake.Version}},
+		Packages: []spdxPackage{{SPDXID: repoID, Name: "control-repo", VersionInfo: m.Repo.Tag,
+			DownloadLocation: "git+" + m.Repo.URL + "@" + m.Repo.Commit, Comment: "commit " + m.Repo.Commit}},
+		Relationships: []spdxRelation{{"SPDXRef-DOCUMENT", "DESCRIBES", repoID}},
+	}
+	for _, mod := range m.Puppetfile.Modules {
+		p := spdxPackage{SPDXID: spdxID("Module", mod.Name), Name: mod.Name, DownloadLocation: "NOASSERTION"}
+		switch mod.Kind {
+		case "git":
+			p.VersionInfo, p.DownloadLocation = mod.Commit, "git+"+mod.Source+"@"+mod.Commit
+			p.Comment = mod.RefType + " " + mod.Ref
+		case "forge":
+			p.VersionInfo, p.DownloadLocation = mod.Version, mod.URL
+			p.Checksums = []spdxChecksum{{"SHA256", mod.SHA256}}
+		}
+		doc.Packages = append(doc.Packages, p)
+		doc.Relationships = append(doc.Relationships, spdxRelation{repoID, "DEPENDS_ON", p.SPDXID})
+	}
+	for _, im := range m.Images {
+		p := spdxPackage{SPDXID: spdxID("Agent", im.Agent.Name+"-"+im.Agent.Version+"-"+im.Arch), Name: im.Agent.Name,
+			VersionInfo: im.Agent.Version, DownloadLocation: im.Agent.Source + "/" + im.Agent.Path,
+			Checksums: []spdxChecksum{{"SHA256", im.Agent.SHA256}}, Comment: "for " + im.Name}
+		doc.Packages = append(doc.Packages, p)
+		doc.Relationships = append(doc.Relationships, spdxRelation{"SPDXRef-DOCUMENT", "DESCRIBES", p.SPDXID})
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(name, append(b, '\n'), 0o644)
+}

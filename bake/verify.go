@@ -1,0 +1,164 @@
+package bake
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// ErrMismatch marks a rebuild whose digests differ from the manifest's.
+var ErrMismatch = fmt.Errorf("rebuild differs from the manifest: %w", failure.ErrVerify)
+
+// Verify rebuilds the release described by the manifest at name from the
+// manifest alone (its commit, module pins, agent binaries and epoch; no
+// resolution) into a temporary directory, and compares every digest. On a
+// difference the error names the image, the layer and the first differing
+// path. o supplies the cache, context and logging.
+func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, error) {
+	want, err := manifest.Read(name)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "imagebake-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if o.Version != want.Imagebake.Version {
+		o.logf("note: the release was baked by imagebake %s, this is %s; rebuilding as %s\n", want.Imagebake.Version, o.Version, want.Imagebake.Version)
+	}
+	var arches []string
+	for _, im := range want.Images {
+		arches = append(arches, im.Arch)
+	}
+	r := o
+	r.Repo, r.Release, r.Arches, r.Out, r.Builder = want.Repo.URL, want.Release, arches, tmp, want.Builder
+	r.Epoch, r.Version, r.Stores, r.pinned = time.Unix(want.Epoch, 0), want.Imagebake.Version, nil, want
+	got, err := Bake(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("rebuilding %s: %w", name, err)
+	}
+	rebuilt := filepath.Join(tmp, want.Family+"-"+want.Release)
+	var diffs []string
+	if got.InputsDigest != want.InputsDigest {
+		diffs = append(diffs, fmt.Sprintf("inputs digest: manifest %s, rebuild %s", want.InputsDigest, got.InputsDigest))
+	}
+	if got.IndexDigest != want.IndexDigest {
+		diffs = append(diffs, fmt.Sprintf("image index: manifest %s, rebuild %s", want.IndexDigest, got.IndexDigest))
+	}
+	for i, wi := range want.Images {
+		gi := got.Images[i]
+		if gi.Digest == wi.Digest {
+			continue
+		}
+		d := fmt.Sprintf("image %s: manifest %s, rebuild %s", wi.Name, wi.Digest, gi.Digest)
+		for j, wl := range wi.Layers {
+			if j >= len(gi.Layers) {
+				d += fmt.Sprintf("; layer %d (%s) missing from the rebuild", j, wl.Role)
+				break
+			}
+			if gl := gi.Layers[j]; gl.DiffID != wl.DiffID {
+				d += fmt.Sprintf("; layer %d (%s): diff_id %s, rebuild %s", j, wl.Role, wl.DiffID, gl.DiffID)
+				a, b := blobPath(filepath.Dir(name), wi, wl), blobPath(rebuilt, gi, gl)
+				if p := firstDiff(a, b); p != "" {
+					d += "; first difference: " + p
+				}
+				break
+			}
+		}
+		diffs = append(diffs, d)
+	}
+	if len(diffs) > 0 {
+		return got, fmt.Errorf("%w: %s\n  %s", ErrMismatch, name, strings.Join(diffs, "\n  "))
+	}
+	return got, nil
+}
+
+func blobPath(dir string, im manifest.Image, l manifest.Layer) string {
+	if strings.HasPrefix(im.Artifact, "oci:") {
+		return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))
+	}
+	return filepath.Join(dir, im.Artifact)
+}
+
+// firstDiff compares two gzip-compressed tars entry by entry and describes
+// the first difference.
+func firstDiff(a, b string) string {
+	ra, err := openTar(a)
+	if err != nil {
+		return "cannot read " + a + ": " + err.Error()
+	}
+	defer ra.Close()
+	rb, err := openTar(b)
+	if err != nil {
+		return "cannot read " + b + ": " + err.Error()
+	}
+	defer rb.Close()
+	for {
+		ha, ea := ra.tr.Next()
+		hb, eb := rb.tr.Next()
+		if ea == io.EOF && eb == io.EOF {
+			return ""
+		}
+		if ea != nil || eb != nil {
+			if ea == io.EOF {
+				return fmt.Sprintf("%s only in the rebuild", hb.Name)
+			}
+			if eb == io.EOF {
+				return fmt.Sprintf("%s missing from the rebuild", ha.Name)
+			}
+			return fmt.Sprintf("reading: %v / %v", ea, eb)
+		}
+		if ha.Name != hb.Name {
+			return fmt.Sprintf("%s in the release, %s in the rebuild at the same place", ha.Name, hb.Name)
+		}
+		switch {
+		case ha.Typeflag != hb.Typeflag, ha.Linkname != hb.Linkname:
+			return fmt.Sprintf("%s: type or link target differs", ha.Name)
+		case ha.Mode != hb.Mode:
+			return fmt.Sprintf("%s: mode %o, rebuild %o", ha.Name, ha.Mode, hb.Mode)
+		case ha.Uid != hb.Uid || ha.Gid != hb.Gid:
+			return fmt.Sprintf("%s: owner %d:%d, rebuild %d:%d", ha.Name, ha.Uid, ha.Gid, hb.Uid, hb.Gid)
+		case !ha.ModTime.Equal(hb.ModTime):
+			return fmt.Sprintf("%s: mtime %s, rebuild %s", ha.Name, ha.ModTime.UTC(), hb.ModTime.UTC())
+		case ha.Size != hb.Size:
+			return fmt.Sprintf("%s: size %d, rebuild %d", ha.Name, ha.Size, hb.Size)
+		}
+		sa, sb := sha256.New(), sha256.New()
+		io.Copy(sa, ra.tr)
+		io.Copy(sb, rb.tr)
+		if string(sa.Sum(nil)) != string(sb.Sum(nil)) {
+			return fmt.Sprintf("%s: content differs", ha.Name)
+		}
+	}
+}
+
+type tarFile struct {
+	f  *os.File
+	tr *tar.Reader
+}
+
+func (t *tarFile) Close() error { return t.f.Close() }
+
+func openTar(p string) (*tarFile, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &tarFile{f: f, tr: tar.NewReader(zr)}, nil
+}

@@ -1,0 +1,408 @@
+// Package builders turns (base, payload layers, arch, epoch) into images.
+//
+// A payload layer is a gzip-compressed deterministic tar (package tarball)
+// written once into a blob directory by WriteLayer, with its diffID
+// (uncompressed sha256, the content identity) and digest. The oci builder
+// (package builders/oci) adds the layers to the base as its own layers in an
+// OCI image layout; the rootfs builder (builders/rootfs) merges base and
+// payload into one deterministic root file system tarball per arch.
+package builders
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/tarball"
+)
+
+// ErrDigestMismatch marks a base whose content is not the pinned digest.
+var ErrDigestMismatch = fmt.Errorf("digest mismatch: %w", failure.ErrVerify)
+
+// Layer is a compressed layer blob on disk.
+type Layer struct {
+	Path      string
+	Role      string // "base", "environment", "agents"
+	MediaType types.MediaType
+	DiffID    v1.Hash
+	Digest    v1.Hash
+	Size      int64
+}
+
+// WriteLayer writes a gzip-compressed deterministic tar into blobDir as
+// blobs are named (the hex of its sha256), hashing as it goes: one pass.
+func WriteLayer(blobDir, role string, epoch time.Time, fill func(*tarball.Writer) error) (Layer, error) {
+	if err := os.MkdirAll(blobDir, 0o755); err != nil {
+		return Layer{}, err
+	}
+	f, err := os.CreateTemp(blobDir, ".layer-*")
+	if err != nil {
+		return Layer{}, err
+	}
+	defer os.Remove(f.Name())
+	zh, uh := sha256.New(), sha256.New()
+	cw := &countWriter{w: io.MultiWriter(f, zh)}
+	zw := tarball.NewGzip(cw)
+	tw := tarball.NewWriter(io.MultiWriter(zw, uh), epoch)
+	err = fill(tw)
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Layer{}, fmt.Errorf("writing %s layer: %w", role, err)
+	}
+	l := Layer{Role: role, MediaType: types.OCILayer, Size: cw.n,
+		Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(zh.Sum(nil))},
+		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}
+	l.Path = filepath.Join(blobDir, l.Digest.Hex)
+	if err := os.Rename(f.Name(), l.Path); err != nil {
+		return Layer{}, err
+	}
+	return l, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// V1 returns the layer as a go-containerregistry layer.
+func (l Layer) V1() v1.Layer { return &fileLayer{l} }
+
+type fileLayer struct{ l Layer }
+
+func (f *fileLayer) Digest() (v1.Hash, error)             { return f.l.Digest, nil }
+func (f *fileLayer) DiffID() (v1.Hash, error)             { return f.l.DiffID, nil }
+func (f *fileLayer) Size() (int64, error)                 { return f.l.Size, nil }
+func (f *fileLayer) MediaType() (types.MediaType, error)  { return f.l.MediaType, nil }
+func (f *fileLayer) Compressed() (io.ReadCloser, error)   { return os.Open(f.l.Path) }
+func (f *fileLayer) Uncompressed() (io.ReadCloser, error) { return uncompressed(f.l.Path, f.l.MediaType) }
+
+func uncompressed(path string, mt types.MediaType) (io.ReadCloser, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if mt == types.OCIUncompressedLayer {
+		return file, nil
+	}
+	zr, err := gzip.NewReader(file)
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return &readCloser{zr, file}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (r *readCloser) Close() error { return r.c.Close() }
+
+// Base is a pinned base with absolute paths.
+type Base struct {
+	Scratch bool
+	Layout  string // OCI layout dir
+	Digest  string // of an image or index in Layout
+	Rootfs  string // root file system tarball (.tar or .tar.gz)
+	SHA256  string // of Rootfs
+}
+
+// LoadBase returns the base image for arch, checking every pin. It also
+// returns the digest to record: the image manifest digest for a layout,
+// the tarball's sha256 for a rootfs, "" for scratch.
+func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time) (v1.Image, string, error) {
+	switch {
+	case b.Scratch:
+		return empty.Image, "", nil
+	case b.Rootfs != "":
+		return rootfsBase(b, blobDir, epoch)
+	case b.Layout != "":
+		return layoutBase(b, arch)
+	}
+	return nil, "", errors.New("base: nothing configured")
+}
+
+func rootfsBase(b Base, blobDir string, epoch time.Time) (v1.Image, string, error) {
+	f, err := os.Open(b.Rootfs)
+	if err != nil {
+		return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+	}
+	defer f.Close()
+	// one pass: hash the file and its uncompressed content
+	var magic [2]byte
+	io.ReadFull(f, magic[:])
+	gz := magic == [2]byte{0x1f, 0x8b}
+	f.Seek(0, io.SeekStart)
+	fh := sha256.New()
+	tee := io.TeeReader(f, fh)
+	uh := sha256.New()
+	if gz {
+		zr, err := gzip.NewReader(tee)
+		if err != nil {
+			return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+		}
+		if _, err := io.Copy(uh, zr); err != nil {
+			return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+		}
+		io.Copy(io.Discard, tee)
+	} else if _, err := io.Copy(io.MultiWriter(uh), tee); err != nil {
+		return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+	}
+	sum := hex.EncodeToString(fh.Sum(nil))
+	if sum != b.SHA256 {
+		return nil, "", fmt.Errorf("%w: base rootfs %s has sha256 %s, imagebake.toml pins %s; a base changes only with a new pin", ErrDigestMismatch, b.Rootfs, sum, b.SHA256)
+	}
+	l := Layer{Role: "base", MediaType: types.OCILayer, Size: 0,
+		Digest: v1.Hash{Algorithm: "sha256", Hex: sum},
+		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}
+	if !gz {
+		l.MediaType, l.DiffID = types.OCIUncompressedLayer, l.Digest
+	}
+	fi, _ := f.Stat()
+	l.Size = fi.Size()
+	// the blob is linked (or copied) into the blob dir as is
+	l.Path = filepath.Join(blobDir, sum)
+	if err := os.MkdirAll(blobDir, 0o755); err != nil {
+		return nil, "", err
+	}
+	if _, err := os.Stat(l.Path); err != nil {
+		if err := os.Link(b.Rootfs, l.Path); err != nil {
+			if err := copyFile(b.Rootfs, l.Path); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	img, err := AppendLayers(empty.Image, epoch, l)
+	if err != nil {
+		return nil, "", err
+	}
+	return img, "sha256:" + sum, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(filepath.Dir(dst), ".copy-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(out.Name(), dst)
+}
+
+func layoutBase(b Base, arch string) (v1.Image, string, error) {
+	p, err := layout.FromPath(b.Layout)
+	if err != nil {
+		return nil, "", fmt.Errorf("base layout %s: %w", b.Layout, err)
+	}
+	h, err := v1.NewHash(b.Digest)
+	if err != nil {
+		return nil, "", fmt.Errorf("base layout %s: digest %q: %w", b.Layout, b.Digest, err)
+	}
+	raw, err := os.ReadFile(filepath.Join(b.Layout, "blobs", h.Algorithm, h.Hex))
+	if err != nil {
+		return nil, "", fmt.Errorf("base layout %s has no blob %s: %w", b.Layout, b.Digest, failure.ErrNotFound)
+	}
+	if s := sha256.Sum256(raw); hex.EncodeToString(s[:]) != h.Hex {
+		return nil, "", fmt.Errorf("%w: base layout %s: blob %s has sha256 %x", ErrDigestMismatch, b.Layout, b.Digest, s)
+	}
+	mf, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err == nil && mf.MediaType.IsIndex() {
+		ii, err := p.ImageIndex()
+		if err != nil {
+			return nil, "", err
+		}
+		idx, err := ii.ImageIndex(h)
+		if err != nil {
+			return nil, "", fmt.Errorf("base layout %s index %s: %w", b.Layout, b.Digest, err)
+		}
+		var arches []string
+		for _, d := range mf.Manifests {
+			if d.Platform != nil && d.Platform.Architecture == arch && d.Platform.OS == "linux" {
+				img, err := idx.Image(d.Digest)
+				if err != nil {
+					return nil, "", err
+				}
+				return checked(img, b, arch, d.Digest.String())
+			}
+			if d.Platform != nil {
+				arches = append(arches, d.Platform.OS+"/"+d.Platform.Architecture)
+			}
+		}
+		return nil, "", fmt.Errorf("base layout %s index %s has no linux/%s image (has %v): %w", b.Layout, b.Digest, arch, arches, failure.ErrNotFound)
+	}
+	img, err := p.Image(h)
+	if err != nil {
+		return nil, "", fmt.Errorf("base layout %s image %s: %w", b.Layout, b.Digest, err)
+	}
+	return checked(img, b, arch, b.Digest)
+}
+
+func checked(img v1.Image, b Base, arch, digest string) (v1.Image, string, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, "", fmt.Errorf("base layout %s image %s: %w", b.Layout, digest, err)
+	}
+	if cf.Architecture != arch {
+		return nil, "", fmt.Errorf("base layout %s image %s is for %s, not %s", b.Layout, digest, cf.Architecture, arch)
+	}
+	// every layer is checked against its digest as it is copied (partial does)
+	return img, digest, nil
+}
+
+// AppendLayers adds layers to base, each with a history entry at the epoch.
+func AppendLayers(base v1.Image, epoch time.Time, ls ...Layer) (v1.Image, error) {
+	var adds []mutate.Addendum
+	for _, l := range ls {
+		adds = append(adds, mutate.Addendum{Layer: l.V1(), MediaType: l.MediaType,
+			History: v1.History{Created: v1.Time{Time: epoch.UTC()}, CreatedBy: "imagebake: " + l.Role + " layer"}})
+	}
+	return mutate.Append(base, adds...)
+}
+
+// Request is what a builder builds: one image per arch in Dir.
+type Request struct {
+	Dir      string // the release directory being made
+	BlobDir  string // where the payload layers are (Dir/blobs/sha256 for oci)
+	Family   string
+	Release  string
+	Revision string // control repo commit
+	Source   string // control repo URL
+	Epoch    time.Time
+	Images   []Image
+}
+
+// Image is one arch's inputs.
+type Image struct {
+	Arch   string
+	Name   string // family-release-arch
+	Base   Base
+	Layers []Layer // payload, in order
+}
+
+// Result is what a builder made.
+type Result struct {
+	IndexDigest string
+	Images      []ImageResult
+}
+
+// ImageResult is one arch's image.
+type ImageResult struct {
+	Arch, Digest, Artifact, BaseDigest string
+	Layers                             []Layer // every layer, base first
+}
+
+// Annotations are the OCI annotations of an image of req.
+func (req *Request) Annotations(ref string) map[string]string {
+	return map[string]string{
+		"org.opencontainers.image.version":  req.Release,
+		"org.opencontainers.image.revision": req.Revision,
+		"org.opencontainers.image.source":   req.Source,
+		"org.opencontainers.image.ref.name": ref,
+		"org.opencontainers.image.created":  req.Epoch.UTC().Format(time.RFC3339),
+	}
+}
+
+// Assemble builds the v1.Image of one arch: base, payload layers, config
+// for linux/arch created at the epoch, OCI media types and annotations.
+// It returns the image and the number of base layers.
+func Assemble(ctx context.Context, req *Request, im Image) (v1.Image, int, string, error) {
+	base, baseDigest, err := LoadBase(ctx, im.Base, im.Arch, req.BlobDir, req.Epoch)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("image %s: %w", im.Name, err)
+	}
+	bl, err := base.Layers()
+	if err != nil {
+		return nil, 0, "", err
+	}
+	img, err := AppendLayers(base, req.Epoch, im.Layers...)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, 0, "", err
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = im.Arch, "linux"
+	cf.Created = v1.Time{Time: req.Epoch.UTC()}
+	if cf.Config.Labels == nil {
+		cf.Config.Labels = map[string]string{}
+	}
+	cf.Config.Labels["org.opencontainers.image.version"] = req.Release
+	cf.Config.Labels["org.opencontainers.image.revision"] = req.Revision
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return nil, 0, "", err
+	}
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img = mutate.Annotations(img, req.Annotations(im.Name)).(v1.Image)
+	return img, len(bl), baseDigest, nil
+}
+
+// Layers lists img's layers as Layers with roles: the first nBase are the base's.
+func Layers(img v1.Image, nBase int, payload []Layer) ([]Layer, error) {
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	var out []Layer
+	for i, l := range ls {
+		if i >= nBase && i-nBase < len(payload) {
+			out = append(out, payload[i-nBase])
+			continue
+		}
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		di, err := l.DiffID()
+		if err != nil {
+			return nil, err
+		}
+		sz, _ := l.Size()
+		mt, _ := l.MediaType()
+		out = append(out, Layer{Role: "base", MediaType: mt, Digest: d, DiffID: di, Size: sz})
+	}
+	return out, nil
+}

@@ -1,0 +1,62 @@
+// Package oci is the default builder: one OCI image layout holding an
+// image per arch, named NAME-X.Y.Z-ARCH, and an image index over them,
+// named NAME-X.Y.Z. Readable by skopeo, umoci, podman and any registry.
+package oci
+
+import (
+	"context"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagebake/imagebake/builders"
+)
+
+const refName = "org.opencontainers.image.ref.name"
+
+// Build writes the layout into req.Dir. Payload layers already in
+// req.Dir/blobs/sha256 are not copied again.
+func Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
+	p, err := layout.Write(req.Dir, empty.Index)
+	if err != nil {
+		return nil, fmt.Errorf("writing OCI layout %s: %w", req.Dir, err)
+	}
+	res := &builders.Result{}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, im := range req.Images {
+		img, nBase, baseDigest, err := builders.Assemble(ctx, req, im)
+		if err != nil {
+			return nil, err
+		}
+		plat := v1.Platform{OS: "linux", Architecture: im.Arch}
+		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{refName: im.Name}), layout.WithPlatform(plat)); err != nil {
+			return nil, fmt.Errorf("image %s: writing into %s: %w", im.Name, req.Dir, err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return nil, err
+		}
+		ls, err := builders.Layers(img, nBase, im.Layers)
+		if err != nil {
+			return nil, err
+		}
+		res.Images = append(res.Images, builders.ImageResult{Arch: im.Arch, Digest: d.String(), Artifact: "oci:" + im.Name, BaseDigest: baseDigest, Layers: ls})
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+			MediaType: types.OCIManifestSchema1, Platform: &plat, Annotations: map[string]string{refName: im.Name}}})
+	}
+	name := req.Family + "-" + req.Release
+	idx = mutate.Annotations(idx, req.Annotations(name)).(v1.ImageIndex)
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{refName: name})); err != nil {
+		return nil, fmt.Errorf("writing image index into %s: %w", req.Dir, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return nil, err
+	}
+	res.IndexDigest = d.String()
+	return res, nil
+}

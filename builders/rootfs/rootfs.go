@@ -1,0 +1,149 @@
+// Package rootfs is the builder for LXD/Incus imports and disk tooling: per
+// arch, one deterministic .tar.gz of the merged root file system (base
+// layers with whiteouts applied, then the payload).
+package rootfs
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagebake/imagebake/builders"
+	"github.com/imagebake/imagebake/tarball"
+)
+
+// Build writes NAME-X.Y.Z-ARCH.rootfs.tar.gz per arch into req.Dir.
+func Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
+	res := &builders.Result{}
+	for _, im := range req.Images {
+		img, _, baseDigest, err := builders.Assemble(ctx, req, im)
+		if err != nil {
+			return nil, err
+		}
+		file := im.Name + ".rootfs.tar.gz"
+		l, err := flatten(img, req, file)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", im.Name, err)
+		}
+		res.Images = append(res.Images, builders.ImageResult{Arch: im.Arch, Digest: l.Digest.String(), Artifact: file, BaseDigest: baseDigest, Layers: []builders.Layer{l}})
+	}
+	return res, nil
+}
+
+type entry struct {
+	h   *tar.Header
+	off int64 // of the content in the spill file
+}
+
+// flatten merges img's layers and writes them sorted. Contents are spilled
+// to a temporary file, so memory holds only headers whatever the size.
+func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, error) {
+	spill, err := os.CreateTemp(req.Dir, ".spill-*")
+	if err != nil {
+		return builders.Layer{}, err
+	}
+	defer os.Remove(spill.Name())
+	defer spill.Close()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	byName := map[string]*entry{}
+	var off int64
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return builders.Layer{}, err
+		}
+		name := strings.Trim(path.Clean(h.Name), "/")
+		if name == "." || name == "" {
+			continue
+		}
+		if _, seen := byName[name]; seen {
+			continue // Extract gives the top layer first
+		}
+		switch h.Typeflag {
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			continue // no devices in an image; the runtime makes /dev
+		case tar.TypeReg:
+			n, err := io.Copy(spill, tr)
+			if err != nil {
+				return builders.Layer{}, err
+			}
+			byName[name] = &entry{h: h, off: off}
+			off += n
+		default:
+			byName[name] = &entry{h: h}
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	dst := filepath.Join(req.Dir, file)
+	out, err := os.Create(dst)
+	if err != nil {
+		return builders.Layer{}, err
+	}
+	defer out.Close()
+	zh, uh := sha256.New(), sha256.New()
+	cw := &counter{w: io.MultiWriter(out, zh)}
+	zw := tarball.NewGzip(cw)
+	tw := tarball.NewWriter(io.MultiWriter(zw, uh), req.Epoch)
+	for _, n := range names {
+		e := byName[n]
+		h := *e.h
+		h.Name = n
+		src := e
+		if h.Typeflag == tar.TypeLink {
+			// a hard link becomes a copy of its target
+			t, ok := byName[strings.Trim(path.Clean(h.Linkname), "/")]
+			if !ok || t.h.Typeflag != tar.TypeReg {
+				return builders.Layer{}, fmt.Errorf("hard link %s -> %s has no regular target", n, h.Linkname)
+			}
+			h.Typeflag, h.Linkname, h.Size = tar.TypeReg, "", t.h.Size
+			src = t
+		}
+		if err := tw.Raw(&h, io.NewSectionReader(spill, src.off, h.Size)); err != nil {
+			return builders.Layer{}, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return builders.Layer{}, err
+	}
+	if err := zw.Close(); err != nil {
+		return builders.Layer{}, err
+	}
+	if err := out.Sync(); err != nil {
+		return builders.Layer{}, err
+	}
+	return builders.Layer{Path: dst, Role: "rootfs", MediaType: types.OCILayer, Size: cw.n,
+		Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(zh.Sum(nil))},
+		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}, nil
+}
+
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
