@@ -24,13 +24,13 @@ var ErrConfig = fmt.Errorf("invalid %s: %w", ConfigName, failure.ErrUsage)
 // Config is imagebake.toml. testdata/example/control/imagebake.toml.in is
 // the annotated example.
 type Config struct {
-	Family      string              `toml:"family"`
-	Arches      []string            `toml:"arches"`
-	Environment string              `toml:"environment"`
-	Builder     string              `toml:"builder"`
-	Base        *Base               `toml:"base"`  // for every arch
-	Bases       map[string]Base     `toml:"bases"` // per arch, over Base
-	Agents      *AgentsConfig       `toml:"agents"`
+	Family      string          `toml:"family"`
+	Arches      []string        `toml:"arches"`
+	Environment string          `toml:"environment"`
+	Builder     string          `toml:"builder"`
+	Base        *Base           `toml:"base"`  // for every arch
+	Bases       map[string]Base `toml:"bases"` // per arch, over Base
+	Agents      *AgentsConfig   `toml:"agents"`
 }
 
 // Base is what an image is built on, pinned: exactly one of Scratch, an

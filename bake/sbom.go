@@ -52,7 +52,9 @@ type spdxRelation struct {
 
 var idRE = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
 
-func spdxID(kind, name string) string { return "SPDXRef-" + kind + "-" + idRE.ReplaceAllString(name, "-") }
+func spdxID(kind, name string) string {
+	return "SPDXRef-" + kind + "-" + idRE.ReplaceAllString(name, "-")
+}
 
 // writeSBOM writes the release's modules and agent binaries as SPDX 2.3.
 // Its time is the build epoch and its namespace comes from the inputs

@@ -98,12 +98,14 @@ func (l Layer) V1() v1.Layer { return &fileLayer{l} }
 
 type fileLayer struct{ l Layer }
 
-func (f *fileLayer) Digest() (v1.Hash, error)             { return f.l.Digest, nil }
-func (f *fileLayer) DiffID() (v1.Hash, error)             { return f.l.DiffID, nil }
-func (f *fileLayer) Size() (int64, error)                 { return f.l.Size, nil }
-func (f *fileLayer) MediaType() (types.MediaType, error)  { return f.l.MediaType, nil }
-func (f *fileLayer) Compressed() (io.ReadCloser, error)   { return os.Open(f.l.Path) }
-func (f *fileLayer) Uncompressed() (io.ReadCloser, error) { return uncompressed(f.l.Path, f.l.MediaType) }
+func (f *fileLayer) Digest() (v1.Hash, error)            { return f.l.Digest, nil }
+func (f *fileLayer) DiffID() (v1.Hash, error)            { return f.l.DiffID, nil }
+func (f *fileLayer) Size() (int64, error)                { return f.l.Size, nil }
+func (f *fileLayer) MediaType() (types.MediaType, error) { return f.l.MediaType, nil }
+func (f *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(f.l.Path) }
+func (f *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	return uncompressed(f.l.Path, f.l.MediaType)
+}
 
 func uncompressed(path string, mt types.MediaType) (io.ReadCloser, error) {
 	file, err := os.Open(path)
