@@ -263,7 +263,8 @@ func syncFile(ctx context.Context, from Store, e Entry, final string) error {
 		r.Close()
 		return err
 	}
-	_, err = io.CopyBuffer(f, r, make([]byte, 1<<20))
+	// a fresh download is hashed as it arrives; a resumed one is read again whole
+	n, sum, err := copyHash(f, r)
 	r.Close()
 	if err == nil {
 		err = f.Sync()
@@ -274,7 +275,13 @@ func syncFile(ctx context.Context, from Store, e Entry, final string) error {
 	if err != nil {
 		return fmt.Errorf("agent binaries %s %s for %s: downloading %s/%s (rerun to resume): %w", e.Name, e.Version, e.Platform(), from.Location(), e.Path, err)
 	}
-	if err := verifyFile(part, e, from.Location()+"/"+e.Path); err != nil {
+	where := from.Location() + "/" + e.Path
+	if offset == 0 {
+		err = e.match(n, sum, where)
+	} else {
+		err = verifyFile(part, e, where)
+	}
+	if err != nil {
 		os.Remove(part) // a bad download is not resumed
 		return err
 	}

@@ -1,0 +1,339 @@
+package bake
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/builders"
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+var ctx = context.Background()
+
+// example generates the embedded example under a temp dir and publishes
+// agent binaries (shell scripts) for the given arch -> versions.
+func example(t *testing.T, published map[string][]string) (root, repo string) {
+	t.Helper()
+	root = t.TempDir()
+	out, err := exec.Command("../testdata/example/gen.sh", root).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gen.sh: %v\n%s", err, out)
+	}
+	repo = strings.TrimSpace(string(out))
+	store, _ := agents.NewDirStore(filepath.Join(root, "store"))
+	for arch, versions := range published {
+		for _, v := range versions {
+			src := t.TempDir()
+			os.MkdirAll(filepath.Join(src, "bin"), 0o755)
+			os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte(fmt.Sprintf("#!/bin/sh\necho %s\n", v)), 0o755)
+			if _, _, err := agents.Publish(ctx, store, src, agents.PublishOptions{Name: "mozagent", Version: v, OS: "linux", Arch: arch}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root, repo
+}
+
+func opts(root, repo, out string) Options {
+	return Options{Repo: repo, Release: "1.0.0", Out: out, Cache: filepath.Join(root, "cache"), Context: root, Version: "test"}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestBakeOCIReadByRealTools(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.3.0", "2.4.1"}, "arm64": {"2.3.0"}})
+	out := filepath.Join(root, "dist")
+	m, err := Bake(ctx, opts(root, repo, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(out, "example-1.0.0")
+	if len(m.Images) != 2 || m.Images[0].Name != "example-1.0.0-amd64" || m.Images[1].Name != "example-1.0.0-arm64" {
+		t.Fatalf("images = %+v", m.Images)
+	}
+	// per arch selection: arm64 has only 2.3.0
+	if m.Images[0].Agent.Version != "2.4.1" || m.Images[1].Agent.Version != "2.3.0" {
+		t.Errorf("agents = %s, %s; want 2.4.1 for amd64, 2.3.0 for arm64", m.Images[0].Agent.Version, m.Images[1].Agent.Version)
+	}
+	if m.Repo.Tag != "v1.0.0" || len(m.Repo.Commit) != 40 || len(m.Puppetfile.Modules) != 3 {
+		t.Errorf("repo %+v, %d modules", m.Repo, len(m.Puppetfile.Modules))
+	}
+	// the epoch is the release commit's time (gen.sh commits at 2025-04-01T12:00:00Z)
+	if got := time.Unix(m.Epoch, 0).UTC(); !got.Equal(time.Date(2025, 4, 1, 12, 0, 0, 0, time.UTC)) {
+		t.Errorf("epoch = %v, want the commit time 2025-04-01T12:00:00Z", got)
+	}
+
+	var insp struct {
+		Digest, Architecture, Os, Created string
+		Layers                            []string
+	}
+	if err := json.Unmarshal([]byte(run(t, "skopeo", "inspect", "oci:"+dir+":example-1.0.0-arm64")), &insp); err != nil {
+		t.Fatal(err)
+	}
+	if insp.Digest != m.Images[1].Digest || insp.Architecture != "arm64" || insp.Os != "linux" || len(insp.Layers) != 3 || !strings.HasPrefix(insp.Created, "2025-04-01T12:00:00") {
+		t.Errorf("skopeo inspect = %+v, manifest digest %s", insp, m.Images[1].Digest)
+	}
+	raw := run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":example-1.0.0-amd64")
+	for _, want := range []string{`"application/vnd.oci.image.manifest.v1+json"`, `"application/vnd.oci.image.config.v1+json"`, `"application/vnd.oci.image.layer.v1.tar+gzip"`, `"org.opencontainers.image.revision":"` + m.Repo.Commit} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("raw manifest lacks %s:\n%s", want, raw)
+		}
+	}
+
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	run(t, "umoci", "unpack", "--rootless", "--image", dir+":example-1.0.0-amd64", bundle)
+	rootfs := filepath.Join(bundle, "rootfs")
+	env := filepath.Join(rootfs, DefaultEnvironment)
+	for _, p := range []string{"Puppetfile", "hiera.yaml", "site-modules/role/manifests/init.pp", "modules/ntp/manifests/init.pp", "modules/motd/files/run.sh", "modules/profile/manifests/extra.pp"} {
+		if _, err := os.Stat(filepath.Join(env, p)); err != nil {
+			t.Errorf("environment lacks %s: %v", p, err)
+		}
+	}
+	if l, _ := os.Readlink(filepath.Join(rootfs, "opt/mozagent/tools/current")); l != "2.4.1-amd64" {
+		t.Errorf("current -> %q, want 2.4.1-amd64", l)
+	}
+	if b, _ := os.ReadFile(filepath.Join(rootfs, "opt/mozagent/tools/current/bin/mozagent")); string(b) != "#!/bin/sh\necho 2.4.1\n" {
+		t.Errorf("agent binary = %q", b)
+	}
+	rel, _ := os.ReadFile(filepath.Join(rootfs, "etc/imagebake/release.toml"))
+	for _, want := range []string{`release = "1.0.0"`, `arch = "amd64"`, `commit = "` + m.Repo.Commit + `"`, `inputs_digest = "` + m.InputsDigest + `"`} {
+		if !strings.Contains(string(rel), want) {
+			t.Errorf("release.toml lacks %s:\n%s", want, rel)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "etc/os-release")); err != nil {
+		t.Errorf("base content missing: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, SBOMName)); err != nil {
+		t.Error(err)
+	}
+
+	// verify rebuilds from the manifest alone and matches
+	if _, err := Verify(ctx, filepath.Join(dir, manifest.FileName), Options{Cache: filepath.Join(root, "cache2"), Context: root, Version: "test"}); err != nil {
+		t.Errorf("Verify = %v", err)
+	}
+	// a second bake with nothing changed is up to date and keeps the bytes
+	before, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+	m2, err := Bake(ctx, opts(root, repo, out))
+	if err != nil || m2.IndexDigest != m.IndexDigest {
+		t.Errorf("second bake = %v, index %s want %s", err, m2.IndexDigest, m.IndexDigest)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+	if !bytes.Equal(before, after) {
+		t.Error("second bake changed index.json")
+	}
+}
+
+// TestBakeReproducible bakes the same release in two processes with other
+// out dirs, caches, working dirs, umasks, time zones and GOMAXPROCS.
+func TestBakeReproducible(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	var digests []string
+	for i, env := range [][]string{
+		{"TZ=UTC", "GOMAXPROCS=1", "HELPER_UMASK=022"},
+		{"TZ=Pacific/Chatham", "GOMAXPROCS=2", "HELPER_UMASK=077"},
+	} {
+		work := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBake$")
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), append(env, "IMAGEBAKE_HELPER=1", "HELPER_ROOT="+root, "HELPER_REPO="+repo,
+			fmt.Sprintf("HELPER_OUT=%s/dist%d", work, i), fmt.Sprintf("HELPER_CACHE=%s/cache%d", work, i))...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("bake %d: %v\n%s", i, err, out)
+		}
+		m, err := manifest.Read(filepath.Join(work, fmt.Sprintf("dist%d", i), "example-1.0.0", manifest.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, m.IndexDigest+" "+m.Images[0].Digest+" "+m.Images[1].Digest)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("two bakes differ:\n%s\n%s", digests[0], digests[1])
+	}
+}
+
+func TestHelperBake(t *testing.T) {
+	if os.Getenv("IMAGEBAKE_HELPER") != "1" {
+		t.Skip("helper process for TestBakeReproducible")
+	}
+	var mask int
+	fmt.Sscanf(os.Getenv("HELPER_UMASK"), "%o", &mask)
+	syscall.Umask(mask)
+	o := Options{Repo: os.Getenv("HELPER_REPO"), Release: "1.0.0", Out: os.Getenv("HELPER_OUT"), Cache: os.Getenv("HELPER_CACHE"), Context: os.Getenv("HELPER_ROOT"), Version: "test"}
+	if _, err := Bake(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBakeRootfs(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Builder, o.Arches = "rootfs", []string{"arm64"}
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Images) != 1 || m.Images[0].Artifact != "example-1.0.0-arm64.rootfs.tar.gz" {
+		t.Fatalf("images = %+v", m.Images)
+	}
+	f, err := os.Open(filepath.Join(root, "dist", "example-1.0.0", m.Images[0].Artifact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, _ := gzip.NewReader(f)
+	tr := tar.NewReader(zr)
+	seen := map[string]*tar.Header{}
+	prev := ""
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name < prev {
+			t.Errorf("%s after %s: not in lexical order", h.Name, prev)
+		}
+		prev = h.Name
+		seen[strings.TrimSuffix(h.Name, "/")] = h
+	}
+	for _, p := range []string{"etc/os-release", "etc/imagebake/release.toml", "opt/mozagent/tools/current", "etc/puppetlabs/code/environments/production/modules/ntp/manifests/init.pp"} {
+		if seen[p] == nil {
+			t.Errorf("rootfs lacks %s", p)
+		}
+	}
+	if h := seen["tmp"]; h == nil || h.Mode&0o1777 != 0o1777 {
+		t.Errorf("base /tmp mode not kept: %+v", h)
+	}
+	if _, err := Verify(ctx, filepath.Join(root, "dist", "example-1.0.0", manifest.FileName), Options{Cache: o.Cache, Context: root, Version: "test"}); err != nil {
+		t.Errorf("Verify rootfs = %v", err)
+	}
+}
+
+func TestBakeBadInput(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+	out := filepath.Join(root, "dist")
+	check := func(name string, o Options, is error, contains ...string) {
+		t.Helper()
+		_, err := Bake(ctx, o)
+		if !errors.Is(err, is) {
+			t.Errorf("%s: Bake = %v, want %v", name, err, is)
+			return
+		}
+		for _, c := range contains {
+			if !strings.Contains(err.Error(), c) {
+				t.Errorf("%s: error %q does not contain %q", name, err, c)
+			}
+		}
+		if ents, _ := os.ReadDir(out); len(ents) != 0 {
+			t.Errorf("%s: a failed bake left %v in the out dir", name, ents)
+		}
+	}
+	o := opts(root, repo, out)
+	o.Release = "1.0.1"
+	check("missing tag", o, failure.ErrNotFound, "no tag v1.0.1 or 1.0.1 in "+repo, "nearest release tags: v1.0.0")
+
+	check("no agents for arm64", opts(root, repo, out), agents.ErrNoMatch, "mozagent 2.x on linux/arm64", filepath.Join(root, "store", "tools"), "mozagent-2.4.1-amd64 (other arch)")
+
+	o = opts(root, repo, out)
+	o.Arches = []string{"amd64"}
+	os.WriteFile(filepath.Join(root, "base", "rootfs.tar.gz"), []byte("tampered"), 0o644)
+	check("base digest mismatch", o, builders.ErrDigestMismatch, "base rootfs", "rootfs.tar.gz", "imagebake.toml pins")
+
+	o.Arches = []string{"s390x"}
+	check("arch not configured", o, failure.ErrUsage, "s390x is not configured")
+
+	o = opts(root, repo, filepath.Join(root, "base", "rootfs.tar.gz", "dist"))
+	if _, err := Bake(ctx, o); err == nil || !strings.Contains(err.Error(), "out dir") {
+		t.Errorf("unwritable out dir: Bake = %v, want an error naming the out dir", err)
+	}
+}
+
+func TestVerifyNamesFirstDifference(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Arches = []string{"amd64"}
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "dist", "example-1.0.0")
+	// the release on disk is tampered: the environment layer holds another Puppetfile
+	env := m.Images[0].Layers[1]
+	blob := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(env.Digest, "sha256:"))
+	rewriteTar(t, blob, "etc/puppetlabs/code/environments/production/Puppetfile", "mod 'evil'\n")
+	m.Images[0].Digest = "sha256:" + strings.Repeat("0", 64)
+	m.Images[0].Layers[1].DiffID = "sha256:" + strings.Repeat("1", 64)
+	m.IndexDigest = "sha256:" + strings.Repeat("2", 64)
+	if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Verify(ctx, filepath.Join(dir, manifest.FileName), Options{Cache: o.Cache, Context: root, Version: "test"})
+	if !errors.Is(err, ErrMismatch) || !errors.Is(err, failure.ErrVerify) {
+		t.Fatalf("Verify of a tampered release = %v, want ErrMismatch", err)
+	}
+	for _, want := range []string{"image example-1.0.0-amd64", "layer 1 (environment)", "first difference: etc/puppetlabs/code/environments/production/Puppetfile: size"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Verify error:\n%v\nwant it to contain %q", err, want)
+		}
+	}
+}
+
+// rewriteTar replaces the content of one file in a gzip tar.
+func rewriteTar(t *testing.T, p, name, content string) {
+	t.Helper()
+	in, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, _ := gzip.NewReader(bytes.NewReader(in))
+	tr := tar.NewReader(zr)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(tr)
+		if h.Name == name {
+			body = []byte(content)
+			h.Size = int64(len(body))
+		}
+		tw.WriteHeader(h)
+		tw.Write(body)
+	}
+	tw.Close()
+	zw.Close()
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
