@@ -7,7 +7,7 @@ PKGS  := ./...
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: all build test test-tools demo lint bench fuzz clean
+.PHONY: all build test test-tools demo repro lint bench fuzz clean
 
 all: build
 
@@ -27,6 +27,12 @@ test: test-tools
 demo: build
 	@./scripts/demo $(BIN)
 
+# Bake the example twice with another directory, umask, TZ, GOMAXPROCS and
+# clock, compare digests, run diffoscope on a mismatch. (make test runs a
+# smaller version: bake.TestBakeReproducible.)
+repro: build
+	@./scripts/repro $(BIN)
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
@@ -37,10 +43,17 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./puppet/puppetfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./manifests/lockfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./manifests/manifest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./bake -run '^$$' -fuzz FuzzParseConfig -fuzztime $(FUZZTIME)
+	$(GO) test ./agents -run '^$$' -fuzz FuzzParseIndex -fuzztime $(FUZZTIME)
+	$(GO) test ./tarball -run '^$$' -fuzz FuzzExtract -fuzztime $(FUZZTIME)
 
-# Side-by-side with g10k (see bench/README.md).
+# Side-by-side benchmarks, each against its peer tool in one run.
 bench: build test-tools
 	./bench/puppetfile.sh $(BIN)
+	./bench/agents-sync.sh $(BIN)
+	./bench/bake.sh $(BIN)
+	$(GO) test ./agents -run '^$$' -bench . -benchtime 20x
 
 clean:
 	rm -rf bin dist demo

@@ -1,0 +1,57 @@
+package bake
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/imagebake/imagebake/failure"
+)
+
+func TestParseConfig(t *testing.T) {
+	example, err := os.ReadFile("../testdata/example/control/imagebake.toml.in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := strings.Replace(string(example), "@BASE_SHA256@", strings.Repeat("a", 64), 1)
+	c, err := ParseConfig([]byte(good))
+	if err != nil {
+		t.Fatalf("the annotated example does not parse: %v", err)
+	}
+	if c.Family != "example" || c.Builder != "oci" || c.Environment != DefaultEnvironment || c.Agents.Name != "mozagent" {
+		t.Errorf("ParseConfig = %+v", c)
+	}
+	tests := []struct{ from, to, want string }{
+		{`family = "example"`, `family = "Ex ample"`, "family"},
+		{`builder = "oci"`, `builder = "docker"`, `builder "docker"`},
+		{`arches = ["amd64", "arm64"]`, `arches = []`, "arches is empty"},
+		{`sha256 = "` + strings.Repeat("a", 64) + `"`, `sha256 = "short"`, "needs sha256"},
+		{`major = "2"`, `major = "2"` + "\ncolour = 1", "unknown keys agents.colour"},
+		{"\n[base]\n", "\n[bases.s390x]\nscratch = true\n[base]\n", "names an arch not in arches"},
+		{`environment = "/etc/puppetlabs/code/environments/production"`, `environment = "relative"`, "clean absolute path"},
+	}
+	for _, tt := range tests {
+		_, err := ParseConfig([]byte(strings.Replace(good, tt.from, tt.to, 1)))
+		if !errors.Is(err, failure.ErrUsage) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseConfig with %q = %v, want a usage error containing %q", tt.to, err, tt.want)
+		}
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	example, _ := os.ReadFile("../testdata/example/control/imagebake.toml.in")
+	f.Add(example)
+	f.Add([]byte("family = \"x\"\narches = [\"amd64\"]\n[base]\nscratch = true\n[agents]\nname = \"a\"\nmajor = \"1\"\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			return
+		}
+		for _, a := range c.Arches {
+			if _, err := c.BaseFor(a); err != nil {
+				t.Fatalf("accepted config has no base for %s", a)
+			}
+		}
+	})
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/imagebake/imagebake/failure"
+)
+
+// TestExitCodes checks the documented exit codes through the real command
+// tree, as a CI script would see them.
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "Bad")
+	os.WriteFile(bad, []byte("mod 'a', :git => 'u', :tga => 'v1'\n"), 0o644)
+	good := filepath.Join(dir, "Puppetfile")
+	os.WriteFile(good, []byte("# no modules\n"), 0o644)
+	stale := filepath.Join(dir, "Puppetfile.lock")
+	os.WriteFile(stale, []byte("version = 1\npuppetfile_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nmoduledir = \"modules\"\n[[module]]\nname = \"gone\"\nkind = \"local\"\npath = \"modules/gone\"\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "store", "tools"), 0o755)
+	os.WriteFile(filepath.Join(dir, "store", "tools", "index.json"), []byte(`{"version":1,"agents":[]}`), 0o644)
+	cache := filepath.Join(dir, "cache")
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"version", []string{"version"}, failure.ExitOK},
+		{"unknown flag", []string{"version", "--nope"}, failure.ExitUsage},
+		{"bad Puppetfile", []string{"puppetfile", "show", "--puppetfile", bad, "--cache", cache}, failure.ExitUsage},
+		{"stale lock", []string{"puppetfile", "verify", "--puppetfile", good, "--lock", stale, "--cache", cache}, failure.ExitVerify},
+		{"no agent binaries", []string{"agents", "select", "mozagent", "--major", "2", "--arch", "arm64", "--store", filepath.Join(dir, "store")}, failure.ExitNotFound},
+		{"bad release number", []string{"bake", "--repo", dir, "--release", "1.0", "--cache", cache}, failure.ExitUsage},
+		{"missing Puppetfile", []string{"puppetfile", "show", "--puppetfile", filepath.Join(dir, "nope"), "--cache", cache}, failure.ExitError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := run(context.Background(), tt.args); got != tt.want {
+				t.Errorf("imagebake %v exit = %d, want %d", tt.args, got, tt.want)
+			}
+		})
+	}
+}
