@@ -12,7 +12,6 @@ package bake
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -170,22 +169,12 @@ func (b *baker) run(ctx context.Context) (*manifest.Manifest, error) {
 		Repo:        manifest.Repo{URL: o.Repo, Tag: tag, Commit: commit},
 	}
 	name := b.cfg.Family + "-" + o.Release
-	if b.stage, err = os.MkdirTemp(o.Out, "."+name+".tmp-"); err != nil {
-		return nil, fmt.Errorf("out dir %s is not writable: %w", o.Out, err)
-	}
-	payload := filepath.Join(b.stage, ".payload")
-	env := filepath.Join(payload, "env")
-	if err := os.MkdirAll(payload, 0o755); err != nil {
-		return nil, err
-	}
-	if err := b.mirror.WriteTree(commit, env, b.epoch, nil); err != nil {
+	pf, lk, popts, err := b.pins(ctx, commit, where)
+	if err != nil {
 		return nil, err
 	}
 	b.mirror.Close()
 	b.mirror = nil
-	if err := b.modules(ctx, env, where); err != nil {
-		return nil, err
-	}
 	sels, err := b.selectAgents(ctx, arches)
 	if err != nil {
 		return nil, err
@@ -204,6 +193,18 @@ func (b *baker) run(ctx context.Context) (*manifest.Manifest, error) {
 	if old, err := manifest.Read(filepath.Join(final, manifest.FileName)); err == nil && b.o.pinned == nil && upToDate(old, b.m, final) {
 		o.logf("%s is up to date (inputs %s)\n", final, b.m.InputsDigest)
 		return old, nil
+	}
+	// inputs are pinned: now stage the payload
+	if b.stage, err = os.MkdirTemp(o.Out, "."+name+".tmp-"); err != nil {
+		return nil, fmt.Errorf("out dir %s is not writable: %w", o.Out, err)
+	}
+	payload := filepath.Join(b.stage, ".payload")
+	env := filepath.Join(payload, "env")
+	if err := os.MkdirAll(payload, 0o755); err != nil {
+		return nil, err
+	}
+	if err := b.writeEnvironment(ctx, commit, env, pf, lk, popts); err != nil {
+		return nil, err
 	}
 	return b.build(ctx, sels, payload, final)
 }
@@ -290,20 +291,18 @@ func nearestVersions(want string, tags []string, n int) []string {
 	return out
 }
 
-// modules locks (or takes the committed lock, or the manifest's pins) and
-// installs the Puppetfile's modules into the staged environment.
-func (b *baker) modules(ctx context.Context, env, where string) error {
-	src, err := os.ReadFile(filepath.Join(env, "Puppetfile"))
-	if errors.Is(err, os.ErrNotExist) {
-		b.m.Puppetfile.Moduledir = puppet.DefaultModuledir
-		return nil // a control repo without external modules
-	}
-	if err != nil {
-		return err
+// pins reads the Puppetfile at the release commit and returns its lock:
+// the manifest's pins (verify), the committed Puppetfile.lock (law), or a
+// fresh resolution. pf is nil for a control repo without a Puppetfile.
+func (b *baker) pins(ctx context.Context, commit, where string) (*puppetfile.Puppetfile, *lockfile.Lock, []puppet.Option, error) {
+	b.m.Puppetfile.Moduledir = puppet.DefaultModuledir
+	src, ok, err := b.mirror.ReadFile(commit, "Puppetfile")
+	if err != nil || !ok {
+		return nil, nil, nil, err // no Puppetfile: no external modules
 	}
 	pf, err := puppetfile.Parse(where+":Puppetfile", src)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	opts := []puppet.Option{puppet.WithCache(b.o.Cache), puppet.WithEpoch(b.epoch), puppet.WithoutInstallState()}
 	if b.o.Log != nil {
@@ -314,7 +313,11 @@ func (b *baker) modules(ctx context.Context, env, where string) error {
 	}
 	var lk *lockfile.Lock
 	committed := false
-	switch lb, lerr := os.ReadFile(filepath.Join(env, "Puppetfile.lock")); {
+	lb, haveLock, err := b.mirror.ReadFile(commit, "Puppetfile.lock")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	switch {
 	case b.o.pinned != nil:
 		p := b.o.pinned.Puppetfile
 		lk = &lockfile.Lock{Version: lockfile.FormatVersion, Puppetfile: p.SHA256, Forge: p.Forge, Moduledir: p.Moduledir, Modules: p.Modules}
@@ -322,22 +325,42 @@ func (b *baker) modules(ctx context.Context, env, where string) error {
 		if p.Forge != "" {
 			opts = append(opts, puppet.WithForge(p.Forge))
 		}
-	case lerr == nil:
+	case haveLock:
 		if lk, err = lockfile.Parse(lb); err != nil {
-			return fmt.Errorf("%s:Puppetfile.lock: %w", where, err)
+			return nil, nil, nil, fmt.Errorf("%s:Puppetfile.lock: %w", where, err)
+		}
+		if diffs := puppet.Stale(pf, lk, opts...); len(diffs) > 0 {
+			return nil, nil, nil, fmt.Errorf("%w: the lock committed at %s does not match its Puppetfile:\n  %s\nrun `imagebake puppetfile lock` and tag a new release", puppet.ErrLockStale, where, strings.Join(diffs, "\n  "))
 		}
 		committed = true
 	default:
 		if lk, err = puppet.Lock(ctx, pf, opts...); err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 	}
-	moddir := filepath.Join(env, filepath.FromSlash(lk.Moduledir))
-	if _, err := puppet.Install(ctx, pf, lk, env, moddir, opts...); err != nil {
+	b.m.Puppetfile = manifest.Puppetfile{SHA256: pf.SHA256, LockCommitted: committed, Forge: lk.Forge, Moduledir: lk.Moduledir, Modules: lk.Modules}
+	return pf, lk, opts, nil
+}
+
+// writeEnvironment stages the control repo tree at the commit with its
+// modules materialised from the lock.
+func (b *baker) writeEnvironment(ctx context.Context, commit, env string, pf *puppetfile.Puppetfile, lk *lockfile.Lock, opts []puppet.Option) error {
+	gc, err := gitcache.Open(b.o.Cache)
+	if err != nil {
 		return err
 	}
-	b.m.Puppetfile = manifest.Puppetfile{SHA256: pf.SHA256, LockCommitted: committed, Forge: lk.Forge, Moduledir: lk.Moduledir, Modules: lk.Modules}
-	return nil
+	mir, err := gc.Mirror(ctx, b.o.Repo)
+	if err != nil {
+		return fmt.Errorf("control repo: %w", err)
+	}
+	err = mir.WriteTree(commit, env, b.epoch, nil)
+	mir.Close()
+	if err != nil || pf == nil {
+		return err
+	}
+	moddir := filepath.Join(env, filepath.FromSlash(lk.Moduledir))
+	_, err = puppet.Install(ctx, pf, lk, env, moddir, opts...)
+	return err
 }
 
 // selectAgents picks the agent binaries per arch (or the manifest's exact ones).

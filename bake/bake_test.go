@@ -21,6 +21,8 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet"
+	"github.com/imagebake/imagebake/puppet/puppetfile"
 )
 
 var ctx = context.Background()
@@ -335,5 +337,49 @@ func rewriteTar(t *testing.T, p, name, content string) {
 	zw.Close()
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestBakeCommittedLockIsLaw(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	pfPath := filepath.Join(repo, "Puppetfile")
+	pf, err := puppetfile.ReadFile(pfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := puppet.Lock(ctx, pf, puppet.WithCache(filepath.Join(root, "cache")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk.Write(pfPath + ".lock")
+	git("add", "-A")
+	git("commit", "-qm", "lock")
+	git("tag", "v1.1.0")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Release = "1.1.0"
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Puppetfile.LockCommitted || len(m.Puppetfile.Modules) != 3 {
+		t.Errorf("manifest puppetfile = %+v, want the committed lock's 3 pins", m.Puppetfile)
+	}
+	// the Puppetfile changes, the lock does not: the release is refused
+	b, _ := os.ReadFile(pfPath)
+	os.WriteFile(pfPath, []byte(strings.Replace(string(b), "tag: 'v1.1.0'", "tag: 'v1.0.0'", 1)), 0o644)
+	git("commit", "-qam", "unlocked change")
+	git("tag", "v1.2.0")
+	o.Release = "1.2.0"
+	_, err = Bake(ctx, o)
+	if !errors.Is(err, puppet.ErrLockStale) || !strings.Contains(err.Error(), `module "motd": ref "v1.0.0" in the Puppetfile`) {
+		t.Errorf("bake with a stale committed lock = %v, want ErrLockStale naming motd", err)
 	}
 }
