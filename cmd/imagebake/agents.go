@@ -48,7 +48,8 @@ func newAgentsCommand(g *globals) *cobra.Command {
 		Use:   "agents",
 		Short: "List, select, publish, index and mirror agent binaries",
 	}
-	cmd.AddCommand(newAgentsListCommand(g), newAgentsSelectCommand(g), newAgentsPublishCommand(g), newAgentsIndexCommand(g), newAgentsSyncCommand(g))
+	cmd.AddCommand(newAgentsListCommand(g), newAgentsSelectCommand(g), newAgentsPublishCommand(g), newAgentsIndexCommand(g), newAgentsSyncCommand(g),
+		newAgentsActivateCommand(g), newAgentsRollbackCommand(g), newAgentsStatusCommand(g), newAgentsPruneCommand(g))
 	return cmd
 }
 
