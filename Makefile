@@ -15,8 +15,9 @@ build:
 	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake
 
 # Debian packages the tests run for real: git, g10k (side-by-side checks),
-# skopeo and umoci (reading the images), GNU time (benchmarks).
-TEST_PKGS := git g10k skopeo umoci time
+# skopeo and umoci (reading the images), GNU time (benchmarks), minisign
+# (checking that the stock tool accepts our signatures).
+TEST_PKGS := git g10k skopeo umoci time minisign
 test-tools:
 	@./scripts/ensure-packages $(TEST_PKGS)
 

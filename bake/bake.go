@@ -52,8 +52,21 @@ type Options struct {
 	Log     io.Writer
 	HTTP    *http.Client
 
+	// Ref, when set, is a branch, tag or commit to read instead of the
+	// release tag (a release candidate, for Plan).
+	Ref string
+
 	// pinned, when set, is a manifest to rebuild exactly (Verify).
 	pinned *manifest.Manifest
+	// planOnly stops after the inputs are pinned (Plan).
+	planOnly bool
+}
+
+// Plan resolves every input of a release (commit, module pins, agent
+// binaries, bases) without building: the manifest's inputs part.
+func Plan(ctx context.Context, o Options) (*manifest.Manifest, error) {
+	o.planOnly = true
+	return Bake(ctx, o)
 }
 
 // ErrTagNotFound marks a release with no tag.
@@ -95,7 +108,9 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	if o.Out == "" {
 		o.Out = "dist"
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+	if o.planOnly {
+		// nothing is written
+	} else if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
 	}
 	b := &baker{o: o}
@@ -189,6 +204,9 @@ func (b *baker) run(ctx context.Context) (*manifest.Manifest, error) {
 	if b.m.InputsDigest, err = b.m.ComputeInputsDigest(); err != nil {
 		return nil, err
 	}
+	if o.planOnly {
+		return b.m, nil
+	}
 	final := filepath.Join(o.Out, name)
 	if old, err := manifest.Read(filepath.Join(final, manifest.FileName)); err == nil && b.o.pinned == nil && upToDate(old, b.m, final) {
 		o.logf("%s is up to date (inputs %s)\n", final, b.m.InputsDigest)
@@ -239,6 +257,13 @@ func (b *baker) resolveRelease(ctx context.Context) (string, string, error) {
 			return "", "", fmt.Errorf("control repo %s has no commit %s (tag %s in the manifest): %w", o.Repo, p.Repo.Commit, p.Repo.Tag, failure.ErrNotFound)
 		}
 		return p.Repo.Tag, p.Repo.Commit, nil
+	}
+	if o.Ref != "" {
+		sha, err := b.mirror.Resolve("ref", o.Ref)
+		if err != nil {
+			return "", "", fmt.Errorf("release candidate %q in %s: %w", o.Ref, o.Repo, err)
+		}
+		return o.Ref, sha, nil
 	}
 	for _, t := range []string{"v" + o.Release, o.Release} {
 		if sha, err := b.mirror.Resolve("tag", t); err == nil {

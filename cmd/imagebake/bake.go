@@ -7,11 +7,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/release"
 )
 
 func newBakeCommand(g *globals) *cobra.Command {
 	var o bake.Options
-	var epoch, cache string
+	var epoch, cache, previous string
+	var noCheck bool
 	cmd := &cobra.Command{
 		Use:   "bake --repo URL|PATH --release X.Y.Z [--arch a,b] [--out dist] [--builder oci|rootfs]",
 		Short: "Bake one image per arch from a tagged release of a control repo",
@@ -36,6 +39,19 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 				return err
 			}
 			o.Version, o.Log = clientVersion(), g.progress()
+			if previous != "" && !noCheck {
+				prev, err := manifest.Read(previous)
+				if err != nil {
+					return err
+				}
+				cand, err := bake.Plan(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				if err := release.Check(prev, cand, o.Release); err != nil {
+					return fmt.Errorf("%w\n(--no-release-check skips this)", err)
+				}
+			}
 			m, err := bake.Bake(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -60,6 +76,8 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 	f.StringVar(&cache, "cache", "", "cache directory (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
 	f.StringVar(&o.Context, "context", ".", "directory that relative paths in imagebake.toml are relative to")
 	f.StringArrayVar(&o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
+	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
+	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
 	return cmd
 }
 

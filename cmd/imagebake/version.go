@@ -2,10 +2,17 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
 // version is set at link time: -ldflags "-X main.version=1.2.3".
@@ -24,11 +31,16 @@ func clientVersion() string {
 }
 
 func newVersionCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print imagebake's version",
+	var mpath, cpath, image string
+	kf := &keyFlags{}
+	cmd := &cobra.Command{
+		Use:   "version [--manifest M | --catalog C --image NAME-X.Y.Z-ARCH]",
+		Short: "Print imagebake's version, and an image's release, agent binaries and commit side by side",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if mpath != "" || cpath != "" {
+				return printImageVersions(cmd, g, kf, mpath, cpath, image)
+			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), map[string]string{"version": clientVersion(), "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
 			}
@@ -36,4 +48,86 @@ func newVersionCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&mpath, "manifest", "", "a release's manifest.toml (its signature is checked when trusted keys are given)")
+	cmd.Flags().StringVar(&cpath, "catalog", "", "a store directory or catalog.toml; with --image")
+	cmd.Flags().StringVar(&image, "image", "", "image name NAME-X.Y.Z-ARCH, with --catalog")
+	kf.register(cmd, false)
+	return cmd
+}
+
+// printImageVersions prints client, image and agent versions side by side.
+func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpath, image string) error {
+	kr, err := kf.keyring()
+	if err != nil {
+		return err
+	}
+	if cpath != "" {
+		if image == "" {
+			return usageErr("--catalog needs --image NAME-X.Y.Z-ARCH")
+		}
+		root := cpath
+		if strings.HasSuffix(cpath, ".toml") {
+			root = filepath.Dir(filepath.Dir(cpath))
+		}
+		st := &catalog.Store{Root: root, Keys: kr}
+		c, err := st.Read()
+		if err != nil {
+			return err
+		}
+		var fam, ver string
+		for _, f := range c.Families {
+			for _, r := range f.Releases {
+				for _, im := range r.Images {
+					if im.Name == image {
+						fam, ver = f.Name, r.Version
+					}
+				}
+			}
+		}
+		if fam == "" {
+			return fmt.Errorf("image %s is not in the catalog %s: %w", image, st.Path(), failure.ErrNotFound)
+		}
+		m, err := st.ReadManifest(fam, ver)
+		if err != nil {
+			return err
+		}
+		return showVersions(cmd, g, m, image)
+	}
+	var m *manifest.Manifest
+	if len(kf.trusted) > 0 || os.Getenv("IMAGEBAKE_TRUSTED_KEYS") != "" {
+		data, err := kr.VerifyFile(mpath)
+		if err != nil {
+			return err
+		}
+		if m, err = manifest.Parse(data); err != nil {
+			return err
+		}
+	} else if m, err = manifest.Read(mpath); err != nil {
+		return err
+	}
+	return showVersions(cmd, g, m, image)
+}
+
+func showVersions(cmd *cobra.Command, g *globals, m *manifest.Manifest, image string) error {
+	type row struct {
+		Image, Arch, Agent, AgentVersion string
+	}
+	var rows []row
+	for _, im := range m.Images {
+		if image == "" || im.Name == image {
+			rows = append(rows, row{im.Name, im.Arch, im.Agent.Name, im.Agent.Version})
+		}
+	}
+	if g.json {
+		return printJSON(cmd.OutOrStdout(), map[string]any{"client": clientVersion(), "family": m.Family, "release": m.Release,
+			"tag": m.Repo.Tag, "commit": m.Repo.Commit, "baked_by": m.Imagebake.Version, "images": rows})
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "client:   imagebake %s\n", clientVersion())
+	fmt.Fprintf(w, "image:    %s %s (baked by imagebake %s)\n", m.Family, m.Release, m.Imagebake.Version)
+	fmt.Fprintf(w, "control:  %s at %s (%s)\n", m.Repo.URL, m.Repo.Tag, m.Repo.Commit)
+	for _, r := range rows {
+		fmt.Fprintf(w, "agent:    %s %s %s on %s\n", r.Image, r.Agent, r.AgentVersion, r.Arch)
+	}
+	return nil
 }

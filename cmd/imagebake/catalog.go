@@ -1,0 +1,264 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+// keyFlags name the signing key and the trusted public keys:
+// --key > IMAGEBAKE_KEY, --trusted-key > IMAGEBAKE_TRUSTED_KEYS (comma-separated);
+// the password of an encrypted key comes from IMAGEBAKE_KEY_PASSWORD.
+type keyFlags struct {
+	key     string
+	trusted []string
+}
+
+func (f *keyFlags) register(cmd *cobra.Command, signing bool) {
+	if signing {
+		cmd.Flags().StringVar(&f.key, "key", "", "minisign private key to sign with (default $IMAGEBAKE_KEY)")
+	}
+	cmd.Flags().StringArrayVar(&f.trusted, "trusted-key", nil, "trusted minisign public key; repeatable (default $IMAGEBAKE_TRUSTED_KEYS)")
+}
+
+func (f *keyFlags) keyring() (*signing.Keyring, error) {
+	list := f.trusted
+	if len(list) == 0 && os.Getenv("IMAGEBAKE_TRUSTED_KEYS") != "" {
+		list = strings.Split(os.Getenv("IMAGEBAKE_TRUSTED_KEYS"), ",")
+	}
+	return signing.LoadKeyring(list...)
+}
+
+// signer loads the signing key; its own public key is trusted too.
+func (f *keyFlags) signer(kr *signing.Keyring) (*signing.Signer, error) {
+	k := f.key
+	if k == "" {
+		k = os.Getenv("IMAGEBAKE_KEY")
+	}
+	if k == "" {
+		return nil, usageErr("no signing key: give --key or set IMAGEBAKE_KEY (make one with `imagebake key generate`)")
+	}
+	s, err := signing.LoadSigner(k, os.Getenv("IMAGEBAKE_KEY_PASSWORD"))
+	if err != nil {
+		return nil, err
+	}
+	kr.Add(s.Public(), k)
+	return s, nil
+}
+
+func newKeyCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys (minisign format)"}
+	var dir, name string
+	gen := &cobra.Command{
+		Use:   "generate [--dir D] [--name N]",
+		Short: "Make an ed25519 key pair: N.key (private) and N.pub; encrypted when IMAGEBAKE_KEY_PASSWORD is set",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, key, err := signing.Generate(dir, name, os.Getenv("IMAGEBAKE_KEY_PASSWORD"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n%s\n", pub, key)
+			return nil
+		},
+	}
+	gen.Flags().StringVar(&dir, "dir", ".", "where to write the keys")
+	gen.Flags().StringVar(&name, "name", "imagebake", "file name of the keys, without extension")
+	cmd.AddCommand(gen)
+	return cmd
+}
+
+func newPublishCommand(g *globals) *cobra.Command {
+	kf := &keyFlags{}
+	var store string
+	cmd := &cobra.Command{
+		Use:   "publish dist/NAME-X.Y.Z --store DIR",
+		Short: "Add a baked release to a store's signed catalog (immutable; identical re-publish is a no-op)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if store == "" {
+				return usageErr("--store is required")
+			}
+			kr, err := kf.keyring()
+			if err != nil {
+				return err
+			}
+			signer, err := kf.signer(kr)
+			if err != nil {
+				return err
+			}
+			st := &catalog.Store{Root: store, Keys: kr}
+			rel, added, err := st.Publish(args[0], signer)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), rel)
+			}
+			verb := "published"
+			if !added {
+				verb = "already published, identical"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s into %s (manifest %s)\n", rel.Version, verb, st.Path(), rel.ManifestDigest)
+			return nil
+		},
+	}
+	kf.register(cmd, true)
+	cmd.Flags().StringVar(&store, "store", "", "directory store")
+	return cmd
+}
+
+func newCatalogCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "catalog", Short: "List releases and manage their lifecycle"}
+	var store, family string
+	kf := &keyFlags{}
+	list := &cobra.Command{
+		Use:   "list --store DIR [--family F]",
+		Short: "List releases with their state (the catalog's signature is checked)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			kr, err := kf.keyring()
+			if err != nil {
+				return err
+			}
+			c, err := (&catalog.Store{Root: store, Keys: kr}).Read()
+			if err != nil {
+				return err
+			}
+			var fams []catalog.Family
+			for _, f := range c.Families {
+				if family == "" || f.Name == family {
+					fams = append(fams, f)
+				}
+			}
+			if g.json {
+				if fams == nil {
+					fams = []catalog.Family{}
+				}
+				return printJSON(cmd.OutOrStdout(), fams)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "FAMILY\tVERSION\tDATE\tSECURITY\tSTATE\tARCHES")
+			for _, f := range fams {
+				for _, r := range f.Releases {
+					var arches []string
+					for _, im := range r.Images {
+						arches = append(arches, im.Arch)
+					}
+					state := r.State
+					if r.Replacement != "" {
+						state += " -> " + r.Replacement
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", f.Name, r.Version, r.Date.Format("2006-01-02"), r.Security, state, strings.Join(arches, ","))
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&store, "store", "", "directory store")
+	list.Flags().StringVar(&family, "family", "", "only this family")
+	kf.register(list, false)
+	cmd.AddCommand(list)
+	for verb, state := range map[string]string{"deprecate": catalog.Deprecated, "obsolete": catalog.Obsolete, "revoke": catalog.Revoked} {
+		cmd.AddCommand(newStateCommand(g, verb, state))
+	}
+	cmd.AddCommand(newEOLCommand(g))
+	return cmd
+}
+
+func parseDate(s string) (time.Time, error) {
+	if s == "" {
+		return time.Now().UTC().Truncate(time.Second), nil
+	}
+	for _, layout := range []string{"2006-01-02", time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, usageErr("date %q: want YYYY-MM-DD or RFC 3339", s)
+}
+
+func newStateCommand(g *globals, verb, state string) *cobra.Command {
+	kf := &keyFlags{}
+	var store, reason, replacement, at string
+	cmd := &cobra.Command{
+		Use:   verb + " FAMILY X.Y.Z --store DIR --reason TEXT [--replacement X.Y.Z] [--at DATE]",
+		Short: "Mark a release " + state,
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			when, err := parseDate(at)
+			if err != nil {
+				return err
+			}
+			kr, err := kf.keyring()
+			if err != nil {
+				return err
+			}
+			signer, err := kf.signer(kr)
+			if err != nil {
+				return err
+			}
+			_, err = (&catalog.Store{Root: store, Keys: kr}).Update(signer, func(c *catalog.Catalog) error {
+				return c.SetState(args[0], args[1], state, reason, replacement, when)
+			})
+			if err == nil {
+				fmt.Fprintf(g.progress(), "%s %s is %s\n", args[0], args[1], state)
+			}
+			return err
+		},
+	}
+	kf.register(cmd, true)
+	cmd.Flags().StringVar(&store, "store", "", "directory store")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (shown to users)")
+	cmd.Flags().StringVar(&replacement, "replacement", "", "the release to move to")
+	cmd.Flags().StringVar(&at, "at", "", "when it takes effect (default now)")
+	return cmd
+}
+
+func newEOLCommand(g *globals) *cobra.Command {
+	kf := &keyFlags{}
+	var store, date string
+	var notice int
+	cmd := &cobra.Command{
+		Use:   "eol FAMILY MAJOR --store DIR --date DATE [--notice-days N]",
+		Short: "Set the end of life of a major",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var major uint64
+			if _, err := fmt.Sscanf(args[1], "%d", &major); err != nil {
+				return usageErr("MAJOR %q is not a number", args[1])
+			}
+			if date == "" {
+				return usageErr("--date is required")
+			}
+			when, err := parseDate(date)
+			if err != nil {
+				return err
+			}
+			kr, err := kf.keyring()
+			if err != nil {
+				return err
+			}
+			signer, err := kf.signer(kr)
+			if err != nil {
+				return err
+			}
+			_, err = (&catalog.Store{Root: store, Keys: kr}).Update(signer, func(c *catalog.Catalog) error {
+				return c.SetEOL(args[0], major, when, notice)
+			})
+			return err
+		},
+	}
+	kf.register(cmd, true)
+	cmd.Flags().StringVar(&store, "store", "", "directory store")
+	cmd.Flags().StringVar(&date, "date", "", "end-of-life date YYYY-MM-DD")
+	cmd.Flags().IntVar(&notice, "notice-days", 90, "warn this many days before")
+	return cmd
+}

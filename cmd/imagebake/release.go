@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/release"
+)
+
+// candidateFlags name a release candidate: a control repo and a ref or release.
+type candidateFlags struct {
+	o        bake.Options
+	cache    string
+	previous string
+}
+
+func (f *candidateFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.o.Repo, "repo", "", "control repo URL or path")
+	cmd.Flags().StringVar(&f.previous, "previous", "", "manifest.toml of the previous release")
+	cmd.Flags().StringVar(&f.cache, "cache", "", "cache directory (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
+	cmd.Flags().StringVar(&f.o.Context, "context", ".", "directory that relative paths in imagebake.toml are relative to")
+	cmd.Flags().StringArrayVar(&f.o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
+}
+
+// load pins the candidate's inputs and reads the previous manifest.
+func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manifest.Manifest, err error) {
+	if f.o.Repo == "" || f.previous == "" {
+		return nil, nil, usageErr("--repo and --previous are required")
+	}
+	if prev, err = manifest.Read(f.previous); err != nil {
+		return nil, nil, err
+	}
+	if f.o.Cache, err = cacheDir(f.cache); err != nil {
+		return nil, nil, err
+	}
+	if f.o.Release == "" {
+		f.o.Release = prev.Release // the number is not known yet; the inputs do not depend on it
+	}
+	f.o.Version, f.o.Log = clientVersion(), g.progress()
+	cand, err = bake.Plan(cmd.Context(), f.o)
+	return prev, cand, err
+}
+
+func newReleaseCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "release", Short: "Propose and check release numbers (MAJOR.MINOR.SECURITY)"}
+	pf := &candidateFlags{}
+	plan := &cobra.Command{
+		Use:   "plan --repo R --release-candidate REF --previous MANIFEST",
+		Short: "Propose the next release number from the changes since the previous release",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pf.o.Ref == "" {
+				return usageErr("--release-candidate is required (a branch, tag or commit)")
+			}
+			prev, cand, err := pf.load(cmd, g)
+			if err != nil {
+				return err
+			}
+			p, err := release.Propose(prev, cand)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), p)
+			}
+			w := cmd.OutOrStdout()
+			if p.Level == release.None.String() {
+				fmt.Fprintf(w, "no change since %s: no release needed\n", p.Previous)
+				return nil
+			}
+			fmt.Fprintf(w, "next release: %s (%s after %s)\n", p.Next, p.Level, p.Previous)
+			for _, c := range p.Changes {
+				fmt.Fprintf(w, "  %-8s %s: %s\n", c.Level, c.What, c.Reason)
+			}
+			return nil
+		},
+	}
+	pf.register(plan)
+	plan.Flags().StringVar(&pf.o.Ref, "release-candidate", "", "branch, tag or commit of the candidate")
+	cf := &candidateFlags{}
+	var number string
+	check := &cobra.Command{
+		Use:   "check --release X.Y.Z --repo R --previous MANIFEST [--release-candidate REF]",
+		Short: "Refuse a release number that breaks the rules (exit 4), naming the change that breaks it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if number == "" {
+				return usageErr("--release is required")
+			}
+			cf.o.Release = number
+			prev, cand, err := cf.load(cmd, g)
+			if err != nil {
+				return err
+			}
+			if err := release.Check(prev, cand, number); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.progress(), "%s follows %s by the rules\n", number, prev.Release)
+			return nil
+		},
+	}
+	cf.register(check)
+	check.Flags().StringVar(&number, "release", "", "the number to check")
+	check.Flags().StringVar(&cf.o.Ref, "release-candidate", "", "branch, tag or commit of the candidate (default: tag vX.Y.Z)")
+	cmd.AddCommand(plan, check)
+	return cmd
+}

@@ -1,0 +1,241 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+// release writes a release directory with a manifest and one blob.
+func release(t *testing.T, version, digest string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "example-"+version)
+	os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
+	os.WriteFile(filepath.Join(dir, "blobs", "sha256", "ab"), []byte("blob "+digest), 0o644)
+	m := &manifest.Manifest{Family: "example", Release: version, Epoch: 1735732800, Builder: "oci",
+		Repo:        manifest.Repo{URL: "file:///r", Tag: "v" + version, Commit: strings.Repeat("c", 40)},
+		Puppetfile:  manifest.Puppetfile{SHA256: strings.Repeat("d", 64), Moduledir: "modules", Modules: []lockfile.Module{}},
+		IndexDigest: digest,
+		Images:      []manifest.Image{{Arch: "amd64", OS: "linux", Name: "example-" + version + "-amd64", Digest: digest, Agent: manifest.Agent{Name: "m", Version: "2.0.0", SHA256: strings.Repeat("e", 64)}}}}
+	if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func keys(t *testing.T) (*signing.Signer, *signing.Keyring, string) {
+	t.Helper()
+	dir := t.TempDir()
+	pub, key, err := signing.Generate(dir, "k", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signing.LoadSigner(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := signing.LoadKeyring(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, kr, pub
+}
+
+func TestPublishSignedImmutable(t *testing.T) {
+	signer, kr, pub := keys(t)
+	st := &Store{Root: t.TempDir(), Keys: kr}
+	d := "sha256:" + strings.Repeat("1", 64)
+	if _, added, err := st.Publish(release(t, "1.0.0", d), signer); err != nil || !added {
+		t.Fatalf("Publish = %v, %v", added, err)
+	}
+	if _, added, err := st.Publish(release(t, "1.0.0", d), signer); err != nil || added {
+		t.Errorf("identical re-publish = %v, %v; want a no-op", added, err)
+	}
+	_, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("2", 64)), signer)
+	if !errors.Is(err, ErrExists) {
+		t.Errorf("publishing other content as 1.0.0 = %v, want ErrExists", err)
+	}
+	if _, _, err := st.Publish(release(t, "1.0.1", "sha256:"+strings.Repeat("3", 64)), signer); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Family("example", false)
+	if f == nil || len(f.Releases) != 2 || f.Releases[1].Version != "1.0.1" || !f.Releases[1].Security || f.Releases[0].Security {
+		t.Fatalf("catalog = %+v", c)
+	}
+	// the stock minisign verifies both documents
+	if _, err := exec.LookPath("minisign"); err == nil {
+		for _, p := range []string{st.Path(), filepath.Join(st.Root, "images", "example-1.0.1", manifest.FileName)} {
+			if out, err := exec.Command("minisign", "-V", "-p", pub, "-m", p).CombinedOutput(); err != nil {
+				t.Errorf("minisign -V %s: %v\n%s", p, err, out)
+			}
+		}
+	} else {
+		t.Error("minisign is not installed (make test installs it)")
+	}
+	if m, err := st.ReadManifest("example", "1.0.1"); err != nil || m.Release != "1.0.1" {
+		t.Errorf("ReadManifest = %v", err)
+	}
+	// lifecycle
+	_, err = st.Update(signer, func(c *Catalog) error {
+		if err := c.SetState("example", "1.0.0", Revoked, "bad base", "1.0.1", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+			return err
+		}
+		return c.SetEOL("example", 1, time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC), 90)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ = st.Read()
+	r := c.Family("example", false).Release("1.0.0")
+	if r.State != Revoked || r.Replacement != "1.0.1" || r.Reason != "bad base" {
+		t.Errorf("after revoke: %+v", r)
+	}
+	if s, ok := c.Family("example", false).SupportOf(1); !ok || s.NoticeDays != 90 {
+		t.Errorf("support = %+v", s)
+	}
+	if err := c.SetState("example", "1.0.0", Active, "", "", time.Now()); err == nil {
+		t.Error("a revoked release was made active again")
+	}
+}
+
+func TestTamperedOrUntrustedRefused(t *testing.T) {
+	signer, kr, _ := keys(t)
+	st := &Store{Root: t.TempDir(), Keys: kr}
+	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
+		t.Fatal(err)
+	}
+	// tampered: the file no longer matches its signature
+	p, _ := filepath.EvalSymlinks(st.Path())
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), `state = "active"`, `state = "deprecated"`, 1)), 0o644)
+	_, err := st.Read()
+	if !errors.Is(err, signing.ErrUntrusted) || !strings.Contains(err.Error(), "catalog.toml") || !strings.Contains(err.Error(), signer.KeyID()) {
+		t.Errorf("reading a tampered catalog = %v, want ErrUntrusted naming the file and key %s", err, signer.KeyID())
+	}
+	os.WriteFile(p, b, 0o644)
+	// untrusted key
+	_, other, _ := keys(t)
+	_, err = (&Store{Root: st.Root, Keys: other}).Read()
+	if !errors.Is(err, signing.ErrUntrusted) || !strings.Contains(err.Error(), "not trusted") || !strings.Contains(err.Error(), signer.KeyID()) {
+		t.Errorf("reading with another key = %v", err)
+	}
+	// unsigned
+	os.Remove(p + ".minisig")
+	if _, err := st.Read(); !errors.Is(err, signing.ErrUntrusted) || !strings.Contains(err.Error(), "not signed") {
+		t.Errorf("reading an unsigned catalog = %v", err)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for _, src := range []string{
+		"format = 1\n[[family]]\nname = \"x\"\n[[family.release]]\nversion = \"1.0.0\"\nstate = \"retired\"\nmanifest_digest = \"sha256:" + strings.Repeat("a", 64) + "\"\n",
+		"format = 1\n[[family]]\nname = \"x\"\ncolour = 1\n",
+		"format = 2\n",
+		"format = 1\n[[family]]\nname = \"x\"\n[[family.release]]\nversion = \"1.0\"\nstate = \"active\"\nmanifest_digest = \"sha256:" + strings.Repeat("a", 64) + "\"\n",
+	} {
+		if _, err := Parse([]byte(src)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Parse(%q) = %v, want ErrInvalid", src, err)
+		}
+	}
+}
+
+// TestPublishKilled kills publishers (this test binary, re-executed) at
+// random points: the catalog always parses, verifies, and holds the old
+// entries and either all or none of the new one.
+func TestPublishKilled(t *testing.T) {
+	keyDir := t.TempDir()
+	pub, key, _ := signing.Generate(keyDir, "k", "")
+	signer, _ := signing.LoadSigner(key, "")
+	kr, _ := signing.LoadKeyring(pub)
+	root := t.TempDir()
+	st := &Store{Root: root, Keys: kr}
+	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
+		t.Fatal(err)
+	}
+	helper := func(version string, i int) *exec.Cmd {
+		dir := release(t, version, fmt.Sprintf("sha256:%064x", i+10))
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperPublish$")
+		cmd.Env = append(os.Environ(), "IMAGEBAKE_HELPER=1", "HELPER_ROOT="+root, "HELPER_KEY="+key, "HELPER_PUB="+pub, "HELPER_DIR="+dir)
+		return cmd
+	}
+	// one whole run gives the span the kills are spread over
+	start := time.Now()
+	if out, err := helper("0.9.0", 99).CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	span := time.Since(start)
+	rng := rand.New(rand.NewSource(2))
+	completed := 0
+	for i := range 25 {
+		version := fmt.Sprintf("1.0.%d", i+1)
+		cmd := helper(version, i)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int63n(int64(span))))
+		cmd.Process.Kill()
+		if cmd.Wait() == nil {
+			completed++
+		}
+		c, err := st.Read()
+		if err != nil {
+			t.Fatalf("kill %d: catalog unreadable: %v", i, err)
+		}
+		f := c.Family("example", false)
+		if f == nil || f.Release("1.0.0") == nil {
+			t.Fatalf("kill %d: lost an old entry", i)
+		}
+		if r := f.Release(version); r != nil {
+			if _, err := st.ReadManifest("example", version); err != nil {
+				t.Fatalf("kill %d: %s is in the catalog but its release is not whole: %v", i, version, err)
+			}
+		}
+	}
+	t.Logf("%d of 25 publishers finished before the kill (span %v)", completed, span)
+	// and publishing still works afterwards
+	if _, _, err := st.Publish(release(t, "1.1.0", "sha256:"+strings.Repeat("9", 64)), signer); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHelperPublish(t *testing.T) {
+	if os.Getenv("IMAGEBAKE_HELPER") != "1" {
+		t.Skip("helper process for TestPublishKilled")
+	}
+	s, _ := signing.LoadSigner(os.Getenv("HELPER_KEY"), "")
+	kr, _ := signing.LoadKeyring(os.Getenv("HELPER_PUB"))
+	if _, _, err := (&Store{Root: os.Getenv("HELPER_ROOT"), Keys: kr}).Publish(os.Getenv("HELPER_DIR"), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("format = 1\n[[family]]\nname = \"x\"\ngrace_days = 3\n[[family.release]]\nversion = \"1.0.0\"\nstate = \"active\"\nmanifest_digest = \"sha256:" + strings.Repeat("a", 64) + "\"\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err != nil {
+			return
+		}
+		out, err := c.Encode()
+		if err != nil {
+			t.Fatalf("a parsed catalog does not encode: %v", err)
+		}
+		if _, err := Parse(out); err != nil {
+			t.Fatalf("an encoded catalog does not parse: %v", err)
+		}
+	})
+}

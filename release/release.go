@@ -1,0 +1,259 @@
+// Package release gives release numbers their meaning: MAJOR.MINOR.SECURITY.
+//
+// Comparing a candidate's pinned inputs with the previous release's
+// manifest yields the smallest bump the difference needs:
+//   - MAJOR: the base changed, a module or the agent binaries changed major,
+//     a module was removed, an arch was dropped;
+//   - MINOR: a module or an arch was added, a module or the agent binaries
+//     moved to a new minor version;
+//   - SECURITY: anything else (patch versions, new commits of the same pins,
+//     control repo changes).
+//
+// Plan proposes the next number with the reasons; Check refuses a number
+// that is smaller than the difference needs, or that skips or goes
+// backwards, naming the change that breaks it.
+package release
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// Level is the size of a change.
+type Level int
+
+// The levels, smallest first.
+const (
+	None Level = iota
+	Security
+	Minor
+	Major
+)
+
+func (l Level) String() string {
+	return [...]string{"none", "SECURITY", "MINOR", "MAJOR"}[l]
+}
+
+// ErrNumber marks a release number that breaks the rules.
+var ErrNumber = fmt.Errorf("release number breaks the rules: %w", failure.ErrVerify)
+
+// Change is one difference between two releases.
+type Change struct {
+	Level  Level  `json:"level"`
+	What   string `json:"what"`
+	Reason string `json:"reason"`
+}
+
+// Plan is the proposed next release.
+type Plan struct {
+	Previous string   `json:"previous"`
+	Level    string   `json:"level"`
+	Next     string   `json:"next"`
+	Changes  []Change `json:"changes"`
+}
+
+// Compare lists the changes from prev to cand (a manifest of pinned inputs).
+func Compare(prev, cand *manifest.Manifest) []Change {
+	var out []Change
+	add := func(l Level, what, reason string) { out = append(out, Change{l, what, reason}) }
+	pa, ca := map[string]manifest.Image{}, map[string]manifest.Image{}
+	for _, im := range prev.Images {
+		pa[im.Arch] = im
+	}
+	for _, im := range cand.Images {
+		ca[im.Arch] = im
+	}
+	for _, arch := range sortedKeys(pa, ca) {
+		p, inP := pa[arch]
+		c, inC := ca[arch]
+		switch {
+		case !inC:
+			add(Major, "arch "+arch, "dropped: users of the "+arch+" image lose it")
+			continue
+		case !inP:
+			add(Minor, "arch "+arch, "added")
+			continue
+		}
+		if p.Base.Ref != c.Base.Ref {
+			add(Major, "base of "+arch, fmt.Sprintf("changed from %s to %s", p.Base.Ref, c.Base.Ref))
+		}
+		if l, why := versionLevel(p.Agent.Version, c.Agent.Version); l > None {
+			add(l, fmt.Sprintf("agent binaries %s on %s", c.Agent.Name, arch), why)
+		}
+	}
+	pm, cm := modules(prev.Puppetfile.Modules), modules(cand.Puppetfile.Modules)
+	for _, name := range sortedKeys(pm, cm) {
+		p, inP := pm[name]
+		c, inC := cm[name]
+		switch {
+		case !inC:
+			add(Major, "module "+name, "removed: code using it breaks")
+		case !inP:
+			add(Minor, "module "+name, "added")
+		default:
+			if l, why := moduleLevel(p, c); l > None {
+				add(l, "module "+name, why)
+			}
+		}
+	}
+	if prev.Repo.Commit != cand.Repo.Commit && len(out) == 0 {
+		add(Security, "control repo", fmt.Sprintf("commit %s -> %s", short(prev.Repo.Commit), short(cand.Repo.Commit)))
+	}
+	return out
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func modules(ms []lockfile.Module) map[string]lockfile.Module {
+	out := map[string]lockfile.Module{}
+	for _, m := range ms {
+		out[m.Name] = m
+	}
+	return out
+}
+
+func sortedKeys[V any](a, b map[string]V) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []map[string]V{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// versionLevel compares two versions: a major change is MAJOR, a minor
+// one MINOR, anything else SECURITY.
+func versionLevel(a, b string) (Level, string) {
+	if a == b {
+		return None, ""
+	}
+	va, ea := semver.NewVersion(strings.TrimPrefix(a, "v"))
+	vb, eb := semver.NewVersion(strings.TrimPrefix(b, "v"))
+	if ea != nil || eb != nil {
+		return Security, fmt.Sprintf("%s -> %s", a, b)
+	}
+	switch {
+	case va.Major() != vb.Major():
+		return Major, fmt.Sprintf("major version %s -> %s", a, b)
+	case va.Minor() != vb.Minor():
+		return Minor, fmt.Sprintf("minor version %s -> %s", a, b)
+	}
+	return Security, fmt.Sprintf("patch version %s -> %s", a, b)
+}
+
+func moduleLevel(p, c lockfile.Module) (Level, string) {
+	if p.Kind != c.Kind || p.Source != c.Source {
+		return Major, fmt.Sprintf("source changed from %s %s to %s %s", p.Kind, p.Source, c.Kind, c.Source)
+	}
+	switch c.Kind {
+	case "forge":
+		return versionLevel(p.Version, c.Version)
+	case "git":
+		if p.Commit == c.Commit {
+			return None, ""
+		}
+		if p.RefType == "tag" && c.RefType == "tag" {
+			if l, why := versionLevel(p.Ref, c.Ref); l > None {
+				return l, "tag " + why
+			}
+		}
+		return Security, fmt.Sprintf("%s %s: commit %s -> %s", c.RefType, c.Ref, short(p.Commit), short(c.Commit))
+	}
+	return None, ""
+}
+
+// Needed is the largest level among changes.
+func Needed(changes []Change) Level {
+	l := None
+	for _, c := range changes {
+		if c.Level > l {
+			l = c.Level
+		}
+	}
+	return l
+}
+
+// Next returns the number after prev for a change of level l.
+func Next(prev string, l Level) (string, error) {
+	v, err := semver.StrictNewVersion(prev)
+	if err != nil {
+		return "", fmt.Errorf("%w: previous release %q is not X.Y.Z", failure.ErrUsage, prev)
+	}
+	switch l {
+	case Major:
+		return fmt.Sprintf("%d.0.0", v.Major()+1), nil
+	case Minor:
+		return fmt.Sprintf("%d.%d.0", v.Major(), v.Minor()+1), nil
+	case Security:
+		return fmt.Sprintf("%d.%d.%d", v.Major(), v.Minor(), v.Patch()+1), nil
+	}
+	return prev, nil
+}
+
+// Propose compares and proposes the next number.
+func Propose(prev, cand *manifest.Manifest) (*Plan, error) {
+	ch := Compare(prev, cand)
+	l := Needed(ch)
+	next, err := Next(prev.Release, l)
+	if err != nil {
+		return nil, err
+	}
+	if ch == nil {
+		ch = []Change{}
+	}
+	return &Plan{Previous: prev.Release, Level: l.String(), Next: next, Changes: ch}, nil
+}
+
+// Check refuses number for cand after prev when it breaks the rules: it
+// must be the next number at the needed level or a larger one, never a
+// skip, a repeat or a step back.
+func Check(prev, cand *manifest.Manifest, number string) error {
+	ch := Compare(prev, cand)
+	need := Needed(ch)
+	var allowed []string
+	var levels []Level
+	for _, l := range []Level{Security, Minor, Major} {
+		n, err := Next(prev.Release, l)
+		if err != nil {
+			return err
+		}
+		allowed, levels = append(allowed, n), append(levels, l)
+	}
+	for i, n := range allowed {
+		if n != number {
+			continue
+		}
+		if levels[i] >= need {
+			return nil
+		}
+		var breaking []string
+		for _, c := range ch {
+			if c.Level > levels[i] {
+				breaking = append(breaking, fmt.Sprintf("%s: %s (%s)", c.What, c.Reason, c.Level))
+			}
+		}
+		want, _ := Next(prev.Release, need)
+		return fmt.Errorf("%w: %s is a %s release after %s, but the changes need %s (%s):\n  %s",
+			ErrNumber, number, levels[i], prev.Release, need, want, strings.Join(breaking, "\n  "))
+	}
+	return fmt.Errorf("%w: %s does not follow %s: the next release is %s (SECURITY), %s (MINOR) or %s (MAJOR); the changes need at least %s",
+		ErrNumber, number, prev.Release, allowed[0], allowed[1], allowed[2], need)
+}

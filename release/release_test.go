@@ -1,0 +1,89 @@
+package release
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+func base() *manifest.Manifest {
+	return &manifest.Manifest{Release: "1.4.2", Repo: manifest.Repo{Commit: strings.Repeat("a", 40)},
+		Images: []manifest.Image{{Arch: "amd64", Base: manifest.Base{Ref: "rootfs:debian-12@sha256:1"}, Agent: manifest.Agent{Name: "moz", Version: "2.4.0"}}},
+		Puppetfile: manifest.Puppetfile{Modules: []lockfile.Module{
+			{Name: "puppetlabs/stdlib", Kind: "forge", Source: "f", Version: "9.6.0"},
+			{Name: "apache", Kind: "git", Source: "g", RefType: "tag", Ref: "v1.2.0", Commit: strings.Repeat("1", 40)},
+		}}}
+}
+
+func TestProposeAndCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(m *manifest.Manifest)
+		level  Level
+		next   string
+		what   string
+	}{
+		{"nothing", func(m *manifest.Manifest) {}, None, "1.4.2", ""},
+		{"control repo commit only", func(m *manifest.Manifest) { m.Repo.Commit = strings.Repeat("b", 40) }, Security, "1.4.3", "control repo"},
+		{"forge patch", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.6.1" }, Security, "1.4.3", "module puppetlabs/stdlib"},
+		{"forge minor", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.7.0" }, Minor, "1.5.0", "module puppetlabs/stdlib"},
+		{"git tag major", func(m *manifest.Manifest) {
+			m.Puppetfile.Modules[1].Ref, m.Puppetfile.Modules[1].Commit = "v2.0.0", strings.Repeat("2", 40)
+		}, Major, "2.0.0", "module apache"},
+		{"module added", func(m *manifest.Manifest) {
+			m.Puppetfile.Modules = append(m.Puppetfile.Modules, lockfile.Module{Name: "nginx", Kind: "git", Source: "n", Commit: strings.Repeat("3", 40)})
+		}, Minor, "1.5.0", "module nginx"},
+		{"module removed", func(m *manifest.Manifest) { m.Puppetfile.Modules = m.Puppetfile.Modules[:1] }, Major, "2.0.0", "module apache"},
+		{"base changed", func(m *manifest.Manifest) { m.Images[0].Base.Ref = "rootfs:debian-13@sha256:2" }, Major, "2.0.0", "base of amd64"},
+		{"agent minor", func(m *manifest.Manifest) { m.Images[0].Agent.Version = "2.5.0" }, Minor, "1.5.0", "agent binaries moz on amd64"},
+		{"arch added", func(m *manifest.Manifest) { m.Images = append(m.Images, manifest.Image{Arch: "arm64"}) }, Minor, "1.5.0", "arch arm64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cand := base()
+			tt.change(cand)
+			p, err := Propose(base(), cand)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Level != tt.level.String() || p.Next != tt.next {
+				t.Errorf("Propose = %s %s, want %s %s (%+v)", p.Level, p.Next, tt.level, tt.next, p.Changes)
+			}
+			if tt.what != "" && (len(p.Changes) == 0 || p.Changes[0].What != tt.what) {
+				t.Errorf("changes = %+v, want first %q", p.Changes, tt.what)
+			}
+			if tt.level > None {
+				if err := Check(base(), cand, tt.next); err != nil {
+					t.Errorf("Check(%s) = %v, want ok", tt.next, err)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckRefuses(t *testing.T) {
+	cand := base()
+	cand.Images[0].Base.Ref = "rootfs:debian-13@sha256:2"
+	for _, number := range []string{"1.5.0", "1.4.3"} {
+		err := Check(base(), cand, number)
+		if !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "base of amd64: changed from rootfs:debian-12@sha256:1 to rootfs:debian-13@sha256:2 (MAJOR)") || !strings.Contains(err.Error(), "need MAJOR (2.0.0)") {
+			t.Errorf("Check(%s) after a base change = %v", number, err)
+		}
+	}
+	added := base()
+	added.Puppetfile.Modules = append(added.Puppetfile.Modules, lockfile.Module{Name: "nginx", Kind: "git"})
+	if err := Check(base(), added, "1.4.3"); !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "module nginx: added (MINOR)") {
+		t.Errorf("a SECURITY release adding a module = %v", err)
+	}
+	for _, number := range []string{"1.4.4", "1.4.1", "1.6.0", "3.0.0", "1.4.2"} {
+		if err := Check(base(), added, number); !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "does not follow 1.4.2") {
+			t.Errorf("Check(%s) (skip, back or repeat) = %v", number, err)
+		}
+	}
+	if err := Check(base(), added, "2.0.0"); err != nil {
+		t.Errorf("a larger bump than needed is allowed: %v", err)
+	}
+}
