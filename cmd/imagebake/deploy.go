@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/spf13/cobra"
+
+	"github.com/imagebake/imagebake/atomicfile"
+	"github.com/imagebake/imagebake/deploy"
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/release"
+)
+
+// deployFlags are the flags the deploy-file verbs share.
+type deployFlags struct {
+	keyFlags
+	catalog string
+	now     string
+}
+
+func (f *deployFlags) register(cmd *cobra.Command) {
+	f.keyFlags.register(cmd, false)
+	cmd.Flags().StringVar(&f.catalog, "catalog", "", "catalog: a store directory, a catalog.toml, or an http(s) URL of one (default: the file's catalog:)")
+	cmd.Flags().StringVar(&f.now, "now", "", "the date to judge lifecycles at, YYYY-MM-DD or RFC 3339 (default: now)")
+}
+
+func (f *deployFlags) clock() (time.Time, error) {
+	if f.now == "" {
+		return time.Now().UTC(), nil
+	}
+	return parseDate(f.now)
+}
+
+// load reads the deploy file and its catalog (signature checked).
+func (f *deployFlags) load(name string) (*deploy.File, *catalog.Catalog, string, *catalog.Store, error) {
+	df, err := deploy.Load(name)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	src := f.catalog
+	if src == "" {
+		src = df.Catalog
+		if src != "" && !strings.Contains(src, "://") && !filepath.IsAbs(src) {
+			src = filepath.Join(filepath.Dir(name), src)
+		}
+	}
+	if src == "" {
+		return nil, nil, "", nil, usageErr("%s names no catalog: add catalog: to it or pass --catalog", name)
+	}
+	kr, err := f.keyring()
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		data, err := httpGet(src)
+		if err != nil {
+			return nil, nil, "", nil, err
+		}
+		sig, err := httpGet(src + ".minisig")
+		if err != nil && !errors.Is(err, failure.ErrNotFound) {
+			return nil, nil, "", nil, err
+		}
+		if err := kr.Verify(src, data, sig); err != nil {
+			return nil, nil, "", nil, err
+		}
+		c, err := catalog.Parse(data)
+		if err != nil {
+			return nil, nil, "", nil, fmt.Errorf("%s: %w", src, err)
+		}
+		return df, c, src, nil, nil
+	}
+	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
+		st := &catalog.Store{Root: src, Keys: kr}
+		if _, err := os.Stat(st.Path()); err != nil {
+			return nil, nil, "", nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
+		}
+		c, err := st.Read()
+		return df, c, st.Path(), st, err
+	}
+	c, err := catalog.ReadFile(src, kr)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, "", nil, fmt.Errorf("catalog %s: %w", src, failure.ErrNotFound)
+	}
+	return df, c, src, nil, err
+}
+
+func httpGet(u string) ([]byte, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("GET %s: %s: %w", u, resp.Status, failure.ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
+func newSelectCommand(g *globals) *cobra.Command {
+	f := &deployFlags{}
+	var lock string
+	cmd := &cobra.Command{
+		Use:   "select deploy.yaml [--catalog C] [--json] [--lock deploy.lock]",
+		Short: "Resolve each selection of a deploy file to its exact release and per-arch images",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			df, c, src, _, err := f.load(args[0])
+			if err != nil {
+				return err
+			}
+			var all []*deploy.Resolved
+			for _, s := range df.Selections {
+				r, err := deploy.Resolve(c, src, s)
+				if err != nil {
+					return err
+				}
+				all = append(all, r)
+			}
+			if lock != "" {
+				var buf bytes.Buffer
+				buf.WriteString("# deploy lock: the exact images " + args[0] + " selects; written by imagebake select\n\n")
+				if err := toml.NewEncoder(&buf).Encode(map[string]any{"catalog": src, "selection": all}); err != nil {
+					return err
+				}
+				if err := atomicfile.WriteFile(lock, buf.Bytes(), 0o644); err != nil {
+					return err
+				}
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), all)
+			}
+			for _, r := range all {
+				for _, im := range r.Images {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s\t%s\n", label(r.Key, r.Family), r.Release, im.Name, im.Digest, im.Location)
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&lock, "lock", "", "also write the exact selection to this TOML file")
+	return cmd
+}
+
+func label(key, family string) string {
+	if key == "" {
+		return family
+	}
+	return key
+}
+
+func newCheckCommand(g *globals) *cobra.Command {
+	f := &deployFlags{}
+	cmd := &cobra.Command{
+		Use:   "check deploy.yaml [--catalog C] [--now DATE]",
+		Short: "The CI gate: exit 0 (warnings printed), 4 on a policy error, 3 when a selection matches nothing",
+		Long: `Check every selection against the catalog's lifecycle: an end-of-life major
+warns inside its notice window and fails after; a deprecated release warns;
+obsolete and revoked releases fail; a release below the newest security
+release of its minor line warns during the grace days and fails after.
+Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
+4 a policy error, 2 a malformed file.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			now, err := f.clock()
+			if err != nil {
+				return err
+			}
+			df, c, src, _, err := f.load(args[0])
+			if err != nil {
+				return err
+			}
+			var findings []deploy.Finding
+			errs := 0
+			for _, s := range df.Selections {
+				r, err := deploy.Resolve(c, src, s)
+				if err != nil {
+					return err
+				}
+				for _, fd := range deploy.Check(r, now) {
+					findings = append(findings, fd)
+					if fd.Severity == "error" {
+						errs++
+					}
+				}
+			}
+			if g.json {
+				if findings == nil {
+					findings = []deploy.Finding{}
+				}
+				if err := printJSON(cmd.OutOrStdout(), findings); err != nil {
+					return err
+				}
+			} else {
+				for _, fd := range findings {
+					fmt.Fprintln(cmd.OutOrStdout(), fd)
+				}
+			}
+			if errs > 0 {
+				return fmt.Errorf("%w: %d of the selections in %s fail", deploy.ErrPolicy, errs, args[0])
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newUpgradeCommand(g *globals) *cobra.Command {
+	f := &deployFlags{}
+	var patch, minor, major, write bool
+	cmd := &cobra.Command{
+		Use:   "upgrade deploy.yaml [--patch|--minor|--major] [--write]",
+		Short: "Plan (and with --write, apply) the move to the newest release: same major by default",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scope := deploy.Minor
+			switch {
+			case patch && (minor || major), minor && major:
+				return usageErr("give one of --patch, --minor, --major")
+			case patch:
+				scope = deploy.Patch
+			case major:
+				scope = deploy.Major
+			}
+			df, c, src, st, err := f.load(args[0])
+			if err != nil {
+				return err
+			}
+			steps, err := deploy.Upgrade(c, src, df, scope)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if err := printJSON(cmd.OutOrStdout(), steps); err != nil {
+					return err
+				}
+			} else {
+				w := cmd.OutOrStdout()
+				for _, s := range steps {
+					if s.From == s.To {
+						fmt.Fprintf(w, "%s: %s %s is the newest in scope\n", label(s.Key, s.Family), s.Family, s.From)
+						continue
+					}
+					fmt.Fprintf(w, "%s: %s %s -> %s", label(s.Key, s.Family), s.Family, s.From, s.To)
+					if s.NewValue != "" {
+						fmt.Fprintf(w, " (version: %s)", s.NewValue)
+					}
+					fmt.Fprintln(w)
+					if len(s.Security) > 0 {
+						fmt.Fprintf(w, "  security releases crossed: %s\n", strings.Join(s.Security, ", "))
+					}
+					if s.Note != "" {
+						fmt.Fprintf(w, "  note: %s\n", s.Note)
+					}
+					if s.MajorMove {
+						fmt.Fprint(w, deploy.Breaks(s, majorChanges(st, s)))
+					}
+				}
+			}
+			if !write {
+				if !g.json {
+					fmt.Fprintln(os.Stderr, "(dry run: --write changes the file)")
+				}
+				return nil
+			}
+			return atomicfile.WriteFile(args[0], deploy.Write(df, steps), fileMode(args[0]))
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&patch, "patch", false, "stay in the same major.minor")
+	cmd.Flags().BoolVar(&minor, "minor", false, "stay in the same major (the default)")
+	cmd.Flags().BoolVar(&major, "major", false, "cross majors; prints what breaks and how to proceed")
+	cmd.Flags().BoolVar(&write, "write", false, "rewrite the version values in place, keeping comments and formatting")
+	return cmd
+}
+
+func fileMode(name string) os.FileMode {
+	if fi, err := os.Stat(name); err == nil {
+		return fi.Mode().Perm()
+	}
+	return 0o644
+}
+
+// majorChanges lists the MAJOR-level changes between two releases, from
+// their manifests in the store (when the catalog came from one).
+func majorChanges(st *catalog.Store, s deploy.Step) []string {
+	if st == nil {
+		return nil
+	}
+	from, err1 := st.ReadManifest(s.Family, s.From)
+	to, err2 := st.ReadManifest(s.Family, s.To)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	var out []string
+	for _, c := range release.Compare(from, to) {
+		if c.Level == release.Major {
+			out = append(out, c.What+": "+c.Reason)
+		}
+	}
+	return out
+}

@@ -1,0 +1,267 @@
+package deploy
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/catalog"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func fixture(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "catalog.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", "golden", name)
+	if *update {
+		os.WriteFile(p, []byte(got), 0o644)
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (go test -update if on purpose):\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func load(t *testing.T, name string) *File {
+	t.Helper()
+	f, err := Load(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestSelectGolden(t *testing.T) {
+	c := fixture(t)
+	var b strings.Builder
+	for _, name := range []string{"deploy.yaml", "single.yaml"} {
+		for _, s := range load(t, name).Selections {
+			r, err := Resolve(c, "catalog.toml", s)
+			if err != nil {
+				fmt.Fprintf(&b, "%s %q: %v\n", s.Family, s.Version, err)
+				continue
+			}
+			for _, im := range r.Images {
+				fmt.Fprintf(&b, "%s %q -> %s %s %s\n", label(s), s.Version, r.Release, im.Name, im.Digest)
+			}
+		}
+	}
+	golden(t, "select.txt", b.String())
+}
+
+func label(s Selection) string {
+	if s.Key == "" {
+		return "(single)"
+	}
+	return s.Key
+}
+
+func TestCheckGolden(t *testing.T) {
+	c := fixture(t)
+	var b strings.Builder
+	for _, day := range []string{"2026-10-10", "2026-10-20", "2026-12-15", "2027-02-01"} {
+		now, _ := time.Parse("2006-01-02", day)
+		fmt.Fprintf(&b, "== at %s\n", day)
+		for _, s := range load(t, "deploy.yaml").Selections {
+			r, err := Resolve(c, "catalog.toml", s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range Check(r, now) {
+				fmt.Fprintln(&b, f)
+			}
+		}
+	}
+	golden(t, "check.txt", b.String())
+}
+
+func TestUpgradeGoldenAndRewrite(t *testing.T) {
+	c := fixture(t)
+	f := load(t, "deploy.yaml")
+	var b strings.Builder
+	for _, sc := range []struct {
+		name  string
+		scope Scope
+	}{{"patch", Patch}, {"minor", Minor}, {"major", Major}} {
+		steps, err := Upgrade(c, "catalog.toml", f, sc.scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "== %s\n", sc.name)
+		for _, s := range steps {
+			fmt.Fprintf(&b, "%s: %s -> %s value %q security %v major %v %s\n", s.Key, s.From, s.To, s.NewValue, s.Security, s.MajorMove, s.Note)
+		}
+		out := Write(f, steps)
+		golden(t, "deploy."+sc.name+".yaml", string(out))
+		// the rewrite is still a valid deploy file whose selections mean the targets
+		g, err := Parse("rewritten", out)
+		if err != nil {
+			t.Fatalf("%s rewrite does not parse: %v", sc.name, err)
+		}
+		for i, s := range g.Selections {
+			r, err := Resolve(c, "catalog.toml", s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if steps[i].NewValue != "" && r.Release != steps[i].To {
+				t.Errorf("%s: after rewrite %s selects %s, want %s", sc.name, s.Key, r.Release, steps[i].To)
+			}
+		}
+		// only version values changed: every comment line is still there
+		for _, line := range strings.Split(string(f.src), "\n") {
+			if i := strings.Index(line, "#"); i >= 0 && !strings.Contains(string(out), line[i:]) {
+				t.Errorf("%s rewrite lost the comment %q", sc.name, line[i:])
+			}
+		}
+	}
+	golden(t, "upgrade.txt", b.String())
+}
+
+func TestNoMatchAndArch(t *testing.T) {
+	c := fixture(t)
+	tests := []struct{ src, want string }{
+		{"image: refspec\nversion: \"3\"\n", `file:2:10: no release of refspec matches "3" in catalog.toml; it has 1.3.0 (obsolete), 1.4.0, 1.4.1 (revoked), 1.4.2, 1.5.0, 2.0.0, 2.1.0-rc.1`},
+		{"image: nope\nversion: \"1\"\n", "file:1:1: image nope is not in the catalog catalog.toml (families: refspec, tools)"},
+		{"image: tools\nversion: \"1\"\narch: arm64\n", "tools 1.0.0 (for \"1\") has no arm64 image (it has amd64)"},
+		{"image: refspec\nversion: \"2.1\"\n", "no release of refspec matches \"2.1\""}, // pre-releases only when named
+	}
+	for _, tt := range tests {
+		f, err := Parse("file", []byte(tt.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Resolve(c, "catalog.toml", f.Selections[0])
+		if !errors.Is(err, ErrNoMatch) || !errors.Is(err, failure.ErrNotFound) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Resolve(%q) = %v, want ErrNoMatch containing %q", tt.src, err, tt.want)
+		}
+	}
+	f, _ := Parse("file", []byte("image: refspec\nversion: \"2.1.0-rc.1\"\n"))
+	if r, err := Resolve(c, "c", f.Selections[0]); err != nil || r.Release != "2.1.0-rc.1" {
+		t.Errorf("a named pre-release = %v, %v", r, err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		src       string
+		line, col int
+		want      string
+	}{
+		{"images:\n  web:\n    image: refspec\n    verison: \"1\"\n", 4, 5, `unknown key "verison"`},
+		{"images:\n  web:\n    image: refspec\n", 2, 3, "needs image: and version:"},
+		{"image: [a, b]\nversion: \"1\"\n", 1, 8, "image wants a string"},
+		{"image: refspec\nversion: \"x.2\"\n", 2, 10, "left-anchored"},
+		{"images: [1, 2]\n", 1, 9, "wants a mapping"},
+		{"image: refspec\nversion: \"1\"\narch: {a: b}\n", 3, 7, "arch wants a name or a list"},
+		{"image: refspec\n  version: : :\n", 1, 1, "not YAML"},
+		{"- a\n- b\n", 1, 1, "a deploy file is a mapping"},
+		{"image: refspec\nversion: \"1\"\nimages: {}\n", 1, 8, "top-level image: with images:"},
+	}
+	for _, tt := range tests {
+		f, err := Parse("d.yaml", []byte(tt.src))
+		if err == nil {
+			_, err = Resolve(fixture(t), "c", f.Selections[0])
+		}
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Pos.Line != tt.line || pe.Pos.Col != tt.col || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%q) = %v, want d.yaml:%d:%d ... %q", tt.src, err, tt.line, tt.col, tt.want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, n := range []string{"deploy.yaml", "single.yaml"} {
+		b, _ := os.ReadFile(filepath.Join("testdata", n))
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := Parse("fuzz", b)
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is not positioned", err)
+			}
+			return
+		}
+		vals := map[int]string{}
+		for i := range d.Selections {
+			vals[i] = "9.9.9"
+		}
+		out := d.Rewrite(vals)
+		g, err := Parse("rewritten", out)
+		if err != nil {
+			t.Fatalf("rewriting versions broke the file: %v\n%s", err, out)
+		}
+		for _, s := range g.Selections {
+			if s.Version != "9.9.9" {
+				t.Fatalf("rewritten version = %q\n%s", s.Version, out)
+			}
+		}
+	})
+}
+
+// BenchmarkCheck1000Files checks 1,000 deploy files against a catalog of
+// 10,000 releases.
+func BenchmarkCheck1000Files(b *testing.B) {
+	c := &catalog.Catalog{Format: catalog.Format}
+	for fam := range 10 {
+		f := catalog.Family{Name: fmt.Sprintf("fam%d", fam), GraceDays: 14}
+		for i := range 1000 {
+			v := fmt.Sprintf("%d.%d.%d", i/100, (i/10)%10, i%10)
+			f.Releases = append(f.Releases, catalog.Release{Version: v, Date: time.Unix(int64(1.7e9)+int64(i)*3600, 0), Security: i%10 > 0, State: catalog.Active,
+				ManifestDigest: "sha256:" + strings.Repeat("a", 64), Images: []catalog.Image{{Arch: "amd64", Name: "x", Digest: "d"}, {Arch: "arm64", Name: "y", Digest: "e"}}})
+		}
+		c.Families = append(c.Families, f)
+	}
+	data, err := c.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var files [][]byte
+	for i := range 1000 {
+		files = append(files, []byte(fmt.Sprintf("catalog: c\nimages:\n  a:\n    image: fam%d\n    version: \"%d.%d\"\n    arch: [amd64, arm64]\n  b:\n    image: fam%d\n    version: \"~%d.2\"\n", i%10, i%10, i%7, (i+1)%10, i%9)))
+	}
+	now := time.Unix(2e9, 0)
+	b.ResetTimer()
+	for range b.N {
+		cat, err := catalog.Parse(data) // the catalog is read once per run, as the CLI would
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, src := range files {
+			d, err := Parse("f", src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, s := range d.Selections {
+				r, err := Resolve(cat, "c", s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				Check(r, now)
+			}
+		}
+	}
+}

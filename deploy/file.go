@@ -1,0 +1,302 @@
+// Package deploy reads the YAML files in which users select images, resolves
+// each selection against a catalog, enforces the lifecycle policy, and plans
+// (and writes) upgrades.
+//
+// # Format
+//
+//	catalog: https://images.example.org/catalog.toml   # optional; --catalog overrides
+//	images:
+//	  web:
+//	    image: refspec          # the family
+//	    version: "1.4"          # see below
+//	    arch: [amd64, arm64]    # optional; default: every arch of the release
+//
+// A file holding a single top-level image: and version: (and arch:) pair is
+// accepted too. Unknown keys and wrong types are errors with file:line:col.
+//
+// # Versions
+//
+// "1.4.2" exactly; "1.4" the newest security release of 1.4; "1" or "1.x"
+// the newest of major 1; "latest"; Masterminds constraints ("~1.4",
+// "^1.4.2", ">=1.4 <2"). Left-anchored only ("x.2" is an error).
+// Pre-releases only when named exactly. Ranges never choose obsolete or
+// revoked releases.
+package deploy
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/imagebake/imagebake/failure"
+)
+
+// Pos is a place in a deploy file, 1-based.
+type Pos struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Col  int    `json:"col"`
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// Error is a problem at a position of a deploy file.
+type Error struct {
+	Pos Pos
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
+
+// Unwrap classifies deploy file errors as usage errors.
+func (e *Error) Unwrap() error { return failure.ErrUsage }
+
+// File is a loaded deploy file.
+type File struct {
+	Path       string
+	Catalog    string
+	CatalogPos Pos
+	Selections []Selection
+	src        []byte
+}
+
+// Selection is one image selection.
+type Selection struct {
+	Key        string   `json:"key"` // "web"; "" for the single-image form
+	Family     string   `json:"image"`
+	Version    string   `json:"version"`
+	Arches     []string `json:"arch,omitempty"`
+	Pos        Pos      `json:"pos"`         // of the selection
+	VersionPos Pos      `json:"version_pos"` // of the version value
+	// offsets of the version value's text in the file, for rewriting
+	start, end int
+	quote      byte
+}
+
+// Load reads and checks a deploy file.
+func Load(name string) (*File, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading deploy file: %w", err)
+	}
+	return Parse(name, b)
+}
+
+// Parse checks deploy file bytes; name is used in positions.
+func Parse(name string, src []byte) (*File, error) {
+	f := &File{Path: name, src: src}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, &Error{Pos: Pos{name, 1, 1}, Msg: "not YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var extra yaml.Node
+	if dec.Decode(&extra) == nil {
+		return nil, &Error{Pos: pos(name, &extra), Msg: "more than one YAML document; a deploy file holds one"}
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, &Error{Pos: pos(name, &doc), Msg: "a deploy file is a mapping with images: (or image: and version:)"}
+	}
+	root := doc.Content[0]
+	keys, err := mapping(name, root, "catalog", "images", "image", "version", "arch")
+	if err != nil {
+		return nil, err
+	}
+	if n := keys["catalog"]; n != nil {
+		if f.Catalog, err = scalar(name, n, "catalog"); err != nil {
+			return nil, err
+		}
+		f.CatalogPos = pos(name, n)
+	}
+	if imgs := keys["images"]; imgs != nil {
+		for _, k := range []string{"image", "version", "arch"} {
+			if keys[k] != nil {
+				return nil, &Error{Pos: pos(name, keys[k]), Msg: fmt.Sprintf("top-level %s: with images: ; use one form", k)}
+			}
+		}
+		if imgs.Kind != yaml.MappingNode {
+			return nil, &Error{Pos: pos(name, imgs), Msg: "images: wants a mapping of name: {image, version, arch}"}
+		}
+		for i := 0; i+1 < len(imgs.Content); i += 2 {
+			k, v := imgs.Content[i], imgs.Content[i+1]
+			if v.Kind != yaml.MappingNode {
+				return nil, &Error{Pos: pos(name, v), Msg: fmt.Sprintf("images.%s wants a mapping with image: and version:", k.Value)}
+			}
+			sk, err := mapping(name, v, "image", "version", "arch")
+			if err != nil {
+				return nil, err
+			}
+			s, err := f.selection(k.Value, pos(name, k), sk, v)
+			if err != nil {
+				return nil, err
+			}
+			f.Selections = append(f.Selections, s)
+		}
+	} else {
+		s, err := f.selection("", pos(name, root), keys, root)
+		if err != nil {
+			return nil, err
+		}
+		f.Selections = append(f.Selections, s)
+	}
+	if len(f.Selections) == 0 {
+		return nil, &Error{Pos: pos(name, root), Msg: "no image selected"}
+	}
+	return f, nil
+}
+
+func pos(name string, n *yaml.Node) Pos { return Pos{name, max(n.Line, 1), max(n.Column, 1)} }
+
+// mapping returns a mapping's values by key, refusing unknown and repeated keys.
+func mapping(name string, n *yaml.Node, allowed ...string) (map[string]*yaml.Node, error) {
+	out := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		ok := false
+		for _, a := range allowed {
+			ok = ok || k.Value == a
+		}
+		if !ok {
+			return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("unknown key %q (known here: %s)", k.Value, strings.Join(allowed, ", "))}
+		}
+		if out[k.Value] != nil {
+			return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("key %q given twice", k.Value)}
+		}
+		out[k.Value] = n.Content[i+1]
+	}
+	return out, nil
+}
+
+func scalar(name string, n *yaml.Node, what string) (string, error) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" || n.Value == "" {
+		return "", &Error{Pos: pos(name, n), Msg: fmt.Sprintf("%s wants a string", what)}
+	}
+	return n.Value, nil
+}
+
+func (f *File) selection(key string, at Pos, keys map[string]*yaml.Node, n *yaml.Node) (Selection, error) {
+	s := Selection{Key: key, Pos: at}
+	label := "image"
+	if key != "" {
+		label = "images." + key
+	}
+	img, ver := keys["image"], keys["version"]
+	if img == nil || ver == nil {
+		return s, &Error{Pos: at, Msg: label + " needs image: and version:"}
+	}
+	var err error
+	if s.Family, err = scalar(f.Path, img, "image"); err != nil {
+		return s, err
+	}
+	if ver.Kind != yaml.ScalarNode || ver.Value == "" {
+		return s, &Error{Pos: pos(f.Path, ver), Msg: "version wants a string like \"1.4\""}
+	}
+	s.Version = ver.Value
+	s.VersionPos = pos(f.Path, ver)
+	if s.start, s.end, s.quote, err = f.locate(ver); err != nil {
+		return s, err
+	}
+	if a := keys["arch"]; a != nil {
+		switch a.Kind {
+		case yaml.ScalarNode:
+			s.Arches = []string{a.Value}
+		case yaml.SequenceNode:
+			for _, e := range a.Content {
+				if e.Kind != yaml.ScalarNode || e.Value == "" {
+					return s, &Error{Pos: pos(f.Path, e), Msg: "arch wants names like amd64"}
+				}
+				s.Arches = append(s.Arches, e.Value)
+			}
+		default:
+			return s, &Error{Pos: pos(f.Path, a), Msg: "arch wants a name or a list of names"}
+		}
+		sort.Strings(s.Arches)
+	}
+	return s, nil
+}
+
+// locate finds the byte range of a scalar's text in the source, so that
+// a rewrite replaces exactly it.
+func (f *File) locate(n *yaml.Node) (int, int, byte, error) {
+	off := 0
+	for line := 1; line < n.Line; line++ {
+		i := bytes.IndexByte(f.src[off:], '\n')
+		if i < 0 {
+			return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "cannot locate the version value"}
+		}
+		off += i + 1
+	}
+	// Column counts characters; the prefix is ASCII in any sane file, but count runes to be safe.
+	col := 1
+	for col < n.Column && off < len(f.src) {
+		_, size := decodeRune(f.src[off:])
+		off += size
+		col++
+	}
+	start := off
+	var q byte
+	switch n.Style {
+	case yaml.DoubleQuotedStyle:
+		q = '"'
+	case yaml.SingleQuotedStyle:
+		q = '\''
+	case 0, yaml.FlowStyle:
+	default:
+		return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "version must be a plain or quoted scalar on one line"}
+	}
+	end := start
+	if q != 0 {
+		end = bytes.IndexByte(f.src[start+1:], q)
+		if end < 0 {
+			return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "unterminated version string"}
+		}
+		end += start + 2
+	} else {
+		end = start + len(n.Value)
+	}
+	if end > len(f.src) {
+		return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "cannot locate the version value"}
+	}
+	// the bytes replaced on upgrade must be exactly the value: one line, no escapes
+	inner := f.src[start:end]
+	if q != 0 {
+		inner = inner[1 : len(inner)-1]
+	}
+	if string(inner) != n.Value || bytes.ContainsAny(inner, "\n\r") {
+		return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "version must be written on one line without escapes, like \"1.4\""}
+	}
+	return start, end, q, nil
+}
+
+func decodeRune(b []byte) (rune, int) {
+	r := []rune(string(b[:min(len(b), 4)]))
+	if len(r) == 0 {
+		return 0, 1
+	}
+	return r[0], len(string(r[0]))
+}
+
+// Rewrite returns the file with the given selections' versions replaced,
+// every other byte kept.
+func (f *File) Rewrite(versions map[int]string) []byte {
+	idx := make([]int, 0, len(versions))
+	for i := range versions {
+		idx = append(idx, i)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(idx)))
+	out := append([]byte(nil), f.src...)
+	for _, i := range idx {
+		s := f.Selections[i]
+		v := versions[i]
+		text := v
+		if s.quote != 0 {
+			text = string(s.quote) + v + string(s.quote)
+		}
+		out = append(out[:s.start], append([]byte(text), out[s.end:]...)...)
+	}
+	return out
+}

@@ -1,0 +1,248 @@
+package deploy
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/catalog"
+)
+
+// ErrNoMatch marks a selection no release satisfies.
+var ErrNoMatch = fmt.Errorf("no release matches: %w", failure.ErrNotFound)
+
+// ErrPolicy marks a selection the lifecycle policy refuses.
+var ErrPolicy = fmt.Errorf("lifecycle policy: %w", failure.ErrVerify)
+
+// Resolved is a selection resolved to one release.
+type Resolved struct {
+	Key     string          `json:"key,omitempty"`
+	Family  string          `json:"image"`
+	Want    string          `json:"version"`
+	Release string          `json:"release"`
+	Images  []catalog.Image `json:"images"`
+	Pos     Pos             `json:"pos"`
+
+	rel *catalog.Release
+	fam *catalog.Family
+}
+
+// want is a parsed version selection. The common shapes are evaluated as
+// bounds [lo, hi); other constraints go through Masterminds.
+type want struct {
+	exact  *semver.Version
+	lo, hi *semver.Version
+	c      *semver.Constraints
+	latest bool
+	desc   string
+}
+
+func bounds(v string, lo, hi string) *want {
+	return &want{lo: semver.MustParse(lo), hi: semver.MustParse(hi), desc: v}
+}
+
+var (
+	tildeWantRE = regexp.MustCompile(`^~\s*(\d+)\.(\d+)(?:\.(\d+))?$`)
+	caretWantRE = regexp.MustCompile(`^\^\s*(\d+)\.(\d+)\.(\d+)$`)
+)
+
+var (
+	majorRE  = regexp.MustCompile(`^(\d+)(\.[xX*])?$`)
+	minorRE  = regexp.MustCompile(`^(\d+)\.(\d+)(\.[xX*])?$`)
+	anchorRE = regexp.MustCompile(`(^|[\s,|<>=~^]+)[xX*]\.`)
+)
+
+func parseWant(v string) (*want, error) {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "latest":
+		return &want{latest: true, desc: v}, nil
+	case anchorRE.MatchString(v) || v == "x" || v == "*":
+		return nil, fmt.Errorf("%q: versions are left-anchored; write the major first (e.g. \"1\", \"1.4\")", v)
+	}
+	if m := majorRE.FindStringSubmatch(v); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return bounds(v, fmt.Sprintf("%d.0.0", n), fmt.Sprintf("%d.0.0", n+1)), nil
+	}
+	if m := minorRE.FindStringSubmatch(v); m != nil {
+		ma, _ := strconv.Atoi(m[1])
+		mi, _ := strconv.Atoi(m[2])
+		return bounds(v, fmt.Sprintf("%d.%d.0", ma, mi), fmt.Sprintf("%d.%d.0", ma, mi+1)), nil
+	}
+	if m := tildeWantRE.FindStringSubmatch(v); m != nil {
+		ma, _ := strconv.Atoi(m[1])
+		mi, _ := strconv.Atoi(m[2])
+		pa := 0
+		if m[3] != "" {
+			pa, _ = strconv.Atoi(m[3])
+		}
+		return bounds(v, fmt.Sprintf("%d.%d.%d", ma, mi, pa), fmt.Sprintf("%d.%d.0", ma, mi+1)), nil
+	}
+	if m := caretWantRE.FindStringSubmatch(v); m != nil && m[1] != "0" {
+		ma, _ := strconv.Atoi(m[1])
+		return bounds(v, fmt.Sprintf("%s.%s.%s", m[1], m[2], m[3]), fmt.Sprintf("%d.0.0", ma+1)), nil
+	}
+	if e, err := semver.StrictNewVersion(v); err == nil {
+		return &want{exact: e, desc: v}, nil
+	}
+	c, err := semver.NewConstraint(v)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a version, a major, a major.minor, latest or a constraint: %v", v, err)
+	}
+	return &want{c: c, desc: v}, nil
+}
+
+func (w *want) match(r *catalog.Release) bool {
+	v := r.SemVer()
+	if w.exact != nil {
+		return v.Equal(w.exact) && v.Prerelease() == w.exact.Prerelease()
+	}
+	if v.Prerelease() != "" || r.State == catalog.Obsolete || r.State == catalog.Revoked {
+		return false
+	}
+	if w.lo != nil {
+		return !v.LessThan(w.lo) && v.LessThan(w.hi)
+	}
+	return w.latest || w.c.Check(v)
+}
+
+// Resolve picks the release a selection means in c (read from source).
+func Resolve(c *catalog.Catalog, source string, s Selection) (*Resolved, error) {
+	w, err := parseWant(s.Version)
+	if err != nil {
+		return nil, &Error{Pos: s.VersionPos, Msg: err.Error()}
+	}
+	f := c.Family(s.Family, false)
+	if f == nil {
+		var names []string
+		for _, x := range c.Families {
+			names = append(names, x.Name)
+		}
+		return nil, fmt.Errorf("%s: image %s is not in the catalog %s (families: %s): %w", s.Pos, s.Family, source, strings.Join(names, ", "), ErrNoMatch)
+	}
+	var best *catalog.Release
+	for i := range f.Releases {
+		r := &f.Releases[i]
+		if w.match(r) && (best == nil || r.SemVer().GreaterThan(best.SemVer())) {
+			best = r
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%s: no release of %s matches %q%s in %s; it has %s: %w", s.VersionPos, s.Family, s.Version, archNote(s.Arches), source, describe(f), ErrNoMatch)
+	}
+	res := &Resolved{Key: s.Key, Family: s.Family, Want: s.Version, Release: best.Version, Pos: s.VersionPos, rel: best, fam: f}
+	byArch := map[string]catalog.Image{}
+	for _, im := range best.Images {
+		byArch[im.Arch] = im
+	}
+	if len(s.Arches) == 0 {
+		res.Images = best.Images
+	}
+	for _, a := range s.Arches {
+		im, ok := byArch[a]
+		if !ok {
+			var has []string
+			for _, im := range best.Images {
+				has = append(has, im.Arch)
+			}
+			return nil, fmt.Errorf("%s: %s %s (for %q) has no %s image (it has %s) in %s: %w", s.Pos, s.Family, best.Version, s.Version, a, strings.Join(has, ", "), source, ErrNoMatch)
+		}
+		res.Images = append(res.Images, im)
+	}
+	return res, nil
+}
+
+func archNote(arches []string) string {
+	if len(arches) == 0 {
+		return ""
+	}
+	return " (arch " + strings.Join(arches, ", ") + ")"
+}
+
+func describe(f *catalog.Family) string {
+	var out []string
+	for _, r := range f.Releases {
+		d := r.Version
+		if r.State != catalog.Active {
+			d += " (" + r.State + ")"
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return "no releases"
+	}
+	return strings.Join(out, ", ")
+}
+
+// Finding is one policy result.
+type Finding struct {
+	Pos      Pos    `json:"pos"`
+	Severity string `json:"severity"` // "warning" or "error"
+	Msg      string `json:"message"`
+}
+
+func (f Finding) String() string { return fmt.Sprintf("%s: %s: %s", f.Pos, f.Severity, f.Msg) }
+
+// Check applies the lifecycle policy at now to a resolved selection.
+func Check(r *Resolved, now time.Time) []Finding {
+	var out []Finding
+	add := func(sev, format string, args ...any) {
+		out = append(out, Finding{Pos: r.Pos, Severity: sev, Msg: fmt.Sprintf(format, args...)})
+	}
+	rel, f := r.rel, r.fam
+	name := r.Family + " " + rel.Version
+	switch rel.State {
+	case catalog.Deprecated:
+		add("warning", "%s is deprecated since %s: %s%s", name, day(rel.StateDate), rel.Reason, replacement(rel))
+	case catalog.Obsolete, catalog.Revoked:
+		add("error", "%s is %s since %s: %s%s", name, rel.State, day(rel.StateDate), rel.Reason, replacement(rel))
+	}
+	if s, ok := f.SupportOf(rel.SemVer().Major()); ok && !s.EOL.IsZero() {
+		notice := s.EOL.AddDate(0, 0, -s.NoticeDays)
+		switch {
+		case !now.Before(s.EOL):
+			add("error", "major %d of %s reached end of life on %s; move to a supported major (imagebake upgrade --major)", s.Major, r.Family, day(s.EOL))
+		case !now.Before(notice):
+			add("warning", "major %d of %s reaches end of life on %s (in %d days); plan the move to a supported major", s.Major, r.Family, day(s.EOL), int(s.EOL.Sub(now).Hours()/24)+1)
+		}
+	}
+	// the newest security release of this minor line
+	v := rel.SemVer()
+	var sec *catalog.Release
+	for i := range f.Releases {
+		x := &f.Releases[i]
+		xv := x.SemVer()
+		if x.Security && xv.Major() == v.Major() && xv.Minor() == v.Minor() && xv.GreaterThan(v) && xv.Prerelease() == "" &&
+			(x.State == catalog.Active || x.State == catalog.Deprecated) && (sec == nil || xv.GreaterThan(sec.SemVer())) {
+			sec = x
+		}
+	}
+	if sec != nil {
+		deadline := sec.Date.AddDate(0, 0, f.GraceDays)
+		if now.Before(deadline) {
+			add("warning", "%s lacks security release %s of %s (mandatory; grace period ends %s)", name, sec.Version, day(sec.Date), day(deadline))
+		} else {
+			add("error", "%s lacks security release %s of %s (mandatory; grace period ended %s); select %s or newer", name, sec.Version, day(sec.Date), day(deadline), sec.Version)
+		}
+	}
+	return out
+}
+
+func day(t time.Time) string {
+	if t.IsZero() {
+		return "an unrecorded date"
+	}
+	return t.UTC().Format("2006-01-02")
+}
+
+func replacement(r *catalog.Release) string {
+	if r.Replacement == "" {
+		return ""
+	}
+	return "; replacement: " + r.Replacement
+}

@@ -1,0 +1,139 @@
+package deploy
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/imagebake/imagebake/manifests/catalog"
+)
+
+// Scope is how far an upgrade may go.
+type Scope int
+
+// The scopes.
+const (
+	Patch Scope = iota // same major.minor
+	Minor              // same major (the default)
+	Major              // any
+)
+
+// Step is the upgrade of one selection.
+type Step struct {
+	Key       string   `json:"key,omitempty"`
+	Family    string   `json:"image"`
+	From      string   `json:"from"`
+	To        string   `json:"to"`
+	NewValue  string   `json:"new_value"` // what version: becomes ("" when unchanged)
+	Security  []string `json:"security_releases_crossed,omitempty"`
+	MajorMove bool     `json:"major"`
+	Note      string   `json:"note,omitempty"`
+	Pos       Pos      `json:"pos"`
+	selection int
+}
+
+// Upgrade plans each selection's move to the newest release within scope.
+// Ranges and exact versions keep their shape: "1.4" becomes "1.5", an
+// exact version stays exact.
+func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, error) {
+	var steps []Step
+	for i, s := range f.Selections {
+		r, err := Resolve(c, source, s)
+		if err != nil {
+			return nil, err
+		}
+		cur := r.rel.SemVer()
+		var best *catalog.Release
+		for j := range r.fam.Releases {
+			x := &r.fam.Releases[j]
+			xv := x.SemVer()
+			if x.State != catalog.Active || xv.Prerelease() != "" || !xv.GreaterThan(cur) {
+				continue
+			}
+			if scope == Patch && (xv.Major() != cur.Major() || xv.Minor() != cur.Minor()) || scope == Minor && xv.Major() != cur.Major() {
+				continue
+			}
+			if best == nil || xv.GreaterThan(best.SemVer()) {
+				best = x
+			}
+		}
+		st := Step{Key: s.Key, Family: s.Family, From: r.Release, To: r.Release, Pos: s.VersionPos, selection: i}
+		if best != nil {
+			st.To = best.Version
+			st.MajorMove = best.SemVer().Major() != cur.Major()
+			for _, x := range r.fam.Releases {
+				if x.Security && x.State != catalog.Revoked && x.SemVer().GreaterThan(cur) && !x.SemVer().GreaterThan(best.SemVer()) {
+					st.Security = append(st.Security, x.Version)
+				}
+			}
+			nv, note := rewriteValue(s.Version, best.SemVer())
+			st.Note = note
+			if nv != s.Version {
+				st.NewValue = nv
+			}
+		}
+		steps = append(steps, st)
+	}
+	return steps, nil
+}
+
+var (
+	tildeRE = regexp.MustCompile(`^~\s*(\d+)\.(\d+)(\.\d+)?$`)
+	caretRE = regexp.MustCompile(`^\^\s*\d+\.\d+\.\d+$`)
+)
+
+// rewriteValue gives the selection text that means "to" in the same shape.
+func rewriteValue(v string, to *semver.Version) (string, string) {
+	switch {
+	case v == "latest":
+		return v, ""
+	case majorRE.MatchString(v):
+		m := majorRE.FindStringSubmatch(v)
+		return fmt.Sprintf("%d%s", to.Major(), m[2]), ""
+	case minorRE.MatchString(v):
+		m := minorRE.FindStringSubmatch(v)
+		return fmt.Sprintf("%d.%d%s", to.Major(), to.Minor(), m[3]), ""
+	case tildeRE.MatchString(v):
+		return fmt.Sprintf("~%d.%d", to.Major(), to.Minor()), ""
+	case caretRE.MatchString(v):
+		return "^" + to.Original(), ""
+	}
+	if _, err := semver.StrictNewVersion(v); err == nil {
+		return to.Original(), ""
+	}
+	if c, err := semver.NewConstraint(v); err == nil && c.Check(to) {
+		return v, ""
+	}
+	return v, fmt.Sprintf("constraint %q does not admit %s and cannot be rewritten safely; edit it by hand", v, to.Original())
+}
+
+// Write returns the deploy file with the steps' new values, every other
+// byte (comments, order, formatting) kept.
+func Write(f *File, steps []Step) []byte {
+	vals := map[int]string{}
+	for _, s := range steps {
+		if s.NewValue != "" {
+			vals[s.selection] = s.NewValue
+		}
+	}
+	return f.Rewrite(vals)
+}
+
+// Breaks describes, for a major move, what changes and how to proceed.
+func Breaks(st Step, changes []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s -> %s crosses a major version: it may break what runs on it.\n", st.Family, st.From, st.To)
+	if len(changes) > 0 {
+		b.WriteString("  what changes:\n")
+		for _, c := range changes {
+			b.WriteString("    - " + c + "\n")
+		}
+	} else {
+		b.WriteString("  what changes: see the release notes of " + st.To + " (no manifests in the catalog's store to compare)\n")
+	}
+	fmt.Fprintf(&b, "  to proceed: 1) read the changes above; 2) deploy %s-%s to a staging environment and run your checks;\n", st.Family, st.To)
+	b.WriteString("              3) imagebake upgrade --major --write, commit, and roll out; 4) keep the old release at hand to roll back.\n")
+	return b.String()
+}
