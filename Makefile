@@ -17,13 +17,17 @@ build:
 # Debian packages the tests run for real: git, g10k (side-by-side checks),
 # skopeo and umoci (reading the images), GNU time (benchmarks), minisign
 # (checking that the stock tool accepts our signatures).
-TEST_PKGS := git g10k skopeo umoci time minisign
+# busybox-static gives the Packer acceptance test a base with /bin/sh and tar.
+TEST_PKGS := git g10k skopeo umoci time minisign busybox-static
+# packer 1.9.4, built once from the Go module cache (scripts/ensure-packer).
+PACKER := $(CURDIR)/.cache/packer/packer
 test-tools:
 	@./scripts/ensure-packages $(TEST_PKGS)
+	@./scripts/ensure-packer $(PACKER)
 
 test: test-tools
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 $(PKGS)
+	IMAGEBAKE_PACKER=$(PACKER) $(GO) test -count=1 $(PKGS)
 
 demo: build
 	@./scripts/demo $(BIN)

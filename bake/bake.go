@@ -60,6 +60,41 @@ type Options struct {
 	pinned *manifest.Manifest
 	// planOnly stops after the inputs are pinned (Plan).
 	planOnly bool
+	// payloadTo, when set, receives the payload tree of the one arch
+	// instead of images being built (Payload).
+	payloadTo string
+}
+
+// Payload writes the payload of one arch of the release described by the
+// manifest at name into dst, laid out as it is inside an image (the
+// environment, /opt/NAME/tools with the current link, release.toml), from
+// the manifest alone. The Packer provisioner installs it on a machine.
+func Payload(ctx context.Context, name, arch, dst string, o Options) error {
+	want, err := manifest.Read(name)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, im := range want.Images {
+		found = found || im.Arch == arch
+	}
+	if !found {
+		var has []string
+		for _, im := range want.Images {
+			has = append(has, im.Arch)
+		}
+		return fmt.Errorf("%s %s has no %s image (it has %s): %w", want.Family, want.Release, arch, strings.Join(has, ", "), failure.ErrNotFound)
+	}
+	tmp, err := os.MkdirTemp("", "imagebake-payload-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	r := o
+	r.Repo, r.Release, r.Arches, r.Out, r.Builder = want.Repo.URL, want.Release, []string{arch}, tmp, want.Builder
+	r.Epoch, r.Version, r.Stores, r.pinned, r.payloadTo = time.Unix(want.Epoch, 0), want.Imagebake.Version, nil, want, dst
+	_, err = Bake(ctx, r)
+	return err
 }
 
 // Plan resolves every input of a release (commit, module pins, agent
@@ -433,6 +468,16 @@ func (b *baker) selectAgents(ctx context.Context, arches []string) ([]agents.Sel
 // build lays out the payload, makes the layers and images, writes the
 // manifest and SBOM, and moves the release into place.
 func (b *baker) build(ctx context.Context, sels []agents.Selection, payload, final string) (*manifest.Manifest, error) {
+	if dst := b.o.payloadTo; dst != "" {
+		envDst := filepath.Join(dst, filepath.FromSlash(strings.TrimPrefix(b.cfg.Environment, "/")))
+		if err := os.MkdirAll(filepath.Dir(envDst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(filepath.Join(payload, "env"), envDst); err != nil {
+			return nil, err
+		}
+		return b.m, b.agentTree(ctx, sels[0], b.m.Images[0], dst)
+	}
 	blobDir := filepath.Join(b.stage, "blobs", "sha256")
 	if b.cfg.Builder != "oci" {
 		blobDir = filepath.Join(payload, "blobs")

@@ -36,6 +36,11 @@ type ExtractOptions struct {
 	Mtime time.Time
 	// Skip leaves out entries (after stripping) it returns true for.
 	Skip func(name string) bool
+	// RootFS is for a root file system unpacked to be chrooted into:
+	// absolute symlinks are kept (they resolve inside the chroot; nothing
+	// is ever written through a symlink here) and modes, setuid and sticky
+	// bits included, are kept as the archive has them.
+	RootFS bool
 }
 
 // ExtractFile extracts the gzip-compressed tar at name into dst, which must
@@ -121,7 +126,11 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 			if err := os.MkdirAll(target, 0o755); err != nil {
 				return err
 			}
-			if err := os.Chmod(target, 0o755); err != nil {
+			mode := os.FileMode(0o755)
+			if o.RootFS {
+				mode = modeOf(h)
+			}
+			if err := os.Chmod(target, mode); err != nil {
 				return err
 			}
 		case tar.TypeReg:
@@ -131,6 +140,9 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 			mode := os.FileMode(0o644)
 			if h.Mode&0o111 != 0 {
 				mode = 0o755
+			}
+			if o.RootFS {
+				mode = modeOf(h)
 			}
 			os.Remove(target) // a later entry of the same name replaces an earlier one
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
@@ -148,7 +160,7 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 				return fmt.Errorf("writing %s: %w", name, err)
 			}
 		case tar.TypeSymlink:
-			if escapes(name, h.Linkname) {
+			if escapes(name, h.Linkname) && !(o.RootFS && strings.HasPrefix(h.Linkname, "/")) {
 				return fmt.Errorf("%w: symlink %s -> %s points outside", ErrUnsafe, name, h.Linkname)
 			}
 			os.Remove(target)
@@ -184,6 +196,21 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// modeOf is a header's permission, setuid, setgid and sticky bits.
+func modeOf(h *tar.Header) os.FileMode {
+	m := os.FileMode(h.Mode & 0o777)
+	if h.Mode&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if h.Mode&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if h.Mode&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return m
 }
 
 func typeName(t byte) string {

@@ -24,6 +24,9 @@ type Writer struct {
 	tw    *tar.Writer
 	epoch time.Time
 	dirs  map[string]bool
+	// KeepModes makes AddTree keep each entry's permission, setuid,
+	// setgid and sticky bits (a root file system) instead of normalising.
+	KeepModes bool
 }
 
 // NewWriter returns a Writer onto w with the given epoch.
@@ -124,6 +127,12 @@ func (w *Writer) addDir(dir, prefix string) error {
 		if err != nil {
 			return err
 		}
+		if w.KeepModes {
+			if err := w.addKeepingMode(p, name, fi); err != nil {
+				return err
+			}
+			continue
+		}
 		switch m := fi.Mode(); {
 		case m.IsDir():
 			if err := w.Dir(name, fi.ModTime()); err != nil {
@@ -155,6 +164,46 @@ func (w *Writer) addDir(dir, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// addKeepingMode adds one entry with its own mode bits, through Raw.
+func (w *Writer) addKeepingMode(p, name string, fi os.FileInfo) error {
+	m := fi.Mode()
+	mode := int64(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		mode |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		mode |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		mode |= 0o1000
+	}
+	h := &tar.Header{Name: name, Mode: mode, ModTime: fi.ModTime()}
+	switch {
+	case m.IsDir():
+		h.Typeflag = tar.TypeDir
+		if err := w.Raw(h, nil); err != nil {
+			return err
+		}
+		return w.addDir(p, name)
+	case m&fs.ModeSymlink != 0:
+		t, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		h.Typeflag, h.Linkname = tar.TypeSymlink, t
+		return w.Raw(h, nil)
+	case m.IsRegular():
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h.Typeflag, h.Size = tar.TypeReg, fi.Size()
+		return w.Raw(h, f)
+	}
+	return fmt.Errorf("%s is a %v: only files, directories and symlinks go into an archive", p, m.Type())
 }
 
 // NewGzip returns a gzip writer with a fixed header (MTIME 0, no name) and

@@ -1,0 +1,262 @@
+package packer
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+var ctx = context.Background()
+
+// release bakes the embedded example for amd64 and arm64 and returns the
+// manifest path, the context dir and the cache.
+func release(t *testing.T) (string, string, string) {
+	t.Helper()
+	root := t.TempDir()
+	out, err := exec.Command("../../testdata/example/gen.sh", root).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gen.sh: %v\n%s", err, out)
+	}
+	repo := strings.TrimSpace(string(out))
+	store, _ := agents.NewDirStore(filepath.Join(root, "store"))
+	for _, arch := range []string{"amd64", "arm64"} {
+		src := t.TempDir()
+		os.MkdirAll(filepath.Join(src, "bin"), 0o755)
+		os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte("#!/bin/sh\necho 2.4.1\n"), 0o755)
+		if _, _, err := agents.Publish(ctx, store, src, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: arch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := filepath.Join(root, "cache")
+	if _, err := bake.Bake(ctx, bake.Options{Repo: repo, Release: "1.0.0", Out: filepath.Join(root, "dist"), Cache: cache, Context: root, Version: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "dist", "example-1.0.0", manifest.FileName), root, cache
+}
+
+func TestProvisionerThroughMockCommunicator(t *testing.T) {
+	m, dir, cache := release(t)
+	p := new(Provisioner)
+	if err := p.Prepare(map[string]interface{}{"manifest": m, "arch": "arm64", "context": dir, "cache": cache}); err != nil {
+		t.Fatal(err)
+	}
+	comm := new(packersdk.MockCommunicator)
+	ui := packersdk.TestUi(t)
+	if err := p.Provision(ctx, ui, comm, nil); err != nil {
+		t.Fatal(err)
+	}
+	if comm.UploadPath != "/tmp/imagebake-payload.tar" {
+		t.Errorf("uploaded to %q", comm.UploadPath)
+	}
+	if !comm.StartCalled || comm.StartCmd.Command != "tar -xf /tmp/imagebake-payload.tar -C / && rm -f /tmp/imagebake-payload.tar" {
+		t.Errorf("remote command = %+v", comm.StartCmd)
+	}
+	entries := map[string]string{}
+	tr := tar.NewReader(strings.NewReader(comm.UploadData))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		entries[h.Name] = string(b) + h.Linkname
+	}
+	for name, want := range map[string]string{
+		"opt/mozagent/tools/current":                                              "2.4.1-arm64",
+		"opt/mozagent/tools/2.4.1-arm64/bin/mozagent":                             "echo 2.4.1",
+		"etc/imagebake/release.toml":                                              `arch = "arm64"`,
+		"etc/puppetlabs/code/environments/production/modules/ntp/manifests/init.pp": "class ntp",
+	} {
+		if !strings.Contains(entries[name], want) {
+			t.Errorf("payload %s = %q, want it to contain %q", name, entries[name], want)
+		}
+	}
+	// a failing remote unpack fails the provisioner with imagebake's message
+	comm = &packersdk.MockCommunicator{StartExitStatus: 2}
+	if err := p.Provision(ctx, ui, comm, nil); err == nil || !strings.Contains(err.Error(), "exited with 2") {
+		t.Errorf("Provision with a failing tar = %v", err)
+	}
+}
+
+func TestPrepareStopsEarly(t *testing.T) {
+	m, dir, cache := release(t)
+	pub, _, err := signing.Generate(t.TempDir(), "k", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		cfg  map[string]interface{}
+		want string
+	}{
+		{map[string]interface{}{}, "manifest is required"},
+		{map[string]interface{}{"manifest": filepath.Join(dir, "missing.toml")}, "missing.toml"},
+		{map[string]interface{}{"manifest": m, "arch": "s390x"}, "has no s390x image (it has [amd64 arm64])"},
+		{map[string]interface{}{"manifest": m, "trusted_keys": []string{pub}}, "is not signed"},
+	}
+	for _, tt := range tests {
+		tt.cfg["cache"], tt.cfg["context"] = cache, dir
+		err := new(Provisioner).Prepare(tt.cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Prepare(%v) = %v, want an error containing %q", tt.cfg, err, tt.want)
+		}
+	}
+	if _, _, err := new(ChrootBuilder).Prepare(map[string]interface{}{"rootfs": "x"}); err == nil || !strings.Contains(err.Error(), "rootfs_sha256") {
+		t.Errorf("chroot Prepare without a pin = %v", err)
+	}
+}
+
+// TestPackerAcceptance runs a real packer 1.9.4 (built from the module
+// cache by make test, path in IMAGEBAKE_PACKER) with the chroot builder, the
+// imagebake provisioner and a shell provisioner, twice, and checks the
+// tarball's content and that both builds give the same bytes.
+func TestPackerAcceptance(t *testing.T) {
+	pk := os.Getenv("IMAGEBAKE_PACKER")
+	if pk == "" {
+		t.Skip("IMAGEBAKE_PACKER is not set; `make test` builds packer 1.9.4 and sets it")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the chroot builder needs root")
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal("busybox (Debian busybox-static) is needed for a base with /bin/sh and tar; make test installs it")
+	}
+	m, dir, cache := release(t)
+	w := t.TempDir()
+	// the plugin is the imagebake binary itself
+	bin := filepath.Join(w, "imagebake")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/imagebake").CombinedOutput(); err != nil {
+		t.Fatalf("building imagebake: %v\n%s", err, out)
+	}
+	plugins := filepath.Join(w, "plugins")
+	if out, err := exec.Command(bin, "packer", "install-plugin", "--dir", plugins).CombinedOutput(); err != nil {
+		t.Fatalf("install-plugin: %v\n%s", err, out)
+	}
+	// a small base: busybox as /bin/sh and tar
+	base := filepath.Join(w, "base")
+	for _, d := range []string{"bin", "etc", "tmp"} {
+		os.MkdirAll(filepath.Join(base, d), 0o755)
+	}
+	os.Chmod(filepath.Join(base, "tmp"), 0o1777)
+	b, _ := os.ReadFile(busybox)
+	os.WriteFile(filepath.Join(base, "bin", "busybox"), b, 0o755)
+	for _, c := range []string{"sh", "tar", "rm", "cat", "echo"} {
+		os.Symlink("busybox", filepath.Join(base, "bin", c))
+	}
+	rootfs := filepath.Join(w, "base.tar.gz")
+	if out, err := exec.Command("tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-C", base, "-czf", rootfs, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(mustRead(t, rootfs)))
+	arch := runtime.GOARCH
+	var digests []string
+	for i := range 2 {
+		outFile := filepath.Join(w, fmt.Sprintf("out%d", i), "example.rootfs.tar.gz")
+		tmpl := filepath.Join(w, "build.pkr.hcl")
+		os.WriteFile(tmpl, []byte(fmt.Sprintf(`
+source "imagebake-chroot" "example" {
+  rootfs            = %q
+  rootfs_sha256     = %q
+  output            = %q
+  source_date_epoch = "1735732800"
+}
+build {
+  sources = ["source.imagebake-chroot.example"]
+  provisioner "imagebake" {
+    manifest = %q
+    arch     = %q
+    context  = %q
+    cache    = %q
+  }
+  provisioner "shell" {
+    inline = ["echo provisioned > /etc/motd", "test -L /opt/mozagent/tools/current"]
+  }
+}
+`, rootfs, sum, outFile, m, arch, dir, cache)), 0o644)
+		cmd := exec.Command(pk, "build", "-color=false", tmpl)
+		cmd.Dir = w
+		cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "PACKER_PLUGIN_PATH="+plugins, "PACKER_CONFIG_DIR="+filepath.Join(w, "packer-config"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("packer build: %v\n%s", err, out)
+		}
+		data := mustRead(t, outFile)
+		digests = append(digests, fmt.Sprintf("%x", sha256.Sum256(data)))
+		if i == 0 {
+			files := untar(t, data)
+			for name, want := range map[string]string{
+				"etc/motd":                   "provisioned\n",
+				"opt/mozagent/tools/current": "-> 2.4.1-" + arch,
+				"etc/imagebake/release.toml": `arch = "` + arch + `"`,
+				"bin/sh":                     "-> busybox",
+				"etc/puppetlabs/code/environments/production/modules/profile/manifests/extra.pp": "class profile::extra",
+			} {
+				if !strings.Contains(files[name], want) {
+					t.Errorf("rootfs %s = %q, want it to contain %q", name, files[name], want)
+				}
+			}
+		}
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("two packer builds gave different tarballs: %v", digests)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func untar(t *testing.T, gz []byte) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	tr := tar.NewReader(mustGunzip(t, gz))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		v := string(b)
+		if h.Typeflag == tar.TypeSymlink {
+			v = "-> " + h.Linkname
+		}
+		out[strings.TrimSuffix(h.Name, "/")] = v
+	}
+	return out
+}
+
+func mustGunzip(t *testing.T, gz []byte) io.Reader {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zr
+}

@@ -1,0 +1,33 @@
+// Package packer is imagebake as a Packer plugin, for cloud and VM images:
+//
+//   - provisioner "imagebake": installs the pinned payload of a release
+//     (environment with modules, the agent binaries of the build's arch with
+//     the current link, release.toml) through whatever communicator the
+//     build uses: it uploads one tar and unpacks it with the target's tar;
+//   - builder "imagebake-chroot": unpacks a pinned base root file system into
+//     a work directory, runs the build's provisioners in it through the SDK's
+//     chroot communicator (root and a /bin/sh inside are needed), and writes a
+//     deterministic root file system tarball, so any provisioner runs locally.
+//
+// The plugin is the imagebake binary itself: `imagebake packer
+// install-plugin` copies it into Packer's plugin layout, and a binary named
+// packer-plugin-imagebake serves the plugin protocol (cmd/imagebake/main.go).
+package packer
+
+import (
+	"github.com/hashicorp/packer-plugin-sdk/plugin"
+	"github.com/hashicorp/packer-plugin-sdk/version"
+)
+
+// PluginVersion is the plugin's version as Packer sees it.
+var PluginVersion = version.NewPluginVersion("0.1.0", "", "")
+
+// Serve runs the plugin protocol (Packer starts the binary with "describe"
+// or "start ...").
+func Serve() error {
+	s := plugin.NewSet()
+	s.RegisterProvisioner(plugin.DEFAULT_NAME, new(Provisioner))
+	s.RegisterBuilder("chroot", new(ChrootBuilder))
+	s.SetVersion(PluginVersion)
+	return s.Run()
+}

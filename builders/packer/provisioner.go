@@ -1,0 +1,178 @@
+package packer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/packer-plugin-sdk/common"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/template/config"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
+	"github.com/imagebake/imagebake/tarball"
+)
+
+// ProvisionerConfig configures provisioner "imagebake".
+type ProvisionerConfig struct {
+	common.PackerConfig `mapstructure:",squash"`
+	// Manifest is the release's manifest.toml (required).
+	Manifest string `mapstructure:"manifest"`
+	// Arch is the arch whose agent binaries go in (default: this machine's).
+	Arch string `mapstructure:"arch"`
+	// Context is the directory relative paths of imagebake.toml are relative to.
+	Context string `mapstructure:"context"`
+	// Cache is imagebake's cache directory (default $IMAGEBAKE_CACHE or ~/.cache/imagebake).
+	Cache string `mapstructure:"cache"`
+	// TrustedKeys, when set, must have signed the manifest (manifest.toml.minisig).
+	TrustedKeys []string `mapstructure:"trusted_keys"`
+	// RemoteDir is where the payload tar is uploaded before unpacking (default /tmp).
+	RemoteDir string `mapstructure:"remote_dir"`
+}
+
+// Provisioner is provisioner "imagebake".
+type Provisioner struct {
+	config ProvisionerConfig
+}
+
+func packerSpec(extra map[string]hcldec.Spec) hcldec.ObjectSpec {
+	s := hcldec.ObjectSpec{
+		"packer_build_name":          &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String},
+		"packer_builder_type":        &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String},
+		"packer_core_version":        &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String},
+		"packer_debug":               &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool},
+		"packer_force":               &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool},
+		"packer_on_error":            &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String},
+		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String)},
+		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String)},
+	}
+	for k, v := range extra {
+		s[k] = v
+	}
+	return s
+}
+
+// ConfigSpec implements packersdk.Provisioner.
+func (p *Provisioner) ConfigSpec() hcldec.ObjectSpec {
+	return packerSpec(map[string]hcldec.Spec{
+		"manifest":     &hcldec.AttrSpec{Name: "manifest", Type: cty.String},
+		"arch":         &hcldec.AttrSpec{Name: "arch", Type: cty.String},
+		"context":      &hcldec.AttrSpec{Name: "context", Type: cty.String},
+		"cache":        &hcldec.AttrSpec{Name: "cache", Type: cty.String},
+		"trusted_keys": &hcldec.AttrSpec{Name: "trusted_keys", Type: cty.List(cty.String)},
+		"remote_dir":   &hcldec.AttrSpec{Name: "remote_dir", Type: cty.String},
+	})
+}
+
+// Prepare implements packersdk.Provisioner: bad input stops the build
+// before it starts, with imagebake's message.
+func (p *Provisioner) Prepare(raws ...interface{}) error {
+	if err := config.Decode(&p.config, &config.DecodeOpts{PluginType: "imagebake"}, raws...); err != nil {
+		return err
+	}
+	c := &p.config
+	if c.Manifest == "" {
+		return fmt.Errorf("imagebake provisioner: manifest is required (the release's manifest.toml)")
+	}
+	if c.Arch == "" {
+		c.Arch = runtime.GOARCH
+	}
+	if c.RemoteDir == "" {
+		c.RemoteDir = "/tmp"
+	}
+	if c.Cache == "" {
+		c.Cache = defaultCache()
+	}
+	if c.Context == "" {
+		c.Context = "."
+	}
+	m, err := p.readManifest()
+	if err != nil {
+		return fmt.Errorf("imagebake provisioner: %w", err)
+	}
+	for _, im := range m.Images {
+		if im.Arch == c.Arch {
+			return nil
+		}
+	}
+	var has []string
+	for _, im := range m.Images {
+		has = append(has, im.Arch)
+	}
+	return fmt.Errorf("imagebake provisioner: %s %s has no %s image (it has %v); set arch", m.Family, m.Release, c.Arch, has)
+}
+
+func defaultCache() string {
+	if env := os.Getenv("IMAGEBAKE_CACHE"); env != "" {
+		return env
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "imagebake")
+	}
+	return filepath.Join(os.TempDir(), "imagebake-cache")
+}
+
+// readManifest reads the manifest, verifying its signature when trusted
+// keys are configured.
+func (p *Provisioner) readManifest() (*manifest.Manifest, error) {
+	if len(p.config.TrustedKeys) == 0 {
+		return manifest.Read(p.config.Manifest)
+	}
+	kr, err := signing.LoadKeyring(p.config.TrustedKeys...)
+	if err != nil {
+		return nil, err
+	}
+	data, err := kr.VerifyFile(p.config.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Parse(data)
+}
+
+// Provision implements packersdk.Provisioner.
+func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packersdk.Communicator, _ map[string]interface{}) error {
+	c := &p.config
+	ui.Say(fmt.Sprintf("imagebake: staging the %s payload of %s", c.Arch, c.Manifest))
+	tmp, err := os.MkdirTemp("", "imagebake-provision-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	root := filepath.Join(tmp, "root")
+	if err := bake.Payload(ctx, c.Manifest, c.Arch, root, bake.Options{Cache: c.Cache, Context: c.Context}); err != nil {
+		return fmt.Errorf("imagebake provisioner: %w", err)
+	}
+	m, err := p.readManifest()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tarball.NewWriter(&buf, time.Unix(m.Epoch, 0))
+	if err := tw.AddTree(root, ""); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	remote := c.RemoteDir + "/imagebake-payload.tar"
+	ui.Say(fmt.Sprintf("imagebake: uploading %d bytes and unpacking into /", buf.Len()))
+	if err := comm.Upload(remote, &buf, nil); err != nil {
+		return fmt.Errorf("imagebake provisioner: uploading %s: %w", remote, err)
+	}
+	cmd := &packersdk.RemoteCmd{Command: fmt.Sprintf("tar -xf %s -C / && rm -f %s", remote, remote)}
+	if err := cmd.RunWithUi(ctx, comm, ui); err != nil {
+		return fmt.Errorf("imagebake provisioner: unpacking: %w", err)
+	}
+	if s := cmd.ExitStatus(); s != 0 {
+		return fmt.Errorf("imagebake provisioner: `%s` exited with %d on the target (is tar installed there?)", cmd.Command, s)
+	}
+	return nil
+}

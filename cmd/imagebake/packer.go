@@ -1,0 +1,70 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagebake/imagebake/atomicfile"
+	packerplugin "github.com/imagebake/imagebake/builders/packer"
+)
+
+func newPackerCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "packer", Short: "imagebake as a Packer plugin"}
+	var dir string
+	install := &cobra.Command{
+		Use:   "install-plugin [--dir D]",
+		Short: "Install this binary as Packer's imagebake plugin (provisioner imagebake, builder imagebake-chroot)",
+		Long: `Install this binary as the Packer plugin in Packer's versioned layout:
+D/github.com/imagebake/imagebake/packer-plugin-imagebake_vVERSION_x5.0_OS_ARCH
+with its _SHA256SUM file beside it. Point PACKER_PLUGIN_PATH at D, or use the
+default D of Packer (~/.config/packer/plugins). The plugin is this very
+binary: started under the name packer-plugin-imagebake it speaks Packer's
+plugin protocol.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return usageErr("no home directory: give --dir")
+				}
+				dir = filepath.Join(home, ".config", "packer", "plugins")
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			name := fmt.Sprintf("packer-plugin-imagebake_v%s_x5.0_%s_%s", packerplugin.PluginVersion.String(), runtime.GOOS, runtime.GOARCH)
+			dst := filepath.Join(dir, "github.com", "imagebake", "imagebake", name)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			in, err := os.Open(self)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			h := sha256.New()
+			if err := atomicfile.Write(dst, 0o755, func(w io.Writer) error {
+				_, err := io.Copy(io.MultiWriter(w, h), in)
+				return err
+			}); err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(dst+"_SHA256SUM", []byte(hex.EncodeToString(h.Sum(nil))), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), dst)
+			return nil
+		},
+	}
+	install.Flags().StringVar(&dir, "dir", "", "plugin directory (default ~/.config/packer/plugins)")
+	cmd.AddCommand(install)
+	return cmd
+}
