@@ -159,7 +159,9 @@ func (a *Artifact) Files() []string { return []string{a.Path} }
 func (a *Artifact) Id() string { return "sha256:" + a.SHA256 }
 
 // String implements packersdk.Artifact.
-func (a *Artifact) String() string { return fmt.Sprintf("root file system %s (sha256:%s)", a.Path, a.SHA256) }
+func (a *Artifact) String() string {
+	return fmt.Sprintf("root file system %s (sha256:%s)", a.Path, a.SHA256)
+}
 
 // State implements packersdk.Artifact.
 func (a *Artifact) State(string) interface{} { return nil }

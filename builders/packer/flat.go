@@ -6,7 +6,6 @@ import "github.com/hashicorp/hcl/v2/hcldec"
 // generate: Packer decodes an HCL block into them (every attribute of the
 // spec, as pointers) before mapstructure fills the real config.
 
-
 // FlatProvisionerConfig is the HCL2 form of ProvisionerConfig.
 type FlatProvisionerConfig struct {
 	PackerBuildName     *string           `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`

@@ -82,9 +82,9 @@ func TestProvisionerThroughMockCommunicator(t *testing.T) {
 		entries[h.Name] = string(b) + h.Linkname
 	}
 	for name, want := range map[string]string{
-		"opt/mozagent/tools/current":                                              "2.4.1-arm64",
-		"opt/mozagent/tools/2.4.1-arm64/bin/mozagent":                             "echo 2.4.1",
-		"etc/imagebake/release.toml":                                              `arch = "arm64"`,
+		"opt/mozagent/tools/current":                                                "2.4.1-arm64",
+		"opt/mozagent/tools/2.4.1-arm64/bin/mozagent":                               "echo 2.4.1",
+		"etc/imagebake/release.toml":                                                `arch = "arm64"`,
 		"etc/puppetlabs/code/environments/production/modules/ntp/manifests/init.pp": "class ntp",
 	} {
 		if !strings.Contains(entries[name], want) {
