@@ -91,7 +91,8 @@ func Payload(ctx context.Context, name, arch, dst string, o Options) error {
 	}
 	defer os.RemoveAll(tmp)
 	r := o
-	r.Repo, r.Release, r.Arches, r.Out, r.Builder = want.Repo.URL, want.Release, []string{arch}, tmp, want.Builder
+	// the payload does not depend on the builder
+	r.Repo, r.Release, r.Arches, r.Out, r.Builder = want.Repo.URL, want.Release, []string{arch}, tmp, ""
 	r.Epoch, r.Version, r.Stores, r.pinned, r.payloadTo = time.Unix(want.Epoch, 0), want.Imagebake.Version, nil, want, dst
 	_, err = Bake(ctx, r)
 	return err

@@ -29,6 +29,9 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 	if err != nil {
 		return nil, err
 	}
+	if want.Builder == "packer" {
+		return nil, fmt.Errorf("%w: %s was built by Packer; verify rebuilds oci and rootfs releases, a Packer release's artifacts are recorded (with sha256) in its manifest", failure.ErrUsage, name)
+	}
 	tmp, err := os.MkdirTemp("", "imagebake-verify-")
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/bake"
@@ -218,6 +219,75 @@ build {
 	}
 	if digests[0] != digests[1] {
 		t.Errorf("two packer builds gave different tarballs: %v", digests)
+	}
+
+	// the whole flow through the CLI: bake --builder packer --template chroot
+	// on a release whose base is the busybox rootfs
+	repo := filepath.Join(dir, "control")
+	cfg := mustRead(t, filepath.Join(repo, "imagebake.toml"))
+	lines := strings.Split(string(cfg), "\n")
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "rootfs = "):
+			lines[i] = fmt.Sprintf("rootfs = %q", rootfs)
+		case strings.HasPrefix(l, "sha256 = "):
+			lines[i] = fmt.Sprintf("sha256 = %q", sum)
+		}
+	}
+	os.WriteFile(filepath.Join(repo, "imagebake.toml"), []byte(strings.Join(lines, "\n")), 0o644)
+	for _, args := range [][]string{{"commit", "-qam", "busybox base"}, {"tag", "v1.1.0"}} {
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	dist := filepath.Join(w, "dist")
+	cmd := exec.Command(bin, "bake", "--repo", repo, "--release", "1.1.0", "--builder", "packer", "--template", "chroot",
+		"--packer", pk, "--context", dir, "--cache", cache, "--out", dist)
+	cmd.Env = append(os.Environ(), "PACKER_CONFIG_DIR="+filepath.Join(w, "packer-config"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("bake --builder packer: %v\n%s", err, out)
+	}
+	pm, err := manifest.Read(filepath.Join(dist, "example-1.1.0", manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pm.Builder != "packer" || len(pm.Artifacts) != 2 {
+		t.Fatalf("packer release manifest: builder %s, %d artifacts, want packer and 2 (one per arch)", pm.Builder, len(pm.Artifacts))
+	}
+	for _, a := range pm.Artifacts {
+		if a.BuilderID != BuilderID || len(a.Files) != 1 {
+			t.Errorf("artifact %+v", a)
+			continue
+		}
+		if got := fmt.Sprintf("%x", sha256.Sum256(mustRead(t, a.Files[0].Path))); got != a.Files[0].SHA256 || "sha256:"+got != a.ID {
+			t.Errorf("artifact %s records sha256 %s, the file has %s", a.Files[0].Path, a.Files[0].SHA256, got)
+		}
+	}
+}
+
+func TestDatasource(t *testing.T) {
+	m, _, _ := release(t)
+	d := new(Datasource)
+	if err := d.Configure(map[string]interface{}{"manifest": m}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := d.Execute()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.GetAttr("image_names").Index(cty.StringVal("arm64")).AsString(); got != "example-1.0.0-arm64" {
+		t.Errorf("image_names[arm64] = %s", got)
+	}
+	if got := v.GetAttr("agent_versions").Index(cty.StringVal("amd64")).AsString(); got != "2.4.1" {
+		t.Errorf("agent_versions[amd64] = %s", got)
+	}
+	if v.GetAttr("release").AsString() != "1.0.0" || len(v.GetAttr("commit").AsString()) != 40 {
+		t.Errorf("release/commit = %v", v)
+	}
+	if err := new(Datasource).Configure(map[string]interface{}{"store": t.TempDir(), "family": "example", "version": "1.0.0"}); err == nil || !strings.Contains(err.Error(), "no manifest") {
+		t.Errorf("a release missing from the store = %v", err)
 	}
 }
 

@@ -7,7 +7,12 @@
 //   - builder "imagebake-chroot": unpacks a pinned base root file system into
 //     a work directory, runs the build's provisioners in it through the SDK's
 //     chroot communicator (root and a /bin/sh inside are needed), and writes a
-//     deterministic root file system tarball, so any provisioner runs locally.
+//     deterministic root file system tarball, so any provisioner runs locally;
+//   - data source "imagebake-release": a manifest, or a store's catalog with
+//     family and version (signatures checked), as family, release, tag,
+//     commit, arches, image_names, image_digests and agent_versions;
+//   - post-processor "imagebake-manifest": records the artifact's id and
+//     files with their sha256 in the release manifest ([[artifact]]).
 //
 // The plugin is the imagebake binary itself: `imagebake packer
 // install-plugin` copies it into Packer's plugin layout, and a binary named
@@ -28,6 +33,8 @@ func Serve() error {
 	s := plugin.NewSet()
 	s.RegisterProvisioner(plugin.DEFAULT_NAME, new(Provisioner))
 	s.RegisterBuilder("chroot", new(ChrootBuilder))
+	s.RegisterDatasource("release", new(Datasource))
+	s.RegisterPostProcessor("manifest", new(PostProcessor))
 	s.SetVersion(PluginVersion)
 	return s.Run()
 }

@@ -3,17 +3,21 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
+	packerplugin "github.com/imagebake/imagebake/builders/packer"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
+	"github.com/imagebake/imagebake/templates"
 )
 
 func newBakeCommand(g *globals) *cobra.Command {
 	var o bake.Options
-	var epoch, cache, previous string
+	var epoch, cache, previous, template, packerBin string
 	var noCheck bool
 	cmd := &cobra.Command{
 		Use:   "bake --repo URL|PATH --release X.Y.Z [--arch a,b] [--out dist] [--builder oci|rootfs]",
@@ -52,12 +56,25 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 					return fmt.Errorf("%w\n(--no-release-check skips this)", err)
 				}
 			}
-			m, err := bake.Bake(cmd.Context(), o)
+			var m *manifest.Manifest
+			if o.Builder == "packer" {
+				m, err = bakeWithPacker(cmd, o, template, packerBin)
+			} else {
+				m, err = bake.Bake(cmd.Context(), o)
+			}
 			if err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), m)
+			}
+			if m.Builder == "packer" {
+				for _, a := range m.Artifacts {
+					for _, f := range a.Files {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s\tsha256:%s\t(%s %s)\n", f.Path, f.SHA256, a.BuilderID, a.ID)
+					}
+				}
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t%s\n", m.Family, m.Release, m.IndexDigest)
 			for _, im := range m.Images {
@@ -71,14 +88,75 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 	f.StringVar(&o.Release, "release", "", "release X.Y.Z (tag vX.Y.Z or X.Y.Z)")
 	f.StringSliceVar(&o.Arches, "arch", nil, "arches to build (default: all in imagebake.toml)")
 	f.StringVar(&o.Out, "out", "dist", "output directory")
-	f.StringVar(&o.Builder, "builder", "", "oci or rootfs (default: imagebake.toml's, else oci)")
+	f.StringVar(&o.Builder, "builder", "", "oci, rootfs or packer (default: imagebake.toml's, else oci)")
 	f.StringVar(&epoch, "source-date-epoch", "", "build epoch, seconds since 1970 (default $SOURCE_DATE_EPOCH, else the commit time)")
 	f.StringVar(&cache, "cache", "", "cache directory (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
 	f.StringVar(&o.Context, "context", ".", "directory that relative paths in imagebake.toml are relative to")
 	f.StringArrayVar(&o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
 	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
 	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
+	f.StringVar(&template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
+	f.StringVar(&packerBin, "packer", "", "with --builder packer: the packer binary (default: packer on PATH)")
 	return cmd
+}
+
+// bakeWithPacker pins the release's inputs into OUT/NAME-X.Y.Z/manifest.toml
+// and runs the template once per arch; the template's imagebake-manifest
+// post-processor records what Packer built in that manifest.
+func bakeWithPacker(cmd *cobra.Command, o bake.Options, template, packerBin string) (*manifest.Manifest, error) {
+	if template == "" {
+		return nil, usageErr("--builder packer needs --template (%s)", strings.Join(templates.Names(), ", "))
+	}
+	if _, err := templates.Get(template); err != nil {
+		return nil, err
+	}
+	o.Builder = ""
+	m, err := bake.Plan(cmd.Context(), o)
+	if err != nil {
+		return nil, err
+	}
+	m.Builder = "packer"
+	dir, err := filepath.Abs(filepath.Join(o.Out, m.Family+"-"+m.Release))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	mpath := filepath.Join(dir, manifest.FileName)
+	if err := m.Write(mpath); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	ctxDir, _ := filepath.Abs(o.Context)
+	for _, im := range m.Images {
+		vars := map[string]string{"manifest": mpath, "arch": im.Arch, "context": ctxDir, "cache": o.Cache,
+			"output_dir": dir, "source_date_epoch": fmt.Sprint(m.Epoch)}
+		if template == "chroot" {
+			rest, ok := strings.CutPrefix(im.Base.Ref, "rootfs:")
+			path, sum, ok2 := strings.Cut(rest, "@sha256:")
+			if !ok || !ok2 {
+				return nil, usageErr("template chroot needs a rootfs base; %s has base %s", im.Name, im.Base.Ref)
+			}
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(ctxDir, path)
+			}
+			vars["rootfs"], vars["rootfs_sha256"] = path, sum
+		}
+		work, err := os.MkdirTemp("", "imagebake-packer-")
+		if err != nil {
+			return nil, err
+		}
+		err = packerplugin.Run(cmd.Context(), packerplugin.RunOptions{Packer: packerBin, Template: template, Self: self, WorkDir: work, Vars: vars, Stdout: os.Stderr})
+		os.RemoveAll(work)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", im.Name, err)
+		}
+	}
+	return manifest.Read(mpath)
 }
 
 func newVerifyCommand(g *globals) *cobra.Command {

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagebake/imagebake/atomicfile"
 	packerplugin "github.com/imagebake/imagebake/builders/packer"
 )
 
@@ -40,24 +35,8 @@ plugin protocol.`,
 			if err != nil {
 				return err
 			}
-			name := fmt.Sprintf("packer-plugin-imagebake_v%s_x5.0_%s_%s", packerplugin.PluginVersion.String(), runtime.GOOS, runtime.GOARCH)
-			dst := filepath.Join(dir, "github.com", "imagebake", "imagebake", name)
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			in, err := os.Open(self)
+			dst, err := packerplugin.InstallPlugin(self, dir)
 			if err != nil {
-				return err
-			}
-			defer in.Close()
-			h := sha256.New()
-			if err := atomicfile.Write(dst, 0o755, func(w io.Writer) error {
-				_, err := io.Copy(io.MultiWriter(w, h), in)
-				return err
-			}); err != nil {
-				return err
-			}
-			if err := atomicfile.WriteFile(dst+"_SHA256SUM", []byte(hex.EncodeToString(h.Sum(nil))), 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), dst)

@@ -21,6 +21,7 @@
 //	  [image.base]   ref ("scratch", "oci:PATH@sha256:...", "rootfs:PATH@sha256:..."), digest
 //	  [image.agent]  name, version, os, arch, size, sha256, source (store), path (in the store)
 //	  [[image.layer]] role ("base", "environment", "agents"), media_type, diff_id, digest, size
+//	[[artifact]]  build, builder_id, id; [[artifact.file]] path, sha256  (Packer builds)
 //
 // Images are sorted by arch; nothing in it is a wall-clock time, so baking
 // the same inputs twice writes the same bytes.
@@ -65,6 +66,23 @@ type Manifest struct {
 	Repo         Repo       `toml:"repo" json:"repo"`
 	Puppetfile   Puppetfile `toml:"puppetfile" json:"puppetfile"`
 	Images       []Image    `toml:"image" json:"images"`
+	// Artifacts are what Packer builds produced from this release
+	// (post-processor imagebake-manifest); outputs, not inputs.
+	Artifacts []Artifact `toml:"artifact,omitempty" json:"artifacts,omitempty"`
+}
+
+// Artifact is one Packer artifact.
+type Artifact struct {
+	Build     string         `toml:"build" json:"build"`
+	BuilderID string         `toml:"builder_id" json:"builder_id"`
+	ID        string         `toml:"id" json:"id"`
+	Files     []ArtifactFile `toml:"file,omitempty" json:"files,omitempty"`
+}
+
+// ArtifactFile is a file of an artifact.
+type ArtifactFile struct {
+	Path   string `toml:"path" json:"path"`
+	SHA256 string `toml:"sha256" json:"sha256"`
 }
 
 // Tool is the imagebake that baked the release.
@@ -144,7 +162,7 @@ func (m *Manifest) Encode() ([]byte, error) {
 // Inputs returns a copy without outputs (digests, layers, artifacts).
 func (m *Manifest) Inputs() *Manifest {
 	c := *m
-	c.InputsDigest, c.IndexDigest = "", ""
+	c.InputsDigest, c.IndexDigest, c.Artifacts = "", "", nil
 	c.Imagebake.Go = ""
 	c.Images = nil
 	for _, im := range m.Images {

@@ -1,0 +1,140 @@
+package packer
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/packer-plugin-sdk/template/config"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+// DatasourceConfig configures data source "imagebake-release": a manifest,
+// or a store's catalog with family and version. With trusted_keys, the
+// signatures are checked (a catalog is always checked).
+type DatasourceConfig struct {
+	Manifest    string   `mapstructure:"manifest"`
+	Store       string   `mapstructure:"store"`
+	Family      string   `mapstructure:"family"`
+	Version     string   `mapstructure:"version"`
+	TrustedKeys []string `mapstructure:"trusted_keys"`
+}
+
+// FlatDatasourceConfig is the HCL2 form of DatasourceConfig.
+type FlatDatasourceConfig struct {
+	Manifest    *string  `mapstructure:"manifest" cty:"manifest" hcl:"manifest"`
+	Store       *string  `mapstructure:"store" cty:"store" hcl:"store"`
+	Family      *string  `mapstructure:"family" cty:"family" hcl:"family"`
+	Version     *string  `mapstructure:"version" cty:"version" hcl:"version"`
+	TrustedKeys []string `mapstructure:"trusted_keys" cty:"trusted_keys" hcl:"trusted_keys"`
+}
+
+// HCL2Spec is the data source's HCL2 schema.
+func (*FlatDatasourceConfig) HCL2Spec() map[string]hcldec.Spec { return new(Datasource).ConfigSpec() }
+
+// FlatMapstructure returns the HCL2 form of the config.
+func (*DatasourceConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatDatasourceConfig)
+}
+
+// Datasource is data source "imagebake-release".
+type Datasource struct {
+	config DatasourceConfig
+	m      *manifest.Manifest
+}
+
+// ConfigSpec implements packersdk.Datasource.
+func (d *Datasource) ConfigSpec() hcldec.ObjectSpec {
+	return hcldec.ObjectSpec{
+		"manifest":     &hcldec.AttrSpec{Name: "manifest", Type: cty.String},
+		"store":        &hcldec.AttrSpec{Name: "store", Type: cty.String},
+		"family":       &hcldec.AttrSpec{Name: "family", Type: cty.String},
+		"version":      &hcldec.AttrSpec{Name: "version", Type: cty.String},
+		"trusted_keys": &hcldec.AttrSpec{Name: "trusted_keys", Type: cty.List(cty.String)},
+	}
+}
+
+// Configure implements packersdk.Datasource; the release is read here, so a
+// missing or untrusted document stops the build before it starts.
+func (d *Datasource) Configure(raws ...interface{}) error {
+	if err := config.Decode(&d.config, nil, raws...); err != nil {
+		return err
+	}
+	c := &d.config
+	kr, err := signing.LoadKeyring(c.TrustedKeys...)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.Manifest != "" && c.Store == "":
+		if len(c.TrustedKeys) > 0 {
+			data, err := kr.VerifyFile(c.Manifest)
+			if err != nil {
+				return fmt.Errorf("imagebake-release: %w", err)
+			}
+			d.m, err = manifest.Parse(data)
+			return err
+		}
+		d.m, err = manifest.Read(c.Manifest)
+	case c.Store != "" && c.Family != "" && c.Version != "":
+		d.m, err = (&catalog.Store{Root: c.Store, Keys: kr}).ReadManifest(c.Family, c.Version)
+	default:
+		return fmt.Errorf("imagebake-release: give manifest, or store with family and version")
+	}
+	if err != nil {
+		return fmt.Errorf("imagebake-release: %w", err)
+	}
+	return nil
+}
+
+var outputType = map[string]cty.Type{
+	"family": cty.String, "release": cty.String, "tag": cty.String, "commit": cty.String,
+	"index_digest": cty.String, "arches": cty.List(cty.String),
+	"image_names": cty.Map(cty.String), "image_digests": cty.Map(cty.String), "agent_versions": cty.Map(cty.String),
+}
+
+// OutputSpec implements packersdk.Datasource.
+func (d *Datasource) OutputSpec() hcldec.ObjectSpec {
+	s := hcldec.ObjectSpec{}
+	for k, t := range outputType {
+		s[k] = &hcldec.AttrSpec{Name: k, Type: t}
+	}
+	return s
+}
+
+// Execute implements packersdk.Datasource.
+func (d *Datasource) Execute() (cty.Value, error) {
+	m := d.m
+	names, digests, agentv := map[string]cty.Value{}, map[string]cty.Value{}, map[string]cty.Value{}
+	var arches []string
+	for _, im := range m.Images {
+		arches = append(arches, im.Arch)
+		names[im.Arch] = cty.StringVal(im.Name)
+		digests[im.Arch] = cty.StringVal(im.Digest)
+		agentv[im.Arch] = cty.StringVal(im.Agent.Version)
+	}
+	sort.Strings(arches)
+	av := make([]cty.Value, len(arches))
+	for i, a := range arches {
+		av[i] = cty.StringVal(a)
+	}
+	mapOf := func(m map[string]cty.Value) cty.Value {
+		if len(m) == 0 {
+			return cty.MapValEmpty(cty.String)
+		}
+		return cty.MapVal(m)
+	}
+	list := cty.ListValEmpty(cty.String)
+	if len(av) > 0 {
+		list = cty.ListVal(av)
+	}
+	return cty.ObjectVal(map[string]cty.Value{
+		"family": cty.StringVal(m.Family), "release": cty.StringVal(m.Release), "tag": cty.StringVal(m.Repo.Tag),
+		"commit": cty.StringVal(m.Repo.Commit), "index_digest": cty.StringVal(m.IndexDigest), "arches": list,
+		"image_names": mapOf(names), "image_digests": mapOf(digests), "agent_versions": mapOf(agentv),
+	}), nil
+}

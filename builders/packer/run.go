@@ -1,0 +1,92 @@
+package packer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+
+	"github.com/imagebake/imagebake/atomicfile"
+	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/templates"
+)
+
+// InstallPlugin copies the binary self into dir in Packer's versioned
+// plugin layout, with its _SHA256SUM file, and returns its path.
+func InstallPlugin(self, dir string) (string, error) {
+	name := fmt.Sprintf("packer-plugin-imagebake_v%s_x5.0_%s_%s", PluginVersion.String(), runtime.GOOS, runtime.GOARCH)
+	dst := filepath.Join(dir, "github.com", "imagebake", "imagebake", name)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	in, err := os.Open(self)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	h := sha256.New()
+	if err := atomicfile.Write(dst, 0o755, func(w io.Writer) error {
+		_, err := io.Copy(io.MultiWriter(w, h), in)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	return dst, atomicfile.WriteFile(dst+"_SHA256SUM", []byte(hex.EncodeToString(h.Sum(nil))), 0o644)
+}
+
+// RunOptions say how to run one template.
+type RunOptions struct {
+	Packer   string            // the packer binary
+	Template string            // an embedded template's name
+	Self     string            // this binary, installed as the plugin
+	WorkDir  string            // where the template, var file and plugins go
+	Vars     map[string]string // template variables
+	Stdout   io.Writer
+}
+
+// Run renders the template and runs `packer build` on it. Packer's
+// network check-in is disabled.
+func Run(ctx context.Context, o RunOptions) error {
+	tmpl, err := templates.Get(o.Template)
+	if err != nil {
+		return err
+	}
+	if o.Packer == "" {
+		if o.Packer, err = exec.LookPath("packer"); err != nil {
+			return fmt.Errorf("no packer on PATH: install packer 1.9.4 or name it with --packer: %w", failure.ErrNotFound)
+		}
+	}
+	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
+		return err
+	}
+	plugins := filepath.Join(o.WorkDir, "plugins")
+	if _, err := InstallPlugin(o.Self, plugins); err != nil {
+		return err
+	}
+	tf := filepath.Join(o.WorkDir, o.Template+".pkr.hcl")
+	if err := os.WriteFile(tf, tmpl, 0o644); err != nil {
+		return err
+	}
+	vars, err := json.MarshalIndent(o.Vars, "", "  ")
+	if err != nil {
+		return err
+	}
+	vf := filepath.Join(o.WorkDir, "imagebake.pkrvars.json")
+	if err := os.WriteFile(vf, vars, 0o644); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, o.Packer, "build", "-color=false", "-var-file="+vf, tf)
+	cmd.Dir = o.WorkDir
+	cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "PACKER_PLUGIN_PATH="+plugins)
+	cmd.Stdout, cmd.Stderr = o.Stdout, o.Stdout
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("packer build of template %s (in %s): %w", o.Template, o.WorkDir, err)
+	}
+	return nil
+}
