@@ -7,9 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/strict"
 )
 
 // ConfigName is the config file at the root of the control repo.
@@ -62,16 +61,8 @@ var (
 // ParseConfig decodes and checks imagebake.toml. Unknown keys are errors.
 func ParseConfig(b []byte) (*Config, error) {
 	var c Config
-	md, err := toml.Decode(string(b), &c)
-	if err != nil {
+	if err := strict.DecodeTOML(b, &c); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("%w: unknown keys %s", ErrConfig, strings.Join(keys, ", "))
 	}
 	if c.Environment == "" {
 		c.Environment = DefaultEnvironment

@@ -47,6 +47,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/strict"
 )
 
 // Format is the catalog format this package writes.
@@ -119,16 +120,8 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // Parse decodes and checks catalog bytes; unknown keys and states are errors.
 func Parse(b []byte) (*Catalog, error) {
 	var c Catalog
-	md, err := toml.Decode(string(b), &c)
-	if err != nil {
+	if err := strict.DecodeTOML(b, &c); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("%w: unknown keys %s", ErrInvalid, strings.Join(keys, ", "))
 	}
 	if c.Format != Format {
 		return nil, fmt.Errorf("%w: format %d, this imagebake reads %d", ErrInvalid, c.Format, Format)

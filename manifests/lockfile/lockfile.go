@@ -44,6 +44,7 @@ import (
 
 	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/manifests/strict"
 )
 
 // FormatVersion is the lock format this package writes.
@@ -120,16 +121,8 @@ func Read(name string) (*Lock, error) {
 // Parse decodes and checks lock file bytes.
 func Parse(b []byte) (*Lock, error) {
 	var l Lock
-	md, err := toml.Decode(string(b), &l)
-	if err != nil {
+	if err := strict.DecodeTOML(b, &l); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("%w: unknown keys %s", ErrInvalid, strings.Join(keys, ", "))
 	}
 	if err := l.check(); err != nil {
 		return nil, err

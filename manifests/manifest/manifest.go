@@ -34,13 +34,13 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/failure"
 	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/manifests/strict"
 )
 
 // Format is the manifest format this package writes.
@@ -208,16 +208,8 @@ func Read(name string) (*Manifest, error) {
 // Parse decodes and checks manifest bytes; unknown keys are errors.
 func Parse(b []byte) (*Manifest, error) {
 	var m Manifest
-	md, err := toml.Decode(string(b), &m)
-	if err != nil {
+	if err := strict.DecodeTOML(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("%w: unknown keys %s", ErrInvalid, strings.Join(keys, ", "))
 	}
 	if m.Format != Format {
 		return nil, fmt.Errorf("%w: format %d, this imagebake reads %d", ErrInvalid, m.Format, Format)
