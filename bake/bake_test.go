@@ -17,6 +17,13 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/failure"
@@ -381,5 +388,82 @@ func TestBakeCommittedLockIsLaw(t *testing.T) {
 	_, err = Bake(ctx, o)
 	if !errors.Is(err, puppet.ErrLockStale) || !strings.Contains(err.Error(), `module "motd": ref "v1.0.0" in the Puppetfile`) {
 		t.Errorf("bake with a stale committed lock = %v, want ErrLockStale naming motd", err)
+	}
+}
+
+// TestBakeOnOCILayoutBase builds on a base given as an OCI layout pinned by
+// its index digest: the base's layers are kept as they are, per arch.
+func TestBakeOnOCILayoutBase(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	// a two-arch base image index, written as an OCI layout
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	baseLayers := map[string]string{}
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(512, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		cf.Architecture, cf.OS = arch, "linux"
+		img, _ = mutate.ConfigFile(img, cf)
+		ls, _ := img.Layers()
+		d, _ := ls[0].Digest()
+		baseLayers[arch] = d.String()
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	lp := filepath.Join(root, "base-layout")
+	lpath, err := layout.Write(lp, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lpath.AppendIndex(idx); err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := idx.Digest()
+	// a release whose imagebake.toml names the layout
+	cfgPath := filepath.Join(repo, "imagebake.toml")
+	b, _ := os.ReadFile(cfgPath)
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "rootfs = "):
+			lines[i] = `layout = "base-layout"`
+		case strings.HasPrefix(l, "sha256 = "):
+			lines[i] = fmt.Sprintf("digest = %q", digest)
+		}
+	}
+	os.WriteFile(cfgPath, []byte(strings.Join(lines, "\n")), 0o644)
+	for _, args := range [][]string{{"commit", "-qam", "layout base"}, {"tag", "v1.3.0"}} {
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Release = "1.3.0"
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range m.Images {
+		if len(im.Layers) != 4 || im.Layers[0].Role != "base" || im.Layers[0].Digest != baseLayers[im.Arch] {
+			t.Errorf("%s layers = %+v, want the base's 2 layers (first %s) then environment and agents", im.Name, im.Layers, baseLayers[im.Arch])
+		}
+		if !strings.HasPrefix(im.Base.Digest, "sha256:") || im.Base.Ref != "oci:base-layout@"+digest.String() {
+			t.Errorf("%s base = %+v", im.Name, im.Base)
+		}
+	}
+	var insp struct{ Architecture string }
+	json.Unmarshal([]byte(run(t, "skopeo", "inspect", "oci:"+filepath.Join(root, "dist", "example-1.3.0")+":example-1.3.0-arm64")), &insp)
+	if insp.Architecture != "arm64" {
+		t.Errorf("skopeo sees arch %q", insp.Architecture)
+	}
+	// a tampered base blob is refused
+	os.WriteFile(filepath.Join(lp, "blobs", "sha256", digest.Hex), []byte(`{"tampered":true}`), 0o644)
+	o.Out = filepath.Join(root, "dist2")
+	if _, err := Bake(ctx, o); !errors.Is(err, builders.ErrDigestMismatch) || !strings.Contains(err.Error(), "base layout") {
+		t.Errorf("bake on a tampered layout = %v, want ErrDigestMismatch", err)
 	}
 }
