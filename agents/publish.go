@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
-	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/flock"
 	"github.com/imagebake/imagebake/tarball"
 )
 
@@ -25,18 +25,7 @@ var ErrExists = fmt.Errorf("agent binaries already published with other content:
 // lockTools takes the store's exclusive lock; publishers, index rebuilds
 // and syncs into one store take turns.
 func (d *DirStore) lockTools() (*os.File, error) {
-	if err := os.MkdirAll(d.Tools(), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(d.Tools(), ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return flock.Lock(filepath.Join(d.Tools(), ".lock"))
 }
 
 func (d *DirStore) indexOrEmpty(ctx context.Context) (*Index, error) {

@@ -56,7 +56,7 @@ func WriteLayer(blobDir, role string, epoch time.Time, fill func(*tarball.Writer
 	}
 	defer os.Remove(f.Name())
 	zh, uh := sha256.New(), sha256.New()
-	cw := &countWriter{w: io.MultiWriter(f, zh)}
+	cw := &CountWriter{W: io.MultiWriter(f, zh)}
 	zw := tarball.NewGzip(cw)
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), epoch)
 	err = fill(tw)
@@ -72,7 +72,7 @@ func WriteLayer(blobDir, role string, epoch time.Time, fill func(*tarball.Writer
 	if err != nil {
 		return Layer{}, fmt.Errorf("writing %s layer: %w", role, err)
 	}
-	l := Layer{Role: role, MediaType: types.OCILayer, Size: cw.n,
+	l := Layer{Role: role, MediaType: types.OCILayer, Size: cw.N,
 		Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(zh.Sum(nil))},
 		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}
 	l.Path = filepath.Join(blobDir, l.Digest.Hex)
@@ -82,14 +82,15 @@ func WriteLayer(blobDir, role string, epoch time.Time, fill func(*tarball.Writer
 	return l, nil
 }
 
-type countWriter struct {
-	w io.Writer
-	n int64
+// CountWriter counts the bytes written through it.
+type CountWriter struct {
+	W io.Writer
+	N int64
 }
 
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
+func (c *CountWriter) Write(p []byte) (int, error) {
+	n, err := c.W.Write(p)
+	c.N += int64(n)
 	return n, err
 }
 

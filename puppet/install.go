@@ -16,10 +16,10 @@ import (
 	"sync"
 
 	"github.com/BurntSushi/toml"
-	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/flock"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -279,13 +279,9 @@ func openState(cacheDir, moddir string) (*state, error) {
 		return nil, err
 	}
 	s := &state{file: filepath.Join(dir, hex.EncodeToString(sum[:12])+".toml"), Dirs: map[string]stateEntry{}}
-	lf, err := os.OpenFile(s.file+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
 	// one install into a module dir at a time; a second process waits
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
-		lf.Close()
+	lf, err := flock.Lock(s.file + ".lock")
+	if err != nil {
 		return nil, fmt.Errorf("locking install state of %s: %w", moddir, err)
 	}
 	s.lock = lf

@@ -30,11 +30,11 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/Masterminds/semver/v3"
-	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/flock"
 )
 
 // ErrCheck marks a new version whose check failed; current is unchanged.
@@ -82,18 +82,7 @@ func (m *Machine) dirName(version string) string { return version + "-" + m.Arch
 
 // lock serialises changes to one agent.
 func (m *Machine) lock() (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(m.stateFile()), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(m.stateFile()+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return flock.Lock(m.stateFile() + ".lock")
 }
 
 // Status reads the state (an empty one when none was recorded) and where

@@ -102,7 +102,7 @@ func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, 
 	}
 	defer out.Close()
 	zh, uh := sha256.New(), sha256.New()
-	cw := &counter{w: io.MultiWriter(out, zh)}
+	cw := &builders.CountWriter{W: io.MultiWriter(out, zh)}
 	zw := tarball.NewGzip(cw)
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), req.Epoch)
 	for _, n := range names {
@@ -132,18 +132,7 @@ func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, 
 	if err := out.Sync(); err != nil {
 		return builders.Layer{}, err
 	}
-	return builders.Layer{Path: dst, Role: "rootfs", MediaType: types.OCILayer, Size: cw.n,
+	return builders.Layer{Path: dst, Role: "rootfs", MediaType: types.OCILayer, Size: cw.N,
 		Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(zh.Sum(nil))},
 		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}, nil
-}
-
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

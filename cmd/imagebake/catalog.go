@@ -53,6 +53,23 @@ func (f *keyFlags) signer(kr *signing.Keyring) (*signing.Signer, error) {
 	return s, nil
 }
 
+// updateCatalog applies change to the store's catalog, signed with the key.
+func (f *keyFlags) updateCatalog(store string, change func(*catalog.Catalog) error) error {
+	if store == "" {
+		return usageErr("--store is required")
+	}
+	kr, err := f.keyring()
+	if err != nil {
+		return err
+	}
+	signer, err := f.signer(kr)
+	if err != nil {
+		return err
+	}
+	_, err = (&catalog.Store{Root: store, Keys: kr}).Update(signer, change)
+	return err
+}
+
 func newKeyCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys (minisign format)"}
 	var dir, name string
@@ -197,15 +214,7 @@ func newStateCommand(g *globals, verb, state string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kr, err := kf.keyring()
-			if err != nil {
-				return err
-			}
-			signer, err := kf.signer(kr)
-			if err != nil {
-				return err
-			}
-			_, err = (&catalog.Store{Root: store, Keys: kr}).Update(signer, func(c *catalog.Catalog) error {
+			err = kf.updateCatalog(store, func(c *catalog.Catalog) error {
 				return c.SetState(args[0], args[1], state, reason, replacement, when)
 			})
 			if err == nil {
@@ -242,18 +251,9 @@ func newEOLCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kr, err := kf.keyring()
-			if err != nil {
-				return err
-			}
-			signer, err := kf.signer(kr)
-			if err != nil {
-				return err
-			}
-			_, err = (&catalog.Store{Root: store, Keys: kr}).Update(signer, func(c *catalog.Catalog) error {
+			return kf.updateCatalog(store, func(c *catalog.Catalog) error {
 				return c.SetEOL(args[0], major, when, notice)
 			})
-			return err
 		},
 	}
 	kf.register(cmd, true)

@@ -11,9 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
@@ -64,17 +63,11 @@ func ReadFile(name string, keys *signing.Keyring) (*Catalog, error) {
 // Update runs change on the catalog under the store's lock and writes the
 // result, signed, as a new generation.
 func (s *Store) Update(signer *signing.Signer, change func(*Catalog) error) (*Catalog, error) {
-	if err := os.MkdirAll(s.Root, 0o755); err != nil {
-		return nil, err
-	}
-	lf, err := os.OpenFile(filepath.Join(s.Root, ".catalog.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lf, err := flock.Lock(filepath.Join(s.Root, ".catalog.lock"))
 	if err != nil {
 		return nil, err
 	}
 	defer lf.Close()
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
-		return nil, err
-	}
 	c, err := s.Read()
 	if err != nil {
 		return nil, err

@@ -27,9 +27,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/flock"
 )
 
 // ErrRefNotFound marks a tag, branch or commit that the repository does not have.
@@ -74,12 +74,8 @@ type Mirror struct {
 // mirror is fetched at once.
 func (c *Cache) Mirror(ctx context.Context, url string) (*Mirror, error) {
 	p := filepath.Join(c.dir, "git", key(url))
-	lf, err := os.OpenFile(p+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	lf, err := flock.LockContext(ctx, p+".lock")
 	if err != nil {
-		return nil, fmt.Errorf("locking mirror of %s: %w", url, err)
-	}
-	if err := flock(ctx, lf); err != nil {
-		lf.Close()
 		return nil, fmt.Errorf("locking mirror of %s at %s: %w", url, p, err)
 	}
 	m := &Mirror{URL: url, path: p, root: p, lock: lf}
@@ -97,23 +93,6 @@ func (c *Cache) Mirror(ctx context.Context, url string) (*Mirror, error) {
 	default:
 		m.Close()
 		return nil, fmt.Errorf("opening mirror of %s at %s: %w (remove it to fetch afresh)", url, p, err)
-	}
-}
-
-func flock(ctx context.Context, f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
 	}
 }
 

@@ -1,0 +1,48 @@
+// Package flock serialises processes on a lock file: git mirrors, install
+// states, agent stores, catalogs and machine agent states are each changed
+// by one imagebake process at a time, so several can share them safely.
+package flock
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lock takes an exclusive lock on the file at path (created, with its
+// directory, if missing), waiting for other holders. Closing the returned
+// file releases it; so does the holder's death.
+func Lock(path string) (*os.File, error) {
+	return LockContext(context.Background(), path)
+}
+
+// LockContext is Lock that gives up when ctx is done.
+func LockContext(ctx context.Context, path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
