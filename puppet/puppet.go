@@ -30,7 +30,7 @@ import (
 const DefaultModuledir = "modules"
 
 // ErrLockStale marks a lock that does not match its Puppetfile.
-var ErrLockStale = fmt.Errorf("Puppetfile.lock is stale: %w", failure.ErrVerify)
+var ErrLockStale = fmt.Errorf("stale lock (Puppetfile.lock): %w", failure.ErrVerify)
 
 // ErrDrift marks upstream refs that moved away from the lock.
 var ErrDrift = fmt.Errorf("upstream drifted from the lock: %w", failure.ErrVerify)

@@ -233,7 +233,7 @@ func clean(name string, strip int) (string, bool, error) {
 	}
 	for _, el := range strings.Split(name, "/") {
 		if el == ".." {
-			return "", false, fmt.Errorf("%w: entry %q climbs out with ..", ErrUnsafe, name)
+			return "", false, fmt.Errorf("%w: entry %q climbs out of the destination with \"..\"", ErrUnsafe, name)
 		}
 	}
 	c := path.Clean(name)

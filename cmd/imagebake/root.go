@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/failure"
 )
@@ -55,12 +54,6 @@ func (g *globals) progress() io.Writer {
 		return io.Discard
 	}
 	return os.Stderr
-}
-
-// isTerminal says whether stderr is a terminal (progress is shown only there).
-func isTerminal() bool {
-	_, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 func printJSON(w io.Writer, v any) error {
