@@ -13,6 +13,7 @@ all: build
 
 build:
 	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake
+	$(GO) build $(LDFLAGS) -o bin/packer-plugin-imagebake ./cmd/packer-plugin-imagebake
 
 # Debian packages the tests run for real: git, g10k (side-by-side checks),
 # skopeo and umoci (reading the images), GNU time (benchmarks), minisign

@@ -1,3 +1,7 @@
+// Package packer drives Packer for `imagebake bake --builder packer`: it
+// renders an embedded template, installs imagebake's Packer plugin (the
+// packer-plugin-imagebake binary, package builders/packer/plugin) and runs
+// packer. It does not link the Packer SDK, so imagebake stays lean.
 package packer
 
 import (
@@ -17,10 +21,29 @@ import (
 	"github.com/imagebake/imagebake/templates"
 )
 
-// InstallPlugin copies the binary self into dir in Packer's versioned
+// PluginVersion is the version packer-plugin-imagebake reports to Packer.
+const PluginVersion = "0.1.0"
+
+// FindPlugin returns the packer-plugin-imagebake binary: beside the
+// running imagebake, or on PATH.
+func FindPlugin() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "packer-plugin-imagebake")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("packer-plugin-imagebake")
+	if err != nil {
+		return "", fmt.Errorf("no packer-plugin-imagebake beside imagebake or on PATH (make build makes bin/packer-plugin-imagebake): %w", failure.ErrNotFound)
+	}
+	return p, nil
+}
+
+// InstallPlugin copies the plugin binary self into dir in Packer's versioned
 // plugin layout, with its _SHA256SUM file, and returns its path.
 func InstallPlugin(self, dir string) (string, error) {
-	name := fmt.Sprintf("packer-plugin-imagebake_v%s_x5.0_%s_%s", PluginVersion.String(), runtime.GOOS, runtime.GOARCH)
+	name := fmt.Sprintf("packer-plugin-imagebake_v%s_x5.0_%s_%s", PluginVersion, runtime.GOOS, runtime.GOARCH)
 	dst := filepath.Join(dir, "github.com", "imagebake", "imagebake", name)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err
@@ -44,7 +67,7 @@ func InstallPlugin(self, dir string) (string, error) {
 type RunOptions struct {
 	Packer   string            // the packer binary
 	Template string            // an embedded template's name
-	Self     string            // this binary, installed as the plugin
+	Plugin   string            // the packer-plugin-imagebake binary
 	WorkDir  string            // where the template, var file and plugins go
 	Vars     map[string]string // template variables
 	Stdout   io.Writer
@@ -66,7 +89,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		return err
 	}
 	plugins := filepath.Join(o.WorkDir, "plugins")
-	if _, err := InstallPlugin(o.Self, plugins); err != nil {
+	if _, err := InstallPlugin(o.Plugin, plugins); err != nil {
 		return err
 	}
 	tf := filepath.Join(o.WorkDir, o.Template+".pkr.hcl")

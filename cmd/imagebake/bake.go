@@ -127,7 +127,7 @@ func bakeWithPacker(cmd *cobra.Command, o bake.Options, template, packerBin stri
 	if err := m.Write(mpath); err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
+	self, err := packerplugin.FindPlugin()
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func bakeWithPacker(cmd *cobra.Command, o bake.Options, template, packerBin stri
 		if err != nil {
 			return nil, err
 		}
-		err = packerplugin.Run(cmd.Context(), packerplugin.RunOptions{Packer: packerBin, Template: template, Self: self, WorkDir: work, Vars: vars, Stdout: os.Stderr})
+		err = packerplugin.Run(cmd.Context(), packerplugin.RunOptions{Packer: packerBin, Template: template, Plugin: self, WorkDir: work, Vars: vars, Stdout: os.Stderr})
 		os.RemoveAll(work)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", im.Name, err)

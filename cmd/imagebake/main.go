@@ -8,23 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 
-	packerplugin "github.com/imagebake/imagebake/builders/packer"
 	"github.com/imagebake/imagebake/failure"
 )
 
 func main() {
-	// Packer starts plugins as packer-plugin-NAME: this binary is the plugin.
-	if strings.HasPrefix(filepath.Base(os.Args[0]), "packer-plugin-") {
-		if err := packerplugin.Serve(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		return
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:])
 	stop()

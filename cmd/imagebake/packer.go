@@ -15,13 +15,12 @@ func newPackerCommand(g *globals) *cobra.Command {
 	var dir string
 	install := &cobra.Command{
 		Use:   "install-plugin [--dir D]",
-		Short: "Install this binary as Packer's imagebake plugin (provisioner imagebake, builder imagebake-chroot)",
-		Long: `Install this binary as the Packer plugin in Packer's versioned layout:
+		Short: "Install imagebake's Packer plugin (provisioner imagebake, builder imagebake-chroot, ...)",
+		Long: `Install imagebake's Packer plugin (the packer-plugin-imagebake binary, found
+beside imagebake or on PATH) in Packer's versioned layout:
 D/github.com/imagebake/imagebake/packer-plugin-imagebake_vVERSION_x5.0_OS_ARCH
 with its _SHA256SUM file beside it. Point PACKER_PLUGIN_PATH at D, or use the
-default D of Packer (~/.config/packer/plugins). The plugin is this very
-binary: started under the name packer-plugin-imagebake it speaks Packer's
-plugin protocol.`,
+default D of Packer (~/.config/packer/plugins).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -31,7 +30,7 @@ plugin protocol.`,
 				}
 				dir = filepath.Join(home, ".config", "packer", "plugins")
 			}
-			self, err := os.Executable()
+			self, err := packerplugin.FindPlugin()
 			if err != nil {
 				return err
 			}

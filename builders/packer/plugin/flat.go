@@ -1,4 +1,4 @@
-package packer
+package plugin
 
 import "github.com/hashicorp/hcl/v2/hcldec"
 

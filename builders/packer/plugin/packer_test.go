@@ -1,4 +1,4 @@
-package packer
+package plugin
 
 import (
 	"archive/tar"
@@ -31,7 +31,7 @@ var ctx = context.Background()
 func release(t *testing.T) (string, string, string) {
 	t.Helper()
 	root := t.TempDir()
-	out, err := exec.Command("../../testdata/example/gen.sh", root).CombinedOutput()
+	out, err := exec.Command("../../../testdata/example/gen.sh", root).CombinedOutput()
 	if err != nil {
 		t.Fatalf("gen.sh: %v\n%s", err, out)
 	}
@@ -144,10 +144,12 @@ func TestPackerAcceptance(t *testing.T) {
 	}
 	m, dir, cache := release(t)
 	w := t.TempDir()
-	// the plugin is the imagebake binary itself
+	// imagebake and its plugin binary, side by side
 	bin := filepath.Join(w, "imagebake")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/imagebake").CombinedOutput(); err != nil {
-		t.Fatalf("building imagebake: %v\n%s", err, out)
+	for _, c := range []string{"imagebake", "packer-plugin-imagebake"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(w, c), "../../../cmd/"+c).CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", c, err, out)
+		}
 	}
 	plugins := filepath.Join(w, "plugins")
 	if out, err := exec.Command(bin, "packer", "install-plugin", "--dir", plugins).CombinedOutput(); err != nil {

@@ -1,4 +1,4 @@
-// Package packer is imagebake as a Packer plugin, for cloud and VM images:
+// Package plugin is imagebake's Packer plugin, for cloud and VM images:
 //
 //   - provisioner "imagebake": installs the pinned payload of a release
 //     (environment with modules, the agent binaries of the build's arch with
@@ -17,15 +17,17 @@
 // The plugin is the imagebake binary itself: `imagebake packer
 // install-plugin` copies it into Packer's plugin layout, and a binary named
 // packer-plugin-imagebake serves the plugin protocol (cmd/imagebake/main.go).
-package packer
+package plugin
 
 import (
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 	"github.com/hashicorp/packer-plugin-sdk/version"
+
+	"github.com/imagebake/imagebake/builders/packer"
 )
 
 // PluginVersion is the plugin's version as Packer sees it.
-var PluginVersion = version.NewPluginVersion("0.1.0", "", "")
+var PluginVersion = version.NewPluginVersion(packer.PluginVersion, "", "")
 
 // Serve runs the plugin protocol (Packer starts the binary with "describe"
 // or "start ...").
