@@ -19,6 +19,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/gitcache"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
+	"github.com/imagebake/imagebake/release"
 	"github.com/imagebake/imagebake/tarball"
 )
 
@@ -51,6 +53,11 @@ type Options struct {
 	Version string    // imagebake's own version, recorded
 	Log     io.Writer
 	HTTP    *http.Client
+
+	// Previous, when set, is the previous release's manifest: the release
+	// number is checked against the changes (package release) as soon as
+	// the inputs are pinned, before anything is built.
+	Previous *manifest.Manifest
 
 	// Ref, when set, is a branch, tag or commit to read instead of the
 	// release tag (a release candidate, for Plan).
@@ -240,6 +247,11 @@ func (b *baker) run(ctx context.Context) (*manifest.Manifest, error) {
 	if b.m.InputsDigest, err = b.m.ComputeInputsDigest(); err != nil {
 		return nil, err
 	}
+	if o.Previous != nil && o.pinned == nil {
+		if err := release.Check(o.Previous, b.m, o.Release); err != nil {
+			return nil, fmt.Errorf("%w\n(--no-release-check skips this)", err)
+		}
+	}
 	if o.planOnly {
 		return b.m, nil
 	}
@@ -297,7 +309,8 @@ func (b *baker) resolveRelease(ctx context.Context) (string, string, error) {
 	if o.Ref != "" {
 		sha, err := b.mirror.Resolve("ref", o.Ref)
 		if err != nil {
-			return "", "", fmt.Errorf("release candidate %q in %s: %w", o.Ref, o.Repo, err)
+			refs := append(b.mirror.Tags(), b.mirror.Branches()...)
+			return "", "", fmt.Errorf("release candidate %q in %s: %w; nearest tags and branches: %s", o.Ref, o.Repo, err, strings.Join(nearestNames(o.Ref, refs, 5), ", "))
 		}
 		return o.Ref, sha, nil
 	}
@@ -318,6 +331,23 @@ func (b *baker) resolveRelease(ctx context.Context) (string, string, error) {
 		hint = "; nearest release tags: " + strings.Join(near, ", ")
 	}
 	return "", "", fmt.Errorf("%w: no tag v%s or %s in %s%s", ErrTagNotFound, o.Release, o.Release, o.Repo, hint)
+}
+
+// nearestNames returns up to n names sharing the longest prefix with want.
+func nearestNames(want string, names []string, n int) []string {
+	common := func(a string) int {
+		i := 0
+		for i < len(a) && i < len(want) && a[i] == want[i] {
+			i++
+		}
+		return i
+	}
+	sorted := append([]string(nil), names...)
+	sort.SliceStable(sorted, func(i, j int) bool { return common(sorted[i]) > common(sorted[j]) })
+	if len(sorted) > n {
+		sorted = sorted[:n]
+	}
+	return sorted
 }
 
 func nearestVersions(want string, tags []string, n int) []string {

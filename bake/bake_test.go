@@ -30,6 +30,7 @@ import (
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
+	"github.com/imagebake/imagebake/release"
 )
 
 var ctx = context.Background()
@@ -465,5 +466,45 @@ func TestBakeOnOCILayoutBase(t *testing.T) {
 	o.Out = filepath.Join(root, "dist2")
 	if _, err := Bake(ctx, o); !errors.Is(err, builders.ErrDigestMismatch) || !strings.Contains(err.Error(), "base layout") {
 		t.Errorf("bake on a tampered layout = %v, want ErrDigestMismatch", err)
+	}
+}
+
+// TestBakeChecksReleaseNumber refuses a number too small for the changes
+// since the previous release, before anything is written.
+func TestBakeChecksReleaseNumber(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	out := filepath.Join(root, "dist")
+	prev, err := Bake(ctx, opts(root, repo, out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := filepath.Join(repo, "Puppetfile")
+	b, _ := os.ReadFile(pf)
+	os.WriteFile(pf, append(b, []byte("\nmod 'extra', :git => 'file://"+filepath.Join(root, "remotes", "ntp.git")+"', :tag => 'v1.1.0'\n")...), 0o644)
+	for _, args := range [][]string{{"commit", "-qam", "add a module"}, {"tag", "v1.0.1"}, {"tag", "v1.1.0"}} {
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	o := opts(root, repo, out)
+	o.Release, o.Previous = "1.0.1", prev
+	_, err = Bake(ctx, o)
+	if !errors.Is(err, release.ErrNumber) || !strings.Contains(err.Error(), "module extra: added (MINOR)") {
+		t.Fatalf("SECURITY release adding a module = %v, want ErrNumber naming the module", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "example-1.0.1")); err == nil {
+		t.Error("a refused release was written to dist/")
+	}
+	o.Release = "1.1.0"
+	if _, err := Bake(ctx, o); err != nil {
+		t.Errorf("MINOR release adding a module = %v, want it baked", err)
+	}
+	// a release candidate that is not there names what is
+	p := opts(root, repo, out)
+	p.Ref = "v1.2"
+	if _, err := Plan(ctx, p); err == nil || !strings.Contains(err.Error(), "nearest tags and branches: v1.") {
+		t.Errorf("Plan of a missing candidate = %v, want the nearest refs", err)
 	}
 }

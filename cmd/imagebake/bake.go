@@ -11,7 +11,6 @@ import (
 	"github.com/imagebake/imagebake/bake"
 	packerplugin "github.com/imagebake/imagebake/builders/packer"
 	"github.com/imagebake/imagebake/manifests/manifest"
-	"github.com/imagebake/imagebake/release"
 	"github.com/imagebake/imagebake/templates"
 )
 
@@ -44,16 +43,8 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 			}
 			o.Version, o.Log = clientVersion(), g.progress()
 			if previous != "" && !noCheck {
-				prev, err := manifest.Read(previous)
-				if err != nil {
+				if o.Previous, err = manifest.Read(previous); err != nil {
 					return err
-				}
-				cand, err := bake.Plan(cmd.Context(), o)
-				if err != nil {
-					return err
-				}
-				if err := release.Check(prev, cand, o.Release); err != nil {
-					return fmt.Errorf("%w\n(--no-release-check skips this)", err)
 				}
 			}
 			var m *manifest.Manifest

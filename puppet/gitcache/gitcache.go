@@ -295,6 +295,21 @@ func (m *Mirror) Tags() []string {
 	return out
 }
 
+// Branches lists the mirror's branch names, sorted, for "nearest" hints.
+func (m *Mirror) Branches() []string {
+	var out []string
+	it, err := m.repo.Branches()
+	if err != nil {
+		return nil
+	}
+	_ = it.ForEach(func(r *plumbing.Reference) error {
+		out = append(out, r.Name().Short())
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
 // CommitTime is the committer time of commit sha.
 func (m *Mirror) CommitTime(sha string) (time.Time, error) {
 	c, err := m.repo.CommitObject(plumbing.NewHash(sha))
