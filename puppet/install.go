@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/failure"
 	"github.com/imagebake/imagebake/flock"
+	"github.com/imagebake/imagebake/internal/confine"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -58,9 +60,27 @@ func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, 
 	if envRoot, err = filepath.Abs(envRoot); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(moddir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating module dir: %w", err)
+	// Every write is confined to the environment (and to the module dir
+	// when a flag put it elsewhere): a symlink committed to the control
+	// repo or shipped in a module is refused, never followed.
+	if err := os.MkdirAll(envRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("creating environment dir: %w", err)
 	}
+	env, err := confine.Open(envRoot)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	var mods *confine.Dir
+	if rel, rerr := env.Rel(moddir); rerr == nil {
+		mods, err = env.Sub(rel)
+	} else if err = os.MkdirAll(moddir, 0o755); err == nil {
+		mods, err = confine.Open(moddir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("module dir %s of %s: %w", moddir, pf.Path, err)
+	}
+	defer mods.Close()
 	st := &state{Dirs: map[string]stateEntry{}}
 	if !c.noState {
 		if st, err = openState(c.cacheDir, moddir); err != nil {
@@ -88,15 +108,16 @@ func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, 
 		if m.Kind == puppetfile.Local {
 			return nil
 		}
-		dir := moddir + "/" + m.Short
+		root, rel := mods, m.Short
 		if m.InstallPath != "" {
-			dir = filepath.Join(envRoot, filepath.FromSlash(m.Dir("")))
+			root, rel = env, m.Dir("")
 		}
+		dir := root.Path(rel)
 		key := c.pinKey(pin)
 		if st.unchanged(dir, key) {
 			return nil
 		}
-		drift, err := r.materialise(ctx, m, pin, lk != nil, dir)
+		drift, err := r.materialise(ctx, m, pin, lk != nil, root, rel)
 		if err != nil {
 			return err
 		}
@@ -125,11 +146,15 @@ func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, 
 			rep.Unchanged = append(rep.Unchanged, m.Name)
 		}
 	}
-	if rep.Removed, err = purge(moddir, managed, st); err != nil {
+	var kept []string
+	if rep.Removed, kept, err = purge(mods, managed, st); err != nil {
 		return nil, err
 	}
 	for _, n := range rep.Removed {
 		c.logf("removed %s from %s: no module in %s manages it\n", n, moddir, pf.Path)
+	}
+	for _, n := range kept {
+		c.logf("kept %s in %s: no module in %s manages it, and imagebake did not install it\n", n, moddir, pf.Path)
 	}
 	sort.Slice(rep.Drift, func(i, j int) bool { return rep.Drift[i].Module < rep.Drift[j].Module })
 	for _, d := range rep.Drift {
@@ -147,19 +172,16 @@ func (c *config) pinKey(p lockfile.Module) string {
 	return fmt.Sprintf("%s %s spec=%t epoch=%s", p.Kind, p.Pin(), !p.ExcludeSpec, ep)
 }
 
-// materialise writes one module into dir, replacing what is there only
-// once the new tree is complete.
-func (r *resolver) materialise(ctx context.Context, m puppetfile.Module, pin lockfile.Module, locked bool, dir string) ([]Drift, error) {
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
-	tmpParent, err := os.MkdirTemp(parent, ".imagebake-tmp-"+m.Short+"-")
+// materialise writes one module into rel of root, replacing what is there
+// only once the new tree is complete. The new tree is written into a
+// fresh directory of imagebake's own, then renamed into place inside root.
+func (r *resolver) materialise(ctx context.Context, m puppetfile.Module, pin lockfile.Module, locked bool, root *confine.Dir, rel string) ([]Drift, error) {
+	tmpParent, err := root.MkdirTemp(path.Dir(rel), ".imagebake-tmp-"+m.Short+"-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("module %q: %w", m.Name, err)
 	}
-	defer os.RemoveAll(tmpParent)
-	tmp := filepath.Join(tmpParent, m.Short)
+	defer root.RemoveAll(tmpParent)
+	tmp := root.Path(path.Join(tmpParent, m.Short))
 	var drift []Drift
 	switch m.Kind {
 	case puppetfile.Git:
@@ -170,12 +192,11 @@ func (r *resolver) materialise(ctx context.Context, m puppetfile.Module, pin loc
 	if err != nil {
 		return nil, err
 	}
-	old := filepath.Join(tmpParent, "old")
-	if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("module %q: replacing %s: %w", m.Name, dir, err)
+	if err := root.Rename(rel, path.Join(tmpParent, "old")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("module %q: replacing %s: %w", m.Name, root.Path(rel), err)
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, fmt.Errorf("module %q: installing into %s: %w", m.Name, dir, err)
+	if err := root.Rename(path.Join(tmpParent, m.Short), rel); err != nil {
+		return nil, fmt.Errorf("module %q: installing into %s: %w", m.Name, root.Path(rel), err)
 	}
 	return drift, nil
 }
@@ -232,28 +253,36 @@ func (r *resolver) writeForge(ctx context.Context, m puppetfile.Module, pin lock
 	return nil
 }
 
-// purge removes entries of moddir that no module manages. Dot files other
-// than imagebake's own leftovers are kept.
-func purge(moddir string, managed map[string]bool, st *state) ([]string, error) {
-	ents, err := os.ReadDir(moddir)
+// purge removes entries of the module dir that no module manages and that
+// imagebake itself installed there (the install state records them), and
+// leftovers of killed installs. Anything else (a directory committed to
+// the control repo, a hand-made one) is kept and returned in kept.
+func purge(mods *confine.Dir, managed map[string]bool, st *state) (removed, kept []string, err error) {
+	ents, err := mods.ReadDir(".")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var removed []string
 	for _, e := range ents {
 		n := e.Name()
-		if managed[n] || (strings.HasPrefix(n, ".") && !strings.HasPrefix(n, ".imagebake-tmp-")) {
+		if managed[n] {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(moddir, n)); err != nil {
-			return removed, err
+		tmp := strings.HasPrefix(n, ".imagebake-tmp-")
+		if !tmp && !st.installed(mods.Path(n)) {
+			if !strings.HasPrefix(n, ".") {
+				kept = append(kept, n)
+			}
+			continue
 		}
-		st.forget(filepath.Join(moddir, n))
-		if !strings.HasPrefix(n, ".") {
+		if err := mods.RemoveAll(n); err != nil {
+			return removed, kept, err
+		}
+		st.forget(mods.Path(n))
+		if !tmp {
 			removed = append(removed, n)
 		}
 	}
-	return removed, nil
+	return removed, kept, nil
 }
 
 // state remembers, per module dir, the pin it holds and a fingerprint of
@@ -305,6 +334,14 @@ func (s *state) unchanged(dir, pin string) bool {
 	}
 	fp, err := fingerprint(dir)
 	return err == nil && fp == e.Fingerprint
+}
+
+// installed says whether imagebake installed dir (and it was not removed since).
+func (s *state) installed(dir string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.Dirs[dir]
+	return ok
 }
 
 func (s *state) record(dir, pin string) {

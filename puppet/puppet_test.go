@@ -233,17 +233,38 @@ mod 'delta', :git => '%s', :ref => 'v1.0.0', :exclude_spec => true
 	if len(rep.Installed) != 0 || len(rep.Unchanged) != 4 {
 		t.Errorf("second install: installed %v unchanged %v, want none and 4", rep.Installed, rep.Unchanged)
 	}
-	// a hand-edited module and an unmanaged directory are put right
+	// a hand-edited module is put right; a directory imagebake did not
+	// install is kept (purging deletes only what imagebake made)
 	os.WriteFile(filepath.Join(moddir, "alpha", "metadata.json"), []byte("edited"), 0o644)
 	os.MkdirAll(filepath.Join(moddir, "stray", "x"), 0o755)
 	rep, err = Install(context.Background(), pf, lk, env, moddir, WithCache(cache), WithEpoch(epoch))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(rep.Installed, ",") != "alpha" || strings.Join(rep.Removed, ",") != "stray" {
-		t.Errorf("after edits: installed %v removed %v, want [alpha] [stray]", rep.Installed, rep.Removed)
+	if strings.Join(rep.Installed, ",") != "alpha" || len(rep.Removed) != 0 {
+		t.Errorf("after edits: installed %v removed %v, want [alpha] []", rep.Installed, rep.Removed)
+	}
+	if _, err := os.Stat(filepath.Join(moddir, "stray", "x")); err != nil {
+		t.Errorf("the hand-made stray dir was purged: %v", err)
 	}
 	sameTree(t, filepath.Join(moddir, "alpha"), archive(t, a, want["alpha"]))
+
+	// a module dropped from the Puppetfile was installed by imagebake: purged
+	pf2 := writePuppetfile(t, env, fmt.Sprintf(`
+mod 'alpha', :git => '%s', :tag => 'v1.0.0'
+mod 'gamma', :git => '%s', :tag => 'v1.1.0', :install_path => 'site'
+mod 'delta', :git => '%s', :ref => 'v1.0.0', :exclude_spec => true
+`, a.url, b.url, a.url))
+	rep, err = Install(context.Background(), pf2, nil, env, moddir, WithCache(cache), WithEpoch(epoch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rep.Removed, ",") != "beta" {
+		t.Errorf("after dropping beta: removed %v, want [beta]", rep.Removed)
+	}
+	if _, err := os.Stat(filepath.Join(moddir, "stray", "x")); err != nil {
+		t.Errorf("the hand-made stray dir was purged: %v", err)
+	}
 }
 
 func TestLockedInstallAndDrift(t *testing.T) {

@@ -133,7 +133,43 @@ func Parse(name string, src []byte) (*Puppetfile, error) {
 	if err := p.parse(); err != nil {
 		return nil, err
 	}
+	if err := checkNesting(pf); err != nil {
+		return nil, err
+	}
 	return pf, nil
+}
+
+// checkNesting refuses a module installed inside another module's
+// directory (or around the module dir): one module's tree would replace
+// or redirect the other's, so which one ends up in the image would depend
+// on the order they are written in.
+func checkNesting(pf *Puppetfile) error {
+	moddir := pf.Moduledir
+	if moddir == "" {
+		moddir = "modules"
+	}
+	dirs := map[string]Module{}
+	for _, m := range pf.Modules {
+		if m.Kind != Local {
+			dirs[m.Dir(moddir)] = m
+		}
+	}
+	for _, m := range pf.Modules {
+		if m.Kind == Local {
+			continue
+		}
+		d := m.Dir(moddir)
+		if d == moddir || strings.HasPrefix(moddir, d+"/") {
+			return &Error{Pos: m.Pos, Module: m.Name, Msg: fmt.Sprintf("installs into %q, which holds the module dir %q: a module may not contain other modules", d, moddir)}
+		}
+		// each parent of d: linear in the modules, not quadratic
+		for p := path.Dir(d); p != "." && p != "/"; p = path.Dir(p) {
+			if o, ok := dirs[p]; ok {
+				return &Error{Pos: m.Pos, Module: m.Name, Msg: fmt.Sprintf("installs into %q, inside the directory of module %s (line %d): a module may not be installed inside another", d, o.Name, o.Pos.Line)}
+			}
+		}
+	}
+	return nil
 }
 
 func isValidUTF8(b []byte) bool {

@@ -123,6 +123,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown type", "mod 'a', type: 'svn', source: 'u'", 1, 16, "a", `unknown module type "svn"`},
 		{"unsupported escape", `mod 'a', :git => "\u0041", :tag => 't'`, 1, 19, "", "escape"},
 		{"NUL byte", "mod 'a/b'\x00", 1, 1, "", "not valid UTF-8"},
+		{"module inside a module", "mod 'sym', :git => 'u', :tag => 't'\nmod 'inner', :git => 'u', :tag => 't', :install_path => 'modules/sym/outdir'", 2, 5, "inner", "inside the directory of module sym (line 1)"},
+		{"module around the module dir", "moduledir 'site/mods'\nmod 'site', :git => 'u', :tag => 't', :install_path => '.'", 2, 5, "site", "holds the module dir"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
