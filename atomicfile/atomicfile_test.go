@@ -28,3 +28,21 @@ func TestWriteKeepsOldContentOnFailure(t *testing.T) {
 		t.Errorf("a failed write left %d entries, want only the file", len(ents))
 	}
 }
+
+func TestCopySharesNoInode(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	os.WriteFile(src, []byte("original"), 0o600)
+	if err := Copy(src, dst, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// rewriting the source in place leaves the copy alone
+	f, _ := os.OpenFile(src, os.O_WRONLY, 0)
+	f.WriteAt([]byte("CHANGED!"), 0)
+	f.Close()
+	b, _ := os.ReadFile(dst)
+	fi, _ := os.Stat(dst)
+	if string(b) != "original" || fi.Mode().Perm() != 0o644 {
+		t.Errorf("copy = %q mode %v after the source was rewritten, want \"original\" 0644", b, fi.Mode().Perm())
+	}
+}

@@ -128,6 +128,29 @@ func (o *Options) abs(p string) string {
 	return filepath.Join(o.Context, p)
 }
 
+// inContext resolves a path named in imagebake.toml (relative, checked by
+// ParseConfig) inside the context directory, symlinks included: a link in
+// the context may not lead a committed file's reference outside it.
+func (o *Options) inContext(what, p string) (string, error) {
+	if p == "" || strings.Contains(p, "://") {
+		return p, nil
+	}
+	full := filepath.Join(o.Context, filepath.FromSlash(p))
+	ctxReal, err := filepath.EvalSymlinks(o.Context)
+	if err != nil {
+		return "", fmt.Errorf("context dir %s: %w", o.Context, err)
+	}
+	real, err := filepath.EvalSymlinks(full)
+	if err != nil {
+		return full, nil // does not exist: opening it reports that
+	}
+	if rel, err := filepath.Rel(ctxReal, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%w: %s %q in %s resolves to %s, outside --context %s (a symlink on the way); paths in %s stay inside --context",
+			ErrConfig, what, p, ConfigName, real, o.Context, ConfigName)
+	}
+	return full, nil
+}
+
 // Bake bakes the release and returns its manifest. A release whose inputs
 // are unchanged since the last bake into Out is not rebuilt.
 func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
@@ -487,7 +510,14 @@ func (b *baker) selectAgents(ctx context.Context, arches []string) ([]agents.Sel
 	}
 	var stores []agents.Store
 	for _, s := range list {
-		st, err := agents.NewStore(b.o.abs(s), b.o.HTTP)
+		p := b.o.abs(s) // a flag may point anywhere
+		if len(b.o.Stores) == 0 {
+			var err error
+			if p, err = b.o.inContext("[agents] store", s); err != nil {
+				return nil, err
+			}
+		}
+		st, err := agents.NewStore(p, b.o.HTTP)
 		if err != nil {
 			return nil, err
 		}
@@ -521,7 +551,7 @@ func (b *baker) build(ctx context.Context, sels []agents.Selection, payload, fin
 		return nil, err
 	}
 	req := &builders.Request{Dir: b.stage, BlobDir: blobDir, Family: b.cfg.Family, Release: b.o.Release,
-		Revision: b.m.Repo.Commit, Source: b.o.Repo, Epoch: b.epoch}
+		Revision: b.m.Repo.Commit, Source: b.o.Repo, Epoch: b.epoch, Log: b.o.Log}
 	for i, im := range b.m.Images {
 		dir := filepath.Join(payload, "arch-"+im.Arch)
 		if err := b.agentTree(ctx, sels[i], im, dir); err != nil {
@@ -534,12 +564,12 @@ func (b *baker) build(ctx context.Context, sels []agents.Selection, payload, fin
 			return nil, err
 		}
 		base, _ := b.cfg.BaseFor(im.Arch)
-		bb := builders.Base{Scratch: base.Scratch, Layout: b.o.abs(base.Layout), Digest: base.Digest, Rootfs: b.o.abs(base.Rootfs), SHA256: base.SHA256}
-		if base.Layout == "" {
-			bb.Layout = ""
+		bb := builders.Base{Scratch: base.Scratch, Digest: base.Digest, SHA256: base.SHA256}
+		if bb.Layout, err = b.o.inContext("base layout", base.Layout); err != nil {
+			return nil, err
 		}
-		if base.Rootfs == "" {
-			bb.Rootfs = ""
+		if bb.Rootfs, err = b.o.inContext("base rootfs", base.Rootfs); err != nil {
+			return nil, err
 		}
 		req.Images = append(req.Images, builders.Image{Arch: im.Arch, Name: im.Name, Base: bb, Layers: []builders.Layer{envLayer, al}})
 	}

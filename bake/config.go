@@ -1,8 +1,10 @@
 package bake
 
 import (
+	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -115,6 +117,33 @@ func (c *Config) check() error {
 	if c.Agents == nil || c.Agents.Name == "" || c.Agents.Major == "" {
 		return bad("[agents] needs name and major (the agent binaries every image carries)")
 	}
+	for _, s := range c.Agents.Stores {
+		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			continue
+		}
+		if err := contextPath(s); err != nil {
+			return bad("[agents] store %q %v", s, err)
+		}
+	}
+	return nil
+}
+
+// contextPath refuses a path in imagebake.toml that could name a file
+// outside the context directory: the file is committed by whoever can
+// commit to the control repo, who may not pick files of the baking host
+// (a flag may point anywhere; a committed file may not).
+func contextPath(p string) error {
+	switch {
+	case strings.Contains(p, "://"):
+		return errors.New("is a URL: only http(s):// stores, or paths relative to --context, may be named in imagebake.toml (bake --store may name any store)")
+	case path.IsAbs(p) || filepath.IsAbs(p) || strings.HasPrefix(p, "~"):
+		return errors.New("is absolute: paths in imagebake.toml are relative to --context and stay inside it")
+	case strings.Contains(p, "\\"):
+		return errors.New("contains a backslash: write paths with /")
+	}
+	if c := path.Clean(p); c == ".." || strings.HasPrefix(c, "../") {
+		return errors.New("leaves --context: paths in imagebake.toml are relative to --context and stay inside it")
+	}
 	return nil
 }
 
@@ -136,12 +165,18 @@ func (b Base) check(arch string) error {
 	}
 	if b.Layout != "" {
 		n++
+		if err := contextPath(b.Layout); err != nil {
+			return fmt.Errorf("%w: base of %s: layout %q %v", ErrConfig, arch, b.Layout, err)
+		}
 		if !digestRE.MatchString(b.Digest) {
 			return fmt.Errorf("%w: base of %s: layout %s needs digest = \"sha256:...\" (the image or index digest it is pinned to)", ErrConfig, arch, b.Layout)
 		}
 	}
 	if b.Rootfs != "" {
 		n++
+		if err := contextPath(b.Rootfs); err != nil {
+			return fmt.Errorf("%w: base of %s: rootfs %q %v", ErrConfig, arch, b.Rootfs, err)
+		}
 		if !hexRE.MatchString(b.SHA256) {
 			return fmt.Errorf("%w: base of %s: rootfs %s needs sha256 = \"<64 hex digits>\" to pin it", ErrConfig, arch, b.Rootfs)
 		}

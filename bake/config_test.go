@@ -30,6 +30,11 @@ func TestParseConfig(t *testing.T) {
 		{`major = "2"`, `major = "2"` + "\ncolour = 1", "unknown keys agents.colour"},
 		{"\n[base]\n", "\n[bases.s390x]\nscratch = true\n[base]\n", "names an arch not in arches"},
 		{`environment = "/etc/puppetlabs/code/environments/production"`, `environment = "relative"`, "clean absolute path"},
+		{`rootfs = "base/rootfs.tar.gz"`, `rootfs = "/host/secret"`, `rootfs "/host/secret" is absolute`},
+		{`rootfs = "base/rootfs.tar.gz"`, `rootfs = "base/../../host/secret"`, "leaves --context"},
+		{`rootfs = "base/rootfs.tar.gz"`, `layout = "/var/lib/layout"` + "\ndigest = \"sha256:" + strings.Repeat("b", 64) + "\"", `layout "/var/lib/layout" is absolute`},
+		{`stores = ["store"]`, `stores = ["file:///srv/tools"]`, "is a URL"},
+		{`stores = ["store"]`, `stores = ["../elsewhere"]`, "leaves --context"},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig([]byte(strings.Replace(good, tt.from, tt.to, 1)))

@@ -1,14 +1,25 @@
 package bake
 
 import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/imagebake/imagebake/builders"
+	"github.com/imagebake/imagebake/failure"
 	"github.com/imagebake/imagebake/internal/confine"
+	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/manifests/signing"
 )
 
 // gitIn runs git in dir with a fixed identity.
@@ -146,4 +157,211 @@ func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(root, "dist")); len(ents) != 1 {
 		t.Errorf("dist holds %d entries, want only example-1.4.0 (refused bakes leave nothing)", len(ents))
 	}
+}
+
+// tarGz writes a gzip tar of the given entries (hostile names allowed).
+func tarGz(t *testing.T, name string, entries []*tar.Header, zeros int64) {
+	t.Helper()
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestCompression)
+	tw := tar.NewWriter(zw)
+	for _, h := range entries {
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Typeflag == tar.TypeReg && h.Size == 0 && h.Name == "big" {
+			h.Size = zeros
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if h.Name == "big" {
+				io.CopyN(tw, zeroReader{}, zeros)
+			} else {
+				tw.Write(make([]byte, h.Size))
+			}
+		}
+	}
+	tw.Close()
+	zw.Close()
+	f.Close()
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func sha256File(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// setConfig commits imagebake.toml with its [base] replaced and tags it.
+func setConfig(t *testing.T, repo, tag, base, builder string) {
+	t.Helper()
+	p := filepath.Join(repo, ConfigName)
+	out, err := exec.Command("git", "-C", repo, "show", "v1.0.0:"+ConfigName).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	i := strings.Index(s, "\n[base]\n")
+	j := strings.Index(s, "\n[agents]\n")
+	s = s[:i] + "\n[base]\n" + base + "\n" + s[j:]
+	s = strings.Replace(s, `builder = "oci"`, `builder = "`+builder+`"`, 1)
+	os.WriteFile(p, []byte(s), 0o644)
+	gitIn(t, repo, "add", "-A")
+	gitIn(t, repo, "commit", "-qm", tag)
+	gitIn(t, repo, "tag", "v"+tag)
+}
+
+// TestBakeReadsStayInContext: a committed imagebake.toml cannot make a
+// host file a layer, and a mismatch does not print the host file's digest.
+func TestBakeReadsStayInContext(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("host secret\n"), 0o600)
+	setConfig(t, repo, "1.1.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", secret, strings.Repeat("0", 64)), "oci")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Release = "1.1.0"
+	_, err := Bake(ctx, o)
+	if !errors.Is(err, failure.ErrUsage) || !strings.Contains(err.Error(), "is absolute") {
+		t.Errorf("absolute rootfs: Bake = %v, want a usage error saying it is absolute", err)
+	}
+	// a symlink inside the context leading out of it
+	os.Symlink(secret, filepath.Join(root, "base", "link.tar"))
+	setConfig(t, repo, "1.2.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", "base/link.tar", strings.Repeat("0", 64)), "oci")
+	o.Release = "1.2.0"
+	_, err = Bake(ctx, o)
+	if !errors.Is(err, failure.ErrUsage) || !strings.Contains(err.Error(), "outside --context") {
+		t.Errorf("rootfs through a symlink: Bake = %v, want a usage error naming --context", err)
+	}
+	// a wrong pin names the file and the pin, never the file's actual digest
+	bad := filepath.Join(root, "base", "other.tar.gz")
+	tarGz(t, bad, []*tar.Header{{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755}}, 0)
+	setConfig(t, repo, "1.3.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", "base/other.tar.gz", strings.Repeat("0", 64)), "oci")
+	o.Release = "1.3.0"
+	_, err = Bake(ctx, o)
+	if !errors.Is(err, builders.ErrDigestMismatch) || !strings.Contains(err.Error(), "other.tar.gz does not match") {
+		t.Errorf("wrong pin: Bake = %v, want ErrDigestMismatch naming the file", err)
+	} else if strings.Contains(err.Error(), sha256File(t, bad)) {
+		t.Errorf("wrong pin: the error prints the file's actual sha256: %v", err)
+	}
+	// not a tar archive, even pinned correctly
+	junk := filepath.Join(root, "base", "junk.bin")
+	os.WriteFile(junk, []byte(strings.Repeat("this is not a tar archive\n", 100)), 0o644)
+	setConfig(t, repo, "1.4.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", "base/junk.bin", sha256File(t, junk)), "oci")
+	o.Release = "1.4.0"
+	_, err = Bake(ctx, o)
+	if !errors.Is(err, builders.ErrBadBase) || !strings.Contains(err.Error(), "is not a tar archive") {
+		t.Errorf("non-tar rootfs: Bake = %v, want ErrBadBase saying it is not a tar archive", err)
+	}
+}
+
+// TestBakeRefusesHostileBases: entries leaving the root, whiteouts naming
+// no file and decompression bombs are refused by every builder, naming the
+// entry; nothing is left in the out dir.
+func TestBakeRefusesHostileBases(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	good := []*tar.Header{{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755}, {Name: "etc/a", Mode: 0o644, Size: 3}}
+	cases := []struct {
+		name    string
+		entries []*tar.Header
+		zeros   int64
+		want    string
+	}{
+		{"dotdot", append(good, &tar.Header{Name: "../../x", Mode: 0o644, Size: 1}, &tar.Header{Name: "etc/z", Mode: 0o644, Size: 1}), 0, `entry "../../x" leaves the root`},
+		{"bad whiteout", append(good, &tar.Header{Name: "etc/.wh...", Mode: 0o644}, &tar.Header{Name: "etc/z", Mode: 0o644, Size: 1}), 0, `whiteout of ".."`},
+		{"hard link out", append(good, &tar.Header{Name: "etc/l", Typeflag: tar.TypeLink, Linkname: "../../etc/shadow"}), 0, "outside the root file system"},
+		{"bomb", append(good, &tar.Header{Name: "big", Mode: 0o644}), 200 << 20, "decompression bomb"},
+	}
+	n := 0
+	for _, builder := range []string{"oci", "rootfs"} {
+		for _, c := range cases {
+			n++
+			tag := fmt.Sprintf("1.%d.0", n)
+			f := filepath.Join(root, "base", c.name+".tar.gz")
+			tarGz(t, f, c.entries, c.zeros)
+			setConfig(t, repo, tag, fmt.Sprintf("rootfs = %q\nsha256 = %q", "base/"+c.name+".tar.gz", sha256File(t, f)), builder)
+			o := opts(root, repo, filepath.Join(root, "dist"))
+			o.Release = tag
+			_, err := Bake(ctx, o)
+			if !errors.Is(err, builders.ErrBadBase) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s with %s: Bake = %v, want ErrBadBase containing %q", c.name, builder, err, c.want)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(root, "dist")); len(ents) != 0 {
+				t.Errorf("%s with %s: the out dir holds %d entries after a refused bake", c.name, builder, len(ents))
+			}
+		}
+	}
+	// devices and setuid files are reported, not refused
+	f := filepath.Join(root, "base", "suid.tar.gz")
+	tarGz(t, f, append(good, &tar.Header{Name: "bin/su", Mode: 0o4755, Size: 2}, &tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}), 0)
+	setConfig(t, repo, "2.0.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", "base/suid.tar.gz", sha256File(t, f)), "rootfs")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Release = "2.0.0"
+	var log strings.Builder
+	o.Log = &log
+	if _, err := Bake(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1 device nodes or FIFOs: /dev/null", "1 setuid/setgid files: /bin/su"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("bake log does not report %q:\n%s", want, log.String())
+		}
+	}
+}
+
+// TestNoInodeSharedWithInputs: the release shares no inode with the base
+// file, and a published release none with the dist it came from.
+func TestNoInodeSharedWithInputs(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	for _, builder := range []string{"oci", "rootfs"} {
+		out := filepath.Join(root, "dist-"+builder)
+		o := opts(root, repo, out)
+		o.Builder = builder
+		if _, err := Bake(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		base, _ := os.Stat(filepath.Join(root, "base", "rootfs.tar.gz"))
+		filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && os.SameFile(fi, base) {
+				t.Errorf("%s: %s is the base file's inode", builder, p)
+			}
+			return nil
+		})
+	}
+	// publish copies; rewriting the dist in place leaves the store alone
+	keys := t.TempDir()
+	_, keyPath, err := signing.Generate(keys, "k", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := signing.LoadSigner(keyPath, "")
+	kr := &signing.Keyring{}
+	kr.Add(signer.Public(), "test")
+	st := &catalog.Store{Root: filepath.Join(root, "pub"), Keys: kr}
+	dist := filepath.Join(root, "dist-oci", "example-1.0.0")
+	if _, _, err := st.Publish(dist, signer); err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(root, "pub", "images", "example-1.0.0")
+	filepath.WalkDir(dist, func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(dist, p)
+		a, err1 := os.Stat(p)
+		b, err2 := os.Stat(filepath.Join(pub, rel))
+		if err1 == nil && err2 == nil && a.Mode().IsRegular() && os.SameFile(a, b) {
+			t.Errorf("published %s is the same inode as the dist file", rel)
+		}
+		return nil
+	})
 }

@@ -26,7 +26,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 
+	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/failure"
 	"github.com/imagebake/imagebake/tarball"
 )
@@ -113,8 +115,16 @@ func uncompressed(path string, mt types.MediaType) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	if mt == types.OCIUncompressedLayer {
+	switch mt {
+	case types.OCIUncompressedLayer:
 		return file, nil
+	case types.OCILayerZStd:
+		zr, err := zstd.NewReader(file, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			file.Close()
+			return nil, err
+		}
+		return &readCloser{zr, closers{zr.IOReadCloser(), file}}, nil
 	}
 	zr, err := gzip.NewReader(file)
 	if err != nil {
@@ -131,6 +141,18 @@ type readCloser struct {
 
 func (r *readCloser) Close() error { return r.c.Close() }
 
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var first error
+	for _, c := range cs {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // Base is a pinned base with absolute paths.
 type Base struct {
 	Scratch bool
@@ -143,66 +165,72 @@ type Base struct {
 // LoadBase returns the base image for arch, checking every pin. It also
 // returns the digest to record: the image manifest digest for a layout,
 // the tarball's sha256 for a rootfs, "" for scratch.
-func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time) (v1.Image, string, error) {
+func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time, log io.Writer) (v1.Image, string, error) {
 	switch {
 	case b.Scratch:
 		return empty.Image, "", nil
 	case b.Rootfs != "":
-		return rootfsBase(b, blobDir, epoch)
+		return rootfsBase(b, blobDir, epoch, log)
 	case b.Layout != "":
-		return layoutBase(b, arch)
+		img, digest, err := layoutBase(b, arch)
+		if err != nil {
+			return nil, "", err
+		}
+		what := fmt.Sprintf("base layout %s image %s", b.Layout, digest)
+		rep, err := scanLayers(img, what)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, w := range rep.Warnings(what) {
+			logf(log, "note: %s\n", w)
+		}
+		return img, digest, nil
 	}
 	return nil, "", errors.New("base: nothing configured")
 }
 
-func rootfsBase(b Base, blobDir string, epoch time.Time) (v1.Image, string, error) {
+func rootfsBase(b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Image, string, error) {
+	// first the pin: nothing else is read from a file that is not the one pinned
 	f, err := os.Open(b.Rootfs)
 	if err != nil {
 		return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
 	}
-	defer f.Close()
-	// one pass: hash the file and its uncompressed content
-	var magic [2]byte
-	io.ReadFull(f, magic[:])
-	gz := magic == [2]byte{0x1f, 0x8b}
-	f.Seek(0, io.SeekStart)
 	fh := sha256.New()
-	tee := io.TeeReader(f, fh)
-	uh := sha256.New()
-	if gz {
-		zr, err := gzip.NewReader(tee)
-		if err != nil {
-			return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
-		}
-		if _, err := io.Copy(uh, zr); err != nil {
-			return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
-		}
-		io.Copy(io.Discard, tee)
-	} else if _, err := io.Copy(io.MultiWriter(uh), tee); err != nil {
+	size, err := io.Copy(fh, f)
+	f.Close()
+	if err != nil {
 		return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
 	}
 	sum := hex.EncodeToString(fh.Sum(nil))
 	if sum != b.SHA256 {
-		return nil, "", fmt.Errorf("%w: base rootfs %s has sha256 %s, imagebake.toml pins %s; a base changes only with a new pin", ErrDigestMismatch, b.Rootfs, sum, b.SHA256)
+		// the actual digest is not printed: it is what a repo that may not
+		// name host files would need to pin one
+		return nil, "", fmt.Errorf("%w: base rootfs %s does not match the sha256 imagebake.toml pins (%s); a base changes only with a new pin", ErrDigestMismatch, b.Rootfs, b.SHA256)
 	}
-	l := Layer{Role: "base", MediaType: types.OCILayer, Size: 0,
+	uh := sha256.New()
+	rep := &BaseReport{}
+	mt, err := scanFile(b.Rootfs, uh, rep)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, w := range rep.Warnings("base rootfs " + b.Rootfs) {
+		logf(log, "note: %s\n", w)
+	}
+	l := Layer{Role: "base", MediaType: mt, Size: size,
 		Digest: v1.Hash{Algorithm: "sha256", Hex: sum},
 		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}
-	if !gz {
-		l.MediaType, l.DiffID = types.OCIUncompressedLayer, l.Digest
+	if mt == types.OCIUncompressedLayer {
+		l.DiffID = l.Digest
 	}
-	fi, _ := f.Stat()
-	l.Size = fi.Size()
-	// the blob is linked (or copied) into the blob dir as is
+	// the blob is copied into the blob dir as is
 	l.Path = filepath.Join(blobDir, sum)
 	if err := os.MkdirAll(blobDir, 0o755); err != nil {
 		return nil, "", err
 	}
 	if _, err := os.Stat(l.Path); err != nil {
-		if err := os.Link(b.Rootfs, l.Path); err != nil {
-			if err := copyFile(b.Rootfs, l.Path); err != nil {
-				return nil, "", err
-			}
+		// a copy, never a link: the base file is not imagebake's
+		if err := atomicfile.Copy(b.Rootfs, l.Path, 0o644); err != nil {
+			return nil, "", err
 		}
 	}
 	img, err := AppendLayers(empty.Image, epoch, l)
@@ -212,25 +240,10 @@ func rootfsBase(b Base, blobDir string, epoch time.Time) (v1.Image, string, erro
 	return img, "sha256:" + sum, nil
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format, args...)
 	}
-	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), ".copy-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(out.Name())
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Rename(out.Name(), dst)
 }
 
 func layoutBase(b Base, arch string) (v1.Image, string, error) {
@@ -313,6 +326,7 @@ type Request struct {
 	Source   string // control repo URL
 	Epoch    time.Time
 	Images   []Image
+	Log      io.Writer // notes about the bases (devices, setuid files); nil for none
 }
 
 // Image is one arch's inputs.
@@ -350,7 +364,7 @@ func (req *Request) Annotations(ref string) map[string]string {
 // for linux/arch created at the epoch, OCI media types and annotations.
 // It returns the image and the number of base layers.
 func Assemble(ctx context.Context, req *Request, im Image) (v1.Image, int, string, error) {
-	base, baseDigest, err := LoadBase(ctx, im.Base, im.Arch, req.BlobDir, req.Epoch)
+	base, baseDigest, err := LoadBase(ctx, im.Base, im.Arch, req.BlobDir, req.Epoch, req.Log)
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("image %s: %w", im.Name, err)
 	}

@@ -64,6 +64,12 @@ func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, 
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
+			// Extract writes the end-of-archive marker before it reports
+			// an error through the pipe: read on, or the error is lost and
+			// every entry after the bad one is silently dropped.
+			if _, err := io.Copy(io.Discard, rc); err != nil {
+				return builders.Layer{}, fmt.Errorf("merging the layers: %w", err)
+			}
 			break
 		}
 		if err != nil {

@@ -5,12 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/failure"
 	"github.com/imagebake/imagebake/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -226,7 +226,7 @@ func copyRelease(src, dst string, manifestSig []byte) error {
 		case fi.IsDir():
 			return os.MkdirAll(t, 0o755)
 		case fi.Mode().IsRegular():
-			return copyFile(p, t)
+			return atomicfile.Copy(p, t, 0o644) // never a link: the store owns its bytes
 		}
 		return fmt.Errorf("%s: only files and directories are published", p)
 	})
@@ -240,30 +240,6 @@ func copyRelease(src, dst string, manifestSig []byte) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
-}
-
-func copyFile(src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // ReadManifest reads a published manifest from the store, verified.

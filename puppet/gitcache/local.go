@@ -3,7 +3,6 @@ package gitcache
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"github.com/imagebake/imagebake/atomicfile"
 )
 
 // localRepo returns the git directory of a remote that is a repository on
@@ -130,8 +131,9 @@ func branchesAndTags(r *git.Repository) (map[plumbing.ReferenceName]plumbing.Has
 	return out, err
 }
 
-// linkObject puts src at dst unless dst exists: a hard link, or a copy
-// renamed into place when linking is not possible.
+// linkObject puts a copy of src at dst unless dst exists. Never a hard
+// link: the source repository is not imagebake's, and a file shared with
+// it could change under the cache (a reflink where the file system has it).
 func linkObject(src, dst string) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return nil
@@ -139,32 +141,7 @@ func linkObject(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	err := os.Link(src, dst)
-	if err == nil || errors.Is(err, os.ErrExist) {
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "tmp_copy_")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o444); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return atomicfile.Copy(src, dst, 0o444)
 }
 
 // localRemoteRefs is RemoteRefs for a repository on this machine.
