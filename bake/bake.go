@@ -12,24 +12,28 @@ package bake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/builders/oci"
 	"github.com/imagebake/imagebake/builders/rootfs"
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/flock"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
@@ -174,14 +178,42 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	if o.Out == "" {
 		o.Out = "dist"
 	}
-	if o.planOnly {
-		// nothing is written
-	} else if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
+	if !o.planOnly {
+		if err := os.MkdirAll(o.Out, 0o755); err != nil {
+			return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
+		}
+		// One bake into an out dir at a time: a second waits, then finds
+		// the release up to date or replaces it whole.
+		lf, err := flock.LockDir(ctx, o.Out)
+		if err != nil {
+			return nil, fmt.Errorf("locking out dir %s: %w", o.Out, err)
+		}
+		defer lf.Close()
+		removeLeftovers(o.Out, o.logf)
 	}
 	b := &baker{o: o}
 	defer b.cleanup()
 	return b.run(ctx)
+}
+
+// leftoverRE matches what a killed bake leaves in the out dir: its staging
+// directory and a release directory being swapped out.
+var leftoverRE = regexp.MustCompile(`^(\.[a-z][a-z0-9_-]*-[0-9]+\.[0-9]+\.[0-9]+\.tmp-[0-9]+|[a-z][a-z0-9_-]*-[0-9]+\.[0-9]+\.[0-9]+\.old-\..*)$`)
+
+// removeLeftovers removes staging directories of killed bakes. It runs
+// under the out dir's lock, so none of them belongs to a running bake.
+func removeLeftovers(out string, logf func(string, ...any)) {
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() && leftoverRE.MatchString(e.Name()) {
+			if err := os.RemoveAll(filepath.Join(out, e.Name())); err == nil {
+				logf("removed %s, left by a bake that was stopped\n", filepath.Join(out, e.Name()))
+			}
+		}
+	}
 }
 
 type baker struct {
@@ -638,18 +670,27 @@ func (b *baker) agentTree(ctx context.Context, s agents.Selection, im manifest.I
 }
 
 // replaceDir moves src to dst, replacing a dst that exists; a reader of
-// dst sees the old release or the new one.
+// dst sees the old release or the new one, never nothing: the two are
+// exchanged in one rename (RENAME_EXCHANGE), then the old one is removed.
 func replaceDir(src, dst string) error {
-	if _, err := os.Stat(dst); err == nil {
-		old := dst + ".old-" + filepath.Base(src)
-		if err := os.Rename(dst, old); err != nil {
-			return err
-		}
-		if err := os.Rename(src, dst); err != nil {
-			os.Rename(old, dst)
-			return err
-		}
-		return os.RemoveAll(old)
+	if _, err := os.Lstat(dst); err != nil {
+		return os.Rename(src, dst)
 	}
-	return os.Rename(src, dst)
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
+	if err == nil {
+		return os.RemoveAll(src) // now the old release
+	}
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EOPNOTSUPP) {
+		return err
+	}
+	// a file system without exchange: a short gap while the old one moves
+	old := dst + ".old-" + filepath.Base(src)
+	if err := os.Rename(dst, old); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		os.Rename(old, dst)
+		return err
+	}
+	return os.RemoveAll(old)
 }

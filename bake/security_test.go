@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/flock"
 	"github.com/imagebake/imagebake/internal/confine"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/signing"
@@ -364,4 +366,84 @@ func TestNoInodeSharedWithInputs(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBakeOutDirIsLockedSwappedAndCleaned: a second bake into one out dir
+// waits for the first; a reader never sees the release missing while it
+// is replaced; staging directories of killed bakes are removed.
+func TestBakeOutDirIsLockedSwappedAndCleaned(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	out := filepath.Join(root, "dist")
+	if _, err := Bake(ctx, opts(root, repo, out)); err != nil {
+		t.Fatal(err)
+	}
+	final := filepath.Join(out, "example-1.0.0")
+
+	// killed bakes left these behind
+	for _, n := range []string{".example-1.0.0.tmp-123456", ".example-1.0.1.tmp-99", "example-1.0.0.old-.example-1.0.0.tmp-42"} {
+		os.MkdirAll(filepath.Join(out, n, ".payload", "env"), 0o755)
+	}
+	os.MkdirAll(filepath.Join(out, "mine"), 0o755) // not imagebake's: kept
+
+	// a reader polls the release while it is rebaked (another epoch:
+	// other content) three times
+	stop := make(chan struct{})
+	missing := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				close(missing)
+				return
+			default:
+			}
+			if _, err := os.Stat(filepath.Join(final, "index.json")); err != nil {
+				select {
+				case missing <- err.Error():
+				default:
+				}
+			}
+		}
+	}()
+	for i := 1; i <= 3; i++ {
+		o := opts(root, repo, out)
+		o.Epoch = time.Unix(int64(1700000000+i), 0)
+		if _, err := Bake(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if m, ok := <-missing; ok {
+		t.Errorf("a reader saw the release missing while it was replaced: %s", m)
+	}
+	ents, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "example-1.0.0,mine" {
+		t.Errorf("out dir holds %v after the bakes, want [example-1.0.0 mine]", names)
+	}
+
+	// a bake waits while another holds the out dir
+	lf, err := flock.LockDir(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		o := opts(root, repo, out)
+		o.Epoch = time.Unix(1600000000, 0)
+		_, err := Bake(ctx, o)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a bake ran while another held the out dir (err %v)", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	lf.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -46,3 +46,29 @@ func LockContext(ctx context.Context, path string) (*os.File, error) {
 		}
 	}
 }
+
+// LockDir takes an exclusive lock on the directory dir itself (no lock file
+// is created inside it), waiting until it is free or ctx ends. Close the
+// returned file to release it.
+func LockDir(ctx context.Context, dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
