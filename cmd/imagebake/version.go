@@ -95,11 +95,7 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 	}
 	var m *manifest.Manifest
 	if len(kf.trusted) > 0 || os.Getenv("IMAGEBAKE_TRUSTED_KEYS") != "" {
-		data, err := kr.VerifyFile(mpath)
-		if err != nil {
-			return err
-		}
-		if m, err = manifest.Parse(data); err != nil {
+		if m, err = catalog.ReadSignedManifest(mpath, kr); err != nil {
 			return err
 		}
 	} else if m, err = manifest.Read(mpath); err != nil {

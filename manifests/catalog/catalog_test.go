@@ -239,3 +239,49 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestManifestCopiedIntoAnotherRelease: 1.0.0's manifest and signature
+// copied into 1.0.1's directory are refused, whether read through the
+// store (catalog digest) or as a file (signature subject, directory).
+func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
+	signer, kr, _ := keys(t)
+	st := &Store{Root: t.TempDir(), Keys: kr}
+	for i, v := range []string{"1.0.0", "1.0.1"} {
+		if _, _, err := st.Publish(release(t, v, "sha256:"+strings.Repeat(fmt.Sprint(i+1), 64)), signer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"1.0.0", "1.0.1"} {
+		m, err := st.ReadManifest("example", v)
+		if err != nil || m.Release != v {
+			t.Fatalf("ReadManifest(%s) = %v, %v", v, m, err)
+		}
+		p := filepath.Join(st.Root, "images", "example-"+v, manifest.FileName)
+		if m, err := ReadSignedManifest(p, kr); err != nil || m.Release != v {
+			t.Fatalf("ReadSignedManifest(%s) = %v, %v", p, m, err)
+		}
+	}
+	src := filepath.Join(st.Root, "images", "example-1.0.0", manifest.FileName)
+	dst := filepath.Join(st.Root, "images", "example-1.0.1", manifest.FileName)
+	for _, ext := range []string{"", ".minisig"} {
+		b, _ := os.ReadFile(src + ext)
+		os.WriteFile(dst+ext, b, 0o644)
+	}
+	if _, err := st.ReadManifest("example", "1.0.1"); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "is not the manifest the catalog") {
+		t.Errorf("ReadManifest of a copied manifest = %v, want ErrManifestMismatch", err)
+	}
+	if _, err := ReadSignedManifest(dst, kr); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "sits in the directory of example-1.0.1") {
+		t.Errorf("ReadSignedManifest of a copied manifest = %v, want ErrManifestMismatch naming the directory", err)
+	}
+	// a manifest edited to say 1.0.1 keeps 1.0.0's signature subject: refused
+	// even where no catalog is consulted (re-signed by the key holder only)
+	b, _ := os.ReadFile(src)
+	edited := strings.Replace(string(b), `release = "1.0.0"`, `release = "1.0.1"`, 1)
+	sig := signer.Sign([]byte(edited), manifest.FileName, ManifestSubject("example", "1.0.0"))
+	other := filepath.Join(t.TempDir(), manifest.FileName)
+	os.WriteFile(other, []byte(edited), 0o644)
+	os.WriteFile(other+".minisig", sig, 0o644)
+	if _, err := ReadSignedManifest(other, kr); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "vouches for family:example release:1.0.0") {
+		t.Errorf("ReadSignedManifest with a subject for another release = %v", err)
+	}
+}

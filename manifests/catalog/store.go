@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -96,7 +97,7 @@ func (s *Store) write(c *Catalog, signer *signing.Signer) error {
 	if err := writeSync(filepath.Join(tmp, FileName), data); err != nil {
 		return err
 	}
-	if err := writeSync(filepath.Join(tmp, FileName+".minisig"), signer.Sign(data, FileName)); err != nil {
+	if err := writeSync(filepath.Join(tmp, FileName+".minisig"), signer.Sign(data, FileName, "")); err != nil {
 		return err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -187,7 +188,7 @@ func (s *Store) Publish(releaseDir string, signer *signing.Signer) (*Release, bo
 		if err := os.RemoveAll(dst); err != nil {
 			return err
 		}
-		if err := copyRelease(releaseDir, dst, signer.Sign(mbytes, manifest.FileName)); err != nil {
+		if err := copyRelease(releaseDir, dst, signer.Sign(mbytes, manifest.FileName, ManifestSubject(m.Family, m.Release))); err != nil {
 			return err
 		}
 		v, err := parseVersion(m.Release)
@@ -242,15 +243,89 @@ func copyRelease(src, dst string, manifestSig []byte) error {
 	return os.Rename(tmp, dst)
 }
 
-// ReadManifest reads a published manifest from the store, verified.
+// ManifestSubject is what a manifest's signature says it is.
+func ManifestSubject(family, release string) string {
+	return "family:" + family + " release:" + release
+}
+
+// ReadManifest reads a published manifest from the store and checks it is
+// the one the signed catalog names: its digest is the catalog's
+// manifest_digest, its signature's subject and its own family and release
+// are the ones asked for. A manifest copied (with its signature) into
+// another release's directory is refused.
 func (s *Store) ReadManifest(family, version string) (*manifest.Manifest, error) {
+	c, err := s.Read()
+	if err != nil {
+		return nil, err
+	}
+	var rel *Release
+	if f := c.Family(family, false); f != nil {
+		rel = f.Release(version)
+	}
+	if rel == nil {
+		return nil, fmt.Errorf("%s %s is not in the catalog %s: %w", family, version, s.Path(), failure.ErrNotFound)
+	}
 	p := filepath.Join(s.Root, "images", family+"-"+version, manifest.FileName)
-	data, err := s.Keys.VerifyFile(p)
+	data, subject, err := s.Keys.VerifyFileSubject(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s %s: no manifest at %s: %w", family, version, p, failure.ErrNotFound)
 		}
 		return nil, err
 	}
-	return manifest.Parse(data)
+	sum := sha256.Sum256(data)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != rel.ManifestDigest {
+		return nil, fmt.Errorf("%w: %s is not the manifest the catalog %s names for %s %s (catalog %s, file %s)",
+			ErrManifestMismatch, p, s.Path(), family, version, rel.ManifestDigest, got)
+	}
+	return checkManifest(p, data, subject, family, version)
 }
+
+// ErrManifestMismatch marks a manifest that is not the one it is read as.
+var ErrManifestMismatch = fmt.Errorf("manifest does not match: %w", failure.ErrVerify)
+
+// checkManifest parses a verified manifest and checks that its signature's
+// subject and its content are the family and release wanted ("" wants
+// what the manifest says, but its signature must agree).
+func checkManifest(p string, data []byte, subject, family, version string) (*manifest.Manifest, error) {
+	m, err := manifest.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if family == "" {
+		family, version = m.Family, m.Release
+	}
+	want := ManifestSubject(family, version)
+	switch {
+	case m.Family != family || m.Release != version:
+		return nil, fmt.Errorf("%w: %s holds %s %s, read as %s %s", ErrManifestMismatch, p, m.Family, m.Release, family, version)
+	case subject != want:
+		if subject == "" {
+			subject = "nothing"
+		}
+		return nil, fmt.Errorf("%w: %s: its signature vouches for %s, not %s (re-publish with this imagebake to sign the release into it)", ErrManifestMismatch, p, subject, want)
+	}
+	return m, nil
+}
+
+// ReadSignedManifest reads a manifest file and its signature, verifies it
+// with keys and checks the signature vouches for the family and release
+// the manifest says, and, when the file sits in a release directory
+// (FAMILY-X.Y.Z/manifest.toml), for that one.
+func ReadSignedManifest(p string, keys *signing.Keyring) (*manifest.Manifest, error) {
+	data, subject, err := keys.VerifyFileSubject(p)
+	if err != nil {
+		return nil, err
+	}
+	m, err := checkManifest(p, data, subject, "", "")
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Base(filepath.Dir(p))
+	if releaseDirRE.MatchString(dir) && dir != m.Family+"-"+m.Release {
+		return nil, fmt.Errorf("%w: %s holds %s %s, but sits in the directory of %s", ErrManifestMismatch, p, m.Family, m.Release, dir)
+	}
+	return m, nil
+}
+
+var releaseDirRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*-[0-9]+\.[0-9]+\.[0-9]+$`)

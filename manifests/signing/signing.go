@@ -86,9 +86,27 @@ func (s *Signer) KeyID() string { return fmt.Sprintf("%016X", s.key.ID()) }
 // Public is the signer's public key, which it trusts.
 func (s *Signer) Public() minisign.PublicKey { return s.key.Public().(minisign.PublicKey) }
 
-// Sign returns the minisign signature file content for data.
-func (s *Signer) Sign(data []byte, name string) []byte {
-	return minisign.SignWithComments(s.key, data, "file:"+filepath.Base(name), "signature from imagebake key "+s.KeyID())
+// Sign returns the minisign signature file content for data. subject,
+// when not empty, says what the document is (for a manifest: "family:F
+// release:X.Y.Z"); it goes into the trusted comment, which the signature
+// covers, so a document copied to another place does not pass for another.
+func (s *Signer) Sign(data []byte, name, subject string) []byte {
+	trusted := "file:" + filepath.Base(name)
+	if subject != "" {
+		trusted += " " + subject
+	}
+	return minisign.SignWithComments(s.key, data, trusted, "signature from imagebake key "+s.KeyID())
+}
+
+// Subject returns the subject part of a verified signature's trusted
+// comment ("" when it has none).
+func Subject(sig []byte) string {
+	var s minisign.Signature
+	if err := s.UnmarshalText(sig); err != nil {
+		return ""
+	}
+	_, rest, _ := strings.Cut(s.TrustedComment, " ")
+	return rest
 }
 
 // Keyring is the set of trusted public keys.
@@ -149,6 +167,21 @@ func (kr *Keyring) Verify(name string, data, sig []byte) error {
 
 // VerifyFile reads name and name.minisig and verifies them.
 func (kr *Keyring) VerifyFile(name string) ([]byte, error) {
+	data, _, err := kr.VerifyFileSubject(name)
+	return data, err
+}
+
+// VerifyFileSubject is VerifyFile that also returns the signature's subject.
+func (kr *Keyring) VerifyFileSubject(name string) ([]byte, string, error) {
+	data, err := kr.verifyFile(name)
+	if err != nil {
+		return nil, "", err
+	}
+	sig, _ := os.ReadFile(name + ".minisig")
+	return data, Subject(sig), nil
+}
+
+func (kr *Keyring) verifyFile(name string) ([]byte, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err

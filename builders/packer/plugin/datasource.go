@@ -72,12 +72,10 @@ func (d *Datasource) Configure(raws ...interface{}) error {
 	switch {
 	case c.Manifest != "" && c.Store == "":
 		if len(c.TrustedKeys) > 0 {
-			data, err := kr.VerifyFile(c.Manifest)
-			if err != nil {
+			if d.m, err = catalog.ReadSignedManifest(c.Manifest, kr); err != nil {
 				return fmt.Errorf("imagebake-release: %w", err)
 			}
-			d.m, err = manifest.Parse(data)
-			return err
+			return nil
 		}
 		d.m, err = manifest.Read(c.Manifest)
 	case c.Store != "" && c.Family != "" && c.Version != "":

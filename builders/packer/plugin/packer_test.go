@@ -288,7 +288,7 @@ func TestDatasource(t *testing.T) {
 	if v.GetAttr("release").AsString() != "1.0.0" || len(v.GetAttr("commit").AsString()) != 40 {
 		t.Errorf("release/commit = %v", v)
 	}
-	if err := new(Datasource).Configure(map[string]interface{}{"store": t.TempDir(), "family": "example", "version": "1.0.0"}); err == nil || !strings.Contains(err.Error(), "no manifest") {
+	if err := new(Datasource).Configure(map[string]interface{}{"store": t.TempDir(), "family": "example", "version": "1.0.0"}); err == nil || !strings.Contains(err.Error(), "example 1.0.0 is not in the catalog") {
 		t.Errorf("a release missing from the store = %v", err)
 	}
 }

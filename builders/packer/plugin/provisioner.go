@@ -16,6 +16,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
 	"github.com/imagebake/imagebake/tarball"
@@ -130,11 +131,7 @@ func (p *Provisioner) readManifest() (*manifest.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := kr.VerifyFile(p.config.Manifest)
-	if err != nil {
-		return nil, err
-	}
-	return manifest.Parse(data)
+	return catalog.ReadSignedManifest(p.config.Manifest, kr)
 }
 
 // Provision implements packersdk.Provisioner.
