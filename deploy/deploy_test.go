@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -264,4 +265,43 @@ func BenchmarkCheck1000Files(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkLargeFile parses and checks one deploy file with many
+// selections: the cost must grow linearly (SELECTIONS=300000 for the
+// hardening figure; `go test ./deploy -run '^$' -bench LargeFile -benchtime 1x`).
+func BenchmarkLargeFile(b *testing.B) {
+	n := 20000
+	if v, err := strconv.Atoi(os.Getenv("SELECTIONS")); err == nil {
+		n = v
+	}
+	var src strings.Builder
+	src.WriteString("catalog: catalog.toml\nimages:\n")
+	for i := range n {
+		fmt.Fprintf(&src, "  s%d:\n    image: refspec\n    version: \"1.4\"\n", i)
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", "catalog.toml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Unix(1.79e9, 0)
+	b.ResetTimer()
+	for range b.N {
+		cat, err := catalog.Parse(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d, err := Parse("big.yaml", []byte(src.String()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range d.Selections {
+			r, err := Resolve(cat, "catalog.toml", s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			Check(r, now)
+		}
+	}
+	b.ReportMetric(float64(n), "selections")
 }

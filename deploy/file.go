@@ -62,6 +62,7 @@ type File struct {
 	CatalogPos Pos
 	Selections []Selection
 	src        []byte
+	lines      []int // offset of each line's start, made by locate
 }
 
 // Selection is one image selection.
@@ -222,14 +223,20 @@ func (f *File) selection(key string, at Pos, keys map[string]*yaml.Node, n *yaml
 // locate finds the byte range of a scalar's text in the source, so that
 // a rewrite replaces exactly it.
 func (f *File) locate(n *yaml.Node) (int, int, byte, error) {
-	off := 0
-	for line := 1; line < n.Line; line++ {
-		i := bytes.IndexByte(f.src[off:], '\n')
-		if i < 0 {
-			return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "cannot locate the version value"}
+	if f.lines == nil {
+		// where each line starts, found once: locating every selection
+		// from the top of the file would be quadratic in its length
+		f.lines = []int{0}
+		for i, c := range f.src {
+			if c == '\n' {
+				f.lines = append(f.lines, i+1)
+			}
 		}
-		off += i + 1
 	}
+	if n.Line < 1 || n.Line > len(f.lines) {
+		return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "cannot locate the version value"}
+	}
+	off := f.lines[n.Line-1]
 	// Column counts characters; the prefix is ASCII in any sane file, but count runes to be safe.
 	col := 1
 	for col < n.Column && off < len(f.src) {
