@@ -44,6 +44,9 @@ type lexer struct {
 	bol       bool
 }
 
+// maxWord caps identifiers and symbols.
+const maxWord = 256
+
 func newLexer(file, src string) *lexer {
 	return &lexer{file: file, src: src, line: 1, col: 1, bol: true}
 }
@@ -164,12 +167,18 @@ func (l *lexer) token() (token, error) {
 		start := l.off
 		for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
 			l.advance()
+			if l.off-start > maxWord {
+				return token{}, l.errorf(p, "a symbol longer than %d characters: not a Puppetfile name", maxWord)
+			}
 		}
 		return token{kind: tSymbol, val: l.src[start:l.off], pos: p}, nil
 	case isIdentStart(c):
 		start := l.off
 		for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
 			l.advance()
+			if l.off-start > maxWord {
+				return token{}, l.errorf(p, "a word longer than %d characters: not a Puppetfile name", maxWord)
+			}
 		}
 		name := l.src[start:l.off]
 		// Ruby's method names may end in ? or !; they are never part of the subset.
@@ -202,6 +211,9 @@ func (l *lexer) str(quote byte) (string, error) {
 		if c == quote {
 			l.advance()
 			return b.String(), nil
+		}
+		if b.Len() > MaxString {
+			return "", l.errorf(start, "string starting here is longer than %d bytes: no Puppetfile value is", MaxString)
 		}
 		if c == '\\' {
 			escPos := l.pos()

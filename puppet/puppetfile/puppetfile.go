@@ -5,10 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/imagebake/imagebake/failure"
 )
@@ -54,9 +57,30 @@ type Error struct {
 	Msg    string
 }
 
+// clip quotes a value from the Puppetfile for a message, at most a few
+// dozen characters of it: an error never echoes a huge value whole.
+func clip(s string) string {
+	const max = 48
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	cut := max - 8
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
+// MaxSize is the largest Puppetfile read (real ones are a few KB), and
+// MaxString the longest string value (URLs, refs, paths).
+const (
+	MaxSize   = 8 << 20
+	MaxString = 4096
+)
+
 func (e *Error) Error() string {
 	if e.Module != "" {
-		return fmt.Sprintf("%s: module %q: %s", e.Pos, e.Module, e.Msg)
+		return fmt.Sprintf("%s: module %s: %s", e.Pos, clip(e.Module), e.Msg)
 	}
 	return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
 }
@@ -107,9 +131,15 @@ func (m Module) Dir(moduledir string) string {
 
 // ReadFile parses the Puppetfile at name.
 func ReadFile(name string) (*Puppetfile, error) {
-	b, err := os.ReadFile(name)
+	f, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("reading Puppetfile: %w", err)
+	}
+	defer f.Close()
+	// one byte past the limit is enough for Parse to refuse it
+	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading Puppetfile %s: %w", name, err)
 	}
 	return Parse(name, b)
 }
@@ -126,6 +156,9 @@ func ReadFile(name string) (*Puppetfile, error) {
 func Parse(name string, src []byte) (*Puppetfile, error) {
 	sum := sha256.Sum256(src)
 	pf := &Puppetfile{Path: name, SHA256: hex.EncodeToString(sum[:])}
+	if len(src) > MaxSize {
+		return nil, &Error{Pos: Pos{File: name, Line: 1, Col: 1}, Msg: fmt.Sprintf("Puppetfile is larger than %d MiB, more than the most a Puppetfile may have", MaxSize>>20)}
+	}
 	if !isValidUTF8(src) {
 		return nil, &Error{Pos: Pos{File: name, Line: 1, Col: 1}, Msg: "Puppetfile is not valid UTF-8 text"}
 	}
@@ -186,7 +219,7 @@ type value struct {
 func (v value) describe() string {
 	switch v.kind {
 	case tString:
-		return fmt.Sprintf("string %q", v.text)
+		return "string " + clip(v.text)
 	case tSymbol:
 		return ":" + v.text
 	default:
@@ -262,7 +295,7 @@ func (p *parser) unsupported() error {
 	t := p.tok
 	what := t.val
 	if t.kind == tString {
-		what = fmt.Sprintf("%q", t.val)
+		what = clip(t.val)
 	} else if t.kind != tIdent && t.kind != tOther {
 		what = t.kind.String()
 	}
@@ -275,7 +308,7 @@ func (p *parser) unsupported() error {
 	default:
 		if t.kind == tIdent {
 			// `name = value` and `name.method` are the usual shapes.
-			hint = fmt.Sprintf("%q is not a Puppetfile method: only forge, moduledir and mod are supported (variables, loops and other Ruby are not evaluated)", t.val)
+			hint = fmt.Sprintf("%s is not a Puppetfile method: only forge, moduledir and mod are supported (variables, loops and other Ruby are not evaluated)", clip(t.val))
 		}
 	}
 	return p.errorf(t.pos, "unexpected %s: %s", what, hint)
@@ -365,9 +398,9 @@ func (p *parser) call() (*call, error) {
 func describeTok(t token) string {
 	switch t.kind {
 	case tString:
-		return fmt.Sprintf("string %q", t.val)
+		return "string " + clip(t.val)
 	case tIdent, tOther:
-		return fmt.Sprintf("%q", t.val)
+		return clip(t.val)
 	case tSymbol:
 		return ":" + t.val
 	case tLabel:
@@ -463,7 +496,7 @@ func (p *parser) apply(c *call) error {
 			return p.errorf(c.pos, "moduledir is set twice")
 		}
 		if err := checkLocalPath(v); err != nil {
-			return p.errorf(c.args[0].pos, "moduledir %q %v", v, err)
+			return p.errorf(c.args[0].pos, "moduledir %s %v", clip(v), err)
 		}
 		p.pf.Moduledir = path.Clean(v)
 		return nil
@@ -508,10 +541,10 @@ func module(c *call) (Module, error) {
 	opts := map[string]option{}
 	for _, o := range c.opts {
 		if !knownKeys[o.key] {
-			return m, bad(o.keyPos, "unknown option %q (known: default_branch, branch, commit, exclude_spec, git, install_path, local, ref, source, tag, type, version)", o.key)
+			return m, bad(o.keyPos, "unknown option %s (known: default_branch, branch, commit, exclude_spec, git, install_path, local, ref, source, tag, type, version)", clip(o.key))
 		}
 		if prev, ok := opts[o.key]; ok {
-			return m, bad(o.keyPos, "option %q given twice (first at %d:%d)", o.key, prev.keyPos.Line, prev.keyPos.Col)
+			return m, bad(o.keyPos, "option %s given twice (first at %d:%d)", clip(o.key), prev.keyPos.Line, prev.keyPos.Col)
 		}
 		opts[o.key] = o
 	}
@@ -547,7 +580,7 @@ func module(c *call) (Module, error) {
 		return m, err
 	} else if ok {
 		if err := checkLocalPath(ip); err != nil {
-			return m, bad(opts["install_path"].val.pos, "install_path %q %v", ip, err)
+			return m, bad(opts["install_path"].val.pos, "install_path %s %v", clip(ip), err)
 		}
 		m.InstallPath = path.Clean(ip)
 	}
@@ -591,7 +624,7 @@ func module(c *call) (Module, error) {
 				return m, bad(o.keyPos, "source: is not an option of a Forge module; set the Forge URL with the forge line")
 			}
 		default:
-			return m, bad(opts["type"].val.pos, "unknown module type %q (known: git, forge)", typ)
+			return m, bad(opts["type"].val.pos, "unknown module type %s (known: git, forge)", clip(typ))
 		}
 		delete(opts, "type")
 	} else if o, ok := opts["source"]; ok {
@@ -667,7 +700,7 @@ func gitModule(m Module, c *call, opts map[string]option, refKeys []string, str 
 		return m, bad(o.val.pos, "option %q wants a string, got %s", k, o.val.describe())
 	}
 	if m.RefType == Commit && !commitRE.MatchString(m.Ref) {
-		return m, bad(o.val.pos, ":commit %q is not a commit SHA (7 to 40 lower-case hex digits); use :tag or :branch for names", m.Ref)
+		return m, bad(o.val.pos, ":commit %s is not a commit SHA (7 to 40 lower-case hex digits); use :tag or :branch for names", clip(m.Ref))
 	}
 	if db, ok, err := str("default_branch"); err != nil {
 		return m, err
@@ -701,7 +734,7 @@ func forgeModule(m Module, c *call, opts map[string]option, bad badFn) (Module, 
 	case ver.kind == tSymbol && ver.text == "latest":
 	case ver.kind == tString:
 		if !exactVersion(ver.text) {
-			return m, bad(ver.pos, "Forge version %q is not an exact version X.Y.Z; ranges are not pinned, use :latest to take the newest at lock time", ver.text)
+			return m, bad(ver.pos, "Forge version %s is not an exact version X.Y.Z; ranges are not pinned, use :latest to take the newest at lock time", clip(ver.text))
 		}
 		m.Version = ver.text
 	default:

@@ -207,3 +207,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestHugeValuesBounded: a huge value is refused early, and no error
+// echoes more than a few dozen characters of it.
+func TestHugeValuesBounded(t *testing.T) {
+	big := strings.Repeat("x", 5<<20)
+	tests := []struct{ name, src, want string }{
+		{"huge string", "mod 'a', :git => '" + big + "', :tag => 't'", "longer than 4096 bytes"},
+		{"huge identifier", "mod 'a', :" + big + " => 'u'", "longer than 256 characters"},
+		{"long commit", "mod 'a', :git => 'u', :commit => '" + strings.Repeat("z", 4000) + "'", "(4000 bytes)"},
+		{"huge file", "# " + strings.Repeat("c", MaxSize), "larger than 8 MiB"},
+	}
+	for _, tt := range tests {
+		_, err := Parse("Puppetfile", []byte(tt.src))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Parse = %.200v, want an error containing %q", tt.name, err, tt.want)
+			continue
+		}
+		if len(err.Error()) > 400 {
+			t.Errorf("%s: the error is %d bytes long: %.200s...", tt.name, len(err.Error()), err)
+		}
+	}
+}
