@@ -5,6 +5,7 @@ package strict
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -23,5 +24,63 @@ func DecodeTOML(b []byte, v any) error {
 		}
 		return fmt.Errorf("unknown keys %s", strings.Join(keys, ", "))
 	}
+	// The TOML library matches keys to fields ignoring case, so `Family`
+	// would set family, and `family` and `Family` would both be taken.
+	// Keys are case-sensitive here: each must be a field's exact name.
+	var bad []string
+	for _, k := range md.Keys() {
+		if msg := exactKey(reflect.TypeOf(v), k); msg != "" {
+			bad = append(bad, msg)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("keys are case-sensitive: %s", strings.Join(bad, "; "))
+	}
 	return nil
+}
+
+// exactKey follows key through t's toml tags and returns a message when a
+// part matches a field only when case is ignored.
+func exactKey(t reflect.Type, key toml.Key) string {
+	for i, part := range key {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Map:
+			t = t.Elem()
+			continue
+		case reflect.Struct:
+		default:
+			return ""
+		}
+		var exact, folded *reflect.StructField
+		for j := 0; j < t.NumField(); j++ {
+			f := t.Field(j)
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if name == part {
+				exact = &f
+				break
+			}
+			if strings.EqualFold(name, part) {
+				folded = &f
+			}
+		}
+		switch {
+		case exact != nil:
+			t = exact.Type
+		case folded != nil:
+			name, _, _ := strings.Cut(folded.Tag.Get("toml"), ",")
+			return fmt.Sprintf("%s is not a key; did you mean %s?", key[:i+1].String(), append(toml.Key{}, append(key[:i:i], name)...).String())
+		default:
+			return ""
+		}
+	}
+	return ""
 }

@@ -1,0 +1,37 @@
+package strict
+
+import (
+	"strings"
+	"testing"
+)
+
+type doc struct {
+	Family string            `toml:"family"`
+	Images []image           `toml:"images"`
+	Bases  map[string]*image `toml:"bases"`
+}
+
+type image struct {
+	Arch string `toml:"arch"`
+}
+
+func TestDecodeTOML(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"family = \"a\"\n[[images]]\narch = \"amd64\"\n[bases.ARM64]\narch = \"arm64\"\n", ""},
+		{"family = \"a\"\nFamily = \"b\"\n", "Family is not a key; did you mean family?"},
+		{"Family = \"b\"\n", "Family is not a key; did you mean family?"},
+		{"[[images]]\nArch = \"amd64\"\n", "images.Arch is not a key; did you mean images.arch?"},
+		{"[bases.x]\nARCH = \"amd64\"\n", "bases.x.ARCH is not a key; did you mean bases.x.arch?"},
+		{"colour = 1\n", "unknown keys colour"},
+	}
+	for _, tt := range tests {
+		var d doc
+		err := DecodeTOML([]byte(tt.src), &d)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("DecodeTOML(%q) = %v, want no error", tt.src, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("DecodeTOML(%q) = %v, want an error containing %q", tt.src, err, tt.want)
+		}
+	}
+}
