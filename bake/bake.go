@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -632,7 +633,7 @@ func (b *baker) build(ctx context.Context, sels []agents.Selection, payload, fin
 	if err := writeSBOM(b.m, filepath.Join(b.stage, SBOMName)); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(b.stage, 0o755); err != nil {
+	if err := publicModes(b.stage); err != nil {
 		return nil, err
 	}
 	if err := replaceDir(b.stage, final); err != nil {
@@ -667,6 +668,25 @@ func (b *baker) agentTree(ctx context.Context, s agents.Selection, im manifest.I
 		return err
 	}
 	return os.WriteFile(p, []byte(rel), 0o644)
+}
+
+// publicModes makes a release readable by everyone whatever the umask and
+// whatever the libraries wrote (temp files are 0600, the layout library
+// writes index.json 0755): files 0644, directories 0755. A registry or web
+// server running as another user serves the release as it is.
+func publicModes(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Chmod(p, 0o755)
+		case d.Type().IsRegular():
+			return os.Chmod(p, 0o644)
+		}
+		return nil
+	})
 }
 
 // replaceDir moves src to dst, replacing a dst that exists; a reader of

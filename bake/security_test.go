@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -445,5 +446,32 @@ func TestBakeOutDirIsLockedSwappedAndCleaned(t *testing.T) {
 	lf.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReleaseFilesReadable: every file of a release is 0644 and every
+// directory 0755, whatever the umask, so a registry or web server running
+// as another user can serve it.
+func TestReleaseFilesReadable(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	for _, builder := range []string{"oci", "rootfs"} {
+		o := opts(root, repo, filepath.Join(root, "dist-"+builder))
+		o.Builder = builder
+		if _, err := Bake(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		filepath.WalkDir(filepath.Join(root, "dist-"+builder, "example-1.0.0"), func(p string, d fs.DirEntry, err error) error {
+			fi, _ := os.Lstat(p)
+			want := fs.FileMode(0o644)
+			if d.IsDir() {
+				want = 0o755
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("%s: %s has mode %v, want %v", builder, p, fi.Mode().Perm(), want)
+			}
+			return nil
+		})
 	}
 }
