@@ -51,8 +51,12 @@ func TestInputsDigestIgnoresOutputs(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	good, _ := sample().Encode()
-	f.Add(good)
+	// Small seeds: the fuzzer minimises every input that finds new
+	// coverage, in time quadratic in its size, and counts no executions
+	// meanwhile; a 2 KB seed kept it minimising (6 executions in 45 s).
+	f.Add([]byte("format = 1\nfamily = \"f\"\nrelease = \"1.0.0\"\n[repo]\ncommit = \"" + strings.Repeat("c", 40) + "\"\n[[image]]\narch = \"amd64\"\n[image.agent]\nversion = \"2.0.0\"\nsha256 = \"" + strings.Repeat("e", 64) + "\"\n"))
+	f.Add([]byte("format = 1\nepoch = 1\n[puppetfile]\nmoduledir = \"modules\"\n[[puppetfile.module]]\nname = \"a\"\nkind = \"local\"\n"))
+	f.Add([]byte("[[image]]\n[[image.layer]]\nrole = \"base\"\nsize = 3\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Parse(b)
 		if err != nil {

@@ -1,6 +1,7 @@
 package strict
 
 import (
+	"github.com/BurntSushi/toml"
 	"strings"
 	"testing"
 )
@@ -34,4 +35,28 @@ func TestDecodeTOML(t *testing.T) {
 			t.Errorf("DecodeTOML(%q) = %v, want an error containing %q", tt.src, err, tt.want)
 		}
 	}
+}
+
+// FuzzDecodeTOML: any bytes give a verdict, never a panic, and a document
+// accepted has no key that differs from a field's name only in case.
+func FuzzDecodeTOML(f *testing.F) {
+	f.Add([]byte("family = \"a\"\n[[images]]\narch = \"x\"\n"))
+	f.Add([]byte("Family = \"a\"\n[bases.q]\nARCH = 1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d doc
+		if DecodeTOML(b, &d) != nil {
+			return
+		}
+		var raw map[string]any
+		if _, err := toml.Decode(string(b), &raw); err != nil {
+			t.Fatalf("accepted a document the TOML library does not decode: %v", err)
+		}
+		for k := range raw {
+			for _, field := range []string{"family", "images", "bases"} {
+				if k != field && strings.EqualFold(k, field) {
+					t.Fatalf("accepted top-level key %q for %q", k, field)
+				}
+			}
+		}
+	})
 }
