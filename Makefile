@@ -59,7 +59,7 @@ fuzz:
 	$(FUZZ) ./tarball -fuzz FuzzExtract
 	$(FUZZ) ./builders -fuzz FuzzScanTar
 	$(FUZZ) ./deploy -fuzz FuzzParse
-	$(FUZZ) ./manifests/strict -fuzz FuzzDecodeTOML
+	$(FUZZ) ./internal/strict -fuzz FuzzDecodeTOML
 
 # Side-by-side benchmarks, each against its peer tool in one run.
 bench: build test-tools

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 var ctx = context.Background()

@@ -35,7 +35,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // IndexFormat is the index format version this package writes.

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // ErrNoIndex marks a store without a tools/index.json. It is a different

@@ -26,7 +26,7 @@ import (
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/builders"
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/puppetfile"

@@ -9,8 +9,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/imagebake/imagebake/failure"
-	"github.com/imagebake/imagebake/manifests/strict"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/strict"
 )
 
 // ConfigName is the config file at the root of the control repo.

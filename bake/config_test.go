@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 func TestParseConfig(t *testing.T) {

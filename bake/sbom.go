@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagebake/imagebake/atomicfile"
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/builders"
-	"github.com/imagebake/imagebake/failure"
-	"github.com/imagebake/imagebake/flock"
 	"github.com/imagebake/imagebake/internal/confine"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/signing"
 )

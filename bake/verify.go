@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 )
 

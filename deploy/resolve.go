@@ -9,7 +9,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 )
 

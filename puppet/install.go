@@ -18,10 +18,10 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/imagebake/imagebake/atomicfile"
-	"github.com/imagebake/imagebake/failure"
-	"github.com/imagebake/imagebake/flock"
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/confine"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"

@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"

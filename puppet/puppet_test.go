@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"

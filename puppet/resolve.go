@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
-	"github.com/imagebake/imagebake/puppet/gitcache"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 )
 

@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 //go:embed *.pkr.hcl

@@ -32,9 +32,9 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/imagebake/imagebake/agents"
-	"github.com/imagebake/imagebake/atomicfile"
-	"github.com/imagebake/imagebake/failure"
-	"github.com/imagebake/imagebake/flock"
+	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
 )
 
 // ErrCheck marks a new version whose check failed; current is unchanged.

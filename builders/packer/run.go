@@ -16,8 +16,8 @@ import (
 	"path/filepath"
 	"runtime"
 
-	"github.com/imagebake/imagebake/atomicfile"
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/templates"
 )
 

@@ -14,9 +14,9 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
-	"github.com/imagebake/imagebake/atomicfile"
 	"github.com/imagebake/imagebake/deploy"
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/release"
 )

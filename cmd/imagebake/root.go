@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // globals are the flags every command has.

@@ -46,8 +46,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/imagebake/imagebake/failure"
-	"github.com/imagebake/imagebake/manifests/strict"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/strict"
 )
 
 // Format is the catalog format this package writes.

@@ -42,9 +42,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/imagebake/imagebake/atomicfile"
-	"github.com/imagebake/imagebake/failure"
-	"github.com/imagebake/imagebake/manifests/strict"
+	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/strict"
 )
 
 // FormatVersion is the lock format this package writes.

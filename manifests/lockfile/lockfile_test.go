@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 func sample() *Lock {

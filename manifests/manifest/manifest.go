@@ -37,10 +37,10 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/imagebake/imagebake/atomicfile"
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/strict"
 	"github.com/imagebake/imagebake/manifests/lockfile"
-	"github.com/imagebake/imagebake/manifests/strict"
 )
 
 // Format is the manifest format this package writes.

@@ -13,8 +13,8 @@ import (
 
 	"aead.dev/minisign"
 
-	"github.com/imagebake/imagebake/atomicfile"
-	"github.com/imagebake/imagebake/failure"
+	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // ErrUntrusted marks a document without a valid signature by a trusted key.

@@ -18,7 +18,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/imagebake/imagebake/atomicfile"
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/tarball"
 )
 

@@ -28,8 +28,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
-	"github.com/imagebake/imagebake/failure"
-	"github.com/imagebake/imagebake/flock"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
 )
 
 // ErrRefNotFound marks a tag, branch or commit that the repository does not have.

@@ -12,7 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 
-	"github.com/imagebake/imagebake/atomicfile"
+	"github.com/imagebake/imagebake/internal/atomicfile"
 )
 
 // localRepo returns the git directory of a remote that is a repository on
