@@ -227,11 +227,13 @@ build {
 	// on a release whose base is the busybox rootfs
 	repo := filepath.Join(dir, "control")
 	cfg := mustRead(t, filepath.Join(repo, "imagebake.toml"))
+	// imagebake.toml names files inside --context only
+	os.WriteFile(filepath.Join(dir, "base", "busybox.tar.gz"), mustRead(t, rootfs), 0o644)
 	lines := strings.Split(string(cfg), "\n")
 	for i, l := range lines {
 		switch {
 		case strings.HasPrefix(l, "rootfs = "):
-			lines[i] = fmt.Sprintf("rootfs = %q", rootfs)
+			lines[i] = fmt.Sprintf("rootfs = %q", "base/busybox.tar.gz")
 		case strings.HasPrefix(l, "sha256 = "):
 			lines[i] = fmt.Sprintf("sha256 = %q", sum)
 		}
