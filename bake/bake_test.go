@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -506,5 +508,64 @@ func TestBakeChecksReleaseNumber(t *testing.T) {
 	p.Ref = "v1.2"
 	if _, err := Plan(ctx, p); err == nil || !strings.Contains(err.Error(), "nearest tags and branches: v1.") {
 		t.Errorf("Plan of a missing candidate = %v, want the nearest refs", err)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestGoldenDigests bakes the example at a fixed path (paths are recorded
+// in the manifest and the image annotations) and compares every digest
+// with testdata/golden/example.digests: a change to the staging, the
+// builders or the tar writer that moves a byte shows here (go test
+// -update if on purpose).
+func TestGoldenDigests(t *testing.T) {
+	root := filepath.Join(os.TempDir(), "imagebake-golden-example")
+	lf, err := flock.Lock(root + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	os.RemoveAll(root)
+	defer os.RemoveAll(root)
+	out, err := exec.Command("../testdata/example/gen.sh", root).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gen.sh: %v\n%s", err, out)
+	}
+	repo := strings.TrimSpace(string(out))
+	store, _ := agents.NewDirStore(filepath.Join(root, "store"))
+	for _, arch := range []string{"amd64", "arm64"} {
+		src := t.TempDir()
+		os.MkdirAll(filepath.Join(src, "bin"), 0o755)
+		os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte("#!/bin/sh\necho 2.4.1\n"), 0o755)
+		if _, _, err := agents.Publish(ctx, store, src, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: arch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got strings.Builder
+	for _, builder := range []string{"oci", "rootfs"} {
+		o := Options{Repo: repo, Release: "1.0.0", Out: filepath.Join(root, "dist-"+builder), Cache: t.TempDir(), Context: root, Version: "golden", Builder: builder}
+		m, err := Bake(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&got, "%s inputs %s\n%s index %s\n", builder, m.InputsDigest, builder, m.IndexDigest)
+		for _, im := range m.Images {
+			fmt.Fprintf(&got, "%s %s %s\n", builder, im.Name, im.Digest)
+			for _, l := range im.Layers {
+				fmt.Fprintf(&got, "%s %s %s layer %s\n", builder, im.Name, l.Role, l.DiffID)
+			}
+		}
+	}
+	p := filepath.Join("testdata", "golden", "example.digests")
+	if *update {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(got.String()), 0o644)
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != string(want) {
+		t.Errorf("the example's digests changed (go test ./bake -run TestGoldenDigests -update if on purpose):\n--- got\n%s--- want\n%s", got.String(), want)
 	}
 }

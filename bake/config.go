@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/strict"
 )
@@ -95,10 +96,8 @@ func (c *Config) check() error {
 	if !path.IsAbs(c.Environment) || path.Clean(c.Environment) != c.Environment || c.Environment == "/" {
 		return bad("environment %q: want a clean absolute path inside the image", c.Environment)
 	}
-	switch c.Builder {
-	case "oci", "rootfs":
-	default:
-		return bad("builder %q: want oci or rootfs", c.Builder)
+	if _, err := builders.Lookup(c.Builder); err != nil {
+		return bad("builder %q: want %s", c.Builder, strings.Join(builders.Names(), " or "))
 	}
 	for a := range c.Bases {
 		if !seen[a] {

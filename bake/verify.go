@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -40,18 +39,15 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 	if o.Version != want.Imagebake.Version {
 		o.logf("note: the release was baked by imagebake %s, this is %s; rebuilding as %s\n", want.Imagebake.Version, o.Version, want.Imagebake.Version)
 	}
-	var arches []string
-	for _, im := range want.Images {
-		arches = append(arches, im.Arch)
-	}
-	r := o
-	r.Repo, r.Release, r.Arches, r.Out, r.Builder = want.Repo.URL, want.Release, arches, tmp, want.Builder
-	r.Epoch, r.Version, r.Stores, r.pinned = time.Unix(want.Epoch, 0), want.Imagebake.Version, nil, want
-	got, err := Bake(ctx, r)
+	in, err := ResolveManifest(ctx, want, nil, o)
 	if err != nil {
 		return nil, fmt.Errorf("rebuilding %s: %w", name, err)
 	}
-	rebuilt := filepath.Join(tmp, want.Family+"-"+want.Release)
+	rebuilt := filepath.Join(tmp, in.Name())
+	got, err := stageAndBuild(ctx, in, rebuilt, o)
+	if err != nil {
+		return nil, fmt.Errorf("rebuilding %s: %w", name, err)
+	}
 	var diffs []string
 	if got.InputsDigest != want.InputsDigest {
 		diffs = append(diffs, fmt.Sprintf("inputs digest: manifest %s, rebuild %s", want.InputsDigest, got.InputsDigest))

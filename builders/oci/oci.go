@@ -6,6 +6,7 @@ package oci
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -17,6 +18,23 @@ import (
 )
 
 const refName = "org.opencontainers.image.ref.name"
+
+func init() { builders.Register(Builder{}) }
+
+// Builder is the oci builder.
+type Builder struct{}
+
+// Name implements builders.Builder.
+func (Builder) Name() string { return "oci" }
+
+// BlobDir implements builders.Builder: layers are written into the
+// layout's blob directory once, and never copied.
+func (Builder) BlobDir(dir string) string { return filepath.Join(dir, "blobs", "sha256") }
+
+// Build implements builders.Builder.
+func (Builder) Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
+	return Build(ctx, req)
+}
 
 // Build writes the layout into req.Dir. Payload layers already in
 // req.Dir/blobs/sha256 are not copied again.

@@ -24,6 +24,23 @@ import (
 	"github.com/imagebake/imagebake/tarball"
 )
 
+func init() { builders.Register(Builder{}) }
+
+// Builder is the rootfs builder.
+type Builder struct{}
+
+// Name implements builders.Builder.
+func (Builder) Name() string { return "rootfs" }
+
+// BlobDir implements builders.Builder: the payload layers are merged into
+// the root file system tarball, so they are written to scratch.
+func (Builder) BlobDir(dir string) string { return filepath.Join(dir, builders.ScratchDir, "blobs") }
+
+// Build implements builders.Builder.
+func (Builder) Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
+	return Build(ctx, req)
+}
+
 // Build writes NAME-X.Y.Z-ARCH.rootfs.tar.gz per arch into req.Dir.
 func Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
 	res := &builders.Result{}

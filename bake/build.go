@@ -1,0 +1,89 @@
+package bake
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/imagebake/imagebake/builders"
+	_ "github.com/imagebake/imagebake/builders/oci"    // registers "oci"
+	_ "github.com/imagebake/imagebake/builders/rootfs" // registers "rootfs"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/tarball"
+)
+
+// Build turns a staged payload into the release in dir (new or empty):
+// the payload layers, one image per arch on its base by the configured
+// builder, manifest.toml and the SBOM. It returns the whole manifest:
+// in's inputs with every output digest.
+func Build(ctx context.Context, in *Inputs, p *Staged, dir string, o Options) (*manifest.Manifest, error) {
+	b, err := builders.Lookup(in.Config.Builder)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	m := *in.Manifest
+	m.Images = append([]manifest.Image(nil), in.Manifest.Images...)
+	blobDir := b.BlobDir(dir)
+	envLayer, err := builders.WriteLayer(blobDir, "environment", in.Epoch, func(tw *tarball.Writer) error {
+		return tw.AddTree(p.Env, in.Config.Environment)
+	})
+	if err != nil {
+		return nil, err
+	}
+	req := &builders.Request{Dir: dir, BlobDir: blobDir, Family: m.Family, Release: m.Release,
+		Revision: m.Repo.Commit, Source: m.Repo.URL, Epoch: in.Epoch, Log: o.Log}
+	for _, im := range m.Images {
+		al, err := builders.WriteLayer(blobDir, "agents", in.Epoch, func(tw *tarball.Writer) error {
+			return tw.AddTree(p.Arches[im.Arch], "")
+		})
+		if err != nil {
+			return nil, err
+		}
+		bb, err := o.base(in.Config, im.Arch)
+		if err != nil {
+			return nil, err
+		}
+		req.Images = append(req.Images, builders.Image{Arch: im.Arch, Name: im.Name, Base: bb, Layers: []builders.Layer{envLayer, al}})
+	}
+	res, err := b.Build(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	m.IndexDigest = res.IndexDigest
+	for i, r := range res.Images {
+		im := &m.Images[i]
+		im.Digest, im.Artifact, im.Base.Digest = r.Digest, r.Artifact, r.BaseDigest
+		for _, l := range r.Layers {
+			im.Layers = append(im.Layers, manifest.Layer{Role: l.Role, MediaType: string(l.MediaType), DiffID: l.DiffID.String(), Digest: l.Digest.String(), Size: l.Size})
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(dir, builders.ScratchDir)); err != nil {
+		return nil, err
+	}
+	if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
+		return nil, err
+	}
+	if err := writeSBOM(&m, filepath.Join(dir, SBOMName)); err != nil {
+		return nil, err
+	}
+	return &m, publicModes(dir)
+}
+
+// base resolves the base of arch with paths inside the context.
+func (o *Options) base(cfg *Config, arch string) (builders.Base, error) {
+	base, err := cfg.BaseFor(arch)
+	if err != nil {
+		return builders.Base{}, err
+	}
+	bb := builders.Base{Scratch: base.Scratch, Digest: base.Digest, SHA256: base.SHA256}
+	if bb.Layout, err = o.inContext("base layout", base.Layout); err != nil {
+		return builders.Base{}, err
+	}
+	if bb.Rootfs, err = o.inContext("base rootfs", base.Rootfs); err != nil {
+		return builders.Base{}, err
+	}
+	return bb, nil
+}

@@ -1,0 +1,391 @@
+package bake
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet"
+	"github.com/imagebake/imagebake/puppet/puppetfile"
+	"github.com/imagebake/imagebake/release"
+)
+
+// Inputs is a release with every input pinned: the control repo commit,
+// imagebake.toml, the module pins, the agent binaries per arch and the
+// epoch. Its Manifest is the inputs half of the release manifest (no
+// output digests yet). Resolve makes it; Stage and Build take it.
+type Inputs struct {
+	Manifest   *manifest.Manifest
+	Config     *Config
+	Puppetfile *puppetfile.Puppetfile // nil: the control repo has none
+	Lock       *lockfile.Lock
+	Agents     map[string]agents.Selection // by arch
+	Epoch      time.Time
+
+	forge string // the Forge a manifest's pins came from ("" otherwise)
+}
+
+// Name is FAMILY-X.Y.Z.
+func (in *Inputs) Name() string { return in.Manifest.Family + "-" + in.Manifest.Release }
+
+// ErrTagNotFound marks a release with no tag.
+var ErrTagNotFound = fmt.Errorf("release tag %w", failure.ErrNotFound)
+
+// Resolve pins every input of release o.Release (or of the candidate
+// o.Ref): the release tag to its commit, imagebake.toml and the Puppetfile
+// read from it (a committed Puppetfile.lock is law, else the modules are
+// resolved), the agent binaries selected per arch from the store chain.
+// With o.Previous the release number is checked against the changes.
+func Resolve(ctx context.Context, o Options) (*Inputs, error) {
+	if err := o.normalise(); err != nil {
+		return nil, err
+	}
+	return resolve(ctx, o, nil)
+}
+
+// ResolveManifest pins the inputs a manifest records, exactly: its commit,
+// module pins, agent binaries (by sha256), epoch and builder; nothing is
+// resolved anew. arches narrows the images (nil: all of the manifest's).
+func ResolveManifest(ctx context.Context, want *manifest.Manifest, arches []string, o Options) (*Inputs, error) {
+	o.Repo, o.Release, o.Arches, o.Builder = want.Repo.URL, want.Release, arches, want.Builder
+	o.Epoch, o.Version, o.Stores, o.Previous, o.Ref = time.Unix(want.Epoch, 0), want.Imagebake.Version, nil, nil, ""
+	if o.Arches == nil {
+		for _, im := range want.Images {
+			o.Arches = append(o.Arches, im.Arch)
+		}
+	}
+	if err := o.normalise(); err != nil {
+		return nil, err
+	}
+	return resolve(ctx, o, want)
+}
+
+// normalise checks the release number and makes paths absolute.
+func (o *Options) normalise() error {
+	if _, err := semver.StrictNewVersion(o.Release); err != nil || strings.Contains(o.Release, "-") {
+		return fmt.Errorf("%w: release %q is not MAJOR.MINOR.SECURITY (e.g. 1.4.2)", failure.ErrUsage, o.Release)
+	}
+	if o.Context == "" {
+		o.Context = "."
+	}
+	var err error
+	if o.Context, err = filepath.Abs(o.Context); err != nil {
+		return err
+	}
+	if !strings.Contains(o.Repo, "://") {
+		if abs, err := filepath.Abs(o.Repo); err == nil {
+			if _, serr := os.Stat(abs); serr == nil {
+				o.Repo = abs
+			}
+		}
+	}
+	if o.Out == "" {
+		o.Out = "dist"
+	}
+	return nil
+}
+
+// source is what is read from the control repo at the release commit.
+type source struct {
+	tag, commit, where string
+	config             *Config
+	puppetfile         []byte // nil: none
+	lock               []byte // nil: none committed
+	epoch              time.Time
+}
+
+// readSource reads the control repo at the release commit (or the
+// manifest's) and closes the mirror before anything else opens one.
+func readSource(ctx context.Context, o Options, want *manifest.Manifest) (*source, error) {
+	gc, err := gitcache.Open(o.Cache)
+	if err != nil {
+		return nil, err
+	}
+	mir, err := gc.Mirror(ctx, o.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("control repo: %w", err)
+	}
+	defer mir.Close()
+	if !mir.Fetched() {
+		if err := mir.Fetch(ctx); err != nil {
+			return nil, fmt.Errorf("control repo: %w", err)
+		}
+	}
+	s := &source{}
+	if s.tag, s.commit, err = releaseCommit(mir, o, want); err != nil {
+		return nil, err
+	}
+	s.where = fmt.Sprintf("%s at %s (%s)", o.Repo, s.tag, s.commit[:12])
+	cfg, ok, err := mir.ReadFile(s.commit, ConfigName)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no %s in %s; see testdata/example/control/imagebake.toml.in", failure.ErrNotFound, ConfigName, s.where)
+	}
+	if s.config, err = ParseConfig(cfg); err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", ConfigName, s.where, err)
+	}
+	if s.puppetfile, _, err = mir.ReadFile(s.commit, "Puppetfile"); err != nil {
+		return nil, err
+	}
+	if s.lock, _, err = mir.ReadFile(s.commit, "Puppetfile.lock"); err != nil {
+		return nil, err
+	}
+	s.epoch = o.Epoch
+	if s.epoch.IsZero() {
+		if s.epoch, err = mir.CommitTime(s.commit); err != nil {
+			return nil, err
+		}
+	}
+	s.epoch = s.epoch.UTC().Truncate(time.Second)
+	return s, nil
+}
+
+func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, error) {
+	src, err := readSource(ctx, o, want)
+	if err != nil {
+		return nil, err
+	}
+	cfg := src.config
+	if o.Builder != "" {
+		cfg.Builder = o.Builder
+		if err := cfg.check(); err != nil {
+			return nil, err
+		}
+	}
+	arches, err := cfg.SelectArches(o.Arches)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inputs{Config: cfg, Epoch: src.epoch, Manifest: &manifest.Manifest{
+		Family: cfg.Family, Release: o.Release, Epoch: src.epoch.Unix(), Builder: cfg.Builder,
+		Environment: cfg.Environment,
+		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version()},
+		Repo:        manifest.Repo{URL: o.Repo, Tag: src.tag, Commit: src.commit},
+	}}
+	if err := in.pinModules(ctx, o, src, want); err != nil {
+		return nil, err
+	}
+	if in.Agents, err = selectAgents(ctx, o, cfg, arches, want); err != nil {
+		return nil, err
+	}
+	for _, a := range arches {
+		base, _ := cfg.BaseFor(a)
+		s := in.Agents[a]
+		in.Manifest.Images = append(in.Manifest.Images, manifest.Image{Arch: a, OS: "linux", Name: in.Name() + "-" + a,
+			Base:  manifest.Base{Ref: base.Ref()},
+			Agent: manifest.Agent{Name: s.Name, Version: s.Version, OS: s.OS, Arch: s.Arch, Size: s.Size, SHA256: s.SHA256, Source: s.Source, Path: s.Path}})
+	}
+	if in.Manifest.InputsDigest, err = in.Manifest.ComputeInputsDigest(); err != nil {
+		return nil, err
+	}
+	if o.Previous != nil {
+		if err := release.Check(o.Previous, in.Manifest, o.Release); err != nil {
+			return nil, fmt.Errorf("%w\n(--no-release-check skips this)", err)
+		}
+	}
+	return in, nil
+}
+
+// releaseCommit resolves the tag and commit to build: the manifest's, the
+// candidate ref, or the release tag vX.Y.Z (or X.Y.Z).
+func releaseCommit(mir *gitcache.Mirror, o Options, want *manifest.Manifest) (string, string, error) {
+	if want != nil {
+		if !mir.HasCommit(want.Repo.Commit) {
+			return "", "", fmt.Errorf("control repo %s has no commit %s (tag %s in the manifest): %w", o.Repo, want.Repo.Commit, want.Repo.Tag, failure.ErrNotFound)
+		}
+		return want.Repo.Tag, want.Repo.Commit, nil
+	}
+	if o.Ref != "" {
+		sha, err := mir.Resolve("ref", o.Ref)
+		if err != nil {
+			refs := append(mir.Tags(), mir.Branches()...)
+			return "", "", fmt.Errorf("release candidate %q in %s: %w; nearest tags and branches: %s", o.Ref, o.Repo, err, strings.Join(nearestNames(o.Ref, refs, 5), ", "))
+		}
+		return o.Ref, sha, nil
+	}
+	for _, t := range []string{"v" + o.Release, o.Release} {
+		if sha, err := mir.Resolve("tag", t); err == nil {
+			return t, sha, nil
+		}
+	}
+	var rel []string
+	for _, t := range mir.Tags() {
+		if _, err := semver.NewVersion(t); err == nil {
+			rel = append(rel, t)
+		}
+	}
+	near := nearestVersions(o.Release, rel, 5)
+	hint := "; the repository has no release tags"
+	if len(near) > 0 {
+		hint = "; nearest release tags: " + strings.Join(near, ", ")
+	}
+	return "", "", fmt.Errorf("%w: no tag v%s or %s in %s%s", ErrTagNotFound, o.Release, o.Release, o.Repo, hint)
+}
+
+// nearestNames returns up to n names sharing the longest prefix with want.
+func nearestNames(want string, names []string, n int) []string {
+	common := func(a string) int {
+		i := 0
+		for i < len(a) && i < len(want) && a[i] == want[i] {
+			i++
+		}
+		return i
+	}
+	sorted := append([]string(nil), names...)
+	sort.SliceStable(sorted, func(i, j int) bool { return common(sorted[i]) > common(sorted[j]) })
+	if len(sorted) > n {
+		sorted = sorted[:n]
+	}
+	return sorted
+}
+
+func nearestVersions(want string, tags []string, n int) []string {
+	w, err := semver.NewVersion(want)
+	if err != nil {
+		return nil
+	}
+	dist := func(a, b uint64) float64 {
+		if a > b {
+			return float64(a - b)
+		}
+		return float64(b - a)
+	}
+	type tv struct {
+		t string
+		d float64
+	}
+	var all []tv
+	for _, t := range tags {
+		v, _ := semver.NewVersion(t)
+		all = append(all, tv{t, dist(v.Major(), w.Major())*1e6 + dist(v.Minor(), w.Minor())*1e3 + dist(v.Patch(), w.Patch())})
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].d < all[j].d || all[i].d == all[j].d && all[i].t < all[j].t })
+	var out []string
+	for i := 0; i < len(all) && i < n; i++ {
+		out = append(out, all[i].t)
+	}
+	return out
+}
+
+// puppetOptions are the options every module operation of a bake takes.
+func puppetOptions(o Options, epoch time.Time, forge string) []puppet.Option {
+	opts := []puppet.Option{puppet.WithCache(o.Cache), puppet.WithEpoch(epoch), puppet.WithoutInstallState()}
+	if o.Log != nil {
+		opts = append(opts, puppet.WithLog(o.Log))
+	}
+	if o.HTTP != nil {
+		opts = append(opts, puppet.WithHTTPClient(o.HTTP))
+	}
+	if forge != "" {
+		opts = append(opts, puppet.WithForge(forge))
+	}
+	return opts
+}
+
+// pinModules parses the Puppetfile at the commit and pins its modules:
+// the manifest's pins, the committed Puppetfile.lock (law; a stale one is
+// refused), or a fresh resolution.
+func (in *Inputs) pinModules(ctx context.Context, o Options, src *source, want *manifest.Manifest) error {
+	in.Manifest.Puppetfile.Moduledir = puppet.DefaultModuledir
+	if src.puppetfile == nil {
+		return nil // no Puppetfile: no external modules
+	}
+	pf, err := puppetfile.Parse(src.where+":Puppetfile", src.puppetfile)
+	if err != nil {
+		return err
+	}
+	var lk *lockfile.Lock
+	committed := false
+	switch {
+	case want != nil:
+		p := want.Puppetfile
+		lk = &lockfile.Lock{Version: lockfile.FormatVersion, Puppetfile: p.SHA256, Forge: p.Forge, Moduledir: p.Moduledir, Modules: p.Modules}
+		committed, in.forge = p.LockCommitted, p.Forge
+	case src.lock != nil:
+		if lk, err = lockfile.Parse(src.lock); err != nil {
+			return fmt.Errorf("%s:Puppetfile.lock: %w", src.where, err)
+		}
+		if diffs := puppet.Stale(pf, lk, puppetOptions(o, src.epoch, "")...); len(diffs) > 0 {
+			return fmt.Errorf("%w: the lock committed at %s does not match its Puppetfile:\n  %s\nrun `imagebake puppetfile lock` and tag a new release", puppet.ErrLockStale, src.where, strings.Join(diffs, "\n  "))
+		}
+		committed = true
+	default:
+		if lk, err = puppet.Lock(ctx, pf, puppetOptions(o, src.epoch, "")...); err != nil {
+			return err
+		}
+	}
+	in.Puppetfile, in.Lock = pf, lk
+	in.Manifest.Puppetfile = manifest.Puppetfile{SHA256: pf.SHA256, LockCommitted: committed, Forge: lk.Forge, Moduledir: lk.Moduledir, Modules: lk.Modules}
+	return nil
+}
+
+// selectAgents picks the agent binaries per arch: the manifest's exact
+// ones (by sha256, from the store recorded), or the largest matching
+// version over the store chain.
+func selectAgents(ctx context.Context, o Options, cfg *Config, arches []string, want *manifest.Manifest) (map[string]agents.Selection, error) {
+	out := map[string]agents.Selection{}
+	if want != nil {
+		for _, a := range arches {
+			var im *manifest.Image
+			for i := range want.Images {
+				if want.Images[i].Arch == a {
+					im = &want.Images[i]
+				}
+			}
+			if im == nil {
+				return nil, fmt.Errorf("%w: the manifest has no image for %s", failure.ErrUsage, a)
+			}
+			st, err := agents.NewStore(strings.TrimSuffix(im.Agent.Source, "/tools"), o.HTTP)
+			if err != nil {
+				return nil, err
+			}
+			s, err := agents.NewChain(st).Select(ctx, agents.Query{Name: im.Agent.Name, Want: im.Agent.Version, OS: im.Agent.OS, Arch: a, SHA256: im.Agent.SHA256})
+			if err != nil {
+				return nil, err
+			}
+			out[a] = s
+		}
+		return out, nil
+	}
+	list := o.Stores
+	if len(list) == 0 {
+		list = cfg.Agents.Stores
+	}
+	var stores []agents.Store
+	for _, s := range list {
+		p := o.abs(s) // a flag may point anywhere
+		if len(o.Stores) == 0 {
+			var err error
+			if p, err = o.inContext("[agents] store", s); err != nil {
+				return nil, err
+			}
+		}
+		st, err := agents.NewStore(p, o.HTTP)
+		if err != nil {
+			return nil, err
+		}
+		stores = append(stores, st)
+	}
+	sels, err := agents.NewChain(stores...).SelectArches(ctx, agents.Query{Name: cfg.Agents.Name, Want: cfg.Agents.Major, OS: "linux"}, arches)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range arches {
+		out[a] = sels[i]
+	}
+	return out, nil
+}

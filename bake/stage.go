@@ -1,0 +1,115 @@
+package bake
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/puppet"
+)
+
+// Staged is a release's staged payload, laid out as it is inside the
+// images: the environment (the control repo with its modules) shared by
+// every arch, and per arch a tree holding opt/NAME/tools and
+// etc/imagebake/release.toml.
+type Staged struct {
+	Env    string            // goes to Config.Environment
+	Arches map[string]string // arch -> root of its agent tree
+}
+
+// Stage writes the payload of every image of in under dir (made if
+// missing): dir/env and dir/arch-ARCH.
+func Stage(ctx context.Context, in *Inputs, dir string, o Options) (*Staged, error) {
+	p := &Staged{Env: filepath.Join(dir, "env"), Arches: map[string]string{}}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := StageEnvironment(ctx, in, p.Env, o); err != nil {
+		return nil, err
+	}
+	for _, im := range in.Manifest.Images {
+		d := filepath.Join(dir, "arch-"+im.Arch)
+		if err := StageAgents(ctx, in, im.Arch, d, o); err != nil {
+			return nil, err
+		}
+		p.Arches[im.Arch] = d
+	}
+	return p, nil
+}
+
+// StageEnvironment writes the control repo tree at the release commit into
+// env (which must not exist), with the modules materialised from the pins.
+func StageEnvironment(ctx context.Context, in *Inputs, env string, o Options) error {
+	gc, err := gitcache.Open(o.Cache)
+	if err != nil {
+		return err
+	}
+	mir, err := gc.Mirror(ctx, in.Manifest.Repo.URL)
+	if err != nil {
+		return fmt.Errorf("control repo: %w", err)
+	}
+	err = mir.WriteTree(in.Manifest.Repo.Commit, env, in.Epoch, nil)
+	mir.Close() // before the modules: one of them may be this very repo
+	if err != nil || in.Puppetfile == nil {
+		return err
+	}
+	moddir := filepath.Join(env, filepath.FromSlash(in.Lock.Moduledir))
+	_, err = puppet.Install(ctx, in.Puppetfile, in.Lock, env, moddir, puppetOptions(o, in.Epoch, in.forge)...)
+	return err
+}
+
+// releaseFile is /etc/imagebake/release.toml inside an image.
+type releaseFile struct {
+	Family       string `toml:"family"`
+	Release      string `toml:"release"`
+	Arch         string `toml:"arch"`
+	Name         string `toml:"name"`
+	Tag          string `toml:"tag"`
+	Commit       string `toml:"commit"`
+	Agent        string `toml:"agent"`
+	AgentVersion string `toml:"agent_version"`
+	InputsDigest string `toml:"inputs_digest"`
+}
+
+// StageAgents lays out one arch's agent binaries (with the current link)
+// and release.toml under dir, as they appear in the image.
+func StageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) error {
+	s, ok := in.Agents[arch]
+	if !ok {
+		return fmt.Errorf("%s has no image for %s", in.Name(), arch)
+	}
+	file, err := agents.Fetch(ctx, s, o.Cache)
+	if err != nil {
+		return err
+	}
+	tools := filepath.Join(dir, "opt", s.Name, "tools")
+	if err := os.MkdirAll(tools, 0o755); err != nil {
+		return err
+	}
+	vdir := s.Version + "-" + arch
+	if err := agents.Unpack(file, filepath.Join(tools, vdir), 0); err != nil {
+		return fmt.Errorf("agent binaries %s %s for %s: %w", s.Name, s.Version, s.Platform(), err)
+	}
+	if err := os.Symlink(vdir, filepath.Join(tools, "current")); err != nil {
+		return err
+	}
+	m := in.Manifest
+	var buf bytes.Buffer
+	buf.WriteString("# written by imagebake; see manifest.toml of the release\n")
+	rf := releaseFile{Family: m.Family, Release: m.Release, Arch: arch, Name: in.Name() + "-" + arch, Tag: m.Repo.Tag,
+		Commit: m.Repo.Commit, Agent: s.Name, AgentVersion: s.Version, InputsDigest: m.InputsDigest}
+	if err := toml.NewEncoder(&buf).Encode(rf); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, "etc", "imagebake", "release.toml")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, buf.Bytes(), 0o644)
+}
