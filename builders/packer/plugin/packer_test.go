@@ -54,7 +54,9 @@ func release(t *testing.T) (string, string, string) {
 
 func TestProvisionerThroughMockCommunicator(t *testing.T) {
 	m, dir, cache := release(t)
-	p := new(Provisioner)
+	p := &Provisioner{Payload: func(ctx context.Context, m, arch, dst, cache, dir string) error {
+		return bake.Payload(ctx, m, arch, dst, bake.Options{Cache: cache, Context: dir})
+	}}
 	if err := p.Prepare(map[string]interface{}{"manifest": m, "arch": "arm64", "context": dir, "cache": cache}); err != nil {
 		t.Fatal(err)
 	}

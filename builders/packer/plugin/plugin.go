@@ -14,9 +14,10 @@
 //   - post-processor "imagebake-manifest": records the artifact's id and
 //     files with their sha256 in the release manifest ([[artifact]]).
 //
-// The plugin is the imagebake binary itself: `imagebake packer
-// install-plugin` copies it into Packer's plugin layout, and a binary named
-// packer-plugin-imagebake serves the plugin protocol (cmd/imagebake/main.go).
+// The plugin is its own binary, packer-plugin-imagebake
+// (cmd/packer-plugin-imagebake), which hands the provisioner the bake's
+// payload stage; `imagebake packer install-plugin` copies it into Packer's
+// plugin layout.
 package plugin
 
 import (
@@ -30,10 +31,10 @@ import (
 var PluginVersion = version.NewPluginVersion(packer.PluginVersion, "", "")
 
 // Serve runs the plugin protocol (Packer starts the binary with "describe"
-// or "start ...").
-func Serve() error {
+// or "start ..."); payload stages a release for the provisioner.
+func Serve(payload PayloadFunc) error {
 	s := plugin.NewSet()
-	s.RegisterProvisioner(plugin.DEFAULT_NAME, new(Provisioner))
+	s.RegisterProvisioner(plugin.DEFAULT_NAME, &Provisioner{Payload: payload})
 	s.RegisterBuilder("chroot", new(ChrootBuilder))
 	s.RegisterDatasource("release", new(Datasource))
 	s.RegisterPostProcessor("manifest", new(PostProcessor))

@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
@@ -42,7 +41,15 @@ type ProvisionerConfig struct {
 // Provisioner is provisioner "imagebake".
 type Provisioner struct {
 	config ProvisionerConfig
+	// Payload writes the payload of one arch of the release whose manifest
+	// is at manifest into dst (the bake's Payload stage). The plugin binary
+	// sets it; the plugin itself does not depend on the bake.
+	Payload PayloadFunc
 }
+
+// PayloadFunc stages one arch of a release from its manifest alone;
+// cacheDir and contextDir are the provisioner's cache and context.
+type PayloadFunc func(ctx context.Context, manifest, arch, dst, cacheDir, contextDir string) error
 
 func packerSpec(extra map[string]hcldec.Spec) hcldec.ObjectSpec {
 	s := hcldec.ObjectSpec{
@@ -144,7 +151,10 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	}
 	defer os.RemoveAll(tmp)
 	root := filepath.Join(tmp, "root")
-	if err := bake.Payload(ctx, c.Manifest, c.Arch, root, bake.Options{Cache: c.Cache, Context: c.Context}); err != nil {
+	if p.Payload == nil {
+		return fmt.Errorf("imagebake provisioner: no payload stage configured (a bug in the plugin binary)")
+	}
+	if err := p.Payload(ctx, c.Manifest, c.Arch, root, c.Cache, c.Context); err != nil {
 		return fmt.Errorf("imagebake provisioner: %w", err)
 	}
 	m, err := p.readManifest()
