@@ -3,15 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
-	packerplugin "github.com/imagebake/imagebake/builders/packer"
 	"github.com/imagebake/imagebake/manifests/manifest"
-	"github.com/imagebake/imagebake/templates"
 )
 
 func newBakeCommand(g *globals) *cobra.Command {
@@ -49,7 +45,7 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 			}
 			var m *manifest.Manifest
 			if o.Builder == "packer" {
-				m, err = bakeWithPacker(cmd, o, template, packerBin)
+				m, err = bake.BakeWithPacker(cmd.Context(), o, bake.PackerOptions{Template: template, Packer: packerBin, Output: os.Stderr})
 			} else {
 				m, err = bake.Bake(cmd.Context(), o)
 			}
@@ -89,65 +85,6 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 	f.StringVar(&template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
 	f.StringVar(&packerBin, "packer", "", "with --builder packer: the packer binary (default: packer on PATH)")
 	return cmd
-}
-
-// bakeWithPacker pins the release's inputs into OUT/NAME-X.Y.Z/manifest.toml
-// and runs the template once per arch; the template's imagebake-manifest
-// post-processor records what Packer built in that manifest.
-func bakeWithPacker(cmd *cobra.Command, o bake.Options, template, packerBin string) (*manifest.Manifest, error) {
-	if template == "" {
-		return nil, usageErr("--builder packer needs --template (%s)", strings.Join(templates.Names(), ", "))
-	}
-	if _, err := templates.Get(template); err != nil {
-		return nil, err
-	}
-	o.Builder = ""
-	m, err := bake.Plan(cmd.Context(), o)
-	if err != nil {
-		return nil, err
-	}
-	m.Builder = "packer"
-	dir, err := filepath.Abs(filepath.Join(o.Out, m.Family+"-"+m.Release))
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	mpath := filepath.Join(dir, manifest.FileName)
-	if err := m.Write(mpath); err != nil {
-		return nil, err
-	}
-	self, err := packerplugin.FindPlugin()
-	if err != nil {
-		return nil, err
-	}
-	ctxDir, _ := filepath.Abs(o.Context)
-	for _, im := range m.Images {
-		vars := map[string]string{"manifest": mpath, "arch": im.Arch, "context": ctxDir, "cache": o.Cache,
-			"output_dir": dir, "source_date_epoch": fmt.Sprint(m.Epoch)}
-		if template == "chroot" {
-			rest, ok := strings.CutPrefix(im.Base.Ref, "rootfs:")
-			path, sum, ok2 := strings.Cut(rest, "@sha256:")
-			if !ok || !ok2 {
-				return nil, usageErr("template chroot needs a rootfs base; %s has base %s", im.Name, im.Base.Ref)
-			}
-			if !filepath.IsAbs(path) {
-				path = filepath.Join(ctxDir, path)
-			}
-			vars["rootfs"], vars["rootfs_sha256"] = path, sum
-		}
-		work, err := os.MkdirTemp("", "imagebake-packer-")
-		if err != nil {
-			return nil, err
-		}
-		err = packerplugin.Run(cmd.Context(), packerplugin.RunOptions{Packer: packerBin, Template: template, Plugin: self, WorkDir: work, Vars: vars, Stdout: os.Stderr})
-		os.RemoveAll(work)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", im.Name, err)
-		}
-	}
-	return manifest.Read(mpath)
 }
 
 func newVerifyCommand(g *globals) *cobra.Command {
