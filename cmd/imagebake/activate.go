@@ -88,7 +88,7 @@ func newAgentsActivateCommand(g *globals) *cobra.Command {
 	sf.register(cmd)
 	cmd.Flags().StringVar(&version, "version", "", "version to activate")
 	cmd.Flags().BoolVar(&major, "major", false, "allow a version of another major than the running one")
-	cmd.Flags().StringVar(&cache, "cache", "", "download cache (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
+	addCacheFlag(cmd.Flags(), &cache)
 	return cmd
 }
 

@@ -77,8 +77,8 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 	f.StringVar(&o.Out, "out", "dist", "output directory")
 	f.StringVar(&o.Builder, "builder", "", "oci, rootfs or packer (default: imagebake.toml's, else oci)")
 	f.StringVar(&epoch, "source-date-epoch", "", "build epoch, seconds since 1970 (default $SOURCE_DATE_EPOCH, else the commit time)")
-	f.StringVar(&cache, "cache", "", "cache directory (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
-	f.StringVar(&o.Context, "context", ".", "directory that relative paths in imagebake.toml are relative to")
+	addCacheFlag(f, &cache)
+	addContextFlag(f, &o.Context)
 	f.StringArrayVar(&o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
 	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
 	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
@@ -111,7 +111,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&cache, "cache", "", "cache directory (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
-	cmd.Flags().StringVar(&o.Context, "context", ".", "directory that relative paths in imagebake.toml are relative to")
+	addCacheFlag(cmd.Flags(), &cache)
+	addContextFlag(cmd.Flags(), &o.Context)
 	return cmd
 }

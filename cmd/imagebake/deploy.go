@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"errors"
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/imagebake/imagebake/deploy"
 	"github.com/imagebake/imagebake/internal/atomicfile"
-	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/release"
 )
@@ -42,7 +39,7 @@ func (f *deployFlags) clock() (time.Time, error) {
 }
 
 // load reads the deploy file and its catalog (signature checked).
-func (f *deployFlags) load(name string) (*deploy.File, *catalog.Catalog, string, *catalog.Store, error) {
+func (f *deployFlags) load(ctx context.Context, name string) (*deploy.File, *catalog.Catalog, string, *catalog.Store, error) {
 	df, err := deploy.Load(name)
 	if err != nil {
 		return nil, nil, "", nil, err
@@ -61,52 +58,11 @@ func (f *deployFlags) load(name string) (*deploy.File, *catalog.Catalog, string,
 	if err != nil {
 		return nil, nil, "", nil, err
 	}
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		data, err := httpGet(src)
-		if err != nil {
-			return nil, nil, "", nil, err
-		}
-		sig, err := httpGet(src + ".minisig")
-		if err != nil && !errors.Is(err, failure.ErrNotFound) {
-			return nil, nil, "", nil, err
-		}
-		if err := kr.Verify(src, data, sig); err != nil {
-			return nil, nil, "", nil, err
-		}
-		c, err := catalog.Parse(data)
-		if err != nil {
-			return nil, nil, "", nil, fmt.Errorf("%s: %w", src, err)
-		}
-		return df, c, src, nil, nil
-	}
-	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
-		st := &catalog.Store{Root: src, Keys: kr}
-		if _, err := os.Stat(st.Path()); err != nil {
-			return nil, nil, "", nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
-		}
-		c, err := st.Read()
-		return df, c, st.Path(), st, err
-	}
-	c, err := catalog.ReadFile(src, kr)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, "", nil, fmt.Errorf("catalog %s: %w", src, failure.ErrNotFound)
-	}
-	return df, c, src, nil, err
-}
-
-func httpGet(u string) ([]byte, error) {
-	resp, err := http.Get(u)
+	c, where, st, err := catalog.Open(ctx, src, kr, nil)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
+		return nil, nil, "", nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, fmt.Errorf("GET %s: %s: %w", u, resp.Status, failure.ErrNotFound)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	return df, c, where, st, nil
 }
 
 func newSelectCommand(g *globals) *cobra.Command {
@@ -117,7 +73,7 @@ func newSelectCommand(g *globals) *cobra.Command {
 		Short: "Resolve each selection of a deploy file to its exact release and per-arch images",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			df, c, src, _, err := f.load(args[0])
+			df, c, src, _, err := f.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -179,7 +135,7 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 			if err != nil {
 				return err
 			}
-			df, c, src, _, err := f.load(args[0])
+			df, c, src, _, err := f.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -236,7 +192,7 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 			case major:
 				scope = deploy.Major
 			}
-			df, c, src, st, err := f.load(args[0])
+			df, c, src, st, err := f.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -29,7 +29,7 @@ type pfFlags struct {
 
 func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
 	cmd.Flags().StringVar(&f.puppetfile, "puppetfile", "Puppetfile", "the Puppetfile to read")
-	cmd.Flags().StringVar(&f.cache, "cache", "", "cache directory for git mirrors and Forge tarballs (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
+	addCacheFlag(cmd.Flags(), &f.cache)
 	cmd.Flags().StringVar(&f.forge, "forge", "", "Forge API URL (default: the Puppetfile's forge line, else "+"https://forgeapi.puppet.com)")
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "modules fetched at once (default 4 per CPU)")
 	cmd.Flags().StringVar(&f.branch, "control-branch", "", "branch that :branch => :control_branch means")

@@ -20,8 +20,8 @@ type candidateFlags struct {
 func (f *candidateFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.o.Repo, "repo", "", "control repo URL or path")
 	cmd.Flags().StringVar(&f.previous, "previous", "", "manifest.toml of the previous release")
-	cmd.Flags().StringVar(&f.cache, "cache", "", "cache directory (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
-	cmd.Flags().StringVar(&f.o.Context, "context", ".", "directory that relative paths in imagebake.toml are relative to")
+	addCacheFlag(cmd.Flags(), &f.cache)
+	addContextFlag(cmd.Flags(), &f.o.Context)
 	cmd.Flags().StringArrayVar(&f.o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
 }
 

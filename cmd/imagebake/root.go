@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/imagebake/imagebake/internal/failure"
 )
@@ -63,6 +64,17 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // cacheDir applies flag > IMAGEBAKE_CACHE > the user cache dir.
+// addCacheFlag declares --cache; cacheDir resolves it (flag >
+// IMAGEBAKE_CACHE > the user cache directory).
+func addCacheFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "cache", "", "cache directory: git mirrors, Forge tarballs, agent downloads (default $IMAGEBAKE_CACHE or ~/.cache/imagebake)")
+}
+
+// addContextFlag declares --context.
+func addContextFlag(f *pflag.FlagSet, p *string) {
+	f.StringVar(p, "context", ".", "directory that relative paths in imagebake.toml are relative to")
+}
+
 func cacheDir(flag string) (string, error) {
 	if flag != "" {
 		return flag, nil

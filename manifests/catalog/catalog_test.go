@@ -1,9 +1,12 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
@@ -283,5 +287,31 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 	os.WriteFile(other+".minisig", sig, 0o644)
 	if _, err := ReadSignedManifest(other, kr); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "vouches for family:example release:1.0.0") {
 		t.Errorf("ReadSignedManifest with a subject for another release = %v", err)
+	}
+}
+
+// TestOpenOverHTTP: a catalog served over HTTP is read with its signature,
+// a tampered one refused, a missing one reported as not found.
+func TestOpenOverHTTP(t *testing.T) {
+	signer, kr, _ := keys(t)
+	st := &Store{Root: t.TempDir(), Keys: kr}
+	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(st.Root)))
+	defer srv.Close()
+	ctx := context.Background()
+	c, where, _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client())
+	if err != nil || c.Family("example", false) == nil || !strings.HasPrefix(where, srv.URL) {
+		t.Fatalf("Open over HTTP = %v, %s, %v", c, where, err)
+	}
+	p, _ := filepath.EvalSymlinks(st.Path())
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, []byte(strings.Replace(string(b), `state = "active"`, `state = "revoked"`, 1)), 0o644)
+	if _, _, _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client()); !errors.Is(err, signing.ErrUntrusted) {
+		t.Errorf("Open of a tampered catalog over HTTP = %v, want ErrUntrusted", err)
+	}
+	if _, _, _, err := Open(ctx, srv.URL+"/nothing/catalog.toml", kr, srv.Client()); !errors.Is(err, failure.ErrNotFound) {
+		t.Errorf("Open of a missing catalog over HTTP = %v, want not found", err)
 	}
 }

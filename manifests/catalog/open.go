@@ -1,0 +1,82 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+// Open reads the catalog at src, verified with keys: an HTTP(S) URL of a
+// catalog.toml (its signature at URL.minisig), a store directory, or a
+// catalog.toml file. It returns the catalog, where it was read from, and
+// the store when src is one (nil otherwise). client nil means
+// http.DefaultClient.
+func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.Client) (*Catalog, string, *Store, error) {
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		if client == nil {
+			client = http.DefaultClient
+		}
+		data, err := get(ctx, client, src)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		sig, err := get(ctx, client, src+".minisig")
+		if err != nil && !errors.Is(err, failure.ErrNotFound) {
+			return nil, "", nil, err
+		}
+		if err := keys.Verify(src, data, sig); err != nil {
+			return nil, "", nil, err
+		}
+		c, err := Parse(data)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("%s: %w", src, err)
+		}
+		return c, src, nil, nil
+	}
+	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
+		st := &Store{Root: src, Keys: keys}
+		if _, err := os.Stat(st.Path()); err != nil {
+			return nil, "", nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
+		}
+		c, err := st.Read()
+		return c, st.Path(), st, err
+	}
+	c, err := ReadFile(src, keys)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "", nil, fmt.Errorf("catalog %s: %w", src, failure.ErrNotFound)
+	}
+	return c, src, nil, err
+}
+
+// MaxDocument bounds what is read of a catalog or signature over HTTP.
+const MaxDocument = 64 << 20
+
+func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: catalog URL %s: %v", failure.ErrUsage, u, err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("GET %s: %s: %w", u, resp.Status, failure.ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocument+1))
+	if err == nil && len(b) > MaxDocument {
+		err = fmt.Errorf("GET %s: more than %d MiB", u, MaxDocument>>20)
+	}
+	return b, err
+}
