@@ -38,6 +38,16 @@ func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
 	}
 }
 
+// read reads the Puppetfile and the options every subcommand passes on.
+func (f *pfFlags) read(g *globals) (*puppetfile.Puppetfile, []puppet.Option, error) {
+	pf, err := puppetfile.ReadFile(f.puppetfile)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := f.options(g)
+	return pf, opts, err
+}
+
 func (f *pfFlags) options(g *globals) ([]puppet.Option, error) {
 	dir, err := cacheDir(f.cache)
 	if err != nil {
@@ -97,11 +107,7 @@ func newPuppetfileLockCommand(g *globals) *cobra.Command {
 		Short: "Resolve every module to an exact pin and write Puppetfile.lock",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pf, err := puppetfile.ReadFile(f.puppetfile)
-			if err != nil {
-				return err
-			}
-			opts, err := f.options(g)
+			pf, opts, err := f.read(g)
 			if err != nil {
 				return err
 			}
@@ -139,11 +145,7 @@ mtimes at --source-date-epoch (or each git module's commit time). With a lock
 and a stale lock is refused. Modules already in place are left alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pf, err := puppetfile.ReadFile(f.puppetfile)
-			if err != nil {
-				return err
-			}
-			opts, err := f.options(g)
+			pf, opts, err := f.read(g)
 			if err != nil {
 				return err
 			}
@@ -183,11 +185,7 @@ func newPuppetfileVerifyCommand(g *globals) *cobra.Command {
 		Short: "Check a lock against its Puppetfile and upstream (exit 4 on any mismatch or drift)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pf, err := puppetfile.ReadFile(f.puppetfile)
-			if err != nil {
-				return err
-			}
-			opts, err := f.options(g)
+			pf, opts, err := f.read(g)
 			if err != nil {
 				return err
 			}
@@ -225,11 +223,7 @@ func newPuppetfileShowCommand(g *globals) *cobra.Command {
 		Short: "Print each module's pin (from the lock, or resolved now)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pf, err := puppetfile.ReadFile(f.puppetfile)
-			if err != nil {
-				return err
-			}
-			opts, err := f.options(g)
+			pf, opts, err := f.read(g)
 			if err != nil {
 				return err
 			}

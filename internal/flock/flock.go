@@ -29,22 +29,7 @@ func LockContext(ctx context.Context, path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return wait(ctx, f)
 }
 
 // LockDir takes an exclusive lock on the directory dir itself (no lock file
@@ -55,6 +40,12 @@ func LockDir(ctx context.Context, dir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return wait(ctx, f)
+}
+
+// wait takes an exclusive flock on f, polling until it is free or ctx
+// ends; f is closed on failure.
+func wait(ctx context.Context, f *os.File) (*os.File, error) {
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
