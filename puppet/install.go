@@ -42,7 +42,8 @@ type Report struct {
 // (a stale lk is refused); without, modules are resolved as r10k would.
 // A module whose pin and files are unchanged since the last Install into
 // the same directory is left alone. Entries of moddir that no module
-// manages are removed, as r10k purges them.
+// manages and that an earlier Install put there are removed; others are
+// kept and named in the log.
 func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, envRoot, moddir string, opts ...Option) (*Report, error) {
 	c := newConfig(opts)
 	if lk != nil {
@@ -54,46 +55,93 @@ func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, 
 	if err != nil {
 		return nil, err
 	}
-	if moddir, err = filepath.Abs(moddir); err != nil {
+	t, err := openTargets(envRoot, moddir, pf.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	st := &state{Dirs: map[string]stateEntry{}}
+	if !c.noState {
+		if st, err = openState(c.cacheDir, t.moddir); err != nil {
+			return nil, err
+		}
+		defer st.close()
+	}
+	rep := &Report{}
+	pins, changed, err := r.installAll(ctx, pf, lk, t, st, rep)
+	if err != nil {
+		return nil, err
+	}
+	rep.Lock = newLock(pf, r.forgeURL, pins)
+	managed := map[string]bool{}
+	for i, m := range pf.Modules {
+		if m.InstallPath == "" {
+			managed[m.Short] = true
+		}
+		switch {
+		case m.Kind == puppetfile.Local:
+		case changed[i]:
+			rep.Installed = append(rep.Installed, m.Name)
+		default:
+			rep.Unchanged = append(rep.Unchanged, m.Name)
+		}
+	}
+	var kept []string
+	if rep.Removed, kept, err = purge(t.mods, managed, st); err != nil {
+		return nil, err
+	}
+	c.report(rep, kept, t.moddir, pf.Path)
+	return rep, st.save()
+}
+
+// targets are the trees Install writes into, confined: a symlink committed
+// to the control repo or shipped in a module is refused, never followed.
+type targets struct {
+	env, mods *confine.Dir
+	moddir    string
+}
+
+func openTargets(envRoot, moddir, pfPath string) (*targets, error) {
+	var err error
+	t := &targets{}
+	if t.moddir, err = filepath.Abs(moddir); err != nil {
 		return nil, err
 	}
 	if envRoot, err = filepath.Abs(envRoot); err != nil {
 		return nil, err
 	}
-	// Every write is confined to the environment (and to the module dir
-	// when a flag put it elsewhere): a symlink committed to the control
-	// repo or shipped in a module is refused, never followed.
 	if err := os.MkdirAll(envRoot, 0o755); err != nil {
 		return nil, fmt.Errorf("creating environment dir: %w", err)
 	}
-	env, err := confine.Open(envRoot)
-	if err != nil {
+	if t.env, err = confine.Open(envRoot); err != nil {
 		return nil, err
 	}
-	defer env.Close()
-	var mods *confine.Dir
-	if rel, rerr := env.Rel(moddir); rerr == nil {
-		mods, err = env.Sub(rel)
-	} else if err = os.MkdirAll(moddir, 0o755); err == nil {
-		mods, err = confine.Open(moddir)
+	// the module dir inside the environment, or wherever a flag put it
+	if rel, rerr := t.env.Rel(t.moddir); rerr == nil {
+		t.mods, err = t.env.Sub(rel)
+	} else if err = os.MkdirAll(t.moddir, 0o755); err == nil {
+		t.mods, err = confine.Open(t.moddir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("module dir %s of %s: %w", moddir, pf.Path, err)
+		t.env.Close()
+		return nil, fmt.Errorf("module dir %s of %s: %w", t.moddir, pfPath, err)
 	}
-	defer mods.Close()
-	st := &state{Dirs: map[string]stateEntry{}}
-	if !c.noState {
-		if st, err = openState(c.cacheDir, moddir); err != nil {
-			return nil, err
-		}
-		defer st.close()
-	}
+	return t, nil
+}
 
-	rep := &Report{}
+func (t *targets) close() {
+	t.mods.Close()
+	t.env.Close()
+}
+
+// installAll resolves (without lk) and materialises every module in
+// parallel, skipping those whose directory already holds their pin. It
+// returns the pins and which modules were written.
+func (r *resolver) installAll(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, t *targets, st *state, rep *Report) ([]lockfile.Module, []bool, error) {
 	pins := make([]lockfile.Module, len(pf.Modules))
 	changed := make([]bool, len(pf.Modules))
 	var mu sync.Mutex
-	err = parallel(ctx, c.jobs, len(pf.Modules), func(ctx context.Context, i int) error {
+	err := parallel(ctx, r.c.jobs, len(pf.Modules), func(ctx context.Context, i int) error {
 		m := pf.Modules[i]
 		var pin lockfile.Module
 		if lk != nil {
@@ -108,12 +156,11 @@ func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, 
 		if m.Kind == puppetfile.Local {
 			return nil
 		}
-		root, rel := mods, m.Short
+		root, rel := t.mods, m.Short
 		if m.InstallPath != "" {
-			root, rel = env, m.Dir("")
+			root, rel = t.env, m.Dir("")
 		}
-		dir := root.Path(rel)
-		key := c.pinKey(pin)
+		dir, key := root.Path(rel), r.c.pinKey(pin)
 		if st.unchanged(dir, key) {
 			return nil
 		}
@@ -128,39 +175,21 @@ func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, 
 		changed[i] = true
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	rep.Lock = newLock(pf, r.forgeURL, pins)
-	managed := map[string]bool{}
-	for i, m := range pf.Modules {
-		if m.InstallPath == "" {
-			managed[m.Short] = true
-		}
-		if m.Kind == puppetfile.Local {
-			continue
-		}
-		if changed[i] {
-			rep.Installed = append(rep.Installed, m.Name)
-		} else {
-			rep.Unchanged = append(rep.Unchanged, m.Name)
-		}
-	}
-	var kept []string
-	if rep.Removed, kept, err = purge(mods, managed, st); err != nil {
-		return nil, err
-	}
+	return pins, changed, err
+}
+
+// report logs what Install removed, kept and saw drift in.
+func (c *config) report(rep *Report, kept []string, moddir, pfPath string) {
 	for _, n := range rep.Removed {
-		c.logf("removed %s from %s: no module in %s manages it\n", n, moddir, pf.Path)
+		c.logf("removed %s from %s: no module in %s manages it\n", n, moddir, pfPath)
 	}
 	for _, n := range kept {
-		c.logf("kept %s in %s: no module in %s manages it, and imagebake did not install it\n", n, moddir, pf.Path)
+		c.logf("kept %s in %s: no module in %s manages it, and imagebake did not install it\n", n, moddir, pfPath)
 	}
 	sort.Slice(rep.Drift, func(i, j int) bool { return rep.Drift[i].Module < rep.Drift[j].Module })
 	for _, d := range rep.Drift {
 		c.logf("warning: %s; the lock's pin was built\n", d)
 	}
-	return rep, st.save()
 }
 
 // pinKey identifies what a module dir holds: its pin and how it was written.
