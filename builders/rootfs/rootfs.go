@@ -73,6 +73,16 @@ func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, 
 	}
 	defer os.Remove(spill.Name())
 	defer spill.Close()
+	byName, err := merge(img, spill)
+	if err != nil {
+		return builders.Layer{}, err
+	}
+	return write(byName, spill, req, file)
+}
+
+// merge reads img's layers with whiteouts applied, top layer first, and
+// keeps each path's topmost entry; regular files' contents go to spill.
+func merge(img v1.Image, spill *os.File) (map[string]*entry, error) {
 	rc := mutate.Extract(img)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
@@ -85,18 +95,15 @@ func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, 
 			// an error through the pipe: read on, or the error is lost and
 			// every entry after the bad one is silently dropped.
 			if _, err := io.Copy(io.Discard, rc); err != nil {
-				return builders.Layer{}, fmt.Errorf("merging the layers: %w", err)
+				return nil, fmt.Errorf("merging the layers: %w", err)
 			}
-			break
+			return byName, nil
 		}
 		if err != nil {
-			return builders.Layer{}, err
+			return nil, err
 		}
 		name := strings.Trim(path.Clean(h.Name), "/")
-		if name == "." || name == "" {
-			continue
-		}
-		if _, seen := byName[name]; seen {
+		if _, seen := byName[name]; seen || name == "." || name == "" {
 			continue // Extract gives the top layer first
 		}
 		switch h.Typeflag {
@@ -105,7 +112,7 @@ func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, 
 		case tar.TypeReg:
 			n, err := io.Copy(spill, tr)
 			if err != nil {
-				return builders.Layer{}, err
+				return nil, err
 			}
 			byName[name] = &entry{h: h, off: off}
 			off += n
@@ -113,6 +120,11 @@ func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, 
 			byName[name] = &entry{h: h}
 		}
 	}
+}
+
+// write writes the merged entries sorted by name as the deterministic
+// rootfs tarball file in req.Dir.
+func write(byName map[string]*entry, spill *os.File, req *builders.Request, file string) (builders.Layer, error) {
 	names := make([]string, 0, len(byName))
 	for n := range byName {
 		names = append(names, n)
