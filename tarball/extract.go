@@ -3,7 +3,6 @@ package tarball
 import (
 	"archive/tar"
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sys/unix"
 
+	"github.com/imagebake/imagebake/internal/confine"
 	"github.com/imagebake/imagebake/internal/failure"
 )
 
@@ -87,108 +87,19 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: not gzip: %v", ErrUnsafe, err)
 	}
-	tr := tar.NewReader(zr)
-	var total int64
-	var times []string // entries whose mtimes are set at the end, in order
-	var mtimes []time.Time
-	seen := map[string]bool{}
-	for n := 0; ; n++ {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%w: reading tar: %v", ErrUnsafe, err)
-		}
-		if n >= o.MaxEntries {
-			return fmt.Errorf("%w: more than %d entries", ErrUnsafe, o.MaxEntries)
-		}
-		name, ok, err := clean(h.Name, o.StripComponents)
-		if err != nil {
-			return err
-		}
-		if !ok || (o.Skip != nil && o.Skip(name)) {
-			continue
-		}
-		target := filepath.Join(tmp, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		if err := noSymlinkParents(tmp, name); err != nil {
-			return err
-		}
-		mt := h.ModTime
-		if !o.Mtime.IsZero() {
-			mt = o.Mtime
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-			mode := os.FileMode(0o755)
-			if o.RootFS {
-				mode = modeOf(h)
-			}
-			if err := os.Chmod(target, mode); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if total += h.Size; total > o.MaxBytes {
-				return fmt.Errorf("%w: expands past %d bytes", ErrUnsafe, o.MaxBytes)
-			}
-			mode := os.FileMode(0o644)
-			if h.Mode&0o111 != 0 {
-				mode = 0o755
-			}
-			if o.RootFS {
-				mode = modeOf(h)
-			}
-			os.Remove(target) // a later entry of the same name replaces an earlier one
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
-			if err != nil {
-				return err
-			}
-			_, err = io.CopyN(f, tr, h.Size)
-			if err == nil {
-				err = f.Chmod(mode)
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("writing %s: %w", name, err)
-			}
-		case tar.TypeSymlink:
-			if escapes(name, h.Linkname) && !(o.RootFS && strings.HasPrefix(h.Linkname, "/")) {
-				return fmt.Errorf("%w: symlink %s -> %s points outside", ErrUnsafe, name, h.Linkname)
-			}
-			os.Remove(target)
-			if err := os.Symlink(h.Linkname, target); err != nil {
-				return err
-			}
-		case tar.TypeLink:
-			ln, ok, err := clean(h.Linkname, o.StripComponents)
-			if err != nil || !ok || !seen[ln] {
-				return fmt.Errorf("%w: hard link %s -> %s points outside or at nothing extracted before it", ErrUnsafe, name, h.Linkname)
-			}
-			os.Remove(target)
-			if err := os.Link(filepath.Join(tmp, filepath.FromSlash(ln)), target); err != nil {
-				return err
-			}
-		case tar.TypeXGlobalHeader:
-			continue
-		default:
-			return fmt.Errorf("%w: %s is a %s, only files, directories and links are allowed", ErrUnsafe, name, typeName(h.Typeflag))
-		}
-		seen[name] = true
-		times = append(times, target)
-		mtimes = append(mtimes, mt)
+	root, err := confine.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	x := &extractor{o: o, tmp: tmp, root: root, tr: tar.NewReader(zr), seen: map[string]bool{}}
+	if err := x.run(); err != nil {
+		return err
 	}
 	// Set mtimes last, children before parents, so writing never disturbs them.
-	for i := len(times) - 1; i >= 0; i-- {
-		ts := []unix.Timespec{unix.NsecToTimespec(mtimes[i].UnixNano()), unix.NsecToTimespec(mtimes[i].UnixNano())}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, times[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	for i := len(x.times) - 1; i >= 0; i-- {
+		ts := []unix.Timespec{unix.NsecToTimespec(x.mtimes[i].UnixNano()), unix.NsecToTimespec(x.mtimes[i].UnixNano())}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, x.times[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
 	}
@@ -196,6 +107,117 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// extractor is one Extract in progress.
+type extractor struct {
+	o      ExtractOptions
+	tmp    string
+	root   *confine.Dir // writes never go through a link an entry made
+	tr     *tar.Reader
+	total  int64
+	seen   map[string]bool
+	times  []string // entries whose mtimes are set at the end, in order
+	mtimes []time.Time
+}
+
+func (x *extractor) run() error {
+	for n := 0; ; n++ {
+		h, err := x.tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: reading tar: %v", ErrUnsafe, err)
+		}
+		if n >= x.o.MaxEntries {
+			return fmt.Errorf("%w: more than %d entries", ErrUnsafe, x.o.MaxEntries)
+		}
+		name, ok, err := clean(h.Name, x.o.StripComponents)
+		if err != nil {
+			return err
+		}
+		if !ok || (x.o.Skip != nil && x.o.Skip(name)) || h.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		// parents are made inside the tree, never through a symlink an
+		// earlier entry made (confine refuses it by name)
+		if err := x.root.MkdirAll(path.Dir(name)); err != nil {
+			return fmt.Errorf("%w: entry %s: %v", ErrUnsafe, name, err)
+		}
+		target := filepath.Join(x.tmp, filepath.FromSlash(name))
+		if err := x.entry(h, name, target); err != nil {
+			return err
+		}
+		mt := h.ModTime
+		if !x.o.Mtime.IsZero() {
+			mt = x.o.Mtime
+		}
+		x.seen[name] = true
+		x.times = append(x.times, target)
+		x.mtimes = append(x.mtimes, mt)
+	}
+}
+
+// entry writes one entry at target.
+func (x *extractor) entry(h *tar.Header, name, target string) error {
+	switch h.Typeflag {
+	case tar.TypeDir:
+		if err := x.root.MkdirAll(name); err != nil {
+			return fmt.Errorf("%w: entry %s: %v", ErrUnsafe, name, err)
+		}
+		mode := os.FileMode(0o755)
+		if x.o.RootFS {
+			mode = modeOf(h)
+		}
+		return os.Chmod(target, mode)
+	case tar.TypeReg:
+		return x.file(h, name, target)
+	case tar.TypeSymlink:
+		if escapes(name, h.Linkname) && !(x.o.RootFS && strings.HasPrefix(h.Linkname, "/")) {
+			return fmt.Errorf("%w: symlink %s -> %s points outside", ErrUnsafe, name, h.Linkname)
+		}
+		os.Remove(target)
+		return os.Symlink(h.Linkname, target)
+	case tar.TypeLink:
+		ln, ok, err := clean(h.Linkname, x.o.StripComponents)
+		if err != nil || !ok || !x.seen[ln] {
+			return fmt.Errorf("%w: hard link %s -> %s points outside or at nothing extracted before it", ErrUnsafe, name, h.Linkname)
+		}
+		os.Remove(target)
+		return os.Link(filepath.Join(x.tmp, filepath.FromSlash(ln)), target)
+	}
+	return fmt.Errorf("%w: %s is a %s, only files, directories and links are allowed", ErrUnsafe, name, typeName(h.Typeflag))
+}
+
+// file writes a regular file, counting its size against MaxBytes.
+func (x *extractor) file(h *tar.Header, name, target string) error {
+	if x.total += h.Size; x.total > x.o.MaxBytes {
+		return fmt.Errorf("%w: expands past %d bytes", ErrUnsafe, x.o.MaxBytes)
+	}
+	mode := os.FileMode(0o644)
+	if h.Mode&0o111 != 0 {
+		mode = 0o755
+	}
+	if x.o.RootFS {
+		mode = modeOf(h)
+	}
+	os.Remove(target) // a later entry of the same name replaces an earlier one
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyN(f, x.tr, h.Size)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
 }
 
 // modeOf is a header's permission, setuid, setgid and sticky bits.
@@ -255,21 +277,4 @@ func escapes(name, target string) bool {
 	}
 	p := path.Join(path.Dir(name), target)
 	return p == ".." || strings.HasPrefix(p, "../")
-}
-
-// noSymlinkParents refuses writing through a symlinked directory made by an
-// earlier entry.
-func noSymlinkParents(root, name string) error {
-	dir := path.Dir(name)
-	for dir != "." && dir != "/" {
-		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(dir)))
-		if err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("%w: entry %s is written through the symlink %s", ErrUnsafe, name, dir)
-		}
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		dir = path.Dir(dir)
-	}
-	return nil
 }

@@ -208,3 +208,19 @@ func FuzzExtract(f *testing.F) {
 		})
 	})
 }
+
+// TestExtractRootFSNeverWritesThroughALink: in a root file system an
+// absolute symlink is kept (/etc/mtab -> /proc/mounts), but an entry below
+// it must not create directories where it points, on the host.
+func TestExtractRootFSNeverWritesThroughALink(t *testing.T) {
+	host := t.TempDir()
+	arc := hostile(&tar.Header{Typeflag: tar.TypeSymlink, Name: "lib", Linkname: host},
+		&tar.Header{Typeflag: tar.TypeReg, Name: "lib/x/y", Mode: 0o644})
+	err := Extract(bytes.NewReader(arc), filepath.Join(t.TempDir(), "out"), ExtractOptions{RootFS: true})
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "lib is a symlink") {
+		t.Errorf("Extract = %v, want ErrUnsafe naming the link lib", err)
+	}
+	if ents, _ := os.ReadDir(host); len(ents) != 0 {
+		t.Errorf("extracting wrote %d entries into the link's target on the host", len(ents))
+	}
+}

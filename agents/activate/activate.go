@@ -164,6 +164,12 @@ func (m *Machine) Activate(ctx context.Context, o Options) (*State, error) {
 	if err := m.place(ctx, sel, dir, s, o.Cache); err != nil {
 		return fail(err)
 	}
+	// record what tools/dir holds before current can point at it: a kill
+	// after the switch must not leave a current version the state does
+	// not know (the next activation would refuse to touch it)
+	if err := m.save(s); err != nil {
+		return fail(err)
+	}
 	if err := m.check(ctx, o, dir); err != nil {
 		return fail(err)
 	}
