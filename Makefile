@@ -30,7 +30,8 @@ test: test-tools
 	$(GO) vet $(PKGS)
 	IMAGEBAKE_PACKER=$(PACKER) $(GO) test -count=1 $(PKGS)
 
-demo: build
+demo:
+	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake
 	@./scripts/demo $(BIN)
 
 # Bake the example twice with another directory, umask, TZ, GOMAXPROCS and

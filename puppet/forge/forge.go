@@ -62,9 +62,6 @@ func New(base string, opts ...Option) *Client {
 	return c
 }
 
-// URL is the API base URL.
-func (c *Client) URL() string { return c.base }
-
 type apiRelease struct {
 	Version    string `json:"version"`
 	FileURI    string `json:"file_uri"`
