@@ -164,23 +164,14 @@ func (l *lexer) token() (token, error) {
 		return token{kind: tString, val: s, pos: p}, nil
 	case c == ':' && isIdentStart(l.peekByte(1)):
 		l.advance()
-		start := l.off
-		for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
-			l.advance()
-			if l.off-start > maxWord {
-				return token{}, l.errorf(p, "a symbol longer than %d characters: not a Puppetfile name", maxWord)
-			}
-		}
-		return token{kind: tSymbol, val: l.src[start:l.off], pos: p}, nil
+		w, err := l.word(p, "symbol")
+		return token{kind: tSymbol, val: w, pos: p}, err
 	case isIdentStart(c):
 		start := l.off
-		for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
-			l.advance()
-			if l.off-start > maxWord {
-				return token{}, l.errorf(p, "a word longer than %d characters: not a Puppetfile name", maxWord)
-			}
+		name, err := l.word(p, "word")
+		if err != nil {
+			return token{}, err
 		}
-		name := l.src[start:l.off]
 		// Ruby's method names may end in ? or !; they are never part of the subset.
 		if l.off < len(l.src) && (l.src[l.off] == '?' || l.src[l.off] == '!') {
 			l.advance()
@@ -195,6 +186,18 @@ func (l *lexer) token() (token, error) {
 		r := l.advance()
 		return token{kind: tOther, val: string(r), pos: p}, nil
 	}
+}
+
+// word reads identifier characters, at most maxWord of them.
+func (l *lexer) word(p Pos, what string) (string, error) {
+	start := l.off
+	for l.off < len(l.src) && isIdentChar(l.src[l.off]) {
+		l.advance()
+		if l.off-start > maxWord {
+			return "", l.errorf(p, "a %s longer than %d characters: not a Puppetfile name", what, maxWord)
+		}
+	}
+	return l.src[start:l.off], nil
 }
 
 // str reads a Ruby string literal. Interpolation is refused: its value
