@@ -42,6 +42,12 @@ var ctx = context.Background()
 func example(t *testing.T, published map[string][]string) (root, repo string) {
 	t.Helper()
 	root = t.TempDir()
+	return root, exampleAt(t, root, published)
+}
+
+// exampleAt generates the example in root and returns the control repo.
+func exampleAt(t *testing.T, root string, published map[string][]string) (repo string) {
+	t.Helper()
 	out, err := exec.Command("../testdata/example/gen.sh", root).CombinedOutput()
 	if err != nil {
 		t.Fatalf("gen.sh: %v\n%s", err, out)
@@ -58,7 +64,7 @@ func example(t *testing.T, published map[string][]string) (root, repo string) {
 			}
 		}
 	}
-	return root, repo
+	return repo
 }
 
 func opts(root, repo, out string) Options {
@@ -527,20 +533,7 @@ func TestGoldenDigests(t *testing.T) {
 	defer lf.Close()
 	os.RemoveAll(root)
 	defer os.RemoveAll(root)
-	out, err := exec.Command("../testdata/example/gen.sh", root).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gen.sh: %v\n%s", err, out)
-	}
-	repo := strings.TrimSpace(string(out))
-	store, _ := agents.NewDirStore(filepath.Join(root, "store"))
-	for _, arch := range []string{"amd64", "arm64"} {
-		src := t.TempDir()
-		os.MkdirAll(filepath.Join(src, "bin"), 0o755)
-		os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte("#!/bin/sh\necho 2.4.1\n"), 0o755)
-		if _, _, err := agents.Publish(ctx, store, src, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: arch}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	repo := exampleAt(t, root, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	var got strings.Builder
 	for _, builder := range []string{"oci", "rootfs"} {
 		o := Options{Repo: repo, Release: "1.0.0", Out: filepath.Join(root, "dist-"+builder), Cache: t.TempDir(), Context: root, Version: "golden", Builder: builder}
