@@ -82,7 +82,7 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	}
 	defer lf.Close()
 	removeLeftovers(o.Out, o.logf)
-	in, err := Resolve(ctx, o)
+	in, err := resolve(ctx, o, nil) // o is normalised above
 	if err != nil {
 		return nil, err
 	}

@@ -358,14 +358,7 @@ func rewriteTar(t *testing.T, p, name, content string) {
 
 func TestBakeCommittedLockIsLaw(t *testing.T) {
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
-	git := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	git := func(args ...string) { t.Helper(); gitIn(t, repo, args...) }
 	pfPath := filepath.Join(repo, "Puppetfile")
 	pf, err := puppetfile.ReadFile(pfPath)
 	if err != nil {

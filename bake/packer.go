@@ -37,7 +37,7 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 	if err := o.normalise(); err != nil {
 		return nil, err
 	}
-	in, err := Resolve(ctx, o)
+	in, err := resolve(ctx, o, nil) // o is normalised above
 	if err != nil {
 		return nil, err
 	}

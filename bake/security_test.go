@@ -2,6 +2,7 @@ package bake
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/signing"
+	"github.com/klauspost/compress/zstd"
 )
 
 // gitIn runs git in dir with a fixed identity.
@@ -473,5 +475,57 @@ func TestReleaseFilesReadable(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestBakeOnZstdRootfs: a zstd-compressed rootfs base is read like a gzip
+// one: oci keeps it as a zstd layer, rootfs merges it.
+func TestBakeOnZstdRootfs(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "etc/os-release", Typeflag: tar.TypeReg, Mode: 0o644, Size: 9})
+	tw.Write([]byte("ID=zstd\n\n"))
+	tw.Close()
+	f := filepath.Join(root, "base", "rootfs.tar.zst")
+	out, _ := os.Create(f)
+	zw, _ := zstd.NewWriter(out)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	out.Close()
+	setConfig(t, repo, "1.1.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", "base/rootfs.tar.zst", sha256File(t, f)), "oci")
+	for _, builder := range []string{"oci", "rootfs"} {
+		o := opts(root, repo, filepath.Join(root, "dist-"+builder))
+		o.Release, o.Builder = "1.1.0", builder
+		m, err := Bake(ctx, o)
+		if err != nil {
+			t.Fatalf("%s on a zstd base: %v", builder, err)
+		}
+		if builder == "oci" && m.Images[0].Layers[0].MediaType != "application/vnd.oci.image.layer.v1.tar+zstd" {
+			t.Errorf("oci base layer media type = %s, want tar+zstd", m.Images[0].Layers[0].MediaType)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(root, "dist-rootfs", "example-1.1.0", "example-1.1.0-amd64.rootfs.tar.gz"))
+	if err != nil || !strings.Contains(string(untarGz(t, b)["etc/os-release"]), "ID=zstd") {
+		t.Errorf("the rootfs image does not hold the zstd base's etc/os-release (%v)", err)
+	}
+}
+
+func untarGz(t *testing.T, b []byte) map[string][]byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return out
+		}
+		c, _ := io.ReadAll(tr)
+		out[h.Name] = c
 	}
 }

@@ -327,6 +327,41 @@ type Request struct {
 	Epoch    time.Time
 	Images   []Image
 	Log      io.Writer // notes about the bases (devices, setuid files); nil for none
+
+	bases map[baseKey]loadedBase // bases loaded for earlier arches of this request
+}
+
+// baseKey identifies a loaded base: a rootfs or scratch base is the same
+// for every arch, a layout base picks a platform per arch.
+type baseKey struct {
+	Base
+	arch string
+}
+
+type loadedBase struct {
+	img    v1.Image
+	digest string
+}
+
+// base loads (hashes, scans, copies) each base once per request, however
+// many arches share it.
+func (req *Request) base(ctx context.Context, b Base, arch string) (v1.Image, string, error) {
+	k := baseKey{Base: b}
+	if b.Layout != "" {
+		k.arch = arch
+	}
+	if l, ok := req.bases[k]; ok {
+		return l.img, l.digest, nil
+	}
+	img, digest, err := LoadBase(ctx, b, arch, req.BlobDir, req.Epoch, req.Log)
+	if err != nil {
+		return nil, "", err
+	}
+	if req.bases == nil {
+		req.bases = map[baseKey]loadedBase{}
+	}
+	req.bases[k] = loadedBase{img, digest}
+	return img, digest, nil
 }
 
 // Image is one arch's inputs.
@@ -364,7 +399,7 @@ func (req *Request) Annotations(ref string) map[string]string {
 // for linux/arch created at the epoch, OCI media types and annotations.
 // It returns the image and the number of base layers.
 func Assemble(ctx context.Context, req *Request, im Image) (v1.Image, int, string, error) {
-	base, baseDigest, err := LoadBase(ctx, im.Base, im.Arch, req.BlobDir, req.Epoch, req.Log)
+	base, baseDigest, err := req.base(ctx, im.Base, im.Arch)
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("image %s: %w", im.Name, err)
 	}
