@@ -320,79 +320,93 @@ func (p *parser) call() (*call, error) {
 	if err := p.advance(); err != nil {
 		return nil, err
 	}
-	paren := false
-	if p.tok.kind == tLParen {
-		paren = true
+	paren := p.tok.kind == tLParen
+	if paren {
 		if err := p.advance(); err != nil {
 			return nil, err
 		}
 	}
 	needArg := false // after a comma, an argument must follow
 	for {
-		if paren {
-			for p.tok.kind == tNewline {
-				if err := p.advance(); err != nil {
-					return nil, err
-				}
-			}
-			if p.tok.kind == tRParen {
-				if err := p.advance(); err != nil {
-					return nil, err
-				}
-				break // a trailing comma before ')' is fine
-			}
-			if p.tok.kind == tEOF {
-				return nil, p.errorf(c.pos, "%s( is never closed by ')'", c.name)
-			}
-		} else if !needArg && (p.tok.kind == tNewline || p.tok.kind == tEOF) {
+		done, err := p.beforeArgument(c, paren, needArg)
+		if err != nil {
+			return nil, err
+		}
+		if done {
 			break
 		}
 		if err := p.argument(c); err != nil {
 			return nil, err
 		}
-		// after an argument: ',' or the end
-		switch p.tok.kind {
-		case tComma:
-			if err := p.advance(); err != nil {
-				return nil, err
-			}
-			// newlines after a comma continue the statement
-			for p.tok.kind == tNewline {
-				if err := p.advance(); err != nil {
-					return nil, err
-				}
-			}
-			if !paren && p.tok.kind == tIdent && (p.tok.val == "mod" || p.tok.val == "forge" || p.tok.val == "moduledir") {
-				return nil, p.errorf(p.tok.pos, "trailing comma: Ruby would pass this %s call as an argument of the %s on line %d; remove the comma", p.tok.val, c.name, c.pos.Line)
-			}
-			if !paren && p.tok.kind == tEOF {
-				return nil, p.errorf(p.tok.pos, "trailing comma at end of file: the %s call on line %d is incomplete", c.name, c.pos.Line)
-			}
-			needArg = true
-		case tRParen:
-			if !paren {
-				return nil, p.errorf(p.tok.pos, "unexpected ')' with no matching '('")
-			}
-			needArg = false
-		case tNewline, tEOF:
-			if paren {
-				if p.tok.kind == tEOF {
-					return nil, p.errorf(c.pos, "%s( is never closed by ')'", c.name)
-				}
-				continue
-			}
-			needArg = false
-		default:
-			return nil, p.errorf(p.tok.pos, "unexpected %s after an argument of %s: expected ',' or the end of the line", describeTok(p.tok), c.name)
+		if needArg, err = p.afterArgument(c, paren); err != nil {
+			return nil, err
 		}
 	}
-	if !paren {
-		return c, nil
-	}
-	if p.tok.kind != tNewline && p.tok.kind != tEOF {
+	if paren && p.tok.kind != tNewline && p.tok.kind != tEOF {
 		return nil, p.errorf(p.tok.pos, "unexpected %s after %s(...): expected the end of the line", describeTok(p.tok), c.name)
 	}
 	return c, nil
+}
+
+// skipNewlines steps over line ends inside a statement.
+func (p *parser) skipNewlines() error {
+	for p.tok.kind == tNewline {
+		if err := p.advance(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// beforeArgument says whether the call's arguments have ended, consuming a
+// closing parenthesis.
+func (p *parser) beforeArgument(c *call, paren, needArg bool) (bool, error) {
+	if !paren {
+		return !needArg && (p.tok.kind == tNewline || p.tok.kind == tEOF), nil
+	}
+	if err := p.skipNewlines(); err != nil {
+		return false, err
+	}
+	switch p.tok.kind {
+	case tRParen: // a trailing comma before ')' is fine
+		return true, p.advance()
+	case tEOF:
+		return false, p.errorf(c.pos, "%s( is never closed by ')'", c.name)
+	}
+	return false, nil
+}
+
+// afterArgument reads what follows an argument: a comma or the end. It
+// says whether another argument must follow.
+func (p *parser) afterArgument(c *call, paren bool) (bool, error) {
+	switch p.tok.kind {
+	case tComma:
+		if err := p.advance(); err != nil {
+			return false, err
+		}
+		// newlines after a comma continue the statement
+		if err := p.skipNewlines(); err != nil {
+			return false, err
+		}
+		if !paren && p.tok.kind == tIdent && (p.tok.val == "mod" || p.tok.val == "forge" || p.tok.val == "moduledir") {
+			return false, p.errorf(p.tok.pos, "trailing comma: Ruby would pass this %s call as an argument of the %s on line %d; remove the comma", p.tok.val, c.name, c.pos.Line)
+		}
+		if !paren && p.tok.kind == tEOF {
+			return false, p.errorf(p.tok.pos, "trailing comma at end of file: the %s call on line %d is incomplete", c.name, c.pos.Line)
+		}
+		return true, nil
+	case tRParen:
+		if !paren {
+			return false, p.errorf(p.tok.pos, "unexpected ')' with no matching '('")
+		}
+		return false, nil
+	case tNewline, tEOF:
+		if paren && p.tok.kind == tEOF {
+			return false, p.errorf(c.pos, "%s( is never closed by ')'", c.name)
+		}
+		return false, nil
+	}
+	return false, p.errorf(p.tok.pos, "unexpected %s after an argument of %s: expected ',' or the end of the line", describeTok(p.tok), c.name)
 }
 
 func describeTok(t token) string {
@@ -523,186 +537,233 @@ var knownKeys = map[string]bool{
 	"local": true, "type": true, "source": true, "version": true,
 }
 
+// modOpts holds the options of one mod call while they are checked.
+type modOpts struct {
+	name string
+	opts map[string]option
+}
+
+func (o *modOpts) bad(pos Pos, format string, args ...any) error {
+	return &Error{Pos: pos, Module: o.name, Msg: fmt.Sprintf(format, args...)}
+}
+
+// str returns a string option; ok says whether it was given.
+func (o *modOpts) str(key string) (string, bool, error) {
+	op, ok := o.opts[key]
+	if !ok {
+		return "", false, nil
+	}
+	if op.val.kind != tString {
+		return "", true, o.bad(op.val.pos, "option %q wants a string, got %s", key, op.val.describe())
+	}
+	if op.val.text == "" {
+		return "", true, o.bad(op.val.pos, "option %q is empty", key)
+	}
+	return op.val.text, true, nil
+}
+
+func (o *modOpts) boolean(key string) (bool, error) {
+	op, ok := o.opts[key]
+	if !ok {
+		return false, nil
+	}
+	if op.val.kind != tIdent || op.val.text == "nil" {
+		return false, o.bad(op.val.pos, "option %q wants true or false, got %s", key, op.val.describe())
+	}
+	return op.val.text == "true", nil
+}
+
+// refuse reports the first of keys that is given, with the message made by msg.
+func (o *modOpts) refuse(keys []string, msg func(key string) string) error {
+	for _, k := range keys {
+		if op, ok := o.opts[k]; ok {
+			return o.bad(op.keyPos, "%s", msg(k))
+		}
+	}
+	return nil
+}
+
+var gitKeys = []string{"git", "tag", "commit", "branch", "ref", "default_branch"}
+
 // module turns a mod call into a Module, checking every rule.
 func module(c *call) (Module, error) {
 	if len(c.args) == 0 || c.args[0].kind != tString {
 		return Module{}, &Error{Pos: c.pos, Msg: "mod needs a module name string first"}
 	}
 	m := Module{Name: c.args[0].text, Pos: c.args[0].pos}
-	bad := func(pos Pos, format string, args ...any) error {
-		return &Error{Pos: pos, Module: m.Name, Msg: fmt.Sprintf(format, args...)}
-	}
+	o := &modOpts{name: m.Name, opts: map[string]option{}}
 	sub := nameRE.FindStringSubmatch(m.Name)
 	if sub == nil {
-		return m, bad(m.Pos, "not a module name: want author/name, author-name or name, lower-case name of letters, digits and _")
+		return m, o.bad(m.Pos, "not a module name: want author/name, author-name or name, lower-case name of letters, digits and _")
 	}
 	m.Author, m.Short = sub[1], sub[2]
-
-	opts := map[string]option{}
-	for _, o := range c.opts {
-		if !knownKeys[o.key] {
-			return m, bad(o.keyPos, "unknown option %s (known: default_branch, branch, commit, exclude_spec, git, install_path, local, ref, source, tag, type, version)", clip(o.key))
-		}
-		if prev, ok := opts[o.key]; ok {
-			return m, bad(o.keyPos, "option %s given twice (first at %d:%d)", clip(o.key), prev.keyPos.Line, prev.keyPos.Col)
-		}
-		opts[o.key] = o
-	}
-	str := func(key string) (string, bool, error) {
-		o, ok := opts[key]
-		if !ok {
-			return "", false, nil
-		}
-		if o.val.kind != tString {
-			return "", true, bad(o.val.pos, "option %q wants a string, got %s", key, o.val.describe())
-		}
-		if o.val.text == "" {
-			return "", true, bad(o.val.pos, "option %q is empty", key)
-		}
-		return o.val.text, true, nil
-	}
-	boolean := func(key string) (bool, error) {
-		o, ok := opts[key]
-		if !ok {
-			return false, nil
-		}
-		if o.val.kind != tIdent || o.val.text == "nil" {
-			return false, bad(o.val.pos, "option %q wants true or false, got %s", key, o.val.describe())
-		}
-		return o.val.text == "true", nil
-	}
-
-	var err error
-	if m.ExcludeSpec, err = boolean("exclude_spec"); err != nil {
+	if err := o.collect(c.opts); err != nil {
 		return m, err
 	}
-	if ip, ok, err := str("install_path"); err != nil {
-		return m, err
-	} else if ok {
-		if err := checkLocalPath(ip); err != nil {
-			return m, bad(opts["install_path"].val.pos, "install_path %s %v", clip(ip), err)
-		}
-		m.InstallPath = path.Clean(ip)
-	}
-
-	// The r10k "type:/source:/version:" form is rewritten to the classic one.
-	typ, hasType, err := str("type")
-	if err != nil {
+	if err := o.common(&m); err != nil {
 		return m, err
 	}
-	if hasType {
-		switch typ {
-		case "git":
-			if _, ok := opts["git"]; ok {
-				return m, bad(opts["git"].keyPos, "both type: 'git' with source: and :git given; use one form")
-			}
-			src, ok, err := str("source")
-			if err != nil {
-				return m, err
-			}
-			if !ok {
-				return m, bad(opts["type"].keyPos, "type: 'git' needs source: with the repository URL")
-			}
-			opts["git"] = option{key: "git", keyPos: opts["source"].keyPos, val: value{kind: tString, text: src, pos: opts["source"].val.pos}}
-			if v, ok := opts["version"]; ok {
-				for _, k := range []string{"tag", "commit", "branch", "ref"} {
-					if o, dup := opts[k]; dup {
-						return m, bad(o.keyPos, "conflicting refs: version: (%d:%d) and %s: both name what to check out; keep one", v.keyPos.Line, v.keyPos.Col, k)
-					}
-				}
-				opts["ref"] = v
-				delete(opts, "version")
-			}
-			delete(opts, "source")
-		case "forge":
-			for _, k := range []string{"git", "tag", "commit", "branch", "ref", "default_branch"} {
-				if o, ok := opts[k]; ok {
-					return m, bad(o.keyPos, "option %q is for git modules, but type: is 'forge'", k)
-				}
-			}
-			if o, ok := opts["source"]; ok {
-				return m, bad(o.keyPos, "source: is not an option of a Forge module; set the Forge URL with the forge line")
-			}
-		default:
-			return m, bad(opts["type"].val.pos, "unknown module type %s (known: git, forge)", clip(typ))
-		}
-		delete(opts, "type")
-	} else if o, ok := opts["source"]; ok {
-		return m, bad(o.keyPos, "source: needs type: 'git'")
+	if err := o.untype(); err != nil {
+		return m, err
 	}
-
-	if local, err := boolean("local"); err != nil {
+	if local, err := o.boolean("local"); err != nil {
 		return m, err
 	} else if local {
-		m.Kind = Local
-		for _, k := range []string{"git", "tag", "commit", "branch", "ref", "version", "default_branch"} {
-			if o, ok := opts[k]; ok {
-				return m, bad(o.keyPos, "option %q makes no sense with :local => true", k)
-			}
-		}
-		if len(c.args) > 1 {
-			return m, bad(c.args[1].pos, "a version makes no sense with :local => true")
-		}
-		return m, nil
+		return localModule(m, c, o)
 	}
-
 	refKeys := []string{}
 	for _, k := range []string{"tag", "commit", "branch", "ref"} {
-		if _, ok := opts[k]; ok {
+		if _, ok := o.opts[k]; ok {
 			refKeys = append(refKeys, k)
 		}
 	}
-	if _, isGit := opts["git"]; isGit || len(refKeys) > 0 {
-		return gitModule(m, c, opts, refKeys, str, bad)
+	if _, isGit := o.opts["git"]; isGit || len(refKeys) > 0 {
+		return gitModule(m, c, o, refKeys)
 	}
-	if o, ok := opts["default_branch"]; ok {
-		return m, bad(o.keyPos, ":default_branch is an option of git modules, and :git is missing")
+	if op, ok := o.opts["default_branch"]; ok {
+		return m, o.bad(op.keyPos, ":default_branch is an option of git modules, and :git is missing")
 	}
-	return forgeModule(m, c, opts, bad)
+	return forgeModule(m, c, o)
 }
 
-type strFn func(string) (string, bool, error)
-type badFn func(Pos, string, ...any) error
+// collect checks that every option is known and given once.
+func (o *modOpts) collect(opts []option) error {
+	for _, op := range opts {
+		if !knownKeys[op.key] {
+			return o.bad(op.keyPos, "unknown option %s (known: default_branch, branch, commit, exclude_spec, git, install_path, local, ref, source, tag, type, version)", clip(op.key))
+		}
+		if prev, ok := o.opts[op.key]; ok {
+			return o.bad(op.keyPos, "option %s given twice (first at %d:%d)", clip(op.key), prev.keyPos.Line, prev.keyPos.Col)
+		}
+		o.opts[op.key] = op
+	}
+	return nil
+}
 
-func gitModule(m Module, c *call, opts map[string]option, refKeys []string, str strFn, bad badFn) (Module, error) {
+// common reads the options every kind of module takes.
+func (o *modOpts) common(m *Module) error {
+	var err error
+	if m.ExcludeSpec, err = o.boolean("exclude_spec"); err != nil {
+		return err
+	}
+	ip, ok, err := o.str("install_path")
+	if err != nil || !ok {
+		return err
+	}
+	if err := checkLocalPath(ip); err != nil {
+		return o.bad(o.opts["install_path"].val.pos, "install_path %s %v", clip(ip), err)
+	}
+	m.InstallPath = path.Clean(ip)
+	return nil
+}
+
+// untype rewrites r10k's "type:/source:/version:" form to the classic one.
+func (o *modOpts) untype() error {
+	typ, hasType, err := o.str("type")
+	if err != nil {
+		return err
+	}
+	if !hasType {
+		if op, ok := o.opts["source"]; ok {
+			return o.bad(op.keyPos, "source: needs type: 'git'")
+		}
+		return nil
+	}
+	switch typ {
+	case "git":
+		err = o.untypeGit()
+	case "forge":
+		if err = o.refuse(gitKeys, func(k string) string { return fmt.Sprintf("option %q is for git modules, but type: is 'forge'", k) }); err == nil {
+			err = o.refuse([]string{"source"}, func(string) string {
+				return "source: is not an option of a Forge module; set the Forge URL with the forge line"
+			})
+		}
+	default:
+		err = o.bad(o.opts["type"].val.pos, "unknown module type %s (known: git, forge)", clip(typ))
+	}
+	delete(o.opts, "type")
+	return err
+}
+
+func (o *modOpts) untypeGit() error {
+	if op, ok := o.opts["git"]; ok {
+		return o.bad(op.keyPos, "both type: 'git' with source: and :git given; use one form")
+	}
+	src, ok, err := o.str("source")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return o.bad(o.opts["type"].keyPos, "type: 'git' needs source: with the repository URL")
+	}
+	o.opts["git"] = option{key: "git", keyPos: o.opts["source"].keyPos, val: value{kind: tString, text: src, pos: o.opts["source"].val.pos}}
+	delete(o.opts, "source")
+	v, ok := o.opts["version"]
+	if !ok {
+		return nil
+	}
+	if err := o.refuse([]string{"tag", "commit", "branch", "ref"}, func(k string) string {
+		return fmt.Sprintf("conflicting refs: version: (%d:%d) and %s: both name what to check out; keep one", v.keyPos.Line, v.keyPos.Col, k)
+	}); err != nil {
+		return err
+	}
+	o.opts["ref"] = v
+	delete(o.opts, "version")
+	return nil
+}
+
+func localModule(m Module, c *call, o *modOpts) (Module, error) {
+	m.Kind = Local
+	if err := o.refuse([]string{"git", "tag", "commit", "branch", "ref", "version", "default_branch"}, func(k string) string {
+		return fmt.Sprintf("option %q makes no sense with :local => true", k)
+	}); err != nil {
+		return m, err
+	}
+	if len(c.args) > 1 {
+		return m, o.bad(c.args[1].pos, "a version makes no sense with :local => true")
+	}
+	return m, nil
+}
+
+func gitModule(m Module, c *call, o *modOpts, refKeys []string) (Module, error) {
 	m.Kind = Git
-	src, ok, err := str("git")
+	src, ok, err := o.str("git")
 	if err != nil {
 		return m, err
 	}
 	if !ok {
-		return m, bad(opts[refKeys[0]].keyPos, ":%s given but :git is missing: name the repository URL with :git", refKeys[0])
+		return m, o.bad(o.opts[refKeys[0]].keyPos, ":%s given but :git is missing: name the repository URL with :git", refKeys[0])
 	}
 	m.Source = src
 	if len(c.args) > 1 {
-		return m, bad(c.args[1].pos, "a git module takes its version from :tag, :commit, :branch or :ref, not a second argument")
+		return m, o.bad(c.args[1].pos, "a git module takes its version from :tag, :commit, :branch or :ref, not a second argument")
 	}
-	if o, ok := opts["version"]; ok {
-		return m, bad(o.keyPos, "version: belongs to type: 'git' with source: or to Forge modules; use :tag, :commit, :branch or :ref with :git")
+	if op, ok := o.opts["version"]; ok {
+		return m, o.bad(op.keyPos, "version: belongs to type: 'git' with source: or to Forge modules; use :tag, :commit, :branch or :ref with :git")
 	}
 	switch len(refKeys) {
 	case 0:
-		return m, bad(opts["git"].keyPos, "no ref: add exactly one of :tag, :commit, :branch or :ref (a golden image cannot take whatever the default branch holds)")
+		return m, o.bad(o.opts["git"].keyPos, "no ref: add exactly one of :tag, :commit, :branch or :ref (a golden image cannot take whatever the default branch holds)")
 	case 1:
 	default:
-		a, b := opts[refKeys[0]], opts[refKeys[1]]
-		return m, bad(b.keyPos, "conflicting refs: :%s (%d:%d) and :%s (%d:%d); keep exactly one", refKeys[0], a.keyPos.Line, a.keyPos.Col, refKeys[1], b.keyPos.Line, b.keyPos.Col)
+		a, b := o.opts[refKeys[0]], o.opts[refKeys[1]]
+		return m, o.bad(b.keyPos, "conflicting refs: :%s (%d:%d) and :%s (%d:%d); keep exactly one", refKeys[0], a.keyPos.Line, a.keyPos.Col, refKeys[1], b.keyPos.Line, b.keyPos.Col)
 	}
 	k := refKeys[0]
-	o := opts[k]
+	op := o.opts[k]
 	m.RefType = RefType(k)
 	switch {
-	case o.val.kind == tString && o.val.text != "":
-		m.Ref = o.val.text
-	case k == "branch" && o.val.kind == tSymbol && o.val.text == "control_branch":
+	case op.val.kind == tString && op.val.text != "":
+		m.Ref = op.val.text
+	case k == "branch" && op.val.kind == tSymbol && op.val.text == "control_branch":
 		m.Ref = ControlBranch
 	default:
-		return m, bad(o.val.pos, "option %q wants a string, got %s", k, o.val.describe())
+		return m, o.bad(op.val.pos, "option %q wants a string, got %s", k, op.val.describe())
 	}
 	if m.RefType == Commit && !commitRE.MatchString(m.Ref) {
-		return m, bad(o.val.pos, ":commit %s is not a commit SHA (7 to 40 lower-case hex digits); use :tag or :branch for names", clip(m.Ref))
+		return m, o.bad(op.val.pos, ":commit %s is not a commit SHA (7 to 40 lower-case hex digits); use :tag or :branch for names", clip(m.Ref))
 	}
-	if db, ok, err := str("default_branch"); err != nil {
+	if db, ok, err := o.str("default_branch"); err != nil {
 		return m, err
 	} else if ok {
 		m.DefaultBranch = db
@@ -710,10 +771,10 @@ func gitModule(m Module, c *call, opts map[string]option, refKeys []string, str 
 	return m, nil
 }
 
-func forgeModule(m Module, c *call, opts map[string]option, bad badFn) (Module, error) {
+func forgeModule(m Module, c *call, o *modOpts) (Module, error) {
 	m.Kind = Forge
 	if m.Author == "" {
-		return m, bad(m.Pos, "a Forge module needs its author: write author/%s or author-%s (or give :git for a git module)", m.Short, m.Short)
+		return m, o.bad(m.Pos, "a Forge module needs its author: write author/%s or author-%s (or give :git for a git module)", m.Short, m.Short)
 	}
 	var ver value
 	switch len(c.args) {
@@ -721,24 +782,24 @@ func forgeModule(m Module, c *call, opts map[string]option, bad badFn) (Module, 
 	case 2:
 		ver = c.args[1]
 	default:
-		return m, bad(c.args[2].pos, "too many arguments: a Forge module takes a name and a version")
+		return m, o.bad(c.args[2].pos, "too many arguments: a Forge module takes a name and a version")
 	}
-	if o, ok := opts["version"]; ok {
+	if op, ok := o.opts["version"]; ok {
 		if ver.kind != tEOF {
-			return m, bad(o.keyPos, "version given twice: as the second argument and as version:")
+			return m, o.bad(op.keyPos, "version given twice: as the second argument and as version:")
 		}
-		ver = o.val
+		ver = op.val
 	}
 	switch {
 	case ver.kind == tEOF: // none: newest at lock time
 	case ver.kind == tSymbol && ver.text == "latest":
 	case ver.kind == tString:
 		if !exactVersion(ver.text) {
-			return m, bad(ver.pos, "Forge version %s is not an exact version X.Y.Z; ranges are not pinned, use :latest to take the newest at lock time", clip(ver.text))
+			return m, o.bad(ver.pos, "Forge version %s is not an exact version X.Y.Z; ranges are not pinned, use :latest to take the newest at lock time", clip(ver.text))
 		}
 		m.Version = ver.text
 	default:
-		return m, bad(ver.pos, "Forge version wants a string like '9.6.0' or :latest, got %s", ver.describe())
+		return m, o.bad(ver.pos, "Forge version wants a string like '9.6.0' or :latest, got %s", ver.describe())
 	}
 	return m, nil
 }
