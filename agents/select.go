@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/Masterminds/semver/v3"
-
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/versionq"
 )
 
 // ErrNoMatch marks a selection that nothing in the chain satisfies.
@@ -33,51 +30,12 @@ type Query struct {
 	SHA256     string // with an exact version: the content a lock or manifest pinned
 }
 
-// matcher is a parsed Want.
-type matcher struct {
-	desc  string // for messages: "2.x", "2.4.x", "2.4.1", "~2.4"
-	major int64  // -1 when the constraint does not fix one
-	exact *semver.Version
-	c     *semver.Constraints
-}
-
-var (
-	majorRE = regexp.MustCompile(`^(\d+)(?:\.x)?$`)
-	minorRE = regexp.MustCompile(`^(\d+)\.(\d+)(?:\.x)?$`)
-)
-
-func parseWant(w string) (*matcher, error) {
-	w = strings.TrimSpace(w)
-	if m := majorRE.FindStringSubmatch(w); m != nil {
-		maj, _ := strconv.ParseInt(m[1], 10, 64)
-		c, _ := semver.NewConstraint(fmt.Sprintf(">=%d.0.0-0, <%d.0.0-0", maj, maj+1))
-		return &matcher{desc: m[1] + ".x", major: maj, c: c}, nil
-	}
-	if m := minorRE.FindStringSubmatch(w); m != nil {
-		maj, _ := strconv.ParseInt(m[1], 10, 64)
-		c, _ := semver.NewConstraint(fmt.Sprintf(">=%s.%s.0-0, <%s.%d.0-0", m[1], m[2], m[1], atoi(m[2])+1))
-		return &matcher{desc: m[1] + "." + m[2] + ".x", major: maj, c: c}, nil
-	}
-	if v, err := semver.StrictNewVersion(w); err == nil {
-		return &matcher{desc: w, major: int64(v.Major()), exact: v}, nil
-	}
-	c, err := semver.NewConstraint(w)
+func parseWant(w string) (*versionq.Query, error) {
+	q, err := versionq.Parse(w, false)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q is not a major, major.minor, exact version or semver constraint: %v", failure.ErrUsage, w, err)
+		return nil, fmt.Errorf("%w: %v", failure.ErrUsage, err)
 	}
-	return &matcher{desc: w, major: -1, c: c}, nil
-}
-
-func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
-
-func (m *matcher) ok(v *semver.Version, pre bool) bool {
-	if m.exact != nil {
-		return v.Equal(m.exact) && v.Prerelease() == m.exact.Prerelease()
-	}
-	if v.Prerelease() != "" && !pre {
-		return false
-	}
-	return m.c.Check(v)
+	return q, nil
 }
 
 // Chain is an ordered list of stores whose indexes are read once.
@@ -134,7 +92,7 @@ func (c *Chain) Select(ctx context.Context, q Query) (Selection, error) {
 	c.load(ctx)
 	for i, e := range c.errs {
 		if e != nil && !errors.Is(e, ErrNoIndex) {
-			return Selection{}, fmt.Errorf("agent binaries %s %s for %s/%s: reading %s: %w", q.Name, m.desc, q.OS, q.Arch, c.Stores[i].Location(), e)
+			return Selection{}, fmt.Errorf("agent binaries %s %s for %s/%s: reading %s: %w", q.Name, m.String(), q.OS, q.Arch, c.Stores[i].Location(), e)
 		}
 	}
 	var best *Selection
@@ -143,7 +101,7 @@ func (c *Chain) Select(ctx context.Context, q Query) (Selection, error) {
 			continue
 		}
 		for _, e := range ix.Agents {
-			if e.Name != q.Name || e.OS != q.OS || e.Arch != q.Arch || !m.ok(e.v, q.Prerelease) {
+			if e.Name != q.Name || e.OS != q.OS || e.Arch != q.Arch || !m.Match(e.v, q.Prerelease) {
 				continue
 			}
 			if best == nil || e.v.GreaterThan(best.v) {
@@ -187,9 +145,9 @@ func (c *Chain) SelectArches(ctx context.Context, q Query, arches []string) ([]S
 
 // miss builds the error for a selection that found nothing: every store
 // searched, what it holds, and the nearest candidates.
-func (c *Chain) miss(q Query, m *matcher) error {
+func (c *Chain) miss(q Query, m *versionq.Query) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "no agent binaries for %s %s on %s/%s", q.Name, m.desc, q.OS, q.Arch)
+	fmt.Fprintf(&b, "no agent binaries for %s %s on %s/%s", q.Name, m.String(), q.OS, q.Arch)
 	if len(c.Stores) == 0 {
 		b.WriteString("\n  searched: no stores configured (use --store)")
 		return &MissError{Msg: b.String()}
@@ -223,12 +181,12 @@ func (c *Chain) miss(q Query, m *matcher) error {
 				cands = append(cands, cand{e, "other OS", 3})
 			case e.Arch != q.Arch:
 				cands = append(cands, cand{e, "other arch", 1})
-			case m.major >= 0 && int64(e.v.Major()) != m.major:
+			case m.Major >= 0 && int64(e.v.Major()) != m.Major:
 				cands = append(cands, cand{e, "other major", 2})
 			case e.v.Prerelease() != "" && !q.Prerelease:
 				cands = append(cands, cand{e, "pre-release; use --prerelease", 0})
 			default:
-				cands = append(cands, cand{e, "outside " + m.desc, 2})
+				cands = append(cands, cand{e, "outside " + m.String(), 2})
 			}
 		}
 		if n == 0 {

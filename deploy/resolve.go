@@ -2,14 +2,11 @@ package deploy
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
-
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/versionq"
 	"github.com/imagebake/imagebake/manifests/catalog"
 )
 
@@ -32,88 +29,19 @@ type Resolved struct {
 	fam *catalog.Family
 }
 
-// want is a parsed version selection. The common shapes are evaluated as
-// bounds [lo, hi); other constraints go through Masterminds.
-type want struct {
-	exact  *semver.Version
-	lo, hi *semver.Version
-	c      *semver.Constraints
-	latest bool
-	desc   string
-}
-
-func bounds(v string, lo, hi string) *want {
-	return &want{lo: semver.MustParse(lo), hi: semver.MustParse(hi), desc: v}
-}
-
-var (
-	tildeWantRE = regexp.MustCompile(`^~\s*(\d+)\.(\d+)(?:\.(\d+))?$`)
-	caretWantRE = regexp.MustCompile(`^\^\s*(\d+)\.(\d+)\.(\d+)$`)
-)
-
-var (
-	majorRE  = regexp.MustCompile(`^(\d+)(\.[xX*])?$`)
-	minorRE  = regexp.MustCompile(`^(\d+)\.(\d+)(\.[xX*])?$`)
-	anchorRE = regexp.MustCompile(`(^|[\s,|<>=~^]+)[xX*]\.`)
-)
-
-func parseWant(v string) (*want, error) {
-	v = strings.TrimSpace(v)
-	switch {
-	case v == "latest":
-		return &want{latest: true, desc: v}, nil
-	case anchorRE.MatchString(v) || v == "x" || v == "*":
-		return nil, fmt.Errorf("%q: versions are left-anchored; write the major first (e.g. \"1\", \"1.4\")", v)
-	}
-	if m := majorRE.FindStringSubmatch(v); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return bounds(v, fmt.Sprintf("%d.0.0", n), fmt.Sprintf("%d.0.0", n+1)), nil
-	}
-	if m := minorRE.FindStringSubmatch(v); m != nil {
-		ma, _ := strconv.Atoi(m[1])
-		mi, _ := strconv.Atoi(m[2])
-		return bounds(v, fmt.Sprintf("%d.%d.0", ma, mi), fmt.Sprintf("%d.%d.0", ma, mi+1)), nil
-	}
-	if m := tildeWantRE.FindStringSubmatch(v); m != nil {
-		ma, _ := strconv.Atoi(m[1])
-		mi, _ := strconv.Atoi(m[2])
-		pa := 0
-		if m[3] != "" {
-			pa, _ = strconv.Atoi(m[3])
-		}
-		return bounds(v, fmt.Sprintf("%d.%d.%d", ma, mi, pa), fmt.Sprintf("%d.%d.0", ma, mi+1)), nil
-	}
-	if m := caretWantRE.FindStringSubmatch(v); m != nil && m[1] != "0" {
-		ma, _ := strconv.Atoi(m[1])
-		return bounds(v, fmt.Sprintf("%s.%s.%s", m[1], m[2], m[3]), fmt.Sprintf("%d.0.0", ma+1)), nil
-	}
-	if e, err := semver.StrictNewVersion(v); err == nil {
-		return &want{exact: e, desc: v}, nil
-	}
-	c, err := semver.NewConstraint(v)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not a version, a major, a major.minor, latest or a constraint: %v", v, err)
-	}
-	return &want{c: c, desc: v}, nil
-}
-
-func (w *want) match(r *catalog.Release) bool {
-	v := r.SemVer()
-	if w.exact != nil {
-		return v.Equal(w.exact) && v.Prerelease() == w.exact.Prerelease()
-	}
-	if v.Prerelease() != "" || r.State == catalog.Obsolete || r.State == catalog.Revoked {
+// match reports whether r is a release the query may pick: an exact
+// version names one release whatever its state; the other queries skip
+// pre-releases and obsolete or revoked releases.
+func match(q *versionq.Query, r *catalog.Release) bool {
+	if !q.Exact() && (r.State == catalog.Obsolete || r.State == catalog.Revoked) {
 		return false
 	}
-	if w.lo != nil {
-		return !v.LessThan(w.lo) && v.LessThan(w.hi)
-	}
-	return w.latest || w.c.Check(v)
+	return q.Match(r.SemVer(), false)
 }
 
 // Resolve picks the release a selection means in c (read from source).
 func Resolve(c *catalog.Catalog, source string, s Selection) (*Resolved, error) {
-	w, err := parseWant(s.Version)
+	w, err := versionq.Parse(s.Version, true)
 	if err != nil {
 		return nil, &Error{Pos: s.VersionPos, Msg: err.Error()}
 	}
@@ -128,7 +56,7 @@ func Resolve(c *catalog.Catalog, source string, s Selection) (*Resolved, error) 
 	var best *catalog.Release
 	for i := range f.Releases {
 		r := &f.Releases[i]
-		if w.match(r) && (best == nil || r.SemVer().GreaterThan(best.SemVer())) {
+		if match(w, r) && (best == nil || r.SemVer().GreaterThan(best.SemVer())) {
 			best = r
 		}
 	}

@@ -2,11 +2,11 @@ package deploy
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/imagebake/imagebake/internal/versionq"
 	"github.com/imagebake/imagebake/manifests/catalog"
 )
 
@@ -79,34 +79,13 @@ func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, e
 	return steps, nil
 }
 
-var (
-	tildeRE = regexp.MustCompile(`^~\s*(\d+)\.(\d+)(\.\d+)?$`)
-	caretRE = regexp.MustCompile(`^\^\s*\d+\.\d+\.\d+$`)
-)
-
 // rewriteValue gives the selection text that means "to" in the same shape.
 func rewriteValue(v string, to *semver.Version) (string, string) {
-	switch {
-	case v == "latest":
-		return v, ""
-	case majorRE.MatchString(v):
-		m := majorRE.FindStringSubmatch(v)
-		return fmt.Sprintf("%d%s", to.Major(), m[2]), ""
-	case minorRE.MatchString(v):
-		m := minorRE.FindStringSubmatch(v)
-		return fmt.Sprintf("%d.%d%s", to.Major(), to.Minor(), m[3]), ""
-	case tildeRE.MatchString(v):
-		return fmt.Sprintf("~%d.%d", to.Major(), to.Minor()), ""
-	case caretRE.MatchString(v):
-		return "^" + to.Original(), ""
+	q, err := versionq.Parse(v, true)
+	if err != nil {
+		return v, fmt.Sprintf("%v; edit it by hand", err)
 	}
-	if _, err := semver.StrictNewVersion(v); err == nil {
-		return to.Original(), ""
-	}
-	if c, err := semver.NewConstraint(v); err == nil && c.Check(to) {
-		return v, ""
-	}
-	return v, fmt.Sprintf("constraint %q does not admit %s and cannot be rewritten safely; edit it by hand", v, to.Original())
+	return q.Rewrite(to)
 }
 
 // Write returns the deploy file with the steps' new values, every other
