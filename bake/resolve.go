@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
+
+	"github.com/imagebake/imagebake/internal/nearest"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -213,7 +214,7 @@ func releaseCommit(mir *gitcache.Mirror, o Options, want *manifest.Manifest) (st
 		sha, err := mir.Resolve("ref", o.Ref)
 		if err != nil {
 			refs := append(mir.Tags(), mir.Branches()...)
-			return "", "", fmt.Errorf("release candidate %q in %s: %w; nearest tags and branches: %s", o.Ref, o.Repo, err, strings.Join(nearestNames(o.Ref, refs, 5), ", "))
+			return "", "", fmt.Errorf("release candidate %q in %s: %w; nearest tags and branches: %s", o.Ref, o.Repo, err, strings.Join(nearest.Names(o.Ref, refs, 5), ", "))
 		}
 		return o.Ref, sha, nil
 	}
@@ -228,57 +229,12 @@ func releaseCommit(mir *gitcache.Mirror, o Options, want *manifest.Manifest) (st
 			rel = append(rel, t)
 		}
 	}
-	near := nearestVersions(o.Release, rel, 5)
+	near := nearest.Versions(o.Release, rel, 5)
 	hint := "; the repository has no release tags"
 	if len(near) > 0 {
 		hint = "; nearest release tags: " + strings.Join(near, ", ")
 	}
 	return "", "", fmt.Errorf("%w: no tag v%s or %s in %s%s", ErrTagNotFound, o.Release, o.Release, o.Repo, hint)
-}
-
-// nearestNames returns up to n names sharing the longest prefix with want.
-func nearestNames(want string, names []string, n int) []string {
-	common := func(a string) int {
-		i := 0
-		for i < len(a) && i < len(want) && a[i] == want[i] {
-			i++
-		}
-		return i
-	}
-	sorted := append([]string(nil), names...)
-	sort.SliceStable(sorted, func(i, j int) bool { return common(sorted[i]) > common(sorted[j]) })
-	if len(sorted) > n {
-		sorted = sorted[:n]
-	}
-	return sorted
-}
-
-func nearestVersions(want string, tags []string, n int) []string {
-	w, err := semver.NewVersion(want)
-	if err != nil {
-		return nil
-	}
-	dist := func(a, b uint64) float64 {
-		if a > b {
-			return float64(a - b)
-		}
-		return float64(b - a)
-	}
-	type tv struct {
-		t string
-		d float64
-	}
-	var all []tv
-	for _, t := range tags {
-		v, _ := semver.NewVersion(t)
-		all = append(all, tv{t, dist(v.Major(), w.Major())*1e6 + dist(v.Minor(), w.Minor())*1e3 + dist(v.Patch(), w.Patch())})
-	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].d < all[j].d || all[i].d == all[j].d && all[i].t < all[j].t })
-	var out []string
-	for i := 0; i < len(all) && i < n; i++ {
-		out = append(out, all[i].t)
-	}
-	return out
 }
 
 // puppetOptions are the options every module operation of a bake takes.

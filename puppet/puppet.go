@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -241,49 +240,6 @@ func parallel(ctx context.Context, jobs, n int, fn func(context.Context, int) er
 		return fmt.Errorf("%d modules failed:\n  %s\n(first: %w)", len(out), strings.Join(out, "\n  "), first)
 	}
 	return nil
-}
-
-// nearest returns up to n candidates closest to want by edit distance.
-func nearest(want string, cands []string, n int) []string {
-	type sc struct {
-		s string
-		d int
-	}
-	var all []sc
-	for _, c := range cands {
-		all = append(all, sc{c, levenshtein(want, c)})
-	}
-	sort.SliceStable(all, func(i, j int) bool {
-		if all[i].d != all[j].d {
-			return all[i].d < all[j].d
-		}
-		return all[i].s < all[j].s
-	})
-	var out []string
-	for i := 0; i < len(all) && i < n; i++ {
-		out = append(out, all[i].s)
-	}
-	return out
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func isSpec(p string) bool { return p == "spec" || strings.HasPrefix(p, "spec/") }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imagebake/imagebake/internal/nearest"
+
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/manifests/lockfile"
@@ -120,7 +122,7 @@ func (r *resolver) resolveGit(ctx context.Context, mir *gitcache.Mirror, m puppe
 	if err != nil {
 		hint := ""
 		if m.RefType == puppetfile.Tag || m.RefType == puppetfile.Ref {
-			if near := nearest(ref, mir.Tags(), 5); len(near) > 0 {
+			if near := nearest.Names(ref, mir.Tags(), 5); len(near) > 0 {
 				hint = "; nearest tags: " + strings.Join(near, ", ")
 			} else {
 				hint = "; the repository has no tags"

@@ -18,10 +18,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
+	"github.com/imagebake/imagebake/internal/nearest"
 
 	"github.com/imagebake/imagebake/internal/failure"
 )
@@ -146,40 +145,12 @@ func (c *Client) nearest(ctx context.Context, slug, want string) string {
 	if _, err := c.get(ctx, "/v3/modules/"+url.PathEscape(slug), &m); err != nil || len(m.Releases) == 0 {
 		return " (the module has no releases there)"
 	}
-	w, werr := semver.NewVersion(want)
-	var vs []*semver.Version
+	var vs []string
 	for _, r := range m.Releases {
-		if v, err := semver.NewVersion(r.Version); err == nil {
-			vs = append(vs, v)
-		}
+		vs = append(vs, r.Version)
 	}
-	sort.Slice(vs, func(i, j int) bool {
-		if werr == nil {
-			di, dj := distance(vs[i], w), distance(vs[j], w)
-			if di != dj {
-				return di < dj
-			}
-		}
-		return vs[i].GreaterThan(vs[j])
-	})
-	var names []string
-	for i, v := range vs {
-		if i == 3 {
-			break
-		}
-		names = append(names, v.Original())
-	}
+	names := nearest.Versions(want, vs, 3)
 	return "; nearest: " + strings.Join(names, ", ")
-}
-
-func distance(a, b *semver.Version) uint64 {
-	d := func(x, y uint64) uint64 {
-		if x > y {
-			return x - y
-		}
-		return y - x
-	}
-	return d(a.Major(), b.Major())*1_000_000 + d(a.Minor(), b.Minor())*1_000 + d(a.Patch(), b.Patch())
 }
 
 // Fetch returns the path of rel's tarball under cacheDir, downloading it if
