@@ -17,13 +17,21 @@ import (
 // ErrChecksum marks agent binaries whose size or sha256 is not the index's.
 var ErrChecksum = fmt.Errorf("agent binaries checksum mismatch: %w", failure.ErrVerify)
 
+// LocalStore is a store whose files are on this machine: Fetch verifies
+// them where they are instead of copying them into the cache.
+type LocalStore interface {
+	Store
+	// LocalPath is the file at path (relative to tools/) on the local disk.
+	LocalPath(path string) string
+}
+
 // Fetch returns a local path of s's tarball, verified against the index's
 // size and sha256. A directory store's file is verified in place; other
 // stores' files are downloaded into cacheDir (named by sha256) and are
 // only ever there whole and verified.
 func Fetch(ctx context.Context, s Selection, cacheDir string) (string, error) {
-	if d, ok := s.Store.(*DirStore); ok {
-		p := filepath.Join(d.Tools(), filepath.FromSlash(s.Path))
+	if d, ok := s.Store.(LocalStore); ok {
+		p := d.LocalPath(s.Path)
 		if err := verifyFile(p, s.Entry, s.URL); err != nil {
 			return "", err
 		}

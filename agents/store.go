@@ -70,6 +70,9 @@ func (d *DirStore) Root() string { return d.root }
 // Tools is the store's tools/ directory.
 func (d *DirStore) Tools() string { return filepath.Join(d.root, "tools") }
 
+// LocalPath is the file at p (relative to tools/) on disk.
+func (d *DirStore) LocalPath(p string) string { return filepath.Join(d.Tools(), filepath.FromSlash(p)) }
+
 // Location implements Store.
 func (d *DirStore) Location() string { return "file://" + d.Tools() }
 
