@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -225,13 +226,15 @@ func upToDate(old, now *manifest.Manifest, dir string) bool {
 	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) {
 		return false
 	}
+	b, err := builders.Lookup(old.Builder)
+	if err != nil {
+		return false
+	}
 	for _, im := range old.Images {
-		p := filepath.Join(dir, im.Artifact)
-		if strings.HasPrefix(im.Artifact, "oci:") {
-			p = filepath.Join(dir, "index.json")
-		}
-		if _, err := os.Stat(p); err != nil {
-			return false
+		for _, l := range im.Layers {
+			if _, err := os.Stat(b.LayerFile(dir, im.Artifact, l.Digest)); err != nil {
+				return false
+			}
 		}
 	}
 	return true

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
@@ -68,7 +69,7 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 			}
 			if gl := gi.Layers[j]; gl.DiffID != wl.DiffID {
 				d += fmt.Sprintf("; layer %d (%s): diff_id %s, rebuild %s", j, wl.Role, wl.DiffID, gl.DiffID)
-				a, b := blobPath(filepath.Dir(name), wi, wl), blobPath(rebuilt, gi, gl)
+				a, b := blobPath(want.Builder, filepath.Dir(name), wi, wl), blobPath(want.Builder, rebuilt, gi, gl)
 				if p := firstDiff(a, b); p != "" {
 					d += "; first difference: " + p
 				}
@@ -83,11 +84,12 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 	return got, nil
 }
 
-func blobPath(dir string, im manifest.Image, l manifest.Layer) string {
-	if strings.HasPrefix(im.Artifact, "oci:") {
-		return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))
+func blobPath(builder, dir string, im manifest.Image, l manifest.Layer) string {
+	b, err := builders.Lookup(builder)
+	if err != nil {
+		return filepath.Join(dir, im.Artifact)
 	}
-	return filepath.Join(dir, im.Artifact)
+	return b.LayerFile(dir, im.Artifact, l.Digest)
 }
 
 // firstDiff compares two gzip-compressed tars entry by entry and describes

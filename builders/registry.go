@@ -20,6 +20,9 @@ type Builder interface {
 	// in dir: inside the release when the builder keeps them as they are
 	// (oci), a scratch directory under dir otherwise.
 	BlobDir(dir string) string
+	// LayerFile is the file in dir that holds the layer with digest
+	// layer of the image whose manifest artifact is artifact.
+	LayerFile(dir, artifact, layer string) string
 	// Build makes the images of req in req.Dir.
 	Build(ctx context.Context, req *Request) (*Result, error)
 }

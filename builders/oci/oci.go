@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -30,6 +31,11 @@ func (Builder) Name() string { return "oci" }
 // BlobDir implements builders.Builder: layers are written into the
 // layout's blob directory once, and never copied.
 func (Builder) BlobDir(dir string) string { return filepath.Join(dir, "blobs", "sha256") }
+
+// LayerFile implements builders.Builder: every layer is a blob.
+func (b Builder) LayerFile(dir, _, layer string) string {
+	return filepath.Join(b.BlobDir(dir), strings.TrimPrefix(layer, "sha256:"))
+}
 
 // Build implements builders.Builder.
 func (Builder) Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {

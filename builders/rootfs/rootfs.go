@@ -36,6 +36,9 @@ func (Builder) Name() string { return "rootfs" }
 // the root file system tarball, so they are written to scratch.
 func (Builder) BlobDir(dir string) string { return filepath.Join(dir, builders.ScratchDir, "blobs") }
 
+// LayerFile implements builders.Builder: an image is one tarball.
+func (Builder) LayerFile(dir, artifact, _ string) string { return filepath.Join(dir, artifact) }
+
 // Build implements builders.Builder.
 func (Builder) Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
 	return Build(ctx, req)
