@@ -60,7 +60,7 @@ func StageEnvironment(ctx context.Context, in *Inputs, env string, o Options) er
 		return err
 	}
 	moddir := filepath.Join(env, filepath.FromSlash(in.Lock.Moduledir))
-	_, err = puppet.Install(ctx, in.Puppetfile, in.Lock, env, moddir, puppetOptions(o, in.Epoch, in.forge)...)
+	_, err = puppet.Install(ctx, in.Puppetfile, in.Lock, env, moddir, append(puppetOptions(o, in.Epoch, in.forge), puppet.WithLockChecked())...)
 	return err
 }
 

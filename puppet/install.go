@@ -46,7 +46,7 @@ type Report struct {
 // kept and named in the log.
 func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, envRoot, moddir string, opts ...Option) (*Report, error) {
 	c := newConfig(opts)
-	if lk != nil {
+	if lk != nil && !c.lockChecked {
 		if diffs := Stale(pf, lk, opts...); len(diffs) > 0 {
 			return nil, fmt.Errorf("%w against %s:\n  %s\nrun `imagebake puppetfile lock` to update it", ErrLockStale, pf.Path, strings.Join(diffs, "\n  "))
 		}

@@ -43,6 +43,7 @@ type config struct {
 	epoch         time.Time
 	controlBranch string
 	noState       bool
+	lockChecked   bool
 }
 
 // Option configures Lock, Install and Verify.
@@ -74,6 +75,10 @@ func WithControlBranch(b string) Option { return func(c *config) { c.controlBran
 // WithoutInstallState makes Install write every module and remember
 // nothing: for a one-shot module dir such as a bake's staging tree.
 func WithoutInstallState() Option { return func(c *config) { c.noState = true } }
+
+// WithLockChecked tells Install that the caller has already compared the
+// lock with the Puppetfile (with Stale) and refused a stale one.
+func WithLockChecked() Option { return func(c *config) { c.lockChecked = true } }
 
 func newConfig(opts []Option) *config {
 	c := &config{jobs: 4 * runtime.NumCPU(), http: http.DefaultClient, log: io.Discard}
