@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebake/imagebake/agents/agentstest"
+	"github.com/imagebake/imagebake/internal/testutil"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -48,20 +51,11 @@ func example(t *testing.T, published map[string][]string) (root, repo string) {
 // exampleAt generates the example in root and returns the control repo.
 func exampleAt(t *testing.T, root string, published map[string][]string) (repo string) {
 	t.Helper()
-	out, err := exec.Command("../testdata/example/gen.sh", root).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gen.sh: %v\n%s", err, out)
-	}
-	repo = strings.TrimSpace(string(out))
-	store, _ := agents.NewDirStore(filepath.Join(root, "store"))
+	repo = testutil.Example(t, root)
+	store := agentstest.Store(t, filepath.Join(root, "store"))
 	for arch, versions := range published {
 		for _, v := range versions {
-			src := t.TempDir()
-			os.MkdirAll(filepath.Join(src, "bin"), 0o755)
-			os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte(fmt.Sprintf("#!/bin/sh\necho %s\n", v)), 0o755)
-			if _, _, err := agents.Publish(ctx, store, src, agents.PublishOptions{Name: "mozagent", Version: v, OS: "linux", Arch: arch}); err != nil {
-				t.Fatal(err)
-			}
+			agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: v, OS: "linux", Arch: arch}, "")
 		}
 	}
 	return repo
@@ -69,15 +63,6 @@ func exampleAt(t *testing.T, root string, published map[string][]string) (repo s
 
 func opts(root, repo, out string) Options {
 	return Options{Repo: repo, Release: "1.0.0", Out: out, Cache: filepath.Join(root, "cache"), Context: root, Version: "test"}
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 func TestBakeOCIReadByRealTools(t *testing.T) {
@@ -107,13 +92,13 @@ func TestBakeOCIReadByRealTools(t *testing.T) {
 		Digest, Architecture, Os, Created string
 		Layers                            []string
 	}
-	if err := json.Unmarshal([]byte(run(t, "skopeo", "inspect", "oci:"+dir+":example-1.0.0-arm64")), &insp); err != nil {
+	if err := json.Unmarshal([]byte(testutil.Run(t, "skopeo", "inspect", "oci:"+dir+":example-1.0.0-arm64")), &insp); err != nil {
 		t.Fatal(err)
 	}
 	if insp.Digest != m.Images[1].Digest || insp.Architecture != "arm64" || insp.Os != "linux" || len(insp.Layers) != 3 || !strings.HasPrefix(insp.Created, "2025-04-01T12:00:00") {
 		t.Errorf("skopeo inspect = %+v, manifest digest %s", insp, m.Images[1].Digest)
 	}
-	raw := run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":example-1.0.0-amd64")
+	raw := testutil.Run(t, "skopeo", "inspect", "--raw", "oci:"+dir+":example-1.0.0-amd64")
 	for _, want := range []string{`"application/vnd.oci.image.manifest.v1+json"`, `"application/vnd.oci.image.config.v1+json"`, `"application/vnd.oci.image.layer.v1.tar+gzip"`, `"org.opencontainers.image.revision":"` + m.Repo.Commit} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("raw manifest lacks %s:\n%s", want, raw)
@@ -121,7 +106,7 @@ func TestBakeOCIReadByRealTools(t *testing.T) {
 	}
 
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	run(t, "umoci", "unpack", "--rootless", "--image", dir+":example-1.0.0-amd64", bundle)
+	testutil.Run(t, "umoci", "unpack", "--rootless", "--image", dir+":example-1.0.0-amd64", bundle)
 	rootfs := filepath.Join(bundle, "rootfs")
 	env := filepath.Join(rootfs, DefaultEnvironment)
 	for _, p := range []string{"Puppetfile", "hiera.yaml", "site-modules/role/manifests/init.pp", "modules/ntp/manifests/init.pp", "modules/motd/files/run.sh", "modules/profile/manifests/extra.pp"} {
@@ -358,7 +343,7 @@ func rewriteTar(t *testing.T, p, name, content string) {
 
 func TestBakeCommittedLockIsLaw(t *testing.T) {
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
-	git := func(args ...string) { t.Helper(); gitIn(t, repo, args...) }
+	git := func(args ...string) { t.Helper(); testutil.Git(t, repo, args...) }
 	pfPath := filepath.Join(repo, "Puppetfile")
 	pf, err := puppetfile.ReadFile(pfPath)
 	if err != nil {
@@ -437,11 +422,7 @@ func TestBakeOnOCILayoutBase(t *testing.T) {
 	}
 	os.WriteFile(cfgPath, []byte(strings.Join(lines, "\n")), 0o644)
 	for _, args := range [][]string{{"commit", "-qam", "layout base"}, {"tag", "v1.3.0"}} {
-		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		testutil.Git(t, repo, args...)
 	}
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Release = "1.3.0"
@@ -458,7 +439,7 @@ func TestBakeOnOCILayoutBase(t *testing.T) {
 		}
 	}
 	var insp struct{ Architecture string }
-	json.Unmarshal([]byte(run(t, "skopeo", "inspect", "oci:"+filepath.Join(root, "dist", "example-1.3.0")+":example-1.3.0-arm64")), &insp)
+	json.Unmarshal([]byte(testutil.Run(t, "skopeo", "inspect", "oci:"+filepath.Join(root, "dist", "example-1.3.0")+":example-1.3.0-arm64")), &insp)
 	if insp.Architecture != "arm64" {
 		t.Errorf("skopeo sees arch %q", insp.Architecture)
 	}
@@ -483,11 +464,7 @@ func TestBakeChecksReleaseNumber(t *testing.T) {
 	b, _ := os.ReadFile(pf)
 	os.WriteFile(pf, append(b, []byte("\nmod 'extra', :git => 'file://"+filepath.Join(root, "remotes", "ntp.git")+"', :tag => 'v1.1.0'\n")...), 0o644)
 	for _, args := range [][]string{{"commit", "-qam", "add a module"}, {"tag", "v1.0.1"}, {"tag", "v1.1.0"}} {
-		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		testutil.Git(t, repo, args...)
 	}
 	o := opts(root, repo, out)
 	o.Release, o.Previous = "1.0.1", prev

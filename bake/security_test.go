@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebake/imagebake/internal/testutil"
+
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/confine"
 	"github.com/imagebake/imagebake/internal/failure"
@@ -26,16 +28,6 @@ import (
 	"github.com/imagebake/imagebake/manifests/signing"
 	"github.com/klauspost/compress/zstd"
 )
-
-// gitIn runs git in dir with a fixed identity.
-func gitIn(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-}
 
 // hostDir makes a directory standing in for a host directory, holding one
 // file the bake must not touch.
@@ -79,9 +71,9 @@ func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
 		os.Remove(filepath.Join(repo, "site"))
 		os.WriteFile(pfPath, orig, 0o644)
 		change()
-		gitIn(t, repo, "add", "-A")
-		gitIn(t, repo, "commit", "-qm", tag)
-		gitIn(t, repo, "tag", "v"+tag)
+		testutil.Git(t, repo, "add", "-A")
+		testutil.Git(t, repo, "commit", "-qm", tag)
+		testutil.Git(t, repo, "tag", "v"+tag)
 	}
 	bake := func(rel string) error {
 		o := opts(root, repo, filepath.Join(root, "dist"))
@@ -138,10 +130,10 @@ func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
 	os.MkdirAll(filepath.Join(sym, "manifests"), 0o755)
 	os.WriteFile(filepath.Join(sym, "manifests", "init.pp"), []byte("class symmod { }\n"), 0o644)
 	os.Symlink(h3, filepath.Join(sym, "outdir"))
-	gitIn(t, root, "init", "-q", "-b", "main", sym)
-	gitIn(t, sym, "add", "-A")
-	gitIn(t, sym, "commit", "-qm", "symmod")
-	gitIn(t, sym, "tag", "v1.0.0")
+	testutil.Git(t, root, "init", "-q", "-b", "main", sym)
+	testutil.Git(t, sym, "add", "-A")
+	testutil.Git(t, sym, "commit", "-qm", "symmod")
+	testutil.Git(t, sym, "tag", "v1.0.0")
 	release("1.3.0", func() {
 		os.WriteFile(pfPath, append(append([]byte(nil), orig...), []byte("\nmod 'symmod', :git => 'file://"+sym+"', :tag => 'v1.0.0'\n"+
 			"mod 'inner', :git => 'file://"+root+"/remotes/ntp.git', :tag => 'v1.0.0', :install_path => 'modules/symmod/outdir'\n")...), 0o644)
@@ -224,9 +216,9 @@ func setConfig(t *testing.T, repo, tag, base, builder string) {
 	s = s[:i] + "\n[base]\n" + base + "\n" + s[j:]
 	s = strings.Replace(s, `builder = "oci"`, `builder = "`+builder+`"`, 1)
 	os.WriteFile(p, []byte(s), 0o644)
-	gitIn(t, repo, "add", "-A")
-	gitIn(t, repo, "commit", "-qm", tag)
-	gitIn(t, repo, "tag", "v"+tag)
+	testutil.Git(t, repo, "add", "-A")
+	testutil.Git(t, repo, "commit", "-qm", tag)
+	testutil.Git(t, repo, "tag", "v"+tag)
 }
 
 // TestBakeReadsStayInContext: a committed imagebake.toml cannot make a
@@ -507,25 +499,7 @@ func TestBakeOnZstdRootfs(t *testing.T) {
 		}
 	}
 	b, err := os.ReadFile(filepath.Join(root, "dist-rootfs", "example-1.1.0", "example-1.1.0-amd64.rootfs.tar.gz"))
-	if err != nil || !strings.Contains(string(untarGz(t, b)["etc/os-release"]), "ID=zstd") {
+	if err != nil || !strings.Contains((testutil.Untar(t, b)["etc/os-release"]), "ID=zstd") {
 		t.Errorf("the rootfs image does not hold the zstd base's etc/os-release (%v)", err)
-	}
-}
-
-func untarGz(t *testing.T, b []byte) map[string][]byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			return out
-		}
-		c, _ := io.ReadAll(tr)
-		out[h.Name] = c
 	}
 }

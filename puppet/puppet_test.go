@@ -17,28 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebake/imagebake/internal/testutil"
+
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 )
-
-// git runs the git CLI in dir with fixed identities and dates.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.invalid",
-		"GIT_AUTHOR_DATE=2024-05-01T00:00:00Z", "GIT_COMMITTER_DATE=2024-05-01T00:00:00Z",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // upstream is a module repository: a work tree and the bare remote that
 // Puppetfiles point at.
@@ -51,19 +36,19 @@ func newUpstream(t *testing.T, root, name string) *upstream {
 	u := &upstream{work: filepath.Join(root, "src", name), bare: filepath.Join(root, "remotes", name+".git")}
 	u.url = "file://" + u.bare
 	os.MkdirAll(u.work, 0o755)
-	git(t, u.work, "init", "-q", "-b", "main")
+	testutil.Git(t, u.work, "init", "-q", "-b", "main")
 	u.commit(t, map[string]string{"manifests/init.pp": "class " + name + " {}\n", "metadata.json": `{"version":"1.0.0"}`, "spec/init_spec.rb": "# spec\n", "files/run.sh#x": "#!/bin/sh\n"}, "v1")
 	os.Symlink("init.pp", filepath.Join(u.work, "manifests", "link.pp"))
-	git(t, u.work, "add", "-A")
-	git(t, u.work, "commit", "-q", "-m", "link")
-	git(t, u.work, "tag", "-a", "v1.0.0", "-m", "annotated")
+	testutil.Git(t, u.work, "add", "-A")
+	testutil.Git(t, u.work, "commit", "-q", "-m", "link")
+	testutil.Git(t, u.work, "tag", "-a", "v1.0.0", "-m", "annotated")
 	u.commit(t, map[string]string{"metadata.json": `{"version":"1.1.0"}`}, "v1.1")
-	git(t, u.work, "tag", "v1.1.0") // lightweight
-	git(t, u.work, "checkout", "-q", "-b", "feature#1")
+	testutil.Git(t, u.work, "tag", "v1.1.0") // lightweight
+	testutil.Git(t, u.work, "checkout", "-q", "-b", "feature#1")
 	u.commit(t, map[string]string{"manifests/feature.pp": "class feature {}\n"}, "feature")
-	git(t, u.work, "checkout", "-q", "main")
+	testutil.Git(t, u.work, "checkout", "-q", "main")
 	os.MkdirAll(filepath.Dir(u.bare), 0o755)
-	git(t, root, "clone", "-q", "--bare", u.work, u.bare)
+	testutil.Git(t, root, "clone", "-q", "--bare", u.work, u.bare)
 	return u
 }
 
@@ -81,18 +66,18 @@ func (u *upstream) commit(t *testing.T, files map[string]string, msg string) str
 			t.Fatal(err)
 		}
 	}
-	git(t, u.work, "add", "-A")
-	git(t, u.work, "commit", "-q", "-m", msg)
-	return git(t, u.work, "rev-parse", "HEAD")
+	testutil.Git(t, u.work, "add", "-A")
+	testutil.Git(t, u.work, "commit", "-q", "-m", msg)
+	return testutil.Git(t, u.work, "rev-parse", "HEAD")
 }
 
 func (u *upstream) push(t *testing.T, args ...string) {
 	t.Helper()
-	git(t, u.work, append([]string{"push", "-q", "--force", u.bare}, args...)...)
+	testutil.Git(t, u.work, append([]string{"push", "-q", "--force", u.bare}, args...)...)
 }
 
 func (u *upstream) rev(t *testing.T, rev string) string {
-	return git(t, u.bare, "rev-parse", rev+"^{commit}")
+	return testutil.Git(t, u.bare, "rev-parse", rev+"^{commit}")
 }
 
 func writePuppetfile(t *testing.T, dir, src string) *puppetfile.Puppetfile {
@@ -191,7 +176,7 @@ mod 'delta', :git => '%s', :ref => 'v1.0.0', :exclude_spec => true
 			t.Errorf("lock %s = %s, want %s", name, m.Commit, sha)
 		}
 	}
-	if tagObj := git(t, a.bare, "rev-parse", "v1.0.0"); tagObj == want["alpha"] {
+	if tagObj := testutil.Git(t, a.bare, "rev-parse", "v1.0.0"); tagObj == want["alpha"] {
 		t.Fatal("fixture: v1.0.0 should be an annotated tag")
 	}
 	epoch := time.Unix(1700000000, 0)
@@ -288,13 +273,13 @@ mod 'gamma', :git => '%s', :branch => 'main'
 	oldTag, oldMain, oldFeature := a.rev(t, "v1.0.0"), a.rev(t, "main"), a.rev(t, "feature#1")
 
 	// upstream moves the tag, force-pushes main to a rewritten history, deletes the feature branch
-	git(t, a.work, "checkout", "-q", "--orphan", "rewrite")
+	testutil.Git(t, a.work, "checkout", "-q", "--orphan", "rewrite")
 	newMain := a.commit(t, map[string]string{"manifests/init.pp": "class rewritten {}\n"}, "rewrite")
-	git(t, a.work, "tag", "-f", "-a", "v1.0.0", "-m", "moved")
+	testutil.Git(t, a.work, "tag", "-f", "-a", "v1.0.0", "-m", "moved")
 	a.push(t, "rewrite:main", "v1.0.0")
 	a.push(t, ":feature#1")
-	git(t, a.bare, "reflog", "expire", "--expire=now", "--all")
-	git(t, a.bare, "gc", "-q", "--prune=now")
+	testutil.Git(t, a.bare, "reflog", "expire", "--expire=now", "--all")
+	testutil.Git(t, a.bare, "gc", "-q", "--prune=now")
 	if exec.Command("git", "-C", a.bare, "cat-file", "-e", oldFeature).Run() == nil {
 		t.Fatal("fixture: the deleted branch's commit should be gone from the remote")
 	}

@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -14,6 +12,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/imagebake/imagebake/agents/agentstest"
+	"github.com/imagebake/imagebake/internal/testutil"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/zclconf/go-cty/cty"
@@ -31,19 +32,10 @@ var ctx = context.Background()
 func release(t *testing.T) (string, string, string) {
 	t.Helper()
 	root := t.TempDir()
-	out, err := exec.Command("../../../testdata/example/gen.sh", root).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gen.sh: %v\n%s", err, out)
-	}
-	repo := strings.TrimSpace(string(out))
-	store, _ := agents.NewDirStore(filepath.Join(root, "store"))
+	repo := testutil.Example(t, root)
+	store := agentstest.Store(t, filepath.Join(root, "store"))
 	for _, arch := range []string{"amd64", "arm64"} {
-		src := t.TempDir()
-		os.MkdirAll(filepath.Join(src, "bin"), 0o755)
-		os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte("#!/bin/sh\necho 2.4.1\n"), 0o755)
-		if _, _, err := agents.Publish(ctx, store, src, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: arch}); err != nil {
-			t.Fatal(err)
-		}
+		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: arch}, "")
 	}
 	cache := filepath.Join(root, "cache")
 	if _, err := bake.Bake(ctx, bake.Options{Repo: repo, Release: "1.0.0", Out: filepath.Join(root, "dist"), Cache: cache, Context: root, Version: "test"}); err != nil {
@@ -207,7 +199,7 @@ build {
 		data := mustRead(t, outFile)
 		digests = append(digests, fmt.Sprintf("%x", sha256.Sum256(data)))
 		if i == 0 {
-			files := untar(t, data)
+			files := testutil.Untar(t, data)
 			for name, want := range map[string]string{
 				"etc/motd":                   "provisioned\n",
 				"opt/mozagent/tools/current": "-> 2.4.1-" + arch,
@@ -242,11 +234,7 @@ build {
 	}
 	os.WriteFile(filepath.Join(repo, "imagebake.toml"), []byte(strings.Join(lines, "\n")), 0o644)
 	for _, args := range [][]string{{"commit", "-qam", "busybox base"}, {"tag", "v1.1.0"}} {
-		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@x.invalid", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@x.invalid")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+		testutil.Git(t, repo, args...)
 	}
 	dist := filepath.Join(w, "dist")
 	cmd := exec.Command(bin, "bake", "--repo", repo, "--release", "1.1.0", "--builder", "packer", "--template", "chroot",
@@ -304,35 +292,4 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func untar(t *testing.T, gz []byte) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	tr := tar.NewReader(mustGunzip(t, gz))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		v := string(b)
-		if h.Typeflag == tar.TypeSymlink {
-			v = "-> " + h.Linkname
-		}
-		out[strings.TrimSuffix(h.Name, "/")] = v
-	}
-	return out
-}
-
-func mustGunzip(t *testing.T, gz []byte) io.Reader {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return zr
 }
