@@ -121,7 +121,7 @@ func TestBakeOCIReadByRealTools(t *testing.T) {
 		t.Errorf("agent binary = %q", b)
 	}
 	rel, _ := os.ReadFile(filepath.Join(rootfs, "etc/imagebake/release.toml"))
-	for _, want := range []string{`release = "1.0.0"`, `arch = "amd64"`, `commit = "` + m.Repo.Commit + `"`, `inputs_digest = "` + m.InputsDigest + `"`} {
+	for _, want := range []string{`release = "1.0.0"`, `arch = "amd64"`, `commit = "` + m.Repo.Commit + `"`, `content_digest = "` + m.Images[0].ContentDigest + `"`} {
 		if !strings.Contains(string(rel), want) {
 			t.Errorf("release.toml lacks %s:\n%s", want, rel)
 		}

@@ -28,15 +28,17 @@ func Build(ctx context.Context, in *Inputs, p *Staged, dir string, o Options) (*
 	m.Images = append([]manifest.Image(nil), in.Manifest.Images...)
 	blobDir := b.BlobDir(dir)
 	envLayer, err := builders.WriteLayer(blobDir, "environment", in.Epoch, func(tw *tarball.Writer) error {
+		tw.AtEpoch = true
 		return tw.AddTree(p.Env, in.Config.Environment)
 	})
 	if err != nil {
 		return nil, err
 	}
 	req := &builders.Request{Dir: dir, BlobDir: blobDir, Family: m.Family, Release: m.Release,
-		Revision: m.Repo.Commit, Source: m.Repo.URL, Epoch: in.Epoch, Log: o.Log}
+		Revision: m.Repo.Commit, Epoch: in.Epoch, Log: o.Log}
 	for _, im := range m.Images {
 		al, err := builders.WriteLayer(blobDir, "agents", in.Epoch, func(tw *tarball.Writer) error {
+			tw.AtEpoch = true // the store's tarball carries its own times
 			return tw.AddTree(p.Arches[im.Arch], "")
 		})
 		if err != nil {

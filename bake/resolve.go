@@ -190,7 +190,7 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 			Base:  manifest.Base{Ref: base.Ref()},
 			Agent: manifest.Agent{Name: s.Name, Version: s.Version, OS: s.OS, Arch: s.Arch, Size: s.Size, SHA256: s.SHA256, Source: s.Source, Path: s.Path}})
 	}
-	if in.Manifest.InputsDigest, err = in.Manifest.ComputeInputsDigest(); err != nil {
+	if err = in.Manifest.SetContentDigests(); err != nil {
 		return nil, err
 	}
 	if o.Previous != nil {

@@ -74,7 +74,9 @@ type releaseFile struct {
 	Commit       string `toml:"commit"`
 	Agent        string `toml:"agent"`
 	AgentVersion string `toml:"agent_version"`
-	InputsDigest string `toml:"inputs_digest"`
+	// ContentDigest is the image's content_digest in manifest.toml: what
+	// it was made of, the same wherever the inputs were fetched from.
+	ContentDigest string `toml:"content_digest"`
 }
 
 // StageAgents lays out one arch's agent binaries (with the current link)
@@ -100,10 +102,16 @@ func StageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) e
 		return err
 	}
 	m := in.Manifest
+	var content string
+	for _, im := range m.Images {
+		if im.Arch == arch {
+			content = im.ContentDigest
+		}
+	}
 	var buf bytes.Buffer
 	buf.WriteString("# written by imagebake; see manifest.toml of the release\n")
 	rf := releaseFile{Family: m.Family, Release: m.Release, Arch: arch, Name: in.Name() + "-" + arch, Tag: m.Repo.Tag,
-		Commit: m.Repo.Commit, Agent: s.Name, AgentVersion: s.Version, InputsDigest: m.InputsDigest}
+		Commit: m.Repo.Commit, Agent: s.Name, AgentVersion: s.Version, ContentDigest: content}
 	if err := toml.NewEncoder(&buf).Encode(rf); err != nil {
 		return err
 	}

@@ -323,7 +323,6 @@ type Request struct {
 	Family   string
 	Release  string
 	Revision string // control repo commit
-	Source   string // control repo URL
 	Epoch    time.Time
 	Images   []Image
 	Log      io.Writer // notes about the bases (devices, setuid files); nil for none
@@ -389,7 +388,6 @@ func (req *Request) Annotations(ref string) map[string]string {
 	return map[string]string{
 		"org.opencontainers.image.version":  req.Release,
 		"org.opencontainers.image.revision": req.Revision,
-		"org.opencontainers.image.source":   req.Source,
 		"org.opencontainers.image.ref.name": ref,
 		"org.opencontainers.image.created":  req.Epoch.UTC().Format(time.RFC3339),
 	}

@@ -27,6 +27,9 @@ type Writer struct {
 	// KeepModes makes AddTree keep each entry's permission, setuid,
 	// setgid and sticky bits (a root file system) instead of normalising.
 	KeepModes bool
+	// AtEpoch gives every entry the epoch as its mtime instead of
+	// clamping: an image's payload, whatever its sources' times.
+	AtEpoch bool
 }
 
 // NewWriter returns a Writer onto w with the given epoch.
@@ -39,7 +42,7 @@ func (w *Writer) Close() error { return w.tw.Close() }
 
 func (w *Writer) clamp(t time.Time) time.Time {
 	t = t.UTC().Truncate(time.Second)
-	if t.IsZero() || t.After(w.epoch) {
+	if w.AtEpoch || t.IsZero() || t.After(w.epoch) {
 		return w.epoch
 	}
 	return t

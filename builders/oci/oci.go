@@ -4,8 +4,11 @@
 package oci
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -74,13 +77,37 @@ func Build(ctx context.Context, req *builders.Request) (*builders.Result, error)
 	}
 	name := req.Family + "-" + req.Release
 	idx = mutate.Annotations(idx, req.Annotations(name)).(v1.ImageIndex)
-	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{refName: name})); err != nil {
-		return nil, fmt.Errorf("writing image index into %s: %w", req.Dir, err)
-	}
-	d, err := idx.Digest()
+	d, err := writePlainIndex(p, idx, name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("writing image index into %s: %w", req.Dir, err)
 	}
 	res.IndexDigest = d.String()
 	return res, nil
+}
+
+// writePlainIndex writes idx as a plain OCI image index: descriptors
+// without artifactType (which the library copies from each image's config
+// media type), so that registries and copy tools (skopeo copy --all
+// --preserve-digests, crane) keep the index's bytes and digest as they are.
+func writePlainIndex(p layout.Path, idx v1.ImageIndex, name string) (v1.Hash, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	im = im.DeepCopy()
+	for i := range im.Manifests {
+		im.Manifests[i].ArtifactType = ""
+	}
+	raw, err := json.Marshal(im)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	d, size, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if err := p.WriteBlob(d, io.NopCloser(bytes.NewReader(raw))); err != nil {
+		return v1.Hash{}, err
+	}
+	return d, p.AppendDescriptor(v1.Descriptor{MediaType: types.OCIImageIndex, Digest: d, Size: size, Annotations: map[string]string{refName: name}})
 }

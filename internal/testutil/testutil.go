@@ -7,12 +7,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // GitEnv is the environment tests run git with: a fixed identity and
@@ -110,4 +113,34 @@ func Untar(t testing.TB, b []byte) map[string]string {
 		}
 		out[strings.TrimSuffix(h.Name, "/")] = v
 	}
+}
+
+// GitDaemon serves the bare repositories under dir over git:// on a
+// loopback port until the test ends, and returns the base URL
+// ("git://127.0.0.1:PORT").
+func GitDaemon(t testing.TB, dir string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+dir,
+		"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), dir)
+	cmd.Env = append(os.Environ(), GitEnv...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("git daemon: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return fmt.Sprintf("git://127.0.0.1:%d", port)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("git daemon did not listen on port %d", port)
+	return ""
 }

@@ -10,14 +10,15 @@
 //	epoch         = 1735732800        # build epoch, seconds since 1970
 //	builder       = "oci" | "rootfs"
 //	environment   = "/etc/puppetlabs/code/environments/production"
-//	inputs_digest = "sha256:..."      # of this document with outputs left out; also in release.toml
+//	inputs_digest = "sha256:..."      # of the images' content digests: the release's content identity
 //	index_digest  = "sha256:..."      # oci: the image index over all arches
 //
 //	[imagebake]   version, go
 //	[repo]        url, tag, commit
 //	[puppetfile]  sha256, lock_committed, forge, moduledir,
 //	              [[puppetfile.module]] one pin each (see manifests/lockfile)
-//	[[image]]     arch, os, name ("example-1.0.0-amd64"), digest, artifact (path in the release dir)
+//	[[image]]     arch, os, name ("example-1.0.0-amd64"), content_digest (also in the image's
+//	              release.toml), digest, artifact (path in the release dir)
 //	  [image.base]   ref ("scratch", "oci:PATH@sha256:...", "rootfs:PATH@sha256:..."), digest
 //	  [image.agent]  name, version, os, arch, size, sha256, source (store), path (in the store)
 //	  [[image.layer]] role ("base", "environment", "agents"), media_type, diff_id, digest, size
@@ -25,6 +26,18 @@
 //
 // Images are sorted by arch; nothing in it is a wall-clock time, so baking
 // the same inputs twice writes the same bytes.
+//
+// # Content and provenance
+//
+// An image's bytes depend on its content identity only: the release
+// number, the epoch, the builder and environment path, the control repo's
+// tag and commit, the Puppetfile's sha256 and module pins (commits and
+// checksums), the image's arch and name, its base digest and its agent
+// binaries (name, version, platform, size, sha256). Where inputs were
+// fetched from (the control repo URL, module and Forge URLs, the agent
+// store and path) and the imagebake version are provenance: recorded here,
+// never part of a digest. Each image's content_digest covers only its own
+// arch, so an arch baked alone is the same image as in a bake of all.
 package manifest
 
 import (
@@ -34,6 +47,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 
@@ -109,14 +123,16 @@ type Puppetfile struct {
 
 // Image is one arch's image.
 type Image struct {
-	Arch     string  `toml:"arch" json:"arch"`
-	OS       string  `toml:"os" json:"os"`
-	Name     string  `toml:"name" json:"name"`
-	Digest   string  `toml:"digest,omitempty" json:"digest,omitempty"`
-	Artifact string  `toml:"artifact,omitempty" json:"artifact,omitempty"`
-	Base     Base    `toml:"base" json:"base"`
-	Agent    Agent   `toml:"agent" json:"agent"`
-	Layers   []Layer `toml:"layer,omitempty" json:"layers,omitempty"`
+	Arch string `toml:"arch" json:"arch"`
+	OS   string `toml:"os" json:"os"`
+	Name string `toml:"name" json:"name"`
+	// ContentDigest is the digest of the image's content identity.
+	ContentDigest string  `toml:"content_digest,omitempty" json:"content_digest,omitempty"`
+	Digest        string  `toml:"digest,omitempty" json:"digest,omitempty"`
+	Artifact      string  `toml:"artifact,omitempty" json:"artifact,omitempty"`
+	Base          Base    `toml:"base" json:"base"`
+	Agent         Agent   `toml:"agent" json:"agent"`
+	Layers        []Layer `toml:"layer,omitempty" json:"layers,omitempty"`
 }
 
 // Base is an image's base, pinned.
@@ -159,28 +175,79 @@ func (m *Manifest) Encode() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Inputs returns a copy without outputs (digests, layers, artifacts).
-func (m *Manifest) Inputs() *Manifest {
-	c := *m
-	c.InputsDigest, c.IndexDigest, c.Artifacts = "", "", nil
-	c.Imagebake.Go = ""
-	c.Images = nil
-	for _, im := range m.Images {
-		im.Digest, im.Artifact, im.Layers, im.Base.Digest = "", "", nil, ""
-		c.Images = append(c.Images, im)
-	}
-	c.Puppetfile.Modules = append([]lockfile.Module(nil), m.Puppetfile.Modules...)
-	return &c
+// content is what one image is made of, content identity only.
+type content struct {
+	Family      string          `toml:"family"`
+	Release     string          `toml:"release"`
+	Epoch       int64           `toml:"epoch"`
+	Builder     string          `toml:"builder"`
+	Environment string          `toml:"environment"`
+	Tag         string          `toml:"tag"`
+	Commit      string          `toml:"commit"`
+	Puppetfile  string          `toml:"puppetfile"`
+	Moduledir   string          `toml:"moduledir"`
+	Modules     []moduleContent `toml:"module"`
+	Arch        string          `toml:"arch"`
+	OS          string          `toml:"os"`
+	Name        string          `toml:"name"`
+	Base        string          `toml:"base"`
+	Agent       Agent           `toml:"agent"`
 }
 
-// ComputeInputsDigest is the sha256 of the canonical encoding of Inputs().
-func (m *Manifest) ComputeInputsDigest() (string, error) {
-	b, err := m.Inputs().Encode()
-	if err != nil {
+type moduleContent struct {
+	Name        string `toml:"name"`
+	Kind        string `toml:"kind"`
+	Path        string `toml:"path"`
+	ExcludeSpec bool   `toml:"exclude_spec"`
+	Commit      string `toml:"commit"`
+	Version     string `toml:"version"`
+	SHA256      string `toml:"sha256"`
+}
+
+// BaseIdentity is the content part of a base reference: its digest
+// ("sha256:...") where the reference carries one, else the reference
+// ("scratch").
+func BaseIdentity(ref string) string {
+	if i := strings.LastIndex(ref, "@"); i >= 0 {
+		return ref[i+1:]
+	}
+	return ref
+}
+
+// ContentDigest is the digest of what im is made of (see "Content and
+// provenance" in the package documentation).
+func (m *Manifest) ContentDigest(im Image) (string, error) {
+	c := content{Family: m.Family, Release: m.Release, Epoch: m.Epoch, Builder: m.Builder, Environment: m.Environment,
+		Tag: m.Repo.Tag, Commit: m.Repo.Commit, Puppetfile: m.Puppetfile.SHA256, Moduledir: m.Puppetfile.Moduledir,
+		Arch: im.Arch, OS: im.OS, Name: im.Name, Base: BaseIdentity(im.Base.Ref), Agent: im.Agent}
+	c.Agent.Source, c.Agent.Path = "", ""
+	for _, x := range m.Puppetfile.Modules {
+		c.Modules = append(c.Modules, moduleContent{Name: x.Name, Kind: x.Kind, Path: x.Path, ExcludeSpec: x.ExcludeSpec, Commit: x.Commit, Version: x.Version, SHA256: x.SHA256})
+	}
+	sort.Slice(c.Modules, func(i, j int) bool { return c.Modules[i].Name < c.Modules[j].Name })
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
 		return "", err
 	}
-	s := sha256.Sum256(b)
+	s := sha256.Sum256(buf.Bytes())
 	return "sha256:" + hex.EncodeToString(s[:]), nil
+}
+
+// SetContentDigests computes every image's content digest and the
+// release's inputs digest over them (sorted by arch).
+func (m *Manifest) SetContentDigests() error {
+	sort.Slice(m.Images, func(i, j int) bool { return m.Images[i].Arch < m.Images[j].Arch })
+	h := sha256.New()
+	for i := range m.Images {
+		d, err := m.ContentDigest(m.Images[i])
+		if err != nil {
+			return err
+		}
+		m.Images[i].ContentDigest = d
+		fmt.Fprintf(h, "%s %s\n", m.Images[i].Arch, d)
+	}
+	m.InputsDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return nil
 }
 
 // Write stores the manifest atomically.

@@ -36,17 +36,43 @@ func TestEncodeSortedAndStable(t *testing.T) {
 	}
 }
 
-func TestInputsDigestIgnoresOutputs(t *testing.T) {
+func TestContentDigestIgnoresProvenanceAndOtherArches(t *testing.T) {
 	a, b := sample(), sample()
-	b.Images[0].Digest, b.IndexDigest, b.Imagebake.Go = "sha256:other", "sha256:x", "go2"
-	da, _ := a.ComputeInputsDigest()
-	db, _ := b.ComputeInputsDigest()
-	if da != db {
-		t.Errorf("outputs changed the inputs digest: %s vs %s", da, db)
+	// provenance and outputs: where things came from, what was built
+	b.Repo.URL, b.Imagebake = "git://elsewhere/control.git", Tool{Version: "v9", Go: "go9"}
+	b.Images[0].Agent.Source, b.Images[0].Agent.Path = "https://mirror/tools", "x/y.tar.gz"
+	b.Images[0].Digest, b.IndexDigest = "sha256:other", "sha256:x"
+	b.Puppetfile.Modules[0].Source, b.Puppetfile.Modules[0].URL = "https://mirror/b.git", "https://forge.mirror/b.tar.gz"
+	b.Images[0].Base.Ref = "oci:/other/path@sha256:" + strings.Repeat("9", 64)
+	a.Images[0].Base.Ref = "oci:base@sha256:" + strings.Repeat("9", 64)
+	if err := a.SetContentDigests(); err != nil {
+		t.Fatal(err)
 	}
-	b.Images[0].Agent.Version = "2.0.1"
-	if dc, _ := b.ComputeInputsDigest(); dc == da {
-		t.Error("another agent version gives the same inputs digest")
+	b.SetContentDigests() // sorted by arch: amd64 first
+	if a.InputsDigest != b.InputsDigest || a.Images[0].ContentDigest != b.Images[0].ContentDigest {
+		t.Errorf("provenance changed the content digests: %s vs %s", a.InputsDigest, b.InputsDigest)
+	}
+	// one arch's content does not depend on the other's
+	b.Images[1].Agent.SHA256 = strings.Repeat("0", 64)
+	b.SetContentDigests()
+	if a.Images[0].ContentDigest != b.Images[0].ContentDigest || a.Images[1].ContentDigest == b.Images[1].ContentDigest || a.InputsDigest == b.InputsDigest {
+		t.Error("a change to arm64's agent should change arm64's digest and the release's, not amd64's")
+	}
+	for name, change := range map[string]func(m *Manifest){
+		"commit":        func(m *Manifest) { m.Repo.Commit = strings.Repeat("1", 40) },
+		"agent version": func(m *Manifest) { m.Images[0].Agent.Version = "2.0.1" },
+		"base digest":   func(m *Manifest) { m.Images[0].Base.Ref = "oci:base@sha256:" + strings.Repeat("8", 64) },
+		"module pin":    func(m *Manifest) { m.Puppetfile.Modules[0].Commit = strings.Repeat("2", 40) },
+		"epoch":         func(m *Manifest) { m.Epoch++ },
+	} {
+		c := sample()
+		c.SetContentDigests() // sorted as a is
+		c.Images[0].Base.Ref = a.Images[0].Base.Ref
+		change(c)
+		c.SetContentDigests()
+		if c.Images[0].ContentDigest == a.Images[0].ContentDigest {
+			t.Errorf("a changed %s gives the same content digest", name)
+		}
 	}
 }
 

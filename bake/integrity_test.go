@@ -1,0 +1,138 @@
+package bake
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// The same release baked from three places of the control repo (the
+// work tree, a clone elsewhere, git:// from a daemon), from two places of
+// the agent store, and one arch at a time, is the same bytes.
+func TestImageBytesDependOnContentOnly(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	clone := filepath.Join(t.TempDir(), "b", "control")
+	testutil.Git(t, root, "clone", "-q", repo, clone)
+	served := t.TempDir()
+	testutil.Git(t, root, "clone", "-q", "--bare", repo, filepath.Join(served, "control.git"))
+	daemon := testutil.GitDaemon(t, served) + "/control.git"
+	store1 := filepath.Join(root, "store")
+	store2 := filepath.Join(t.TempDir(), "store-mirror")
+	testutil.Run(t, "cp", "-a", store1, store2)
+
+	type bake struct {
+		name, repo, store string
+		arches            []string
+	}
+	digests := map[string]map[string]string{} // arch -> digest -> first bake with it
+	index := map[string]string{}
+	for i, b := range []bake{
+		{"work tree, store 1", repo, store1, nil},
+		{"clone elsewhere, store 1", clone, store1, nil},
+		{"git:// daemon, store 2", daemon, store2, nil},
+		{"work tree, store 2, amd64 alone", repo, store2, []string{"amd64"}},
+		{"git:// daemon, store 1, arm64 alone", daemon, store1, []string{"arm64"}},
+	} {
+		o := opts(root, b.repo, filepath.Join(t.TempDir(), "dist"))
+		o.Stores, o.Arches = []string{b.store}, b.arches
+		m, err := Bake(ctx, o)
+		if err != nil {
+			t.Fatalf("%s: %v", b.name, err)
+		}
+		if b.arches == nil {
+			index[m.IndexDigest] = b.name
+		}
+		for _, im := range m.Images {
+			if digests[im.Arch] == nil {
+				digests[im.Arch] = map[string]string{}
+			}
+			digests[im.Arch][im.Digest] = b.name
+		}
+		if i == 2 && m.Repo.URL != daemon {
+			t.Errorf("the manifest's provenance says %s, want %s", m.Repo.URL, daemon)
+		}
+	}
+	if len(index) != 1 {
+		t.Errorf("index digests differ by where the inputs came from: %v", index)
+	}
+	for arch, ds := range digests {
+		if len(ds) != 1 {
+			t.Errorf("%s image digests differ: %v", arch, ds)
+		}
+	}
+}
+
+// skopeo copies the release's index without re-serialising it: the digest
+// in the manifest is the digest users pull. The layout's files are 0644
+// and every mtime in the payload layers is the epoch.
+func TestIndexCopiesUnchangedAndFilesAtEpoch(t *testing.T) {
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Skip("skopeo not installed (make test installs it)")
+	}
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	m, err := Bake(ctx, opts(root, repo, filepath.Join(root, "dist")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "dist", "example-1.0.0")
+	dst := filepath.Join(t.TempDir(), "copy")
+	testutil.Run(t, "skopeo", "copy", "--quiet", "--all", "--preserve-digests", "oci:"+dir+":example-1.0.0", "oci:"+dst+":copied")
+	var ix struct{ Manifests []struct{ Digest string } }
+	if err := json.Unmarshal(mustReadFile(t, filepath.Join(dst, "index.json")), &ix); err != nil || len(ix.Manifests) != 1 {
+		t.Fatalf("copied index.json: %v %+v", err, ix)
+	}
+	if ix.Manifests[0].Digest != m.IndexDigest {
+		t.Errorf("skopeo copy --all --preserve-digests gave index %s, the manifest says %s", ix.Manifests[0].Digest, m.IndexDigest)
+	}
+	for _, f := range []string{"index.json", "oci-layout", manifest.FileName, SBOMName} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v (%v), want 0644", f, fi.Mode().Perm(), err)
+		}
+	}
+	epoch := time.Unix(m.Epoch, 0)
+	for _, l := range m.Images[0].Layers {
+		if l.Role == "base" {
+			continue
+		}
+		tr := tar.NewReader(mustGunzipFile(t, filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))))
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if !h.ModTime.Equal(epoch) {
+				t.Errorf("%s layer: %s has mtime %v, want the epoch %v", l.Role, h.Name, h.ModTime.UTC(), epoch.UTC())
+				break
+			}
+		}
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustGunzipFile(t *testing.T, p string) io.Reader {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(mustReadFile(t, p)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zr
+}
