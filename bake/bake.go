@@ -25,7 +25,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -50,6 +49,9 @@ type Options struct {
 	// number is checked against the changes (package release) as soon as
 	// the inputs are pinned, before anything is built.
 	Previous *manifest.Manifest
+
+	// Force replaces a release in Out baked from other inputs.
+	Force bool
 
 	// Ref, when set, is a branch, tag or commit to read instead of the
 	// release tag (a release candidate, for Plan).
@@ -88,9 +90,27 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		return nil, err
 	}
 	final := filepath.Join(o.Out, in.Name())
-	if old, err := manifest.Read(filepath.Join(final, manifest.FileName)); err == nil && upToDate(old, in.Manifest, final) {
-		o.logf("%s is up to date (inputs %s)\n", final, in.Manifest.InputsDigest)
-		return old, nil
+	old, err := manifest.Read(filepath.Join(final, manifest.FileName))
+	switch {
+	case err == nil:
+		keep, err := against(old, in.Manifest, o.Force, o.logf)
+		if err != nil {
+			return nil, err
+		}
+		if len(keep) > 0 {
+			o.logf("keeping %s of %s, already in %s\n", strings.Join(keep, ", "), in.Name(), final)
+			if err := in.keepArches(ctx, o, old, keep); err != nil {
+				return nil, err
+			}
+		}
+		if upToDate(old, in.Manifest, final) {
+			o.logf("%s is up to date (inputs %s)\n", final, in.Manifest.InputsDigest)
+			return old, nil
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		if !o.Force {
+			return nil, fmt.Errorf("%w: %s holds a release whose manifest cannot be read (%v); pass --force to replace it", ErrReleaseChanged, final, err)
+		}
 	}
 	stage, err := os.MkdirTemp(o.Out, "."+in.Name()+".tmp-")
 	if err != nil {
@@ -218,26 +238,6 @@ func removeLeftovers(out string, logf func(string, ...any)) {
 			}
 		}
 	}
-}
-
-// upToDate says whether the release in dir was baked from the same inputs
-// and still has its artifacts.
-func upToDate(old, now *manifest.Manifest, dir string) bool {
-	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) {
-		return false
-	}
-	b, err := builders.Lookup(old.Builder)
-	if err != nil {
-		return false
-	}
-	for _, im := range old.Images {
-		for _, l := range im.Layers {
-			if _, err := os.Stat(b.LayerFile(dir, im.Artifact, l.Digest)); err != nil {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // publicModes makes a release readable by everyone whatever the umask and

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/agents/agentstest"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
@@ -135,4 +139,51 @@ func mustGunzipFile(t *testing.T, p string) io.Reader {
 		t.Fatal(err)
 	}
 	return zr
+}
+
+// A release number names one content: a re-bake after a newer agent was
+// published is refused naming the change (exit 4) unless --force; a bake
+// of one arch into an out holding others keeps them, byte for byte.
+func TestReleaseInOutIsPinned(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	out := filepath.Join(root, "dist")
+	one := func(arches ...string) (*manifest.Manifest, error) {
+		o := opts(root, repo, out)
+		o.Arches = arches
+		return Bake(ctx, o)
+	}
+	amd, err := one("amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := one("arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(both.Images) != 2 || both.Images[0].Digest != amd.Images[0].Digest {
+		t.Fatalf("baking arm64 into an out holding amd64: images %+v, want amd64 kept as %s", both.Images, amd.Images[0].Digest)
+	}
+	full, err := Bake(ctx, opts(root, repo, filepath.Join(root, "dist-all")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.IndexDigest != both.IndexDigest {
+		t.Errorf("one arch at a time gives index %s, both at once %s", both.IndexDigest, full.IndexDigest)
+	}
+
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, agentstest.Store(t, filepath.Join(root, "store")), agents.PublishOptions{Name: "mozagent", Version: "2.4.2", OS: "linux", Arch: a}, "")
+	}
+	_, err = one()
+	if !errors.Is(err, ErrReleaseChanged) || failure.Code(err) != 4 || !strings.Contains(err.Error(), "agent binaries of amd64: mozagent 2.4.1") || !strings.Contains(err.Error(), "-> mozagent 2.4.2") {
+		t.Fatalf("re-bake after a newer agent: %v (exit %d), want exit 4 naming the agent change", err, failure.Code(err))
+	}
+	if m, _ := manifest.Read(filepath.Join(out, "example-1.0.0", manifest.FileName)); m == nil || m.IndexDigest != both.IndexDigest {
+		t.Error("the refused bake changed the release in --out")
+	}
+	o := opts(root, repo, out)
+	o.Force = true
+	if m, err := Bake(ctx, o); err != nil || m.IndexDigest == both.IndexDigest {
+		t.Errorf("--force: %v; the release should be replaced", err)
+	}
 }

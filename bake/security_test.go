@@ -402,7 +402,7 @@ func TestBakeOutDirIsLockedSwappedAndCleaned(t *testing.T) {
 	}()
 	for i := 1; i <= 3; i++ {
 		o := opts(root, repo, out)
-		o.Epoch = time.Unix(int64(1700000000+i), 0)
+		o.Epoch, o.Force = time.Unix(int64(1700000000+i), 0), true
 		if _, err := Bake(ctx, o); err != nil {
 			t.Fatal(err)
 		}
@@ -428,7 +428,7 @@ func TestBakeOutDirIsLockedSwappedAndCleaned(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		o := opts(root, repo, out)
-		o.Epoch = time.Unix(1600000000, 0)
+		o.Epoch, o.Force = time.Unix(1600000000, 0), true
 		_, err := Bake(ctx, o)
 		done <- err
 	}()

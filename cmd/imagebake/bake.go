@@ -24,7 +24,13 @@ into OUT/NAME-X.Y.Z/ with manifest.toml and sbom.spdx.json beside them.
 
 The epoch (every mtime, every "created") is the release commit's commit time
 unless --source-date-epoch or SOURCE_DATE_EPOCH says otherwise. Relative
-paths in imagebake.toml (bases, stores) are relative to --context.`,
+paths in imagebake.toml (bases, stores) are relative to --context.
+
+A release number names one content. When OUT/NAME-X.Y.Z already holds the
+release baked from other inputs (a newer agent, a moved module tag), the
+bake is refused with exit 4 naming each changed input, unless --force.
+Arches already there that this bake does not build are kept (rebuilt from
+their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Repo == "" || o.Release == "" {
@@ -82,6 +88,7 @@ paths in imagebake.toml (bases, stores) are relative to --context.`,
 	f.StringArrayVar(&o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
 	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
 	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
+	f.BoolVar(&o.Force, "force", false, "replace a release in --out baked from other inputs (a release number should name one content)")
 	f.StringVar(&template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
 	f.StringVar(&packerBin, "packer", "", "with --builder packer: the packer binary (default: packer on PATH)")
 	return cmd

@@ -1,0 +1,181 @@
+package bake
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/imagebake/imagebake/builders"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// ErrReleaseChanged marks a bake whose inputs differ from those of the
+// same release already in --out: a release number names one content.
+var ErrReleaseChanged = fmt.Errorf("release already baked from other inputs: %w", failure.ErrVerify)
+
+// against compares the release being baked (in) with the one already in
+// dir (old). It returns the arches of old that this bake does not build
+// and that must be kept, and an error naming every changed input when the
+// release would change (unless force).
+func against(old, now *manifest.Manifest, force bool, logf func(string, ...any)) (keep []string, err error) {
+	changes := sharedChanges(old, now)
+	byArch := map[string]manifest.Image{}
+	for _, im := range old.Images {
+		byArch[im.Arch] = im
+	}
+	baking := map[string]bool{}
+	for _, im := range now.Images {
+		baking[im.Arch] = true
+		if o, ok := byArch[im.Arch]; ok && o.ContentDigest != im.ContentDigest {
+			changes = append(changes, imageChanges(o, im)...)
+		}
+	}
+	for _, im := range old.Images {
+		if !baking[im.Arch] {
+			keep = append(keep, im.Arch)
+		}
+	}
+	if len(changes) == 0 {
+		return keep, nil
+	}
+	if !force {
+		return nil, fmt.Errorf("%w: %s %s was baked from other inputs; a release number names one content:\n  %s\nbake a new release number, or pass --force to replace it",
+			ErrReleaseChanged, now.Family, now.Release, strings.Join(changes, "\n  "))
+	}
+	logf("replacing %s-%s (--force):\n  %s\n", now.Family, now.Release, strings.Join(changes, "\n  "))
+	if len(sharedChanges(old, now)) > 0 && len(keep) > 0 {
+		logf("dropping %s: baked from other inputs\n", strings.Join(keep, ", "))
+		keep = nil
+	}
+	return keep, nil
+}
+
+// sharedChanges lists what differs in the inputs every arch shares.
+func sharedChanges(old, now *manifest.Manifest) []string {
+	var out []string
+	diff := func(what, a, b string) {
+		if a != b {
+			out = append(out, fmt.Sprintf("%s: %s -> %s", what, a, b))
+		}
+	}
+	diff("control repo commit", old.Repo.Commit, now.Repo.Commit)
+	diff("tag", old.Repo.Tag, now.Repo.Tag)
+	diff("epoch", fmt.Sprint(old.Epoch), fmt.Sprint(now.Epoch))
+	diff("builder", old.Builder, now.Builder)
+	diff("environment", old.Environment, now.Environment)
+	diff("Puppetfile sha256", old.Puppetfile.SHA256, now.Puppetfile.SHA256)
+	om, nm := map[string]string{}, map[string]string{}
+	pin := func(m *manifest.Manifest, to map[string]string) {
+		for _, x := range m.Puppetfile.Modules {
+			p := x.Commit
+			if p == "" {
+				p = strings.TrimSpace(x.Version + " sha256:" + x.SHA256)
+			}
+			if x.Kind == "local" {
+				p = "local"
+			}
+			to[x.Name] = p
+		}
+	}
+	pin(old, om)
+	pin(now, nm)
+	names := map[string]bool{}
+	for n := range om {
+		names[n] = true
+	}
+	for n := range nm {
+		names[n] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	for _, n := range sorted {
+		a, inOld := om[n]
+		b, inNow := nm[n]
+		switch {
+		case !inOld:
+			out = append(out, "module "+n+": added ("+b+")")
+		case !inNow:
+			out = append(out, "module "+n+": removed (was "+a+")")
+		default:
+			diff("module "+n, a, b)
+		}
+	}
+	return out
+}
+
+// imageChanges lists what differs in one arch's own inputs.
+func imageChanges(old, now manifest.Image) []string {
+	var out []string
+	if a, b := manifest.BaseIdentity(old.Base.Ref), manifest.BaseIdentity(now.Base.Ref); a != b {
+		out = append(out, fmt.Sprintf("base of %s: %s -> %s", now.Arch, a, b))
+	}
+	oa, na := old.Agent, now.Agent
+	if oa.Name != na.Name || oa.Version != na.Version || oa.SHA256 != na.SHA256 {
+		out = append(out, fmt.Sprintf("agent binaries of %s: %s %s (sha256 %s) -> %s %s (sha256 %s)",
+			now.Arch, oa.Name, oa.Version, short(oa.SHA256), na.Name, na.Version, short(na.SHA256)))
+	}
+	return out
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// keepArches adds to in the arches of old that this bake keeps, pinned
+// exactly as old records them: their images come out the same bytes.
+func (in *Inputs) keepArches(ctx context.Context, o Options, old *manifest.Manifest, arches []string) error {
+	sels, err := selectAgents(ctx, o, in.Config, arches, old)
+	if err != nil {
+		return fmt.Errorf("keeping %s of %s-%s already in %s: %w", strings.Join(arches, ", "), old.Family, old.Release, o.Out, err)
+	}
+	for _, a := range arches {
+		for _, im := range old.Images {
+			if im.Arch != a {
+				continue
+			}
+			im.Digest, im.Artifact, im.Layers, im.Base.Digest = "", "", nil, ""
+			in.Manifest.Images = append(in.Manifest.Images, im)
+		}
+		in.Agents[a] = sels[a]
+	}
+	if err := in.Manifest.SetContentDigests(); err != nil {
+		return err
+	}
+	for _, im := range in.Manifest.Images {
+		for _, o := range old.Images {
+			if o.Arch == im.Arch && o.ContentDigest != "" && o.ContentDigest != im.ContentDigest {
+				return fmt.Errorf("%w: %s of %s-%s would not come out the same (content %s, recorded %s)", ErrReleaseChanged, im.Arch, old.Family, old.Release, im.ContentDigest, o.ContentDigest)
+			}
+		}
+	}
+	return nil
+}
+
+// upToDate says whether the release in dir holds exactly now's images,
+// from the same inputs, with their artifacts in place.
+func upToDate(old, now *manifest.Manifest, dir string) bool {
+	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) {
+		return false
+	}
+	b, err := builders.Lookup(old.Builder)
+	if err != nil {
+		return false
+	}
+	for _, im := range old.Images {
+		for _, l := range im.Layers {
+			if _, err := os.Stat(b.LayerFile(dir, im.Artifact, l.Digest)); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
