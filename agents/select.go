@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/versionq"
 )
@@ -234,3 +235,82 @@ func (e *MissError) Error() string { return e.Msg }
 
 // Unwrap makes a miss ErrNoMatch (and so not found).
 func (e *MissError) Unwrap() error { return ErrNoMatch }
+
+// SelectCommon selects one version for every arch: the largest version
+// matching q that every arch has. When the newest differs per arch, note
+// says which each had and which was taken; when no version is common, the
+// error names what each arch has.
+func (c *Chain) SelectCommon(ctx context.Context, q Query, arches []string) (sels []Selection, note string, err error) {
+	newest, err := c.SelectArches(ctx, q, arches)
+	if err != nil {
+		return nil, "", err
+	}
+	same := true
+	for _, s := range newest[1:] {
+		same = same && s.Version == newest[0].Version
+	}
+	if same {
+		return newest, "", nil
+	}
+	m, err := parseWant(q.Want)
+	if err != nil {
+		return nil, "", err
+	}
+	var count map[string]int
+	var has []string
+	for _, a := range arches {
+		vs := c.versions(q, m, a)
+		has = append(has, fmt.Sprintf("%s has %s", a, strings.Join(vs, ", ")))
+		if count == nil {
+			count = map[string]int{}
+		}
+		for _, v := range vs {
+			count[v]++
+		}
+	}
+	var common *semver.Version
+	for v, n := range count {
+		sv := semver.MustParse(v)
+		if n == len(arches) && (common == nil || sv.GreaterThan(common)) {
+			common = sv
+		}
+	}
+	var each []string
+	for i, a := range arches {
+		each = append(each, a+" "+newest[i].Version)
+	}
+	if common == nil {
+		return nil, "", fmt.Errorf("%w: no version of %s matching %s is published for every arch (%s); publish the missing arches, or pass --agents-per-arch to take each arch's newest",
+			ErrNoMatch, q.Name, m, strings.Join(has, "; "))
+	}
+	qe := q
+	qe.Want = common.Original()
+	if sels, err = c.SelectArches(ctx, qe, arches); err != nil {
+		return nil, "", err
+	}
+	note = fmt.Sprintf("agent binaries %s: the newest differ per arch (%s); using %s, the newest every arch has (--agents-per-arch takes each arch's newest)",
+		q.Name, strings.Join(each, ", "), common.Original())
+	return sels, note, nil
+}
+
+// versions lists the versions matching m for one arch over the chain,
+// largest first.
+func (c *Chain) versions(q Query, m *versionq.Query, arch string) []string {
+	seen := map[string]*semver.Version{}
+	for _, ix := range c.ixs {
+		if ix == nil {
+			continue
+		}
+		for _, e := range ix.Agents {
+			if e.Name == q.Name && e.OS == q.OS && e.Arch == arch && m.Match(e.v, q.Prerelease) {
+				seen[e.Version] = e.v
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return seen[out[i]].GreaterThan(seen[out[j]]) })
+	return out
+}

@@ -50,6 +50,10 @@ type Options struct {
 	// the inputs are pinned, before anything is built.
 	Previous *manifest.Manifest
 
+	// AgentsPerArch takes each arch's newest agent binaries instead of the
+	// newest version every arch has.
+	AgentsPerArch bool
+
 	// Force replaces a release in Out baked from other inputs.
 	Force bool
 

@@ -66,7 +66,7 @@ func opts(root, repo, out string) Options {
 }
 
 func TestBakeOCIReadByRealTools(t *testing.T) {
-	root, repo := example(t, map[string][]string{"amd64": {"2.3.0", "2.4.1"}, "arm64": {"2.3.0"}})
+	root, repo := example(t, map[string][]string{"amd64": {"2.3.0", "2.4.1"}, "arm64": {"2.3.0", "2.4.1"}})
 	out := filepath.Join(root, "dist")
 	m, err := Bake(ctx, opts(root, repo, out))
 	if err != nil {
@@ -76,9 +76,8 @@ func TestBakeOCIReadByRealTools(t *testing.T) {
 	if len(m.Images) != 2 || m.Images[0].Name != "example-1.0.0-amd64" || m.Images[1].Name != "example-1.0.0-arm64" {
 		t.Fatalf("images = %+v", m.Images)
 	}
-	// per arch selection: arm64 has only 2.3.0
-	if m.Images[0].Agent.Version != "2.4.1" || m.Images[1].Agent.Version != "2.3.0" {
-		t.Errorf("agents = %s, %s; want 2.4.1 for amd64, 2.3.0 for arm64", m.Images[0].Agent.Version, m.Images[1].Agent.Version)
+	if m.Images[0].Agent.Version != "2.4.1" || m.Images[1].Agent.Version != "2.4.1" {
+		t.Errorf("agents = %s, %s; want the newest, 2.4.1, for both", m.Images[0].Agent.Version, m.Images[1].Agent.Version)
 	}
 	if m.Repo.Tag != "v1.0.0" || len(m.Repo.Commit) != 40 || len(m.Puppetfile.Modules) != 3 {
 		t.Errorf("repo %+v, %d modules", m.Repo, len(m.Puppetfile.Modules))

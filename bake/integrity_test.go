@@ -187,3 +187,33 @@ func TestReleaseInOutIsPinned(t *testing.T) {
 		t.Errorf("--force: %v; the release should be replaced", err)
 	}
 }
+
+// One agent version per release: the newest every arch has, said aloud
+// when the newest differs per arch; --agents-per-arch takes each arch's
+// newest; no common version is an error naming what each arch has.
+func TestOneAgentVersionPerRelease(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.3.0", "2.4.0"}, "arm64": {"2.3.0"}})
+	var log strings.Builder
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Log = &log
+	m, err := Plan(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Images[0].Agent.Version != "2.3.0" || m.Images[1].Agent.Version != "2.3.0" {
+		t.Errorf("agents = %s (amd64), %s (arm64); want 2.3.0 for both", m.Images[0].Agent.Version, m.Images[1].Agent.Version)
+	}
+	if !strings.Contains(log.String(), "newest differ per arch (amd64 2.4.0, arm64 2.3.0); using 2.3.0") {
+		t.Errorf("the log does not say the newest differ per arch:\n%s", log.String())
+	}
+	o.AgentsPerArch = true
+	if m, err = Plan(ctx, o); err != nil || m.Images[0].Agent.Version != "2.4.0" || m.Images[1].Agent.Version != "2.3.0" {
+		t.Errorf("--agents-per-arch: %v %+v", err, m)
+	}
+
+	root, repo = example(t, map[string][]string{"amd64": {"2.4.0"}, "arm64": {"2.3.0"}})
+	_, err = Plan(ctx, opts(root, repo, filepath.Join(root, "dist")))
+	if !errors.Is(err, agents.ErrNoMatch) || !strings.Contains(err.Error(), "amd64 has 2.4.0; arm64 has 2.3.0") {
+		t.Errorf("no common version: %v", err)
+	}
+}

@@ -336,7 +336,17 @@ func selectAgents(ctx context.Context, o Options, cfg *Config, arches []string, 
 		}
 		stores = append(stores, st)
 	}
-	sels, err := agents.NewChain(stores...).SelectArches(ctx, agents.Query{Name: cfg.Agents.Name, Want: cfg.Agents.Major, OS: "linux"}, arches)
+	chain, q := agents.NewChain(stores...), agents.Query{Name: cfg.Agents.Name, Want: cfg.Agents.Major, OS: "linux"}
+	var sels []agents.Selection
+	var err error
+	if o.AgentsPerArch {
+		sels, err = chain.SelectArches(ctx, q, arches)
+	} else {
+		var note string
+		if sels, note, err = chain.SelectCommon(ctx, q, arches); note != "" {
+			o.logf("%s\n", note)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
