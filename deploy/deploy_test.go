@@ -305,3 +305,32 @@ func BenchmarkLargeFile(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "selections")
 }
+
+// select hands out nothing revoked or obsolete: an exact pin to one is
+// refused naming the replacement; a deprecated release comes with a warning.
+func TestUsableRefusesRevokedAndObsolete(t *testing.T) {
+	c := fixture(t)
+	for v, want := range map[string]string{"1.4.1": "revoked", "1.3.0": "obsolete"} {
+		r, err := Resolve(c, "catalog.toml", Selection{Family: "refspec", Version: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warn, err := Usable(r)
+		if !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), "is "+want) || !strings.Contains(err.Error(), "replacement: 1.4.2") || warn != "" {
+			t.Errorf("%s: %q, %v; want a policy error naming the replacement", v, warn, err)
+		}
+	}
+	r, err := Resolve(c, "catalog.toml", Selection{Family: "refspec", Version: "1.4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn, err := Usable(r); err != nil || warn != "" || r.Release != "1.4.2" {
+		t.Errorf("1.4 -> %s: %q %v; want 1.4.2 with no word", r.Release, warn, err)
+	}
+	if r, err = Resolve(c, "catalog.toml", Selection{Family: "tools", Version: "0.9.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if warn, err := Usable(r); err != nil || !strings.Contains(warn, "deprecated since 2026-08-01: replaced by the 1.x line; replacement: 1.0.0") {
+		t.Errorf("deprecated: %q %v", warn, err)
+	}
+}

@@ -174,3 +174,18 @@ func replacement(r *catalog.Release) string {
 	}
 	return "; replacement: " + r.Replacement
 }
+
+// Usable says whether a resolved release may be handed out, as check
+// would: an obsolete or revoked release is refused (ErrPolicy, naming the
+// reason and replacement); a deprecated one comes with a warning.
+func Usable(r *Resolved) (warning string, err error) {
+	rel := r.rel
+	name := r.Family + " " + rel.Version
+	switch rel.State {
+	case catalog.Obsolete, catalog.Revoked:
+		return "", fmt.Errorf("%s: %w: %s is %s since %s: %s%s", r.Pos, ErrPolicy, name, rel.State, day(rel.StateDate), rel.Reason, replacement(rel))
+	case catalog.Deprecated:
+		return fmt.Sprintf("%s: warning: %s is deprecated since %s: %s%s", r.Pos, name, day(rel.StateDate), rel.Reason, replacement(rel)), nil
+	}
+	return "", nil
+}

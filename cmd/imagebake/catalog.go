@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
@@ -57,6 +58,10 @@ func (f *keyFlags) signer(kr *signing.Keyring) (*signing.Signer, error) {
 func (f *keyFlags) updateCatalog(store string, change func(*catalog.Catalog) error) error {
 	if store == "" {
 		return usageErr("--store is required")
+	}
+	st := &catalog.Store{Root: store}
+	if _, err := os.Stat(st.Path()); err != nil {
+		return fmt.Errorf("no catalog in store %s (looked for %s); publish a release there first: %w", store, st.Path(), failure.ErrNotFound)
 	}
 	kr, err := f.keyring()
 	if err != nil {
@@ -137,15 +142,18 @@ func newCatalogCommand(g *globals) *cobra.Command {
 	var store, family string
 	kf := &keyFlags{}
 	list := &cobra.Command{
-		Use:   "list --store DIR [--family F]",
-		Short: "List releases with their state (the catalog's signature is checked)",
+		Use:   "list --store DIR|URL [--family F]",
+		Short: "List releases with their state, reason, replacement and end of life (the catalog's signature is checked)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if store == "" {
+				return usageErr("--store is required: a store directory, its URL, or the URL of its catalog/catalog.toml")
+			}
 			kr, err := kf.keyring()
 			if err != nil {
 				return err
 			}
-			c, err := (&catalog.Store{Root: store, Keys: kr}).Read()
+			c, _, _, err := catalog.Open(cmd.Context(), store, kr, nil)
 			if err != nil {
 				return err
 			}
@@ -162,7 +170,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), fams)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "FAMILY\tVERSION\tDATE\tSECURITY\tSTATE\tARCHES")
+			fmt.Fprintln(tw, "FAMILY\tVERSION\tDATE\tSECURITY\tSTATE\tREPLACEMENT\tEND OF LIFE\tARCHES\tREASON")
 			for _, f := range fams {
 				for _, r := range f.Releases {
 					var arches []string
@@ -170,10 +178,15 @@ func newCatalogCommand(g *globals) *cobra.Command {
 						arches = append(arches, im.Arch)
 					}
 					state := r.State
-					if r.Replacement != "" {
-						state += " -> " + r.Replacement
+					if r.State != catalog.Active && !r.StateDate.IsZero() {
+						state += " " + r.StateDate.Format("2006-01-02")
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\n", f.Name, r.Version, r.Date.Format("2006-01-02"), r.Security, state, strings.Join(arches, ","))
+					eol := "-"
+					if s, ok := f.SupportOf(r.SemVer().Major()); ok && !s.EOL.IsZero() {
+						eol = s.EOL.Format("2006-01-02")
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", f.Name, r.Version, r.Date.Format("2006-01-02"), r.Security, state,
+						orDash(r.Replacement), eol, strings.Join(arches, ","), orDash(r.Reason))
 				}
 			}
 			return tw.Flush()
@@ -188,6 +201,13 @@ func newCatalogCommand(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(newEOLCommand(g))
 	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func parseDate(s string) (time.Time, error) {

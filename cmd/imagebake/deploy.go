@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -70,7 +71,7 @@ func newSelectCommand(g *globals) *cobra.Command {
 	var lock string
 	cmd := &cobra.Command{
 		Use:   "select deploy.yaml [--catalog C] [--json] [--lock deploy.lock]",
-		Short: "Resolve each selection of a deploy file to its exact release and per-arch images",
+		Short: "Resolve each selection of a deploy file to its exact release and per-arch images (obsolete and revoked releases refused, exit 4)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			df, c, src, _, err := f.load(cmd.Context(), args[0])
@@ -78,12 +79,23 @@ func newSelectCommand(g *globals) *cobra.Command {
 				return err
 			}
 			var all []*deploy.Resolved
+			var errs []error
 			for _, s := range df.Selections {
 				r, err := deploy.Resolve(c, src, s)
+				if err == nil {
+					var warn string
+					if warn, err = deploy.Usable(r); warn != "" {
+						fmt.Fprintln(g.progress(), warn)
+					}
+				}
 				if err != nil {
-					return err
+					errs = append(errs, err)
+					continue
 				}
 				all = append(all, r)
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err // nothing written: a pipeline must not take a partial selection
 			}
 			if lock != "" {
 				var buf bytes.Buffer

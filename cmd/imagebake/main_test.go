@@ -33,6 +33,9 @@ func TestExitCodes(t *testing.T) {
 		{"stale lock", []string{"puppetfile", "verify", "--puppetfile", good, "--lock", stale, "--cache", cache}, failure.ExitVerify},
 		{"no agent binaries", []string{"agents", "select", "mozagent", "--major", "2", "--arch", "arm64", "--store", filepath.Join(dir, "store")}, failure.ExitNotFound},
 		{"bad release number", []string{"bake", "--repo", dir, "--release", "1.0", "--cache", cache}, failure.ExitUsage},
+		{"unknown sub-command", []string{"catalog", "bogus"}, failure.ExitUsage},
+		{"catalog list of a missing store", []string{"catalog", "list", "--store", filepath.Join(dir, "no-store")}, failure.ExitNotFound},
+		{"revoke in a missing store", []string{"catalog", "revoke", "example", "1.0.0", "--store", filepath.Join(dir, "no-store"), "--reason", "r"}, failure.ExitNotFound},
 		{"missing Puppetfile", []string{"puppetfile", "show", "--puppetfile", filepath.Join(dir, "nope"), "--cache", cache}, failure.ExitError},
 	}
 	for _, tt := range tests {
@@ -41,5 +44,8 @@ func TestExitCodes(t *testing.T) {
 				t.Errorf("imagebake %v exit = %d, want %d", tt.args, got, tt.want)
 			}
 		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "no-store")); err == nil {
+		t.Error("a failed catalog command created the store directory")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,7 +47,33 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 	root.AddCommand(newVersionCommand(g), newPuppetfileCommand(g), newAgentsCommand(g), newBakeCommand(g), newVerifyCommand(g),
 		newKeyCommand(g), newPublishCommand(g), newCatalogCommand(g), newReleaseCommand(g),
 		newSelectCommand(g), newCheckCommand(g), newUpgradeCommand(g), newPackerCommand(g))
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command that only groups others (catalog,
+// agents, ...) refuse an unknown sub-command as a usage error (exit 2)
+// instead of printing its help and exiting 0.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		var names []string
+		for _, s := range cmd.Commands() {
+			if s.IsAvailableCommand() {
+				names = append(names, s.Name())
+			}
+		}
+		return usageErr("unknown command %q for %q (commands: %s)", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+	}
 }
 
 // progress is where progress and warnings go: stderr, unless --quiet.

@@ -90,18 +90,29 @@ type Support struct {
 
 // Release is one release of a family.
 type Release struct {
-	Version        string    `toml:"version" json:"version"`
-	Date           time.Time `toml:"date" json:"date"`
-	Security       bool      `toml:"security" json:"security"`
-	State          string    `toml:"state" json:"state"`
-	Reason         string    `toml:"reason,omitempty" json:"reason,omitempty"`
-	Replacement    string    `toml:"replacement,omitempty" json:"replacement,omitempty"`
-	StateDate      time.Time `toml:"state_date,omitempty" json:"state_date,omitempty"`
-	ManifestDigest string    `toml:"manifest_digest" json:"manifest_digest"`
-	IndexDigest    string    `toml:"index_digest,omitempty" json:"index_digest,omitempty"`
-	Images         []Image   `toml:"image" json:"images"`
+	Version     string    `toml:"version" json:"version"`
+	Date        time.Time `toml:"date" json:"date"`
+	Security    bool      `toml:"security" json:"security"`
+	State       string    `toml:"state" json:"state"`
+	Reason      string    `toml:"reason,omitempty" json:"reason,omitempty"`
+	Replacement string    `toml:"replacement,omitempty" json:"replacement,omitempty"`
+	StateDate   time.Time `toml:"state_date,omitempty" json:"state_date,omitempty"`
+	// History is every lifecycle change, oldest first; the last is the
+	// current state.
+	History        []Transition `toml:"history,omitempty" json:"history,omitempty"`
+	ManifestDigest string       `toml:"manifest_digest" json:"manifest_digest"`
+	IndexDigest    string       `toml:"index_digest,omitempty" json:"index_digest,omitempty"`
+	Images         []Image      `toml:"image" json:"images"`
 
 	v *semver.Version
+}
+
+// Transition is one lifecycle change of a release.
+type Transition struct {
+	State       string    `toml:"state" json:"state"`
+	Date        time.Time `toml:"date" json:"date"`
+	Reason      string    `toml:"reason,omitempty" json:"reason,omitempty"`
+	Replacement string    `toml:"replacement,omitempty" json:"replacement,omitempty"`
 }
 
 // Image is one arch's image of a release.
@@ -249,6 +260,10 @@ func (c *Catalog) SetState(family, version, state, reason, replacement string, a
 	if state != Active && reason == "" {
 		return fmt.Errorf("%w: a %s release needs --reason, so users learn why", failure.ErrUsage, state)
 	}
+	if replacement == "" && state != Active {
+		replacement = r.Replacement // a second change keeps the replacement it does not name
+	}
+	r.History = append(r.History, Transition{State: state, Date: at.UTC(), Reason: reason, Replacement: replacement})
 	r.State, r.Reason, r.Replacement, r.StateDate = state, reason, replacement, at.UTC()
 	return nil
 }
@@ -258,6 +273,13 @@ func (c *Catalog) SetEOL(family string, major uint64, eol time.Time, noticeDays 
 	f := c.Family(family, false)
 	if f == nil {
 		return fmt.Errorf("family %s is not in the catalog: %w", family, failure.ErrNotFound)
+	}
+	has := false
+	for _, r := range f.Releases {
+		has = has || r.SemVer().Major() == major
+	}
+	if !has {
+		return fmt.Errorf("%s has no release of major %d (it has %s): %w", family, major, strings.Join(f.Versions(), ", "), failure.ErrNotFound)
 	}
 	for i := range f.Support {
 		if f.Support[i].Major == major {

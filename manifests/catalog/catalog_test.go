@@ -315,3 +315,66 @@ func TestOpenOverHTTP(t *testing.T) {
 		t.Errorf("Open of a missing catalog over HTTP = %v, want not found", err)
 	}
 }
+
+// A store's root URL opens as well as its catalog's URL; a server that is
+// not a store is "not found", naming the URL looked for.
+func TestOpenStoreRootURL(t *testing.T) {
+	signer, kr, _ := keys(t)
+	st := &Store{Root: t.TempDir(), Keys: kr}
+	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(st.Root)))
+	defer srv.Close()
+	ctx := context.Background()
+	if c, _, _, err := Open(ctx, srv.URL+"/", kr, srv.Client()); err != nil || c.Family("example", false) == nil {
+		t.Errorf("Open of the store root URL = %v", err)
+	}
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("<html>a web site</html>"))
+	}))
+	defer other.Close()
+	_, _, _, err := Open(ctx, other.URL, kr, other.Client())
+	if !errors.Is(err, failure.ErrNotFound) || !strings.Contains(err.Error(), other.URL+"/catalog/catalog.toml") {
+		t.Errorf("Open of a web site = %v, want not found naming %s/catalog/catalog.toml", err, other.URL)
+	}
+}
+
+// Every lifecycle change is kept; a second change keeps the replacement
+// it does not name; an end of life needs a release of that major.
+func TestLifecycleHistory(t *testing.T) {
+	signer, kr, _ := keys(t)
+	st := &Store{Root: t.TempDir(), Keys: kr}
+	for _, v := range []string{"1.0.0", "1.0.1"} {
+		if _, _, err := st.Publish(release(t, v, "sha256:"+strings.Repeat(v[4:], 64)), signer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := func(d int) time.Time { return time.Date(2026, 5, d, 0, 0, 0, 0, time.UTC) }
+	for _, step := range []func(c *Catalog) error{
+		func(c *Catalog) error { return c.SetState("example", "1.0.0", Deprecated, "old", "1.0.1", day(1)) },
+		func(c *Catalog) error { return c.SetState("example", "1.0.0", Revoked, "CVE-2026-1", "", day(2)) },
+		func(c *Catalog) error {
+			return c.SetState("example", "1.0.0", Revoked, "CVE-2026-1 and CVE-2026-2", "", day(3))
+		},
+	} {
+		if _, err := st.Update(signer, step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := st.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Family("example", false).Release("1.0.0")
+	if len(r.History) != 3 || r.History[0].State != Deprecated || r.History[1].Reason != "CVE-2026-1" || r.Replacement != "1.0.1" || r.Reason != "CVE-2026-1 and CVE-2026-2" {
+		t.Errorf("history %+v, replacement %q, reason %q", r.History, r.Replacement, r.Reason)
+	}
+	if _, err := st.Update(signer, func(c *Catalog) error { return c.SetEOL("example", 2, day(9), 30) }); !errors.Is(err, failure.ErrNotFound) {
+		t.Errorf("eol of a major without releases = %v, want not found", err)
+	}
+}

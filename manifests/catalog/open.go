@@ -20,6 +20,9 @@ import (
 // http.DefaultClient.
 func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.Client) (*Catalog, string, *Store, error) {
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		if !strings.HasSuffix(src, ".toml") { // a store's root URL
+			src = strings.TrimSuffix(src, "/") + "/" + "catalog/" + FileName
+		}
 		if client == nil {
 			client = http.DefaultClient
 		}
@@ -50,7 +53,7 @@ func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.C
 	}
 	c, err := ReadFile(src, keys)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, "", nil, fmt.Errorf("catalog %s: %w", src, failure.ErrNotFound)
+		return nil, "", nil, fmt.Errorf("no catalog at %s (looked for a store directory holding catalog/%s, or a catalog file): %w", src, FileName, failure.ErrNotFound)
 	}
 	return c, src, nil, err
 }
