@@ -75,11 +75,12 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 			return err
 		}
 		var fam, ver string
+		var rel catalog.Release
 		for _, f := range c.Families {
 			for _, r := range f.Releases {
 				for _, im := range r.Images {
 					if im.Name == image {
-						fam, ver = f.Name, r.Version
+						fam, ver, rel = f.Name, r.Version, r
 					}
 				}
 			}
@@ -91,7 +92,7 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if err != nil {
 			return err
 		}
-		return showVersions(cmd, g, m, image)
+		return showVersions(cmd, g, m, image, &rel)
 	}
 	var m *manifest.Manifest
 	if len(kf.trusted) > 0 || os.Getenv("IMAGEBAKE_TRUSTED_KEYS") != "" {
@@ -101,10 +102,28 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 	} else if m, err = manifest.Read(mpath); err != nil {
 		return err
 	}
-	return showVersions(cmd, g, m, image)
+	return showVersions(cmd, g, m, image, nil)
 }
 
-func showVersions(cmd *cobra.Command, g *globals, m *manifest.Manifest, image string) error {
+// lifecycle describes a release's state for people: "active", or
+// "revoked since 2026-05-02: CVE-2026-1; replacement: 1.0.1".
+func lifecycle(r *catalog.Release) string {
+	s := r.State
+	if r.State != catalog.Active {
+		if !r.StateDate.IsZero() {
+			s += " since " + r.StateDate.Format("2006-01-02")
+		}
+		if r.Reason != "" {
+			s += ": " + r.Reason
+		}
+		if r.Replacement != "" {
+			s += "; replacement: " + r.Replacement
+		}
+	}
+	return s
+}
+
+func showVersions(cmd *cobra.Command, g *globals, m *manifest.Manifest, image string, rel *catalog.Release) error {
 	type row struct {
 		Image, Arch, Agent, AgentVersion string
 	}
@@ -115,12 +134,19 @@ func showVersions(cmd *cobra.Command, g *globals, m *manifest.Manifest, image st
 		}
 	}
 	if g.json {
-		return printJSON(cmd.OutOrStdout(), map[string]any{"client": clientVersion(), "family": m.Family, "release": m.Release,
-			"tag": m.Repo.Tag, "commit": m.Repo.Commit, "baked_by": m.Imagebake.Version, "images": rows})
+		out := map[string]any{"client": clientVersion(), "family": m.Family, "release": m.Release,
+			"tag": m.Repo.Tag, "commit": m.Repo.Commit, "baked_by": m.Imagebake.Version, "images": rows}
+		if rel != nil {
+			out["state"], out["reason"], out["replacement"], out["history"] = rel.State, rel.Reason, rel.Replacement, rel.History
+		}
+		return printJSON(cmd.OutOrStdout(), out)
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "client:   imagebake %s\n", clientVersion())
 	fmt.Fprintf(w, "image:    %s %s (baked by imagebake %s)\n", m.Family, m.Release, m.Imagebake.Version)
+	if rel != nil {
+		fmt.Fprintf(w, "state:    %s\n", lifecycle(rel))
+	}
 	fmt.Fprintf(w, "control:  %s at %s (%s)\n", m.Repo.URL, m.Repo.Tag, m.Repo.Commit)
 	for _, r := range rows {
 		fmt.Fprintf(w, "agent:    %s %s %s on %s\n", r.Image, r.Agent, r.AgentVersion, r.Arch)
