@@ -54,6 +54,10 @@ type Options struct {
 	// newest version every arch has.
 	AgentsPerArch bool
 
+	// Locked refuses to resolve inputs the control repo does not pin (no
+	// committed Puppetfile.lock, agent binaries by range).
+	Locked bool
+
 	// Force replaces a release in Out baked from other inputs.
 	Force bool
 
@@ -92,6 +96,9 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	in, err := resolve(ctx, o, nil) // o is normalised above
 	if err != nil {
 		return nil, err
+	}
+	if len(in.Floating) > 0 {
+		o.logf("floating inputs (not pinned by the control repo; --locked refuses them):\n  %s\n", strings.Join(in.Floating, "\n  "))
 	}
 	final := filepath.Join(o.Out, in.Name())
 	old, err := manifest.Read(filepath.Join(final, manifest.FileName))

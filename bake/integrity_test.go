@@ -19,6 +19,8 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet"
+	"github.com/imagebake/imagebake/puppet/puppetfile"
 )
 
 // The same release baked from three places of the control repo (the
@@ -215,5 +217,53 @@ func TestOneAgentVersionPerRelease(t *testing.T) {
 	_, err = Plan(ctx, opts(root, repo, filepath.Join(root, "dist")))
 	if !errors.Is(err, agents.ErrNoMatch) || !strings.Contains(err.Error(), "amd64 has 2.4.0; arm64 has 2.3.0") {
 		t.Errorf("no common version: %v", err)
+	}
+}
+
+// A bake says which inputs floated and what they resolved to; --locked
+// refuses them until the control repo pins everything.
+func TestFloatingInputsAndLocked(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	var log strings.Builder
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Log = &log
+	if _, err := Bake(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"floating inputs", "module ntp: no committed Puppetfile.lock; tag v1.0.0 resolved to commit", "agent binaries mozagent 2.x (a range) on arm64: resolved to 2.4.1"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the bake's log lacks %q:\n%s", want, log.String())
+		}
+	}
+	o.Locked, o.Log = true, nil
+	_, err := Plan(ctx, o)
+	if !errors.Is(err, ErrFloating) || failure.Code(err) != 4 || !strings.Contains(err.Error(), "module ntp") {
+		t.Fatalf("--locked with floating inputs: %v", err)
+	}
+
+	// pin everything in the control repo: a committed lock, an exact agent version
+	pf, err := puppetfile.ReadFile(filepath.Join(repo, "Puppetfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := puppet.Lock(ctx, pf, puppet.WithCache(filepath.Join(root, "cache")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lk.Write(filepath.Join(repo, "Puppetfile.lock")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(repo, ConfigName)
+	os.WriteFile(cfg, []byte(strings.Replace(string(mustReadFile(t, cfg)), `major = "2"`, `major = "2.4.1"`, 1)), 0o644)
+	testutil.Git(t, repo, "add", "-A")
+	testutil.Git(t, repo, "commit", "-qm", "pin everything")
+	testutil.Git(t, repo, "tag", "v1.0.1")
+	o.Release = "1.0.1"
+	m, err := Plan(ctx, o)
+	if err != nil {
+		t.Fatalf("--locked with everything pinned: %v", err)
+	}
+	if !m.Puppetfile.LockCommitted {
+		t.Error("the lock is not recorded as committed")
 	}
 }

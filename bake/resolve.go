@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/internal/nearest"
+	"github.com/imagebake/imagebake/internal/versionq"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -35,7 +36,37 @@ type Inputs struct {
 	Agents     map[string]agents.Selection // by arch
 	Epoch      time.Time
 
+	// Floating lists the inputs the control repo does not pin, each with
+	// what it resolved to this time (empty when rebuilding a manifest).
+	Floating []string
+
 	forge string // the Forge a manifest's pins came from ("" otherwise)
+}
+
+// ErrFloating marks a --locked bake whose inputs are not all pinned.
+var ErrFloating = fmt.Errorf("inputs not pinned: %w", failure.ErrVerify)
+
+// floating lists what the control repo leaves open: modules resolved
+// without a committed lock, agent binaries chosen by a range.
+func (in *Inputs) floating(lockCommitted bool) []string {
+	var out []string
+	if !lockCommitted {
+		for _, m := range in.Manifest.Puppetfile.Modules {
+			switch {
+			case m.Kind == "local":
+			case m.Commit != "":
+				out = append(out, fmt.Sprintf("module %s: no committed Puppetfile.lock; %s %s resolved to commit %s", m.Name, m.RefType, m.Ref, m.Commit))
+			default:
+				out = append(out, fmt.Sprintf("module %s: no committed Puppetfile.lock; Forge version resolved to %s (sha256 %s)", m.Name, m.Version, short(m.SHA256)))
+			}
+		}
+	}
+	if q, err := versionq.Parse(in.Config.Agents.Major, false); err == nil && !q.Exact() {
+		for _, im := range in.Manifest.Images {
+			out = append(out, fmt.Sprintf("agent binaries %s %s (a range) on %s: resolved to %s (sha256 %s)", im.Agent.Name, q, im.Arch, im.Agent.Version, short(im.Agent.SHA256)))
+		}
+	}
+	return out
 }
 
 // Name is FAMILY-X.Y.Z.
@@ -192,6 +223,13 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 	}
 	if err = in.Manifest.SetContentDigests(); err != nil {
 		return nil, err
+	}
+	if want == nil {
+		in.Floating = in.floating(src.lock != nil)
+	}
+	if o.Locked && len(in.Floating) > 0 {
+		return nil, fmt.Errorf("%w: --locked, and these inputs are not pinned by the control repo at %s:\n  %s\ncommit a Puppetfile.lock (imagebake puppetfile lock) and name an exact agent version in imagebake.toml",
+			ErrFloating, src.where, strings.Join(in.Floating, "\n  "))
 	}
 	if o.Previous != nil {
 		if err := release.Check(o.Previous, in.Manifest, o.Release); err != nil {
