@@ -2,12 +2,16 @@ package bake
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/imagebake/imagebake/builders"
 	_ "github.com/imagebake/imagebake/builders/oci"    // registers "oci"
 	_ "github.com/imagebake/imagebake/builders/rootfs" // registers "rootfs"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/tarball"
 )
@@ -86,6 +90,15 @@ func (o *Options) base(cfg *Config, arch string) (builders.Base, error) {
 	}
 	if bb.Rootfs, err = o.inContext("base rootfs", base.Rootfs); err != nil {
 		return builders.Base{}, err
+	}
+	for what, p := range map[string][2]string{"layout": {base.Layout, bb.Layout}, "rootfs": {base.Rootfs, bb.Rootfs}} {
+		if p[0] == "" {
+			continue
+		}
+		if _, err := os.Stat(p[1]); errors.Is(err, fs.ErrNotExist) {
+			return builders.Base{}, fmt.Errorf("base %s %q of %s (in imagebake.toml) is not in the context directory %s (looked for %s); pass --context with the directory it is relative to: %w",
+				what, p[0], arch, o.Context, p[1], failure.ErrNotFound)
+		}
 	}
 	return bb, nil
 }

@@ -267,3 +267,15 @@ func TestFloatingInputsAndLocked(t *testing.T) {
 		t.Error("the lock is not recorded as committed")
 	}
 }
+
+// A base named relative to --context, looked for in the wrong directory,
+// is an error naming the directory it was resolved against.
+func TestMissingBaseNamesTheContext(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Context, o.Stores = t.TempDir(), []string{filepath.Join(root, "store")}
+	_, err := Bake(ctx, o)
+	if !errors.Is(err, failure.ErrNotFound) || !strings.Contains(err.Error(), "not in the context directory "+o.Context) || !strings.Contains(err.Error(), "--context") {
+		t.Errorf("bake with the wrong --context: %v", err)
+	}
+}
