@@ -355,3 +355,31 @@ func FuzzParseIndex(f *testing.F) {
 		_ = io.Discard
 	})
 }
+
+// A withdrawn upload is skipped by selection (a miss says why), survives a
+// re-index, and still serves a release that pinned it by sha256.
+func TestWithdraw(t *testing.T) {
+	d := newDir(t)
+	publish(t, d, "mozagent", "2.4.0", "linux", "amd64")
+	bad := publish(t, d, "mozagent", "2.4.1", "linux", "amd64")
+	if _, err := Withdraw(ctx, d, "mozagent", "2.4.1", "linux", "amd64", "segfaults on start", time.Unix(1.8e9, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Reindex(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewChain(d).Select(ctx, Query{Name: "mozagent", Want: "2", OS: "linux", Arch: "amd64"})
+	if err != nil || s.Version != "2.4.0" {
+		t.Errorf("select after withdrawing 2.4.1 = %s, %v; want 2.4.0", s.Version, err)
+	}
+	_, err = NewChain(d).Select(ctx, Query{Name: "mozagent", Want: "2.4.1", OS: "linux", Arch: "amd64"})
+	if !errors.Is(err, ErrNoMatch) || !strings.Contains(err.Error(), "withdrawn: segfaults on start") {
+		t.Errorf("select of the withdrawn version = %v, want a miss saying why", err)
+	}
+	if s, err := NewChain(d).Select(ctx, Query{Name: "mozagent", Want: "2.4.1", OS: "linux", Arch: "amd64", SHA256: bad.SHA256}); err != nil || s.SHA256 != bad.SHA256 {
+		t.Errorf("a release pinned to the withdrawn sha256 cannot be rebuilt: %v", err)
+	}
+	if _, err := Withdraw(ctx, d, "mozagent", "9.9.9", "linux", "amd64", "x", time.Now()); !errors.Is(err, failure.ErrNotFound) || !strings.Contains(err.Error(), "2.4.0 linux/amd64") {
+		t.Errorf("withdrawing what is not there = %v", err)
+	}
+}

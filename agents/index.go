@@ -56,8 +56,17 @@ type Entry struct {
 	Size    int64  `json:"size"`
 	SHA256  string `json:"sha256"`
 	Path    string `json:"path"`
+	// Withdrawn marks a broken upload: selection skips it, but it stays
+	// for rebuilding old releases by their exact sha256.
+	Withdrawn *Withdrawal `json:"withdrawn,omitempty"`
 
 	v *semver.Version
+}
+
+// Withdrawal says why and when agent binaries were withdrawn.
+type Withdrawal struct {
+	Reason string `json:"reason"`
+	Date   string `json:"date"` // RFC 3339
 }
 
 // SemVer is the parsed version.

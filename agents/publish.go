@@ -122,6 +122,14 @@ func Reindex(ctx context.Context, d *DirStore) (*Index, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	withdrawn := map[string]*Withdrawal{} // kept across a re-index, by content
+	if old, err := d.Index(ctx); err == nil {
+		for _, e := range old.Agents {
+			if e.Withdrawn != nil {
+				withdrawn[e.Path+" "+e.SHA256] = e.Withdrawn
+			}
+		}
+	}
 	ix := &Index{Version: IndexFormat, Agents: []Entry{}}
 	var skipped []string
 	for _, de := range ents {
@@ -143,7 +151,7 @@ func Reindex(ctx context.Context, d *DirStore) (*Index, []string, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		ix.Agents = append(ix.Agents, Entry{Name: name, Version: ver, OS: os_, Arch: arch, Size: size, SHA256: sum, Path: n})
+		ix.Agents = append(ix.Agents, Entry{Name: name, Version: ver, OS: os_, Arch: arch, Size: size, SHA256: sum, Path: n, Withdrawn: withdrawn[n+" "+sum]})
 	}
 	sort.Strings(skipped)
 	if err := d.writeIndex(ix); err != nil {
@@ -275,4 +283,43 @@ func syncFile(ctx context.Context, from Store, e Entry, final string) error {
 		return err
 	}
 	return os.Rename(part, final)
+}
+
+// Withdraw marks the agent binaries name version os/arch in d as
+// withdrawn (a broken upload): selection skips them from now on, while a
+// release that pinned them by sha256 can still be rebuilt. The file stays.
+// Withdrawing again keeps the first withdrawal.
+func Withdraw(ctx context.Context, d *DirStore, name, version, os_, arch, reason string, at time.Time) (Entry, error) {
+	if strings.TrimSpace(reason) == "" {
+		return Entry{}, fmt.Errorf("%w: a withdrawal needs --reason, so users learn why", failure.ErrUsage)
+	}
+	lock, err := d.lockTools()
+	if err != nil {
+		return Entry{}, err
+	}
+	defer lock.Close()
+	ix, err := d.Index(ctx)
+	if err != nil {
+		return Entry{}, err
+	}
+	for i, e := range ix.Agents {
+		if e.Name != name || e.Version != version || e.OS != os_ || e.Arch != arch {
+			continue
+		}
+		if e.Withdrawn != nil {
+			return e, nil
+		}
+		ix.Agents[i].Withdrawn = &Withdrawal{Reason: reason, Date: at.UTC().Format(time.RFC3339)}
+		return ix.Agents[i], d.writeIndex(ix)
+	}
+	var has []string
+	for _, e := range ix.Agents {
+		if e.Name == name {
+			has = append(has, e.Version+" "+e.Platform())
+		}
+	}
+	if len(has) == 0 {
+		has = []string{"nothing of " + name}
+	}
+	return Entry{}, fmt.Errorf("%s %s for %s/%s is not in %s (it has %s): %w", name, version, os_, arch, d.Location(), strings.Join(has, ", "), failure.ErrNotFound)
 }

@@ -105,6 +105,9 @@ func (c *Chain) Select(ctx context.Context, q Query) (Selection, error) {
 			if e.Name != q.Name || e.OS != q.OS || e.Arch != q.Arch || !m.Match(e.v, q.Prerelease) {
 				continue
 			}
+			if e.Withdrawn != nil && (q.SHA256 == "" || q.SHA256 != e.SHA256) {
+				continue // a withdrawn upload serves only a release that pinned it
+			}
 			if best == nil || e.v.GreaterThan(best.v) {
 				best = &Selection{Entry: e, Store: c.Stores[i]}
 			} else if e.v.Equal(best.v) && e.SHA256 != best.SHA256 {
@@ -178,6 +181,8 @@ func (c *Chain) miss(q Query, m *versionq.Query) error {
 			n++
 			byPlat[e.Platform()] = append(byPlat[e.Platform()], e.Version)
 			switch {
+			case e.Withdrawn != nil && e.OS == q.OS && e.Arch == q.Arch:
+				cands = append(cands, cand{e, "withdrawn: " + e.Withdrawn.Reason, 0})
 			case e.OS != q.OS:
 				cands = append(cands, cand{e, "other OS", 3})
 			case e.Arch != q.Arch:
@@ -302,7 +307,7 @@ func (c *Chain) versions(q Query, m *versionq.Query, arch string) []string {
 			continue
 		}
 		for _, e := range ix.Agents {
-			if e.Name == q.Name && e.OS == q.OS && e.Arch == arch && m.Match(e.v, q.Prerelease) {
+			if e.Name == q.Name && e.OS == q.OS && e.Arch == arch && e.Withdrawn == nil && m.Match(e.v, q.Prerelease) {
 				seen[e.Version] = e.v
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,6 +49,7 @@ func newAgentsCommand(g *globals) *cobra.Command {
 		Use:   "agents",
 		Short: "List, select, publish, index and mirror agent binaries",
 	}
+	cmd.AddCommand(newAgentsWithdrawCommand(g))
 	cmd.AddCommand(newAgentsListCommand(g), newAgentsSelectCommand(g), newAgentsPublishCommand(g), newAgentsIndexCommand(g), newAgentsSyncCommand(g),
 		newAgentsActivateCommand(g), newAgentsRollbackCommand(g), newAgentsStatusCommand(g), newAgentsPruneCommand(g))
 	return cmd
@@ -262,5 +264,38 @@ func newAgentsSyncCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&o.Name, "name", "", "only this agent")
 	cmd.Flags().StringVar(&o.Major, "major", "", "only this major version")
 	cmd.Flags().StringSliceVar(&o.Arches, "arch", nil, "only these arches")
+	return cmd
+}
+
+func newAgentsWithdrawCommand(g *globals) *cobra.Command {
+	var store, version, arch, os_, reason string
+	cmd := &cobra.Command{
+		Use:   "withdraw NAME --version X.Y.Z --arch A [--os O] --reason TEXT --store DIR",
+		Short: "Mark a broken upload in a store's index: selection skips it; releases that pinned it still rebuild",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if store == "" || version == "" || arch == "" {
+				return usageErr("--store, --version and --arch are required")
+			}
+			d, err := agents.NewDirStore(strings.TrimPrefix(store, "file://"))
+			if err != nil {
+				return err
+			}
+			e, err := agents.Withdraw(cmd.Context(), d, args[0], version, os_, arch, reason, time.Now())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), e)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s withdrawn %s: %s\n", e.Path, e.Withdrawn.Date, e.Withdrawn.Reason)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&store, "store", "", "directory store")
+	cmd.Flags().StringVar(&version, "version", "", "version X.Y.Z")
+	cmd.Flags().StringVar(&arch, "arch", "", "arch (amd64, arm64, ...)")
+	cmd.Flags().StringVar(&os_, "os", "linux", "operating system")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (shown when selection skips it)")
 	return cmd
 }
