@@ -279,3 +279,22 @@ func TestMissingBaseNamesTheContext(t *testing.T) {
 		t.Errorf("bake with the wrong --context: %v", err)
 	}
 }
+
+// The agent binaries must run on the image's arch: a shell script, or an
+// amd64 binary published as arm64, is refused naming the file.
+func TestAgentMachineChecked(t *testing.T) {
+	for name, content := range map[string]string{
+		"a script":        agentstest.Script("2.4.1"),
+		"an amd64 binary": agentstest.Binary("amd64", "2.4.1"),
+	} {
+		root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+		agentstest.Publish(t, agentstest.Store(t, filepath.Join(root, "store")), agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: "arm64"}, content)
+		_, err := Bake(ctx, opts(root, repo, filepath.Join(root, "dist")))
+		if !errors.Is(err, agents.ErrWrongMachine) || failure.Code(err) != 4 || !strings.Contains(err.Error(), "bin/mozagent") || !strings.Contains(err.Error(), "linux/arm64") {
+			t.Errorf("%s as arm64 agent binaries: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "dist", "example-1.0.0")); err == nil {
+			t.Errorf("%s: a refused bake left a release", name)
+		}
+	}
+}

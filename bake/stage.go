@@ -98,6 +98,9 @@ func StageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) e
 	if err := agents.Unpack(file, filepath.Join(tools, vdir), 0); err != nil {
 		return fmt.Errorf("agent binaries %s %s for %s: %w", s.Name, s.Version, s.Platform(), err)
 	}
+	if err := agents.CheckMachine(filepath.Join(tools, vdir), s.Name, arch); err != nil {
+		return fmt.Errorf("agent binaries %s %s for %s (%s in %s): %w", s.Name, s.Version, s.Platform(), s.Path, s.Source, err)
+	}
 	if err := os.Symlink(vdir, filepath.Join(tools, "current")); err != nil {
 		return err
 	}

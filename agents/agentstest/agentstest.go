@@ -4,6 +4,7 @@ package agentstest
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,12 +16,12 @@ import (
 // Script is the stand-in agent: a shell script printing its version.
 func Script(version string) string { return fmt.Sprintf("#!/bin/sh\necho %s\n", version) }
 
-// Publish publishes bin/NAME holding content (Script(version) when empty)
-// as the agent binaries o describes into d.
+// Publish publishes bin/NAME holding content (Binary(arch, version) when
+// empty) as the agent binaries o describes into d.
 func Publish(t testing.TB, d *agents.DirStore, o agents.PublishOptions, content string) agents.Entry {
 	t.Helper()
 	if content == "" {
-		content = Script(o.Version)
+		content = Binary(o.Arch, o.Version)
 	}
 	src := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(src, "bin"), 0o755); err != nil {
@@ -44,4 +45,20 @@ func Store(t testing.TB, dir string) *agents.DirStore {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// Binary is a stand-in agent binary for arch: a minimal ELF header for
+// the arch's machine (what imagebake checks), followed by the version.
+func Binary(arch, version string) string {
+	machine := map[string]uint16{"amd64": 62, "arm64": 183, "386": 3, "arm": 40, "riscv64": 243, "s390x": 22, "ppc64le": 21}[arch]
+	h := make([]byte, 64)
+	copy(h, "\x7fELF")
+	h[4], h[5], h[6] = 2, 1, 1               // 64-bit, little-endian, version 1
+	binary.LittleEndian.PutUint16(h[16:], 2) // an executable
+	binary.LittleEndian.PutUint16(h[18:], machine)
+	binary.LittleEndian.PutUint32(h[20:], 1)
+	binary.LittleEndian.PutUint16(h[52:], 64) // header size
+	binary.LittleEndian.PutUint16(h[54:], 56) // program header entry size
+	binary.LittleEndian.PutUint16(h[58:], 64) // section header entry size
+	return string(h) + "mozagent " + version + "\n"
 }

@@ -78,7 +78,7 @@ func TestProvisionerThroughMockCommunicator(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"opt/mozagent/tools/current":                                                "2.4.1-arm64",
-		"opt/mozagent/tools/2.4.1-arm64/bin/mozagent":                               "echo 2.4.1",
+		"opt/mozagent/tools/2.4.1-arm64/bin/mozagent":                               "mozagent 2.4.1",
 		"etc/imagebake/release.toml":                                                `arch = "arm64"`,
 		"etc/puppetlabs/code/environments/production/modules/ntp/manifests/init.pp": "class ntp",
 	} {
