@@ -57,6 +57,7 @@ fuzz:
 	$(FUZZ) ./manifests/catalog -fuzz FuzzParse
 	$(FUZZ) ./bake -fuzz FuzzParseConfig
 	$(FUZZ) ./agents -fuzz FuzzParseIndex
+	$(FUZZ) ./internal/versionq -fuzz FuzzParse
 	$(FUZZ) ./tarball -fuzz FuzzExtract
 	$(FUZZ) ./builders -fuzz FuzzScanTar
 	$(FUZZ) ./deploy -fuzz FuzzParse

@@ -156,11 +156,6 @@ func (c *Chain) miss(q Query, m *versionq.Query) error {
 		b.WriteString("\n  searched: no stores configured (use --store)")
 		return &MissError{Msg: b.String()}
 	}
-	type cand struct {
-		e    Entry
-		why  string
-		rank int
-	}
 	var cands []cand
 	for i, s := range c.Stores {
 		label := "searched: "
@@ -211,25 +206,37 @@ func (c *Chain) miss(q Query, m *versionq.Query) error {
 		fmt.Fprintf(&b, "index has %s)", strings.Join(parts, "; "))
 	}
 	if len(cands) > 0 {
-		// nearest: per reason, the largest version; reasons ordered by rank
-		sort.SliceStable(cands, func(i, j int) bool {
-			if cands[i].rank != cands[j].rank {
-				return cands[i].rank < cands[j].rank
-			}
-			return cands[i].e.v.GreaterThan(cands[j].e.v)
-		})
-		seen := map[string]bool{}
-		var near []string
-		for _, cd := range cands {
-			if seen[cd.why] || len(near) == 3 {
-				continue
-			}
-			seen[cd.why] = true
-			near = append(near, fmt.Sprintf("%s (%s)", strings.TrimSuffix(FileName(cd.e.Name, cd.e.Version, cd.e.OS, cd.e.Arch), ".tar.gz"), cd.why))
-		}
-		b.WriteString("\n  nearest:  " + strings.Join(near, ", "))
+		b.WriteString("\n  nearest:  " + strings.Join(nearestCands(cands), ", "))
 	}
 	return &MissError{Msg: b.String()}
+}
+
+// cand is an entry near a missed selection, with why it did not match.
+type cand struct {
+	e    Entry
+	why  string
+	rank int
+}
+
+// nearestCands names, per reason, the largest version, reasons ordered by
+// rank; three at most.
+func nearestCands(cands []cand) []string {
+	sort.SliceStable(cands, func(i, j int) bool {
+		if cands[i].rank != cands[j].rank {
+			return cands[i].rank < cands[j].rank
+		}
+		return cands[i].e.v.GreaterThan(cands[j].e.v)
+	})
+	seen := map[string]bool{}
+	var near []string
+	for _, cd := range cands {
+		if seen[cd.why] || len(near) == 3 {
+			continue
+		}
+		seen[cd.why] = true
+		near = append(near, fmt.Sprintf("%s (%s)", strings.TrimSuffix(FileName(cd.e.Name, cd.e.Version, cd.e.OS, cd.e.Arch), ".tar.gz"), cd.why))
+	}
+	return near
 }
 
 // MissError is a selection that found nothing; its message names every

@@ -58,22 +58,7 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 			if err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), m)
-			}
-			if m.Builder == "packer" {
-				for _, a := range m.Artifacts {
-					for _, f := range a.Files {
-						fmt.Fprintf(cmd.OutOrStdout(), "%s\tsha256:%s\t(%s %s)\n", f.Path, f.SHA256, a.BuilderID, a.ID)
-					}
-				}
-				return nil
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t%s\n", m.Family, m.Release, m.IndexDigest)
-			for _, im := range m.Images {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", im.Name, im.Digest)
-			}
-			return nil
+			return printBake(cmd, g, m)
 		},
 	}
 	f := cmd.Flags()
@@ -94,6 +79,27 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 	f.StringVar(&template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
 	f.StringVar(&packerBin, "packer", "", "with --builder packer: the packer binary (default: packer on PATH)")
 	return cmd
+}
+
+// printBake prints a baked release: each image (or Packer artifact) with
+// its digest.
+func printBake(cmd *cobra.Command, g *globals, m *manifest.Manifest) error {
+	if g.json {
+		return printJSON(cmd.OutOrStdout(), m)
+	}
+	if m.Builder == "packer" {
+		for _, a := range m.Artifacts {
+			for _, f := range a.Files {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\tsha256:%s\t(%s %s)\n", f.Path, f.SHA256, a.BuilderID, a.ID)
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t%s\n", m.Family, m.Release, m.IndexDigest)
+	for _, im := range m.Images {
+		fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", im.Name, im.Digest)
+	}
+	return nil
 }
 
 func newVerifyCommand(g *globals) *cobra.Command {
