@@ -65,6 +65,9 @@ func Parse(s string, latest bool) (*Query, error) {
 	case anchorRE.MatchString(s) || s == "x" || s == "*":
 		return nil, fmt.Errorf("%q: versions are left-anchored; write the major first (e.g. \"1\", \"1.4\")", s)
 	}
+	if tooLarge(s) {
+		return nil, fmt.Errorf("%q: a version number is too large (at most %d)", s, maxNumber)
+	}
 	if m := majorRE.FindStringSubmatch(s); m != nil {
 		ma := num(m[1])
 		q := bounds(s, ma, ma, 0, 0, ma+1, 0)
@@ -101,6 +104,21 @@ func Parse(s string, latest bool) (*Query, error) {
 		return nil, fmt.Errorf("%q is not %s: %v", s, want, err)
 	}
 	return &Query{Text: s, Major: -1, c: c}, nil
+}
+
+// maxNumber bounds each number of a version, so that ranges such as
+// [N, N+1) never overflow.
+const maxNumber = 1<<31 - 1
+
+var digitsRE = regexp.MustCompile(`\d+`)
+
+func tooLarge(s string) bool {
+	for _, d := range digitsRE.FindAllString(s, -1) {
+		if n, err := strconv.ParseInt(d, 10, 64); err != nil || n > maxNumber {
+			return true
+		}
+	}
+	return false
 }
 
 func num(s string) int64 {

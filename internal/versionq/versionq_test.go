@@ -44,10 +44,12 @@ func TestMatch(t *testing.T) {
 
 func TestParseRefuses(t *testing.T) {
 	for q, want := range map[string]string{
-		"x.2":    "left-anchored",
-		"*":      "left-anchored",
-		"latest": "is not a version, a major, a major.minor or a constraint",
-		"two":    "is not a version",
+		"x.2":                    "left-anchored",
+		"*":                      "left-anchored",
+		"latest":                 "is not a version, a major, a major.minor or a constraint",
+		"two":                    "is not a version",
+		"9223372036854775807":    "too large",
+		"~1.9223372036854775807": "too large",
 	} {
 		_, err := Parse(q, false)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -64,7 +66,7 @@ func TestParseRefuses(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"2", "2.x", "~2.4", "^1.2.3", ">=1 <2", "latest", "x.1", "1.2.3-rc.1"} {
+	for _, s := range []string{"2", "2.x", "~2.4", "^1.2.3", ">=1 <2", "latest", "x.1", "1.2.3-rc.1", "2147483647.x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
