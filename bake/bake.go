@@ -54,6 +54,11 @@ type Options struct {
 	// newest version every arch has.
 	AgentsPerArch bool
 
+	// Pinned, when set, is the release's manifest: the bake rebuilds
+	// exactly its pins (commit, modules, agent binaries by sha256, epoch),
+	// as verify does, whatever was published or moved since.
+	Pinned *manifest.Manifest
+
 	// Locked refuses to resolve inputs the control repo does not pin (no
 	// committed Puppetfile.lock, agent binaries by range).
 	Locked bool
@@ -93,7 +98,15 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	}
 	defer lf.Close()
 	removeLeftovers(o.Out, o.logf)
-	in, err := resolve(ctx, o, nil) // o is normalised above
+	var in *Inputs
+	if o.Pinned != nil {
+		if o.Release != o.Pinned.Release {
+			return nil, fmt.Errorf("%w: --release %s, but the manifest given is of %s", failure.ErrUsage, o.Release, o.Pinned.Release)
+		}
+		in, err = ResolveManifest(ctx, o.Pinned, o.Arches, o)
+	} else {
+		in, err = resolve(ctx, o, nil) // o is normalised above
+	}
 	if err != nil {
 		return nil, err
 	}

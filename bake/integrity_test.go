@@ -298,3 +298,25 @@ func TestAgentMachineChecked(t *testing.T) {
 		}
 	}
 }
+
+// Given the release's manifest, a bake rebuilds exactly its pins: a newer
+// agent published since changes nothing.
+func TestBakeFromManifestKeepsItsPins(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	first, err := Bake(ctx, opts(root, repo, filepath.Join(root, "dist")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, agentstest.Store(t, filepath.Join(root, "store")), agents.PublishOptions{Name: "mozagent", Version: "2.4.2", OS: "linux", Arch: a}, "")
+	}
+	o := opts(root, repo, filepath.Join(root, "dist-again"))
+	o.Pinned = first
+	again, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.IndexDigest != first.IndexDigest || again.Images[0].Agent.Version != "2.4.1" {
+		t.Errorf("rebuilt from the manifest: index %s agent %s; want %s with 2.4.1", again.IndexDigest, again.Images[0].Agent.Version, first.IndexDigest)
+	}
+}

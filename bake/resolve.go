@@ -91,7 +91,10 @@ func Resolve(ctx context.Context, o Options) (*Inputs, error) {
 // module pins, agent binaries (by sha256), epoch and builder; nothing is
 // resolved anew. arches narrows the images (nil: all of the manifest's).
 func ResolveManifest(ctx context.Context, want *manifest.Manifest, arches []string, o Options) (*Inputs, error) {
-	o.Repo, o.Release, o.Arches, o.Builder = want.Repo.URL, want.Release, arches, want.Builder
+	if o.Repo == "" { // else another location of the same control repo
+		o.Repo = want.Repo.URL
+	}
+	o.Release, o.Arches, o.Builder = want.Release, arches, want.Builder
 	o.Epoch, o.Version, o.Stores, o.Previous, o.Ref = time.Unix(want.Epoch, 0), want.Imagebake.Version, nil, nil, ""
 	if o.Arches == nil {
 		for _, im := range want.Images {

@@ -12,7 +12,7 @@ import (
 
 func newBakeCommand(g *globals) *cobra.Command {
 	var o bake.Options
-	var epoch, cache, previous, template, packerBin string
+	var epoch, cache, previous, template, packerBin, pinned string
 	var noCheck bool
 	cmd := &cobra.Command{
 		Use:   "bake --repo URL|PATH --release X.Y.Z [--arch a,b] [--out dist] [--builder oci|rootfs]",
@@ -33,8 +33,8 @@ Arches already there that this bake does not build are kept (rebuilt from
 their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.Repo == "" || o.Release == "" {
-				return usageErr("--repo and --release are required")
+			if (o.Repo == "" || o.Release == "") && pinned == "" {
+				return usageErr("--repo and --release are required (or --manifest)")
 			}
 			var err error
 			if o.Cache, err = cacheDir(cache); err != nil {
@@ -44,6 +44,14 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 				return err
 			}
 			o.Version, o.Log = clientVersion(), g.progress()
+			if pinned != "" {
+				if o.Pinned, err = manifest.Read(pinned); err != nil {
+					return err
+				}
+				if o.Release == "" {
+					o.Release = o.Pinned.Release
+				}
+			}
 			if previous != "" && !noCheck {
 				if o.Previous, err = manifest.Read(previous); err != nil {
 					return err
@@ -74,6 +82,7 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
 	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
 	f.BoolVar(&o.AgentsPerArch, "agents-per-arch", false, "take each arch's newest agent binaries (default: the newest version every arch has)")
+	f.StringVar(&pinned, "manifest", "", "manifest.toml of the release: rebuild exactly its pins (as verify does), whatever was published or moved since")
 	f.BoolVar(&o.Locked, "locked", false, "refuse inputs the control repo does not pin (no committed Puppetfile.lock, agent binaries by range), like cargo --locked")
 	f.BoolVar(&o.Force, "force", false, "replace a release in --out baked from other inputs (a release number should name one content)")
 	f.StringVar(&template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
