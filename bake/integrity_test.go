@@ -172,6 +172,15 @@ func TestReleaseInOutIsPinned(t *testing.T) {
 	if full.IndexDigest != both.IndexDigest {
 		t.Errorf("one arch at a time gives index %s, both at once %s", both.IndexDigest, full.IndexDigest)
 	}
+	// a release missing a blob is baked again, not called up to date
+	index := filepath.Join(out, "example-1.0.0", "blobs", "sha256", strings.TrimPrefix(both.IndexDigest, "sha256:"))
+	os.Remove(index)
+	if _, err := one(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(index); err != nil {
+		t.Errorf("a re-bake of a release missing its index blob left it missing: %v", err)
+	}
 
 	for _, a := range []string{"amd64", "arm64"} {
 		agentstest.Publish(t, agentstest.Store(t, filepath.Join(root, "store")), agents.PublishOptions{Name: "mozagent", Version: "2.4.2", OS: "linux", Arch: a}, "")
@@ -187,6 +196,11 @@ func TestReleaseInOutIsPinned(t *testing.T) {
 	o.Force = true
 	if m, err := Bake(ctx, o); err != nil || m.IndexDigest == both.IndexDigest {
 		t.Errorf("--force: %v; the release should be replaced", err)
+	}
+	// a release whose manifest cannot be read is not overwritten blindly
+	os.WriteFile(filepath.Join(out, "example-1.0.0", manifest.FileName), []byte("not a manifest"), 0o644)
+	if _, err := one(); !errors.Is(err, ErrReleaseChanged) || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("bake over an unreadable manifest: %v, want a refusal naming --force", err)
 	}
 }
 

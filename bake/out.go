@@ -21,7 +21,8 @@ var ErrReleaseChanged = fmt.Errorf("release already baked from other inputs: %w"
 // and that must be kept, and an error naming every changed input when the
 // release would change (unless force).
 func against(old, now *manifest.Manifest, force bool, logf func(string, ...any)) (keep []string, err error) {
-	changes := sharedChanges(old, now)
+	shared := sharedChanges(old, now)
+	changes := append([]string(nil), shared...)
 	byArch := map[string]manifest.Image{}
 	for _, im := range old.Images {
 		byArch[im.Arch] = im
@@ -46,7 +47,7 @@ func against(old, now *manifest.Manifest, force bool, logf func(string, ...any))
 			ErrReleaseChanged, now.Family, now.Release, strings.Join(changes, "\n  "))
 	}
 	logf("replacing %s-%s (--force):\n  %s\n", now.Family, now.Release, strings.Join(changes, "\n  "))
-	if len(sharedChanges(old, now)) > 0 && len(keep) > 0 {
+	if len(shared) > 0 && len(keep) > 0 {
 		logf("dropping %s: baked from other inputs\n", strings.Join(keep, ", "))
 		keep = nil
 	}
@@ -161,7 +162,8 @@ func (in *Inputs) keepArches(ctx context.Context, o Options, old *manifest.Manif
 }
 
 // upToDate says whether the release in dir holds exactly now's images,
-// from the same inputs, with their artifacts in place.
+// from the same inputs, with their artifacts in place: the index, each
+// image and each layer (the files are not hashed here; verify does that).
 func upToDate(old, now *manifest.Manifest, dir string) bool {
 	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) {
 		return false
@@ -170,12 +172,23 @@ func upToDate(old, now *manifest.Manifest, dir string) bool {
 	if err != nil {
 		return false
 	}
+	if old.IndexDigest != "" && !exists(b.LayerFile(dir, "", old.IndexDigest)) {
+		return false
+	}
 	for _, im := range old.Images {
+		if !exists(b.LayerFile(dir, im.Artifact, im.Digest)) {
+			return false
+		}
 		for _, l := range im.Layers {
-			if _, err := os.Stat(b.LayerFile(dir, im.Artifact, l.Digest)); err != nil {
+			if !exists(b.LayerFile(dir, im.Artifact, l.Digest)) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -20,8 +20,10 @@ type Builder interface {
 	// in dir: inside the release when the builder keeps them as they are
 	// (oci), a scratch directory under dir otherwise.
 	BlobDir(dir string) string
-	// LayerFile is the file in dir that holds the layer with digest
-	// layer of the image whose manifest artifact is artifact.
+	// LayerFile is the file in dir that holds the blob with digest layer
+	// (a layer, an image manifest or the index) of the image whose
+	// manifest artifact is artifact: a blob of the layout for oci, the
+	// image's tarball for rootfs.
 	LayerFile(dir, artifact, layer string) string
 	// Build makes the images of req in req.Dir.
 	Build(ctx context.Context, req *Request) (*Result, error)

@@ -124,11 +124,8 @@ func Check(r *Resolved, now time.Time) []Finding {
 	}
 	rel, f := r.rel, r.fam
 	name := r.Family + " " + rel.Version
-	switch rel.State {
-	case catalog.Deprecated:
-		add("warning", "%s is deprecated since %s: %s%s", name, day(rel.StateDate), rel.Reason, replacement(rel))
-	case catalog.Obsolete, catalog.Revoked:
-		add("error", "%s is %s since %s: %s%s", name, rel.State, day(rel.StateDate), rel.Reason, replacement(rel))
+	if sev, msg := stateFinding(r); sev != "" {
+		add(sev, "%s", msg)
 	}
 	if s, ok := f.SupportOf(rel.SemVer().Major()); ok && !s.EOL.IsZero() {
 		notice := s.EOL.AddDate(0, 0, -s.NoticeDays)
@@ -175,17 +172,30 @@ func replacement(r *catalog.Release) string {
 	return "; replacement: " + r.Replacement
 }
 
-// Usable says whether a resolved release may be handed out, as check
-// would: an obsolete or revoked release is refused (ErrPolicy, naming the
-// reason and replacement); a deprecated one comes with a warning.
-func Usable(r *Resolved) (warning string, err error) {
+// stateFinding is what a release's lifecycle state means for a selection
+// of it: an "error" for an obsolete or revoked release, a "warning" for a
+// deprecated one, nothing for an active one.
+func stateFinding(r *Resolved) (severity, msg string) {
 	rel := r.rel
 	name := r.Family + " " + rel.Version
 	switch rel.State {
 	case catalog.Obsolete, catalog.Revoked:
-		return "", fmt.Errorf("%s: %w: %s is %s since %s: %s%s", r.Pos, ErrPolicy, name, rel.State, day(rel.StateDate), rel.Reason, replacement(rel))
+		return "error", fmt.Sprintf("%s is %s since %s: %s%s", name, rel.State, day(rel.StateDate), rel.Reason, replacement(rel))
 	case catalog.Deprecated:
-		return fmt.Sprintf("%s: warning: %s is deprecated since %s: %s%s", r.Pos, name, day(rel.StateDate), rel.Reason, replacement(rel)), nil
+		return "warning", fmt.Sprintf("%s is deprecated since %s: %s%s", name, day(rel.StateDate), rel.Reason, replacement(rel))
+	}
+	return "", ""
+}
+
+// Usable says whether a resolved release may be handed out, as check
+// would: an obsolete or revoked release is refused (ErrPolicy, naming the
+// reason and replacement); a deprecated one comes with a warning.
+func Usable(r *Resolved) (warning string, err error) {
+	switch sev, msg := stateFinding(r); sev {
+	case "error":
+		return "", fmt.Errorf("%s: %w: %s", r.Pos, ErrPolicy, msg)
+	case "warning":
+		return fmt.Sprintf("%s: warning: %s", r.Pos, msg), nil
 	}
 	return "", nil
 }

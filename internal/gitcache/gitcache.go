@@ -26,6 +26,7 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -281,27 +282,16 @@ func (m *Mirror) commit(ref string) (string, error) {
 }
 
 // Tags lists the mirror's tag names, sorted, for "nearest" hints.
-func (m *Mirror) Tags() []string {
-	var out []string
-	it, err := m.repo.Tags()
-	if err != nil {
-		return nil
-	}
-	_ = it.ForEach(func(r *plumbing.Reference) error {
-		out = append(out, r.Name().Short())
-		return nil
-	})
-	sort.Strings(out)
-	return out
-}
+func (m *Mirror) Tags() []string { return shortNames(m.repo.Tags()) }
 
 // Branches lists the mirror's branch names, sorted, for "nearest" hints.
-func (m *Mirror) Branches() []string {
-	var out []string
-	it, err := m.repo.Branches()
+func (m *Mirror) Branches() []string { return shortNames(m.repo.Branches()) }
+
+func shortNames(it storer.ReferenceIter, err error) []string {
 	if err != nil {
 		return nil
 	}
+	var out []string
 	_ = it.ForEach(func(r *plumbing.Reference) error {
 		out = append(out, r.Name().Short())
 		return nil

@@ -293,13 +293,7 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 // TestOpenOverHTTP: a catalog served over HTTP is read with its signature,
 // a tampered one refused, a missing one reported as not found.
 func TestOpenOverHTTP(t *testing.T) {
-	signer, kr, _ := keys(t)
-	st := &Store{Root: t.TempDir(), Keys: kr}
-	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.FileServer(http.Dir(st.Root)))
-	defer srv.Close()
+	st, kr, srv := servedStore(t)
 	ctx := context.Background()
 	c, where, _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client())
 	if err != nil || c.Family("example", false) == nil || !strings.HasPrefix(where, srv.URL) {
@@ -319,13 +313,7 @@ func TestOpenOverHTTP(t *testing.T) {
 // A store's root URL opens as well as its catalog's URL; a server that is
 // not a store is "not found", naming the URL looked for.
 func TestOpenStoreRootURL(t *testing.T) {
-	signer, kr, _ := keys(t)
-	st := &Store{Root: t.TempDir(), Keys: kr}
-	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.FileServer(http.Dir(st.Root)))
-	defer srv.Close()
+	_, kr, srv := servedStore(t)
 	ctx := context.Background()
 	if c, _, _, err := Open(ctx, srv.URL+"/", kr, srv.Client()); err != nil || c.Family("example", false) == nil {
 		t.Errorf("Open of the store root URL = %v", err)
@@ -377,4 +365,18 @@ func TestLifecycleHistory(t *testing.T) {
 	if _, err := st.Update(signer, func(c *Catalog) error { return c.SetEOL("example", 2, day(9), 30) }); !errors.Is(err, failure.ErrNotFound) {
 		t.Errorf("eol of a major without releases = %v, want not found", err)
 	}
+}
+
+// servedStore publishes release 1.0.0 of example into a new store and
+// serves the store over HTTP until the test ends.
+func servedStore(t *testing.T) (*Store, *signing.Keyring, *httptest.Server) {
+	t.Helper()
+	signer, kr, _ := keys(t)
+	st := &Store{Root: t.TempDir(), Keys: kr}
+	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(st.Root)))
+	t.Cleanup(srv.Close)
+	return st, kr, srv
 }
