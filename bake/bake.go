@@ -59,6 +59,11 @@ type Options struct {
 	// as verify does, whatever was published or moved since.
 	Pinned *manifest.Manifest
 
+	// Published, when set, looks up a release already published (in a
+	// catalog): when it returns a manifest, the bake rebuilds exactly its
+	// pins, as with Pinned. nil, nil: not published.
+	Published func(ctx context.Context, family, release string) (*manifest.Manifest, error)
+
 	// Locked refuses to resolve inputs the control repo does not pin (no
 	// committed Puppetfile.lock, agent binaries by range).
 	Locked bool

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,7 +19,9 @@ import (
 	"github.com/imagebake/imagebake/agents/agentstest"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 )
@@ -332,5 +335,49 @@ func TestBakeFromManifestKeepsItsPins(t *testing.T) {
 	}
 	if again.IndexDigest != first.IndexDigest || again.Images[0].Agent.Version != "2.4.1" {
 		t.Errorf("rebuilt from the manifest: index %s agent %s; want %s with 2.4.1", again.IndexDigest, again.Images[0].Agent.Version, first.IndexDigest)
+	}
+}
+
+// With a catalog holding the release, a bake rebuilds exactly its signed
+// manifest's pins: a newer agent published since changes nothing. A
+// release not in the catalog is baked as usual.
+func TestBakePublishedReleaseKeepsItsPins(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	first, err := Bake(ctx, opts(root, repo, filepath.Join(root, "dist")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, key, err := signing.Generate(t.TempDir(), "k", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := signing.LoadSigner(key, "")
+	kr, _ := signing.LoadKeyring(pub)
+	st := &catalog.Store{Root: filepath.Join(root, "published"), Keys: kr}
+	if _, _, err := st.Publish(filepath.Join(root, "dist", "example-1.0.0"), signer); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, agentstest.Store(t, filepath.Join(root, "store")), agents.PublishOptions{Name: "mozagent", Version: "2.4.2", OS: "linux", Arch: a}, "")
+	}
+	o := opts(root, repo, filepath.Join(root, "dist-again"))
+	o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+		return catalog.PublishedManifest(ctx, st.Root, family, release, kr, nil)
+	}
+	again, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.IndexDigest != first.IndexDigest || again.Images[0].Agent.Version != "2.4.1" {
+		t.Errorf("rebuilt from the catalog: index %s agent %s; want %s with 2.4.1", again.IndexDigest, again.Images[0].Agent.Version, first.IndexDigest)
+	}
+	testutil.Git(t, repo, "tag", "v1.0.1")
+	o.Release = "1.0.1"
+	next, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Images[0].Agent.Version != "2.4.2" {
+		t.Errorf("unpublished 1.0.1 took agent %s, want the newest 2.4.2", next.Images[0].Agent.Version)
 	}
 }

@@ -2,14 +2,17 @@ package bake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	packerrun "github.com/imagebake/imagebake/builders/packer"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/templates"
 )
@@ -43,6 +46,9 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 	}
 	m := in.Manifest
 	m.Builder = "packer"
+	if err := m.SetContentDigests(); err != nil { // the builder is content
+		return nil, err
+	}
 	dir, err := filepath.Abs(filepath.Join(o.Out, in.Name()))
 	if err != nil {
 		return nil, err
@@ -50,7 +56,16 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	lf, err := flock.LockDir(ctx, o.Out)
+	if err != nil {
+		return nil, fmt.Errorf("locking out dir %s: %w", o.Out, err)
+	}
+	defer lf.Close()
 	mpath := filepath.Join(dir, manifest.FileName)
+	baking := append([]manifest.Image(nil), m.Images...)
+	if err := keepPackerRelease(mpath, m, o); err != nil {
+		return nil, err
+	}
 	if err := m.Write(mpath); err != nil {
 		return nil, err
 	}
@@ -58,7 +73,7 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 	if err != nil {
 		return nil, err
 	}
-	for _, im := range m.Images {
+	for _, im := range baking {
 		vars := map[string]string{"manifest": mpath, "arch": im.Arch, "context": o.Context, "cache": o.Cache,
 			"output_dir": dir, "source_date_epoch": fmt.Sprint(m.Epoch)}
 		if po.Template == "chroot" {
@@ -82,4 +97,35 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 		}
 	}
 	return manifest.Read(mpath)
+}
+
+// keepPackerRelease compares the release being baked (m) with one already
+// at mpath: other inputs are refused unless o.Force (a release number
+// names one content); arches there that this bake does not build are kept
+// in m with their artifacts, so per-arch bakes into one out add up.
+func keepPackerRelease(mpath string, m *manifest.Manifest, o Options) error {
+	old, err := manifest.Read(mpath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil && !o.Force:
+		return fmt.Errorf("%w: %s cannot be read (%v); pass --force to replace the release", ErrReleaseChanged, mpath, err)
+	case err != nil:
+		return nil
+	}
+	keep, err := against(old, m, o.Force, o.logf)
+	if err != nil {
+		return err
+	}
+	for _, a := range keep {
+		for _, im := range old.Images {
+			if im.Arch == a {
+				m.Images = append(m.Images, im)
+			}
+		}
+	}
+	if len(sharedChanges(old, m)) == 0 {
+		m.Artifacts = old.Artifacts // the post-processor replaces the rebuilt ones
+	}
+	return m.SetContentDigests()
 }

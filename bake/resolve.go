@@ -195,6 +195,16 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		return nil, err
 	}
 	cfg := src.config
+	if want == nil && o.Published != nil && o.Ref == "" {
+		m, err := o.Published(ctx, cfg.Family, o.Release)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			o.logf("%s-%s is published: rebuilding exactly its pins (commit %s)\n", m.Family, m.Release, m.Repo.Commit)
+			return ResolveManifest(ctx, m, o.Arches, o)
+		}
+	}
 	if o.Builder != "" {
 		cfg.Builder = o.Builder
 		if err := cfg.check(); err != nil {

@@ -1,19 +1,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
 func newBakeCommand(g *globals) *cobra.Command {
 	var o bake.Options
-	var epoch, cache, previous, template, packerBin, pinned string
+	var epoch, cache, previous, template, packerBin, pinned, published string
 	var noCheck bool
+	kf := &keyFlags{}
 	cmd := &cobra.Command{
 		Use:   "bake --repo URL|PATH --release X.Y.Z [--arch a,b] [--out dist] [--builder oci|rootfs]",
 		Short: "Bake one image per arch from a tagged release of a control repo",
@@ -29,6 +32,8 @@ paths in imagebake.toml (bases, stores) are relative to --context.
 A release number names one content. When OUT/NAME-X.Y.Z already holds the
 release baked from other inputs (a newer agent, a moved module tag), the
 bake is refused with exit 4 naming each changed input, unless --force.
+With --catalog, a release already published there is rebuilt from its
+signed manifest's pins, whatever was published or moved since.
 Arches already there that this bake does not build are kept (rebuilt from
 their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 		Args: cobra.NoArgs,
@@ -50,6 +55,18 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 				}
 				if o.Release == "" {
 					o.Release = o.Pinned.Release
+				}
+			}
+			if published != "" {
+				if pinned != "" {
+					return usageErr("--catalog and --manifest both name the pins; give one")
+				}
+				kr, err := kf.keyring()
+				if err != nil {
+					return err
+				}
+				o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+					return catalog.PublishedManifest(ctx, published, family, release, kr, nil)
 				}
 			}
 			if previous != "" && !noCheck {
@@ -83,6 +100,8 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
 	f.BoolVar(&o.AgentsPerArch, "agents-per-arch", false, "take each arch's newest agent binaries (default: the newest version every arch has)")
 	f.StringVar(&pinned, "manifest", "", "manifest.toml of the release: rebuild exactly its pins (as verify does), whatever was published or moved since")
+	f.StringVar(&published, "catalog", "", "store or catalog (path or URL) the release may be published in: if it is, rebuild exactly its signed manifest's pins")
+	kf.register(cmd, false)
 	f.BoolVar(&o.Locked, "locked", false, "refuse inputs the control repo does not pin (no committed Puppetfile.lock, agent binaries by range), like cargo --locked")
 	f.BoolVar(&o.Force, "force", false, "replace a release in --out baked from other inputs (a release number should name one content)")
 	f.StringVar(&template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")

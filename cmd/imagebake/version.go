@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -49,7 +47,7 @@ func newVersionCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&mpath, "manifest", "", "a release's manifest.toml (its signature is checked when trusted keys are given)")
-	cmd.Flags().StringVar(&cpath, "catalog", "", "a store directory or catalog.toml; with --image")
+	cmd.Flags().StringVar(&cpath, "catalog", "", "a store (directory or URL) or catalog.toml; with --image")
 	cmd.Flags().StringVar(&image, "image", "", "image name NAME-X.Y.Z-ARCH, with --catalog")
 	kf.register(cmd, false)
 	return cmd
@@ -65,12 +63,7 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if image == "" {
 			return usageErr("--catalog needs --image NAME-X.Y.Z-ARCH")
 		}
-		root := cpath
-		if strings.HasSuffix(cpath, ".toml") {
-			root = filepath.Dir(filepath.Dir(cpath))
-		}
-		st := &catalog.Store{Root: root, Keys: kr}
-		c, err := st.Read()
+		c, where, _, err := catalog.Open(cmd.Context(), cpath, kr, nil)
 		if err != nil {
 			return err
 		}
@@ -86,9 +79,9 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 			}
 		}
 		if fam == "" {
-			return fmt.Errorf("image %s is not in the catalog %s: %w", image, st.Path(), failure.ErrNotFound)
+			return fmt.Errorf("image %s is not in the catalog %s: %w", image, where, failure.ErrNotFound)
 		}
-		m, err := st.ReadManifest(fam, ver)
+		m, err := catalog.PublishedManifest(cmd.Context(), cpath, fam, ver, kr, nil)
 		if err != nil {
 			return err
 		}

@@ -380,3 +380,26 @@ func servedStore(t *testing.T) (*Store, *signing.Keyring, *httptest.Server) {
 	t.Cleanup(srv.Close)
 	return st, kr, srv
 }
+
+// PublishedManifest reads a release's signed manifest from a store by
+// path or URL; a release not published gives nil; a manifest swapped on
+// the server for another one is refused.
+func TestPublishedManifest(t *testing.T) {
+	st, kr, srv := servedStore(t)
+	ctx := context.Background()
+	for _, src := range []string{st.Root, st.Path(), srv.URL, srv.URL + "/catalog/catalog.toml"} {
+		m, err := PublishedManifest(ctx, src, "example", "1.0.0", kr, srv.Client())
+		if err != nil || m == nil || m.Release != "1.0.0" {
+			t.Errorf("PublishedManifest(%s) = %v, %v", src, m, err)
+		}
+		if m, err := PublishedManifest(ctx, src, "example", "9.9.9", kr, srv.Client()); m != nil || err != nil {
+			t.Errorf("PublishedManifest(%s) of an unpublished release = %v, %v; want nil, nil", src, m, err)
+		}
+	}
+	p := filepath.Join(st.Root, "images", "example-1.0.0", manifest.FileName)
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, append(b, '\n'), 0o644)
+	if _, err := PublishedManifest(ctx, srv.URL, "example", "1.0.0", kr, srv.Client()); !errors.Is(err, signing.ErrUntrusted) {
+		t.Errorf("PublishedManifest of a changed manifest over HTTP = %v, want untrusted", err)
+	}
+}

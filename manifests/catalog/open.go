@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
 
@@ -82,4 +84,45 @@ func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 		err = fmt.Errorf("GET %s: more than %d MiB", u, MaxDocument>>20)
 	}
 	return b, err
+}
+
+// PublishedManifest reads the signed manifest of family's release version
+// from the store or catalog at src (as Open takes it) and checks it is the
+// one the catalog names. A release the catalog does not hold gives nil and
+// no error: nothing was published under that number yet.
+func PublishedManifest(ctx context.Context, src, family, version string, keys *signing.Keyring, client *http.Client) (*manifest.Manifest, error) {
+	c, where, st, err := Open(ctx, src, keys, client)
+	if err != nil {
+		return nil, err
+	}
+	var rel *Release
+	if f := c.Family(family, false); f != nil {
+		rel = f.Release(version)
+	}
+	if rel == nil {
+		return nil, nil
+	}
+	if st != nil {
+		return st.ReadManifest(family, version)
+	}
+	rdir := "images/" + family + "-" + version + "/" + manifest.FileName
+	if !strings.HasPrefix(where, "http://") && !strings.HasPrefix(where, "https://") {
+		return (&Store{Root: filepath.Dir(filepath.Dir(where)), Keys: keys}).ReadManifest(family, version)
+	}
+	u := strings.TrimSuffix(where, "catalog/"+FileName) + rdir
+	if client == nil {
+		client = http.DefaultClient
+	}
+	data, err := get(ctx, client, u)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s is in the catalog %s, but its manifest is not: %w", family, version, where, err)
+	}
+	sig, err := get(ctx, client, u+".minisig")
+	if err != nil && !errors.Is(err, failure.ErrNotFound) {
+		return nil, err
+	}
+	if err := keys.Verify(u, data, sig); err != nil {
+		return nil, err
+	}
+	return published(u, data, signing.Subject(sig), rel, where, family, version)
 }

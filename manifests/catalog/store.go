@@ -273,10 +273,16 @@ func (s *Store) ReadManifest(family, version string) (*manifest.Manifest, error)
 		}
 		return nil, err
 	}
+	return published(p, data, subject, rel, s.Path(), family, version)
+}
+
+// published checks a verified manifest read from p is the one the catalog
+// (read from where) names for family and version, and parses it.
+func published(p string, data []byte, subject string, rel *Release, where, family, version string) (*manifest.Manifest, error) {
 	sum := sha256.Sum256(data)
 	if got := "sha256:" + hex.EncodeToString(sum[:]); got != rel.ManifestDigest {
 		return nil, fmt.Errorf("%w: %s is not the manifest the catalog %s names for %s %s (catalog %s, file %s)",
-			ErrManifestMismatch, p, s.Path(), family, version, rel.ManifestDigest, got)
+			ErrManifestMismatch, p, where, family, version, rel.ManifestDigest, got)
 	}
 	return checkManifest(p, data, subject, family, version)
 }

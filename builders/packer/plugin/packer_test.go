@@ -259,6 +259,36 @@ build {
 			t.Errorf("artifact %s records sha256 %s, the file has %s", a.Files[0].Path, a.Files[0].SHA256, got)
 		}
 	}
+
+	// one arch again into the same out keeps the other; a newer agent
+	// published since is refused (a release number names one content)
+	rebake := func(force bool) ([]byte, error) {
+		args := []string{"bake", "--repo", repo, "--release", "1.1.0", "--builder", "packer", "--template", "chroot",
+			"--packer", pk, "--context", dir, "--cache", cache, "--out", dist, "--arch", "amd64"}
+		if force {
+			args = append(args, "--force")
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "PACKER_CONFIG_DIR="+filepath.Join(w, "packer-config"))
+		return cmd.CombinedOutput()
+	}
+	if out, err := rebake(false); err != nil {
+		t.Fatalf("bake --arch amd64 again: %v\n%s", err, out)
+	}
+	if pm, err = manifest.Read(filepath.Join(dist, "example-1.1.0", manifest.FileName)); err != nil || len(pm.Images) != 2 || len(pm.Artifacts) != 2 {
+		t.Fatalf("after a per-arch re-bake: %v; want 2 images and 2 artifacts", err)
+	}
+	store := agentstest.Store(t, filepath.Join(dir, "store"))
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.2", OS: "linux", Arch: a}, "")
+	}
+	out, err := rebake(false)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 || !strings.Contains(string(out), "mozagent 2.4.1") {
+		t.Errorf("a packer re-bake with a newer agent = %v, want exit 4 naming the agent change\n%s", err, out)
+	}
+	if pm, err = manifest.Read(filepath.Join(dist, "example-1.1.0", manifest.FileName)); err != nil || pm.Images[0].Agent.Version != "2.4.1" {
+		t.Errorf("a refused packer re-bake changed the manifest: %v", err)
+	}
 }
 
 func TestDatasource(t *testing.T) {
