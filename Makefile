@@ -19,7 +19,8 @@ build:
 # skopeo and umoci (reading the images), GNU time (benchmarks), minisign
 # (checking that the stock tool accepts our signatures).
 # busybox-static gives the Packer acceptance test a base with /bin/sh and tar.
-TEST_PKGS := git g10k skopeo umoci time minisign busybox-static
+# docker-registry (distribution 2.8) is the real registry pushes are tested on.
+TEST_PKGS := git g10k skopeo umoci time minisign busybox-static docker-registry
 # packer 1.9.4, built once from the Go module cache (scripts/ensure-packer).
 PACKER := $(CURDIR)/.cache/packer/packer
 test-tools:

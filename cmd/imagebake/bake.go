@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/registry"
 )
 
 func newBakeCommand(g *globals) *cobra.Command {
@@ -132,12 +134,36 @@ func printBake(cmd *cobra.Command, g *globals, m *manifest.Manifest) error {
 
 func newVerifyCommand(g *globals) *cobra.Command {
 	var o bake.Options
+	var ro registry.Options
 	var cache string
+	kf := &keyFlags{}
 	cmd := &cobra.Command{
-		Use:   "verify dist/NAME-X.Y.Z/manifest.toml",
-		Short: "Rebuild a release from its manifest alone and compare every digest (exit 4 on a difference)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "verify dist/NAME-X.Y.Z/manifest.toml | REGISTRY/REPO:X.Y.Z",
+		Short: "Rebuild a release from its manifest alone and compare every digest, or check a pushed release (exit 4 on a difference)",
+		Long: `Given a manifest, rebuild the release from it alone and compare every digest.
+
+Given a registry reference (REGISTRY/REPO:X.Y.Z or REGISTRY/REPO@sha256:...),
+pull the index, its images and every blob (each checked against its digest),
+read the manifest attached to the index as a referrer, check its signature
+with --trusted-key (or $IMAGEBAKE_TRUSTED_KEYS), and compare every digest
+with it. Exit 4 names each difference.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isRegistryRef(args[0]) {
+				kr, err := kf.keyring()
+				if err != nil {
+					return err
+				}
+				m, err := registry.Verify(cmd.Context(), args[0], kr, registryOptions(ro, g))
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), m)
+				}
+				fmt.Fprintf(os.Stderr, "%s: %s-%s, signed; index and %d images match the manifest (index %s)\n", args[0], m.Family, m.Release, len(m.Images), m.IndexDigest)
+				return nil
+			}
 			var err error
 			if o.Cache, err = cacheDir(cache); err != nil {
 				return err
@@ -156,5 +182,17 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	}
 	addCacheFlag(cmd.Flags(), &cache)
 	addContextFlag(cmd.Flags(), &o.Context)
+	kf.register(cmd, false)
+	addRegistryFlags(cmd.Flags(), &ro)
 	return cmd
+}
+
+// isRegistryRef says whether arg names an image in a registry rather
+// than a file: no such file, and REGISTRY/REPO with a tag or digest.
+func isRegistryRef(arg string) bool {
+	if _, err := os.Stat(arg); err == nil {
+		return false
+	}
+	host, rest, ok := strings.Cut(arg, "/")
+	return ok && rest != "" && (strings.ContainsAny(host, ".:") || host == "localhost") && (strings.Contains(rest, ":") || strings.Contains(rest, "@"))
 }

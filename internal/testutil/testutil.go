@@ -120,12 +120,7 @@ func Untar(t testing.TB, b []byte) map[string]string {
 // ("git://127.0.0.1:PORT").
 func GitDaemon(t testing.TB, dir string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := FreePort(t)
 	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+dir,
 		"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), dir)
 	cmd.Env = append(os.Environ(), GitEnv...)
@@ -142,5 +137,50 @@ func GitDaemon(t testing.TB, dir string) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("git daemon did not listen on port %d", port)
+	return ""
+}
+
+// FreePort returns a loopback TCP port nothing listens on.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Registry starts the Debian docker-registry (distribution 2.8, no
+// referrers API) on a free loopback port with its storage in a temporary
+// directory, until the test ends, and returns its host:port.
+func Registry(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatal("docker-registry (Debian package docker-registry) is needed; make test installs it")
+	}
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("docker-registry: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 200; i++ {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("docker-registry did not listen on %s:\n%s", addr, out.String())
 	return ""
 }

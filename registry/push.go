@@ -1,0 +1,318 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// Artifact types of the referrers a push attaches to the index.
+const (
+	// ManifestArtifact is the release's manifest.toml, with its minisign
+	// signature as a second layer when it has one.
+	ManifestArtifact = "application/vnd.imagebake.manifest.v1+toml"
+	// SBOMArtifact is the release's SPDX 2.3 JSON SBOM.
+	SBOMArtifact = "application/spdx+json"
+
+	tomlMediaType      = "application/toml"
+	signatureMediaType = "application/vnd.imagebake.minisign.signature"
+	titleAnnotation    = "org.opencontainers.image.title"
+	sbomName           = "sbom.spdx.json"
+)
+
+// ErrTagMoved marks a push that would point an existing release tag at
+// other content: releases are immutable.
+var ErrTagMoved = fmt.Errorf("tag already names other content: %w", failure.ErrVerify)
+
+// Pushed is one manifest a push left in the registry.
+type Pushed struct {
+	Name string // NAME-X.Y.Z-ARCH, NAME-X.Y.Z, or the artifact's file
+	Tag  string // "" for referrers
+	Ref  string // REGISTRY/REPO@sha256:...
+	New  bool   // false: the registry had it already
+}
+
+// release is a release directory read for pushing.
+type release struct {
+	m      *manifest.Manifest
+	index  v1.ImageIndex
+	images map[string]v1.Image // by arch
+	sbom   []byte
+	sig    []byte // the manifest's signature; nil: unsigned
+	raw    []byte // manifest.toml
+}
+
+// readRelease opens the OCI layout in dir and checks it holds the index
+// and images the manifest records.
+func readRelease(dir string, sig []byte) (*release, error) {
+	mpath := filepath.Join(dir, manifest.FileName)
+	raw, err := os.ReadFile(mpath)
+	if err != nil {
+		return nil, fmt.Errorf("release directory %s: %w", dir, notFound(err))
+	}
+	m, err := manifest.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mpath, err)
+	}
+	if m.Builder != "oci" || m.IndexDigest == "" {
+		return nil, fmt.Errorf("%w: %s was baked with builder %s; only OCI layout releases (builder oci) are pushed", failure.ErrUsage, dir, m.Builder)
+	}
+	r := &release{m: m, raw: raw, sig: sig, images: map[string]v1.Image{}}
+	if r.sig == nil {
+		if r.sig, err = os.ReadFile(mpath + ".minisig"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if r.sbom, err = os.ReadFile(filepath.Join(dir, sbomName)); err != nil {
+		return nil, fmt.Errorf("release directory %s: %w", dir, notFound(err))
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not an OCI layout: %w", dir, notFound(err))
+	}
+	h, err := v1.NewHash(m.IndexDigest)
+	if err != nil {
+		return nil, fmt.Errorf("%s: index digest %q: %w", mpath, m.IndexDigest, failure.ErrUsage)
+	}
+	if r.index, err = p.ImageIndex(); err == nil {
+		r.index, err = r.index.ImageIndex(h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: the index %s the manifest records: %w", dir, m.IndexDigest, notFound(err))
+	}
+	im, err := r.index.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("%s: index %s: %w", dir, m.IndexDigest, err)
+	}
+	for _, d := range im.Manifests {
+		if d.Platform == nil {
+			return nil, fmt.Errorf("%s: index %s names %s without a platform", dir, m.IndexDigest, d.Digest)
+		}
+		if r.images[d.Platform.Architecture], err = r.index.Image(d.Digest); err != nil {
+			return nil, fmt.Errorf("%s: image %s: %w", dir, d.Digest, notFound(err))
+		}
+	}
+	for _, want := range m.Images {
+		img, ok := r.images[want.Arch]
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: the index has no %s image, the manifest records %s", failure.ErrVerify, dir, want.Arch, want.Digest)
+		}
+		if d, _ := img.Digest(); d.String() != want.Digest {
+			return nil, fmt.Errorf("%w: %s: the index's %s image is %s, the manifest records %s", failure.ErrVerify, dir, want.Arch, d, want.Digest)
+		}
+	}
+	return r, nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %v", failure.ErrNotFound, err)
+	}
+	return err
+}
+
+// Push sends the release in dir (an OCI layout baked by imagebake) to the
+// repository repo: each image by digest and tagged X.Y.Z-ARCH, then the
+// index tagged X.Y.Z, then the SBOM and the manifest (with sig, its
+// signature, or the manifest.toml.minisig beside it) as referrers of the
+// index. Blobs the registry has are not sent again. A tag that names
+// other content is refused unless o.Force, before anything is written.
+func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushed, error) {
+	r, err := readRelease(dir, sig)
+	if err != nil {
+		return nil, err
+	}
+	rp, err := o.Repository(repo)
+	if err != nil {
+		return nil, err
+	}
+	opts := o.remote(ctx)
+	tags := r.tags()
+	fresh, err := checkTags(rp, tags, o.Force, opts)
+	if err != nil {
+		return nil, err
+	}
+	name := r.m.Family + "-" + r.m.Release
+	var out []Pushed
+	if len(fresh) > 0 {
+		// children first: the index never names a manifest the registry lacks
+		if err := remote.WriteIndex(rp.Digest(r.m.IndexDigest), r.index, opts...); err != nil {
+			return nil, describe(fmt.Sprintf("pushing %s to %s", name, rp), err)
+		}
+	}
+	for _, t := range tags {
+		if fresh[t.tag] {
+			if err := remote.Tag(rp.Tag(t.tag), t.what, opts...); err != nil {
+				return nil, describe(fmt.Sprintf("tagging %s:%s", rp, t.tag), err)
+			}
+		}
+		out = append(out, Pushed{Name: t.name, Tag: t.tag, Ref: rp.Digest(t.digest).String(), New: fresh[t.tag]})
+	}
+	refs, err := r.attach(ctx, rp, opts, o)
+	return append(out, refs...), err
+}
+
+type tagged struct {
+	name, tag, digest string
+	what              remote.Taggable
+}
+
+// tags lists what a push tags: each image (X.Y.Z-ARCH), then the index.
+func (r *release) tags() []tagged {
+	var out []tagged
+	for _, im := range r.m.Images {
+		out = append(out, tagged{name: im.Name, tag: r.m.Release + "-" + im.Arch, digest: im.Digest, what: r.images[im.Arch]})
+	}
+	return append(out, tagged{name: r.m.Family + "-" + r.m.Release, tag: r.m.Release, digest: r.m.IndexDigest, what: r.index})
+}
+
+// checkTags looks every tag up and returns the ones to write; a tag that
+// names other content is refused (all of them named) unless force.
+func checkTags(rp name.Repository, tags []tagged, force bool, opts []remote.Option) (map[string]bool, error) {
+	fresh := map[string]bool{}
+	var moved []string
+	for _, t := range tags {
+		d, err := remote.Head(rp.Tag(t.tag), opts...)
+		switch {
+		case isNotFound(err):
+			fresh[t.tag] = true
+		case err != nil:
+			return nil, describe(fmt.Sprintf("looking up %s:%s", rp, t.tag), err)
+		case d.Digest.String() != t.digest:
+			moved = append(moved, fmt.Sprintf("%s:%s is %s, this release's %s is %s", rp, t.tag, d.Digest, t.name, t.digest))
+			fresh[t.tag] = true
+		}
+	}
+	if len(moved) > 0 && !force {
+		return nil, fmt.Errorf("%w (releases are immutable; bake a new release number, or pass --force):\n  %s", ErrTagMoved, strings.Join(moved, "\n  "))
+	}
+	return fresh, nil
+}
+
+func isNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == 404
+}
+
+// attach pushes the SBOM and the manifest (and its signature) as
+// artifacts whose subject is the index, unless the index has them.
+func (r *release) attach(ctx context.Context, rp name.Repository, opts []remote.Option, o Options) ([]Pushed, error) {
+	subject := v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(r.m.IndexDigest)}
+	raw, err := r.index.RawManifest()
+	if err != nil {
+		return nil, err
+	}
+	subject.Size = int64(len(raw))
+	created := time.Unix(r.m.Epoch, 0).UTC().Format(time.RFC3339)
+	arts := []artifact{{typ: SBOMArtifact, files: []file{{sbomName, SBOMArtifact, r.sbom}}}}
+	mf := artifact{typ: ManifestArtifact, files: []file{{manifest.FileName, tomlMediaType, r.raw}}}
+	if r.sig != nil {
+		mf.files = append(mf.files, file{manifest.FileName + ".minisig", signatureMediaType, r.sig})
+	} else {
+		o.logf("warning: %s has no signature (sign with --key, or push the release from a store): verify will refuse it\n", manifest.FileName)
+	}
+	arts = append(arts, mf)
+	have, err := referrers(rp.Digest(r.m.IndexDigest), opts)
+	if err != nil {
+		return nil, err
+	}
+	var out []Pushed
+	for _, a := range arts {
+		body, d := a.manifest(subject, created)
+		ref := rp.Digest(d.String())
+		if !have[d.String()] {
+			for _, f := range a.files {
+				l := static.NewLayer(f.data, types.MediaType(f.mediaType))
+				if err := remote.WriteLayer(rp, l, opts...); err != nil {
+					return nil, describe(fmt.Sprintf("pushing %s of %s", f.name, rp), err)
+				}
+			}
+			if err := remote.WriteLayer(rp, static.NewLayer([]byte("{}"), types.MediaType(emptyJSON)), opts...); err != nil {
+				return nil, describe(fmt.Sprintf("pushing the empty config to %s", rp), err)
+			}
+			if err := remote.Put(ref, rawManifest(body), opts...); err != nil {
+				return nil, describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(r.m.IndexDigest)), err)
+			}
+		}
+		out = append(out, Pushed{Name: a.files[0].name, Ref: ref.String(), New: !have[d.String()]})
+	}
+	return out, nil
+}
+
+// referrers lists the digests of the index's referrers.
+func referrers(d name.Digest, opts []remote.Option) (map[string]bool, error) {
+	have := map[string]bool{}
+	idx, err := remote.Referrers(d, opts...)
+	if isNotFound(err) {
+		return have, nil
+	}
+	if err != nil {
+		return nil, describe(fmt.Sprintf("listing the referrers of %s", d), err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range im.Manifests {
+		have[m.Digest.String()] = true
+	}
+	return have, nil
+}
+
+const emptyJSON = "application/vnd.oci.empty.v1+json"
+
+type file struct {
+	name, mediaType string
+	data            []byte
+}
+
+// artifact is an OCI 1.1 artifact manifest: artifactType, the empty
+// config, one layer per file, a subject.
+type artifact struct {
+	typ   string
+	files []file
+}
+
+func (a artifact) manifest(subject v1.Descriptor, created string) ([]byte, v1.Hash) {
+	empty := []byte("{}")
+	eh, _, _ := v1.SHA256(bytes.NewReader(empty))
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: a.typ,
+		Config:      v1.Descriptor{MediaType: emptyJSON, Digest: eh, Size: 2, Data: empty},
+		Subject:     &subject,
+		Annotations: map[string]string{"org.opencontainers.image.created": created}}
+	for _, f := range a.files {
+		h, n, _ := v1.SHA256(bytes.NewReader(f.data))
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.MediaType(f.mediaType), Digest: h, Size: n,
+			Annotations: map[string]string{titleAnnotation: f.name}})
+	}
+	body, _ := json.Marshal(m)
+	h, _, _ := v1.SHA256(bytes.NewReader(body))
+	return body, h
+}
+
+type rawManifest []byte
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+func mustHash(s string) v1.Hash {
+	h, _ := v1.NewHash(s)
+	return h
+}

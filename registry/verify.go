@@ -1,0 +1,226 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+// ErrMismatch marks a pushed release that differs from its signed
+// manifest.
+var ErrMismatch = fmt.Errorf("pushed release does not match its manifest: %w", failure.ErrVerify)
+
+// Verify pulls the index at ref (REGISTRY/REPO:X.Y.Z or @sha256:...), its
+// images and every blob (each checked against its digest as it is read),
+// finds the release's manifest among the index's referrers, checks its
+// signature with keys, and compares every digest with it. Every
+// difference is named in one error.
+func Verify(ctx context.Context, ref string, keys *signing.Keyring, o Options) (*manifest.Manifest, error) {
+	r, err := o.Reference(ref)
+	if err != nil {
+		return nil, err
+	}
+	opts := o.remote(ctx)
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return nil, describe("pulling "+r.String(), err)
+	}
+	if !desc.MediaType.IsIndex() {
+		return nil, fmt.Errorf("%w: %s is a %s, not the image index of a release", ErrMismatch, r, desc.MediaType)
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, describe("pulling "+r.String(), err)
+	}
+	m, err := signedManifest(r.Context().Digest(desc.Digest.String()), keys, opts)
+	if err != nil {
+		return nil, err
+	}
+	var diffs []string
+	if t, ok := r.(name.Tag); ok && t.TagStr() != m.Release {
+		diffs = append(diffs, fmt.Sprintf("tag %s names release %s", t.TagStr(), m.Release))
+	}
+	if desc.Digest.String() != m.IndexDigest {
+		diffs = append(diffs, fmt.Sprintf("index: %s, the manifest records %s", desc.Digest, m.IndexDigest))
+	}
+	more, err := compareImages(r, idx, m)
+	if err != nil {
+		return nil, err
+	}
+	if diffs = append(diffs, more...); len(diffs) > 0 {
+		return nil, fmt.Errorf("%w: %s (%s-%s):\n  %s", ErrMismatch, r, m.Family, m.Release, strings.Join(diffs, "\n  "))
+	}
+	return m, nil
+}
+
+// compareImages pulls every image of idx with its blobs and compares
+// digests with the manifest's images.
+func compareImages(r name.Reference, idx v1.ImageIndex, m *manifest.Manifest) ([]string, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, describe("pulling "+r.String(), err)
+	}
+	want := map[string]manifest.Image{}
+	for _, x := range m.Images {
+		want[x.Arch] = x
+	}
+	var diffs []string
+	for _, d := range im.Manifests {
+		arch := ""
+		if d.Platform != nil {
+			arch = d.Platform.Architecture
+		}
+		w, ok := want[arch]
+		if !ok {
+			diffs = append(diffs, fmt.Sprintf("image %s (%s): not in the manifest", d.Digest, arch))
+			continue
+		}
+		delete(want, arch)
+		if d.Digest.String() != w.Digest {
+			diffs = append(diffs, fmt.Sprintf("%s: %s, the manifest records %s", w.Name, d.Digest, w.Digest))
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, describe("pulling "+w.Name, err)
+		}
+		layers, err := pullLayers(img, w.Name)
+		if err != nil {
+			return nil, err
+		}
+		if len(w.Layers) > 0 && strings.Join(layers, " ") != strings.Join(layerDigests(w.Layers), " ") {
+			diffs = append(diffs, fmt.Sprintf("%s: layers %s, the manifest records %s", w.Name, layers, layerDigests(w.Layers)))
+		}
+	}
+	for _, w := range want {
+		diffs = append(diffs, fmt.Sprintf("%s: missing from the index", w.Name))
+	}
+	return diffs, nil
+}
+
+// pullLayers reads the config and every layer of img, each checked
+// against its digest, and returns the layer digests.
+func pullLayers(img v1.Image, what string) ([]string, error) {
+	if _, err := img.RawConfigFile(); err != nil {
+		return nil, describe("pulling the config of "+what, err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, describe("pulling "+what, err)
+	}
+	var out []string
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		rc, err := l.Compressed()
+		if err == nil {
+			_, err = io.Copy(io.Discard, rc)
+			if cerr := rc.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return nil, describe(fmt.Sprintf("pulling layer %s of %s", d, what), err)
+		}
+		out = append(out, d.String())
+	}
+	return out, nil
+}
+
+func layerDigests(ls []manifest.Layer) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Digest
+	}
+	return out
+}
+
+// signedManifest finds the manifest artifact among the referrers of the
+// index d and returns the manifest its signature vouches for.
+func signedManifest(d name.Digest, keys *signing.Keyring, opts []remote.Option) (*manifest.Manifest, error) {
+	idx, err := remote.Referrers(d, opts...)
+	if err != nil && !isNotFound(err) {
+		return nil, describe("listing the referrers of "+d.String(), err)
+	}
+	var lastErr error
+	if idx != nil {
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, desc := range im.Manifests {
+			if desc.ArtifactType != ManifestArtifact {
+				continue
+			}
+			m, err := readManifestArtifact(d.Context().Digest(desc.Digest.String()), keys, opts)
+			if err == nil {
+				return m, nil
+			}
+			lastErr = err
+		}
+	}
+	if lastErr != nil {
+		return nil, lastErr
+	}
+	return nil, fmt.Errorf("%w: %s has no imagebake manifest among its referrers (push the release with imagebake push)", failure.ErrNotFound, d)
+}
+
+// readManifestArtifact pulls a manifest artifact's files and checks the
+// signature.
+func readManifestArtifact(d name.Digest, keys *signing.Keyring, opts []remote.Option) (*manifest.Manifest, error) {
+	raw, err := remote.Get(d, opts...)
+	if err != nil {
+		return nil, describe("pulling "+d.String(), err)
+	}
+	var am v1.Manifest
+	if err := json.Unmarshal(raw.Manifest, &am); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMismatch, d, err)
+	}
+	dir, err := os.MkdirTemp("", "imagebake-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	for _, l := range am.Layers {
+		title := l.Annotations[titleAnnotation]
+		if title != manifest.FileName && title != manifest.FileName+".minisig" {
+			continue
+		}
+		layer, err := remote.Layer(d.Context().Digest(l.Digest.String()), opts...)
+		if err != nil {
+			return nil, describe("pulling "+title+" of "+d.String(), err)
+		}
+		rc, err := layer.Compressed()
+		if err != nil {
+			return nil, describe("pulling "+title+" of "+d.String(), err)
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, catalog.MaxDocument))
+		rc.Close()
+		if err != nil {
+			return nil, describe("pulling "+title+" of "+d.String(), err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, title), b, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	m, err := catalog.ReadSignedManifest(filepath.Join(dir, manifest.FileName), keys)
+	if err != nil {
+		return nil, fmt.Errorf("the manifest attached to %s: %w", d, err)
+	}
+	return m, nil
+}
