@@ -148,6 +148,7 @@ func (in *Inputs) keepArches(ctx context.Context, o Options, old *manifest.Manif
 		}
 		in.Agents[a] = sels[a]
 	}
+	in.setPartial()
 	if err := in.Manifest.SetContentDigests(); err != nil {
 		return err
 	}

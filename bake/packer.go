@@ -63,7 +63,7 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 	defer lf.Close()
 	mpath := filepath.Join(dir, manifest.FileName)
 	baking := append([]manifest.Image(nil), m.Images...)
-	if err := keepPackerRelease(mpath, m, o); err != nil {
+	if err := keepPackerRelease(mpath, in, o); err != nil {
 		return nil, err
 	}
 	if err := m.Write(mpath); err != nil {
@@ -103,7 +103,8 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 // at mpath: other inputs are refused unless o.Force (a release number
 // names one content); arches there that this bake does not build are kept
 // in m with their artifacts, so per-arch bakes into one out add up.
-func keepPackerRelease(mpath string, m *manifest.Manifest, o Options) error {
+func keepPackerRelease(mpath string, in *Inputs, o Options) error {
+	m := in.Manifest
 	old, err := manifest.Read(mpath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -127,5 +128,6 @@ func keepPackerRelease(mpath string, m *manifest.Manifest, o Options) error {
 	if len(sharedChanges(old, m)) == 0 {
 		m.Artifacts = old.Artifacts // the post-processor replaces the rebuilt ones
 	}
+	in.setPartial()
 	return m.SetContentDigests()
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -234,6 +235,7 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 			Base:  manifest.Base{Ref: base.Ref()},
 			Agent: manifest.Agent{Name: s.Name, Version: s.Version, OS: s.OS, Arch: s.Arch, Size: s.Size, SHA256: s.SHA256, Source: s.Source, Path: s.Path}})
 	}
+	in.setPartial()
 	if err = in.Manifest.SetContentDigests(); err != nil {
 		return nil, err
 	}
@@ -405,4 +407,21 @@ func selectAgents(ctx context.Context, o Options, cfg *Config, arches []string, 
 		out[a] = sels[i]
 	}
 	return out, nil
+}
+
+// setPartial records, when the release holds only some of the configured
+// arches, all of them: the manifest of a per-arch bake says it is one.
+func (in *Inputs) setPartial() {
+	have := map[string]bool{}
+	for _, im := range in.Manifest.Images {
+		have[im.Arch] = true
+	}
+	in.Manifest.PartialOf = nil
+	for _, a := range in.Config.Arches {
+		if !have[a] {
+			in.Manifest.PartialOf = append([]string(nil), in.Config.Arches...)
+			sort.Strings(in.Manifest.PartialOf)
+			return
+		}
+	}
 }

@@ -59,8 +59,7 @@ func Build(ctx context.Context, req *builders.Request) (*builders.Result, error)
 		if err != nil {
 			return nil, err
 		}
-		plat := v1.Platform{OS: "linux", Architecture: im.Arch}
-		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{refName: im.Name}), layout.WithPlatform(plat)); err != nil {
+		if idx, err = appendImage(p, idx, img, im.Arch, im.Name); err != nil {
 			return nil, fmt.Errorf("image %s: writing into %s: %w", im.Name, req.Dir, err)
 		}
 		d, err := img.Digest()
@@ -72,17 +71,76 @@ func Build(ctx context.Context, req *builders.Request) (*builders.Result, error)
 			return nil, err
 		}
 		res.Images = append(res.Images, builders.ImageResult{Arch: im.Arch, Digest: d.String(), Artifact: "oci:" + im.Name, BaseDigest: baseDigest, Layers: ls})
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
-			MediaType: types.OCIManifestSchema1, Platform: &plat, Annotations: map[string]string{refName: im.Name}}})
 	}
+	d, err := finishIndex(p, idx, req)
+	if err != nil {
+		return nil, err
+	}
+	res.IndexDigest = d.String()
+	return res, nil
+}
+
+// appendImage writes img (arch, named name) into the layout and adds it
+// to idx, the release's index being made.
+func appendImage(p layout.Path, idx v1.ImageIndex, img v1.Image, arch, name string) (v1.ImageIndex, error) {
+	plat := v1.Platform{OS: "linux", Architecture: arch}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{refName: name}), layout.WithPlatform(plat)); err != nil {
+		return nil, err
+	}
+	return mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
+		MediaType: types.OCIManifestSchema1, Platform: &plat, Annotations: map[string]string{refName: name}}}), nil
+}
+
+// finishIndex annotates the release's index and writes it.
+func finishIndex(p layout.Path, idx v1.ImageIndex, req *builders.Request) (v1.Hash, error) {
 	name := req.Family + "-" + req.Release
 	idx = mutate.Annotations(idx, req.Annotations(name)).(v1.ImageIndex)
 	d, err := writePlainIndex(p, idx, name)
 	if err != nil {
-		return nil, fmt.Errorf("writing image index into %s: %w", req.Dir, err)
+		return v1.Hash{}, fmt.Errorf("writing image index into %s: %w", req.Dir, err)
 	}
-	res.IndexDigest = d.String()
-	return res, nil
+	return d, nil
+}
+
+// Part is an image of a release already in an OCI layout (a per-arch
+// bake) that Merge takes.
+type Part struct {
+	Dir    string // the layout holding it
+	Arch   string
+	Name   string // NAME-X.Y.Z-ARCH
+	Digest string
+}
+
+// Merge writes into req.Dir (new or empty) the layout a bake of all of
+// parts' arches at once writes: each image, its blobs copied from its
+// layout, in the order given, and the release's index over them. Only
+// req's Dir, Family, Release, Revision and Epoch are read. It returns the
+// index digest.
+func Merge(req *builders.Request, parts []Part) (string, error) {
+	p, err := layout.Write(req.Dir, empty.Index)
+	if err != nil {
+		return "", fmt.Errorf("writing OCI layout %s: %w", req.Dir, err)
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, part := range parts {
+		src, err := layout.ImageIndexFromPath(part.Dir)
+		if err != nil {
+			return "", fmt.Errorf("%s is not an OCI layout: %w", part.Dir, err)
+		}
+		h, err := v1.NewHash(part.Digest)
+		if err != nil {
+			return "", fmt.Errorf("image %s: digest %q: %w", part.Name, part.Digest, err)
+		}
+		img, err := src.Image(h)
+		if err != nil {
+			return "", fmt.Errorf("image %s (%s) in %s: %w", part.Name, part.Digest, part.Dir, err)
+		}
+		if idx, err = appendImage(p, idx, img, part.Arch, part.Name); err != nil {
+			return "", fmt.Errorf("image %s: copying from %s into %s: %w", part.Name, part.Dir, req.Dir, err)
+		}
+	}
+	d, err := finishIndex(p, idx, req)
+	return d.String(), err
 }
 
 // writePlainIndex writes idx as a plain OCI image index: descriptors

@@ -74,6 +74,9 @@ type Manifest struct {
 	Epoch        int64      `toml:"epoch" json:"epoch"`
 	Builder      string     `toml:"builder" json:"builder"`
 	Environment  string     `toml:"environment" json:"environment"`
+	// PartialOf, set when the release holds only some of its arches (a
+	// per-arch bake, to be merged), lists all the arches of the release.
+	PartialOf []string `toml:"partial_of,omitempty" json:"partial_of,omitempty"`
 	InputsDigest string     `toml:"inputs_digest" json:"inputs_digest"`
 	IndexDigest  string     `toml:"index_digest,omitempty" json:"index_digest,omitempty"`
 	Imagebake    Tool       `toml:"imagebake" json:"imagebake"`

@@ -1,0 +1,165 @@
+package bake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/imagebake/imagebake/builders"
+	"github.com/imagebake/imagebake/builders/oci"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// ErrPartsDisagree marks per-arch bakes that are not parts of one release.
+var ErrPartsDisagree = fmt.Errorf("the per-arch bakes are not of one release: %w", failure.ErrVerify)
+
+// Merge joins per-arch bakes of one release (release directories, each
+// NAME-X.Y.Z with some of its arches) into Out/NAME-X.Y.Z: the images of
+// every part, the manifest and the image index over all of them, byte for
+// byte what a bake of all the arches on one machine writes. Parts that
+// disagree on any shared input (control repo commit, tag, Puppetfile and
+// module pins, epoch, builder, environment, imagebake version, agent
+// major) are refused, naming the input and both values; so are two parts
+// with different images of one arch. An Out that holds the release from
+// other inputs is refused unless o.Force, as for Bake.
+func Merge(ctx context.Context, o Options, parts []string) (*manifest.Manifest, error) {
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("%w: merge needs the per-arch release directories", failure.ErrUsage)
+	}
+	ms, err := readParts(parts)
+	if err != nil {
+		return nil, err
+	}
+	m, from, err := joinParts(parts, ms)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
+	}
+	lf, err := flock.LockDir(ctx, o.Out)
+	if err != nil {
+		return nil, fmt.Errorf("locking out dir %s: %w", o.Out, err)
+	}
+	defer lf.Close()
+	removeLeftovers(o.Out, o.logf)
+	name := m.Family + "-" + m.Release
+	final := filepath.Join(o.Out, name)
+	if old, err := manifest.Read(filepath.Join(final, manifest.FileName)); err == nil {
+		if _, err := against(old, m, o.Force, o.logf); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) && !o.Force {
+		return nil, fmt.Errorf("%w: %s holds a release whose manifest cannot be read (%v); pass --force to replace it", ErrReleaseChanged, final, err)
+	}
+	stage, err := os.MkdirTemp(o.Out, "."+name+".tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("out dir %s is not writable: %w", o.Out, err)
+	}
+	defer os.RemoveAll(stage)
+	req := &builders.Request{Dir: stage, Family: m.Family, Release: m.Release, Revision: m.Repo.Commit, Epoch: time.Unix(m.Epoch, 0).UTC()}
+	var ps []oci.Part
+	for _, im := range m.Images {
+		ps = append(ps, oci.Part{Dir: from[im.Arch], Arch: im.Arch, Name: im.Name, Digest: im.Digest})
+	}
+	if m.IndexDigest, err = oci.Merge(req, ps); err != nil {
+		return nil, err
+	}
+	if err := m.Write(filepath.Join(stage, manifest.FileName)); err != nil {
+		return nil, err
+	}
+	if err := writeSBOM(m, filepath.Join(stage, SBOMName)); err != nil {
+		return nil, err
+	}
+	if err := publicModes(stage); err != nil {
+		return nil, err
+	}
+	if len(m.PartialOf) > 0 {
+		o.logf("%s still lacks some of its arches %s: merge the others in too\n", name, strings.Join(m.PartialOf, ", "))
+	}
+	return m, replaceDir(stage, final)
+}
+
+// readParts reads each part's manifest; every problem is reported.
+func readParts(parts []string) ([]*manifest.Manifest, error) {
+	var ms []*manifest.Manifest
+	var errs []error
+	for _, p := range parts {
+		m, err := manifest.Read(filepath.Join(p, manifest.FileName))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			errs = append(errs, fmt.Errorf("%s is not a release directory (no %s): %w", p, manifest.FileName, failure.ErrNotFound))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+		case m.Builder != "oci":
+			errs = append(errs, fmt.Errorf("%w: %s was baked with builder %s; merge joins OCI layouts (builder oci)", failure.ErrUsage, p, m.Builder))
+		}
+		ms = append(ms, m)
+	}
+	return ms, errors.Join(errs...)
+}
+
+// joinParts checks the parts are of one release and returns its merged
+// manifest and, per arch, the part directory holding its image.
+func joinParts(parts []string, ms []*manifest.Manifest) (*manifest.Manifest, map[string]string, error) {
+	first := ms[0]
+	var problems []string
+	from := map[string]string{}
+	byArch := map[string]manifest.Image{}
+	for i, m := range ms {
+		if m.Family != first.Family || m.Release != first.Release {
+			problems = append(problems, fmt.Sprintf("%s holds %s-%s, %s holds %s-%s", parts[0], first.Family, first.Release, parts[i], m.Family, m.Release))
+			continue
+		}
+		for _, c := range sharedChanges(first, m) {
+			problems = append(problems, fmt.Sprintf("%s (%s -> %s)", c, parts[0], parts[i]))
+		}
+		if a, b := first.Imagebake.Version, m.Imagebake.Version; a != b {
+			problems = append(problems, fmt.Sprintf("imagebake version: %s in %s, %s in %s", a, parts[0], b, parts[i]))
+		}
+		if a, b := strings.Join(first.PartialOf, ","), strings.Join(m.PartialOf, ","); a != b {
+			problems = append(problems, fmt.Sprintf("arches of the release: [%s] in %s, [%s] in %s", a, parts[0], b, parts[i]))
+		}
+		for _, im := range m.Images {
+			if a, b := agentMajor(first.Images[0].Agent.Version), agentMajor(im.Agent.Version); a != b {
+				problems = append(problems, fmt.Sprintf("agent major: %s %s in %s, %s %s (%s) in %s", first.Images[0].Agent.Name, first.Images[0].Agent.Version, parts[0], im.Agent.Name, im.Agent.Version, im.Arch, parts[i]))
+			}
+			if have, ok := byArch[im.Arch]; ok {
+				if have.Digest != im.Digest {
+					problems = append(problems, fmt.Sprintf("%s: %s in %s, %s in %s", im.Name, have.Digest, from[im.Arch], im.Digest, parts[i]))
+				}
+				continue
+			}
+			byArch[im.Arch], from[im.Arch] = im, parts[i]
+		}
+	}
+	if len(problems) > 0 {
+		return nil, nil, fmt.Errorf("%w:\n  %s", ErrPartsDisagree, strings.Join(problems, "\n  "))
+	}
+	m := *first
+	m.Images = nil
+	for _, im := range byArch {
+		m.Images = append(m.Images, im)
+	}
+	sort.Slice(m.Images, func(i, j int) bool { return m.Images[i].Arch < m.Images[j].Arch })
+	m.PartialOf = nil
+	for _, a := range first.PartialOf {
+		if _, ok := byArch[a]; !ok {
+			m.PartialOf = first.PartialOf
+		}
+	}
+	return &m, from, m.SetContentDigests()
+}
+
+func agentMajor(v string) string {
+	major, _, _ := strings.Cut(v, ".")
+	return major
+}

@@ -1,0 +1,119 @@
+package bake
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// treeFiles reads every file under dir, by path relative to dir.
+func treeFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Each arch baked on its own "runner" (own cache, own out), then merged,
+// is byte for byte the release baked with every arch on one machine.
+func TestMergeEqualsOneBake(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	whole, err := Bake(ctx, opts(root, repo, filepath.Join(root, "whole")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, a := range []string{"arm64", "amd64"} {
+		o := opts(root, repo, filepath.Join(root, "runner-"+a, "dist"))
+		o.Cache, o.Arches = filepath.Join(root, "runner-"+a, "cache"), []string{a}
+		m, err := Bake(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(m.PartialOf, ",") != "amd64,arm64" || len(m.Images) != 1 {
+			t.Errorf("a bake of %s alone: partial_of %v, %d images; want [amd64 arm64] and 1", a, m.PartialOf, len(m.Images))
+		}
+		parts = append(parts, filepath.Join(o.Out, "example-1.0.0"))
+	}
+	merged, err := Merge(ctx, Options{Out: filepath.Join(root, "merged")}, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.IndexDigest != whole.IndexDigest || len(merged.PartialOf) != 0 {
+		t.Errorf("merged index %s (partial_of %v), one bake %s", merged.IndexDigest, merged.PartialOf, whole.IndexDigest)
+	}
+	want, got := treeFiles(t, filepath.Join(root, "whole", "example-1.0.0")), treeFiles(t, filepath.Join(root, "merged", "example-1.0.0"))
+	for name, b := range want {
+		if got[name] != b {
+			t.Errorf("%s differs between the merge and the one bake", name)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("merge wrote %d files, the one bake %d", len(got), len(want))
+	}
+	// merging again changes nothing; merging a part of itself is a merge too
+	if again, err := Merge(ctx, Options{Out: filepath.Join(root, "merged")}, parts); err != nil || again.IndexDigest != whole.IndexDigest {
+		t.Errorf("merging again = %v", err)
+	}
+}
+
+// Parts that disagree are refused, naming each input and both values;
+// nothing is written.
+func TestMergeRefusesDisagreeingParts(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	bakeArch := func(a, out string, epoch time.Time, release string) string {
+		o := opts(root, repo, filepath.Join(root, out))
+		o.Arches, o.Epoch = []string{a}, epoch
+		if release != "" {
+			o.Release = release
+		}
+		m, err := Bake(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(o.Out, m.Family+"-"+m.Release)
+	}
+	amd := bakeArch("amd64", "a", time.Time{}, "")
+	arm := bakeArch("arm64", "b", time.Unix(1700000000, 0), "")
+	_, err := Merge(ctx, Options{Out: filepath.Join(root, "merged")}, []string{amd, arm})
+	if !errors.Is(err, ErrPartsDisagree) || failure.Code(err) != 4 || !strings.Contains(err.Error(), "epoch: ") || !strings.Contains(err.Error(), "-> 1700000000") {
+		t.Errorf("merge of parts with two epochs = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "merged", "example-1.0.0")); err == nil {
+		t.Error("a refused merge wrote a release")
+	}
+	testutil.Git(t, repo, "tag", "v1.0.1")
+	other := bakeArch("arm64", "c", time.Time{}, "1.0.1")
+	if _, err := Merge(ctx, Options{Out: filepath.Join(root, "merged")}, []string{amd, other}); !errors.Is(err, ErrPartsDisagree) || !strings.Contains(err.Error(), "example-1.0.1") {
+		t.Errorf("merge of parts of two releases = %v", err)
+	}
+	if _, err := Merge(ctx, Options{Out: filepath.Join(root, "merged")}, []string{amd, t.TempDir()}); failure.Code(err) != 3 {
+		t.Errorf("merge of a directory without a release = %v, want exit 3", err)
+	}
+	// one part alone is merged, and still says it is partial
+	m, err := Merge(ctx, Options{Out: filepath.Join(root, "merged")}, []string{amd})
+	if err != nil || len(m.PartialOf) != 2 {
+		t.Errorf("merge of one part = %v, partial_of %v", err, m)
+	}
+	if m, err := manifest.Read(filepath.Join(root, "merged", "example-1.0.0", manifest.FileName)); err != nil || len(m.Images) != 1 {
+		t.Errorf("merged one part: %v", err)
+	}
+}
