@@ -5,33 +5,15 @@
 package registry
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
-	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/ociremote"
 )
 
-// Options say how to reach registries.
+// Options say how to reach registries and how to push.
 type Options struct {
-	// Insecure names registries (host or host:port) that may be reached
-	// over plain HTTP; loopback registries always may. Every other
-	// registry is spoken to over HTTPS only.
-	Insecure []string
-	// Keychain finds credentials; nil is the Docker config's
-	// (DOCKER_CONFIG, ~/.docker/config.json, credential helpers).
-	Keychain authn.Keychain
-	// Transport, when set, carries the requests (tests).
-	Transport http.RoundTripper
+	ociremote.Options
 	// Force lets a push move an existing tag to other content.
 	Force bool
 	Log   io.Writer
@@ -41,107 +23,4 @@ func (o Options) logf(format string, args ...any) {
 	if o.Log != nil {
 		fmt.Fprintf(o.Log, format, args...)
 	}
-}
-
-// loopback says whether host (with or without a port) is this machine.
-func loopback(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
-
-// plainHTTP says whether registry host may be spoken to over HTTP.
-func (o Options) plainHTTP(host string) bool {
-	if loopback(host) {
-		return true
-	}
-	for _, h := range o.Insecure {
-		if strings.EqualFold(strings.TrimSpace(h), host) {
-			return true
-		}
-	}
-	return false
-}
-
-// Repository parses REGISTRY/REPO (no tag, no digest).
-func (o Options) Repository(s string) (name.Repository, error) {
-	var opts []name.Option
-	if o.plainHTTP(strings.SplitN(s, "/", 2)[0]) {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.NewRepository(s, append(opts, name.StrictValidation)...)
-	if err != nil {
-		return name.Repository{}, fmt.Errorf("%w: registry repository %q: %v (want REGISTRY/REPO, such as registry.example.com/golden/example)", failure.ErrUsage, s, err)
-	}
-	return r, nil
-}
-
-// Reference parses REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:DIGEST.
-func (o Options) Reference(s string) (name.Reference, error) {
-	var opts []name.Option
-	if o.plainHTTP(strings.SplitN(s, "/", 2)[0]) {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.ParseReference(s, append(opts, name.StrictValidation)...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: image reference %q: %v (want REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:DIGEST)", failure.ErrUsage, s, err)
-	}
-	return r, nil
-}
-
-// remote is the go-containerregistry options for a request.
-func (o Options) remote(ctx context.Context) []remote.Option {
-	kc := o.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	base := o.Transport
-	if base == nil {
-		base = remote.DefaultTransport
-	}
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc),
-		remote.WithTransport(httpGuard{base: base, o: o}), remote.WithUserAgent("imagebake")}
-}
-
-// httpGuard refuses plain HTTP to registries not allowed it: the library
-// would otherwise fall back to HTTP for private addresses on its own.
-type httpGuard struct {
-	base http.RoundTripper
-	o    Options
-}
-
-func (g httpGuard) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme == "http" && !g.o.plainHTTP(r.URL.Host) {
-		return nil, fmt.Errorf("plain HTTP to %s refused: only loopback registries and those named with --insecure-registry or IMAGEBAKE_INSECURE_REGISTRIES are reached without TLS", r.URL.Host)
-	}
-	return g.base.RoundTrip(r)
-}
-
-// describe turns a registry error into one that says what was wanted,
-// where, and what the registry answered, classified for the exit code.
-func describe(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var te *transport.Error
-	if errors.As(err, &te) {
-		switch te.StatusCode {
-		case http.StatusNotFound:
-			return fmt.Errorf("%s: %w (the registry answered %d: %v)", what, failure.ErrNotFound, te.StatusCode, te)
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%s: the registry refused the credentials (%d); log in with docker login or a credential helper (DOCKER_CONFIG): %v", what, te.StatusCode, te)
-		case http.StatusTooManyRequests:
-			return fmt.Errorf("%s: the registry is rate limiting (429); try again later: %v", what, te)
-		}
-		return fmt.Errorf("%s: the registry answered %d: %v", what, te.StatusCode, te)
-	}
-	if strings.Contains(err.Error(), "error verifying") {
-		return fmt.Errorf("%s: the registry served content that does not match its digest: %w: %v", what, failure.ErrVerify, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

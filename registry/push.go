@@ -15,11 +15,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -143,7 +143,7 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 	if err != nil {
 		return nil, err
 	}
-	opts := o.remote(ctx)
+	opts := o.Remote(ctx)
 	tags := r.tags()
 	fresh, err := checkTags(rp, tags, o.Force, opts)
 	if err != nil {
@@ -154,13 +154,13 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 	if len(fresh) > 0 {
 		// children first: the index never names a manifest the registry lacks
 		if err := remote.WriteIndex(rp.Digest(r.m.IndexDigest), r.index, opts...); err != nil {
-			return nil, describe(fmt.Sprintf("pushing %s to %s", name, rp), err)
+			return nil, ociremote.Describe(fmt.Sprintf("pushing %s to %s", name, rp), err)
 		}
 	}
 	for _, t := range tags {
 		if fresh[t.tag] {
 			if err := remote.Tag(rp.Tag(t.tag), t.what, opts...); err != nil {
-				return nil, describe(fmt.Sprintf("tagging %s:%s", rp, t.tag), err)
+				return nil, ociremote.Describe(fmt.Sprintf("tagging %s:%s", rp, t.tag), err)
 			}
 		}
 		out = append(out, Pushed{Name: t.name, Tag: t.tag, Ref: rp.Digest(t.digest).String(), New: fresh[t.tag]})
@@ -191,10 +191,10 @@ func checkTags(rp name.Repository, tags []tagged, force bool, opts []remote.Opti
 	for _, t := range tags {
 		d, err := remote.Head(rp.Tag(t.tag), opts...)
 		switch {
-		case isNotFound(err):
+		case ociremote.IsNotFound(err):
 			fresh[t.tag] = true
 		case err != nil:
-			return nil, describe(fmt.Sprintf("looking up %s:%s", rp, t.tag), err)
+			return nil, ociremote.Describe(fmt.Sprintf("looking up %s:%s", rp, t.tag), err)
 		case d.Digest.String() != t.digest:
 			moved = append(moved, fmt.Sprintf("%s:%s is %s, this release's %s is %s", rp, t.tag, d.Digest, t.name, t.digest))
 			fresh[t.tag] = true
@@ -204,11 +204,6 @@ func checkTags(rp name.Repository, tags []tagged, force bool, opts []remote.Opti
 		return nil, fmt.Errorf("%w (releases are immutable; bake a new release number, or pass --force):\n  %s", ErrTagMoved, strings.Join(moved, "\n  "))
 	}
 	return fresh, nil
-}
-
-func isNotFound(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == 404
 }
 
 // attach pushes the SBOM and the manifest (and its signature) as
@@ -241,14 +236,14 @@ func (r *release) attach(ctx context.Context, rp name.Repository, opts []remote.
 			for _, f := range a.files {
 				l := static.NewLayer(f.data, types.MediaType(f.mediaType))
 				if err := remote.WriteLayer(rp, l, opts...); err != nil {
-					return nil, describe(fmt.Sprintf("pushing %s of %s", f.name, rp), err)
+					return nil, ociremote.Describe(fmt.Sprintf("pushing %s of %s", f.name, rp), err)
 				}
 			}
 			if err := remote.WriteLayer(rp, static.NewLayer([]byte("{}"), types.MediaType(emptyJSON)), opts...); err != nil {
-				return nil, describe(fmt.Sprintf("pushing the empty config to %s", rp), err)
+				return nil, ociremote.Describe(fmt.Sprintf("pushing the empty config to %s", rp), err)
 			}
 			if err := remote.Put(ref, rawManifest(body), opts...); err != nil {
-				return nil, describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(r.m.IndexDigest)), err)
+				return nil, ociremote.Describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(r.m.IndexDigest)), err)
 			}
 		}
 		out = append(out, Pushed{Name: a.files[0].name, Ref: ref.String(), New: !have[d.String()]})
@@ -260,11 +255,11 @@ func (r *release) attach(ctx context.Context, rp name.Repository, opts []remote.
 func referrers(d name.Digest, opts []remote.Option) (map[string]bool, error) {
 	have := map[string]bool{}
 	idx, err := remote.Referrers(d, opts...)
-	if isNotFound(err) {
+	if ociremote.IsNotFound(err) {
 		return have, nil
 	}
 	if err != nil {
-		return nil, describe(fmt.Sprintf("listing the referrers of %s", d), err)
+		return nil, ociremote.Describe(fmt.Sprintf("listing the referrers of %s", d), err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {

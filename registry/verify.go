@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
@@ -33,17 +34,17 @@ func Verify(ctx context.Context, ref string, keys *signing.Keyring, o Options) (
 	if err != nil {
 		return nil, err
 	}
-	opts := o.remote(ctx)
+	opts := o.Remote(ctx)
 	desc, err := remote.Get(r, opts...)
 	if err != nil {
-		return nil, describe("pulling "+r.String(), err)
+		return nil, ociremote.Describe("pulling "+r.String(), err)
 	}
 	if !desc.MediaType.IsIndex() {
 		return nil, fmt.Errorf("%w: %s is a %s, not the image index of a release", ErrMismatch, r, desc.MediaType)
 	}
 	idx, err := desc.ImageIndex()
 	if err != nil {
-		return nil, describe("pulling "+r.String(), err)
+		return nil, ociremote.Describe("pulling "+r.String(), err)
 	}
 	m, err := signedManifest(r.Context().Digest(desc.Digest.String()), keys, opts)
 	if err != nil {
@@ -71,7 +72,7 @@ func Verify(ctx context.Context, ref string, keys *signing.Keyring, o Options) (
 func compareImages(r name.Reference, idx v1.ImageIndex, m *manifest.Manifest) ([]string, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, describe("pulling "+r.String(), err)
+		return nil, ociremote.Describe("pulling "+r.String(), err)
 	}
 	want := map[string]manifest.Image{}
 	for _, x := range m.Images {
@@ -95,7 +96,7 @@ func compareImages(r name.Reference, idx v1.ImageIndex, m *manifest.Manifest) ([
 		}
 		img, err := idx.Image(d.Digest)
 		if err != nil {
-			return nil, describe("pulling "+w.Name, err)
+			return nil, ociremote.Describe("pulling "+w.Name, err)
 		}
 		layers, err := pullLayers(img, w.Name)
 		if err != nil {
@@ -115,11 +116,11 @@ func compareImages(r name.Reference, idx v1.ImageIndex, m *manifest.Manifest) ([
 // against its digest, and returns the layer digests.
 func pullLayers(img v1.Image, what string) ([]string, error) {
 	if _, err := img.RawConfigFile(); err != nil {
-		return nil, describe("pulling the config of "+what, err)
+		return nil, ociremote.Describe("pulling the config of "+what, err)
 	}
 	ls, err := img.Layers()
 	if err != nil {
-		return nil, describe("pulling "+what, err)
+		return nil, ociremote.Describe("pulling "+what, err)
 	}
 	var out []string
 	for _, l := range ls {
@@ -135,7 +136,7 @@ func pullLayers(img v1.Image, what string) ([]string, error) {
 			}
 		}
 		if err != nil {
-			return nil, describe(fmt.Sprintf("pulling layer %s of %s", d, what), err)
+			return nil, ociremote.Describe(fmt.Sprintf("pulling layer %s of %s", d, what), err)
 		}
 		out = append(out, d.String())
 	}
@@ -154,8 +155,8 @@ func layerDigests(ls []manifest.Layer) []string {
 // index d and returns the manifest its signature vouches for.
 func signedManifest(d name.Digest, keys *signing.Keyring, opts []remote.Option) (*manifest.Manifest, error) {
 	idx, err := remote.Referrers(d, opts...)
-	if err != nil && !isNotFound(err) {
-		return nil, describe("listing the referrers of "+d.String(), err)
+	if err != nil && !ociremote.IsNotFound(err) {
+		return nil, ociremote.Describe("listing the referrers of "+d.String(), err)
 	}
 	var lastErr error
 	if idx != nil {
@@ -185,7 +186,7 @@ func signedManifest(d name.Digest, keys *signing.Keyring, opts []remote.Option) 
 func readManifestArtifact(d name.Digest, keys *signing.Keyring, opts []remote.Option) (*manifest.Manifest, error) {
 	raw, err := remote.Get(d, opts...)
 	if err != nil {
-		return nil, describe("pulling "+d.String(), err)
+		return nil, ociremote.Describe("pulling "+d.String(), err)
 	}
 	var am v1.Manifest
 	if err := json.Unmarshal(raw.Manifest, &am); err != nil {
@@ -203,16 +204,16 @@ func readManifestArtifact(d name.Digest, keys *signing.Keyring, opts []remote.Op
 		}
 		layer, err := remote.Layer(d.Context().Digest(l.Digest.String()), opts...)
 		if err != nil {
-			return nil, describe("pulling "+title+" of "+d.String(), err)
+			return nil, ociremote.Describe("pulling "+title+" of "+d.String(), err)
 		}
 		rc, err := layer.Compressed()
 		if err != nil {
-			return nil, describe("pulling "+title+" of "+d.String(), err)
+			return nil, ociremote.Describe("pulling "+title+" of "+d.String(), err)
 		}
 		b, err := io.ReadAll(io.LimitReader(rc, catalog.MaxDocument))
 		rc.Close()
 		if err != nil {
-			return nil, describe("pulling "+title+" of "+d.String(), err)
+			return nil, ociremote.Describe("pulling "+title+" of "+d.String(), err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, title), b, 0o644); err != nil {
 			return nil, err
