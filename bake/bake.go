@@ -27,6 +27,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -70,6 +71,9 @@ type Options struct {
 
 	// Force replaces a release in Out baked from other inputs.
 	Force bool
+
+	// Registry says how bases in registries are reached.
+	Registry ociremote.Options
 
 	// Ref, when set, is a branch, tag or commit to read instead of the
 	// release tag (a release candidate, for Plan).

@@ -84,7 +84,7 @@ func (o *Options) base(cfg *Config, arch string) (builders.Base, error) {
 	if err != nil {
 		return builders.Base{}, err
 	}
-	bb := builders.Base{Scratch: base.Scratch, Digest: base.Digest, SHA256: base.SHA256}
+	bb := builders.Base{Scratch: base.Scratch, Digest: base.Digest, SHA256: base.SHA256, Image: base.Image, Remote: o.Registry, Cache: o.Cache}
 	if bb.Layout, err = o.inContext("base layout", base.Layout); err != nil {
 		return builders.Base{}, err
 	}

@@ -45,6 +45,7 @@ type Base struct {
 	Digest  string `toml:"digest" json:"digest,omitempty"`
 	Rootfs  string `toml:"rootfs" json:"rootfs,omitempty"`
 	SHA256  string `toml:"sha256" json:"sha256,omitempty"`
+	Image   string `toml:"image" json:"image,omitempty"` // REGISTRY/REPO@sha256:...
 }
 
 // AgentsConfig names the agent binaries an image carries.
@@ -180,8 +181,17 @@ func (b Base) check(arch string) error {
 			return fmt.Errorf("%w: base of %s: rootfs %s needs sha256 = \"<64 hex digits>\" to pin it", ErrConfig, arch, b.Rootfs)
 		}
 	}
+	if b.Image != "" {
+		n++
+		if _, d, ok := strings.Cut(b.Image, "@"); !ok || !digestRE.MatchString(d) {
+			return fmt.Errorf("%w: base of %s: image %q is not pinned by digest: want REGISTRY/REPO@sha256:<64 hex digits> (imagebake base pin %s prints it)", ErrConfig, arch, b.Image, b.Image)
+		}
+		if strings.Contains(b.Image, "://") {
+			return fmt.Errorf("%w: base of %s: image %q: name the registry without a scheme (REGISTRY/REPO@sha256:...)", ErrConfig, arch, b.Image)
+		}
+	}
 	if n != 1 {
-		return fmt.Errorf("%w: base of %s: give exactly one of scratch = true, layout + digest, rootfs + sha256", ErrConfig, arch)
+		return fmt.Errorf("%w: base of %s: give exactly one of scratch = true, layout + digest, rootfs + sha256, image = \"REGISTRY/REPO@sha256:...\"", ErrConfig, arch)
 	}
 	return nil
 }
@@ -194,6 +204,8 @@ func (b Base) Ref() string {
 		return "scratch"
 	case b.Layout != "":
 		return "oci:" + b.Layout + "@" + b.Digest
+	case b.Image != "":
+		return b.Image
 	}
 	return "rootfs:" + b.Rootfs + "@sha256:" + b.SHA256
 }

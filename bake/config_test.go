@@ -33,6 +33,9 @@ func TestParseConfig(t *testing.T) {
 		{`rootfs = "base/rootfs.tar.gz"`, `rootfs = "/host/secret"`, `rootfs "/host/secret" is absolute`},
 		{`rootfs = "base/rootfs.tar.gz"`, `rootfs = "base/../../host/secret"`, "leaves --context"},
 		{`rootfs = "base/rootfs.tar.gz"`, `layout = "/var/lib/layout"` + "\ndigest = \"sha256:" + strings.Repeat("b", 64) + "\"", `layout "/var/lib/layout" is absolute`},
+		{"rootfs = \"base/rootfs.tar.gz\"\nsha256 = \"" + strings.Repeat("a", 64) + "\"", `image = "registry.example.com/debian:bookworm"`, "is not pinned by digest: want REGISTRY/REPO@sha256:"},
+		{"rootfs = \"base/rootfs.tar.gz\"\nsha256 = \"" + strings.Repeat("a", 64) + "\"", `image = "https://registry.example.com/debian@sha256:` + strings.Repeat("c", 64) + `"`, "without a scheme"},
+		{`rootfs = "base/rootfs.tar.gz"`, `image = "registry.example.com/debian@sha256:` + strings.Repeat("c", 64) + `"` + "\nrootfs = \"base/rootfs.tar.gz\"", "exactly one of"},
 		{`stores = ["store"]`, `stores = ["file:///srv/tools"]`, "is a URL"},
 		{`stores = ["store"]`, `stores = ["../elsewhere"]`, "leaves --context"},
 	}

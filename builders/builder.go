@@ -30,6 +30,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/tarball"
 )
 
@@ -160,6 +161,12 @@ type Base struct {
 	Digest  string // of an image or index in Layout
 	Rootfs  string // root file system tarball (.tar or .tar.gz)
 	SHA256  string // of Rootfs
+	Image   string // REGISTRY/REPO@sha256:... of an image or index
+
+	// Remote and Cache say how an Image is pulled and where its blobs
+	// are kept.
+	Remote ociremote.Options `json:"-"`
+	Cache  string            `json:"-"`
 }
 
 // LoadBase returns the base image for arch, checking every pin. It also
@@ -171,12 +178,20 @@ func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 		return empty.Image, "", nil
 	case b.Rootfs != "":
 		return rootfsBase(b, blobDir, epoch, log)
-	case b.Layout != "":
-		img, digest, err := layoutBase(b, arch)
+	case b.Layout != "" || b.Image != "":
+		var img v1.Image
+		var digest, what string
+		var err error
+		if b.Image != "" {
+			img, digest, err = registryBase(ctx, b, arch)
+			what = fmt.Sprintf("base %s (linux/%s image %s)", b.Image, arch, digest)
+		} else {
+			img, digest, err = layoutBase(b, arch)
+			what = fmt.Sprintf("base layout %s image %s", b.Layout, digest)
+		}
 		if err != nil {
 			return nil, "", err
 		}
-		what := fmt.Sprintf("base layout %s image %s", b.Layout, digest)
 		rep, err := scanLayers(img, what)
 		if err != nil {
 			return nil, "", err
@@ -294,13 +309,26 @@ func layoutBase(b Base, arch string) (v1.Image, string, error) {
 	return checked(img, b, arch, b.Digest)
 }
 
+// registryBase pulls the base from its registry, or its cache.
+func registryBase(ctx context.Context, b Base, arch string) (v1.Image, string, error) {
+	img, digest, err := b.Remote.Pull(ctx, b.Image, arch, b.Cache)
+	if err != nil {
+		return nil, "", err
+	}
+	return checked(img, b, arch, digest)
+}
+
 func checked(img v1.Image, b Base, arch, digest string) (v1.Image, string, error) {
+	where := "base layout " + b.Layout
+	if b.Image != "" {
+		where = "base " + b.Image
+	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, "", fmt.Errorf("base layout %s image %s: %w", b.Layout, digest, err)
+		return nil, "", fmt.Errorf("%s image %s: %w", where, digest, err)
 	}
 	if cf.Architecture != arch {
-		return nil, "", fmt.Errorf("base layout %s image %s is for %s, not %s", b.Layout, digest, cf.Architecture, arch)
+		return nil, "", fmt.Errorf("%w: %s image %s is for %s, not %s", failure.ErrVerify, where, digest, cf.Architecture, arch)
 	}
 	// every layer is checked against its digest as it is copied (partial does)
 	return img, digest, nil
@@ -333,8 +361,9 @@ type Request struct {
 // baseKey identifies a loaded base: a rootfs or scratch base is the same
 // for every arch, a layout base picks a platform per arch.
 type baseKey struct {
-	Base
-	arch string
+	scratch                            bool
+	layout, digest, rootfs, sum, image string
+	arch                               string
 }
 
 type loadedBase struct {
@@ -345,8 +374,8 @@ type loadedBase struct {
 // base loads (hashes, scans, copies) each base once per request, however
 // many arches share it.
 func (req *Request) base(ctx context.Context, b Base, arch string) (v1.Image, string, error) {
-	k := baseKey{Base: b}
-	if b.Layout != "" {
+	k := baseKey{scratch: b.Scratch, layout: b.Layout, digest: b.Digest, rootfs: b.Rootfs, sum: b.SHA256, image: b.Image}
+	if b.Layout != "" || b.Image != "" {
 		k.arch = arch
 	}
 	if l, ok := req.bases[k]; ok {

@@ -50,7 +50,7 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 			if o.Epoch, err = sourceDateEpoch(epoch); err != nil {
 				return err
 			}
-			o.Version, o.Log = clientVersion(), g.progress()
+			o.Version, o.Log, o.Registry = clientVersion(), g.progress(), remoteOptions(o.Registry)
 			if pinned != "" {
 				if o.Pinned, err = manifest.Read(pinned); err != nil {
 					return err
@@ -104,6 +104,7 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 	f.StringVar(&pinned, "manifest", "", "manifest.toml of the release: rebuild exactly its pins (as verify does), whatever was published or moved since")
 	f.StringVar(&published, "catalog", "", "store or catalog (path or URL) the release may be published in: if it is, rebuild exactly its signed manifest's pins")
 	kf.register(cmd, false)
+	addRegistryFlags(f, &o.Registry)
 	f.BoolVar(&o.Locked, "locked", false, "refuse inputs the control repo does not pin (no committed Puppetfile.lock, agent binaries by range), like cargo --locked")
 	f.BoolVar(&o.Force, "force", false, "replace a release in --out baked from other inputs (a release number should name one content)")
 	f.StringVar(&template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
@@ -168,7 +169,7 @@ with it. Exit 4 names each difference.`,
 			if o.Cache, err = cacheDir(cache); err != nil {
 				return err
 			}
-			o.Version, o.Log = clientVersion(), g.progress()
+			o.Version, o.Log, o.Registry = clientVersion(), g.progress(), remoteOptions(ro.Options)
 			m, err := bake.Verify(cmd.Context(), args[0], o)
 			if err != nil {
 				return err
@@ -183,7 +184,7 @@ with it. Exit 4 names each difference.`,
 	addCacheFlag(cmd.Flags(), &cache)
 	addContextFlag(cmd.Flags(), &o.Context)
 	kf.register(cmd, false)
-	addRegistryFlags(cmd.Flags(), &ro)
+	addRegistryFlags(cmd.Flags(), &ro.Options)
 	return cmd
 }
 

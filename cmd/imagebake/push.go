@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/registry"
@@ -16,15 +17,21 @@ import (
 
 // addRegistryFlags registers --insecure-registry (default
 // $IMAGEBAKE_INSECURE_REGISTRIES, comma-separated).
-func addRegistryFlags(f *pflag.FlagSet, o *registry.Options) {
+func addRegistryFlags(f *pflag.FlagSet, o *ociremote.Options) {
 	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (loopback always is); repeatable (default $IMAGEBAKE_INSECURE_REGISTRIES)")
 }
 
 func registryOptions(o registry.Options, g *globals) registry.Options {
+	o.Options = remoteOptions(o.Options)
+	o.Log = g.progress()
+	return o
+}
+
+// remoteOptions fills what the environment says of registries.
+func remoteOptions(o ociremote.Options) ociremote.Options {
 	if len(o.Insecure) == 0 && os.Getenv("IMAGEBAKE_INSECURE_REGISTRIES") != "" {
 		o.Insecure = strings.Split(os.Getenv("IMAGEBAKE_INSECURE_REGISTRIES"), ",")
 	}
-	o.Log = g.progress()
 	return o
 }
 
@@ -92,7 +99,7 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 		},
 	}
 	kf.register(cmd, true)
-	addRegistryFlags(cmd.Flags(), &o)
+	addRegistryFlags(cmd.Flags(), &o.Options)
 	cmd.Flags().BoolVar(&o.Force, "force", false, "move a tag that names other content (releases should be immutable)")
 	return cmd
 }

@@ -1,10 +1,25 @@
 package ociremote
 
 import (
+	"context"
+	"errors"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	ggcr "github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // Plain HTTP goes to loopback registries and named ones only.
@@ -32,3 +47,35 @@ func TestPlainHTTPOnlyWhereAllowed(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// base pin resolves a tag to the index digest and each arch's image; an
+// arch the index lacks is named with the platforms it has.
+func TestPin(t *testing.T) {
+	srv := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	want := map[string]string{}
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, _ := random.Image(64, 1)
+		d, _ := img.Digest()
+		want[arch] = d.String()
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	tag, _ := name.NewTag(host+"/library/debian:bookworm", name.Insecure)
+	if err := remote.WriteIndex(tag, idx); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := idx.Digest()
+	p, err := Options{}.Pin(context.Background(), host+"/library/debian:bookworm", []string{"amd64", "arm64"})
+	if err != nil || p.Ref != host+"/library/debian@"+d.String() || p.Platforms["arm64"] != want["arm64"] || p.Platforms["amd64"] != want["amd64"] {
+		t.Fatalf("Pin = %+v, %v", p, err)
+	}
+	_, err = Options{}.Pin(context.Background(), host+"/library/debian:bookworm", []string{"s390x", "riscv64"})
+	if !errors.Is(err, failure.ErrNotFound) || !strings.Contains(err.Error(), "no linux/s390x image (it has linux/amd64, linux/arm64)") || !strings.Contains(err.Error(), "riscv64") {
+		t.Errorf("Pin of missing arches = %v", err)
+	}
+	if _, err := (Options{}).Pin(context.Background(), host+"/library/debian:trixie", nil); !errors.Is(err, failure.ErrNotFound) {
+		t.Errorf("Pin of a missing tag = %v, want not found", err)
+	}
+}
