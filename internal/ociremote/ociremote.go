@@ -85,7 +85,8 @@ func (o Options) Reference(s string) (name.Reference, error) {
 	return r, nil
 }
 
-// Remote is the go-containerregistry options for requests.
+// Remote is the go-containerregistry options for the requests of one
+// operation.
 func (o Options) Remote(ctx context.Context) []remote.Option {
 	kc := o.Keychain
 	if kc == nil {
@@ -95,8 +96,17 @@ func (o Options) Remote(ctx context.Context) []remote.Option {
 	if base == nil {
 		base = remote.DefaultTransport
 	}
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc),
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc),
 		remote.WithTransport(httpGuard{base: base, o: o}), remote.WithUserAgent("imagebake")}
+	// one pusher and one puller for every request made with these options:
+	// the registry is pinged and the token fetched once, not per request
+	if pusher, err := remote.NewPusher(opts...); err == nil {
+		opts = append(opts, remote.Reuse(pusher))
+	}
+	if puller, err := remote.NewPuller(opts...); err == nil {
+		opts = append(opts, remote.Reuse(puller))
+	}
+	return opts
 }
 
 // httpGuard refuses plain HTTP to registries not allowed it: the library
