@@ -98,15 +98,11 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 	if err := o.normalise(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
-	}
-	lf, err := flock.LockDir(ctx, o.Out)
+	lf, err := o.lockOut(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("locking out dir %s: %w", o.Out, err)
+		return nil, err
 	}
 	defer lf.Close()
-	removeLeftovers(o.Out, o.logf)
 	var in *Inputs
 	if o.Pinned != nil {
 		if o.Release != o.Pinned.Release {
@@ -316,4 +312,18 @@ func replaceDir(src, dst string) error {
 		return err
 	}
 	return os.RemoveAll(old)
+}
+
+// lockOut creates and locks the out dir (one bake or merge into it at a
+// time; a second waits) and removes what killed ones left there.
+func (o *Options) lockOut(ctx context.Context) (io.Closer, error) {
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
+	}
+	lf, err := flock.LockDir(ctx, o.Out)
+	if err != nil {
+		return nil, fmt.Errorf("locking out dir %s: %w", o.Out, err)
+	}
+	removeLeftovers(o.Out, o.logf)
+	return lf, nil
 }

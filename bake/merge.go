@@ -14,7 +14,6 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/builders/oci"
 	"github.com/imagebake/imagebake/internal/failure"
-	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -42,15 +41,11 @@ func Merge(ctx context.Context, o Options, parts []string) (*manifest.Manifest, 
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
-	}
-	lf, err := flock.LockDir(ctx, o.Out)
+	lf, err := o.lockOut(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("locking out dir %s: %w", o.Out, err)
+		return nil, err
 	}
 	defer lf.Close()
-	removeLeftovers(o.Out, o.logf)
 	name := m.Family + "-" + m.Release
 	final := filepath.Join(o.Out, name)
 	if old, err := manifest.Read(filepath.Join(final, manifest.FileName)); err == nil {
