@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/builders/oci"
 	"github.com/imagebake/imagebake/internal/failure"
@@ -154,7 +155,11 @@ func joinParts(parts []string, ms []*manifest.Manifest) (*manifest.Manifest, map
 	return &m, from, m.SetContentDigests()
 }
 
+// agentMajor is v's major version (v itself when it is not a version).
 func agentMajor(v string) string {
-	major, _, _ := strings.Cut(v, ".")
-	return major
+	sv, err := semver.NewVersion(v)
+	if err != nil {
+		return v
+	}
+	return fmt.Sprint(sv.Major())
 }

@@ -229,18 +229,22 @@ func (r *release) attach(ctx context.Context, rp name.Repository, opts []remote.
 		return nil, err
 	}
 	var out []Pushed
+	configPushed := false
 	for _, a := range arts {
 		body, d := a.manifest(subject, created)
 		ref := rp.Digest(d.String())
 		if !have[d.String()] {
+			if !configPushed {
+				if err := remote.WriteLayer(rp, static.NewLayer([]byte("{}"), types.MediaType(emptyJSON)), opts...); err != nil {
+					return nil, ociremote.Describe(fmt.Sprintf("pushing the empty config to %s", rp), err)
+				}
+				configPushed = true
+			}
 			for _, f := range a.files {
 				l := static.NewLayer(f.data, types.MediaType(f.mediaType))
 				if err := remote.WriteLayer(rp, l, opts...); err != nil {
 					return nil, ociremote.Describe(fmt.Sprintf("pushing %s of %s", f.name, rp), err)
 				}
-			}
-			if err := remote.WriteLayer(rp, static.NewLayer([]byte("{}"), types.MediaType(emptyJSON)), opts...); err != nil {
-				return nil, ociremote.Describe(fmt.Sprintf("pushing the empty config to %s", rp), err)
 			}
 			if err := remote.Put(ref, rawManifest(body), opts...); err != nil {
 				return nil, ociremote.Describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(r.m.IndexDigest)), err)

@@ -233,7 +233,7 @@ func TestPushAndVerifyFaults(t *testing.T) {
 	if !strings.Contains(log.String(), "no signature") {
 		t.Errorf("an unsigned push did not warn: %q", log.String())
 	}
-	if _, err := Verify(ctx, repo+":1.0.0", b.keys, Options{}); failure.Code(err) != failure.ExitVerify {
+	if _, err := Verify(ctx, repo+":1.0.0", b.keys, Options{}); failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "manifest.toml is not signed (no manifest.toml.minisig)") {
 		t.Errorf("Verify of an unsigned push = %v, want exit 4", err)
 	}
 	denied := served(t, func(http.Handler) http.Handler {

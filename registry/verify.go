@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -192,36 +190,30 @@ func readManifestArtifact(d name.Digest, keys *signing.Keyring, opts []remote.Op
 	if err := json.Unmarshal(raw.Manifest, &am); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMismatch, d, err)
 	}
-	dir, err := os.MkdirTemp("", "imagebake-verify-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
+	files := map[string][]byte{}
 	for _, l := range am.Layers {
 		title := l.Annotations[titleAnnotation]
 		if title != manifest.FileName && title != manifest.FileName+".minisig" {
 			continue
 		}
+		what := fmt.Sprintf("pulling %s of %s", title, d)
 		layer, err := remote.Layer(d.Context().Digest(l.Digest.String()), opts...)
 		if err != nil {
-			return nil, ociremote.Describe("pulling "+title+" of "+d.String(), err)
+			return nil, ociremote.Describe(what, err)
 		}
 		rc, err := layer.Compressed()
 		if err != nil {
-			return nil, ociremote.Describe("pulling "+title+" of "+d.String(), err)
+			return nil, ociremote.Describe(what, err)
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, catalog.MaxDocument))
+		files[title], err = io.ReadAll(io.LimitReader(rc, catalog.MaxDocument))
 		rc.Close()
 		if err != nil {
-			return nil, ociremote.Describe("pulling "+title+" of "+d.String(), err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, title), b, 0o644); err != nil {
-			return nil, err
+			return nil, ociremote.Describe(what, err)
 		}
 	}
-	m, err := catalog.ReadSignedManifest(filepath.Join(dir, manifest.FileName), keys)
-	if err != nil {
-		return nil, fmt.Errorf("the manifest attached to %s: %w", d, err)
+	if files[manifest.FileName] == nil {
+		return nil, fmt.Errorf("%w: artifact %s has no %s layer", ErrMismatch, d, manifest.FileName)
 	}
-	return m, nil
+	name := d.String() + "/" + manifest.FileName
+	return catalog.VerifyManifest(name, files[manifest.FileName], files[manifest.FileName+".minisig"], keys)
 }

@@ -63,7 +63,7 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if image == "" {
 			return usageErr("--catalog needs --image NAME-X.Y.Z-ARCH")
 		}
-		c, where, _, err := catalog.Open(cmd.Context(), cpath, kr, nil)
+		c, where, st, err := catalog.Open(cmd.Context(), cpath, kr, nil)
 		if err != nil {
 			return err
 		}
@@ -81,7 +81,7 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if fam == "" {
 			return fmt.Errorf("image %s is not in the catalog %s: %w", image, where, failure.ErrNotFound)
 		}
-		m, err := catalog.PublishedManifest(cmd.Context(), cpath, fam, ver, kr, nil)
+		m, err := catalog.ReadPublished(cmd.Context(), c, where, st, fam, ver, kr, nil)
 		if err != nil {
 			return err
 		}

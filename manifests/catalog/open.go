@@ -95,21 +95,25 @@ func PublishedManifest(ctx context.Context, src, family, version string, keys *s
 	if err != nil {
 		return nil, err
 	}
+	return ReadPublished(ctx, c, where, st, family, version, keys, client)
+}
+
+// ReadPublished is PublishedManifest for a catalog already opened: c,
+// where and st as Open returned them.
+func ReadPublished(ctx context.Context, c *Catalog, where string, st *Store, family, version string, keys *signing.Keyring, client *http.Client) (*manifest.Manifest, error) {
 	var rel *Release
 	if f := c.Family(family, false); f != nil {
 		rel = f.Release(version)
 	}
-	if rel == nil {
+	switch {
+	case rel == nil:
 		return nil, nil
-	}
-	if st != nil {
+	case st != nil:
 		return st.ReadManifest(family, version)
-	}
-	rdir := "images/" + family + "-" + version + "/" + manifest.FileName
-	if !strings.HasPrefix(where, "http://") && !strings.HasPrefix(where, "https://") {
+	case !strings.HasPrefix(where, "http://") && !strings.HasPrefix(where, "https://"):
 		return (&Store{Root: filepath.Dir(filepath.Dir(where)), Keys: keys}).ReadManifest(family, version)
 	}
-	u := strings.TrimSuffix(where, "catalog/"+FileName) + rdir
+	u := strings.TrimSuffix(where, "catalog/"+FileName) + "images/" + family + "-" + version + "/" + manifest.FileName
 	if client == nil {
 		client = http.DefaultClient
 	}

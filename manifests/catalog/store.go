@@ -314,6 +314,16 @@ func checkManifest(p string, data []byte, subject, family, version string) (*man
 	return m, nil
 }
 
+// VerifyManifest checks a manifest read from name (a file, a URL, a
+// registry artifact) against its signature sig with keys, and that the
+// signature vouches for the family and release the manifest says.
+func VerifyManifest(name string, data, sig []byte, keys *signing.Keyring) (*manifest.Manifest, error) {
+	if err := keys.Verify(name, data, sig); err != nil {
+		return nil, err
+	}
+	return checkManifest(name, data, signing.Subject(sig), "", "")
+}
+
 // ReadSignedManifest reads a manifest file and its signature, verifies it
 // with keys and checks the signature vouches for the family and release
 // the manifest says, and, when the file sits in a release directory
