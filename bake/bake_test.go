@@ -21,12 +21,8 @@ import (
 	"github.com/imagebake/imagebake/agents/agentstest"
 	"github.com/imagebake/imagebake/internal/testutil"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/builders"
@@ -382,21 +378,10 @@ func TestBakeCommittedLockIsLaw(t *testing.T) {
 func TestBakeOnOCILayoutBase(t *testing.T) {
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	// a two-arch base image index, written as an OCI layout
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	idx, imgs := testutil.BaseIndex(t, "amd64", "arm64")
 	baseLayers := map[string]string{}
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := random.Image(512, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, _ := img.ConfigFile()
-		cf = cf.DeepCopy()
-		cf.Architecture, cf.OS = arch, "linux"
-		img, _ = mutate.ConfigFile(img, cf)
-		ls, _ := img.Layers()
-		d, _ := ls[0].Digest()
-		baseLayers[arch] = d.String()
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	for arch, img := range imgs {
+		baseLayers[arch] = testutil.FirstLayer(t, img)
 	}
 	lp := filepath.Join(root, "base-layout")
 	lpath, err := layout.Write(lp, empty.Index)

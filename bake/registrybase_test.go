@@ -3,8 +3,6 @@ package bake
 import (
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,13 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcr "github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
@@ -28,26 +20,14 @@ import (
 // returns the server, the pinned reference and each arch's first layer.
 func pushBase(t *testing.T, arches ...string) (*httptest.Server, string, map[string]string) {
 	t.Helper()
-	srv := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	srv, host := testutil.MemRegistry(t, nil)
+	idx, imgs := testutil.BaseIndex(t, arches...)
 	first := map[string]string{}
-	for _, arch := range arches {
-		img, err := random.Image(512, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cf, _ := img.ConfigFile()
-		cf = cf.DeepCopy()
-		cf.Architecture, cf.OS = arch, "linux"
-		img, _ = mutate.ConfigFile(img, cf)
-		ls, _ := img.Layers()
-		d, _ := ls[0].Digest()
-		first[arch] = d.String()
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	for arch, img := range imgs {
+		first[arch] = testutil.FirstLayer(t, img)
 	}
 	d, _ := idx.Digest()
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/library/base@" + d.String()
+	ref := host + "/library/base@" + d.String()
 	r, err := name.NewDigest(ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/crane"
-	ggcr "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/agents/agentstest"
@@ -85,13 +82,8 @@ func (b *baked) sig(t *testing.T) []byte {
 // API, as distribution 2.8) behind h, which may change what it answers.
 func served(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	t.Helper()
-	var h http.Handler = ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)))
-	if wrap != nil {
-		h = wrap(h)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	_, host := testutil.MemRegistry(t, wrap)
+	return host
 }
 
 func TestPushVerifyAndCopy(t *testing.T) {

@@ -4,22 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	ggcr "github.com/google/go-containerregistry/pkg/registry"
-
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // Plain HTTP goes to loopback registries and named ones only.
@@ -51,17 +43,13 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // base pin resolves a tag to the index digest and each arch's image; an
 // arch the index lacks is named with the platforms it has.
 func TestPin(t *testing.T) {
-	srv := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	_, host := testutil.MemRegistry(t, nil)
+	idx, imgs := testutil.BaseIndex(t, "amd64", "arm64")
 	want := map[string]string{}
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, _ := random.Image(64, 1)
+	for arch, img := range imgs {
 		d, _ := img.Digest()
 		want[arch] = d.String()
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
-	host := strings.TrimPrefix(srv.URL, "http://")
 	tag, _ := name.NewTag(host+"/library/debian:bookworm", name.Insecure)
 	if err := remote.WriteIndex(tag, idx); err != nil {
 		t.Fatal(err)
