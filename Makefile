@@ -23,13 +23,16 @@ build:
 TEST_PKGS := git g10k skopeo umoci time minisign busybox-static docker-registry
 # packer 1.9.4, built once from the Go module cache (scripts/ensure-packer).
 PACKER := $(CURDIR)/.cache/packer/packer
+# versitygw v1.8.0, the S3 gateway (POSIX backend) S3 stores are tested on.
+VERSITYGW := $(CURDIR)/.cache/versitygw/versitygw
 test-tools:
 	@./scripts/ensure-packages $(TEST_PKGS)
 	@./scripts/ensure-packer $(PACKER)
+	@./scripts/ensure-versitygw $(VERSITYGW)
 
 test: test-tools
 	$(GO) vet $(PKGS)
-	IMAGEBAKE_PACKER=$(PACKER) $(GO) test -count=1 $(PKGS)
+	IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) $(GO) test -count=1 $(PKGS)
 
 demo:
 	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake

@@ -1,0 +1,368 @@
+// Package s3obj is imagebake's access to S3-compatible object storage:
+// stores named s3://BUCKET/PREFIX, configured the AWS way (the shared
+// config and credentials files, profiles, AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL_S3 or
+// AWS_ENDPOINT_URL; path-style addressing when an endpoint is set).
+//
+// Many writers share a store without a lock server: a new object is
+// written with If-None-Match: * (Create) and a shared one is replaced with
+// If-Match: ETAG (Replace), so a lost race is an error the writer sees and
+// retries, never a silent overwrite. A server that ignores these headers
+// would let two writers both "win"; CheckConditional finds such a server
+// before anything is published.
+package s3obj
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/imagebake/imagebake/internal/failure"
+)
+
+// Scheme prefixes every S3 store argument.
+const Scheme = "s3://"
+
+// IsURL says whether s names an S3 store.
+func IsURL(s string) bool { return strings.HasPrefix(s, Scheme) }
+
+var (
+	// ErrExists marks a Create of a key that exists.
+	ErrExists = errors.New("object exists")
+	// ErrChanged marks a Replace that lost a race: the object is no longer
+	// the one read.
+	ErrChanged = errors.New("object changed since it was read")
+	// ErrNoConditionalWrites marks a server that does not honour
+	// If-None-Match or If-Match on PUT.
+	ErrNoConditionalWrites = fmt.Errorf("the S3 server does not support conditional writes (If-None-Match, If-Match): %w", failure.ErrUsage)
+)
+
+// MaxDocument bounds what Get reads into memory (indexes, catalogs,
+// manifests, signatures).
+const MaxDocument = 64 << 20
+
+// Bucket is one s3://BUCKET/PREFIX.
+type Bucket struct {
+	client   *s3.Client
+	bucket   string
+	prefix   string // "" or "a/b/" (with the trailing slash)
+	endpoint string // for messages: where the requests go
+
+	probe    sync.Once
+	probeErr error
+}
+
+// Open parses an s3://BUCKET/PREFIX URL and configures a client from the
+// environment. No request is made.
+func Open(ctx context.Context, raw string) (*Bucket, error) {
+	bucket, prefix, err := parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: S3 configuration for %s: %v", failure.ErrUsage, raw, err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1" // S3-compatible servers accept any region; AWS needs one to sign
+	}
+	endpoint := firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+	if cfg.BaseEndpoint != nil && endpoint == "" {
+		endpoint = *cfg.BaseEndpoint
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.UsePathStyle = true
+		}
+		// Checksums only where the API requires them: S3-compatible
+		// servers differ in which newer checksum headers they accept.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	shown := "AWS S3 (" + cfg.Region + ")"
+	if endpoint != "" {
+		shown = redactURL(endpoint)
+	}
+	return &Bucket{client: client, bucket: bucket, prefix: prefix, endpoint: shown}, nil
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// redactURL drops user information from a URL shown to people.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = nil
+	return u.String()
+}
+
+func parse(raw string) (bucket, prefix string, err error) {
+	if !IsURL(raw) {
+		return "", "", fmt.Errorf("%w: %q is not an s3://BUCKET/PREFIX URL", failure.ErrUsage, raw)
+	}
+	rest := strings.TrimPrefix(raw, Scheme)
+	if strings.ContainsAny(rest, "?#@") {
+		return "", "", fmt.Errorf("%w: %s: an S3 store is s3://BUCKET/PREFIX, without credentials, query or fragment (credentials come from the AWS environment)", failure.ErrUsage, redactS3(raw))
+	}
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	if bucket == "" {
+		return "", "", fmt.Errorf("%w: %s names no bucket (want s3://BUCKET/PREFIX)", failure.ErrUsage, raw)
+	}
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		if path.Clean(prefix) != prefix || strings.HasPrefix(prefix, "../") || prefix == ".." {
+			return "", "", fmt.Errorf("%w: %s: the prefix must be a clean path", failure.ErrUsage, raw)
+		}
+		prefix += "/"
+	}
+	return bucket, prefix, nil
+}
+
+// redactS3 keeps what a person needs of a malformed S3 URL: everything
+// before an @ is taken for a credential and dropped.
+func redactS3(raw string) string {
+	rest := strings.TrimPrefix(raw, Scheme)
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = "…@" + rest[i+1:]
+	}
+	return Scheme + rest
+}
+
+// URL names key for people: s3://BUCKET/PREFIX/KEY.
+func (b *Bucket) URL(key string) string { return Scheme + b.bucket + "/" + b.prefix + key }
+
+// Root is the store's own URL, s3://BUCKET/PREFIX.
+func (b *Bucket) Root() string { return strings.TrimSuffix(b.URL(""), "/") }
+
+// Endpoint is where requests go, for messages.
+func (b *Bucket) Endpoint() string { return b.endpoint }
+
+func (b *Bucket) key(k string) *string { return aws.String(b.prefix + k) }
+
+// Info is what HEAD tells of an object.
+type Info struct {
+	Size   int64
+	ETag   string
+	SHA256 string // the sha256 imagebake recorded when it wrote the object; "" if none
+}
+
+// MetaSHA256 is the user metadata key holding an object's sha256 (hex).
+const MetaSHA256 = "sha256"
+
+// Get reads a small object whole (at most MaxDocument) with its ETag.
+func (b *Bucket) Get(ctx context.Context, key string) ([]byte, string, error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: b.key(key)})
+	if err != nil {
+		return nil, "", b.describe("GET", key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, MaxDocument+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", b.URL(key), err)
+	}
+	if len(data) > MaxDocument {
+		return nil, "", fmt.Errorf("%s: more than %d MiB", b.URL(key), MaxDocument>>20)
+	}
+	return data, aws.ToString(out.ETag), nil
+}
+
+// Open streams an object from offset on.
+func (b *Bucket) Open(ctx context.Context, key string, offset int64) (io.ReadCloser, error) {
+	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: b.key(key)}
+	if offset > 0 {
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+	}
+	out, err := b.client.GetObject(ctx, in)
+	if err != nil {
+		return nil, b.describe("GET", key, err)
+	}
+	return out.Body, nil
+}
+
+// Head tells an object's size, ETag and recorded sha256.
+func (b *Bucket) Head(ctx context.Context, key string) (Info, error) {
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: b.key(key)})
+	if err != nil {
+		return Info{}, b.describe("HEAD", key, err)
+	}
+	return Info{Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), SHA256: out.Metadata[MetaSHA256]}, nil
+}
+
+// Create writes a new object from body (size bytes, sha256 sum in hex),
+// only if key does not exist: ErrExists otherwise.
+func (b *Bucket) Create(ctx context.Context, key string, body io.ReadSeeker, size int64, sum string) error {
+	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &b.bucket, Key: b.key(key), Body: body, ContentLength: aws.Int64(size),
+		IfNoneMatch: aws.String("*"), Metadata: map[string]string{MetaSHA256: sum},
+	})
+	if err != nil {
+		return b.describe("PUT (If-None-Match: *)", key, err)
+	}
+	return nil
+}
+
+// CreateBytes is Create for data in memory.
+func (b *Bucket) CreateBytes(ctx context.Context, key string, data []byte) error {
+	return b.Create(ctx, key, bytes.NewReader(data), int64(len(data)), Sum(data))
+}
+
+// Replace writes data over the object whose ETag is etag: ErrChanged when
+// another writer replaced it since. etag "" creates the object instead
+// (ErrChanged when one appeared meanwhile).
+func (b *Bucket) Replace(ctx context.Context, key string, data []byte, etag string) error {
+	in := &s3.PutObjectInput{
+		Bucket: &b.bucket, Key: b.key(key), Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		Metadata: map[string]string{MetaSHA256: Sum(data)},
+	}
+	op := "PUT (If-Match)"
+	if etag == "" {
+		in.IfNoneMatch, op = aws.String("*"), "PUT (If-None-Match: *)"
+	} else {
+		in.IfMatch = aws.String(etag)
+	}
+	_, err := b.client.PutObject(ctx, in)
+	if err != nil {
+		err = b.describe(op, key, err)
+		if errors.Is(err, ErrExists) {
+			err = fmt.Errorf("%s: %w", b.URL(key), ErrChanged)
+		}
+		return err
+	}
+	return nil
+}
+
+// Put writes data unconditionally: only for copies readers do not rely on
+// (the authoritative object is written with Create or Replace).
+func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
+	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &b.bucket, Key: b.key(key), Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
+		Metadata: map[string]string{MetaSHA256: Sum(data)},
+	})
+	if err != nil {
+		return b.describe("PUT", key, err)
+	}
+	return nil
+}
+
+// Delete removes an object (missing is fine).
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: b.key(key)})
+	if err != nil {
+		return b.describe("DELETE", key, err)
+	}
+	return nil
+}
+
+// CheckConditional makes sure the server honours conditional writes
+// before a publisher relies on them: it creates a probe object twice with
+// If-None-Match: * (the second must be refused) and replaces it with a
+// stale If-Match (which must be refused too). The answer is kept for the
+// Bucket's life.
+func (b *Bucket) CheckConditional(ctx context.Context) error {
+	b.probe.Do(func() { b.probeErr = b.checkConditional(ctx) })
+	return b.probeErr
+}
+
+func (b *Bucket) checkConditional(ctx context.Context) error {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	key := ".imagebake-probe-" + hex.EncodeToString(rnd[:])
+	defer b.Delete(context.WithoutCancel(ctx), key)
+	if err := b.CreateBytes(ctx, key, []byte("1")); err != nil {
+		return err
+	}
+	no := func(what string) error {
+		return fmt.Errorf("%w: %s at %s accepted %s; publishing there could let two writers both win, so imagebake refuses it (use a server with conditional writes: AWS S3, MinIO, versitygw, Ceph RGW 18+)",
+			ErrNoConditionalWrites, b.Root(), b.endpoint, what)
+	}
+	switch err := b.CreateBytes(ctx, key, []byte("2")); {
+	case err == nil:
+		return no("a second PUT with If-None-Match: * on an existing key")
+	case !errors.Is(err, ErrExists):
+		return err
+	}
+	switch err := b.Replace(ctx, key, []byte("3"), `"0123456789abcdef0123456789abcdef"`); {
+	case err == nil:
+		return no("a PUT with a stale If-Match")
+	case !errors.Is(err, ErrChanged):
+		return err
+	}
+	return nil
+}
+
+// Sum is the hex sha256 of data.
+func Sum(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+// describe turns an SDK error into one that names the operation, the
+// object and the endpoint, and wraps the condition imagebake acts on.
+func (b *Bucket) describe(op, key string, err error) error {
+	where := fmt.Sprintf("%s %s (at %s)", op, b.URL(key), b.endpoint)
+	var re *smithyhttp.ResponseError
+	status := 0
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code := ""
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	switch {
+	case status == http.StatusNotFound || code == "NoSuchKey" || code == "NotFound":
+		if code == "NoSuchBucket" {
+			return fmt.Errorf("%s: no bucket %s there: %w", where, b.bucket, failure.ErrNotFound)
+		}
+		return fmt.Errorf("%s: not found: %w", where, failure.ErrNotFound)
+	case status == http.StatusPreconditionFailed || code == "PreconditionFailed":
+		return fmt.Errorf("%s: %w", where, ErrExists)
+	case status == http.StatusConflict && code == "ConditionalRequestConflict":
+		return fmt.Errorf("%s: %w", where, ErrExists)
+	case status == http.StatusNotImplemented || code == "NotImplemented":
+		return fmt.Errorf("%s: %w", where, ErrNoConditionalWrites)
+	case status == http.StatusForbidden || code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch":
+		return fmt.Errorf("%s: access denied (%s): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and the bucket's policy", where, orStatus(code, status))
+	case status != 0:
+		return fmt.Errorf("%s: the server answered %s", where, orStatus(code, status))
+	}
+	var oe *smithy.OperationError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	return fmt.Errorf("%s: %v (is the endpoint right and the server up? set AWS_ENDPOINT_URL_S3 for S3-compatible servers)", where, err)
+}
+
+func orStatus(code string, status int) string {
+	if code != "" {
+		return fmt.Sprintf("%s, HTTP %d", code, status)
+	}
+	return fmt.Sprintf("HTTP %d", status)
+}
