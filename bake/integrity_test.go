@@ -354,7 +354,7 @@ func TestBakePublishedReleaseKeepsItsPins(t *testing.T) {
 	signer, _ := signing.LoadSigner(key, "")
 	kr, _ := signing.LoadKeyring(pub)
 	st := &catalog.Store{Root: filepath.Join(root, "published"), Keys: kr}
-	if _, _, err := st.Publish(filepath.Join(root, "dist", "example-1.0.0"), signer); err != nil {
+	if _, _, err := st.Publish(t.Context(), filepath.Join(root, "dist", "example-1.0.0"), signer); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []string{"amd64", "arm64"} {

@@ -348,7 +348,7 @@ func TestNoInodeSharedWithInputs(t *testing.T) {
 	kr.Add(signer.Public(), "test")
 	st := &catalog.Store{Root: filepath.Join(root, "pub"), Keys: kr}
 	dist := filepath.Join(root, "dist-oci", "example-1.0.0")
-	if _, _, err := st.Publish(dist, signer); err != nil {
+	if _, _, err := st.Publish(t.Context(), dist, signer); err != nil {
 		t.Fatal(err)
 	}
 	pub := filepath.Join(root, "pub", "images", "example-1.0.0")

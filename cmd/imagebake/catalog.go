@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
@@ -55,15 +55,15 @@ func (f *keyFlags) signer(kr *signing.Keyring) (*signing.Signer, error) {
 }
 
 // updateCatalog applies change to the store's catalog, signed with the key.
-func (f *keyFlags) updateCatalog(store string, change func(*catalog.Catalog) error) error {
+func (f *keyFlags) updateCatalog(ctx context.Context, store string, change func(*catalog.Catalog) error) error {
 	if store == "" {
 		return usageErr("--store is required")
 	}
-	st := &catalog.Store{Root: store}
-	if _, err := os.Stat(st.Path()); err != nil {
-		return fmt.Errorf("no catalog in store %s (looked for %s); publish a release there first: %w", store, st.Path(), failure.ErrNotFound)
-	}
 	kr, err := f.keyring()
+	if err != nil {
+		return err
+	}
+	st, err := catalog.OpenWriter(ctx, store, kr, true)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (f *keyFlags) updateCatalog(store string, change func(*catalog.Catalog) err
 	if err != nil {
 		return err
 	}
-	_, err = (&catalog.Store{Root: store, Keys: kr}).Update(signer, change)
+	_, err = st.Update(ctx, signer, change)
 	return err
 }
 
@@ -116,10 +116,16 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st := &catalog.Store{Root: store, Keys: kr}
-			rel, added, err := st.Publish(args[0], signer)
+			st, err := catalog.OpenWriter(cmd.Context(), store, kr, false)
 			if err != nil {
 				return err
+			}
+			rel, added, err := st.Publish(cmd.Context(), args[0], signer)
+			if err != nil {
+				return err
+			}
+			if s3, ok := st.(*catalog.S3Store); ok && s3.Retries.Load() > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "the catalog changed under this publish %d times; it read the catalog again each time\n", s3.Retries.Load())
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), rel)
@@ -153,7 +159,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, _, _, err := catalog.Open(cmd.Context(), store, kr, nil)
+			c, err := catalog.Open(cmd.Context(), store, kr, nil)
 			if err != nil {
 				return err
 			}
@@ -234,7 +240,7 @@ func newStateCommand(g *globals, verb, state string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = kf.updateCatalog(store, func(c *catalog.Catalog) error {
+			err = kf.updateCatalog(cmd.Context(), store, func(c *catalog.Catalog) error {
 				return c.SetState(args[0], args[1], state, reason, replacement, when)
 			})
 			if err == nil {
@@ -271,7 +277,7 @@ func newEOLCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return kf.updateCatalog(store, func(c *catalog.Catalog) error {
+			return kf.updateCatalog(cmd.Context(), store, func(c *catalog.Catalog) error {
 				return c.SetEOL(args[0], major, when, notice)
 			})
 		},

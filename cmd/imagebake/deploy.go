@@ -40,10 +40,10 @@ func (f *deployFlags) clock() (time.Time, error) {
 }
 
 // load reads the deploy file and its catalog (signature checked).
-func (f *deployFlags) load(ctx context.Context, name string) (*deploy.File, *catalog.Catalog, string, *catalog.Store, error) {
+func (f *deployFlags) load(ctx context.Context, name string) (*deploy.File, *catalog.Opened, error) {
 	df, err := deploy.Load(name)
 	if err != nil {
-		return nil, nil, "", nil, err
+		return nil, nil, err
 	}
 	src := f.catalog
 	if src == "" {
@@ -53,17 +53,17 @@ func (f *deployFlags) load(ctx context.Context, name string) (*deploy.File, *cat
 		}
 	}
 	if src == "" {
-		return nil, nil, "", nil, usageErr("%s names no catalog: add catalog: to it or pass --catalog", name)
+		return nil, nil, usageErr("%s names no catalog: add catalog: to it or pass --catalog", name)
 	}
 	kr, err := f.keyring()
 	if err != nil {
-		return nil, nil, "", nil, err
+		return nil, nil, err
 	}
-	c, where, st, err := catalog.Open(ctx, src, kr, nil)
+	o, err := catalog.Open(ctx, src, kr, nil)
 	if err != nil {
-		return nil, nil, "", nil, err
+		return nil, nil, err
 	}
-	return df, c, where, st, nil
+	return df, o, nil
 }
 
 func newSelectCommand(g *globals) *cobra.Command {
@@ -74,10 +74,11 @@ func newSelectCommand(g *globals) *cobra.Command {
 		Short: "Resolve each selection of a deploy file to its exact release and per-arch images (obsolete and revoked releases refused, exit 4)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			df, c, src, _, err := f.load(cmd.Context(), args[0])
+			df, o, err := f.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
+			c, src := o.Catalog, o.Where
 			var all []*deploy.Resolved
 			var errs []error
 			for _, s := range df.Selections {
@@ -147,10 +148,11 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 			if err != nil {
 				return err
 			}
-			df, c, src, _, err := f.load(cmd.Context(), args[0])
+			df, o, err := f.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
+			c, src := o.Catalog, o.Where
 			var findings []deploy.Finding
 			errs := 0
 			for _, s := range df.Selections {
@@ -204,10 +206,11 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 			case major:
 				scope = deploy.Major
 			}
-			df, c, src, st, err := f.load(cmd.Context(), args[0])
+			df, o, err := f.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
+			c, src := o.Catalog, o.Where
 			steps, err := deploy.Upgrade(c, src, df, scope)
 			if err != nil {
 				return err
@@ -235,7 +238,7 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 						fmt.Fprintf(w, "  note: %s\n", s.Note)
 					}
 					if s.MajorMove {
-						fmt.Fprint(w, deploy.Breaks(s, majorChanges(st, s)))
+						fmt.Fprint(w, deploy.Breaks(s, majorChanges(cmd.Context(), o, s)))
 					}
 				}
 			}
@@ -264,14 +267,11 @@ func fileMode(name string) os.FileMode {
 }
 
 // majorChanges lists the MAJOR-level changes between two releases, from
-// their manifests in the store (when the catalog came from one).
-func majorChanges(st *catalog.Store, s deploy.Step) []string {
-	if st == nil {
-		return nil
-	}
-	from, err1 := st.ReadManifest(s.Family, s.From)
-	to, err2 := st.ReadManifest(s.Family, s.To)
-	if err1 != nil || err2 != nil {
+// their manifests beside the catalog (none when they cannot be read).
+func majorChanges(ctx context.Context, o *catalog.Opened, s deploy.Step) []string {
+	from, err1 := o.Manifest(ctx, s.Family, s.From)
+	to, err2 := o.Manifest(ctx, s.Family, s.To)
+	if err1 != nil || err2 != nil || from == nil || to == nil {
 		return nil
 	}
 	var out []string

@@ -63,13 +63,13 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if image == "" {
 			return usageErr("--catalog needs --image NAME-X.Y.Z-ARCH")
 		}
-		c, where, st, err := catalog.Open(cmd.Context(), cpath, kr, nil)
+		o, err := catalog.Open(cmd.Context(), cpath, kr, nil)
 		if err != nil {
 			return err
 		}
 		var fam, ver string
 		var rel catalog.Release
-		for _, f := range c.Families {
+		for _, f := range o.Families {
 			for _, r := range f.Releases {
 				for _, im := range r.Images {
 					if im.Name == image {
@@ -79,9 +79,9 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 			}
 		}
 		if fam == "" {
-			return fmt.Errorf("image %s is not in the catalog %s: %w", image, where, failure.ErrNotFound)
+			return fmt.Errorf("image %s is not in the catalog %s: %w", image, o.Where, failure.ErrNotFound)
 		}
-		m, err := catalog.ReadPublished(cmd.Context(), c, where, st, fam, ver, kr, nil)
+		m, err := o.Manifest(cmd.Context(), fam, ver)
 		if err != nil {
 			return err
 		}

@@ -91,4 +91,3 @@ func (s *S3Server) Setenv(t testing.TB) {
 	t.Setenv("AWS_PROFILE", "")
 	t.Setenv("AWS_ENDPOINT_URL", "")
 }
-

@@ -59,17 +59,17 @@ func TestPublishSignedImmutable(t *testing.T) {
 	signer, kr, pub := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
 	d := "sha256:" + strings.Repeat("1", 64)
-	if _, added, err := st.Publish(release(t, "1.0.0", d), signer); err != nil || !added {
+	if _, added, err := st.Publish(t.Context(), release(t, "1.0.0", d), signer); err != nil || !added {
 		t.Fatalf("Publish = %v, %v", added, err)
 	}
-	if _, added, err := st.Publish(release(t, "1.0.0", d), signer); err != nil || added {
+	if _, added, err := st.Publish(t.Context(), release(t, "1.0.0", d), signer); err != nil || added {
 		t.Errorf("identical re-publish = %v, %v; want a no-op", added, err)
 	}
-	_, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("2", 64)), signer)
+	_, _, err := st.Publish(t.Context(), release(t, "1.0.0", "sha256:"+strings.Repeat("2", 64)), signer)
 	if !errors.Is(err, ErrExists) {
 		t.Errorf("publishing other content as 1.0.0 = %v, want ErrExists", err)
 	}
-	if _, _, err := st.Publish(release(t, "1.0.1", "sha256:"+strings.Repeat("3", 64)), signer); err != nil {
+	if _, _, err := st.Publish(t.Context(), release(t, "1.0.1", "sha256:"+strings.Repeat("3", 64)), signer); err != nil {
 		t.Fatal(err)
 	}
 	c, err := st.Read()
@@ -90,11 +90,11 @@ func TestPublishSignedImmutable(t *testing.T) {
 	} else {
 		t.Error("minisign is not installed (make test installs it)")
 	}
-	if m, err := st.ReadManifest("example", "1.0.1"); err != nil || m.Release != "1.0.1" {
+	if m, err := st.ReadManifest(t.Context(), "example", "1.0.1"); err != nil || m.Release != "1.0.1" {
 		t.Errorf("ReadManifest = %v", err)
 	}
 	// lifecycle
-	_, err = st.Update(signer, func(c *Catalog) error {
+	_, err = st.Update(t.Context(), signer, func(c *Catalog) error {
 		if err := c.SetState("example", "1.0.0", Revoked, "bad base", "1.0.1", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 			return err
 		}
@@ -119,7 +119,7 @@ func TestPublishSignedImmutable(t *testing.T) {
 func TestTamperedOrUntrustedRefused(t *testing.T) {
 	signer, kr, _ := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
-	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
+	if _, _, err := st.Publish(t.Context(), release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
 		t.Fatal(err)
 	}
 	// tampered: the file no longer matches its signature
@@ -167,7 +167,7 @@ func TestPublishKilled(t *testing.T) {
 	kr, _ := signing.LoadKeyring(pub)
 	root := t.TempDir()
 	st := &Store{Root: root, Keys: kr}
-	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
+	if _, _, err := st.Publish(t.Context(), release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
 		t.Fatal(err)
 	}
 	helper := func(version string, i int) *exec.Cmd {
@@ -204,14 +204,14 @@ func TestPublishKilled(t *testing.T) {
 			t.Fatalf("kill %d: lost an old entry", i)
 		}
 		if r := f.Release(version); r != nil {
-			if _, err := st.ReadManifest("example", version); err != nil {
+			if _, err := st.ReadManifest(t.Context(), "example", version); err != nil {
 				t.Fatalf("kill %d: %s is in the catalog but its release is not whole: %v", i, version, err)
 			}
 		}
 	}
 	t.Logf("%d of 25 publishers finished before the kill (span %v)", completed, span)
 	// and publishing still works afterwards
-	if _, _, err := st.Publish(release(t, "1.1.0", "sha256:"+strings.Repeat("9", 64)), signer); err != nil {
+	if _, _, err := st.Publish(t.Context(), release(t, "1.1.0", "sha256:"+strings.Repeat("9", 64)), signer); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -222,8 +222,18 @@ func TestHelperPublish(t *testing.T) {
 	}
 	s, _ := signing.LoadSigner(os.Getenv("HELPER_KEY"), "")
 	kr, _ := signing.LoadKeyring(os.Getenv("HELPER_PUB"))
-	if _, _, err := (&Store{Root: os.Getenv("HELPER_ROOT"), Keys: kr}).Publish(os.Getenv("HELPER_DIR"), s); err != nil {
+	ctx := context.Background()
+	st, err := OpenWriter(ctx, os.Getenv("HELPER_ROOT"), kr, false)
+	if err != nil {
 		t.Fatal(err)
+	}
+	_, added, err := st.Publish(ctx, os.Getenv("HELPER_DIR"), s)
+	if err != nil {
+		fmt.Printf("PUBLISH-ERROR %v\n", err)
+		t.Fatal(err)
+	}
+	if s3, ok := st.(*S3Store); ok {
+		fmt.Printf("RETRIES %d ADDED %v\n", s3.Retries.Load(), added)
 	}
 }
 
@@ -251,12 +261,12 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 	signer, kr, _ := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
 	for i, v := range []string{"1.0.0", "1.0.1"} {
-		if _, _, err := st.Publish(release(t, v, "sha256:"+strings.Repeat(fmt.Sprint(i+1), 64)), signer); err != nil {
+		if _, _, err := st.Publish(t.Context(), release(t, v, "sha256:"+strings.Repeat(fmt.Sprint(i+1), 64)), signer); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		m, err := st.ReadManifest("example", v)
+		m, err := st.ReadManifest(t.Context(), "example", v)
 		if err != nil || m.Release != v {
 			t.Fatalf("ReadManifest(%s) = %v, %v", v, m, err)
 		}
@@ -271,7 +281,7 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 		b, _ := os.ReadFile(src + ext)
 		os.WriteFile(dst+ext, b, 0o644)
 	}
-	if _, err := st.ReadManifest("example", "1.0.1"); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "is not the manifest the catalog") {
+	if _, err := st.ReadManifest(t.Context(), "example", "1.0.1"); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "is not the manifest the catalog") {
 		t.Errorf("ReadManifest of a copied manifest = %v, want ErrManifestMismatch", err)
 	}
 	if _, err := ReadSignedManifest(dst, kr); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "sits in the directory of example-1.0.1") {
@@ -295,17 +305,17 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 func TestOpenOverHTTP(t *testing.T) {
 	st, kr, srv := servedStore(t)
 	ctx := context.Background()
-	c, where, _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client())
-	if err != nil || c.Family("example", false) == nil || !strings.HasPrefix(where, srv.URL) {
-		t.Fatalf("Open over HTTP = %v, %s, %v", c, where, err)
+	c, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client())
+	if err != nil || c.Family("example", false) == nil || !strings.HasPrefix(c.Where, srv.URL) {
+		t.Fatalf("Open over HTTP = %v, %v", c, err)
 	}
 	p, _ := filepath.EvalSymlinks(st.Path())
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, []byte(strings.Replace(string(b), `state = "active"`, `state = "revoked"`, 1)), 0o644)
-	if _, _, _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client()); !errors.Is(err, signing.ErrUntrusted) {
+	if _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client()); !errors.Is(err, signing.ErrUntrusted) {
 		t.Errorf("Open of a tampered catalog over HTTP = %v, want ErrUntrusted", err)
 	}
-	if _, _, _, err := Open(ctx, srv.URL+"/nothing/catalog.toml", kr, srv.Client()); !errors.Is(err, failure.ErrNotFound) {
+	if _, err := Open(ctx, srv.URL+"/nothing/catalog.toml", kr, srv.Client()); !errors.Is(err, failure.ErrNotFound) {
 		t.Errorf("Open of a missing catalog over HTTP = %v, want not found", err)
 	}
 }
@@ -315,7 +325,7 @@ func TestOpenOverHTTP(t *testing.T) {
 func TestOpenStoreRootURL(t *testing.T) {
 	_, kr, srv := servedStore(t)
 	ctx := context.Background()
-	if c, _, _, err := Open(ctx, srv.URL+"/", kr, srv.Client()); err != nil || c.Family("example", false) == nil {
+	if c, err := Open(ctx, srv.URL+"/", kr, srv.Client()); err != nil || c.Family("example", false) == nil {
 		t.Errorf("Open of the store root URL = %v", err)
 	}
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -326,7 +336,7 @@ func TestOpenStoreRootURL(t *testing.T) {
 		w.Write([]byte("<html>a web site</html>"))
 	}))
 	defer other.Close()
-	_, _, _, err := Open(ctx, other.URL, kr, other.Client())
+	_, err := Open(ctx, other.URL, kr, other.Client())
 	if !errors.Is(err, failure.ErrNotFound) || !strings.Contains(err.Error(), other.URL+"/catalog/catalog.toml") {
 		t.Errorf("Open of a web site = %v, want not found naming %s/catalog/catalog.toml", err, other.URL)
 	}
@@ -338,7 +348,7 @@ func TestLifecycleHistory(t *testing.T) {
 	signer, kr, _ := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
 	for _, v := range []string{"1.0.0", "1.0.1"} {
-		if _, _, err := st.Publish(release(t, v, "sha256:"+strings.Repeat(v[4:], 64)), signer); err != nil {
+		if _, _, err := st.Publish(t.Context(), release(t, v, "sha256:"+strings.Repeat(v[4:], 64)), signer); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -350,7 +360,7 @@ func TestLifecycleHistory(t *testing.T) {
 			return c.SetState("example", "1.0.0", Revoked, "CVE-2026-1 and CVE-2026-2", "", day(3))
 		},
 	} {
-		if _, err := st.Update(signer, step); err != nil {
+		if _, err := st.Update(t.Context(), signer, step); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -362,7 +372,7 @@ func TestLifecycleHistory(t *testing.T) {
 	if len(r.History) != 3 || r.History[0].State != Deprecated || r.History[1].Reason != "CVE-2026-1" || r.Replacement != "1.0.1" || r.Reason != "CVE-2026-1 and CVE-2026-2" {
 		t.Errorf("history %+v, replacement %q, reason %q", r.History, r.Replacement, r.Reason)
 	}
-	if _, err := st.Update(signer, func(c *Catalog) error { return c.SetEOL("example", 2, day(9), 30) }); !errors.Is(err, failure.ErrNotFound) {
+	if _, err := st.Update(t.Context(), signer, func(c *Catalog) error { return c.SetEOL("example", 2, day(9), 30) }); !errors.Is(err, failure.ErrNotFound) {
 		t.Errorf("eol of a major without releases = %v, want not found", err)
 	}
 }
@@ -373,7 +383,7 @@ func servedStore(t *testing.T) (*Store, *signing.Keyring, *httptest.Server) {
 	t.Helper()
 	signer, kr, _ := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
-	if _, _, err := st.Publish(release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
+	if _, _, err := st.Publish(t.Context(), release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(http.FileServer(http.Dir(st.Root)))

@@ -11,53 +11,129 @@ import (
 	"strings"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/s3obj"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
 
-// Open reads the catalog at src, verified with keys: an HTTP(S) URL of a
-// catalog.toml (its signature at URL.minisig), a store directory, or a
-// catalog.toml file. It returns the catalog, where it was read from, and
-// the store when src is one (nil otherwise). client nil means
-// http.DefaultClient.
-func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.Client) (*Catalog, string, *Store, error) {
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		if !strings.HasSuffix(src, ".toml") { // a store's root URL
-			src = strings.TrimSuffix(src, "/") + "/" + "catalog/" + FileName
-		}
-		if client == nil {
-			client = http.DefaultClient
-		}
-		data, err := get(ctx, client, src)
+// Opened is a catalog read and verified, with where it was read from.
+type Opened struct {
+	*Catalog
+	// Where names the catalog for people: a path or a URL.
+	Where string
+	// read reads the manifest of a release the catalog holds.
+	read func(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error)
+}
+
+// Manifest reads the signed manifest of family's release version and
+// checks it is the one the catalog names. A release the catalog does not
+// hold gives nil and no error: nothing was published under that number.
+func (o *Opened) Manifest(ctx context.Context, family, version string) (*manifest.Manifest, error) {
+	rel := o.find(family, version)
+	if rel == nil {
+		return nil, nil
+	}
+	return o.read(ctx, rel, family, version)
+}
+
+// Open reads the catalog at src, verified with keys: a store directory, a
+// catalog.toml file, an s3://BUCKET/PREFIX store, or an HTTP(S) URL (of a
+// store, or of a catalog.toml with its signature at URL.minisig). client
+// nil means http.DefaultClient.
+func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.Client) (*Opened, error) {
+	switch {
+	case s3obj.IsURL(src):
+		b, err := s3obj.Open(ctx, src)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, err
 		}
-		sig, err := get(ctx, client, src+".minisig")
-		if err != nil && !errors.Is(err, failure.ErrNotFound) {
-			return nil, "", nil, err
-		}
-		if err := keys.Verify(src, data, sig); err != nil {
-			return nil, "", nil, err
-		}
-		c, err := Parse(data)
+		st := &S3Store{B: b, Keys: keys}
+		c, err := st.Read(ctx)
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("%s: %w", src, err)
+			return nil, err
 		}
-		return c, src, nil, nil
+		if len(c.Families) == 0 {
+			if _, _, err := b.Get(ctx, catalogKey); errors.Is(err, failure.ErrNotFound) {
+				return nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
+			}
+		}
+		return &Opened{Catalog: c, Where: st.Path(), read: st.readManifest}, nil
+	case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
+		return openHTTP(ctx, src, keys, client)
 	}
 	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
 		st := &Store{Root: src, Keys: keys}
 		if _, err := os.Stat(st.Path()); err != nil {
-			return nil, "", nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
+			return nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
 		}
 		c, err := st.Read()
-		return c, st.Path(), st, err
+		if err != nil {
+			return nil, err
+		}
+		return st.opened(c), nil
 	}
 	c, err := ReadFile(src, keys)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, "", nil, fmt.Errorf("no catalog at %s (looked for a store directory holding catalog/%s, or a catalog file): %w", src, FileName, failure.ErrNotFound)
+		return nil, fmt.Errorf("no catalog at %s (looked for a store directory holding catalog/%s, or a catalog file): %w", src, FileName, failure.ErrNotFound)
 	}
-	return c, src, nil, err
+	if err != nil {
+		return nil, err
+	}
+	// a catalog file sits in a store: ROOT/catalog/catalog.toml
+	return (&Store{Root: filepath.Dir(filepath.Dir(src)), Keys: keys}).openedAt(c, src), nil
+}
+
+func (s *Store) opened(c *Catalog) *Opened { return s.openedAt(c, s.Path()) }
+
+func (s *Store) openedAt(c *Catalog, where string) *Opened {
+	return &Opened{Catalog: c, Where: where, read: func(_ context.Context, rel *Release, family, version string) (*manifest.Manifest, error) {
+		return s.readManifest(rel, family, version)
+	}}
+}
+
+func openHTTP(ctx context.Context, src string, keys *signing.Keyring, client *http.Client) (*Opened, error) {
+	if !strings.HasSuffix(src, ".toml") { // a store's root URL
+		src = strings.TrimSuffix(src, "/") + "/" + catalogKey
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	data, err := get(ctx, client, src)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := get(ctx, client, src+".minisig")
+	if err != nil && !errors.Is(err, failure.ErrNotFound) {
+		return nil, err
+	}
+	if verr := keys.Verify(src, data, sig); verr != nil {
+		// an S3 store keeps each catalog's signature under its sha256:
+		// catalog.toml.minisig may be mid-replacement
+		alt := strings.TrimSuffix(src, FileName) + "signatures/" + s3obj.Sum(data) + ".minisig"
+		if sig2, err := get(ctx, client, alt); err != nil || keys.Verify(src, data, sig2) != nil {
+			return nil, verr
+		}
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	base := strings.TrimSuffix(src, catalogKey)
+	return &Opened{Catalog: c, Where: src, read: func(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error) {
+		u := base + "images/" + family + "-" + version + "/" + manifest.FileName
+		data, err := get(ctx, client, u)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s is in the catalog %s, but its manifest is not: %w", family, version, src, err)
+		}
+		sig, err := get(ctx, client, u+".minisig")
+		if err != nil && !errors.Is(err, failure.ErrNotFound) {
+			return nil, err
+		}
+		if err := keys.Verify(u, data, sig); err != nil {
+			return nil, err
+		}
+		return published(u, data, signing.Subject(sig), rel, src, family, version)
+	}}, nil
 }
 
 // MaxDocument bounds what is read of a catalog or signature over HTTP.
@@ -91,42 +167,52 @@ func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 // one the catalog names. A release the catalog does not hold gives nil and
 // no error: nothing was published under that number yet.
 func PublishedManifest(ctx context.Context, src, family, version string, keys *signing.Keyring, client *http.Client) (*manifest.Manifest, error) {
-	c, where, st, err := Open(ctx, src, keys, client)
+	o, err := Open(ctx, src, keys, client)
 	if err != nil {
 		return nil, err
 	}
-	return ReadPublished(ctx, c, where, st, family, version, keys, client)
+	return o.Manifest(ctx, family, version)
 }
 
-// ReadPublished is PublishedManifest for a catalog already opened: c,
-// where and st as Open returned them.
-func ReadPublished(ctx context.Context, c *Catalog, where string, st *Store, family, version string, keys *signing.Keyring, client *http.Client) (*manifest.Manifest, error) {
-	var rel *Release
-	if f := c.Family(family, false); f != nil {
-		rel = f.Release(version)
+// Writer is a store whose catalog this process changes: a directory or
+// an S3 prefix.
+type Writer interface {
+	// Path names the catalog for people.
+	Path() string
+	// Update changes the catalog and writes it, signed.
+	Update(ctx context.Context, signer *signing.Signer, change func(*Catalog) error) (*Catalog, error)
+	// Publish adds a baked release to the store and its catalog.
+	Publish(ctx context.Context, releaseDir string, signer *signing.Signer) (*Release, bool, error)
+	// ReadManifest reads a published release's manifest.
+	ReadManifest(ctx context.Context, family, version string) (*manifest.Manifest, error)
+}
+
+// OpenWriter returns the store at dest: a directory or s3://BUCKET/PREFIX.
+// mustExist refuses a store without a catalog.
+func OpenWriter(ctx context.Context, dest string, keys *signing.Keyring, mustExist bool) (Writer, error) {
+	if s3obj.IsURL(dest) {
+		b, err := s3obj.Open(ctx, dest)
+		if err != nil {
+			return nil, err
+		}
+		st := &S3Store{B: b, Keys: keys}
+		if mustExist {
+			if _, _, err := b.Get(ctx, catalogKey); errors.Is(err, failure.ErrNotFound) {
+				return nil, fmt.Errorf("no catalog in store %s (looked for %s); publish a release there first: %w", dest, st.Path(), failure.ErrNotFound)
+			} else if err != nil {
+				return nil, err
+			}
+		}
+		return st, nil
 	}
-	switch {
-	case rel == nil:
-		return nil, nil
-	case st != nil:
-		return st.ReadManifest(family, version)
-	case !strings.HasPrefix(where, "http://") && !strings.HasPrefix(where, "https://"):
-		return (&Store{Root: filepath.Dir(filepath.Dir(where)), Keys: keys}).ReadManifest(family, version)
+	if strings.Contains(dest, "://") {
+		return nil, fmt.Errorf("%w: store %s: a store to write is a directory or s3://BUCKET/PREFIX (HTTP stores are read-only)", failure.ErrUsage, dest)
 	}
-	u := strings.TrimSuffix(where, "catalog/"+FileName) + "images/" + family + "-" + version + "/" + manifest.FileName
-	if client == nil {
-		client = http.DefaultClient
+	st := &Store{Root: dest, Keys: keys}
+	if mustExist {
+		if _, err := os.Stat(st.Path()); err != nil {
+			return nil, fmt.Errorf("no catalog in store %s (looked for %s); publish a release there first: %w", dest, st.Path(), failure.ErrNotFound)
+		}
 	}
-	data, err := get(ctx, client, u)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s is in the catalog %s, but its manifest is not: %w", family, version, where, err)
-	}
-	sig, err := get(ctx, client, u+".minisig")
-	if err != nil && !errors.Is(err, failure.ErrNotFound) {
-		return nil, err
-	}
-	if err := keys.Verify(u, data, sig); err != nil {
-		return nil, err
-	}
-	return published(u, data, signing.Subject(sig), rel, where, family, version)
+	return st, nil
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -63,7 +64,7 @@ func ReadFile(name string, keys *signing.Keyring) (*Catalog, error) {
 
 // Update runs change on the catalog under the store's lock and writes the
 // result, signed, as a new generation.
-func (s *Store) Update(signer *signing.Signer, change func(*Catalog) error) (*Catalog, error) {
+func (s *Store) Update(ctx context.Context, signer *signing.Signer, change func(*Catalog) error) (*Catalog, error) {
 	lf, err := flock.Lock(filepath.Join(s.Root, ".catalog.lock"))
 	if err != nil {
 		return nil, err
@@ -151,59 +152,105 @@ func syncDir(dir string) {
 	}
 }
 
-// Publish copies the release directory into the store (images/NAME/, with
-// the manifest signed) and adds it to the catalog. Publishing identical
-// content again is a no-op; the same version with other content is
-// refused. It returns whether anything was added.
-func (s *Store) Publish(releaseDir string, signer *signing.Signer) (*Release, bool, error) {
+// pending is a release about to be published: its manifest, as bytes and
+// parsed, and the catalog entry it gets.
+type pending struct {
+	m      *manifest.Manifest
+	mbytes []byte
+	name   string // FAMILY-X.Y.Z
+	rel    Release
+}
+
+// readPending reads the release directory's manifest and makes its
+// catalog entry.
+func readPending(releaseDir string) (*pending, error) {
 	mpath := filepath.Join(releaseDir, manifest.FileName)
 	mbytes, err := os.ReadFile(mpath)
 	if err != nil {
-		return nil, false, fmt.Errorf("publishing %s: %w", releaseDir, err)
+		return nil, fmt.Errorf("publishing %s: %w", releaseDir, err)
 	}
 	m, err := manifest.Parse(mbytes)
 	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", mpath, err)
+		return nil, fmt.Errorf("%s: %w", mpath, err)
+	}
+	v, err := parseVersion(m.Release)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mpath, err)
 	}
 	sum := sha256.Sum256(mbytes)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	name := m.Family + "-" + m.Release
-	loc := filepath.ToSlash(filepath.Join("images", name))
-	rel := Release{Version: m.Release, Date: time.Unix(m.Epoch, 0).UTC(), State: Active, ManifestDigest: digest, IndexDigest: m.IndexDigest}
+	loc := "images/" + name
+	rel := Release{Version: m.Release, Date: time.Unix(m.Epoch, 0).UTC(), State: Active, ManifestDigest: digest, IndexDigest: m.IndexDigest, Security: v.Patch() > 0, v: v}
 	for _, im := range m.Images {
 		rel.Images = append(rel.Images, Image{Arch: im.Arch, Name: im.Name, Digest: im.Digest, Location: loc})
 	}
+	return &pending{m: m, mbytes: mbytes, name: name, rel: rel}, nil
+}
+
+// signature is the manifest's signature, vouching for its family and release.
+func (p *pending) signature(signer *signing.Signer) []byte {
+	return signer.Sign(p.mbytes, manifest.FileName, ManifestSubject(p.m.Family, p.m.Release))
+}
+
+// present says whether c holds the release already (the same manifest),
+// and refuses another manifest under the same version.
+func (p *pending) present(c *Catalog, where string) (bool, error) {
+	f := c.Family(p.m.Family, false)
+	if f == nil {
+		return false, nil
+	}
+	old := f.Release(p.m.Release)
+	switch {
+	case old == nil:
+		return false, nil
+	case old.ManifestDigest == p.rel.ManifestDigest:
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: %s is in %s with manifest %s; this one is %s. Releases are immutable: bake a new version",
+		ErrExists, p.name, where, old.ManifestDigest, p.rel.ManifestDigest)
+}
+
+// add puts the release into c unless it is there; it says whether it was
+// added.
+func (p *pending) add(c *Catalog, where string) (bool, error) {
+	if ok, err := p.present(c, where); ok || err != nil {
+		return false, err
+	}
+	f := c.Family(p.m.Family, true)
+	f.Releases = append(f.Releases, p.rel)
+	return true, nil
+}
+
+// Publish copies the release directory into the store (images/NAME/, with
+// the manifest signed) and adds it to the catalog. Publishing identical
+// content again is a no-op; the same version with other content is
+// refused. It returns whether anything was added.
+func (s *Store) Publish(ctx context.Context, releaseDir string, signer *signing.Signer) (*Release, bool, error) {
+	p, err := readPending(releaseDir)
+	if err != nil {
+		return nil, false, err
+	}
 	added := false
-	_, err = s.Update(signer, func(c *Catalog) error {
-		f := c.Family(m.Family, true)
-		if old := f.Release(m.Release); old != nil {
-			if old.ManifestDigest == digest {
-				return nil
-			}
-			return fmt.Errorf("%w: %s is in %s with manifest %s; this one is %s. Releases are immutable: bake a new version",
-				ErrExists, name, s.Path(), old.ManifestDigest, digest)
+	_, err = s.Update(ctx, signer, func(c *Catalog) error {
+		if ok, err := p.present(c, s.Path()); ok || err != nil {
+			return err
 		}
-		dst := filepath.Join(s.Root, "images", name)
+		dst := filepath.Join(s.Root, "images", p.name)
 		// a directory without a catalog entry was left by a killed publish
 		if err := os.RemoveAll(dst); err != nil {
 			return err
 		}
-		if err := copyRelease(releaseDir, dst, signer.Sign(mbytes, manifest.FileName, ManifestSubject(m.Family, m.Release))); err != nil {
+		if err := copyRelease(releaseDir, dst, p.signature(signer)); err != nil {
 			return err
 		}
-		v, err := parseVersion(m.Release)
-		if err != nil {
-			return err
-		}
-		rel.Security, rel.v = v.Patch() > 0, v
-		f.Releases = append(f.Releases, rel)
-		added = true
-		return nil
+		added, err = p.add(c, s.Path())
+		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	return &rel, added, nil
+	return &p.rel, added, nil
 }
 
 // copyRelease copies src into dst through a temporary directory, adding
@@ -253,18 +300,20 @@ func ManifestSubject(family, release string) string {
 // manifest_digest, its signature's subject and its own family and release
 // are the ones asked for. A manifest copied (with its signature) into
 // another release's directory is refused.
-func (s *Store) ReadManifest(family, version string) (*manifest.Manifest, error) {
+func (s *Store) ReadManifest(ctx context.Context, family, version string) (*manifest.Manifest, error) {
 	c, err := s.Read()
 	if err != nil {
 		return nil, err
 	}
-	var rel *Release
-	if f := c.Family(family, false); f != nil {
-		rel = f.Release(version)
+	rel, err := c.mustFind(family, version, s.Path())
+	if err != nil {
+		return nil, err
 	}
-	if rel == nil {
-		return nil, fmt.Errorf("%s %s is not in the catalog %s: %w", family, version, s.Path(), failure.ErrNotFound)
-	}
+	return s.readManifest(rel, family, version)
+}
+
+// readManifest reads and checks the manifest of rel, found in the catalog.
+func (s *Store) readManifest(rel *Release, family, version string) (*manifest.Manifest, error) {
 	p := filepath.Join(s.Root, "images", family+"-"+version, manifest.FileName)
 	data, subject, err := s.Keys.VerifyFileSubject(p)
 	if err != nil {
@@ -274,6 +323,23 @@ func (s *Store) ReadManifest(family, version string) (*manifest.Manifest, error)
 		return nil, err
 	}
 	return published(p, data, subject, rel, s.Path(), family, version)
+}
+
+// find returns the release version of family, or nil.
+func (c *Catalog) find(family, version string) *Release {
+	if f := c.Family(family, false); f != nil {
+		return f.Release(version)
+	}
+	return nil
+}
+
+// mustFind is find, with an error naming the catalog where the release is
+// missing.
+func (c *Catalog) mustFind(family, version, where string) (*Release, error) {
+	if rel := c.find(family, version); rel != nil {
+		return rel, nil
+	}
+	return nil, fmt.Errorf("%s %s is not in the catalog %s: %w", family, version, where, failure.ErrNotFound)
 }
 
 // published checks a verified manifest read from p is the one the catalog

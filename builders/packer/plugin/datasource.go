@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
@@ -79,7 +81,10 @@ func (d *Datasource) Configure(raws ...interface{}) error {
 		}
 		d.m, err = manifest.Read(c.Manifest)
 	case c.Store != "" && c.Family != "" && c.Version != "":
-		d.m, err = (&catalog.Store{Root: c.Store, Keys: kr}).ReadManifest(c.Family, c.Version)
+		d.m, err = catalog.PublishedManifest(context.Background(), c.Store, c.Family, c.Version, kr, nil)
+		if err == nil && d.m == nil {
+			err = fmt.Errorf("%s %s is not in the catalog of %s: %w", c.Family, c.Version, c.Store, failure.ErrNotFound)
+		}
 	default:
 		return fmt.Errorf("imagebake-release: give manifest, or store with family and version")
 	}

@@ -1,0 +1,336 @@
+package catalog
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/s3obj"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+// S3Store is a store under s3://BUCKET/PREFIX, laid out as a directory
+// store is (catalog/catalog.toml with its .minisig, images/NAME-X.Y.Z/),
+// so the bucket can also be served over HTTP to readers.
+//
+// Many publishers share it without a lock server. A release's files are
+// created with If-None-Match: * (the manifest first: it claims the
+// version), and only when all are there is the catalog replaced with
+// If-Match on the ETag it was read with; a publisher that lost the race
+// reads the catalog again and retries. A catalog is signed before it is
+// written, and the signature is also stored under the catalog's own
+// sha256 (catalog/signatures/SHA256.minisig), so a reader always finds
+// the signature of the catalog it read, even while catalog.toml.minisig,
+// the copy plain HTTP readers take, is being replaced.
+type S3Store struct {
+	B    *s3obj.Bucket
+	Keys *signing.Keyring
+	// Retries counts the lost compare-and-swap races of this store's
+	// writes.
+	Retries atomic.Int64
+}
+
+const (
+	catalogKey = "catalog/" + FileName
+	// MaxAttempts bounds the compare-and-swap retries of one catalog write.
+	MaxAttempts = 64
+)
+
+func signatureKey(sum string) string { return "catalog/signatures/" + sum + ".minisig" }
+
+// Path names the catalog for people.
+func (s *S3Store) Path() string { return s.B.URL(catalogKey) }
+
+// read loads the catalog with its ETag ("" when there is none yet) and
+// verifies it. A store without a catalog yields an empty one.
+func (s *S3Store) read(ctx context.Context) (*Catalog, []byte, string, error) {
+	data, etag, err := s.B.Get(ctx, catalogKey)
+	if errors.Is(err, failure.ErrNotFound) {
+		return &Catalog{Format: Format}, nil, "", nil
+	}
+	if err != nil {
+		return nil, nil, "", err
+	}
+	sig, _, err := s.B.Get(ctx, signatureKey(s3obj.Sum(data)))
+	if errors.Is(err, failure.ErrNotFound) { // written by something else than an S3 publisher
+		sig, _, err = s.B.Get(ctx, catalogKey+".minisig")
+	}
+	if err != nil && !errors.Is(err, failure.ErrNotFound) {
+		return nil, nil, "", err
+	}
+	if err := s.Keys.Verify(s.Path(), data, sig); err != nil {
+		return nil, nil, "", err
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%s: %w", s.Path(), err)
+	}
+	return c, data, etag, nil
+}
+
+// Read loads the catalog and verifies its signature.
+func (s *S3Store) Read(ctx context.Context) (*Catalog, error) {
+	c, _, _, err := s.read(ctx)
+	return c, err
+}
+
+// Update runs change on the catalog and writes the result, signed, if
+// nobody wrote the catalog meanwhile; otherwise it reads the new catalog
+// and runs change again. change must start from the catalog it is given.
+func (s *S3Store) Update(ctx context.Context, signer *signing.Signer, change func(*Catalog) error) (*Catalog, error) {
+	if err := s.B.CheckConditional(ctx); err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		c, old, etag, err := s.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := change(c); err != nil {
+			return nil, err
+		}
+		data, err := c.Encode()
+		if err != nil {
+			return nil, err
+		}
+		if string(data) == string(old) {
+			return c, nil // nothing changed: nothing to write
+		}
+		sig := signer.Sign(data, FileName, "")
+		if err := s.B.CreateBytes(ctx, signatureKey(s3obj.Sum(data)), sig); err != nil && !errors.Is(err, s3obj.ErrExists) {
+			return nil, err
+		}
+		err = s.B.Replace(ctx, catalogKey, data, etag)
+		if err == nil {
+			// the copy plain HTTP readers take; a reader that finds it
+			// stale falls back to signatures/SHA256.minisig
+			if err := s.B.Put(ctx, catalogKey+".minisig", sig); err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+		if !errors.Is(err, s3obj.ErrChanged) {
+			return nil, err
+		}
+		s.Retries.Add(1)
+		if attempt == MaxAttempts {
+			return nil, fmt.Errorf("%s: %d writers in a row changed the catalog before this one could: %w", s.Path(), MaxAttempts, err)
+		}
+		select { // back off, with jitter, so racing writers spread out
+		case <-time.After(time.Duration(rand.Int64N(int64(min(attempt, 10))*int64(20*time.Millisecond))) + time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// ErrClaimed marks a version whose files another publisher wrote with
+// other content, while the catalog does not list it (yet).
+var ErrClaimed = fmt.Errorf("release claimed by another publisher: %w", failure.ErrVerify)
+
+// Publish uploads the release directory (images/NAME/, with the manifest
+// signed) and then adds it to the catalog. Publishing identical content
+// again is a no-op; the same version with other content is refused, also
+// when two publishers race for it: the first manifest written claims the
+// version.
+func (s *S3Store) Publish(ctx context.Context, releaseDir string, signer *signing.Signer) (*Release, bool, error) {
+	p, err := readPending(releaseDir)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := s.B.CheckConditional(ctx); err != nil {
+		return nil, false, err
+	}
+	c, err := s.Read(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if ok, err := p.present(c, s.Path()); ok || err != nil {
+		return &p.rel, false, err
+	}
+	if err := s.upload(ctx, releaseDir, p, signer); err != nil {
+		return nil, false, err
+	}
+	added := false
+	_, err = s.Update(ctx, signer, func(c *Catalog) error {
+		added, err = p.add(c, s.Path())
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return &p.rel, added, nil
+}
+
+// upload writes the release's files, the manifest first.
+func (s *S3Store) upload(ctx context.Context, dir string, p *pending, signer *signing.Signer) error {
+	prefix := "images/" + p.name + "/"
+	mkey := prefix + manifest.FileName
+	if err := s.B.CreateBytes(ctx, mkey, p.mbytes); errors.Is(err, s3obj.ErrExists) {
+		have, _, err := s.B.Get(ctx, mkey)
+		if err != nil {
+			return err
+		}
+		if string(have) != string(p.mbytes) {
+			return fmt.Errorf("%w: %s holds another manifest (sha256 %s; this one is %s), and the catalog %s does not list %s: another publisher of this version is at work. If none is (a publish was killed), remove %s and publish again",
+				ErrClaimed, s.B.URL(mkey), s3obj.Sum(have), p.rel.ManifestDigest[len("sha256:"):], s.Path(), p.name, s.B.URL(prefix))
+		}
+	} else if err != nil {
+		return err
+	}
+	var files []string
+	err := filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case fi.IsDir():
+			return nil
+		case !fi.Mode().IsRegular():
+			return fmt.Errorf("%s: only files and directories are published", path)
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if rel = filepath.ToSlash(rel); rel != manifest.FileName && rel != manifest.FileName+".minisig" {
+			files = append(files, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	if err := s.uploadFiles(ctx, dir, prefix, files); err != nil {
+		return err
+	}
+	skey := mkey + ".minisig"
+	if err := s.B.CreateBytes(ctx, skey, p.signature(signer)); errors.Is(err, s3obj.ErrExists) {
+		sig, _, err := s.B.Get(ctx, skey)
+		if err != nil {
+			return err
+		}
+		if _, err := VerifyManifest(s.B.URL(mkey), p.mbytes, sig, s.Keys); err != nil {
+			return fmt.Errorf("%s was there already and does not vouch for the manifest: %w", s.B.URL(skey), err)
+		}
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// uploadFiles creates each file under prefix, a few at a time. A file
+// that is there already must have the same sha256 (a resumed or a
+// concurrent identical publish).
+func (s *S3Store) uploadFiles(ctx context.Context, dir, prefix string, files []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan int)
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if errs[i] = s.uploadFile(ctx, filepath.Join(dir, filepath.FromSlash(files[i])), prefix+files[i]); errs[i] != nil {
+					cancel()
+				}
+			}
+		}()
+	}
+	for i := range files {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	var out []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			out = append(out, err)
+		}
+	}
+	if len(out) == 0 { // cancelled from outside
+		return errors.Join(errs...)
+	}
+	return errors.Join(out...)
+}
+
+func (s *S3Store) uploadFile(ctx context.Context, path, key string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, sum, err := hashFile(f)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := s.B.Create(ctx, key, f, size, sum); !errors.Is(err, s3obj.ErrExists) {
+		return err
+	}
+	info, err := s.B.Head(ctx, key)
+	if err != nil {
+		return err
+	}
+	if info.SHA256 != sum || info.Size != size {
+		return fmt.Errorf("%w: %s holds other content (%d bytes, sha256 %q) than %s (%d bytes, sha256 %s): another publisher of this version is at work, or a publish was killed; remove the release's folder and publish again",
+			ErrClaimed, s.B.URL(key), info.Size, info.SHA256, path, size, sum)
+	}
+	return nil
+}
+
+// hashFile hashes f and rewinds it.
+func hashFile(f *os.File) (int64, string, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ReadManifest reads a published manifest and checks it is the one the
+// signed catalog names.
+func (s *S3Store) ReadManifest(ctx context.Context, family, version string) (*manifest.Manifest, error) {
+	c, err := s.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := c.mustFind(family, version, s.Path())
+	if err != nil {
+		return nil, err
+	}
+	return s.readManifest(ctx, rel, family, version)
+}
+
+func (s *S3Store) readManifest(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error) {
+	key := "images/" + family + "-" + version + "/" + manifest.FileName
+	data, _, err := s.B.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s is in the catalog %s, but its manifest is not: %w", family, version, s.Path(), err)
+	}
+	sig, _, err := s.B.Get(ctx, key+".minisig")
+	if err != nil && !errors.Is(err, failure.ErrNotFound) {
+		return nil, err
+	}
+	if err := s.Keys.Verify(s.B.URL(key), data, sig); err != nil {
+		return nil, err
+	}
+	return published(s.B.URL(key), data, signing.Subject(sig), rel, s.Path(), family, version)
+}
