@@ -65,7 +65,9 @@ func TestS3StorePublish(t *testing.T) {
 	if m, err := o.Manifest(ctx, "example", "1.0.1"); err != nil || m.Release != "1.0.1" {
 		t.Fatalf("Manifest(1.0.1) = %v, %v", m, err)
 	}
-	if _, err := st.Update(ctx, signer, func(c *Catalog) error { return c.SetState("example", "1.0.0", Revoked, "broken", "1.0.1", time.Date(2026, 5, 3, 0, 0, 0, 0, time.UTC)) }); err != nil {
+	if _, err := st.Update(ctx, signer, func(c *Catalog) error {
+		return c.SetState("example", "1.0.0", Revoked, "broken", "1.0.1", time.Date(2026, 5, 3, 0, 0, 0, 0, time.UTC))
+	}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := st.Read(ctx)

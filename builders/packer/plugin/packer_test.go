@@ -310,8 +310,9 @@ func TestDatasource(t *testing.T) {
 	if v.GetAttr("release").AsString() != "1.0.0" || len(v.GetAttr("commit").AsString()) != 40 {
 		t.Errorf("release/commit = %v", v)
 	}
-	if err := new(Datasource).Configure(map[string]interface{}{"store": t.TempDir(), "family": "example", "version": "1.0.0"}); err == nil || !strings.Contains(err.Error(), "example 1.0.0 is not in the catalog") {
-		t.Errorf("a release missing from the store = %v", err)
+	empty := t.TempDir()
+	if err := new(Datasource).Configure(map[string]interface{}{"store": empty, "family": "example", "version": "1.0.0"}); err == nil || !strings.Contains(err.Error(), "no catalog in store "+empty) {
+		t.Errorf("a store without a catalog = %v", err)
 	}
 }
 
