@@ -55,23 +55,65 @@ type PublishOptions struct {
 // the scheme and adds it to the store's index. Publishing the same content
 // again is a no-op; the same version with other content is refused.
 func Publish(ctx context.Context, d *DirStore, from string, o PublishOptions) (Entry, bool, error) {
-	e := Entry{Name: o.Name, Version: o.Version, OS: o.OS, Arch: o.Arch, SHA256: strings.Repeat("0", 64), Path: FileName(o.Name, o.Version, o.OS, o.Arch)}
-	if err := e.check(); err != nil {
-		return Entry{}, false, fmt.Errorf("%w: %v", failure.ErrUsage, err)
-	}
-	if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
-		return Entry{}, false, fmt.Errorf("%w: --from %s is not a directory", failure.ErrUsage, from)
+	if err := o.check(from); err != nil {
+		return Entry{}, false, err
 	}
 	lock, err := d.lockTools()
 	if err != nil {
 		return Entry{}, false, err
 	}
 	defer lock.Close()
-	tmp, err := os.CreateTemp(d.Tools(), ".publish-*")
+	tmp, e, err := pack(from, o, d.Tools())
 	if err != nil {
 		return Entry{}, false, err
 	}
-	defer os.Remove(tmp.Name())
+	defer os.Remove(tmp)
+	ix, err := d.indexOrEmpty(ctx)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	if old, ok, err := ix.present(e, d.Location()); ok || err != nil {
+		return old, false, err
+	}
+	dst := filepath.Join(d.Tools(), e.Path)
+	if _, err := os.Stat(dst); err == nil {
+		return Entry{}, false, fmt.Errorf("%w: %s exists but is not in the index; run `imagebake agents index %s` first", ErrExists, dst, d.Root())
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return Entry{}, false, err
+	}
+	ix.Agents = append(ix.Agents, e)
+	if err := d.writeIndex(ix); err != nil {
+		return Entry{}, false, err
+	}
+	return e, true, nil
+}
+
+func (o PublishOptions) entry() Entry {
+	return Entry{Name: o.Name, Version: o.Version, OS: o.OS, Arch: o.Arch, SHA256: strings.Repeat("0", 64), Path: FileName(o.Name, o.Version, o.OS, o.Arch)}
+}
+
+// check refuses options that name no valid entry, and a source that is
+// not a directory.
+func (o PublishOptions) check(from string) error {
+	e := o.entry()
+	if err := e.check(); err != nil {
+		return fmt.Errorf("%w: %v", failure.ErrUsage, err)
+	}
+	if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
+		return fmt.Errorf("%w: --from %s is not a directory", failure.ErrUsage, from)
+	}
+	return nil
+}
+
+// pack writes the deterministic tarball of from into a temporary file in
+// dir and returns its path and index entry.
+func pack(from string, o PublishOptions, dir string) (string, Entry, error) {
+	e := o.entry()
+	tmp, err := os.CreateTemp(dir, ".publish-*")
+	if err != nil {
+		return "", Entry{}, err
+	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(tarball.WriteTreeGz(pw, from, "", o.Epoch)) }()
 	n, sum, err := copyHash(tmp, pr)
@@ -82,32 +124,25 @@ func Publish(ctx context.Context, d *DirStore, from string, o PublishOptions) (E
 		err = cerr
 	}
 	if err != nil {
-		return Entry{}, false, fmt.Errorf("packing %s: %w", from, err)
+		os.Remove(tmp.Name())
+		return "", Entry{}, fmt.Errorf("packing %s: %w", from, err)
 	}
 	e.Size, e.SHA256 = n, sum
-	ix, err := d.indexOrEmpty(ctx)
-	if err != nil {
-		return Entry{}, false, err
+	return tmp.Name(), e, nil
+}
+
+// present says whether ix holds e already (the same sha256) and refuses
+// other content under the same name, version and platform.
+func (ix *Index) present(e Entry, where string) (Entry, bool, error) {
+	old, ok := ix.Find(e.Name, e.Version, e.OS, e.Arch)
+	switch {
+	case !ok:
+		return Entry{}, false, nil
+	case old.SHA256 == e.SHA256:
+		return old, true, nil
 	}
-	if old, ok := ix.Find(e.Name, e.Version, e.OS, e.Arch); ok {
-		if old.SHA256 == e.SHA256 {
-			return old, false, nil
-		}
-		return Entry{}, false, fmt.Errorf("%w: %s %s for %s is in %s with sha256 %s; this content has sha256 %s. Releases are immutable: publish a new version",
-			ErrExists, e.Name, e.Version, e.Platform(), d.Location(), old.SHA256, e.SHA256)
-	}
-	dst := filepath.Join(d.Tools(), e.Path)
-	if _, err := os.Stat(dst); err == nil {
-		return Entry{}, false, fmt.Errorf("%w: %s exists but is not in the index; run `imagebake agents index %s` first", ErrExists, dst, d.Root())
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return Entry{}, false, err
-	}
-	ix.Agents = append(ix.Agents, e)
-	if err := d.writeIndex(ix); err != nil {
-		return Entry{}, false, err
-	}
-	return e, true, nil
+	return Entry{}, false, fmt.Errorf("%w: %s %s for %s is in %s with sha256 %s; this content has sha256 %s. Releases are immutable: publish a new version",
+		ErrExists, e.Name, e.Version, e.Platform(), where, old.SHA256, e.SHA256)
 }
 
 // Reindex regenerates the store's index from the tarballs in tools/,
@@ -180,19 +215,9 @@ type SyncReport struct {
 // verified against the index's size and sha256, and only then renamed to
 // its final name. The destination index is written at the end, atomically.
 func Sync(ctx context.Context, from Store, to *DirStore, o SyncOptions) (*SyncReport, error) {
-	src, err := from.Index(ctx)
+	selected, err := o.selected(ctx, from)
 	if err != nil {
 		return nil, err
-	}
-	var major *semver.Constraints
-	if o.Major != "" {
-		if major, err = semver.NewConstraint(o.Major + ".x-0"); err != nil {
-			return nil, fmt.Errorf("%w: --major %q: %v", failure.ErrUsage, o.Major, err)
-		}
-	}
-	archOK := map[string]bool{}
-	for _, a := range o.Arches {
-		archOK[a] = true
 	}
 	lock, err := to.lockTools()
 	if err != nil {
@@ -204,10 +229,7 @@ func Sync(ctx context.Context, from Store, to *DirStore, o SyncOptions) (*SyncRe
 		return nil, err
 	}
 	rep := &SyncReport{}
-	for _, e := range src.Agents {
-		if (o.Name != "" && e.Name != o.Name) || (major != nil && !major.Check(e.v)) || (len(archOK) > 0 && !archOK[e.Arch]) {
-			continue
-		}
+	for _, e := range selected {
 		if old, ok := dst.Find(e.Name, e.Version, e.OS, e.Arch); ok && old.SHA256 != e.SHA256 {
 			return rep, fmt.Errorf("%w: %s %s for %s: %s has sha256 %s, %s has %s", ErrConflict, e.Name, e.Version, e.Platform(), from.Location(), e.SHA256, to.Location(), old.SHA256)
 		}
@@ -232,6 +254,32 @@ func Sync(ctx context.Context, from Store, to *DirStore, o SyncOptions) (*SyncRe
 		}
 	}
 	return rep, to.writeIndex(dst)
+}
+
+// selected reads from's index and returns the entries o selects.
+func (o SyncOptions) selected(ctx context.Context, from Store) ([]Entry, error) {
+	src, err := from.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var major *semver.Constraints
+	if o.Major != "" {
+		if major, err = semver.NewConstraint(o.Major + ".x-0"); err != nil {
+			return nil, fmt.Errorf("%w: --major %q: %v", failure.ErrUsage, o.Major, err)
+		}
+	}
+	archOK := map[string]bool{}
+	for _, a := range o.Arches {
+		archOK[a] = true
+	}
+	var out []Entry
+	for _, e := range src.Agents {
+		if (o.Name != "" && e.Name != o.Name) || (major != nil && !major.Check(e.v)) || (len(archOK) > 0 && !archOK[e.Arch]) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 func syncFile(ctx context.Context, from Store, e Entry, final string) error {
@@ -291,7 +339,7 @@ func syncFile(ctx context.Context, from Store, e Entry, final string) error {
 // Withdrawing again keeps the first withdrawal.
 func Withdraw(ctx context.Context, d *DirStore, name, version, os_, arch, reason string, at time.Time) (Entry, error) {
 	if strings.TrimSpace(reason) == "" {
-		return Entry{}, fmt.Errorf("%w: a withdrawal needs --reason, so users learn why", failure.ErrUsage)
+		return Entry{}, errNoReason
 	}
 	lock, err := d.lockTools()
 	if err != nil {
@@ -302,15 +350,26 @@ func Withdraw(ctx context.Context, d *DirStore, name, version, os_, arch, reason
 	if err != nil {
 		return Entry{}, err
 	}
+	e, changed, err := ix.withdraw(name, version, os_, arch, reason, at, d.Location())
+	if err != nil || !changed {
+		return e, err
+	}
+	return e, d.writeIndex(ix)
+}
+
+var errNoReason = fmt.Errorf("%w: a withdrawal needs --reason, so users learn why", failure.ErrUsage)
+
+// withdraw marks an entry of ix withdrawn; it says whether ix changed.
+func (ix *Index) withdraw(name, version, os_, arch, reason string, at time.Time, where string) (Entry, bool, error) {
 	for i, e := range ix.Agents {
 		if e.Name != name || e.Version != version || e.OS != os_ || e.Arch != arch {
 			continue
 		}
 		if e.Withdrawn != nil {
-			return e, nil
+			return e, false, nil
 		}
 		ix.Agents[i].Withdrawn = &Withdrawal{Reason: reason, Date: at.UTC().Format(time.RFC3339)}
-		return ix.Agents[i], d.writeIndex(ix)
+		return ix.Agents[i], true, nil
 	}
 	var has []string
 	for _, e := range ix.Agents {
@@ -321,5 +380,5 @@ func Withdraw(ctx context.Context, d *DirStore, name, version, os_, arch, reason
 	if len(has) == 0 {
 		has = []string{"nothing of " + name}
 	}
-	return Entry{}, fmt.Errorf("%s %s for %s/%s is not in %s (it has %s): %w", name, version, os_, arch, d.Location(), strings.Join(has, ", "), failure.ErrNotFound)
+	return Entry{}, false, fmt.Errorf("%s %s for %s/%s is not in %s (it has %s): %w", name, version, os_, arch, where, strings.Join(has, ", "), failure.ErrNotFound)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/s3obj"
 )
 
 // ErrNoIndex marks a store without a tools/index.json. It is a different
@@ -29,8 +30,8 @@ type Store interface {
 	Open(ctx context.Context, path string, offset int64) (io.ReadCloser, error)
 }
 
-// NewStore returns the store at s: an http(s):// URL, a file:// URL or a
-// directory path.
+// NewStore returns the store at s: an http(s):// URL, an s3://BUCKET/PREFIX
+// URL, a file:// URL or a directory path.
 func NewStore(s string, client *http.Client) (Store, error) {
 	switch {
 	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
@@ -44,8 +45,11 @@ func NewStore(s string, client *http.Client) (Store, error) {
 		return &HTTPStore{base: strings.TrimRight(u.String(), "/"), client: client}, nil
 	case strings.HasPrefix(s, "file://"):
 		return NewDirStore(strings.TrimPrefix(s, "file://"))
+	case s3obj.IsURL(s):
+		// no request is made here: the context only loads the AWS configuration
+		return NewS3Store(context.Background(), s)
 	case strings.Contains(s, "://"):
-		return nil, fmt.Errorf("%w: store %q: only directories, file:// and http(s):// stores are supported", failure.ErrUsage, s)
+		return nil, fmt.Errorf("%w: store %q: only directories, file://, http(s):// and s3:// stores are supported", failure.ErrUsage, s)
 	}
 	return NewDirStore(s)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/internal/s3obj"
 )
 
 // storeFlags is the store chain: repeated --store, else IMAGEBAKE_STORES
@@ -156,21 +157,33 @@ func newAgentsPublishCommand(g *globals) *cobra.Command {
 	var from, store, epoch string
 	var o agents.PublishOptions
 	cmd := &cobra.Command{
-		Use:   "publish --from DIR --store S --name N --version X.Y.Z --arch A [--os O]",
+		Use:   "publish --from DIR --store DIR|s3://B/P --name N --version X.Y.Z --arch A [--os O]",
 		Short: "Pack locally built agent binaries into a store (immutable versions)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" || store == "" || o.Name == "" || o.Version == "" || o.Arch == "" {
 				return usageErr("--from, --store, --name, --version and --arch are required")
 			}
-			d, err := agents.NewDirStore(strings.TrimPrefix(store, "file://"))
-			if err != nil {
-				return err
-			}
+			var err error
 			if o.Epoch, err = sourceDateEpoch(epoch); err != nil {
 				return err
 			}
-			e, added, err := agents.Publish(cmd.Context(), d, from, o)
+			var e agents.Entry
+			var added bool
+			if s3obj.IsURL(store) {
+				st, serr := agents.NewS3Store(cmd.Context(), store)
+				if serr != nil {
+					return serr
+				}
+				e, added, err = agents.PublishS3(cmd.Context(), st, from, o)
+				reportRetries(cmd, "index", st.Retries.Load())
+			} else {
+				d, derr := agents.NewDirStore(strings.TrimPrefix(store, "file://"))
+				if derr != nil {
+					return derr
+				}
+				e, added, err = agents.Publish(cmd.Context(), d, from, o)
+			}
 			if err != nil {
 				return err
 			}
@@ -186,7 +199,7 @@ func newAgentsPublishCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "directory holding the built binaries")
-	cmd.Flags().StringVar(&store, "store", "", "directory store to publish into")
+	cmd.Flags().StringVar(&store, "store", "", "store to publish into: a directory or s3://BUCKET/PREFIX")
 	cmd.Flags().StringVar(&o.Name, "name", "", "agent name")
 	cmd.Flags().StringVar(&o.Version, "version", "", "version X.Y.Z")
 	cmd.Flags().StringVar(&o.Arch, "arch", "", "arch (amd64, arm64, ...)")
@@ -201,6 +214,9 @@ func newAgentsIndexCommand(g *globals) *cobra.Command {
 		Short: "Regenerate a directory store's tools/index.json from its tarballs, atomically",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.Contains(args[0], "://") {
+				return usageErr("agents index rebuilds a directory store's index from its files; %s is not a directory (S3 and HTTP stores keep their index as they are published to)", args[0])
+			}
 			d, err := agents.NewDirStore(args[0])
 			if err != nil {
 				return err
@@ -225,7 +241,7 @@ func newAgentsSyncCommand(g *globals) *cobra.Command {
 	var from, to string
 	var o agents.SyncOptions
 	cmd := &cobra.Command{
-		Use:   "sync --from URL --to DIR [--name N] [--major M] [--arch A,...]",
+		Use:   "sync --from URL --to DIR|s3://B/P [--name N] [--major M] [--arch A,...]",
 		Short: "Mirror a store for air-gapped sites: verified, resumable",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -233,10 +249,6 @@ func newAgentsSyncCommand(g *globals) *cobra.Command {
 				return usageErr("--from and --to are required")
 			}
 			src, err := agents.NewStore(from, nil)
-			if err != nil {
-				return err
-			}
-			dst, err := agents.NewDirStore(strings.TrimPrefix(to, "file://"))
 			if err != nil {
 				return err
 			}
@@ -248,19 +260,36 @@ func newAgentsSyncCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "%s %s\n", verb, e.Path)
 			}
-			rep, err := agents.Sync(cmd.Context(), src, dst, o)
+			var rep *agents.SyncReport
+			var where string
+			if s3obj.IsURL(to) {
+				dst, serr := agents.NewS3Store(cmd.Context(), to)
+				if serr != nil {
+					return serr
+				}
+				rep, err = agents.SyncS3(cmd.Context(), src, dst, o)
+				where = dst.Location()
+				reportRetries(cmd, "index", dst.Retries.Load())
+			} else {
+				dst, derr := agents.NewDirStore(strings.TrimPrefix(to, "file://"))
+				if derr != nil {
+					return derr
+				}
+				rep, err = agents.Sync(cmd.Context(), src, dst, o)
+				where = dst.Tools()
+			}
 			if err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"fetched": len(rep.Fetched), "skipped": len(rep.Skipped), "bytes": rep.Bytes})
 			}
-			fmt.Fprintf(w, "%d fetched (%d bytes), %d already present, into %s\n", len(rep.Fetched), rep.Bytes, len(rep.Skipped), dst.Tools())
+			fmt.Fprintf(w, "%d fetched (%d bytes), %d already present, into %s\n", len(rep.Fetched), rep.Bytes, len(rep.Skipped), where)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "store to mirror")
-	cmd.Flags().StringVar(&to, "to", "", "directory store to mirror into")
+	cmd.Flags().StringVar(&to, "to", "", "store to mirror into: a directory or s3://BUCKET/PREFIX")
 	cmd.Flags().StringVar(&o.Name, "name", "", "only this agent")
 	cmd.Flags().StringVar(&o.Major, "major", "", "only this major version")
 	cmd.Flags().StringSliceVar(&o.Arches, "arch", nil, "only these arches")
@@ -270,20 +299,31 @@ func newAgentsSyncCommand(g *globals) *cobra.Command {
 func newAgentsWithdrawCommand(g *globals) *cobra.Command {
 	var store, version, arch, os_, reason string
 	cmd := &cobra.Command{
-		Use:   "withdraw NAME --version X.Y.Z --arch A [--os O] --reason TEXT --store DIR",
+		Use:   "withdraw NAME --version X.Y.Z --arch A [--os O] --reason TEXT --store DIR|s3://B/P",
 		Short: "Mark a broken upload in a store's index: selection skips it; releases that pinned it still rebuild",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if store == "" || version == "" || arch == "" {
 				return usageErr("--store, --version and --arch are required")
 			}
-			d, err := agents.NewDirStore(strings.TrimPrefix(store, "file://"))
-			if err != nil {
-				return err
-			}
-			e, err := agents.Withdraw(cmd.Context(), d, args[0], version, os_, arch, reason, time.Now())
-			if err != nil {
-				return err
+			var e agents.Entry
+			if s3obj.IsURL(store) {
+				st, err := agents.NewS3Store(cmd.Context(), store)
+				if err != nil {
+					return err
+				}
+				e, err = agents.WithdrawS3(cmd.Context(), st, args[0], version, os_, arch, reason, time.Now())
+				if err != nil {
+					return err
+				}
+			} else {
+				d, err := agents.NewDirStore(strings.TrimPrefix(store, "file://"))
+				if err != nil {
+					return err
+				}
+				if e, err = agents.Withdraw(cmd.Context(), d, args[0], version, os_, arch, reason, time.Now()); err != nil {
+					return err
+				}
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), e)
@@ -292,10 +332,18 @@ func newAgentsWithdrawCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&store, "store", "", "directory store")
+	cmd.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
 	cmd.Flags().StringVar(&version, "version", "", "version X.Y.Z")
 	cmd.Flags().StringVar(&arch, "arch", "", "arch (amd64, arm64, ...)")
 	cmd.Flags().StringVar(&os_, "os", "linux", "operating system")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (shown when selection skips it)")
 	return cmd
+}
+
+// reportRetries tells, on stderr, how often a write to a shared store lost
+// a race and was made again.
+func reportRetries(cmd *cobra.Command, what string, n int64) {
+	if n > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "the %s changed under this write %d times; it was read and changed again each time\n", what, n)
+	}
 }

@@ -101,7 +101,7 @@ func newPublishCommand(g *globals) *cobra.Command {
 	kf := &keyFlags{}
 	var store string
 	cmd := &cobra.Command{
-		Use:   "publish dist/NAME-X.Y.Z --store DIR",
+		Use:   "publish dist/NAME-X.Y.Z --store DIR|s3://B/P",
 		Short: "Add a baked release to a store's signed catalog (immutable; identical re-publish is a no-op)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -124,8 +124,8 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if s3, ok := st.(*catalog.S3Store); ok && s3.Retries.Load() > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "the catalog changed under this publish %d times; it read the catalog again each time\n", s3.Retries.Load())
+			if s3, ok := st.(*catalog.S3Store); ok {
+				reportRetries(cmd, "catalog", s3.Retries.Load())
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), rel)
@@ -139,7 +139,7 @@ func newPublishCommand(g *globals) *cobra.Command {
 		},
 	}
 	kf.register(cmd, true)
-	cmd.Flags().StringVar(&store, "store", "", "directory store")
+	cmd.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
 	return cmd
 }
 
@@ -148,7 +148,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 	var store, family string
 	kf := &keyFlags{}
 	list := &cobra.Command{
-		Use:   "list --store DIR|URL [--family F]",
+		Use:   "list --store DIR|URL|s3://B/P [--family F]",
 		Short: "List releases with their state, reason, replacement and end of life (the catalog's signature is checked)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -198,7 +198,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	list.Flags().StringVar(&store, "store", "", "directory store")
+	list.Flags().StringVar(&store, "store", "", "store: a directory, s3://BUCKET/PREFIX, or an HTTP(S) URL")
 	list.Flags().StringVar(&family, "family", "", "only this family")
 	kf.register(list, false)
 	cmd.AddCommand(list)
@@ -232,7 +232,7 @@ func newStateCommand(g *globals, verb, state string) *cobra.Command {
 	kf := &keyFlags{}
 	var store, reason, replacement, at string
 	cmd := &cobra.Command{
-		Use:   verb + " FAMILY X.Y.Z --store DIR --reason TEXT [--replacement X.Y.Z] [--at DATE]",
+		Use:   verb + " FAMILY X.Y.Z --store DIR|s3://B/P --reason TEXT [--replacement X.Y.Z] [--at DATE]",
 		Short: "Mark a release " + state,
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -250,7 +250,7 @@ func newStateCommand(g *globals, verb, state string) *cobra.Command {
 		},
 	}
 	kf.register(cmd, true)
-	cmd.Flags().StringVar(&store, "store", "", "directory store")
+	cmd.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (shown to users)")
 	cmd.Flags().StringVar(&replacement, "replacement", "", "the release to move to")
 	cmd.Flags().StringVar(&at, "at", "", "when it takes effect (default now)")
@@ -262,7 +262,7 @@ func newEOLCommand(g *globals) *cobra.Command {
 	var store, date string
 	var notice int
 	cmd := &cobra.Command{
-		Use:   "eol FAMILY MAJOR --store DIR --date DATE [--notice-days N]",
+		Use:   "eol FAMILY MAJOR --store DIR|s3://B/P --date DATE [--notice-days N]",
 		Short: "Set the end of life of a major",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -283,7 +283,7 @@ func newEOLCommand(g *globals) *cobra.Command {
 		},
 	}
 	kf.register(cmd, true)
-	cmd.Flags().StringVar(&store, "store", "", "directory store")
+	cmd.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
 	cmd.Flags().StringVar(&date, "date", "", "end-of-life date YYYY-MM-DD")
 	cmd.Flags().IntVar(&notice, "notice-days", 90, "warn this many days before")
 	return cmd

@@ -21,12 +21,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -365,4 +367,48 @@ func orStatus(code string, status int) string {
 		return fmt.Sprintf("%s, HTTP %d", code, status)
 	}
 	return fmt.Sprintf("HTTP %d", status)
+}
+
+// MaxAttempts bounds the compare-and-swap rounds of one Swap.
+const MaxAttempts = 64
+
+// Swap replaces the object at key with what change makes of it, by
+// compare-and-swap: change gets the current content (nil when there is
+// none) and returns the new one; if another writer replaced the object
+// meanwhile, it reads the object again and calls change again, after a
+// short random pause. change returning its input unchanged writes
+// nothing. It returns how many races were lost.
+func (b *Bucket) Swap(ctx context.Context, key string, change func(old []byte) ([]byte, error)) (int, error) {
+	if err := b.CheckConditional(ctx); err != nil {
+		return 0, err
+	}
+	for attempt := 1; ; attempt++ {
+		old, etag, err := b.Get(ctx, key)
+		if errors.Is(err, failure.ErrNotFound) {
+			old, etag, err = nil, "", nil
+		}
+		if err != nil {
+			return attempt - 1, err
+		}
+		data, err := change(old)
+		if err != nil {
+			return attempt - 1, err
+		}
+		if old != nil && bytes.Equal(data, old) {
+			return attempt - 1, nil
+		}
+		err = b.Replace(ctx, key, data, etag)
+		if !errors.Is(err, ErrChanged) {
+			return attempt - 1, err
+		}
+		if attempt == MaxAttempts {
+			return attempt, fmt.Errorf("%s: %d writers in a row changed it before this one could: %w", b.URL(key), MaxAttempts, err)
+		}
+		pause := time.Millisecond + time.Duration(mrand.Int64N(int64(min(attempt, 10))*int64(20*time.Millisecond)))
+		select { // racing writers spread out
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return attempt, ctx.Err()
+		}
+	}
 }

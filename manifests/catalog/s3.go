@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/s3obj"
@@ -42,98 +40,86 @@ type S3Store struct {
 	Retries atomic.Int64
 }
 
-const (
-	catalogKey = "catalog/" + FileName
-	// MaxAttempts bounds the compare-and-swap retries of one catalog write.
-	MaxAttempts = 64
-)
+const catalogKey = "catalog/" + FileName
 
 func signatureKey(sum string) string { return "catalog/signatures/" + sum + ".minisig" }
 
 // Path names the catalog for people.
 func (s *S3Store) Path() string { return s.B.URL(catalogKey) }
 
-// read loads the catalog with its ETag ("" when there is none yet) and
-// verifies it. A store without a catalog yields an empty one.
-func (s *S3Store) read(ctx context.Context) (*Catalog, []byte, string, error) {
-	data, etag, err := s.B.Get(ctx, catalogKey)
-	if errors.Is(err, failure.ErrNotFound) {
-		return &Catalog{Format: Format}, nil, "", nil
-	}
-	if err != nil {
-		return nil, nil, "", err
+// verified checks the catalog data read from the store (nil: none yet,
+// an empty catalog) against its signature and parses it.
+func (s *S3Store) verified(ctx context.Context, data []byte) (*Catalog, error) {
+	if data == nil {
+		return &Catalog{Format: Format}, nil
 	}
 	sig, _, err := s.B.Get(ctx, signatureKey(s3obj.Sum(data)))
 	if errors.Is(err, failure.ErrNotFound) { // written by something else than an S3 publisher
 		sig, _, err = s.B.Get(ctx, catalogKey+".minisig")
 	}
 	if err != nil && !errors.Is(err, failure.ErrNotFound) {
-		return nil, nil, "", err
+		return nil, err
 	}
 	if err := s.Keys.Verify(s.Path(), data, sig); err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
 	c, err := Parse(data)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("%s: %w", s.Path(), err)
+		return nil, fmt.Errorf("%s: %w", s.Path(), err)
 	}
-	return c, data, etag, nil
+	return c, nil
 }
 
 // Read loads the catalog and verifies its signature.
 func (s *S3Store) Read(ctx context.Context) (*Catalog, error) {
-	c, _, _, err := s.read(ctx)
-	return c, err
+	data, _, err := s.B.Get(ctx, catalogKey)
+	if errors.Is(err, failure.ErrNotFound) {
+		data, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.verified(ctx, data)
 }
 
 // Update runs change on the catalog and writes the result, signed, if
 // nobody wrote the catalog meanwhile; otherwise it reads the new catalog
 // and runs change again. change must start from the catalog it is given.
 func (s *S3Store) Update(ctx context.Context, signer *signing.Signer, change func(*Catalog) error) (*Catalog, error) {
-	if err := s.B.CheckConditional(ctx); err != nil {
-		return nil, err
-	}
-	for attempt := 1; ; attempt++ {
-		c, old, etag, err := s.read(ctx)
-		if err != nil {
+	var c *Catalog
+	var sig []byte
+	lost, err := s.B.Swap(ctx, catalogKey, func(old []byte) ([]byte, error) {
+		var err error
+		if c, err = s.verified(ctx, old); err != nil {
 			return nil, err
 		}
 		if err := change(c); err != nil {
 			return nil, err
 		}
 		data, err := c.Encode()
-		if err != nil {
-			return nil, err
+		if err != nil || string(data) == string(old) {
+			return data, err
 		}
-		if string(data) == string(old) {
-			return c, nil // nothing changed: nothing to write
-		}
-		sig := signer.Sign(data, FileName, "")
+		// the signature goes first, under the catalog's sha256: a reader
+		// of the new catalog always finds it
+		sig = signer.Sign(data, FileName, "")
 		if err := s.B.CreateBytes(ctx, signatureKey(s3obj.Sum(data)), sig); err != nil && !errors.Is(err, s3obj.ErrExists) {
 			return nil, err
 		}
-		err = s.B.Replace(ctx, catalogKey, data, etag)
-		if err == nil {
-			// the copy plain HTTP readers take; a reader that finds it
-			// stale falls back to signatures/SHA256.minisig
-			if err := s.B.Put(ctx, catalogKey+".minisig", sig); err != nil {
-				return nil, err
-			}
-			return c, nil
-		}
-		if !errors.Is(err, s3obj.ErrChanged) {
+		return data, nil
+	})
+	s.Retries.Add(int64(lost))
+	if err != nil {
+		return nil, err
+	}
+	if sig != nil {
+		// the copy plain HTTP readers take; one that finds it stale falls
+		// back to signatures/SHA256.minisig
+		if err := s.B.Put(ctx, catalogKey+".minisig", sig); err != nil {
 			return nil, err
 		}
-		s.Retries.Add(1)
-		if attempt == MaxAttempts {
-			return nil, fmt.Errorf("%s: %d writers in a row changed the catalog before this one could: %w", s.Path(), MaxAttempts, err)
-		}
-		select { // back off, with jitter, so racing writers spread out
-		case <-time.After(time.Duration(rand.Int64N(int64(min(attempt, 10))*int64(20*time.Millisecond))) + time.Millisecond):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
 	}
+	return c, nil
 }
 
 // ErrClaimed marks a version whose files another publisher wrote with
