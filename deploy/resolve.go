@@ -22,11 +22,28 @@ type Resolved struct {
 	Family  string          `json:"image"`
 	Want    string          `json:"version"`
 	Release string          `json:"release"`
-	Images  []catalog.Image `json:"images"`
+	Images  []Image         `json:"images"`
 	Pos     Pos             `json:"pos"`
 
 	rel *catalog.Release
 	fam *catalog.Family
+}
+
+// Image is one arch's image of a selected release, with where to pull it
+// when the catalog records a registry the release was pushed to.
+type Image struct {
+	catalog.Image
+	// Pull is REGISTRY/REPO@sha256:... in the first repository the
+	// catalog records for the release; "" when it records none.
+	Pull string `toml:"pull,omitempty" json:"pull,omitempty"`
+}
+
+func selected(rel *catalog.Release, im catalog.Image) Image {
+	out := Image{Image: im}
+	if len(rel.Repositories) > 0 {
+		out.Pull = rel.Repositories[0] + "@" + im.Digest
+	}
+	return out
 }
 
 // match reports whether r is a release the query may pick: an exact
@@ -69,7 +86,9 @@ func Resolve(c *catalog.Catalog, source string, s Selection) (*Resolved, error) 
 		byArch[im.Arch] = im
 	}
 	if len(s.Arches) == 0 {
-		res.Images = best.Images
+		for _, im := range best.Images {
+			res.Images = append(res.Images, selected(best, im))
+		}
 	}
 	for _, a := range s.Arches {
 		im, ok := byArch[a]
@@ -80,7 +99,7 @@ func Resolve(c *catalog.Catalog, source string, s Selection) (*Resolved, error) 
 			}
 			return nil, fmt.Errorf("%s: %s %s (for %q) has no %s image (it has %s) in %s: %w", s.Pos, s.Family, best.Version, s.Version, a, strings.Join(has, ", "), source, ErrNoMatch)
 		}
-		res.Images = append(res.Images, im)
+		res.Images = append(res.Images, selected(best, im))
 	}
 	return res, nil
 }

@@ -113,7 +113,7 @@ func newSelectCommand(g *globals) *cobra.Command {
 			}
 			for _, r := range all {
 				for _, im := range r.Images {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s\t%s\n", label(r.Key, r.Family), r.Release, im.Name, im.Digest, im.Location)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s\t%s\t%s\n", label(r.Key, r.Family), r.Release, im.Name, im.Digest, im.Location, orDash(im.Pull))
 				}
 			}
 			return nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,6 +39,7 @@ func remoteOptions(o ociremote.Options) ociremote.Options {
 
 func newPushCommand(g *globals) *cobra.Command {
 	var o registry.Options
+	var store string
 	kf := &keyFlags{}
 	cmd := &cobra.Command{
 		Use:   "push dist/NAME-X.Y.Z REGISTRY/REPO",
@@ -52,11 +55,19 @@ immutable.
 
 The manifest is signed with --key (or $IMAGEBAKE_KEY); without one, the
 manifest.toml.minisig beside it is used (a release directory of a store).
+With --store (a directory or s3://BUCKET/PREFIX whose catalog holds the
+release, published before), the push is recorded in the catalog, signed
+with --key: deploy select then prints REGISTRY/REPO@sha256:... for each
+image.
+
 Credentials come from the Docker config (DOCKER_CONFIG,
 ~/.docker/config.json, credential helpers).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var sig []byte
+			if store != "" && kf.key == "" && os.Getenv("IMAGEBAKE_KEY") == "" {
+				return usageErr("--store records the push in the store's signed catalog: give --key or set IMAGEBAKE_KEY")
+			}
 			if kf.key != "" || os.Getenv("IMAGEBAKE_KEY") != "" {
 				kr, err := kf.keyring()
 				if err != nil {
@@ -81,6 +92,11 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 			if err != nil {
 				return err
 			}
+			if store != "" {
+				if err := kf.recordPush(cmd, store, args[0], args[1], o.Options); err != nil {
+					return fmt.Errorf("pushed, but not recorded in %s: %w", store, err)
+				}
+			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), pushed)
 			}
@@ -101,5 +117,36 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 	kf.register(cmd, true)
 	addRegistryFlags(cmd.Flags(), &o.Options)
 	cmd.Flags().BoolVar(&o.Force, "force", false, "move a tag that names other content (releases should be immutable)")
+	cmd.Flags().StringVar(&store, "store", "", "record the push in this store's catalog (a directory or s3://BUCKET/PREFIX)")
 	return cmd
+}
+
+// recordPush notes in the store's catalog that the release in dir was
+// pushed to the repository of ref.
+func (kf *keyFlags) recordPush(cmd *cobra.Command, store, dir, ref string, ro ociremote.Options) error {
+	mpath := filepath.Join(dir, manifest.FileName)
+	raw, err := os.ReadFile(mpath)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", mpath, err)
+	}
+	r, err := ro.Repository(ref)
+	if err != nil {
+		return err
+	}
+	repo := r.Name()
+	sum := sha256.Sum256(raw)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	changed := false
+	err = kf.updateCatalog(cmd.Context(), store, func(c *catalog.Catalog) error {
+		changed, err = c.RecordPush(m.Family, m.Release, digest, repo)
+		return err
+	})
+	if err == nil && changed {
+		fmt.Fprintf(cmd.ErrOrStderr(), "recorded in %s: %s %s is in %s\n", store, m.Family, m.Release, repo)
+	}
+	return err
 }

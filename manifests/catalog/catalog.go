@@ -45,6 +45,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/strict"
@@ -102,7 +103,11 @@ type Release struct {
 	History        []Transition `toml:"history,omitempty" json:"history,omitempty"`
 	ManifestDigest string       `toml:"manifest_digest" json:"manifest_digest"`
 	IndexDigest    string       `toml:"index_digest,omitempty" json:"index_digest,omitempty"`
-	Images         []Image      `toml:"image" json:"images"`
+	// Repositories are the registry repositories (REGISTRY/REPO) the
+	// release was pushed to, recorded by push --store: its images are
+	// pullable there by digest.
+	Repositories []string `toml:"repositories,omitempty" json:"repositories,omitempty"`
+	Images       []Image  `toml:"image" json:"images"`
 
 	v *semver.Version
 }
@@ -167,6 +172,11 @@ func (c *Catalog) check() error {
 			}
 			if !digestRE.MatchString(r.ManifestDigest) {
 				return fmt.Errorf("%w: family %s release %s: manifest_digest %q is not sha256:<hex>", ErrInvalid, f.Name, r.Version, r.ManifestDigest)
+			}
+			for _, repo := range r.Repositories {
+				if err := checkRepository(repo); err != nil {
+					return fmt.Errorf("%w: family %s release %s: repositories: %v", ErrInvalid, f.Name, r.Version, err)
+				}
 			}
 			if r.Replacement != "" {
 				if _, err := semver.StrictNewVersion(r.Replacement); err != nil {
@@ -297,4 +307,40 @@ func parseVersion(v string) (*semver.Version, error) {
 		return nil, fmt.Errorf("%w: release %q is not X.Y.Z", ErrInvalid, v)
 	}
 	return sv, nil
+}
+
+// checkRepository accepts REGISTRY/REPO with neither tag nor digest.
+func checkRepository(repo string) error {
+	if strings.ContainsAny(repo, "@ ") || strings.Contains(repo, "://") {
+		return fmt.Errorf("%q is not REGISTRY/REPO (no scheme, tag or digest)", repo)
+	}
+	if _, err := name.NewRepository(repo, name.StrictValidation); err != nil {
+		return fmt.Errorf("%q is not REGISTRY/REPO: %v", repo, err)
+	}
+	return nil
+}
+
+// RecordPush notes that family's release version, whose manifest has
+// manifestDigest, was pushed to the registry repository repo. It says
+// whether the catalog changed; a manifest other than the catalog's is
+// refused (another release was pushed under that number).
+func (c *Catalog) RecordPush(family, version, manifestDigest, repo string) (bool, error) {
+	if err := checkRepository(repo); err != nil {
+		return false, fmt.Errorf("%w: %v", failure.ErrUsage, err)
+	}
+	rel := c.find(family, version)
+	switch {
+	case rel == nil:
+		return false, fmt.Errorf("%s %s is not in the catalog; publish it before recording where it was pushed: %w", family, version, failure.ErrNotFound)
+	case rel.ManifestDigest != manifestDigest:
+		return false, fmt.Errorf("%w: the release pushed has manifest %s, the catalog's %s %s has %s", ErrManifestMismatch, manifestDigest, family, version, rel.ManifestDigest)
+	}
+	for _, r := range rel.Repositories {
+		if r == repo {
+			return false, nil
+		}
+	}
+	rel.Repositories = append(rel.Repositories, repo)
+	sort.Strings(rel.Repositories)
+	return true, nil
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/imagebake/imagebake/agents/agentstest"
+	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// TestCIPipeline runs examples/ci/steps.sh as a CI system would: agent
+// binaries published to S3, one bake per arch as separate processes with
+// their own caches and work dirs (started together), their partials
+// handed to a release job (what CI artifacts do), merged, published to the
+// S3 store and pushed to a real registry. The runners share only the
+// control repository, the registry and the S3 store. A user's deploy file
+// then resolves to pullable references, and the pushed release verifies.
+func TestCIPipeline(t *testing.T) {
+	ctx := context.Background()
+	work := t.TempDir()
+	bin := filepath.Join(work, "imagebake")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	steps := filepath.Join(testutil.ModuleRoot(t), "examples", "ci", "steps.sh")
+	example := filepath.Join(work, "example")
+	ctl := testutil.Example(t, example)
+	s3 := testutil.S3(t, "golden")
+	reg := testutil.Registry(t)
+	repo := reg + "/golden/example"
+
+	env := append(os.Environ(), s3.Environ()...)
+	env = append(env, "IMAGEBAKE="+bin, "CONTROL_REPO="+ctl, "RELEASE=1.0.0", "CONTEXT="+example,
+		"STORE=s3://golden/releases", "AGENTS=s3://golden/agents", "REGISTRY_REPO="+repo,
+		"IMAGEBAKE_TRUSTED_KEYS=", "IMAGEBAKE_INSECURE_REGISTRIES=")
+	run := func(dir string, extra []string, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir = dir
+		cmd.Env = append(append([]string(nil), env...), extra...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s (in %s): %v\n%s", name, strings.Join(args, " "), dir, err, out)
+		}
+		return string(out)
+	}
+	run(work, nil, bin, "key", "generate", "--dir", work, "--name", "release")
+	key, pub := filepath.Join(work, "release.key"), filepath.Join(work, "release.pub")
+
+	for _, arch := range []string{"amd64", "arm64"} {
+		src := filepath.Join(work, "agent-"+arch)
+		os.MkdirAll(filepath.Join(src, "bin"), 0o755)
+		os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte(agentstest.Binary(arch, "2.4.1")), 0o755)
+		run(work, nil, bin, "agents", "publish", "--from", src, "--store", "s3://golden/agents", "--name", "mozagent", "--version", "2.4.1", "--arch", arch, "--source-date-epoch", "1735689600")
+	}
+
+	// the bake jobs: two runners at once, each with its own cache
+	release := filepath.Join(work, "runner-release")
+	var wg sync.WaitGroup
+	for _, arch := range []string{"amd64", "arm64"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dir := filepath.Join(work, "runner-"+arch)
+			os.MkdirAll(dir, 0o755)
+			run(dir, []string{"ARCH=" + arch, "IMAGEBAKE_CACHE=" + filepath.Join(dir, "cache")}, steps, "bake")
+			// the CI system hands the job's artifact to the release job
+			testutil.Run(t, "cp", "-a", filepath.Join(dir, "partial-"+arch), filepath.Join(release, "parts", "partial-"+arch))
+		}()
+		os.MkdirAll(filepath.Join(release, "parts"), 0o755)
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	relEnv := []string{"PARTS=parts", "IMAGEBAKE_KEY=" + key, "IMAGEBAKE_CACHE=" + filepath.Join(release, "cache")}
+	run(release, relEnv, steps, "merge")
+	m, err := manifest.Read(filepath.Join(release, "dist", "example-1.0.0", manifest.FileName))
+	if err != nil || len(m.Images) != 2 || len(m.PartialOf) != 0 {
+		t.Fatalf("merged manifest: %v (images %d, partial_of %v)", err, len(m.Images), m.PartialOf)
+	}
+	out := run(release, relEnv, steps, "publish")
+	if !strings.Contains(out, "recorded in s3://golden/releases") {
+		t.Errorf("publish step did not record the push in the store:\n%s", out)
+	}
+
+	// a user: a deploy file naming the S3 catalog selects pullable images
+	user := filepath.Join(work, "user")
+	os.MkdirAll(user, 0o755)
+	os.WriteFile(filepath.Join(user, "deploy.yaml"), []byte("catalog: s3://golden/releases\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644)
+	sel := run(user, nil, bin, "select", "deploy.yaml", "--trusted-key", pub)
+	for _, im := range m.Images {
+		if want := repo + "@" + im.Digest; !strings.Contains(sel, want) {
+			t.Errorf("select does not print %s:\n%s", want, sel)
+		}
+	}
+	run(user, nil, bin, "check", "deploy.yaml", "--trusted-key", pub)
+	v := run(user, nil, bin, "verify", repo+":1.0.0", "--trusted-key", pub)
+	if !strings.Contains(v, "match the manifest") || !strings.Contains(v, m.IndexDigest) {
+		t.Errorf("verify of the pushed release said:\n%s", v)
+	}
+	// the second run of the whole release job writes nothing new
+	again := run(release, relEnv, steps, "publish")
+	if !strings.Contains(again, "already") || strings.Contains(again, "recorded in") {
+		t.Errorf("a second publish step was not a no-op:\n%s", again)
+	}
+}

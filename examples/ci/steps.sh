@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# steps.sh STEP — the steps of a CI pipeline that bakes one golden image
+# release per arch on separate runners, merges them, publishes the release
+# to an S3 store and pushes it to a registry. The GitHub Actions workflow
+# and the GitLab CI file beside it call these steps; imagebake's own tests
+# run them too, as separate processes sharing only the registry and S3.
+#
+# Environment (all steps):
+#   IMAGEBAKE       the imagebake binary (default: imagebake on PATH)
+#   CONTROL_REPO    the control repository (URL or path)
+#   RELEASE         X.Y.Z, the release to bake (tag vX.Y.Z of CONTROL_REPO)
+#   STORE           s3://BUCKET/PREFIX: the release store (catalog, images)
+#   AGENTS          the agent binaries store (s3://BUCKET/PREFIX, URL or dir)
+#   REGISTRY_REPO   REGISTRY/REPO the images are pushed to
+#   IMAGEBAKE_KEY   the minisign key that signs (merge/publish/push steps)
+#   AWS_*           the S3 endpoint and credentials, the AWS way
+# Step-specific:
+#   bake:  ARCH, and optionally CONTEXT (bake --context, where the base is)
+#   merge: PARTS, a directory holding each runner's partial-ARCH/ folder
+set -euo pipefail
+IB=${IMAGEBAKE:-imagebake}
+step=${1:?usage: steps.sh bake|merge|publish}
+: "${CONTROL_REPO:?}" "${RELEASE:?}"
+case $step in
+bake) # one runner per arch; its output (partial-ARCH/) is the job's artifact
+  : "${ARCH:?}" "${AGENTS:?}"
+  "$IB" bake --repo "$CONTROL_REPO" --release "$RELEASE" --arch "$ARCH" \
+    --store "$AGENTS" --context "${CONTEXT:-.}" --out "partial-$ARCH"
+  ;;
+merge) # joins the partials into the release, byte for byte one bake of all arches
+  : "${PARTS:?}"
+  shopt -s nullglob
+  parts=("$PARTS"/partial-*/*-"$RELEASE")
+  [ ${#parts[@]} -gt 0 ] || { echo "no partial-*/NAME-$RELEASE under $PARTS" >&2; exit 2; }
+  "$IB" merge --out dist "${parts[@]}"
+  ;;
+publish) # into the S3 store's signed catalog, then to the registry (recorded in the catalog)
+  : "${STORE:?}" "${REGISTRY_REPO:?}" "${IMAGEBAKE_KEY:?}"
+  rel=(dist/*-"$RELEASE")
+  "$IB" publish "${rel[0]}" --store "$STORE"
+  "$IB" push "${rel[0]}" "$REGISTRY_REPO" --store "$STORE"
+  ;;
+*) echo "unknown step $step (want bake, merge or publish)" >&2; exit 2 ;;
+esac
