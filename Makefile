@@ -60,6 +60,7 @@ fuzz:
 	$(FUZZ) ./manifests/manifest -fuzz FuzzParse
 	$(FUZZ) ./manifests/catalog -fuzz FuzzParse
 	$(FUZZ) ./bake -fuzz FuzzParseConfig
+	$(FUZZ) ./bake -fuzz FuzzSetBaseImage
 	$(FUZZ) ./agents -fuzz FuzzParseIndex
 	$(FUZZ) ./internal/versionq -fuzz FuzzParse
 	$(FUZZ) ./tarball -fuzz FuzzExtract
