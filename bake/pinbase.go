@@ -79,4 +79,3 @@ func SetBaseImage(b []byte, table, ref string) ([]byte, error) {
 	}
 	return res, nil
 }
-
