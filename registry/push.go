@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -149,20 +150,35 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 	if err != nil {
 		return nil, err
 	}
-	name := r.m.Family + "-" + r.m.Release
-	var out []Pushed
-	if len(fresh) > 0 {
-		// children first: the index never names a manifest the registry lacks
-		if err := remote.WriteIndex(rp.Digest(r.m.IndexDigest), r.index, opts...); err != nil {
-			return nil, ociremote.Describe(fmt.Sprintf("pushing %s to %s", name, rp), err)
+	// each image straight under its tag (no second PUT to tag it), all
+	// arches at once, then the index: children first, the index never
+	// names a manifest the registry lacks
+	n := len(tags) - 1
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, t := range tags[:n] {
+		if !fresh[t.tag] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := remote.Write(rp.Tag(t.tag), r.images[t.arch], opts...); err != nil {
+				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", t.name, rp, t.tag), err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if it := tags[n]; fresh[it.tag] {
+		if err := remote.WriteIndex(rp.Tag(it.tag), r.index, opts...); err != nil {
+			return nil, ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", it.name, rp, it.tag), err)
 		}
 	}
+	var out []Pushed
 	for _, t := range tags {
-		if fresh[t.tag] {
-			if err := remote.Tag(rp.Tag(t.tag), t.what, opts...); err != nil {
-				return nil, ociremote.Describe(fmt.Sprintf("tagging %s:%s", rp, t.tag), err)
-			}
-		}
 		out = append(out, Pushed{Name: t.name, Tag: t.tag, Ref: rp.Digest(t.digest).String(), New: fresh[t.tag]})
 	}
 	refs, err := r.attach(ctx, rp, opts, o)
@@ -170,26 +186,36 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 }
 
 type tagged struct {
-	name, tag, digest string
-	what              remote.Taggable
+	name, tag, digest, arch string
 }
 
 // tags lists what a push tags: each image (X.Y.Z-ARCH), then the index.
 func (r *release) tags() []tagged {
 	var out []tagged
 	for _, im := range r.m.Images {
-		out = append(out, tagged{name: im.Name, tag: r.m.Release + "-" + im.Arch, digest: im.Digest, what: r.images[im.Arch]})
+		out = append(out, tagged{name: im.Name, tag: r.m.Release + "-" + im.Arch, digest: im.Digest, arch: im.Arch})
 	}
-	return append(out, tagged{name: r.m.Family + "-" + r.m.Release, tag: r.m.Release, digest: r.m.IndexDigest, what: r.index})
+	return append(out, tagged{name: r.m.Family + "-" + r.m.Release, tag: r.m.Release, digest: r.m.IndexDigest})
 }
 
 // checkTags looks every tag up and returns the ones to write; a tag that
 // names other content is refused (all of them named) unless force.
 func checkTags(rp name.Repository, tags []tagged, force bool, opts []remote.Option) (map[string]bool, error) {
+	found := make([]*v1.Descriptor, len(tags))
+	errs := make([]error, len(tags))
+	var wg sync.WaitGroup
+	for i, t := range tags { // one round trip for all, not one per tag
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			found[i], errs[i] = remote.Head(rp.Tag(t.tag), opts...)
+		}()
+	}
+	wg.Wait()
 	fresh := map[string]bool{}
 	var moved []string
-	for _, t := range tags {
-		d, err := remote.Head(rp.Tag(t.tag), opts...)
+	for i, t := range tags {
+		d, err := found[i], errs[i]
 		switch {
 		case ociremote.IsNotFound(err):
 			fresh[t.tag] = true
@@ -228,24 +254,38 @@ func (r *release) attach(ctx context.Context, rp name.Repository, opts []remote.
 	if err != nil {
 		return nil, err
 	}
+	// the blobs of every missing artifact at once (the empty config once);
+	// the artifact manifests one after the other: on registries without the
+	// referrers API each updates the sha256-DIGEST tag, read then written
+	var blobs []file
+	for _, a := range arts {
+		if _, d := a.manifest(subject, created); !have[d.String()] {
+			blobs = append(blobs, a.files...)
+		}
+	}
+	if len(blobs) > 0 {
+		blobs = append(blobs, file{"the empty config", emptyJSON, []byte("{}")})
+	}
+	errs := make([]error, len(blobs))
+	var wg sync.WaitGroup
+	for i, f := range blobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := remote.WriteLayer(rp, static.NewLayer(f.data, types.MediaType(f.mediaType)), opts...); err != nil {
+				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s", f.name, rp), err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	var out []Pushed
-	configPushed := false
 	for _, a := range arts {
 		body, d := a.manifest(subject, created)
 		ref := rp.Digest(d.String())
 		if !have[d.String()] {
-			if !configPushed {
-				if err := remote.WriteLayer(rp, static.NewLayer([]byte("{}"), types.MediaType(emptyJSON)), opts...); err != nil {
-					return nil, ociremote.Describe(fmt.Sprintf("pushing the empty config to %s", rp), err)
-				}
-				configPushed = true
-			}
-			for _, f := range a.files {
-				l := static.NewLayer(f.data, types.MediaType(f.mediaType))
-				if err := remote.WriteLayer(rp, l, opts...); err != nil {
-					return nil, ociremote.Describe(fmt.Sprintf("pushing %s of %s", f.name, rp), err)
-				}
-			}
 			if err := remote.Put(ref, rawManifest(body), opts...); err != nil {
 				return nil, ociremote.Describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(r.m.IndexDigest)), err)
 			}
