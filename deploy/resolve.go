@@ -18,12 +18,12 @@ var ErrPolicy = fmt.Errorf("lifecycle policy: %w", failure.ErrVerify)
 
 // Resolved is a selection resolved to one release.
 type Resolved struct {
-	Key     string          `json:"key,omitempty"`
-	Family  string          `json:"image"`
-	Want    string          `json:"version"`
-	Release string          `json:"release"`
-	Images  []Image         `json:"images"`
-	Pos     Pos             `json:"pos"`
+	Key     string  `json:"key,omitempty"`
+	Family  string  `json:"image"`
+	Want    string  `json:"version"`
+	Release string  `json:"release"`
+	Images  []Image `json:"images"`
+	Pos     Pos     `json:"pos"`
 
 	rel *catalog.Release
 	fam *catalog.Family
