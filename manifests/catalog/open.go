@@ -48,14 +48,16 @@ func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.C
 			return nil, err
 		}
 		st := &S3Store{B: b, Keys: keys}
-		c, err := st.Read(ctx)
+		data, _, err := b.Get(ctx, catalogKey)
+		if errors.Is(err, failure.ErrNotFound) {
+			return nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
+		}
 		if err != nil {
 			return nil, err
 		}
-		if len(c.Families) == 0 {
-			if _, _, err := b.Get(ctx, catalogKey); errors.Is(err, failure.ErrNotFound) {
-				return nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
-			}
+		c, err := st.verified(ctx, data)
+		if err != nil {
+			return nil, err
 		}
 		return &Opened{Catalog: c, Where: st.Path(), read: st.readManifest}, nil
 	case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
@@ -197,7 +199,7 @@ func OpenWriter(ctx context.Context, dest string, keys *signing.Keyring, mustExi
 		}
 		st := &S3Store{B: b, Keys: keys}
 		if mustExist {
-			if _, _, err := b.Get(ctx, catalogKey); errors.Is(err, failure.ErrNotFound) {
+			if _, err := b.Head(ctx, catalogKey); errors.Is(err, failure.ErrNotFound) {
 				return nil, fmt.Errorf("no catalog in store %s (looked for %s); publish a release there first: %w", dest, st.Path(), failure.ErrNotFound)
 			} else if err != nil {
 				return nil, err
