@@ -108,19 +108,12 @@ func (s *S3Store) put(ctx context.Context, p string, e Entry) error {
 		return err
 	}
 	defer f.Close()
-	key := toolsKey(e.Path)
-	if err := s.B.Create(ctx, key, f, e.Size, e.SHA256); !errors.Is(err, s3obj.ErrExists) {
-		return err
+	_, err = s.B.Ensure(ctx, toolsKey(e.Path), f, e.Size, e.SHA256) // p was checked against e as it was written
+	var other *s3obj.OtherContentError
+	if errors.As(err, &other) {
+		return fmt.Errorf("%w: %s %s for %s: %v; another publisher of this version was first", ErrExists, e.Name, e.Version, e.Platform(), err)
 	}
-	info, err := s.B.Head(ctx, key)
-	if err != nil {
-		return err
-	}
-	if info.SHA256 != e.SHA256 || info.Size != e.Size {
-		return fmt.Errorf("%w: %s holds other content (%d bytes, sha256 %q) than %s %s for %s (%d bytes, sha256 %s): another publisher of this version was first",
-			ErrExists, s.B.URL(key), info.Size, info.SHA256, e.Name, e.Version, e.Platform(), e.Size, e.SHA256)
-	}
-	return nil
+	return err
 }
 
 // add puts e into the index unless it is there; it says whether it added it.

@@ -412,3 +412,61 @@ func (b *Bucket) Swap(ctx context.Context, key string, change func(old []byte) (
 		}
 	}
 }
+
+// OtherContentError marks an object that exists with other content than
+// the one Ensure was to write.
+type OtherContentError struct {
+	URL             string
+	Size, WantSize  int64
+	SHA256, WantSum string // SHA256 "" when the object carries no recorded sha256
+}
+
+func (e *OtherContentError) Error() string {
+	have := e.SHA256
+	if have == "" {
+		have = "not recorded"
+	}
+	return fmt.Sprintf("%s holds other content (%d bytes, sha256 %s) than the %d bytes with sha256 %s written there", e.URL, e.Size, have, e.WantSize, e.WantSum)
+}
+
+// Ensure creates key from body (size bytes, hex sha256 sum) unless it
+// exists; an object already there with the same size and recorded sha256
+// is fine (a resumed or concurrent identical write); other content is an
+// *OtherContentError. It says whether it wrote the object.
+func (b *Bucket) Ensure(ctx context.Context, key string, body io.ReadSeeker, size int64, sum string) (bool, error) {
+	err := b.Create(ctx, key, body, size, sum)
+	if !errors.Is(err, ErrExists) {
+		return err == nil, err
+	}
+	info, err := b.Head(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	if info.SHA256 != sum || info.Size != size {
+		return false, &OtherContentError{URL: b.URL(key), Size: info.Size, WantSize: size, SHA256: info.SHA256, WantSum: sum}
+	}
+	return false, nil
+}
+
+// EnsureFile is Ensure for the file at path, hashed first.
+func (b *Bucket) EnsureFile(ctx context.Context, key, path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return b.Ensure(ctx, key, f, size, hex.EncodeToString(h.Sum(nil)))
+}
+
+// EnsureBytes is Ensure for data in memory.
+func (b *Bucket) EnsureBytes(ctx context.Context, key string, data []byte) (bool, error) {
+	return b.Ensure(ctx, key, bytes.NewReader(data), int64(len(data)), Sum(data))
+}

@@ -2,11 +2,8 @@ package catalog
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -164,15 +161,10 @@ func (s *S3Store) Publish(ctx context.Context, releaseDir string, signer *signin
 func (s *S3Store) upload(ctx context.Context, dir string, p *pending, signer *signing.Signer) error {
 	prefix := "images/" + p.name + "/"
 	mkey := prefix + manifest.FileName
-	if err := s.B.CreateBytes(ctx, mkey, p.mbytes); errors.Is(err, s3obj.ErrExists) {
-		have, _, err := s.B.Get(ctx, mkey)
-		if err != nil {
-			return err
-		}
-		if string(have) != string(p.mbytes) {
-			return fmt.Errorf("%w: %s holds another manifest (sha256 %s; this one is %s), and the catalog %s does not list %s: another publisher of this version is at work. If none is (a publish was killed), remove %s and publish again",
-				ErrClaimed, s.B.URL(mkey), s3obj.Sum(have), p.rel.ManifestDigest[len("sha256:"):], s.Path(), p.name, s.B.URL(prefix))
-		}
+	var other *s3obj.OtherContentError
+	if _, err := s.B.EnsureBytes(ctx, mkey, p.mbytes); errors.As(err, &other) {
+		return fmt.Errorf("%w: %s holds another manifest (sha256 %s; this one is %s), and the catalog %s does not list %s: another publisher of this version is at work. If none is (a publish was killed), remove %s and publish again",
+			ErrClaimed, s.B.URL(mkey), other.SHA256, other.WantSum, s.Path(), p.name, s.B.URL(prefix))
 	} else if err != nil {
 		return err
 	}
@@ -255,40 +247,12 @@ func (s *S3Store) uploadFiles(ctx context.Context, dir, prefix string, files []s
 }
 
 func (s *S3Store) uploadFile(ctx context.Context, path, key string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+	_, err := s.B.EnsureFile(ctx, key, path)
+	var other *s3obj.OtherContentError
+	if errors.As(err, &other) {
+		return fmt.Errorf("%w: %v (from %s): another publisher of this version is at work, or a publish was killed; remove the release's folder and publish again", ErrClaimed, err, path)
 	}
-	defer f.Close()
-	size, sum, err := hashFile(f)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
-	if err := s.B.Create(ctx, key, f, size, sum); !errors.Is(err, s3obj.ErrExists) {
-		return err
-	}
-	info, err := s.B.Head(ctx, key)
-	if err != nil {
-		return err
-	}
-	if info.SHA256 != sum || info.Size != size {
-		return fmt.Errorf("%w: %s holds other content (%d bytes, sha256 %q) than %s (%d bytes, sha256 %s): another publisher of this version is at work, or a publish was killed; remove the release's folder and publish again",
-			ErrClaimed, s.B.URL(key), info.Size, info.SHA256, path, size, sum)
-	}
-	return nil
-}
-
-// hashFile hashes f and rewinds it.
-func hashFile(f *os.File) (int64, string, error) {
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return 0, "", err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, "", err
-	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
+	return err
 }
 
 // ReadManifest reads a published manifest and checks it is the one the
