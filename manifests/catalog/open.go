@@ -123,19 +123,27 @@ func openHTTP(ctx context.Context, src string, keys *signing.Keyring, client *ht
 	base := strings.TrimSuffix(src, catalogKey)
 	return &Opened{Catalog: c, Where: src, read: func(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error) {
 		u := base + "images/" + family + "-" + version + "/" + manifest.FileName
-		data, err := get(ctx, client, u)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s is in the catalog %s, but its manifest is not: %w", family, version, src, err)
-		}
-		sig, err := get(ctx, client, u+".minisig")
-		if err != nil && !errors.Is(err, failure.ErrNotFound) {
-			return nil, err
-		}
-		if err := keys.Verify(u, data, sig); err != nil {
-			return nil, err
-		}
-		return published(u, data, signing.Subject(sig), rel, src, family, version)
+		fetch := func(u string) ([]byte, error) { return get(ctx, client, u) }
+		return readPublished(fetch, u, keys, rel, src, family, version)
 	}}, nil
+}
+
+// readPublished reads the manifest at u and its signature (u.minisig)
+// with fetch, verifies it with keys and checks it is the one the catalog
+// (read from where) names for family's release version.
+func readPublished(fetch func(string) ([]byte, error), u string, keys *signing.Keyring, rel *Release, where, family, version string) (*manifest.Manifest, error) {
+	data, err := fetch(u)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s is in the catalog %s, but its manifest is not: %w", family, version, where, err)
+	}
+	sig, err := fetch(u + ".minisig")
+	if err != nil && !errors.Is(err, failure.ErrNotFound) {
+		return nil, err
+	}
+	if err := keys.Verify(u, data, sig); err != nil {
+		return nil, err
+	}
+	return published(u, data, signing.Subject(sig), rel, where, family, version)
 }
 
 // MaxDocument bounds what is read of a catalog or signature over HTTP.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -270,17 +271,10 @@ func (s *S3Store) ReadManifest(ctx context.Context, family, version string) (*ma
 }
 
 func (s *S3Store) readManifest(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error) {
-	key := "images/" + family + "-" + version + "/" + manifest.FileName
-	data, _, err := s.B.Get(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s is in the catalog %s, but its manifest is not: %w", family, version, s.Path(), err)
+	prefix := s.B.URL("")
+	fetch := func(u string) ([]byte, error) {
+		data, _, err := s.B.Get(ctx, strings.TrimPrefix(u, prefix))
+		return data, err
 	}
-	sig, _, err := s.B.Get(ctx, key+".minisig")
-	if err != nil && !errors.Is(err, failure.ErrNotFound) {
-		return nil, err
-	}
-	if err := s.Keys.Verify(s.B.URL(key), data, sig); err != nil {
-		return nil, err
-	}
-	return published(s.B.URL(key), data, signing.Subject(sig), rel, s.Path(), family, version)
+	return readPublished(fetch, s.B.URL("images/"+family+"-"+version+"/"+manifest.FileName), s.Keys, rel, s.Path(), family, version)
 }
