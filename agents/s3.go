@@ -82,9 +82,13 @@ func (s *S3Store) Open(ctx context.Context, p string, offset int64) (io.ReadClos
 }
 
 // updateIndex changes the index by compare-and-swap.
-func (s *S3Store) updateIndex(ctx context.Context, change func(*Index) error) error {
+// mustExist refuses a store without an index (ErrNoIndex).
+func (s *S3Store) updateIndex(ctx context.Context, mustExist bool, change func(*Index) error) error {
 	lost, err := s.B.Swap(ctx, toolsKey(IndexName), func(old []byte) ([]byte, error) {
 		ix := &Index{Version: IndexFormat, Agents: []Entry{}}
+		if old == nil && mustExist {
+			return nil, fmt.Errorf("%s: %w", s.B.URL(toolsKey(IndexName)), ErrNoIndex)
+		}
 		if old != nil {
 			var err error
 			if ix, err = s.index(ctx, old); err != nil {
@@ -119,7 +123,7 @@ func (s *S3Store) put(ctx context.Context, p string, e Entry) error {
 // add puts e into the index unless it is there; it says whether it added it.
 func (s *S3Store) add(ctx context.Context, e Entry) (bool, error) {
 	added := false
-	err := s.updateIndex(ctx, func(ix *Index) error {
+	err := s.updateIndex(ctx, false, func(ix *Index) error {
 		_, ok, err := ix.present(e, s.Location())
 		if added = !ok && err == nil; added {
 			ix.Agents = append(ix.Agents, e)
@@ -165,11 +169,8 @@ func WithdrawS3(ctx context.Context, s *S3Store, name, version, os_, arch, reaso
 	if reason == "" {
 		return Entry{}, errNoReason
 	}
-	if _, err := s.Index(ctx); err != nil {
-		return Entry{}, err
-	}
 	var e Entry
-	err := s.updateIndex(ctx, func(ix *Index) error {
+	err := s.updateIndex(ctx, true, func(ix *Index) error {
 		var err error
 		e, _, err = ix.withdraw(name, version, os_, arch, reason, at, s.Location())
 		return err
@@ -227,7 +228,7 @@ func SyncS3(ctx context.Context, from Store, to *S3Store, o SyncOptions) (*SyncR
 		}
 	}
 	all := append(append([]Entry(nil), rep.Skipped...), rep.Fetched...)
-	err = to.updateIndex(ctx, func(ix *Index) error {
+	err = to.updateIndex(ctx, false, func(ix *Index) error {
 		for _, e := range all {
 			if _, ok, err := ix.present(e, to.Location()); err != nil {
 				return err

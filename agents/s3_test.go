@@ -102,6 +102,11 @@ func TestS3AgentStore(t *testing.T) {
 		t.Fatalf("Select after withdrawing 2.5.7 = %v, %v", s.Version, err)
 	}
 
+	empty, _ := NewS3Store(ctx, "s3://agents/empty")
+	if _, err := WithdrawS3(ctx, empty, "mozagent", "2.5.7", "linux", "arm64", "r", time.Unix(0, 0)); !errors.Is(err, ErrNoIndex) || !strings.Contains(err.Error(), "s3://agents/empty/tools/index.json") {
+		t.Errorf("withdraw from a store without an index = %v, want ErrNoIndex naming it", err)
+	}
+
 	// sync S3 -> directory, and directory -> another S3 prefix, twice
 	dir := newDir(t)
 	if rep, err := Sync(ctx, st, dir, SyncOptions{}); err != nil || len(rep.Fetched) != 9 {

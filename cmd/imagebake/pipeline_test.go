@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,6 +100,20 @@ func TestCIPipeline(t *testing.T) {
 		if want := repo + "@" + im.Digest; !strings.Contains(sel, want) {
 			t.Errorf("select does not print %s:\n%s", want, sel)
 		}
+	}
+	var js []struct {
+		Images []struct{ Arch, Digest, Pull string }
+	}
+	if err := json.Unmarshal([]byte(run(user, nil, bin, "select", "deploy.yaml", "--trusted-key", pub, "--json", "--lock", "deploy.lock")), &js); err != nil || len(js) != 1 || len(js[0].Images) != 2 {
+		t.Fatalf("select --json: %v %+v", err, js)
+	}
+	for _, im := range js[0].Images {
+		if im.Pull != repo+"@"+im.Digest {
+			t.Errorf("select --json: %s pull = %q, want %s@%s", im.Arch, im.Pull, repo, im.Digest)
+		}
+	}
+	if lock, _ := os.ReadFile(filepath.Join(user, "deploy.lock")); strings.Count(string(lock), "pull = \""+repo+"@sha256:") != 2 {
+		t.Errorf("deploy.lock does not carry both pull references:\n%s", lock)
 	}
 	run(user, nil, bin, "check", "deploy.yaml", "--trusted-key", pub)
 	v := run(user, nil, bin, "verify", repo+":1.0.0", "--trusted-key", pub)
