@@ -31,14 +31,21 @@ var ErrPartsDisagree = fmt.Errorf("the per-arch bakes are not of one release: %w
 // with different images of one arch. An Out that holds the release from
 // other inputs is refused unless o.Force, as for Bake.
 func Merge(ctx context.Context, o Options, parts []string) (*manifest.Manifest, error) {
-	if len(parts) == 0 {
+	return MergeNamed(ctx, o, parts, parts)
+}
+
+// MergeNamed is Merge of the release directories dirs, named in messages
+// as names says (where each came from: a directory, a registry
+// reference).
+func MergeNamed(ctx context.Context, o Options, dirs, names []string) (*manifest.Manifest, error) {
+	if len(dirs) == 0 {
 		return nil, fmt.Errorf("%w: merge needs the per-arch release directories", failure.ErrUsage)
 	}
-	ms, err := readParts(parts)
+	ms, err := readParts(dirs, names)
 	if err != nil {
 		return nil, err
 	}
-	m, from, err := joinParts(parts, ms)
+	m, byArch, err := joinParts(names, ms)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +71,7 @@ func Merge(ctx context.Context, o Options, parts []string) (*manifest.Manifest, 
 	req := &builders.Request{Dir: stage, Family: m.Family, Release: m.Release, Revision: m.Repo.Commit, Epoch: time.Unix(m.Epoch, 0).UTC()}
 	var ps []oci.Part
 	for _, im := range m.Images {
-		ps = append(ps, oci.Part{Dir: from[im.Arch], Arch: im.Arch, Name: im.Name, Digest: im.Digest})
+		ps = append(ps, oci.Part{Dir: dirs[byArch[im.Arch]], From: names[byArch[im.Arch]], Arch: im.Arch, Name: im.Name, Digest: im.Digest})
 	}
 	if m.IndexDigest, err = oci.Merge(req, ps); err != nil {
 		return nil, err
@@ -85,11 +92,11 @@ func Merge(ctx context.Context, o Options, parts []string) (*manifest.Manifest, 
 }
 
 // readParts reads each part's manifest; every problem is reported.
-func readParts(parts []string) ([]*manifest.Manifest, error) {
+func readParts(dirs, names []string) ([]*manifest.Manifest, error) {
 	var ms []*manifest.Manifest
 	var errs []error
-	for _, p := range parts {
-		m, err := manifest.Read(filepath.Join(p, manifest.FileName))
+	for i, p := range names {
+		m, err := manifest.Read(filepath.Join(dirs[i], manifest.FileName))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			errs = append(errs, fmt.Errorf("%s is not a release directory (no %s): %w", p, manifest.FileName, failure.ErrNotFound))
@@ -104,11 +111,11 @@ func readParts(parts []string) ([]*manifest.Manifest, error) {
 }
 
 // joinParts checks the parts are of one release and returns its merged
-// manifest and, per arch, the part directory holding its image.
-func joinParts(parts []string, ms []*manifest.Manifest) (*manifest.Manifest, map[string]string, error) {
+// manifest and, per arch, the index of the part holding its image.
+func joinParts(parts []string, ms []*manifest.Manifest) (*manifest.Manifest, map[string]int, error) {
 	first := ms[0]
 	var problems []string
-	from := map[string]string{}
+	from := map[string]int{}
 	byArch := map[string]manifest.Image{}
 	for i, m := range ms {
 		if m.Family != first.Family || m.Release != first.Release {
@@ -130,11 +137,11 @@ func joinParts(parts []string, ms []*manifest.Manifest) (*manifest.Manifest, map
 			}
 			if have, ok := byArch[im.Arch]; ok {
 				if have.Digest != im.Digest {
-					problems = append(problems, fmt.Sprintf("%s: %s in %s, %s in %s", im.Name, have.Digest, from[im.Arch], im.Digest, parts[i]))
+					problems = append(problems, fmt.Sprintf("%s: %s in %s, %s in %s", im.Name, have.Digest, parts[from[im.Arch]], im.Digest, parts[i]))
 				}
 				continue
 			}
-			byArch[im.Arch], from[im.Arch] = im, parts[i]
+			byArch[im.Arch], from[im.Arch] = im, i
 		}
 	}
 	if len(problems) > 0 {

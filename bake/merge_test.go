@@ -13,25 +13,6 @@ import (
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
-// treeFiles reads every file under dir, by path relative to dir.
-func treeFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // Each arch baked on its own "runner" (own cache, own out), then merged,
 // is byte for byte the release baked with every arch on one machine.
 func TestMergeEqualsOneBake(t *testing.T) {
@@ -60,7 +41,7 @@ func TestMergeEqualsOneBake(t *testing.T) {
 	if merged.IndexDigest != whole.IndexDigest || len(merged.PartialOf) != 0 {
 		t.Errorf("merged index %s (partial_of %v), one bake %s", merged.IndexDigest, merged.PartialOf, whole.IndexDigest)
 	}
-	want, got := treeFiles(t, filepath.Join(root, "whole", "example-1.0.0")), treeFiles(t, filepath.Join(root, "merged", "example-1.0.0"))
+	want, got := testutil.TreeFiles(t, filepath.Join(root, "whole", "example-1.0.0")), testutil.TreeFiles(t, filepath.Join(root, "merged", "example-1.0.0"))
 	for name, b := range want {
 		if got[name] != b {
 			t.Errorf("%s differs between the merge and the one bake", name)
@@ -115,5 +96,36 @@ func TestMergeRefusesDisagreeingParts(t *testing.T) {
 	}
 	if m, err := manifest.Read(filepath.Join(root, "merged", "example-1.0.0", manifest.FileName)); err != nil || len(m.Images) != 1 {
 		t.Errorf("merged one part: %v", err)
+	}
+}
+
+// A part whose layout holds a blob that is not what its digest says is
+// refused before anything is copied, naming the part and the image.
+func TestMergeRefusesCorruptPart(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	o := opts(root, repo, filepath.Join(root, "a"))
+	o.Arches = []string{"arm64"}
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(o.Out, "example-1.0.0")
+	l := m.Images[0].Layers[len(m.Images[0].Layers)-1].Digest
+	blob := filepath.Join(part, "blobs", "sha256", strings.TrimPrefix(l, "sha256:"))
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	os.Chmod(blob, 0o644)
+	if err := os.WriteFile(blob, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Merge(ctx, Options{Out: filepath.Join(root, "merged")}, []string{part})
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), part) || !strings.Contains(err.Error(), "example-1.0.0-arm64") {
+		t.Errorf("merge of a part with a flipped byte = %v, want exit 4 naming %s", err, part)
+	}
+	if _, err := os.Stat(filepath.Join(root, "merged", "example-1.0.0")); err == nil {
+		t.Error("a refused merge wrote a release")
 	}
 }

@@ -135,6 +135,10 @@ func notFound(err error) error {
 // signature, or the manifest.toml.minisig beside it) as referrers of the
 // index. Blobs the registry has are not sent again. A tag that names
 // other content is refused unless o.Force, before anything is written.
+//
+// A per-arch bake (its manifest's partial_of set) is pushed for merge:
+// each image under its tag X.Y.Z-ARCH with the partial's manifest as its
+// referrer, and no index: the tag X.Y.Z is the merged release's.
 func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushed, error) {
 	r, err := readRelease(dir, sig)
 	if err != nil {
@@ -146,17 +150,55 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 	}
 	opts := o.Remote(ctx)
 	tags := r.tags()
+	partial := len(r.m.PartialOf) > 0
+	if partial {
+		tags = tags[:len(tags)-1]
+	}
 	fresh, err := checkTags(rp, tags, o.Force, opts)
 	if err != nil {
 		return nil, err
 	}
-	// each image straight under its tag (no second PUT to tag it), all
-	// arches at once, then the index: children first, the index never
-	// names a manifest the registry lacks
-	n := len(tags) - 1
-	errs := make([]error, n)
+	n := len(r.m.Images)
+	if err := r.writeImages(rp, tags[:n], fresh, opts); err != nil {
+		return nil, err
+	}
+	if !partial && fresh[tags[n].tag] {
+		it := tags[n]
+		if err := remote.WriteIndex(rp.Tag(it.tag), r.index, opts...); err != nil {
+			return nil, ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", it.name, rp, it.tag), err)
+		}
+	}
+	var out []Pushed
+	for _, t := range tags {
+		out = append(out, Pushed{Name: t.name, Tag: t.tag, Ref: rp.Digest(t.digest).String(), New: fresh[t.tag]})
+	}
+	if !partial {
+		refs, err := r.attach(ctx, rp, opts, o)
+		return append(out, refs...), err
+	}
+	for _, im := range r.m.Images { // merge finds the partial's manifest from each image
+		raw, err := r.images[im.Arch].RawManifest()
+		if err != nil {
+			return nil, err
+		}
+		subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: mustHash(im.Digest), Size: int64(len(raw))}
+		refs, err := r.attachTo(rp, subject, []artifact{r.manifestArtifact()}, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, refs...)
+	}
+	return out, nil
+}
+
+// writeImages writes each image of tags that fresh says is missing
+// straight under its tag (no second PUT to tag it), all at once. An index
+// is written after its images: it never names a manifest the registry
+// lacks.
+func (r *release) writeImages(rp name.Repository, tags []tagged, fresh map[string]bool, opts []remote.Option) error {
+	errs := make([]error, len(tags))
 	var wg sync.WaitGroup
-	for i, t := range tags[:n] {
+	for i, t := range tags {
 		if !fresh[t.tag] {
 			continue
 		}
@@ -169,20 +211,7 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if it := tags[n]; fresh[it.tag] {
-		if err := remote.WriteIndex(rp.Tag(it.tag), r.index, opts...); err != nil {
-			return nil, ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", it.name, rp, it.tag), err)
-		}
-	}
-	var out []Pushed
-	for _, t := range tags {
-		out = append(out, Pushed{Name: t.name, Tag: t.tag, Ref: rp.Digest(t.digest).String(), New: fresh[t.tag]})
-	}
-	refs, err := r.attach(ctx, rp, opts, o)
-	return append(out, refs...), err
+	return errors.Join(errs...)
 }
 
 type tagged struct {
@@ -235,22 +264,33 @@ func checkTags(rp name.Repository, tags []tagged, force bool, opts []remote.Opti
 // attach pushes the SBOM and the manifest (and its signature) as
 // artifacts whose subject is the index, unless the index has them.
 func (r *release) attach(ctx context.Context, rp name.Repository, opts []remote.Option, o Options) ([]Pushed, error) {
-	subject := v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(r.m.IndexDigest)}
 	raw, err := r.index.RawManifest()
 	if err != nil {
 		return nil, err
 	}
-	subject.Size = int64(len(raw))
-	created := time.Unix(r.m.Epoch, 0).UTC().Format(time.RFC3339)
+	subject := v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(r.m.IndexDigest), Size: int64(len(raw))}
 	arts := []artifact{{typ: SBOMArtifact, files: []file{{sbomName, SBOMArtifact, r.sbom}}}}
+	if r.sig == nil {
+		o.logf("warning: %s has no signature (sign with --key, or push the release from a store): verify will refuse it\n", manifest.FileName)
+	}
+	return r.attachTo(rp, subject, append(arts, r.manifestArtifact()), opts)
+}
+
+// manifestArtifact is the release's manifest.toml with its signature,
+// when it has one.
+func (r *release) manifestArtifact() artifact {
 	mf := artifact{typ: ManifestArtifact, files: []file{{manifest.FileName, tomlMediaType, r.raw}}}
 	if r.sig != nil {
 		mf.files = append(mf.files, file{manifest.FileName + ".minisig", signatureMediaType, r.sig})
-	} else {
-		o.logf("warning: %s has no signature (sign with --key, or push the release from a store): verify will refuse it\n", manifest.FileName)
 	}
-	arts = append(arts, mf)
-	have, err := referrers(rp.Digest(r.m.IndexDigest), opts)
+	return mf
+}
+
+// attachTo pushes arts as artifacts whose subject is subject, skipping
+// those it has already.
+func (r *release) attachTo(rp name.Repository, subject v1.Descriptor, arts []artifact, opts []remote.Option) ([]Pushed, error) {
+	created := time.Unix(r.m.Epoch, 0).UTC().Format(time.RFC3339)
+	have, err := referrers(rp.Digest(subject.Digest.String()), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +327,7 @@ func (r *release) attach(ctx context.Context, rp name.Repository, opts []remote.
 		ref := rp.Digest(d.String())
 		if !have[d.String()] {
 			if err := remote.Put(ref, rawManifest(body), opts...); err != nil {
-				return nil, ociremote.Describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(r.m.IndexDigest)), err)
+				return nil, ociremote.Describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(subject.Digest.String())), err)
 			}
 		}
 		out = append(out, Pushed{Name: a.files[0].name, Ref: ref.String(), New: !have[d.String()]})

@@ -179,11 +179,11 @@ func TestPushRefusesMovedTag(t *testing.T) {
 	}
 }
 
-// A registry serving a layer that is not what its digest says: verify
-// exits 4 naming the layer.
-func TestVerifyCorruptBlob(t *testing.T) {
-	b := bakeExample(t)
-	var corrupt atomic.Value
+// corrupting serves a registry that flips a byte in the blob whose digest
+// is stored in the returned value ("" for none) and returns a repository
+// in it.
+func corrupting(t *testing.T) (string, *atomic.Value) {
+	corrupt := &atomic.Value{}
 	corrupt.Store("")
 	repo := served(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -202,6 +202,14 @@ func TestVerifyCorruptBlob(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	}) + "/golden/example"
+	return repo, corrupt
+}
+
+// A registry serving a layer that is not what its digest says: verify
+// exits 4 naming the layer.
+func TestVerifyCorruptBlob(t *testing.T) {
+	b := bakeExample(t)
+	repo, corrupt := corrupting(t)
 	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
 		t.Fatal(err)
 	}

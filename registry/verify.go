@@ -28,14 +28,9 @@ var ErrMismatch = fmt.Errorf("pushed release does not match its manifest: %w", f
 // signature with keys, and compares every digest with it. Every
 // difference is named in one error.
 func Verify(ctx context.Context, ref string, keys *signing.Keyring, o Options) (*manifest.Manifest, error) {
-	r, err := o.Reference(ref)
+	r, desc, opts, err := o.get(ctx, ref)
 	if err != nil {
 		return nil, err
-	}
-	opts := o.Remote(ctx)
-	desc, err := remote.Get(r, opts...)
-	if err != nil {
-		return nil, ociremote.Describe("pulling "+r.String(), err)
 	}
 	if !desc.MediaType.IsIndex() {
 		return nil, fmt.Errorf("%w: %s is a %s, not the image index of a release", ErrMismatch, r, desc.MediaType)
@@ -63,6 +58,21 @@ func Verify(ctx context.Context, ref string, keys *signing.Keyring, o Options) (
 		return nil, fmt.Errorf("%w: %s (%s-%s):\n  %s", ErrMismatch, r, m.Family, m.Release, strings.Join(diffs, "\n  "))
 	}
 	return m, nil
+}
+
+// get parses ref and fetches its descriptor (and manifest), returning the
+// remote options it used.
+func (o Options) get(ctx context.Context, ref string) (name.Reference, *remote.Descriptor, []remote.Option, error) {
+	r, err := o.Reference(ref)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts := o.Remote(ctx)
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return nil, nil, nil, ociremote.Describe("pulling "+r.String(), err)
+	}
+	return r, desc, opts, nil
 }
 
 // compareImages pulls every image of idx with its blobs and compares
@@ -152,26 +162,17 @@ func layerDigests(ls []manifest.Layer) []string {
 // signedManifest finds the manifest artifact among the referrers of the
 // index d and returns the manifest its signature vouches for.
 func signedManifest(d name.Digest, keys *signing.Keyring, opts []remote.Option) (*manifest.Manifest, error) {
-	idx, err := remote.Referrers(d, opts...)
-	if err != nil && !ociremote.IsNotFound(err) {
-		return nil, ociremote.Describe("listing the referrers of "+d.String(), err)
+	arts, err := manifestArtifacts(d, opts)
+	if err != nil {
+		return nil, err
 	}
 	var lastErr error
-	if idx != nil {
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return nil, err
+	for _, a := range arts {
+		m, err := readManifestArtifact(a, keys, opts)
+		if err == nil {
+			return m, nil
 		}
-		for _, desc := range im.Manifests {
-			if desc.ArtifactType != ManifestArtifact {
-				continue
-			}
-			m, err := readManifestArtifact(d.Context().Digest(desc.Digest.String()), keys, opts)
-			if err == nil {
-				return m, nil
-			}
-			lastErr = err
-		}
+		lastErr = err
 	}
 	if lastErr != nil {
 		return nil, lastErr
@@ -179,9 +180,43 @@ func signedManifest(d name.Digest, keys *signing.Keyring, opts []remote.Option) 
 	return nil, fmt.Errorf("%w: %s has no imagebake manifest among its referrers (push the release with imagebake push)", failure.ErrNotFound, d)
 }
 
+// manifestArtifacts lists the imagebake manifest artifacts among the
+// referrers of d.
+func manifestArtifacts(d name.Digest, opts []remote.Option) ([]name.Digest, error) {
+	idx, err := remote.Referrers(d, opts...)
+	if ociremote.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, ociremote.Describe("listing the referrers of "+d.String(), err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, ociremote.Describe("listing the referrers of "+d.String(), err)
+	}
+	var out []name.Digest
+	for _, desc := range im.Manifests {
+		if desc.ArtifactType == ManifestArtifact {
+			out = append(out, d.Context().Digest(desc.Digest.String()))
+		}
+	}
+	return out, nil
+}
+
 // readManifestArtifact pulls a manifest artifact's files and checks the
 // signature.
 func readManifestArtifact(d name.Digest, keys *signing.Keyring, opts []remote.Option) (*manifest.Manifest, error) {
+	files, err := manifestFiles(d, opts)
+	if err != nil {
+		return nil, err
+	}
+	name := d.String() + "/" + manifest.FileName
+	return catalog.VerifyManifest(name, files[manifest.FileName], files[manifest.FileName+".minisig"], keys)
+}
+
+// manifestFiles pulls the manifest.toml (and manifest.toml.minisig, when
+// it has one) of the manifest artifact d, by file name.
+func manifestFiles(d name.Digest, opts []remote.Option) (map[string][]byte, error) {
 	raw, err := remote.Get(d, opts...)
 	if err != nil {
 		return nil, ociremote.Describe("pulling "+d.String(), err)
@@ -214,6 +249,5 @@ func readManifestArtifact(d name.Digest, keys *signing.Keyring, opts []remote.Op
 	if files[manifest.FileName] == nil {
 		return nil, fmt.Errorf("%w: artifact %s has no %s layer", ErrMismatch, d, manifest.FileName)
 	}
-	name := d.String() + "/" + manifest.FileName
-	return catalog.VerifyManifest(name, files[manifest.FileName], files[manifest.FileName+".minisig"], keys)
+	return files, nil
 }

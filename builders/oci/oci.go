@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/imagebake/imagebake/internal/failure"
 
 	"github.com/imagebake/imagebake/builders"
 )
@@ -106,6 +108,7 @@ func finishIndex(p layout.Path, idx v1.ImageIndex, req *builders.Request) (v1.Ha
 // bake) that Merge takes.
 type Part struct {
 	Dir    string // the layout holding it
+	From   string // where it came from, for messages ("" is Dir)
 	Arch   string
 	Name   string // NAME-X.Y.Z-ARCH
 	Digest string
@@ -131,12 +134,21 @@ func Merge(req *builders.Request, parts []Part) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("image %s: digest %q: %w", part.Name, part.Digest, err)
 		}
+		from := part.From
+		if from == "" {
+			from = part.Dir
+		}
 		img, err := src.Image(h)
 		if err != nil {
-			return "", fmt.Errorf("image %s (%s) in %s: %w", part.Name, part.Digest, part.Dir, err)
+			return "", fmt.Errorf("image %s (%s) in %s: %w", part.Name, part.Digest, from, err)
+		}
+		// every blob hashed before it is copied: a part's layout is only
+		// files, and the merged index must name what it holds
+		if err := validate.Image(img); err != nil {
+			return "", fmt.Errorf("%w: image %s (%s) in %s does not match its digests: %v", failure.ErrVerify, part.Name, part.Digest, from, err)
 		}
 		if idx, err = appendImage(p, idx, img, part.Arch, part.Name); err != nil {
-			return "", fmt.Errorf("image %s: copying from %s into %s: %w", part.Name, part.Dir, req.Dir, err)
+			return "", fmt.Errorf("image %s: copying from %s into %s: %w", part.Name, from, req.Dir, err)
 		}
 	}
 	d, err := finishIndex(p, idx, req)

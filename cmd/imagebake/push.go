@@ -49,7 +49,11 @@ digest, tagged X.Y.Z-ARCH, then the image index, tagged X.Y.Z, then the SBOM
 and the manifest (with its signature) attached to the index as OCI 1.1
 referrers (the referrers tag sha256-DIGEST on registries without the
 referrers API). Blobs the registry has are not sent again; pushing the same
-release twice writes nothing. A tag that names other content is refused
+release twice writes nothing. A per-arch bake (bake --arch, its manifest
+saying partial_of) is pushed for merge on another machine: each image under
+X.Y.Z-ARCH with the partial's manifest attached, no index (X.Y.Z is the
+merged release's); merge REGISTRY/REPO:X.Y.Z-ARCH ... takes them from there.
+A tag that names other content is refused
 (exit 4), before anything is written, unless --force: releases are
 immutable.
 
@@ -65,6 +69,11 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var sig []byte
+			if store != "" {
+				if m, err := manifest.Read(filepath.Join(args[0], manifest.FileName)); err == nil && len(m.PartialOf) > 0 {
+					return usageErr("%s is a per-arch bake (partial_of %v): it is not a release of the store; merge the arches, then push the merged release with --store", args[0], m.PartialOf)
+				}
+			}
 			if store != "" && kf.key == "" && os.Getenv("IMAGEBAKE_KEY") == "" {
 				return usageErr("--store records the push in the store's signed catalog: give --key or set IMAGEBAKE_KEY")
 			}

@@ -16,22 +16,31 @@
 #   AWS_*           the S3 endpoint and credentials, the AWS way
 # Step-specific:
 #   bake:  ARCH, and optionally CONTEXT (bake --context, where the base is)
-#   merge: PARTS, a directory holding each runner's partial-ARCH/ folder
+#   merge: ARCHES, the release's arches ("amd64 arm64"): their per-arch
+#          images are taken from REGISTRY_REPO; or PARTS, a directory holding
+#          each runner's partial-ARCH/ folder (handed over as CI artifacts)
 set -euo pipefail
 IB=${IMAGEBAKE:-imagebake}
 step=${1:?usage: steps.sh bake|merge|publish}
 : "${CONTROL_REPO:?}" "${RELEASE:?}"
 case $step in
-bake) # one runner per arch; its output (partial-ARCH/) is the job's artifact
-  : "${ARCH:?}" "${AGENTS:?}"
+bake) # one runner per arch; its image (tag X.Y.Z-ARCH) and partial manifest go to the registry
+  : "${ARCH:?}" "${AGENTS:?}" "${REGISTRY_REPO:?}"
   "$IB" bake --repo "$CONTROL_REPO" --release "$RELEASE" --arch "$ARCH" \
     --store "$AGENTS" --context "${CONTEXT:-.}" --out "partial-$ARCH"
+  part=(partial-"$ARCH"/*-"$RELEASE")
+  "$IB" push "${part[0]}" "$REGISTRY_REPO"
   ;;
-merge) # joins the partials into the release, byte for byte one bake of all arches
-  : "${PARTS:?}"
-  shopt -s nullglob
-  parts=("$PARTS"/partial-*/*-"$RELEASE")
-  [ ${#parts[@]} -gt 0 ] || { echo "no partial-*/NAME-$RELEASE under $PARTS" >&2; exit 2; }
+merge) # joins the per-arch bakes into the release, byte for byte one bake of all arches
+  parts=()
+  if [ -n "${PARTS:-}" ]; then
+    shopt -s nullglob
+    parts=("$PARTS"/partial-*/*-"$RELEASE")
+    [ ${#parts[@]} -gt 0 ] || { echo "no partial-*/NAME-$RELEASE under $PARTS" >&2; exit 2; }
+  else
+    : "${ARCHES:?ARCHES (or PARTS) is needed}" "${REGISTRY_REPO:?}"
+    for a in ${ARCHES//,/ }; do parts+=("$REGISTRY_REPO:$RELEASE-$a"); done
+  fi
   "$IB" merge --out dist "${parts[@]}"
   ;;
 publish) # into the S3 store's signed catalog, then to the registry (recorded in the catalog)

@@ -184,3 +184,22 @@ func Registry(t testing.TB) string {
 	t.Fatalf("docker-registry did not listen on %s:\n%s", addr, out.String())
 	return ""
 }
+
+// TreeFiles reads every file under dir, by path relative to dir.
+func TreeFiles(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
