@@ -19,18 +19,22 @@ scratch = true
 [agents]
 name = "benchagent"
 major = "1"
-stores = ["$W/store"]
+stores = ["store"]
 T
 git -C "$C" add -A && git -C "$C" commit -qm bench && git -C "$C" tag v1.0.0
+# elf ARCH: a 64-bit little-endian ELF executable header for ARCH (the
+# agent store checks a binary is for its arch); random bytes follow it
+elf() { python3 -c 'import struct,sys; m={"amd64":62,"arm64":183,"riscv64":243}[sys.argv[1]]
+sys.stdout.buffer.write(b"\x7fELF\x02\x01\x01"+bytes(9)+struct.pack("<HHIQQQIHHHHHH",2,m,1,0,0,0,0,64,56,0,64,0,0))' "$1"; }
 for a in amd64 arm64 riscv64; do
-  mkdir -p "$W/agent-$a/bin"; head -c "${MIB}M" /dev/urandom >"$W/agent-$a/bin/benchagent"
+  mkdir -p "$W/agent-$a/bin"; elf "$a" >"$W/agent-$a/bin/benchagent"; head -c "${MIB}M" /dev/urandom >>"$W/agent-$a/bin/benchagent"
   "$BIN" agents publish --from "$W/agent-$a" --store "$W/store" --name benchagent --version 1.0.0 --arch "$a" -q >/dev/null
 done
 t() { /usr/bin/time -f "%e %M" -o "$W/t" "$@" >"$W/log" 2>&1 || { cat "$W/log" >&2; exit 1; }; cat "$W/t"; }
-read cold_s cold_k < <(t "$BIN" bake --repo "$C" --release 1.0.0 --out "$W/dist" --cache "$W/cache" -q)
-read noop_s noop_k < <(t "$BIN" bake --repo "$C" --release 1.0.0 --out "$W/dist" --cache "$W/cache" -q)
+read cold_s cold_k < <(t "$BIN" bake --repo "$C" --release 1.0.0 --out "$W/dist" --cache "$W/cache" --context "$W" -q)
+read noop_s noop_k < <(t "$BIN" bake --repo "$C" --release 1.0.0 --out "$W/dist" --cache "$W/cache" --context "$W" -q)
 rm -rf "$W/dist"
-read warm_s warm_k < <(t "$BIN" bake --repo "$C" --release 1.0.0 --out "$W/dist" --cache "$W/cache" -q)
+read warm_s warm_k < <(t "$BIN" bake --repo "$C" --release 1.0.0 --out "$W/dist" --cache "$W/cache" --context "$W" -q)
 # the same payload as a plain tree: environment with modules, agents per arch
 P=$W/payload; E=$P/etc/puppetlabs/code/environments/production
 mkdir -p "$E" && git -C "$C" archive v1.0.0 | tar -x -C "$E"
