@@ -73,6 +73,7 @@ bench: build test-tools
 	./bench/puppetfile.sh $(BIN)
 	./bench/agents-sync.sh $(BIN)
 	./bench/bake.sh $(BIN)
+	./bench/push.sh $(BIN)
 	$(GO) test ./agents -run '^$$' -bench . -benchtime 20x
 
 clean:
