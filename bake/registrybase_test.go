@@ -3,6 +3,7 @@ package bake
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -19,13 +21,19 @@ import (
 // pushBase pushes a base index of arches to a new in-memory registry and
 // returns the server, the pinned reference and each arch's first layer.
 func pushBase(t *testing.T, arches ...string) (*httptest.Server, string, map[string]string) {
-	t.Helper()
-	srv, host := testutil.MemRegistry(t, nil)
-	idx, imgs := testutil.BaseIndex(t, arches...)
+	srv, ref, imgs := pushBaseImages(t, arches...)
 	first := map[string]string{}
 	for arch, img := range imgs {
 		first[arch] = testutil.FirstLayer(t, img)
 	}
+	return srv, ref, first
+}
+
+// pushBaseImages is pushBase returning each arch's image.
+func pushBaseImages(t *testing.T, arches ...string) (*httptest.Server, string, map[string]v1.Image) {
+	t.Helper()
+	srv, host := testutil.MemRegistry(t, nil)
+	idx, imgs := testutil.BaseIndex(t, arches...)
 	d, _ := idx.Digest()
 	ref := host + "/library/base@" + d.String()
 	r, err := name.NewDigest(ref, name.Insecure)
@@ -35,7 +43,7 @@ func pushBase(t *testing.T, arches ...string) (*httptest.Server, string, map[str
 	if err := remote.WriteIndex(r, idx); err != nil {
 		t.Fatal(err)
 	}
-	return srv, ref, first
+	return srv, ref, imgs
 }
 
 // setBase commits imagebake.toml with [base] image = ref and tags release.
@@ -84,6 +92,50 @@ func TestBakeOnRegistryBase(t *testing.T) {
 	}
 	if again.IndexDigest != m.IndexDigest {
 		t.Errorf("second bake %s, first %s", again.IndexDigest, m.IndexDigest)
+	}
+}
+
+// The rootfs builder on a registry base: each arch's tarball holds its
+// base image's files (every layer, in order) under the payload.
+func TestRootfsOnRegistryBase(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	_, ref, imgs := pushBaseImages(t, "amd64", "arm64")
+	setBase(t, repo, ref, "1.3.0")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Release, o.Builder = "1.3.0", "rootfs"
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range m.Images {
+		b, err := os.ReadFile(filepath.Join(o.Out, m.Family+"-"+m.Release, im.Name+".rootfs.tar.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := testutil.Untar(t, b)
+		ls, _ := imgs[im.Arch].Layers()
+		for _, l := range ls {
+			rc, _ := l.Compressed()
+			raw, _ := io.ReadAll(rc)
+			rc.Close()
+			for name, content := range testutil.Untar(t, raw) {
+				if got[name] != content {
+					t.Errorf("%s: the base's %s is missing or differs", im.Name, name)
+				}
+			}
+		}
+		if im.Base.Ref != ref {
+			t.Errorf("%s: base %+v, want %s", im.Name, im.Base, ref)
+		}
+		payload := 0
+		for name := range got {
+			if strings.HasPrefix(name, "etc/puppetlabs/code/environments/") {
+				payload++
+			}
+		}
+		if payload == 0 {
+			t.Errorf("%s: no control repo environment in the rootfs over the base", im.Name)
+		}
 	}
 }
 
