@@ -67,6 +67,9 @@ fuzz:
 	$(FUZZ) ./builders -fuzz FuzzScanTar
 	$(FUZZ) ./deploy -fuzz FuzzParse
 	$(FUZZ) ./internal/strict -fuzz FuzzDecodeTOML
+	$(FUZZ) ./internal/distro -fuzz FuzzParseOSRelease
+	$(FUZZ) ./internal/distro -fuzz FuzzParseDpkgStatus
+	$(FUZZ) ./internal/distro -fuzz FuzzParseApkInstalled
 
 # Side-by-side benchmarks, each against its peer tool in one run.
 bench: build test-tools

@@ -1,0 +1,248 @@
+package distro
+
+import (
+	"archive/tar"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+)
+
+// MaxFile is the largest package database or os-release file read.
+const MaxFile = 64 << 20
+
+const (
+	statusFile = "var/lib/dpkg/status"
+	statusDir  = "var/lib/dpkg/status.d/"
+	apkFile    = "lib/apk/db/installed"
+)
+
+// wanted says whether the content of the file at p (clean, no leading
+// slash) is kept.
+func wanted(p string) bool {
+	switch p {
+	case "etc/os-release", "usr/lib/os-release", statusFile, apkFile:
+		return true
+	}
+	return strings.HasPrefix(p, statusDir) && !strings.HasSuffix(p, ".md5sums")
+}
+
+// binDir says whether p is in a directory where /bin/sh may point.
+func binDir(p string) bool {
+	d := path.Dir(p)
+	return d == "bin" || d == "usr/bin" || d == "sbin" || d == "usr/sbin"
+}
+
+type entry struct {
+	layer   int
+	link    string // a symlink's target; "" for a file
+	content []byte // wanted files: the whole file; bin files: the ELF header
+}
+
+// Collector keeps, over the layers of a root file system given in order,
+// the files it reads: os-release, the package databases, the symlinks and
+// the ELF headers of the programs /bin/sh may be.
+type Collector struct {
+	layer   int
+	files   map[string]entry
+	notes   []string
+	skipped map[string]bool
+}
+
+// NewCollector starts with the first layer.
+func NewCollector() *Collector {
+	return &Collector{files: map[string]entry{}, skipped: map[string]bool{}}
+}
+
+// NextLayer starts the next layer: its entries replace and its whiteouts
+// remove what earlier layers had.
+func (c *Collector) NextLayer() { c.layer++ }
+
+// remove drops what earlier layers have at p and below (below only, when
+// under is set: an opaque directory).
+func (c *Collector) remove(p string, under bool) {
+	for k, e := range c.files {
+		if e.layer < c.layer && ((k == p && !under) || strings.HasPrefix(k, p+"/") || p == "") {
+			delete(c.files, k)
+		}
+	}
+}
+
+// Add takes one tar entry of the current layer and, for a file it keeps,
+// its content from r.
+func (c *Collector) Add(h *tar.Header, r io.Reader) error {
+	p := strings.Trim(path.Clean("/"+h.Name), "/")
+	dir, base := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	switch {
+	case base == ".wh..wh..opq":
+		c.remove(dir, true)
+		return nil
+	case strings.HasPrefix(base, ".wh."):
+		c.remove(path.Join(dir, strings.TrimPrefix(base, ".wh.")), false)
+		return nil
+	}
+	if c.layer > 0 {
+		c.remove(p, false) // a new entry replaces the old one (and a dir's content, if a file now)
+	}
+	switch h.Typeflag {
+	case tar.TypeSymlink:
+		c.files[p] = entry{layer: c.layer, link: h.Linkname}
+	case tar.TypeLink:
+		// a hard link is the file it names: copy what is kept of it
+		if e, ok := c.files[strings.Trim(path.Clean("/"+h.Linkname), "/")]; ok {
+			e.layer = c.layer
+			c.files[p] = e
+		}
+	case tar.TypeReg:
+		switch {
+		case wanted(p):
+			if h.Size > MaxFile {
+				c.notes = append(c.notes, fmt.Sprintf("/%s is %d MiB, past the %d MiB read: not read", p, h.Size>>20, MaxFile>>20))
+				return nil
+			}
+			b, err := io.ReadAll(io.LimitReader(r, MaxFile))
+			if err != nil {
+				return fmt.Errorf("reading /%s: %w", p, err)
+			}
+			c.files[p] = entry{layer: c.layer, content: b}
+		case binDir(p):
+			hdr := make([]byte, 64)
+			n, _ := io.ReadFull(r, hdr)
+			c.files[p] = entry{layer: c.layer, content: hdr[:n]}
+		}
+	}
+	return nil
+}
+
+// resolve follows symlinks in p (clean, no leading slash), component by
+// component, as the kernel would inside the root file system.
+func (c *Collector) resolve(p string) (string, bool) {
+	parts := strings.Split(p, "/")
+	cur := ""
+	for hops := 0; len(parts) > 0; {
+		next := path.Join(cur, parts[0])
+		parts = parts[1:]
+		e, ok := c.files[next]
+		if !ok || e.link == "" {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", false
+		}
+		t := e.link
+		if !strings.HasPrefix(t, "/") {
+			t = path.Join(cur, t)
+		}
+		t = strings.Trim(path.Clean("/"+t), "/")
+		parts = append(strings.Split(t, "/"), parts...)
+		cur = ""
+		if t == "" {
+			parts = parts[1:]
+		}
+	}
+	return cur, true
+}
+
+// file returns the kept content of p after symlinks.
+func (c *Collector) file(p string) ([]byte, string, bool) {
+	r, ok := c.resolve(p)
+	if !ok {
+		return nil, "", false
+	}
+	e, ok := c.files[r]
+	if !ok || e.link != "" || e.content == nil {
+		return nil, r, false
+	}
+	return e.content, r, true
+}
+
+// Info reads what was collected. Every file that could not be read whole
+// is named in Notes; what could be read is returned all the same.
+func (c *Collector) Info() *Info {
+	info := &Info{Notes: append([]string(nil), c.notes...)}
+	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+		if b, real, ok := c.file(p); ok {
+			var notes []string
+			info.OS, notes = ParseOSRelease("/"+real, b)
+			info.Notes = append(info.Notes, notes...)
+			break
+		}
+	}
+	var ps []Package
+	var notes []string
+	if b, _, ok := c.file(statusFile); ok {
+		info.Format = Dpkg
+		ps, notes = ParseDpkgStatus("/"+statusFile, b)
+		info.Notes = append(info.Notes, notes...)
+	}
+	var dir []string
+	for k, e := range c.files {
+		if strings.HasPrefix(k, statusDir) && e.link == "" && e.content != nil {
+			dir = append(dir, k)
+		}
+	}
+	sort.Strings(dir)
+	for _, k := range dir {
+		info.Format = Dpkg
+		more, notes := ParseDpkgStatus("/"+k, c.files[k].content)
+		ps = append(ps, more...)
+		info.Notes = append(info.Notes, notes...)
+	}
+	if b, _, ok := c.file(apkFile); ok && info.Format == "" {
+		info.Format = Apk
+		ps, notes = ParseApkInstalled("/"+apkFile, b)
+		info.Notes = append(info.Notes, notes...)
+	}
+	where := "the dpkg database"
+	if info.Format == Apk {
+		where = "/" + apkFile
+	}
+	ps, notes = duplicates(where, ps)
+	info.Notes = append(info.Notes, notes...)
+	SortPackages(ps)
+	info.Packages = ps
+	if b, _, ok := c.file("bin/sh"); ok {
+		info.Machine = elfMachine(b)
+	}
+	return info
+}
+
+// elfMachine is the Go architecture of an ELF header's machine, "" when b
+// is not an ELF header imagebake knows. Only the identification and
+// e_machine are read: the rest of the file is not kept.
+func elfMachine(b []byte) string {
+	if len(b) < 20 || string(b[:4]) != elf.ELFMAG {
+		return ""
+	}
+	var order binary.ByteOrder = binary.LittleEndian
+	if elf.Data(b[elf.EI_DATA]) == elf.ELFDATA2MSB {
+		order = binary.BigEndian
+	}
+	switch elf.Machine(order.Uint16(b[18:20])) {
+	case elf.EM_X86_64:
+		return "amd64"
+	case elf.EM_AARCH64:
+		return "arm64"
+	case elf.EM_ARM:
+		return "arm"
+	case elf.EM_386:
+		return "386"
+	case elf.EM_PPC64:
+		if order == binary.LittleEndian {
+			return "ppc64le"
+		}
+		return "ppc64"
+	case elf.EM_S390:
+		return "s390x"
+	case elf.EM_RISCV:
+		return "riscv64"
+	case elf.EM_LOONGARCH:
+		return "loong64"
+	}
+	return ""
+}
