@@ -11,6 +11,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	_ "github.com/imagebake/imagebake/builders/oci"    // registers "oci"
 	_ "github.com/imagebake/imagebake/builders/rootfs" // registers "rootfs"
+	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/tarball"
@@ -61,7 +62,8 @@ func Build(ctx context.Context, in *Inputs, p *Staged, dir string, o Options) (*
 	m.IndexDigest = res.IndexDigest
 	for i, r := range res.Images {
 		im := &m.Images[i]
-		im.Digest, im.Artifact, im.Base.Digest = r.Digest, r.Artifact, r.BaseDigest
+		im.Digest, im.Artifact, im.Base.Digest = r.Digest, r.Artifact, r.Base.Digest
+		im.Base.OS, im.Base.Packages = baseContent(r.Base.Info)
 		for _, l := range r.Layers {
 			im.Layers = append(im.Layers, manifest.Layer{Role: l.Role, MediaType: string(l.MediaType), DiffID: l.DiffID.String(), Digest: l.Digest.String(), Size: l.Size})
 		}
@@ -101,4 +103,25 @@ func (o *Options) base(cfg *Config, arch string) (builders.Base, error) {
 		}
 	}
 	return bb, nil
+}
+
+// baseContent is what the manifest records of a base's files: its OS and
+// packages (nil for what it does not have).
+func baseContent(info *distro.Info) (*manifest.OS, *manifest.Packages) {
+	if info == nil {
+		return nil, nil
+	}
+	var os *manifest.OS
+	if info.OS != nil {
+		o := manifest.OS(*info.OS)
+		os = &o
+	}
+	if info.Format == "" {
+		return os, nil
+	}
+	ps := &manifest.Packages{Format: info.Format, Count: len(info.Packages), Digest: distro.PackagesDigest(info.Packages), List: []manifest.Package{}}
+	for _, p := range info.Packages {
+		ps.List = append(ps.List, manifest.Package(p))
+	}
+	return os, ps
 }

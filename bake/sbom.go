@@ -8,6 +8,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/package-url/packageurl-go"
 )
 
 // SBOMName is the SPDX 2.3 JSON SBOM beside the manifest.
@@ -36,7 +37,15 @@ type spdxPackage struct {
 	DownloadLocation string         `json:"downloadLocation"`
 	FilesAnalyzed    bool           `json:"filesAnalyzed"`
 	Checksums        []spdxChecksum `json:"checksums,omitempty"`
+	LicenseDeclared  string         `json:"licenseDeclared,omitempty"`
 	Comment          string         `json:"comment,omitempty"`
+	ExternalRefs     []spdxRef      `json:"externalRefs,omitempty"`
+}
+
+type spdxRef struct {
+	Category string `json:"referenceCategory"`
+	Type     string `json:"referenceType"`
+	Locator  string `json:"referenceLocator"`
 }
 
 type spdxChecksum struct {
@@ -90,9 +99,53 @@ func writeSBOM(m *manifest.Manifest, name string) error {
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, spdxRelation{"SPDXRef-DOCUMENT", "DESCRIBES", p.SPDXID})
 	}
+	for _, im := range m.Images {
+		basePackages(&doc, im)
+	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(name, append(b, '\n'), 0o644)
+}
+
+// basePackages adds im's base and its packages, each with its package URL
+// (pkg:deb/debian/openssl@3.0.11-1~deb12u1?arch=amd64&distro=debian-12).
+func basePackages(doc *spdxDoc, im manifest.Image) {
+	ps := im.Base.Packages
+	if ps == nil {
+		return
+	}
+	baseID := spdxID("Base", im.Arch)
+	doc.Packages = append(doc.Packages, spdxPackage{SPDXID: baseID, Name: im.Base.Ref, VersionInfo: im.Base.Digest,
+		DownloadLocation: "NOASSERTION", Comment: "the base of " + im.Name})
+	doc.Relationships = append(doc.Relationships, spdxRelation{"SPDXRef-DOCUMENT", "DESCRIBES", baseID})
+	namespace, distro := "", ""
+	if os := im.Base.OS; os != nil {
+		namespace, distro = os.ID, os.ID
+		if os.VersionID != "" {
+			distro += "-" + os.VersionID
+		}
+	}
+	for _, p := range ps.List {
+		q := packageurl.Qualifiers{}
+		if p.Arch != "" {
+			q = append(q, packageurl.Qualifier{Key: "arch", Value: p.Arch})
+		}
+		if distro != "" {
+			q = append(q, packageurl.Qualifier{Key: "distro", Value: distro})
+		}
+		purl := packageurl.NewPackageURL(ps.Format, namespace, p.Name, p.Version, q, "")
+		sp := spdxPackage{SPDXID: spdxID("BasePackage", im.Arch+"-"+p.Name+"-"+p.Arch), Name: p.Name, VersionInfo: p.Version,
+			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl.ToString()}}}
+		if p.Source != "" && p.Source != p.Name {
+			sp.Comment = "source package " + p.Source
+		}
+		if p.License != "" {
+			sp.LicenseDeclared = "NOASSERTION"
+			sp.Comment = strings.TrimPrefix(sp.Comment+"; license "+p.License, "; ")
+		}
+		doc.Packages = append(doc.Packages, sp)
+		doc.Relationships = append(doc.Relationships, spdxRelation{baseID, "CONTAINS", sp.SPDXID})
+	}
 }

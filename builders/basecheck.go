@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 )
 
@@ -37,6 +38,9 @@ const (
 type BaseReport struct {
 	Devices []string
 	Setuid  []string
+	// Collect, when set, is given every entry: what the base says about
+	// itself (OS, packages) is read on the same pass.
+	Collect *distro.Collector
 }
 
 // Warnings formats the report as lines for the log, at most a few names each.
@@ -121,7 +125,10 @@ func scanTar(r io.Reader, compressed int64, what string, rep *BaseReport) (int, 
 		h, err := tr.Next()
 		if err == nil {
 			n++
-			if err = checkEntry(h, rep); err == nil {
+			if err = checkEntry(h, rep); err == nil && rep.Collect != nil {
+				err = rep.Collect.Add(h, tr)
+			}
+			if err == nil {
 				_, err = io.Copy(io.Discard, tr)
 			}
 		}
@@ -184,14 +191,18 @@ func checkEntry(h *tar.Header, rep *BaseReport) error {
 	return nil
 }
 
-// scanLayers checks every layer of a base image.
+// scanLayers checks every layer of a base image and reads what it says
+// about itself.
 func scanLayers(img v1.Image, what string) (*BaseReport, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, err
 	}
-	rep := &BaseReport{}
+	rep := &BaseReport{Collect: distro.NewCollector()}
 	for i, l := range ls {
+		if i > 0 {
+			rep.Collect.NextLayer()
+		}
 		size, err := l.Size()
 		if err != nil {
 			return nil, err

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,6 +30,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/tarball"
@@ -169,15 +171,52 @@ type Base struct {
 	Cache  string            `json:"-"`
 }
 
-// LoadBase returns the base image for arch, checking every pin. It also
-// returns the digest to record: the image manifest digest for a layout,
-// the tarball's sha256 for a rootfs, "" for scratch.
-func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time, log io.Writer) (v1.Image, string, error) {
+// FoundBase is what a loaded base is: the digest to record (the image
+// manifest digest for a layout or registry image, the tarball's sha256
+// for a rootfs, "" for scratch) and what its files say about it (nil for
+// scratch).
+type FoundBase struct {
+	Digest string
+	Info   *distro.Info
+}
+
+// ErrBaseArch marks a base built for another architecture than the image.
+var ErrBaseArch = fmt.Errorf("base built for another architecture: %w", failure.ErrVerify)
+
+// LoadBase returns the base image for arch, checking every pin, and what
+// it is. A base whose packages (or, without a package database, /bin/sh)
+// are built for another architecture is refused.
+func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time, log io.Writer) (v1.Image, FoundBase, error) {
+	img, found, what, err := loadBase(ctx, b, arch, blobDir, epoch, log)
+	if err != nil || found.Info == nil {
+		return img, found, err
+	}
+	for _, n := range found.Info.Notes {
+		logf(log, "note: %s: %s\n", what, n)
+	}
+	got, others := found.Info.Arch()
+	switch {
+	case got != "" && got != arch:
+		by := "its packages are"
+		if len(found.Info.Packages) == 0 || distro.GoArch(found.Info.Packages[0].Arch) == "" && len(others) == 0 {
+			by = "/bin/sh is"
+		}
+		return nil, FoundBase{}, fmt.Errorf("%w: %s is for %s (%s built for %s), the image is for %s: give [bases.%s] a base built for %s", ErrBaseArch, what, got, by, got, arch, arch, arch)
+	case len(others) > 0:
+		logf(log, "note: %s: most packages are for %s, some for %s\n", what, got, strings.Join(others, ", "))
+	case got == "" && found.Info.OS != nil:
+		logf(log, "note: %s: no package database and no /bin/sh to tell its architecture by\n", what)
+	}
+	return img, found, nil
+}
+
+func loadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time, log io.Writer) (v1.Image, FoundBase, string, error) {
 	switch {
 	case b.Scratch:
-		return empty.Image, "", nil
+		return empty.Image, FoundBase{}, "scratch", nil
 	case b.Rootfs != "":
-		return rootfsBase(b, blobDir, epoch, log)
+		img, found, err := rootfsBase(b, blobDir, epoch, log)
+		return img, found, "base rootfs " + b.Rootfs, err
 	case b.Layout != "" || b.Image != "":
 		var img v1.Image
 		var digest, what string
@@ -190,43 +229,43 @@ func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 			what = fmt.Sprintf("base layout %s image %s", b.Layout, digest)
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, FoundBase{}, what, err
 		}
 		rep, err := scanLayers(img, what)
 		if err != nil {
-			return nil, "", err
+			return nil, FoundBase{}, what, err
 		}
 		for _, w := range rep.Warnings(what) {
 			logf(log, "note: %s\n", w)
 		}
-		return img, digest, nil
+		return img, FoundBase{Digest: digest, Info: rep.Collect.Info()}, what, nil
 	}
-	return nil, "", errors.New("base: nothing configured")
+	return nil, FoundBase{}, "", errors.New("base: nothing configured")
 }
 
-func rootfsBase(b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Image, string, error) {
+func rootfsBase(b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Image, FoundBase, error) {
 	// first the pin: nothing else is read from a file that is not the one pinned
 	f, err := os.Open(b.Rootfs)
 	if err != nil {
-		return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
 	}
 	fh := sha256.New()
 	size, err := io.Copy(fh, f)
 	f.Close()
 	if err != nil {
-		return nil, "", fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
 	}
 	sum := hex.EncodeToString(fh.Sum(nil))
 	if sum != b.SHA256 {
 		// the actual digest is not printed: it is what a repo that may not
 		// name host files would need to pin one
-		return nil, "", fmt.Errorf("%w: base rootfs %s does not match the sha256 imagebake.toml pins (%s); a base changes only with a new pin", ErrDigestMismatch, b.Rootfs, b.SHA256)
+		return nil, FoundBase{}, fmt.Errorf("%w: base rootfs %s does not match the sha256 imagebake.toml pins (%s); a base changes only with a new pin", ErrDigestMismatch, b.Rootfs, b.SHA256)
 	}
 	uh := sha256.New()
-	rep := &BaseReport{}
+	rep := &BaseReport{Collect: distro.NewCollector()}
 	mt, err := scanFile(b.Rootfs, uh, rep)
 	if err != nil {
-		return nil, "", err
+		return nil, FoundBase{}, err
 	}
 	for _, w := range rep.Warnings("base rootfs " + b.Rootfs) {
 		logf(log, "note: %s\n", w)
@@ -240,19 +279,19 @@ func rootfsBase(b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Imag
 	// the blob is copied into the blob dir as is
 	l.Path = filepath.Join(blobDir, sum)
 	if err := os.MkdirAll(blobDir, 0o755); err != nil {
-		return nil, "", err
+		return nil, FoundBase{}, err
 	}
 	if _, err := os.Stat(l.Path); err != nil {
 		// a copy, never a link: the base file is not imagebake's
 		if err := atomicfile.Copy(b.Rootfs, l.Path, 0o644); err != nil {
-			return nil, "", err
+			return nil, FoundBase{}, err
 		}
 	}
 	img, err := AppendLayers(empty.Image, epoch, l)
 	if err != nil {
-		return nil, "", err
+		return nil, FoundBase{}, err
 	}
-	return img, "sha256:" + sum, nil
+	return img, FoundBase{Digest: "sha256:" + sum, Info: rep.Collect.Info()}, nil
 }
 
 func logf(w io.Writer, format string, args ...any) {
@@ -367,29 +406,32 @@ type baseKey struct {
 }
 
 type loadedBase struct {
-	img    v1.Image
-	digest string
+	img   v1.Image
+	found FoundBase
 }
 
 // base loads (hashes, scans, copies) each base once per request, however
 // many arches share it.
-func (req *Request) base(ctx context.Context, b Base, arch string) (v1.Image, string, error) {
+func (req *Request) base(ctx context.Context, b Base, arch string) (v1.Image, FoundBase, error) {
 	k := baseKey{scratch: b.Scratch, layout: b.Layout, digest: b.Digest, rootfs: b.Rootfs, sum: b.SHA256, image: b.Image}
 	if b.Layout != "" || b.Image != "" {
 		k.arch = arch
 	}
 	if l, ok := req.bases[k]; ok {
-		return l.img, l.digest, nil
+		if got, _ := l.found.Info.Arch(); l.found.Info != nil && got != "" && got != arch {
+			return nil, FoundBase{}, fmt.Errorf("%w: the base is for %s, the image is for %s: give [bases.%s] a base built for %s", ErrBaseArch, got, arch, arch, arch)
+		}
+		return l.img, l.found, nil
 	}
-	img, digest, err := LoadBase(ctx, b, arch, req.BlobDir, req.Epoch, req.Log)
+	img, found, err := LoadBase(ctx, b, arch, req.BlobDir, req.Epoch, req.Log)
 	if err != nil {
-		return nil, "", err
+		return nil, FoundBase{}, err
 	}
 	if req.bases == nil {
 		req.bases = map[baseKey]loadedBase{}
 	}
-	req.bases[k] = loadedBase{img, digest}
-	return img, digest, nil
+	req.bases[k] = loadedBase{img, found}
+	return img, found, nil
 }
 
 // Image is one arch's inputs.
@@ -408,8 +450,9 @@ type Result struct {
 
 // ImageResult is one arch's image.
 type ImageResult struct {
-	Arch, Digest, Artifact, BaseDigest string
-	Layers                             []Layer // every layer, base first
+	Arch, Digest, Artifact string
+	Base                   FoundBase
+	Layers                 []Layer // every layer, base first
 }
 
 // Annotations are the OCI annotations of an image of req.
@@ -424,23 +467,23 @@ func (req *Request) Annotations(ref string) map[string]string {
 
 // Assemble builds the v1.Image of one arch: base, payload layers, config
 // for linux/arch created at the epoch, OCI media types and annotations.
-// It returns the image and the number of base layers.
-func Assemble(ctx context.Context, req *Request, im Image) (v1.Image, int, string, error) {
-	base, baseDigest, err := req.base(ctx, im.Base, im.Arch)
+// It returns the image, the number of base layers and what the base is.
+func Assemble(ctx context.Context, req *Request, im Image) (v1.Image, int, FoundBase, error) {
+	base, found, err := req.base(ctx, im.Base, im.Arch)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("image %s: %w", im.Name, err)
+		return nil, 0, FoundBase{}, fmt.Errorf("image %s: %w", im.Name, err)
 	}
 	bl, err := base.Layers()
 	if err != nil {
-		return nil, 0, "", err
+		return nil, 0, FoundBase{}, err
 	}
 	img, err := AppendLayers(base, req.Epoch, im.Layers...)
 	if err != nil {
-		return nil, 0, "", err
+		return nil, 0, FoundBase{}, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, 0, "", err
+		return nil, 0, FoundBase{}, err
 	}
 	cf = cf.DeepCopy()
 	cf.Architecture, cf.OS = im.Arch, "linux"
@@ -451,12 +494,12 @@ func Assemble(ctx context.Context, req *Request, im Image) (v1.Image, int, strin
 	cf.Config.Labels["org.opencontainers.image.version"] = req.Release
 	cf.Config.Labels["org.opencontainers.image.revision"] = req.Revision
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return nil, 0, "", err
+		return nil, 0, FoundBase{}, err
 	}
 	img = mutate.MediaType(img, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img = mutate.Annotations(img, req.Annotations(im.Name)).(v1.Image)
-	return img, len(bl), baseDigest, nil
+	return img, len(bl), found, nil
 }
 
 // Layers lists img's layers as Layers with roles: the first nBase are the base's.
@@ -484,4 +527,29 @@ func Layers(img v1.Image, nBase int, payload []Layer) ([]Layer, error) {
 		out = append(out, Layer{Role: "base", MediaType: mt, Digest: d, DiffID: di, Size: sz})
 	}
 	return out, nil
+}
+
+// Inspect reads what base b is for arch (its OS and packages) without
+// building on it: no pin is checked and nothing is copied. For a rootfs
+// the digest is the tarball's sha256.
+func Inspect(ctx context.Context, b Base, arch string) (FoundBase, error) {
+	if b.Rootfs == "" {
+		_, found, _, err := loadBase(ctx, b, arch, "", time.Time{}, nil)
+		return found, err
+	}
+	f, err := os.Open(b.Rootfs)
+	if err != nil {
+		return FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+	}
+	rep := &BaseReport{Collect: distro.NewCollector()}
+	if _, err := scanFile(b.Rootfs, io.Discard, rep); err != nil {
+		return FoundBase{}, err
+	}
+	return FoundBase{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Info: rep.Collect.Info()}, nil
 }

@@ -57,7 +57,7 @@ func Build(ctx context.Context, req *builders.Request) (*builders.Result, error)
 	res := &builders.Result{}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, im := range req.Images {
-		img, nBase, baseDigest, err := builders.Assemble(ctx, req, im)
+		img, nBase, base, err := builders.Assemble(ctx, req, im)
 		if err != nil {
 			return nil, err
 		}
@@ -72,7 +72,7 @@ func Build(ctx context.Context, req *builders.Request) (*builders.Result, error)
 		if err != nil {
 			return nil, err
 		}
-		res.Images = append(res.Images, builders.ImageResult{Arch: im.Arch, Digest: d.String(), Artifact: "oci:" + im.Name, BaseDigest: baseDigest, Layers: ls})
+		res.Images = append(res.Images, builders.ImageResult{Arch: im.Arch, Digest: d.String(), Artifact: "oci:" + im.Name, Base: base, Layers: ls})
 	}
 	d, err := finishIndex(p, idx, req)
 	if err != nil {

@@ -48,7 +48,7 @@ func (Builder) Build(ctx context.Context, req *builders.Request) (*builders.Resu
 func Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
 	res := &builders.Result{}
 	for _, im := range req.Images {
-		img, _, baseDigest, err := builders.Assemble(ctx, req, im)
+		img, _, base, err := builders.Assemble(ctx, req, im)
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +57,7 @@ func Build(ctx context.Context, req *builders.Request) (*builders.Result, error)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", im.Name, err)
 		}
-		res.Images = append(res.Images, builders.ImageResult{Arch: im.Arch, Digest: l.Digest.String(), Artifact: file, BaseDigest: baseDigest, Layers: []builders.Layer{l}})
+		res.Images = append(res.Images, builders.ImageResult{Arch: im.Arch, Digest: l.Digest.String(), Artifact: file, Base: base, Layers: []builders.Layer{l}})
 	}
 	return res, nil
 }

@@ -209,6 +209,12 @@ func (c *Collector) Info() *Info {
 	if b, _, ok := c.file("bin/sh"); ok {
 		info.Machine = elfMachine(b)
 	}
+	if info.OS == nil {
+		info.Notes = append(info.Notes, "no /etc/os-release or /usr/lib/os-release: the OS is not recorded")
+	}
+	if info.Format == "" {
+		info.Notes = append(info.Notes, "no package database (/var/lib/dpkg/status, /var/lib/dpkg/status.d/, /lib/apk/db/installed): no packages are recorded")
+	}
 	return info
 }
 

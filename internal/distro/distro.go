@@ -108,6 +108,9 @@ func GoArch(a string) string {
 // machine; "" when neither says. others lists any other architectures
 // the packages have, with counts.
 func (i *Info) Arch() (arch string, others []string) {
+	if i == nil {
+		return "", nil
+	}
 	count := map[string]int{}
 	for _, p := range i.Packages {
 		if a := GoArch(p.Arch); a != "" {

@@ -138,10 +138,43 @@ type Image struct {
 	Layers        []Layer `toml:"layer,omitempty" json:"layers,omitempty"`
 }
 
-// Base is an image's base, pinned.
+// Base is an image's base, pinned, and what its files say it is.
 type Base struct {
 	Ref    string `toml:"ref" json:"ref"`
 	Digest string `toml:"digest,omitempty" json:"digest,omitempty"`
+	// OS is the base's os-release identity; nil when it has none.
+	OS *OS `toml:"os,omitempty" json:"os,omitempty"`
+	// Packages are the base's installed packages; nil when it has no
+	// package database imagebake reads.
+	Packages *Packages `toml:"packages,omitempty" json:"packages,omitempty"`
+}
+
+// OS is a base's identity from its os-release.
+type OS struct {
+	ID         string `toml:"id" json:"id"`
+	VersionID  string `toml:"version_id,omitempty" json:"version_id,omitempty"`
+	Codename   string `toml:"codename,omitempty" json:"codename,omitempty"`
+	PrettyName string `toml:"pretty_name,omitempty" json:"pretty_name,omitempty"`
+}
+
+// Packages is a base's package database, read without running anything:
+// every installed package, sorted by name and arch.
+type Packages struct {
+	Format string `toml:"format" json:"format"` // dpkg, apk
+	Count  int    `toml:"count" json:"count"`
+	// Digest is the sha256 of the sorted "NAME VERSION ARCH" lines: equal
+	// for two bases with the same packages.
+	Digest string    `toml:"digest" json:"digest"`
+	List   []Package `toml:"package" json:"list"`
+}
+
+// Package is one installed package of a base.
+type Package struct {
+	Name    string `toml:"name" json:"name"`
+	Version string `toml:"version" json:"version"`
+	Arch    string `toml:"arch" json:"arch"`
+	Source  string `toml:"source,omitempty" json:"source,omitempty"`
+	License string `toml:"license,omitempty" json:"license,omitempty"`
 }
 
 // Agent is the agent binaries an image carries.
