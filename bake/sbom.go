@@ -109,6 +109,9 @@ func writeSBOM(m *manifest.Manifest, name string) error {
 	return atomicfile.WriteFile(name, append(b, '\n'), 0o644)
 }
 
+// purlType is the package URL type of each package database format.
+var purlType = map[string]string{"dpkg": packageurl.TypeDebian, "apk": packageurl.TypeApk}
+
 // basePackages adds im's base and its packages, each with its package URL
 // (pkg:deb/debian/openssl@3.0.11-1~deb12u1?arch=amd64&distro=debian-12).
 func basePackages(doc *spdxDoc, im manifest.Image) {
@@ -135,7 +138,7 @@ func basePackages(doc *spdxDoc, im manifest.Image) {
 		if distro != "" {
 			q = append(q, packageurl.Qualifier{Key: "distro", Value: distro})
 		}
-		purl := packageurl.NewPackageURL(ps.Format, namespace, p.Name, p.Version, q, "")
+		purl := packageurl.NewPackageURL(purlType[ps.Format], namespace, p.Name, p.Version, q, "")
 		sp := spdxPackage{SPDXID: spdxID("BasePackage", im.Arch+"-"+p.Name+"-"+p.Arch), Name: p.Name, VersionInfo: p.Version,
 			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl.ToString()}}}
 		if p.Source != "" && p.Source != p.Name {
