@@ -194,13 +194,9 @@ func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 	for _, n := range found.Info.Notes {
 		logf(log, "note: %s: %s\n", what, n)
 	}
-	got, others := found.Info.Arch()
+	got, by, others := found.Info.ArchBy()
 	switch {
 	case got != "" && got != arch:
-		by := "its packages are"
-		if len(found.Info.Packages) == 0 || distro.GoArch(found.Info.Packages[0].Arch) == "" && len(others) == 0 {
-			by = "/bin/sh is"
-		}
 		return nil, FoundBase{}, fmt.Errorf("%w: %s is for %s (%s built for %s), the image is for %s: give [bases.%s] a base built for %s", ErrBaseArch, what, got, by, got, arch, arch, arch)
 	case len(others) > 0:
 		logf(log, "note: %s: most packages are for %s, some for %s\n", what, got, strings.Join(others, ", "))

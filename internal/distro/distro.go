@@ -108,8 +108,15 @@ func GoArch(a string) string {
 // machine; "" when neither says. others lists any other architectures
 // the packages have, with counts.
 func (i *Info) Arch() (arch string, others []string) {
+	arch, _, others = i.ArchBy()
+	return arch, others
+}
+
+// ArchBy is Arch, also saying what told it: "its packages are" or
+// "/bin/sh is".
+func (i *Info) ArchBy() (arch, by string, others []string) {
 	if i == nil {
-		return "", nil
+		return "", "", nil
 	}
 	count := map[string]int{}
 	for _, p := range i.Packages {
@@ -129,8 +136,11 @@ func (i *Info) Arch() (arch string, others []string) {
 		}
 	}
 	sort.Strings(others)
-	if arch == "" {
-		arch = i.Machine
+	if arch != "" {
+		return arch, "its packages are", others
 	}
-	return arch, others
+	if i.Machine != "" {
+		return i.Machine, "/bin/sh is", nil
+	}
+	return "", "", nil
 }

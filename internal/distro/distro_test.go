@@ -177,7 +177,7 @@ func TestCollectorLayers(t *testing.T) {
 	info = collect(t, map[string]string{
 		"lib/apk/db/installed": "P:musl\nV:1\nA:x86_64\n\nP:musl\nV:2\nA:x86_64\n",
 	})
-	if info.Format != Apk || len(info.Packages) != 1 || len(info.Notes) != 1 || !strings.Contains(info.Notes[0], "musl (x86_64) twice") {
+	if info.Format != Apk || len(info.Packages) != 1 || len(info.Notes) != 2 || !strings.Contains(info.Notes[0], "musl (x86_64) twice") || !strings.Contains(info.Notes[1], "no /etc/os-release") {
 		t.Errorf("apk with a duplicate = %+v", info)
 	}
 }
