@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,4 +46,47 @@ func TestBasePinWrite(t *testing.T) {
 	if after, _ := os.ReadFile(cfg); string(after) != string(before) {
 		t.Errorf("a refused base pin --write changed imagebake.toml")
 	}
+}
+
+// base show reads a Debian tree (os-release, dpkg status) from a rootfs
+// tarball and prints its OS, arch and packages, as text and as JSON.
+func TestBaseShow(t *testing.T) {
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	os.MkdirAll(filepath.Join(tree, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(tree, "var", "lib", "dpkg"), 0o755)
+	os.WriteFile(filepath.Join(tree, "etc", "os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n"), 0o644)
+	os.WriteFile(filepath.Join(tree, "var", "lib", "dpkg", "status"), []byte("Package: libssl3\nStatus: install ok installed\nArchitecture: arm64\nVersion: 3.0.11-1~deb12u1\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n"), 0o644)
+	tarball := filepath.Join(dir, "base.tar.gz")
+	testutil.Run(t, "tar", "-czf", tarball, "-C", tree, ".")
+	out := capture(t, "base", "show", tarball)
+	for _, want := range []string{"os\tdebian 12 (bookworm)", "arch\tarm64", "packages\t2 (dpkg)", "  libssl3\t3.0.11-1~deb12u1\tarm64"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("base show does not say %q:\n%s", want, out)
+		}
+	}
+	var js struct {
+		OS       struct{ ID string }
+		Arch     string
+		Packages []struct{ Name string }
+	}
+	if err := json.Unmarshal([]byte(capture(t, "--json", "base", "show", tarball)), &js); err != nil || js.OS.ID != "debian" || js.Arch != "arm64" || len(js.Packages) != 2 {
+		t.Errorf("base show --json = %+v, %v", js, err)
+	}
+	if code := run(context.Background(), []string{"base", "show", filepath.Join(dir, "missing.tar")}); code == failure.ExitOK {
+		t.Error("base show of a missing path succeeded")
+	}
+}
+
+// capture runs imagebake with args and returns what it printed on stdout.
+func capture(t *testing.T, args ...string) string {
+	t.Helper()
+	root := newRootCommand()
+	var buf strings.Builder
+	root.SetOut(&buf)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("imagebake %s: %v", strings.Join(args, " "), err)
+	}
+	return buf.String()
 }
