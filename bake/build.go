@@ -108,20 +108,11 @@ func (o *Options) base(cfg *Config, arch string) (builders.Base, error) {
 // baseContent is what the manifest records of a base's files: its OS and
 // packages (nil for what it does not have).
 func baseContent(info *distro.Info) (*manifest.OS, *manifest.Packages) {
-	if info == nil {
+	switch {
+	case info == nil:
 		return nil, nil
+	case info.Format == "":
+		return info.OS, nil
 	}
-	var os *manifest.OS
-	if info.OS != nil {
-		o := manifest.OS(*info.OS)
-		os = &o
-	}
-	if info.Format == "" {
-		return os, nil
-	}
-	ps := &manifest.Packages{Format: info.Format, Count: len(info.Packages), Digest: distro.PackagesDigest(info.Packages), List: []manifest.Package{}}
-	for _, p := range info.Packages {
-		ps.List = append(ps.List, manifest.Package(p))
-	}
-	return os, ps
+	return info.OS, &manifest.Packages{Format: info.Format, Count: len(info.Packages), Digest: distro.PackagesDigest(info.Packages), List: append([]manifest.Package{}, info.Packages...)}
 }

@@ -178,6 +178,7 @@ type Base struct {
 type FoundBase struct {
 	Digest string
 	Info   *distro.Info
+	What   string // the base as messages name it ("base rootfs PATH", ...)
 }
 
 // ErrBaseArch marks a base built for another architecture than the image.
@@ -188,6 +189,7 @@ var ErrBaseArch = fmt.Errorf("base built for another architecture: %w", failure.
 // are built for another architecture is refused.
 func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time, log io.Writer) (v1.Image, FoundBase, error) {
 	img, found, what, err := loadBase(ctx, b, arch, blobDir, epoch, log)
+	found.What = what
 	if err != nil || found.Info == nil {
 		return img, found, err
 	}
@@ -414,8 +416,8 @@ func (req *Request) base(ctx context.Context, b Base, arch string) (v1.Image, Fo
 		k.arch = arch
 	}
 	if l, ok := req.bases[k]; ok {
-		if got, _ := l.found.Info.Arch(); l.found.Info != nil && got != "" && got != arch {
-			return nil, FoundBase{}, fmt.Errorf("%w: the base is for %s, the image is for %s: give [bases.%s] a base built for %s", ErrBaseArch, got, arch, arch, arch)
+		if got, _ := l.found.Info.Arch(); got != "" && got != arch {
+			return nil, FoundBase{}, fmt.Errorf("%w: %s is for %s, the image is for %s: give [bases.%s] a base built for %s", ErrBaseArch, l.found.What, got, arch, arch, arch)
 		}
 		return l.img, l.found, nil
 	}

@@ -62,7 +62,8 @@ func NewCollector() *Collector {
 func (c *Collector) NextLayer() { c.layer++ }
 
 // remove drops what earlier layers have at p and below (below only, when
-// under is set: an opaque directory).
+// under is set: an opaque directory). It scans what is kept: whiteouts
+// are few.
 func (c *Collector) remove(p string, under bool) {
 	for k, e := range c.files {
 		if e.layer < c.layer && ((k == p && !under) || strings.HasPrefix(k, p+"/") || p == "") {
@@ -85,9 +86,10 @@ func (c *Collector) Add(h *tar.Header, r io.Reader) error {
 		c.remove(path.Join(dir, strings.TrimPrefix(base, ".wh.")), false)
 		return nil
 	}
-	if c.layer > 0 {
-		c.remove(p, false) // a new entry replaces the old one (and a dir's content, if a file now)
-	}
+	// a new entry replaces what an earlier layer had at the same path (a
+	// directory merges with the one below); no scan of what is kept: this
+	// runs for every entry of every layer
+	delete(c.files, p)
 	switch h.Typeflag {
 	case tar.TypeSymlink:
 		c.files[p] = entry{layer: c.layer, link: h.Linkname}

@@ -49,6 +49,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/imagebake/imagebake/internal/distro"
+
 	"github.com/BurntSushi/toml"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
@@ -149,13 +151,9 @@ type Base struct {
 	Packages *Packages `toml:"packages,omitempty" json:"packages,omitempty"`
 }
 
-// OS is a base's identity from its os-release.
-type OS struct {
-	ID         string `toml:"id" json:"id"`
-	VersionID  string `toml:"version_id,omitempty" json:"version_id,omitempty"`
-	Codename   string `toml:"codename,omitempty" json:"codename,omitempty"`
-	PrettyName string `toml:"pretty_name,omitempty" json:"pretty_name,omitempty"`
-}
+// OS is a base's identity from its os-release (id, version_id,
+// codename, pretty_name): the type the base reader makes.
+type OS = distro.OS
 
 // Packages is a base's package database, read without running anything:
 // every installed package, sorted by name and arch.
@@ -168,14 +166,9 @@ type Packages struct {
 	List   []Package `toml:"package" json:"list"`
 }
 
-// Package is one installed package of a base.
-type Package struct {
-	Name    string `toml:"name" json:"name"`
-	Version string `toml:"version" json:"version"`
-	Arch    string `toml:"arch" json:"arch"`
-	Source  string `toml:"source,omitempty" json:"source,omitempty"`
-	License string `toml:"license,omitempty" json:"license,omitempty"`
-}
+// Package is one installed package of a base (name, version, arch,
+// source, license): the type the base reader makes.
+type Package = distro.Package
 
 // Agent is the agent binaries an image carries.
 type Agent struct {
