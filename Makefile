@@ -20,7 +20,8 @@ build:
 # (checking that the stock tool accepts our signatures).
 # busybox-static gives the Packer acceptance test a base with /bin/sh and tar.
 # docker-registry (distribution 2.8) is the real registry pushes are tested on.
-TEST_PKGS := git g10k skopeo umoci time minisign busybox-static docker-registry
+# rpm (rpm and rpmbuild) makes the real rpm databases bases are read from.
+TEST_PKGS := git g10k skopeo umoci time minisign busybox-static docker-registry rpm
 # packer 1.9.4, built once from the Go module cache (scripts/ensure-packer).
 PACKER := $(CURDIR)/.cache/packer/packer
 # versitygw v1.8.0, the S3 gateway (POSIX backend) S3 stores are tested on.
@@ -70,6 +71,7 @@ fuzz:
 	$(FUZZ) ./internal/distro -fuzz FuzzParseOSRelease
 	$(FUZZ) ./internal/distro -fuzz FuzzParseDpkgStatus
 	$(FUZZ) ./internal/distro -fuzz FuzzParseApkInstalled
+	$(FUZZ) ./internal/distro -fuzz FuzzParseRpmdb
 
 # Side-by-side benchmarks, each against its peer tool in one run.
 bench: build test-tools

@@ -110,7 +110,7 @@ func writeSBOM(m *manifest.Manifest, name string) error {
 }
 
 // purlType is the package URL type of each package database format.
-var purlType = map[string]string{"dpkg": packageurl.TypeDebian, "apk": packageurl.TypeApk}
+var purlType = map[string]string{"dpkg": packageurl.TypeDebian, "apk": packageurl.TypeApk, "rpm": packageurl.TypeRPM}
 
 // basePackages adds im's base and its packages, each with its package URL
 // (pkg:deb/debian/openssl@3.0.11-1~deb12u1?arch=amd64&distro=debian-12).
@@ -138,7 +138,13 @@ func basePackages(doc *spdxDoc, im manifest.Image) {
 		if distro != "" {
 			q = append(q, packageurl.Qualifier{Key: "distro", Value: distro})
 		}
-		purl := packageurl.NewPackageURL(purlType[ps.Format], namespace, p.Name, p.Version, q, "")
+		version := p.Version
+		if e, v, ok := strings.Cut(version, ":"); ok && ps.Format == "rpm" {
+			// the purl spec puts an rpm epoch in a qualifier
+			version = v
+			q = append(q, packageurl.Qualifier{Key: "epoch", Value: e})
+		}
+		purl := packageurl.NewPackageURL(purlType[ps.Format], namespace, p.Name, version, q, "")
 		sp := spdxPackage{SPDXID: spdxID("BasePackage", im.Arch+"-"+p.Name+"-"+p.Arch), Name: p.Name, VersionInfo: p.Version,
 			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl.ToString()}}}
 		if p.Source != "" && p.Source != p.Name {

@@ -27,6 +27,9 @@ func wanted(p string) bool {
 	case "etc/os-release", "usr/lib/os-release", statusFile, apkFile:
 		return true
 	}
+	if rpmFile(p) {
+		return true
+	}
 	return strings.HasPrefix(p, statusDir) && !strings.HasSuffix(p, ".md5sums")
 }
 
@@ -204,6 +207,17 @@ func (c *Collector) Info() *Info {
 	if info.Format == Apk {
 		where = "/" + apkFile
 	}
+	if info.Format == "" {
+		for _, f := range rpmFiles {
+			if b, real, ok := c.file(f); ok {
+				wal, _, _ := c.file(f + "-wal")
+				info.Format, where = Rpm, "/"+real
+				ps, notes = ParseRpmdb("/"+real, b, wal)
+				info.Notes = append(info.Notes, notes...)
+				break
+			}
+		}
+	}
 	ps, notes = duplicates(where, ps)
 	info.Notes = append(info.Notes, notes...)
 	SortPackages(ps)
@@ -215,7 +229,7 @@ func (c *Collector) Info() *Info {
 		info.Notes = append(info.Notes, "no /etc/os-release or /usr/lib/os-release: the OS is not recorded")
 	}
 	if info.Format == "" {
-		info.Notes = append(info.Notes, "no package database (/var/lib/dpkg/status, /var/lib/dpkg/status.d/, /lib/apk/db/installed): no packages are recorded")
+		info.Notes = append(info.Notes, "no package database (/var/lib/dpkg/status, /var/lib/dpkg/status.d/, /lib/apk/db/installed, /var/lib/rpm or /usr/lib/sysimage/rpm): no packages are recorded")
 	}
 	return info
 }
