@@ -29,6 +29,7 @@ import (
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/release"
 )
 
 // Options say what to bake. Time and environment enter here, from the CLI.
@@ -50,6 +51,11 @@ type Options struct {
 	// number is checked against the changes (package release) as soon as
 	// the inputs are pinned, before anything is built.
 	Previous *manifest.Manifest
+
+	// Advisories declare a security release (CVE, DSA, ... IDs): recorded
+	// in the manifest, and needed by the number check for a SECURITY
+	// number.
+	Advisories []string
 
 	// AgentsPerArch takes each arch's newest agent binaries instead of the
 	// newest version every arch has.
@@ -81,13 +87,22 @@ type Options struct {
 }
 
 // Plan resolves every input of a release (commit, module pins, agent
-// binaries, bases) without building: the manifest's inputs part.
-func Plan(ctx context.Context, o Options) (*manifest.Manifest, error) {
-	in, err := Resolve(ctx, o)
-	if err != nil {
-		return nil, err
+// binaries, bases) without building: the manifest's inputs part, with what
+// each base holds (OS and packages, read without building), and the
+// release rules of the candidate's imagebake.toml with o.Advisories.
+func Plan(ctx context.Context, o Options) (*manifest.Manifest, release.Rules, error) {
+	if err := o.normalise(); err != nil {
+		return nil, release.Rules{}, err
 	}
-	return in.Manifest, nil
+	in, err := resolve(ctx, o, nil)
+	if err != nil {
+		return nil, release.Rules{}, err
+	}
+	m, err := in.withBases(ctx, o)
+	if err != nil {
+		return nil, release.Rules{}, err
+	}
+	return m, in.Config.Rules(o.Advisories), nil
 }
 
 // Bake bakes the release into Out/FAMILY-X.Y.Z and returns its manifest:

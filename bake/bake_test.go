@@ -466,7 +466,7 @@ func TestBakeChecksReleaseNumber(t *testing.T) {
 	// a release candidate that is not there names what is
 	p := opts(root, repo, out)
 	p.Ref = "v1.2"
-	if _, err := Plan(ctx, p); err == nil || !strings.Contains(err.Error(), "nearest tags and branches: v1.") {
+	if _, _, err := Plan(ctx, p); err == nil || !strings.Contains(err.Error(), "nearest tags and branches: v1.") {
 		t.Errorf("Plan of a missing candidate = %v, want the nearest refs", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/release"
 )
 
 // debianBase writes a Debian 12 root file system tarball whose packages
@@ -23,10 +25,18 @@ import (
 // path relative to root and its sha256.
 func debianBase(t *testing.T, root, arch string) (string, string) {
 	t.Helper()
-	files := map[string]string{
-		"etc/os-release":      "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n",
-		"var/lib/dpkg/status": "Package: libssl3\nStatus: install ok installed\nArchitecture: " + arch + "\nSource: openssl\nVersion: 3.0.11-1~deb12u1\n\nPackage: libstdc++6\nStatus: install ok installed\nArchitecture: " + arch + "\nVersion: 12.2.0-14\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n",
-	}
+	return writeBase(t, root, "debian-"+arch, bookworm,
+		"Package: libssl3\nStatus: install ok installed\nArchitecture: "+arch+"\nSource: openssl\nVersion: 3.0.11-1~deb12u1\n\nPackage: libstdc++6\nStatus: install ok installed\nArchitecture: "+arch+"\nVersion: 12.2.0-14\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n")
+}
+
+const bookworm = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n"
+
+// writeBase writes a root file system tarball with osRelease and a dpkg
+// status into root/base/NAME.tar.gz and returns its path relative to root
+// and its sha256.
+func writeBase(t *testing.T, root, name, osRelease, status string) (string, string) {
+	t.Helper()
+	files := map[string]string{"etc/os-release": osRelease, "var/lib/dpkg/status": status}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
@@ -36,12 +46,22 @@ func debianBase(t *testing.T, root, arch string) (string, string) {
 	}
 	tw.Close()
 	zw.Close()
-	rel := filepath.Join("base", "debian-"+arch+".tar.gz")
+	rel := filepath.Join("base", name+".tar.gz")
 	if err := os.WriteFile(filepath.Join(root, rel), buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	return rel, hex.EncodeToString(sum[:])
+}
+
+// dpkg is a dpkg status of amd64 packages, each "NAME VERSION".
+func dpkg(pkgs ...string) string {
+	var b strings.Builder
+	for _, p := range pkgs {
+		f := strings.Fields(p)
+		fmt.Fprintf(&b, "Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n", f[0], f[1])
+	}
+	return b.String()
 }
 
 // useBase commits imagebake.toml with [base] rootfs = rel and tags release.
@@ -54,6 +74,67 @@ func useBase(t *testing.T, repo, rel, sum, release string) {
 	os.WriteFile(p, []byte(s), 0o644)
 	testutil.Git(t, repo, "commit", "-qam", "debian base")
 	testutil.Git(t, repo, "tag", "v"+release)
+}
+
+// The release rules on real bakes: a base patched at the same upstream
+// version is a SECURITY release only when an advisory declares it, which
+// the manifest then records; a major package configured in imagebake.toml
+// moving its upstream MAJOR.MINOR needs MAJOR.
+func TestReleaseRulesOnBases(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+	rel, sum := writeBase(t, root, "deb-1", bookworm, dpkg("openssl 3.0.11-1~deb12u1", "curl 7.88.1-10+deb12u5"))
+	useBase(t, repo, rel, sum, "1.1.0")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Arches, o.Release = []string{"amd64"}, "1.1.0"
+	prev, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, sum = writeBase(t, root, "deb-2", bookworm, dpkg("openssl 3.0.11-1~deb12u2", "curl 7.88.1-10+deb12u5"))
+	useBase(t, repo, rel, sum, "1.1.1")
+
+	p := opts(root, repo, o.Out)
+	p.Arches, p.Ref, p.Release = o.Arches, "v1.1.1", prev.Release
+	cand, rules, err := Plan(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := release.Propose(prev, cand, rules)
+	if err != nil || plan.Next != "1.2.0" || !strings.Contains(plan.Note, "--advisory") {
+		t.Errorf("plan without an advisory = %+v, %v; want 1.2.0 with how to declare a security release", plan, err)
+	}
+	rules.Advisories = []string{"CVE-2023-5678"}
+	plan, _ = release.Propose(prev, cand, rules)
+	if plan.Next != "1.1.1" || len(plan.Changes) != 1 || plan.Changes[0].What+": "+plan.Changes[0].Reason != "package openssl: 3.0.11-1~deb12u1 -> 3.0.11-1~deb12u2: same upstream version, patched" {
+		t.Errorf("plan with an advisory = %+v", plan)
+	}
+
+	o.Release, o.Previous = "1.1.1", prev
+	if _, err := Bake(ctx, o); !errors.Is(err, release.ErrNumber) || !strings.Contains(err.Error(), "no advisory declares it") {
+		t.Errorf("bake of a SECURITY number without an advisory = %v", err)
+	}
+	o.Advisories = []string{"CVE-2023-5678"}
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(m.Advisories, ",") != "CVE-2023-5678" {
+		t.Errorf("manifest advisories = %v", m.Advisories)
+	}
+	if b, _ := os.ReadFile(filepath.Join(o.Out, "example-1.1.1", "manifest.toml")); !strings.Contains(string(b), `advisories = ["CVE-2023-5678"]`) {
+		t.Errorf("manifest.toml does not record the advisory:\n%s", b)
+	}
+
+	// curl as a major package: 7.88 -> 8.5 needs MAJOR
+	cfg := filepath.Join(repo, "imagebake.toml")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, "\n[release]\nmajor_packages = [\"curl\", \"python3*\"]\n"...), 0o644)
+	rel, sum = writeBase(t, root, "deb-3", bookworm, dpkg("openssl 3.0.11-1~deb12u2", "curl 8.5.0-2"))
+	useBase(t, repo, rel, sum, "1.2.0")
+	o.Release, o.Previous, o.Advisories = "1.2.0", m, nil
+	if _, err := Bake(ctx, o); !errors.Is(err, release.ErrNumber) || !strings.Contains(err.Error(), "package curl: 7.88.1-10+deb12u5 -> 8.5.0-2: major package, 7.88 -> 8.5 (MAJOR)") {
+		t.Errorf("MINOR bake moving a configured major package = %v", err)
+	}
 }
 
 // The issue's case: one amd64 Debian root file system as [base] for

@@ -12,6 +12,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/strict"
+	"github.com/imagebake/imagebake/release"
 )
 
 // ConfigName is the config file at the root of the control repo.
@@ -33,6 +34,25 @@ type Config struct {
 	Base        *Base           `toml:"base"`  // for every arch
 	Bases       map[string]Base `toml:"bases"` // per arch, over Base
 	Agents      *AgentsConfig   `toml:"agents"`
+	Release     *ReleaseConfig  `toml:"release"`
+}
+
+// ReleaseConfig is how release numbers are judged ([release]).
+type ReleaseConfig struct {
+	// MajorPackages are the base packages (names or globs, matched against
+	// a package's name and its source package's) whose upstream
+	// MAJOR.MINOR change needs a MAJOR release. Unset: the default list
+	// (release.DefaultMajorPackages); an empty list: none.
+	MajorPackages *[]string `toml:"major_packages"`
+}
+
+// Rules are the release rules of the config, with advisories.
+func (c *Config) Rules(advisories []string) release.Rules {
+	r := release.Rules{Advisories: advisories}
+	if c.Release != nil && c.Release.MajorPackages != nil {
+		r.MajorPackages = append([]string{}, *c.Release.MajorPackages...)
+	}
+	return r
 }
 
 // Base is what an image is built on, pinned: exactly one of Scratch, an
@@ -116,6 +136,11 @@ func (c *Config) check() error {
 	}
 	if c.Agents == nil || c.Agents.Name == "" || c.Agents.Major == "" {
 		return bad("[agents] needs name and major (the agent binaries every image carries)")
+	}
+	if c.Release != nil && c.Release.MajorPackages != nil {
+		if err := release.CheckGlobs(*c.Release.MajorPackages); err != nil {
+			return bad("[release] %v", err)
+		}
 	}
 	for _, s := range c.Agents.Stores {
 		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {

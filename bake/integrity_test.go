@@ -215,7 +215,7 @@ func TestOneAgentVersionPerRelease(t *testing.T) {
 	var log strings.Builder
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Log = &log
-	m, err := Plan(ctx, o)
+	m, _, err := Plan(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,12 +226,12 @@ func TestOneAgentVersionPerRelease(t *testing.T) {
 		t.Errorf("the log does not say the newest differ per arch:\n%s", log.String())
 	}
 	o.AgentsPerArch = true
-	if m, err = Plan(ctx, o); err != nil || m.Images[0].Agent.Version != "2.4.0" || m.Images[1].Agent.Version != "2.3.0" {
+	if m, _, err = Plan(ctx, o); err != nil || m.Images[0].Agent.Version != "2.4.0" || m.Images[1].Agent.Version != "2.3.0" {
 		t.Errorf("--agents-per-arch: %v %+v", err, m)
 	}
 
 	root, repo = example(t, map[string][]string{"amd64": {"2.4.0"}, "arm64": {"2.3.0"}})
-	_, err = Plan(ctx, opts(root, repo, filepath.Join(root, "dist")))
+	_, _, err = Plan(ctx, opts(root, repo, filepath.Join(root, "dist")))
 	if !errors.Is(err, agents.ErrNoMatch) || !strings.Contains(err.Error(), "amd64 has 2.4.0; arm64 has 2.3.0") {
 		t.Errorf("no common version: %v", err)
 	}
@@ -253,7 +253,7 @@ func TestFloatingInputsAndLocked(t *testing.T) {
 		}
 	}
 	o.Locked, o.Log = true, nil
-	_, err := Plan(ctx, o)
+	_, _, err := Plan(ctx, o)
 	if !errors.Is(err, ErrFloating) || failure.Code(err) != 4 || !strings.Contains(err.Error(), "module ntp") {
 		t.Fatalf("--locked with floating inputs: %v", err)
 	}
@@ -276,7 +276,7 @@ func TestFloatingInputsAndLocked(t *testing.T) {
 	testutil.Git(t, repo, "commit", "-qm", "pin everything")
 	testutil.Git(t, repo, "tag", "v1.0.1")
 	o.Release = "1.0.1"
-	m, err := Plan(ctx, o)
+	m, _, err := Plan(ctx, o)
 	if err != nil {
 		t.Fatalf("--locked with everything pinned: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -166,7 +167,7 @@ func (in *Inputs) keepArches(ctx context.Context, o Options, old *manifest.Manif
 // from the same inputs, with their artifacts in place: the index, each
 // image and each layer (the files are not hashed here; verify does that).
 func upToDate(old, now *manifest.Manifest, dir string) bool {
-	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) {
+	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) || !slices.Equal(old.Advisories, now.Advisories) {
 		return false
 	}
 	b, err := builders.Lookup(old.Builder)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/nearest"
 	"github.com/imagebake/imagebake/internal/versionq"
 
@@ -97,6 +98,7 @@ func ResolveManifest(ctx context.Context, want *manifest.Manifest, arches []stri
 	}
 	o.Release, o.Arches, o.Builder = want.Release, arches, want.Builder
 	o.Epoch, o.Version, o.Stores, o.Previous, o.Ref = time.Unix(want.Epoch, 0), want.Imagebake.Version, nil, nil, ""
+	o.Advisories = want.Advisories
 	if o.Arches == nil {
 		for _, im := range want.Images {
 			o.Arches = append(o.Arches, im.Arch)
@@ -246,12 +248,38 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		return nil, fmt.Errorf("%w: --locked, and these inputs are not pinned by the control repo at %s:\n  %s\ncommit a Puppetfile.lock (imagebake puppetfile lock) and name an exact agent version in imagebake.toml",
 			ErrFloating, src.where, strings.Join(in.Floating, "\n  "))
 	}
+	in.Manifest.Advisories = o.Advisories
 	if o.Previous != nil {
-		if err := release.Check(o.Previous, in.Manifest, o.Release); err != nil {
+		cand, err := in.withBases(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		if err := release.Check(o.Previous, cand, o.Release, cfg.Rules(o.Advisories)); err != nil {
 			return nil, fmt.Errorf("%w\n(--no-release-check skips this)", err)
 		}
 	}
 	return in, nil
+}
+
+// withBases is a copy of the manifest with what each arch's base holds
+// (its OS and packages), read without building: what the release rules
+// compare.
+func (in *Inputs) withBases(ctx context.Context, o Options) (*manifest.Manifest, error) {
+	m := *in.Manifest
+	m.Images = append([]manifest.Image{}, in.Manifest.Images...)
+	for i := range m.Images {
+		im := &m.Images[i]
+		bb, err := o.base(in.Config, im.Arch)
+		if err != nil {
+			return nil, err
+		}
+		found, err := builders.Inspect(ctx, bb, im.Arch)
+		if err != nil {
+			return nil, fmt.Errorf("reading the base of %s for the release rules: %w", im.Arch, err)
+		}
+		im.Base.OS, im.Base.Packages = baseContent(found.Info)
+	}
+	return &m, nil
 }
 
 // releaseCommit resolves the tag and commit to build: the manifest's, the

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/versionq"
 	"github.com/imagebake/imagebake/manifests/catalog"
@@ -168,13 +169,40 @@ func Check(r *Resolved, now time.Time) []Finding {
 	}
 	if sec != nil {
 		deadline := sec.Date.AddDate(0, 0, f.GraceDays)
+		fixes := fixed(f, v, sec.SemVer())
 		if now.Before(deadline) {
-			add("warning", "%s lacks security release %s of %s (mandatory; grace period ends %s)", name, sec.Version, day(sec.Date), day(deadline))
+			add("warning", "%s lacks security release %s of %s%s (mandatory; grace period ends %s)", name, sec.Version, day(sec.Date), fixes, day(deadline))
 		} else {
-			add("error", "%s lacks security release %s of %s (mandatory; grace period ended %s); select %s or newer", name, sec.Version, day(sec.Date), day(deadline), sec.Version)
+			add("error", "%s lacks security release %s of %s%s (mandatory; grace period ended %s); select %s or newer", name, sec.Version, day(sec.Date), fixes, day(deadline), sec.Version)
 		}
 	}
 	return out
+}
+
+// fixed names the advisories of the security releases after v up to
+// upTo in v's minor line: what a user of v still lacks. A revoked one
+// counts: security releases of a line are cumulative, and its fixes are
+// in the releases after it.
+func fixed(f *catalog.Family, v, upTo *semver.Version) string {
+	var ids []string
+	seen := map[string]bool{}
+	for i := range f.Releases {
+		x := &f.Releases[i]
+		xv := x.SemVer()
+		if !x.Security || xv.Major() != v.Major() || xv.Minor() != v.Minor() || !xv.GreaterThan(v) || xv.GreaterThan(upTo) {
+			continue
+		}
+		for _, id := range x.Advisories {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	return ", fixing " + strings.Join(ids, ", ")
 }
 
 func day(t time.Time) string {

@@ -1,21 +1,31 @@
 // Package release gives release numbers their meaning: MAJOR.MINOR.SECURITY.
 //
-// Comparing a candidate's pinned inputs with the previous release's
-// manifest yields the smallest bump the difference needs:
-//   - MAJOR: the base changed, a module or the agent binaries changed major,
-//     a module was removed, an arch was dropped;
-//   - MINOR: a module or an arch was added, a module or the agent binaries
-//     moved to a new minor version;
-//   - SECURITY: anything else (patch versions, new commits of the same pins,
-//     control repo changes).
+// Comparing a candidate's pinned inputs, and what is inside its bases, with
+// the previous release's manifest yields the smallest bump the difference
+// needs:
+//   - MAJOR: the base's OS release changed (Debian 12 -> 13), a major
+//     package changed its upstream MAJOR.MINOR (Rules.MajorPackages), a
+//     package or module was removed, a module or the agent binaries changed
+//     major, an arch was dropped, or a base changed whose contents are not
+//     known;
+//   - MINOR: a package, module or arch was added, a package has a new
+//     upstream version, a module or the agent binaries moved to a new minor
+//     version;
+//   - SECURITY-eligible: a package patched at the same upstream version (a
+//     new Debian revision, Alpine -rN), patch versions and new commits of
+//     the same module pins, control repo changes.
 //
-// Plan proposes the next number with the reasons; Check refuses a number
-// that is smaller than the difference needs, or that skips or goes
-// backwards, naming the change that breaks it.
+// A security release is declared with advisories (CVE, DSA, ...); without
+// one, SECURITY-eligible changes make a MINOR release. Propose proposes
+// the next number with every change and its reason; Check refuses a number
+// that is smaller than the difference needs, a SECURITY number without an
+// advisory or with changes that are not SECURITY-eligible, and a number
+// that skips or goes backwards, naming each change that breaks it.
 package release
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -44,6 +54,45 @@ func (l Level) String() string {
 // ErrNumber marks a release number that breaks the rules.
 var ErrNumber = fmt.Errorf("release number breaks the rules: %w", failure.ErrVerify)
 
+// Rules are what a comparison needs beyond the two manifests.
+type Rules struct {
+	// MajorPackages are the names or globs (of a package or its source
+	// package) whose upstream MAJOR.MINOR change is MAJOR; nil means
+	// DefaultMajorPackages.
+	MajorPackages []string
+	// Advisories declare a security release: the CVE, DSA, ... it fixes.
+	Advisories []string
+}
+
+var advisoryRE = regexp.MustCompile(`^[A-Z][A-Z0-9]{1,15}-[0-9A-Za-z][0-9A-Za-z:._-]{0,63}$`)
+
+// CheckAdvisories refuses identifiers that are not advisory IDs (CVE-2014-0160,
+// DSA-2896-1, GHSA-..., RHSA-2024:1234) and repeats.
+func CheckAdvisories(ids []string) error {
+	var bad []string
+	seen := map[string]bool{}
+	for _, id := range ids {
+		switch {
+		case !advisoryRE.MatchString(id):
+			bad = append(bad, fmt.Sprintf("%q is not an advisory ID (like CVE-2014-0160 or DSA-2896-1)", id))
+		case seen[id]:
+			bad = append(bad, fmt.Sprintf("%s is given twice", id))
+		}
+		seen[id] = true
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: --advisory: %s", failure.ErrUsage, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func (r Rules) globs() []string {
+	if r.MajorPackages == nil {
+		return DefaultMajorPackages
+	}
+	return r.MajorPackages
+}
+
 // Change is one difference between two releases.
 type Change struct {
 	Level  Level  `json:"level"`
@@ -53,16 +102,23 @@ type Change struct {
 
 // Plan is the proposed next release.
 type Plan struct {
-	Previous string   `json:"previous"`
-	Level    string   `json:"level"`
-	Next     string   `json:"next"`
-	Changes  []Change `json:"changes"`
+	Previous   string   `json:"previous"`
+	Level      string   `json:"level"`
+	Next       string   `json:"next"`
+	Advisories []string `json:"advisories,omitempty"`
+	Changes    []Change `json:"changes"`
+	// Note says how to declare a security release when the changes
+	// would fit one but no advisory was given.
+	Note string `json:"note,omitempty"`
 }
 
-// Compare lists the changes from prev to cand (a manifest of pinned inputs).
-func Compare(prev, cand *manifest.Manifest) []Change {
+// Compare lists the changes from prev to cand (a manifest of pinned inputs
+// and, for the comparison of bases by content, their OS and packages).
+func Compare(prev, cand *manifest.Manifest, r Rules) []Change {
 	var out []Change
 	add := func(l Level, what, reason string) { out = append(out, Change{l, what, reason}) }
+	per := map[string][]Change{}
+	var both []string
 	pa, ca := map[string]manifest.Image{}, map[string]manifest.Image{}
 	for _, im := range prev.Images {
 		pa[im.Arch] = im
@@ -81,13 +137,13 @@ func Compare(prev, cand *manifest.Manifest) []Change {
 			add(Minor, "arch "+arch, "added")
 			continue
 		}
-		if p.Base.Ref != c.Base.Ref {
-			add(Major, "base of "+arch, fmt.Sprintf("changed from %s to %s", p.Base.Ref, c.Base.Ref))
-		}
+		both = append(both, arch)
+		per[arch] = compareBase(p.Base, c.Base, r.globs())
 		if l, why := versionLevel(p.Agent.Version, c.Agent.Version); l > None {
-			add(l, fmt.Sprintf("agent binaries %s on %s", c.Agent.Name, arch), why)
+			per[arch] = append(per[arch], Change{l, "agent binaries " + c.Agent.Name, why})
 		}
 	}
+	out = append(out, grouped(per, both)...)
 	pm, cm := modules(prev.Puppetfile.Modules), modules(cand.Puppetfile.Modules)
 	for _, name := range sortedKeys(pm, cm) {
 		p, inP := pm[name]
@@ -208,10 +264,22 @@ func Next(prev string, l Level) (string, error) {
 	return prev, nil
 }
 
-// Propose compares and proposes the next number.
-func Propose(prev, cand *manifest.Manifest) (*Plan, error) {
-	ch := Compare(prev, cand)
+// declare is how to declare a security release, for messages.
+const declare = "a security release is declared with --advisory ID (the CVE, DSA, ... it fixes; repeatable)"
+
+// Propose compares and proposes the next number: a SECURITY one only when
+// advisories declare it.
+func Propose(prev, cand *manifest.Manifest, r Rules) (*Plan, error) {
+	if err := CheckAdvisories(r.Advisories); err != nil {
+		return nil, err
+	}
+	ch := Compare(prev, cand, r)
 	l := Needed(ch)
+	note := ""
+	if l == Security && len(r.Advisories) == 0 {
+		l = Minor
+		note = "every change fits a security release, proposed as MINOR: " + declare
+	}
 	next, err := Next(prev.Release, l)
 	if err != nil {
 		return nil, err
@@ -219,14 +287,17 @@ func Propose(prev, cand *manifest.Manifest) (*Plan, error) {
 	if ch == nil {
 		ch = []Change{}
 	}
-	return &Plan{Previous: prev.Release, Level: l.String(), Next: next, Changes: ch}, nil
+	return &Plan{Previous: prev.Release, Level: l.String(), Next: next, Advisories: r.Advisories, Changes: ch, Note: note}, nil
 }
 
 // Check refuses number for cand after prev when it breaks the rules: it
 // must be the next number at the needed level or a larger one, never a
 // skip, a repeat or a step back.
-func Check(prev, cand *manifest.Manifest, number string) error {
-	ch := Compare(prev, cand)
+func Check(prev, cand *manifest.Manifest, number string, r Rules) error {
+	if err := CheckAdvisories(r.Advisories); err != nil {
+		return err
+	}
+	ch := Compare(prev, cand, r)
 	need := Needed(ch)
 	var allowed []string
 	var levels []Level
@@ -241,6 +312,16 @@ func Check(prev, cand *manifest.Manifest, number string) error {
 		if n != number {
 			continue
 		}
+		if levels[i] == Security && len(r.Advisories) == 0 {
+			if need == Security {
+				want, _ := Next(prev.Release, Minor)
+				return fmt.Errorf("%w: %s is a SECURITY release after %s, but no advisory declares it: %s; without one these changes make %s (MINOR)",
+					ErrNumber, number, prev.Release, declare, want)
+			}
+			if need == None {
+				return nil
+			}
+		}
 		if levels[i] >= need {
 			return nil
 		}
@@ -251,6 +332,10 @@ func Check(prev, cand *manifest.Manifest, number string) error {
 			}
 		}
 		want, _ := Next(prev.Release, need)
+		if levels[i] == Security && len(r.Advisories) > 0 {
+			return fmt.Errorf("%w: %s is a SECURITY release after %s (%s), and a security release carries only security fixes; these changes are not, and need %s (%s):\n  %s",
+				ErrNumber, number, prev.Release, strings.Join(r.Advisories, ", "), need, want, strings.Join(breaking, "\n  "))
+		}
 		return fmt.Errorf("%w: %s is a %s release after %s, but the changes need %s (%s):\n  %s",
 			ErrNumber, number, levels[i], prev.Release, need, want, strings.Join(breaking, "\n  "))
 	}

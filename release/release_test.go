@@ -25,27 +25,29 @@ func TestProposeAndCheck(t *testing.T) {
 		level  Level
 		next   string
 		what   string
+		adv    []string
 	}{
-		{"nothing", func(m *manifest.Manifest) {}, None, "1.4.2", ""},
-		{"control repo commit only", func(m *manifest.Manifest) { m.Repo.Commit = strings.Repeat("b", 40) }, Security, "1.4.3", "control repo"},
-		{"forge patch", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.6.1" }, Security, "1.4.3", "module puppetlabs/stdlib"},
-		{"forge minor", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.7.0" }, Minor, "1.5.0", "module puppetlabs/stdlib"},
+		{"nothing", func(m *manifest.Manifest) {}, None, "1.4.2", "", nil},
+		{"control repo commit only", func(m *manifest.Manifest) { m.Repo.Commit = strings.Repeat("b", 40) }, Security, "1.4.3", "control repo", []string{"CVE-2024-1"}},
+		{"forge patch", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.6.1" }, Security, "1.4.3", "module puppetlabs/stdlib", []string{"CVE-2024-1"}},
+		{"forge patch, no advisory", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.6.1" }, Minor, "1.5.0", "module puppetlabs/stdlib", nil},
+		{"forge minor", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.7.0" }, Minor, "1.5.0", "module puppetlabs/stdlib", nil},
 		{"git tag major", func(m *manifest.Manifest) {
 			m.Puppetfile.Modules[1].Ref, m.Puppetfile.Modules[1].Commit = "v2.0.0", strings.Repeat("2", 40)
-		}, Major, "2.0.0", "module apache"},
+		}, Major, "2.0.0", "module apache", nil},
 		{"module added", func(m *manifest.Manifest) {
 			m.Puppetfile.Modules = append(m.Puppetfile.Modules, lockfile.Module{Name: "nginx", Kind: "git", Source: "n", Commit: strings.Repeat("3", 40)})
-		}, Minor, "1.5.0", "module nginx"},
-		{"module removed", func(m *manifest.Manifest) { m.Puppetfile.Modules = m.Puppetfile.Modules[:1] }, Major, "2.0.0", "module apache"},
-		{"base changed", func(m *manifest.Manifest) { m.Images[0].Base.Ref = "rootfs:debian-13@sha256:2" }, Major, "2.0.0", "base of amd64"},
-		{"agent minor", func(m *manifest.Manifest) { m.Images[0].Agent.Version = "2.5.0" }, Minor, "1.5.0", "agent binaries moz on amd64"},
-		{"arch added", func(m *manifest.Manifest) { m.Images = append(m.Images, manifest.Image{Arch: "arm64"}) }, Minor, "1.5.0", "arch arm64"},
+		}, Minor, "1.5.0", "module nginx", nil},
+		{"module removed", func(m *manifest.Manifest) { m.Puppetfile.Modules = m.Puppetfile.Modules[:1] }, Major, "2.0.0", "module apache", nil},
+		{"base changed, contents unknown", func(m *manifest.Manifest) { m.Images[0].Base.Ref = "rootfs:debian-13@sha256:2" }, Major, "2.0.0", "base", nil},
+		{"agent minor", func(m *manifest.Manifest) { m.Images[0].Agent.Version = "2.5.0" }, Minor, "1.5.0", "agent binaries moz", nil},
+		{"arch added", func(m *manifest.Manifest) { m.Images = append(m.Images, manifest.Image{Arch: "arm64"}) }, Minor, "1.5.0", "arch arm64", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cand := base()
 			tt.change(cand)
-			p, err := Propose(base(), cand)
+			p, err := Propose(base(), cand, Rules{Advisories: tt.adv})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +58,7 @@ func TestProposeAndCheck(t *testing.T) {
 				t.Errorf("changes = %+v, want first %q", p.Changes, tt.what)
 			}
 			if tt.level > None {
-				if err := Check(base(), cand, tt.next); err != nil {
+				if err := Check(base(), cand, tt.next, Rules{Advisories: tt.adv}); err != nil {
 					t.Errorf("Check(%s) = %v, want ok", tt.next, err)
 				}
 			}
@@ -68,22 +70,22 @@ func TestCheckRefuses(t *testing.T) {
 	cand := base()
 	cand.Images[0].Base.Ref = "rootfs:debian-13@sha256:2"
 	for _, number := range []string{"1.5.0", "1.4.3"} {
-		err := Check(base(), cand, number)
-		if !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "base of amd64: changed from rootfs:debian-12@sha256:1 to rootfs:debian-13@sha256:2 (MAJOR)") || !strings.Contains(err.Error(), "need MAJOR (2.0.0)") {
+		err := Check(base(), cand, number, Rules{Advisories: []string{"CVE-2024-1"}})
+		if !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "base: changed from rootfs:debian-12@sha256:1 to rootfs:debian-13@sha256:2") || !strings.Contains(err.Error(), "need MAJOR (2.0.0)") {
 			t.Errorf("Check(%s) after a base change = %v", number, err)
 		}
 	}
 	added := base()
 	added.Puppetfile.Modules = append(added.Puppetfile.Modules, lockfile.Module{Name: "nginx", Kind: "git"})
-	if err := Check(base(), added, "1.4.3"); !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "module nginx: added (MINOR)") {
+	if err := Check(base(), added, "1.4.3", Rules{}); !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "module nginx: added (MINOR)") {
 		t.Errorf("a SECURITY release adding a module = %v", err)
 	}
 	for _, number := range []string{"1.4.4", "1.4.1", "1.6.0", "3.0.0", "1.4.2"} {
-		if err := Check(base(), added, number); !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "does not follow 1.4.2") {
+		if err := Check(base(), added, number, Rules{}); !errors.Is(err, ErrNumber) || !strings.Contains(err.Error(), "does not follow 1.4.2") {
 			t.Errorf("Check(%s) (skip, back or repeat) = %v", number, err)
 		}
 	}
-	if err := Check(base(), added, "2.0.0"); err != nil {
+	if err := Check(base(), added, "2.0.0", Rules{}); err != nil {
 		t.Errorf("a larger bump than needed is allowed: %v", err)
 	}
 }

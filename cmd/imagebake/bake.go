@@ -12,6 +12,7 @@ import (
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/registry"
+	"github.com/imagebake/imagebake/release"
 )
 
 func newBakeCommand(g *globals) *cobra.Command {
@@ -42,6 +43,9 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (o.Repo == "" || o.Release == "") && pinned == "" {
 				return usageErr("--repo and --release are required (or --manifest)")
+			}
+			if err := release.CheckAdvisories(o.Advisories); err != nil {
+				return err
 			}
 			var err error
 			if o.Cache, err = cacheDir(cache); err != nil {
@@ -100,6 +104,7 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 	f.StringArrayVar(&o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
 	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
 	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
+	addAdvisoryFlag(cmd, &o.Advisories)
 	f.BoolVar(&o.AgentsPerArch, "agents-per-arch", false, "take each arch's newest agent binaries (default: the newest version every arch has)")
 	f.StringVar(&pinned, "manifest", "", "manifest.toml of the release: rebuild exactly its pins (as verify does), whatever was published or moved since")
 	f.StringVar(&published, "catalog", "", "store or catalog (path or URL) the release may be published in: if it is, rebuild exactly its signed manifest's pins")

@@ -275,7 +275,7 @@ func majorChanges(ctx context.Context, o *catalog.Opened, s deploy.Step) []strin
 		return nil
 	}
 	var out []string
-	for _, c := range release.Compare(from, to) {
+	for _, c := range release.Compare(from, to, release.Rules{}) {
 		if c.Level == release.Major {
 			out = append(out, c.What+": "+c.Reason)
 		}

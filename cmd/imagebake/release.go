@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -23,25 +24,34 @@ func (f *candidateFlags) register(cmd *cobra.Command) {
 	addCacheFlag(cmd.Flags(), &f.cache)
 	addContextFlag(cmd.Flags(), &f.o.Context)
 	cmd.Flags().StringArrayVar(&f.o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
+	addAdvisoryFlag(cmd, &f.o.Advisories)
+}
+
+// addAdvisoryFlag adds --advisory, which declares a security release.
+func addAdvisoryFlag(cmd *cobra.Command, to *[]string) {
+	cmd.Flags().StringArrayVar(to, "advisory", nil, "a security advisory the release fixes (CVE-2014-0160, DSA-2896-1); declares a SECURITY release; repeatable")
 }
 
 // load pins the candidate's inputs and reads the previous manifest.
-func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manifest.Manifest, err error) {
+func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manifest.Manifest, rules release.Rules, err error) {
 	if f.o.Repo == "" || f.previous == "" {
-		return nil, nil, usageErr("--repo and --previous are required")
+		return nil, nil, rules, usageErr("--repo and --previous are required")
+	}
+	if err := release.CheckAdvisories(f.o.Advisories); err != nil {
+		return nil, nil, rules, err
 	}
 	if prev, err = manifest.Read(f.previous); err != nil {
-		return nil, nil, err
+		return nil, nil, rules, err
 	}
 	if f.o.Cache, err = cacheDir(f.cache); err != nil {
-		return nil, nil, err
+		return nil, nil, rules, err
 	}
 	if f.o.Release == "" {
 		f.o.Release = prev.Release // the number is not known yet; the inputs do not depend on it
 	}
 	f.o.Version, f.o.Log = clientVersion(), g.progress()
-	cand, err = bake.Plan(cmd.Context(), f.o)
-	return prev, cand, err
+	cand, rules, err = bake.Plan(cmd.Context(), f.o)
+	return prev, cand, rules, err
 }
 
 func newReleaseCommand(g *globals) *cobra.Command {
@@ -55,11 +65,11 @@ func newReleaseCommand(g *globals) *cobra.Command {
 			if pf.o.Ref == "" {
 				return usageErr("--release-candidate is required (a branch, tag or commit)")
 			}
-			prev, cand, err := pf.load(cmd, g)
+			prev, cand, rules, err := pf.load(cmd, g)
 			if err != nil {
 				return err
 			}
-			p, err := release.Propose(prev, cand)
+			p, err := release.Propose(prev, cand, rules)
 			if err != nil {
 				return err
 			}
@@ -72,8 +82,14 @@ func newReleaseCommand(g *globals) *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(w, "next release: %s (%s after %s)\n", p.Next, p.Level, p.Previous)
+			if len(p.Advisories) > 0 {
+				fmt.Fprintf(w, "advisories: %s\n", strings.Join(p.Advisories, ", "))
+			}
 			for _, c := range p.Changes {
 				fmt.Fprintf(w, "  %-8s %s: %s\n", c.Level, c.What, c.Reason)
+			}
+			if p.Note != "" {
+				fmt.Fprintf(w, "note: %s\n", p.Note)
 			}
 			return nil
 		},
@@ -91,11 +107,11 @@ func newReleaseCommand(g *globals) *cobra.Command {
 				return usageErr("--release is required")
 			}
 			cf.o.Release = number
-			prev, cand, err := cf.load(cmd, g)
+			prev, cand, rules, err := cf.load(cmd, g)
 			if err != nil {
 				return err
 			}
-			if err := release.Check(prev, cand, number); err != nil {
+			if err := release.Check(prev, cand, number, rules); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.progress(), "%s follows %s by the rules\n", number, prev.Release)

@@ -15,6 +15,7 @@
 //	  version         = "1.0.1"
 //	  date            = 2026-05-01T12:00:00Z   # the release commit's time (its epoch)
 //	  security        = true           # MAJOR.MINOR.SECURITY with SECURITY > 0
+//	  advisories      = ["CVE-2014-0160"]   # what a security release fixes (bake --advisory)
 //	  state           = "active"       # active, deprecated, obsolete, revoked
 //	  reason          = ""             # why, for any state but active
 //	  replacement     = ""             # the version to move to
@@ -91,9 +92,12 @@ type Support struct {
 
 // Release is one release of a family.
 type Release struct {
-	Version     string    `toml:"version" json:"version"`
-	Date        time.Time `toml:"date" json:"date"`
-	Security    bool      `toml:"security" json:"security"`
+	Version  string    `toml:"version" json:"version"`
+	Date     time.Time `toml:"date" json:"date"`
+	Security bool      `toml:"security" json:"security"`
+	// Advisories are the security advisories the release fixes, from its
+	// manifest (bake --advisory).
+	Advisories  []string  `toml:"advisories,omitempty" json:"advisories,omitempty"`
 	State       string    `toml:"state" json:"state"`
 	Reason      string    `toml:"reason,omitempty" json:"reason,omitempty"`
 	Replacement string    `toml:"replacement,omitempty" json:"replacement,omitempty"`

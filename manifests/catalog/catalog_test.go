@@ -31,6 +31,9 @@ func release(t *testing.T, version, digest string) string {
 		Puppetfile:  manifest.Puppetfile{SHA256: strings.Repeat("d", 64), Moduledir: "modules", Modules: []lockfile.Module{}},
 		IndexDigest: digest,
 		Images:      []manifest.Image{{Arch: "amd64", OS: "linux", Name: "example-" + version + "-amd64", Digest: digest, Agent: manifest.Agent{Name: "m", Version: "2.0.0", SHA256: strings.Repeat("e", 64)}}}}
+	if !strings.HasSuffix(version, ".0") {
+		m.Advisories = []string{"CVE-2026-0001"}
+	}
 	if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +80,9 @@ func TestPublishSignedImmutable(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := c.Family("example", false)
-	if f == nil || len(f.Releases) != 2 || f.Releases[1].Version != "1.0.1" || !f.Releases[1].Security || f.Releases[0].Security {
-		t.Fatalf("catalog = %+v", c)
+	if f == nil || len(f.Releases) != 2 || f.Releases[1].Version != "1.0.1" || !f.Releases[1].Security || f.Releases[0].Security ||
+		strings.Join(f.Releases[1].Advisories, ",") != "CVE-2026-0001" || f.Releases[0].Advisories != nil {
+		t.Fatalf("catalog = %+v (the security release carries its manifest's advisories)", c)
 	}
 	// the stock minisign verifies both documents
 	if _, err := exec.LookPath("minisign"); err == nil {

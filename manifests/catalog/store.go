@@ -181,7 +181,7 @@ func readPending(releaseDir string) (*pending, error) {
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	name := m.Family + "-" + m.Release
 	loc := "images/" + name
-	rel := Release{Version: m.Release, Date: time.Unix(m.Epoch, 0).UTC(), State: Active, ManifestDigest: digest, IndexDigest: m.IndexDigest, Security: v.Patch() > 0, v: v}
+	rel := Release{Version: m.Release, Date: time.Unix(m.Epoch, 0).UTC(), State: Active, ManifestDigest: digest, IndexDigest: m.IndexDigest, Security: v.Patch() > 0, Advisories: m.Advisories, v: v}
 	for _, im := range m.Images {
 		rel.Images = append(rel.Images, Image{Arch: im.Arch, Name: im.Name, Digest: im.Digest, Location: loc})
 	}

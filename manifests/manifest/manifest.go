@@ -70,12 +70,15 @@ var ErrInvalid = fmt.Errorf("invalid manifest: %w", failure.ErrUsage)
 
 // Manifest is one release's manifest.
 type Manifest struct {
-	Format      int    `toml:"format" json:"format"`
-	Family      string `toml:"family" json:"family"`
-	Release     string `toml:"release" json:"release"`
-	Epoch       int64  `toml:"epoch" json:"epoch"`
-	Builder     string `toml:"builder" json:"builder"`
-	Environment string `toml:"environment" json:"environment"`
+	Format  int    `toml:"format" json:"format"`
+	Family  string `toml:"family" json:"family"`
+	Release string `toml:"release" json:"release"`
+	// Advisories are the security advisories (CVE, DSA, ... IDs) the
+	// release fixes, declared when it was baked (bake --advisory).
+	Advisories  []string `toml:"advisories,omitempty" json:"advisories,omitempty"`
+	Epoch       int64    `toml:"epoch" json:"epoch"`
+	Builder     string   `toml:"builder" json:"builder"`
+	Environment string   `toml:"environment" json:"environment"`
 	// PartialOf, set when the release holds only some of its arches (a
 	// per-arch bake, to be merged), lists all the arches of the release.
 	PartialOf    []string   `toml:"partial_of,omitempty" json:"partial_of,omitempty"`
