@@ -20,20 +20,24 @@ build:
 # (checking that the stock tool accepts our signatures).
 # busybox-static gives the Packer acceptance test a base with /bin/sh and tar.
 # docker-registry (distribution 2.8) is the real registry pushes are tested on.
-# rpm (rpm and rpmbuild) makes the real rpm databases bases are read from.
-TEST_PKGS := git g10k skopeo umoci time minisign busybox-static docker-registry rpm
+# rpm (rpm and rpmbuild) makes the real rpm databases bases are read from;
+# mmdebstrap the real Debian base (scripts/ensure-debian-base).
+TEST_PKGS := git g10k skopeo umoci time minisign busybox-static docker-registry rpm mmdebstrap
 # packer 1.9.4, built once from the Go module cache (scripts/ensure-packer).
 PACKER := $(CURDIR)/.cache/packer/packer
 # versitygw v1.8.0, the S3 gateway (POSIX backend) S3 stores are tested on.
 VERSITYGW := $(CURDIR)/.cache/versitygw/versitygw
+# a real Debian 12 root file system (mmdebstrap), built once.
+DEBIAN_BASE := $(CURDIR)/.cache/debian/bookworm-essential.tar
 test-tools:
 	@./scripts/ensure-packages $(TEST_PKGS)
 	@./scripts/ensure-packer $(PACKER)
+	@./scripts/ensure-debian-base $(DEBIAN_BASE)
 	@./scripts/ensure-versitygw $(VERSITYGW)
 
 test: test-tools
 	$(GO) vet $(PKGS)
-	IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) $(GO) test -count=1 $(PKGS)
+	IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) $(GO) test -count=1 $(PKGS)
 
 demo:
 	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake
