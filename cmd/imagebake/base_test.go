@@ -90,3 +90,20 @@ func capture(t *testing.T, args ...string) string {
 	}
 	return buf.String()
 }
+
+// puppetfile check: a summary and exit 0 for a valid file, every error and
+// exit 2 for an invalid one; nothing is fetched.
+func TestPuppetfileCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "Puppetfile")
+	os.WriteFile(good, []byte("forge 'https://forge.invalid'\nmod 'puppetlabs/stdlib', '9.6.0'\nmod 'x', :git => 'https://git.invalid/x.git', :tag => 'v1'\nexclusion 'y'\n"), 0o644)
+	out := capture(t, "puppetfile", "check", "--puppetfile", good)
+	if !strings.Contains(out, good+": valid, 2 modules (1 git, 1 forge, 0 local)") || !strings.Contains(out, "exclusion \"y\" does nothing") {
+		t.Errorf("check of a valid file:\n%s", out)
+	}
+	bad := filepath.Join(dir, "Bad")
+	os.WriteFile(bad, []byte("mod 'a', :svn => 'u'\nmod 'B', :git => 'u', :tag => 'v'\nmod 'c', :git => 'u'\n"), 0o644)
+	if code := run(context.Background(), []string{"puppetfile", "check", "--puppetfile", bad}); code != failure.ExitUsage {
+		t.Errorf("check of a file with three errors: exit %d, want %d", code, failure.ExitUsage)
+	}
+}

@@ -95,7 +95,7 @@ func newPuppetfileCommand(g *globals) *cobra.Command {
 		Use:   "puppetfile",
 		Short: "Lock, install, verify and show the modules of a Puppetfile",
 	}
-	cmd.AddCommand(newPuppetfileLockCommand(g), newPuppetfileInstallCommand(g), newPuppetfileVerifyCommand(g), newPuppetfileShowCommand(g))
+	cmd.AddCommand(newPuppetfileLockCommand(g), newPuppetfileInstallCommand(g), newPuppetfileVerifyCommand(g), newPuppetfileShowCommand(g), newPuppetfileCheckCommand(g))
 	return cmd
 }
 
@@ -258,5 +258,39 @@ func newPuppetfileShowCommand(g *globals) *cobra.Command {
 	}
 	f.register(cmd, true)
 	cmd.Flags().BoolVar(&f.noLock, "no-lock", false, "ignore Puppetfile.lock and resolve afresh")
+	return cmd
+}
+
+func newPuppetfileCheckCommand(g *globals) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "check [--puppetfile P]",
+		Short: "Parse and validate a Puppetfile offline: every error, each as FILE:LINE:COL (exit 2), or a summary",
+		Long: `check parses and validates the Puppetfile without network or cache,
+like r10k puppetfile check. A valid file gets a one-line summary of its
+modules by kind (exit 0); an invalid one every error, each as
+FILE:LINE:COL: message, at most 50 with a count of the rest (exit 2).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pf, err := puppetfile.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			kinds := map[puppetfile.Kind]int{}
+			for _, m := range pf.Modules {
+				kinds[m.Kind]++
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"path": pf.Path, "modules": len(pf.Modules), "by_kind": kinds, "notes": pf.Notes})
+			}
+			w := cmd.OutOrStdout()
+			for _, n := range pf.Notes {
+				fmt.Fprintf(w, "note: %s\n", n)
+			}
+			fmt.Fprintf(w, "%s: valid, %d modules (%d git, %d forge, %d local)\n", pf.Path, len(pf.Modules), kinds[puppetfile.Git], kinds[puppetfile.Forge], kinds[puppetfile.Local])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "puppetfile", "Puppetfile", "the Puppetfile to check")
 	return cmd
 }

@@ -99,6 +99,11 @@ func (l *lexer) next() (token, error) {
 			for l.off < len(l.src) && l.src[l.off] != '\n' {
 				l.advance()
 			}
+		case c == '_' && l.bol && strings.HasPrefix(l.src[l.off:], "__END__") && l.isWordEnd(7):
+			// Ruby stops reading the file here
+			for l.off < len(l.src) {
+				l.advance()
+			}
 		case c == '=' && l.bol && strings.HasPrefix(l.src[l.off:], "=begin") && l.isWordEnd(6):
 			p := l.pos()
 			if err := l.skipBlockComment(); err != nil {
@@ -106,6 +111,15 @@ func (l *lexer) next() (token, error) {
 			}
 		default:
 			return l.token()
+		}
+	}
+}
+
+// skipLine moves past the end of the current line.
+func (l *lexer) skipLine() {
+	for l.off < len(l.src) {
+		if l.advance() == '\n' {
+			return
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -88,6 +89,51 @@ func (e *Error) Error() string {
 // Unwrap classifies every Puppetfile error as a usage error.
 func (e *Error) Unwrap() error { return failure.ErrUsage }
 
+// MaxErrors is how many errors of one Puppetfile are reported; the rest
+// are counted.
+const MaxErrors = 50
+
+// ErrorList is every error of a Puppetfile, in the order of the file: the
+// parser goes on at the next statement after an error.
+type ErrorList struct {
+	Errors []*Error // at most MaxErrors
+	More   int      // errors past MaxErrors, counted
+}
+
+func (l *ErrorList) Error() string {
+	var b strings.Builder
+	for i, e := range l.Errors {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	if l.More > 0 {
+		fmt.Fprintf(&b, "\n... and %d more errors", l.More)
+	}
+	return b.String()
+}
+
+// Unwrap gives each error (each a usage error) to errors.Is and errors.As.
+func (l *ErrorList) Unwrap() []error {
+	out := make([]error, len(l.Errors))
+	for i, e := range l.Errors {
+		out[i] = e
+	}
+	return out
+}
+
+func (l *ErrorList) add(e *Error) {
+	if len(l.Errors) < MaxErrors {
+		l.Errors = append(l.Errors, e)
+	} else {
+		l.More++
+	}
+}
+
+// Len is the number of errors, reported or counted.
+func (l *ErrorList) Len() int { return len(l.Errors) + l.More }
+
 // Puppetfile is a parsed Puppetfile.
 type Puppetfile struct {
 	Path      string   `json:"path"`
@@ -95,6 +141,8 @@ type Puppetfile struct {
 	Moduledir string   `json:"moduledir,omitempty"` // the `moduledir` line, "" when absent
 	Modules   []Module `json:"modules"`
 	SHA256    string   `json:"sha256"` // of the file's bytes
+	// Notes are what was accepted but does nothing (r10k's exclusion).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Module is one `mod` declaration.
@@ -162,12 +210,12 @@ func Parse(name string, src []byte) (*Puppetfile, error) {
 	if !isValidUTF8(src) {
 		return nil, &Error{Pos: Pos{File: name, Line: 1, Col: 1}, Msg: "Puppetfile is not valid UTF-8 text"}
 	}
-	p := &parser{lex: newLexer(name, string(src)), pf: pf, seen: map[string]Pos{}}
-	if err := p.parse(); err != nil {
-		return nil, err
-	}
-	if err := checkNesting(pf); err != nil {
-		return nil, err
+	text := strings.TrimPrefix(string(src), "\uFEFF") // a byte order mark, as editors on Windows write
+	p := &parser{lex: newLexer(name, text), pf: pf, seen: map[string]Pos{}}
+	p.parse()
+	checkNesting(pf, &p.errs)
+	if p.errs.Len() > 0 {
+		return nil, &p.errs
 	}
 	return pf, nil
 }
@@ -176,7 +224,7 @@ func Parse(name string, src []byte) (*Puppetfile, error) {
 // directory (or around the module dir): one module's tree would replace
 // or redirect the other's, so which one ends up in the image would depend
 // on the order they are written in.
-func checkNesting(pf *Puppetfile) error {
+func checkNesting(pf *Puppetfile, errs *ErrorList) {
 	moddir := pf.Moduledir
 	if moddir == "" {
 		moddir = "modules"
@@ -193,16 +241,17 @@ func checkNesting(pf *Puppetfile) error {
 		}
 		d := m.Dir(moddir)
 		if d == moddir || strings.HasPrefix(moddir, d+"/") {
-			return &Error{Pos: m.Pos, Module: m.Name, Msg: fmt.Sprintf("installs into %q, which holds the module dir %q: a module may not contain other modules", d, moddir)}
+			errs.add(&Error{Pos: m.Pos, Module: m.Name, Msg: fmt.Sprintf("installs into %q, which holds the module dir %q: a module may not contain other modules", d, moddir)})
+			continue
 		}
 		// each parent of d: linear in the modules, not quadratic
 		for p := path.Dir(d); p != "." && p != "/"; p = path.Dir(p) {
 			if o, ok := dirs[p]; ok {
-				return &Error{Pos: m.Pos, Module: m.Name, Msg: fmt.Sprintf("installs into %q, inside the directory of module %s (line %d): a module may not be installed inside another", d, o.Name, o.Pos.Line)}
+				errs.add(&Error{Pos: m.Pos, Module: m.Name, Msg: fmt.Sprintf("installs into %q, inside the directory of module %s (line %d): a module may not be installed inside another", d, o.Name, o.Pos.Line)})
+				break
 			}
 		}
 	}
-	return nil
 }
 
 func isValidUTF8(b []byte) bool {
@@ -228,9 +277,10 @@ func (v value) describe() string {
 }
 
 type option struct {
-	key    string
-	keyPos Pos
-	val    value
+	key       string
+	keyPos    Pos
+	val       value
+	stringKey bool // 'key' => value: not an option to r10k
 }
 
 type call struct {
@@ -245,14 +295,20 @@ type parser struct {
 	tok  token
 	pf   *Puppetfile
 	seen map[string]Pos // short name -> declaration
+	errs ErrorList
+	// lexErr says the lexer failed on the current line; tokAtStart that
+	// tok is the first token of its line.
+	lexErr, tokAtStart bool
 }
 
 func (p *parser) advance() error {
+	start := p.tok.kind == tNewline || p.tok.pos.Line == 0
 	t, err := p.lex.next()
 	if err != nil {
+		p.lexErr = true
 		return err
 	}
-	p.tok = t
+	p.tok, p.tokAtStart = t, start
 	return nil
 }
 
@@ -260,40 +316,90 @@ func (p *parser) errorf(pos Pos, format string, args ...any) error {
 	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
 }
 
-func (p *parser) parse() error {
+// statements are the calls a statement may start with.
+var statements = map[string]bool{"mod": true, "forge": true, "moduledir": true, "exclusion": true}
+
+// parse reads every statement, recording each error and going on at the
+// next statement.
+func (p *parser) parse() {
 	if err := p.advance(); err != nil {
-		return err
+		p.fail(err)
 	}
-	for {
-		switch p.tok.kind {
-		case tEOF:
-			return nil
-		case tNewline:
+	for p.tok.kind != tEOF {
+		if p.tok.kind == tNewline {
 			if err := p.advance(); err != nil {
-				return err
+				p.fail(err)
 			}
 			continue
-		case tIdent:
-			switch p.tok.val {
-			case "mod", "forge", "moduledir":
-				c, err := p.call()
-				if err != nil {
-					return err
-				}
-				if err := p.apply(c); err != nil {
-					return err
-				}
-				continue
-			}
 		}
-		return p.unsupported()
+		var err error
+		if p.tok.kind == tIdent && statements[p.tok.val] {
+			var c *call
+			if c, err = p.call(); err == nil {
+				err = p.apply(c)
+			}
+		} else {
+			err = p.unsupported()
+		}
+		if err != nil {
+			p.fail(err)
+		}
 	}
+}
+
+// fail records err and skips to the start of the next statement: the next
+// line that does not go on with the failed one, or the end of the file. A
+// line the lexer cannot read is skipped whole.
+func (p *parser) fail(err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Pos: p.tok.pos, Msg: err.Error()}
+	}
+	p.errs.add(e)
+	start := false
+	switch {
+	case p.lexErr:
+		p.lexErr = false
+		p.lex.skipLine()
+		start = true
+	case p.tok.kind == tEOF:
+		return
+	case p.tokAtStart && p.tok.kind == tIdent && statements[p.tok.val]:
+		return // the error is about the statement that starts here: read it
+	default:
+		start = p.tok.kind == tNewline
+	}
+	for {
+		t, err := p.lex.next()
+		if err != nil { // an unreadable line in what is skipped
+			p.lex.skipLine()
+			start = true
+			continue
+		}
+		p.tok, p.tokAtStart = t, start
+		if t.kind == tEOF || start && !continues(t) {
+			return
+		}
+		start = t.kind == tNewline
+	}
+}
+
+// continues says whether a line starting with t goes on with the
+// statement before (its options, its closing parenthesis or brace).
+func continues(t token) bool {
+	switch t.kind {
+	case tSymbol, tLabel, tString, tRocket, tComma, tRParen:
+		return true
+	case tOther:
+		return t.val == "}"
+	}
+	return false
 }
 
 // unsupported reports a statement that is not one of the DSL's calls.
 func (p *parser) unsupported() error {
 	t := p.tok
-	what := t.val
+	what := shown(t.val)
 	if t.kind == tString {
 		what = clip(t.val)
 	} else if t.kind != tIdent && t.kind != tOther {
@@ -345,7 +451,38 @@ func (p *parser) call() (*call, error) {
 	if paren && p.tok.kind != tNewline && p.tok.kind != tEOF {
 		return nil, p.errorf(p.tok.pos, "unexpected %s after %s(...): expected the end of the line", describeTok(p.tok), c.name)
 	}
+	if !paren && c.name == "mod" && p.tok.kind == tNewline && len(c.args) > 0 {
+		if t, ok := p.optionsFollow(); ok {
+			last := c.args[len(c.args)-1]
+			if len(c.opts) > 0 {
+				last = c.opts[len(c.opts)-1].val
+			}
+			return nil, p.errorf(t.pos, "missing comma after %s at the end of line %d: the options from line %d on are not part of this mod", last.describe(), last.pos.Line, t.pos.Line)
+		}
+	}
 	return c, nil
+}
+
+// optionsFollow says whether the next line starts with an option (:key =>,
+// 'key' => or key:), which means the statement before lacks a comma. It
+// reads ahead and puts the lexer back.
+func (p *parser) optionsFollow() (token, bool) {
+	save := *p.lex
+	defer func() { *p.lex = save }()
+	t, err := p.lex.next()
+	for err == nil && t.kind == tNewline {
+		t, err = p.lex.next()
+	}
+	switch {
+	case err != nil:
+		return t, false
+	case t.kind == tLabel:
+		return t, true
+	case t.kind == tSymbol || t.kind == tString:
+		r, err := p.lex.next()
+		return t, err == nil && r.kind == tRocket
+	}
+	return t, false
 }
 
 // skipNewlines steps over line ends inside a statement.
@@ -409,12 +546,28 @@ func (p *parser) afterArgument(c *call, paren bool) (bool, error) {
 	return false, p.errorf(p.tok.pos, "unexpected %s after an argument of %s: expected ',' or the end of the line", describeTok(p.tok), c.name)
 }
 
+// shown is s for a message, each character that does not print (a byte
+// order mark, a control character) written as U+XXXX.
+func shown(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsPrint(r) && r != utf8.RuneError {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, "U+%04X", r)
+		}
+	}
+	return b.String()
+}
+
 func describeTok(t token) string {
 	switch t.kind {
 	case tString:
 		return "string " + clip(t.val)
-	case tIdent, tOther:
+	case tIdent:
 		return clip(t.val)
+	case tOther:
+		return shown(t.val)
 	case tSymbol:
 		return ":" + t.val
 	case tLabel:
@@ -449,7 +602,7 @@ func (p *parser) argument(c *call) error {
 			if err != nil {
 				return err
 			}
-			c.opts = append(c.opts, option{key: t.val, keyPos: t.pos, val: v})
+			c.opts = append(c.opts, option{key: t.val, keyPos: t.pos, val: v, stringKey: t.kind == tString})
 			return nil
 		}
 		if len(c.opts) > 0 {
@@ -465,8 +618,57 @@ func (p *parser) argument(c *call) error {
 			c.args = append(c.args, value{kind: tIdent, text: t.val, pos: t.pos})
 			return nil
 		}
+	case tOther:
+		if t.val == "{" {
+			return p.hash(c)
+		}
 	}
 	return p.errorf(t.pos, "unexpected %s in the arguments of %s: only strings, symbols, true and false are supported", describeTok(t), c.name)
+}
+
+// hash reads a hash literal in braces as the options: {:git => '...', :tag => 'v1'}.
+func (p *parser) hash(c *call) error {
+	open := p.tok.pos
+	if len(c.opts) > 0 {
+		return p.errorf(open, "a hash in braces after options: give the options once")
+	}
+	if err := p.advance(); err != nil {
+		return err
+	}
+	for {
+		if err := p.skipNewlines(); err != nil {
+			return err
+		}
+		switch {
+		case p.tok.kind == tOther && p.tok.val == "}":
+			return p.advance()
+		case p.tok.kind == tEOF:
+			return p.errorf(open, "{ is never closed by '}'")
+		case p.tok.kind != tLabel && p.tok.kind != tSymbol && p.tok.kind != tString:
+			return p.errorf(p.tok.pos, "unexpected %s in a hash: expected :key => value or key: value", describeTok(p.tok))
+		}
+		t, n := p.tok, len(c.opts)
+		if err := p.argument(c); err != nil {
+			return err
+		}
+		if len(c.opts) == n {
+			return p.errorf(t.pos, "%s in a hash has no value: expected :key => value or key: value", describeTok(t))
+		}
+		if err := p.skipNewlines(); err != nil {
+			return err
+		}
+		switch {
+		case p.tok.kind == tComma:
+			if err := p.advance(); err != nil {
+				return err
+			}
+		case p.tok.kind == tOther && p.tok.val == "}":
+		case p.tok.kind == tEOF:
+			return p.errorf(open, "{ is never closed by '}'")
+		default:
+			return p.errorf(p.tok.pos, "unexpected %s in a hash: expected ',' or '}'", describeTok(p.tok))
+		}
+	}
 }
 
 func (p *parser) value(c *call) (value, error) {
@@ -488,6 +690,12 @@ func (p *parser) value(c *call) (value, error) {
 
 func (p *parser) apply(c *call) error {
 	switch c.name {
+	case "exclusion":
+		if len(c.args) != 1 || c.args[0].kind != tString || len(c.opts) > 0 {
+			return p.errorf(c.pos, "exclusion takes one module name string")
+		}
+		p.pf.Notes = append(p.pf.Notes, fmt.Sprintf("%s: exclusion %s does nothing: r10k defines it as a no-op", c.pos, clip(c.args[0].text)))
+		return nil
 	case "forge", "moduledir":
 		if len(c.opts) > 0 {
 			return p.errorf(c.opts[0].keyPos, "%s takes one string, not options", c.name)
@@ -539,8 +747,9 @@ var knownKeys = map[string]bool{
 
 // modOpts holds the options of one mod call while they are checked.
 type modOpts struct {
-	name string
-	opts map[string]option
+	name  string
+	opts  map[string]option
+	typed string // the type: given, "" for none
 }
 
 func (o *modOpts) bad(pos Pos, format string, args ...any) error {
@@ -629,6 +838,12 @@ func module(c *call) (Module, error) {
 // collect checks that every option is known and given once.
 func (o *modOpts) collect(opts []option) error {
 	for _, op := range opts {
+		if op.stringKey {
+			return o.bad(op.keyPos, "string key %s: r10k does not read string keys as options; write :%s =>", clip(op.key), op.key)
+		}
+		if op.key == "svn" {
+			return o.bad(op.keyPos, "Subversion modules (:svn) are not supported: imagebake pins git and Forge modules")
+		}
 		if !knownKeys[op.key] {
 			return o.bad(op.keyPos, "unknown option %s (known: default_branch, branch, commit, exclude_spec, git, install_path, local, ref, source, tag, type, version)", clip(op.key))
 		}
@@ -645,6 +860,10 @@ func (o *modOpts) common(m *Module) error {
 	var err error
 	if m.ExcludeSpec, err = o.boolean("exclude_spec"); err != nil {
 		return err
+	}
+	if op, ok := o.opts["install_path"]; ok && op.val.kind == tString && op.val.text == "" {
+		m.InstallPath = "." // the environment root, as r10k takes ''
+		return nil
 	}
 	ip, ok, err := o.str("install_path")
 	if err != nil || !ok {
@@ -663,6 +882,7 @@ func (o *modOpts) untype() error {
 	if err != nil {
 		return err
 	}
+	o.typed = typ
 	if !hasType {
 		if op, ok := o.opts["source"]; ok {
 			return o.bad(op.keyPos, "source: needs type: 'git'")
@@ -755,8 +975,8 @@ func gitModule(m Module, c *call, o *modOpts, refKeys []string) (Module, error) 
 	switch {
 	case op.val.kind == tString && op.val.text != "":
 		m.Ref = op.val.text
-	case k == "branch" && op.val.kind == tSymbol && op.val.text == "control_branch":
-		m.Ref = ControlBranch
+	case (k == "branch" || k == "ref") && op.val.kind == tSymbol && op.val.text == "control_branch":
+		m.Ref, m.RefType = ControlBranch, Branch
 	default:
 		return m, o.bad(op.val.pos, "option %q wants a string, got %s", k, op.val.describe())
 	}
@@ -781,8 +1001,14 @@ func forgeModule(m Module, c *call, o *modOpts) (Module, error) {
 	case 1:
 	case 2:
 		ver = c.args[1]
+		if len(c.opts) > 0 {
+			return m, o.bad(c.opts[0].keyPos, "a Forge module with a version as its second argument takes no options (r10k fails with wrong arguments); write mod %s, type: 'forge', version: %s, %s: ...", clip(m.Name), clip(ver.text), c.opts[0].key)
+		}
 	default:
 		return m, o.bad(c.args[2].pos, "too many arguments: a Forge module takes a name and a version")
+	}
+	if op, ok := o.opts["version"]; ok && o.typed != "forge" {
+		return m, o.bad(op.keyPos, "version: needs type: 'forge' (r10k reads version: only in the typed form); write type: 'forge', version: ... or give the version as the second argument")
 	}
 	if op, ok := o.opts["version"]; ok {
 		if ver.kind != tEOF {

@@ -2,6 +2,7 @@ package puppetfile
 
 import (
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -125,6 +126,17 @@ func TestParseErrors(t *testing.T) {
 		{"NUL byte", "mod 'a/b'\x00", 1, 1, "", "not valid UTF-8"},
 		{"module inside a module", "mod 'sym', :git => 'u', :tag => 't'\nmod 'inner', :git => 'u', :tag => 't', :install_path => 'modules/sym/outdir'", 2, 5, "inner", "inside the directory of module sym (line 1)"},
 		{"module around the module dir", "moduledir 'site/mods'\nmod 'site', :git => 'u', :tag => 't', :install_path => '.'", 2, 5, "site", "holds the module dir"},
+		{"string keys", "mod 'a', 'git' => 'u', 'tag' => 'v1'", 1, 10, "a", "string key \"git\": r10k does not read string keys as options; write :git"},
+		{"version without type", "mod 'a/b', version: '1.0.0'", 1, 12, "a/b", "version: needs type: 'forge'"},
+		{"forge version then options", "mod 'a/b', '1.0.0', :exclude_spec => true", 1, 21, "a/b", "type: 'forge', version: \"1.0.0\""},
+		{"forge version then install_path", "mod 'a/b', '1.0.0', :install_path => 'site'", 1, 21, "a/b", "takes no options"},
+		{"missing comma", "mod 'alpha'\n  :git => 'https://x/alpha.git', :tag => 'v1'", 2, 3, "", "missing comma after string \"alpha\" at the end of line 1"},
+		{"missing comma before a label", "mod 'alpha', :git => 'u'\n  tag: 'v1'", 2, 3, "", "missing comma after string \"u\" at the end of line 1"},
+		{"svn", "mod 'a', :svn => 'https://svn/a'", 1, 10, "a", "Subversion modules (:svn) are not supported"},
+		{"byte order mark inside", "mod 'a', :git => 'u', :tag => 't'\n\uFEFFmod 'b/c'", 2, 1, "", "unexpected U+FEFF"},
+		{"control character", "mod 'a/b'\x01", 1, 10, "", "unexpected U+0001"},
+		{"unclosed hash", "mod 'a', {:git => 'u', :tag => 't'", 1, 10, "", "{ is never closed"},
+		{"hash without values", "mod 'a', {:git}", 1, 11, "", "in a hash has no value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +158,78 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %v is not a usage error", err)
 			}
 		})
+	}
+}
+
+// What r10k accepts and imagebake used to refuse.
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func TestParseAcceptsWhatR10kAccepts(t *testing.T) {
+	tests := []struct {
+		name, src string
+		check     func(pf *Puppetfile) bool
+	}{
+		{"hash literal options", "mod 'x', {:git => 'https://x/x.git', :tag => 'v1'}", func(pf *Puppetfile) bool {
+			return pf.Modules[0].Source == "https://x/x.git" && pf.Modules[0].Ref == "v1"
+		}},
+		{"hash literal over lines", "mod 'x', {\n  :git => 'u',\n  tag: 'v1',\n}\nmod 'y/z', '1.0.0'", func(pf *Puppetfile) bool {
+			return len(pf.Modules) == 2 && pf.Modules[0].Ref == "v1"
+		}},
+		{"ref control_branch", "mod 'x', :git => 'u', :ref => :control_branch, :default_branch => 'main'", func(pf *Puppetfile) bool {
+			m := pf.Modules[0]
+			return m.Ref == ControlBranch && m.RefType == Branch && m.DefaultBranch == "main"
+		}},
+		{"__END__", "mod 'x', :git => 'u', :tag => 'v1'\n__END__\nanything { at all\n", func(pf *Puppetfile) bool { return len(pf.Modules) == 1 }},
+		{"byte order mark", "\uFEFFmod 'x', :git => 'u', :tag => 'v1'", func(pf *Puppetfile) bool {
+			return len(pf.Modules) == 1 && pf.Modules[0].Pos.Col == 5
+		}},
+		{"install_path ''", "mod 'x', :git => 'u', :tag => 'v1', :install_path => ''", func(pf *Puppetfile) bool {
+			return pf.Modules[0].Dir("modules") == "x"
+		}},
+		{"exclusion", "exclusion 'apache'\nmod 'x', :git => 'u', :tag => 'v1'", func(pf *Puppetfile) bool {
+			return len(pf.Modules) == 1 && len(pf.Notes) == 1 && strings.Contains(pf.Notes[0], "Puppetfile:1:1: exclusion \"apache\" does nothing")
+		}},
+	}
+	for _, tt := range tests {
+		pf, err := Parse("Puppetfile", []byte(tt.src))
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if !tt.check(pf) {
+			t.Errorf("%s: parsed as %+v", tt.name, pf)
+		}
+	}
+}
+
+// Every error of a file in one run, in file order, each at its place: the
+// golden file holds what ten independent mistakes give.
+func TestEveryErrorInOneRun(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("testdata", "ten-errors.Puppetfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse("ten-errors.Puppetfile", src)
+	var list *ErrorList
+	if !errors.As(err, &list) || list.Len() != 10 {
+		t.Fatalf("Parse = %v, want ten errors", err)
+	}
+	golden := filepath.Join("testdata", "ten-errors.golden")
+	if *update {
+		os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644)
+	}
+	want, _ := os.ReadFile(golden)
+	if err.Error()+"\n" != string(want) {
+		t.Errorf("errors differ from %s (go test -update if on purpose):\n%s", golden, err)
+	}
+	if !errors.Is(err, failure.ErrUsage) {
+		t.Error("not a usage error")
+	}
+
+	// 60 errors: 50 shown, the rest counted
+	_, err = Parse("Puppetfile", []byte(strings.Repeat("mod 'bad name'\n", 60)))
+	if !errors.As(err, &list) || len(list.Errors) != MaxErrors || list.More != 10 || !strings.HasSuffix(err.Error(), "... and 10 more errors") {
+		t.Errorf("60 errors = %d shown, %d more", len(list.Errors), list.More)
 	}
 }
 
@@ -186,6 +270,17 @@ func FuzzParse(f *testing.F) {
 			var pe *Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %v is not a positioned *Error", err)
+			}
+			var list *ErrorList
+			if errors.As(err, &list) {
+				if len(list.Errors) > MaxErrors || len(list.Errors) == 0 {
+					t.Fatalf("%d errors reported", len(list.Errors))
+				}
+				for _, e := range list.Errors {
+					if e.Pos.Line < 1 || e.Pos.Col < 1 {
+						t.Fatalf("error position %v is not 1-based", e.Pos)
+					}
+				}
 			}
 			if pe.Pos.Line < 1 || pe.Pos.Col < 1 {
 				t.Fatalf("error position %v is not 1-based", pe.Pos)
