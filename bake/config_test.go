@@ -38,6 +38,7 @@ func TestParseConfig(t *testing.T) {
 		{`rootfs = "base/rootfs.tar.gz"`, `image = "registry.example.com/debian@sha256:` + strings.Repeat("c", 64) + `"` + "\nrootfs = \"base/rootfs.tar.gz\"", "exactly one of"},
 		{`stores = ["store"]`, `stores = ["file:///srv/tools"]`, "is a URL"},
 		{`stores = ["store"]`, `stores = ["../elsewhere"]`, "leaves --context"},
+		{`stores = ["store"]`, `stores = ["store"]` + "\n[release]\nmajor_packages = [\"python3[\"]", `[release] major_packages entry "python3[" is not a name or glob`},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig([]byte(strings.Replace(good, tt.from, tt.to, 1)))

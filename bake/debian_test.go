@@ -73,6 +73,9 @@ func TestRealDebianBase(t *testing.T) {
 	}
 
 	sum := strings.TrimPrefix(sha256File(t, filepath.Join(root, rel)), "sha256:")
+	if found.Digest != "sha256:"+sum {
+		t.Errorf("Inspect's digest %s, the tarball's sha256 %s", found.Digest, sum)
+	}
 	useBase(t, repo, rel, sum, "1.1.0")
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Release = "1.1.0"

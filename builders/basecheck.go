@@ -223,7 +223,10 @@ func scanLayers(img v1.Image, what string) (*BaseReport, error) {
 
 // scanFile checks a root file system tarball and returns its media type
 // and uncompressed digest input: the tar stream is hashed by h.
-func scanFile(name string, h io.Writer, rep *BaseReport) (types.MediaType, error) {
+//
+// raw, when set, is given every byte of the file as it is read (its
+// sha256 in the same pass).
+func scanFile(name string, h, raw io.Writer, rep *BaseReport) (types.MediaType, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return "", err
@@ -236,7 +239,11 @@ func scanFile(name string, h io.Writer, rep *BaseReport) (types.MediaType, error
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("%w: base rootfs %s is not a regular file", ErrBadBase, name)
 	}
-	r, mt, done, err := decompress(f)
+	var in io.Reader = f
+	if raw != nil {
+		in = io.TeeReader(f, raw)
+	}
+	r, mt, done, err := decompress(in)
 	if err != nil {
 		return "", fmt.Errorf("%w: base rootfs %s: %v", ErrBadBase, name, err)
 	}
@@ -244,6 +251,11 @@ func scanFile(name string, h io.Writer, rep *BaseReport) (types.MediaType, error
 	n, _, err := scanTar(io.TeeReader(r, h), fi.Size(), "base rootfs "+name, rep)
 	if err != nil {
 		return "", err
+	}
+	if raw != nil { // what follows the tar stream counts too
+		if _, err := io.Copy(raw, f); err != nil {
+			return "", fmt.Errorf("base rootfs %s: %w", name, err)
+		}
 	}
 	if n == 0 {
 		return "", fmt.Errorf("%w: base rootfs %s holds no entries: not a root file system", ErrBadBase, name)

@@ -261,7 +261,7 @@ func rootfsBase(b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Imag
 	}
 	uh := sha256.New()
 	rep := &BaseReport{Collect: distro.NewCollector()}
-	mt, err := scanFile(b.Rootfs, uh, rep)
+	mt, err := scanFile(b.Rootfs, uh, nil, rep) // the pin is checked above, before anything parses the file
 	if err != nil {
 		return nil, FoundBase{}, err
 	}
@@ -535,18 +535,9 @@ func Inspect(ctx context.Context, b Base, arch string) (FoundBase, error) {
 		_, found, _, err := loadBase(ctx, b, arch, "", time.Time{}, nil)
 		return found, err
 	}
-	f, err := os.Open(b.Rootfs)
-	if err != nil {
-		return FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
-	}
 	h := sha256.New()
-	_, err = io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
-	}
 	rep := &BaseReport{Collect: distro.NewCollector()}
-	if _, err := scanFile(b.Rootfs, io.Discard, rep); err != nil {
+	if _, err := scanFile(b.Rootfs, io.Discard, h, rep); err != nil {
 		return FoundBase{}, err
 	}
 	return FoundBase{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Info: rep.Collect.Info()}, nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -246,15 +245,8 @@ func TestDefaultMajorPackagesDocumented(t *testing.T) {
 
 // rpmBase reads a base whose rpm database the real rpm wrote.
 func rpmBase(t *testing.T, ref string, pkgs ...testutil.RPM) manifest.Base {
-	root := t.TempDir()
-	files := map[string]string{"etc/os-release": "ID=\"rocky\"\nVERSION_ID=\"9.3\"\n"}
-	for _, f := range testutil.RpmDB(t, root, pkgs...) {
-		b, err := os.ReadFile(filepath.Join(root, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[f] = string(b)
-	}
+	files := testutil.RpmDB(t, pkgs...)
+	files["etc/os-release"] = "ID=\"rocky\"\nVERSION_ID=\"9.3\"\n"
 	return readBase(t, ref, files)
 }
 

@@ -1,8 +1,6 @@
 package distro
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,14 +12,9 @@ const rockyRelease = "NAME=\"Rocky Linux\"\nVERSION=\"9.3 (Blue Onyx)\"\nID=\"ro
 // rpmRoot makes a real rpm database with rpmbuild and rpm and returns its
 // files, as layer contents, under prefix.
 func rpmRoot(t *testing.T, prefix string, pkgs ...testutil.RPM) map[string]string {
-	root := t.TempDir()
 	files := map[string]string{}
-	for _, f := range testutil.RpmDB(t, root, pkgs...) {
-		b, err := os.ReadFile(filepath.Join(root, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[prefix+strings.TrimPrefix(f, "var/lib/rpm/")] = string(b)
+	for f, b := range testutil.RpmDB(t, pkgs...) {
+		files[prefix+strings.TrimPrefix(f, "var/lib/rpm/")] = b
 	}
 	return files
 }

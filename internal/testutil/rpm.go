@@ -28,10 +28,11 @@ a package for imagebake's tests
 // RpmDB builds each package with the real rpmbuild (empty payloads) and
 // registers it with the real rpm in root's rpm database
 // (root/var/lib/rpm/rpmdb.sqlite, rpm 4.16+'s sqlite format), as a Fedora
-// or RHEL 9 base has it. It returns the database's files relative to root.
-func RpmDB(t testing.TB, root string, pkgs ...RPM) []string {
+// or RHEL 9 base has it. It returns the database's files, by path relative
+// to the root, with their contents: what a base layer would carry.
+func RpmDB(t testing.TB, pkgs ...RPM) map[string]string {
 	t.Helper()
-	work := t.TempDir()
+	work, root := t.TempDir(), t.TempDir()
 	spec := filepath.Join(work, "p.spec")
 	if err := os.WriteFile(spec, []byte(rpmSpec), 0o644); err != nil {
 		t.Fatal(err)
@@ -58,12 +59,17 @@ func RpmDB(t testing.TB, root string, pkgs ...RPM) []string {
 	}
 	// what a base image carries: the database checkpointed, no lock
 	os.Remove(filepath.Join(root, "var", "lib", "rpm", ".rpm.lock"))
-	var out []string
+	out := map[string]string{}
 	entries, _ := os.ReadDir(filepath.Join(root, "var", "lib", "rpm"))
 	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), "-shm") {
-			out = append(out, filepath.Join("var", "lib", "rpm", e.Name()))
+		if strings.HasSuffix(e.Name(), "-shm") {
+			continue
 		}
+		b, err := os.ReadFile(filepath.Join(root, "var", "lib", "rpm", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["var/lib/rpm/"+e.Name()] = string(b)
 	}
 	return out
 }
