@@ -22,6 +22,7 @@ import (
 	"github.com/imagebake/imagebake/internal/confine"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -237,25 +238,24 @@ func (r *resolver) writeGit(ctx context.Context, m puppetfile.Module, pin lockfi
 	}
 	defer mir.Close()
 	var drift []Drift
-	if !mir.HasCommit(pin.Commit) && !mir.Fetched() {
-		if err := mir.Fetch(ctx); err != nil {
+	if !mir.HasCommit(pin.Commit) {
+		// by its SHA; by the ref that named it where the server refuses SHAs
+		fallback := ""
+		if ref, err := r.refOf(m); err == nil {
+			fallback = refNameOf(m.RefType, ref, mir)
+		}
+		if err := mir.Ensure(ctx, pin.Commit, fallback); err != nil {
+			if errors.Is(err, gitcache.ErrRefNotFound) {
+				return nil, fmt.Errorf("module %q: commit %s (%s %s) is not in %s any more, nor in the cache: %w", m.Name, pin.Commit, pin.RefType, pin.Ref, mir.URL, failure.ErrNotFound)
+			}
 			return nil, fmt.Errorf("module %q: %w", m.Name, err)
 		}
-	}
-	if locked && mir.Fetched() {
-		// a fetch shows where the ref is now: report a move or a deletion
-		if ref, err := r.refOf(m); err == nil && m.RefType != puppetfile.Commit {
-			now, rerr := mir.Resolve(string(m.RefType), ref)
-			if rerr != nil {
-				now = ""
-			}
-			if now != pin.Commit {
-				drift = append(drift, Drift{Module: m.Name, Ref: fmt.Sprintf("%s %s", m.RefType, ref), Locked: pin.Commit, Now: now, Source: m.Source})
+		// a fetch by name shows where the ref is now: report a move
+		if ref, err := r.refOf(m); err == nil && locked && m.RefType != puppetfile.Commit {
+			if now, ok := mir.Advertised(string(m.RefType), ref); ok && now != pin.Commit {
+				drift = append(drift, Drift{Module: m.Name, Ref: fmt.Sprintf("%s %s", m.RefType, ref), Locked: pin.Commit, Now: now, Source: mir.URL})
 			}
 		}
-	}
-	if !mir.HasCommit(pin.Commit) {
-		return nil, fmt.Errorf("module %q: commit %s (%s %s) is not in %s any more, nor in the cache: %w", m.Name, pin.Commit, pin.RefType, pin.Ref, m.Source, failure.ErrNotFound)
 	}
 	mtime := r.c.epoch
 	if mtime.IsZero() {
@@ -267,6 +267,25 @@ func (r *resolver) writeGit(ctx context.Context, m puppetfile.Module, pin lockfi
 		return nil, fmt.Errorf("module %q: %w", m.Name, err)
 	}
 	return drift, nil
+}
+
+// refNameOf is the full name of the ref a :tag or :branch names, or of a
+// :ref that the repository has as a tag or branch ("" otherwise).
+func refNameOf(t puppetfile.RefType, ref string, mir *gitcache.Mirror) string {
+	switch t {
+	case puppetfile.Tag:
+		return "refs/tags/" + ref
+	case puppetfile.Branch:
+		return "refs/heads/" + ref
+	case puppetfile.Ref:
+		if _, err := mir.Resolve("tag", ref); err == nil {
+			return "refs/tags/" + ref
+		}
+		if _, err := mir.Resolve("branch", ref); err == nil {
+			return "refs/heads/" + ref
+		}
+	}
+	return ""
 }
 
 func (r *resolver) writeForge(ctx context.Context, m puppetfile.Module, pin lockfile.Module, dst string) error {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -44,6 +45,7 @@ type config struct {
 	controlBranch string
 	noState       bool
 	lockChecked   bool
+	stall         time.Duration
 }
 
 // Option configures Lock, Install and Verify.
@@ -60,6 +62,10 @@ func WithJobs(n int) Option { return func(c *config) { c.jobs = n } }
 
 // WithHTTPClient sets the client for the Forge.
 func WithHTTPClient(h *http.Client) Option { return func(c *config) { c.http = h } }
+
+// WithStall stops a fetch that shows no progress for d (a hung or
+// stalled remote); 0 means gitcache.DefaultStall.
+func WithStall(d time.Duration) Option { return func(c *config) { c.stall = d } }
 
 // WithLog sets where progress and warnings go (stderr in the CLI).
 func WithLog(w io.Writer) Option { return func(c *config) { c.log = w } }
@@ -115,7 +121,8 @@ func entry(pf *puppetfile.Puppetfile, m puppetfile.Module, forgeURL string) lock
 	e := lockfile.Module{Name: m.Name, Kind: string(m.Kind), Path: m.Dir(moduledir(pf)), ExcludeSpec: m.ExcludeSpec}
 	switch m.Kind {
 	case puppetfile.Git:
-		e.Source, e.RefType, e.Ref = m.Source, string(m.RefType), m.Ref
+		// never a credential in a lock: it is committed
+		e.Source, e.RefType, e.Ref = gitcache.Redact(m.Source), string(m.RefType), m.Ref
 	case puppetfile.Forge:
 		e.Source, e.Ref = forgeURL, m.Version
 	}

@@ -53,6 +53,29 @@ func newUpstream(t *testing.T, root, name string) *upstream {
 }
 
 // commit writes files (a name ending in #x is made executable) and commits.
+// protocols are the ways the tests reach upstreams: a path on this
+// machine, git:// (git daemon) and smart HTTP (git http-backend).
+var protocols = []string{"file", "git", "http"}
+
+// serve makes the upstreams (all under one remotes dir) reachable over
+// proto, rewriting their URLs.
+func serve(t *testing.T, proto string, us ...*upstream) {
+	t.Helper()
+	dir := filepath.Dir(us[0].bare)
+	var base string
+	switch proto {
+	case "file":
+		return
+	case "git":
+		base = testutil.GitDaemon(t, dir)
+	case "http":
+		base = testutil.GitHTTP(t, dir, nil)
+	}
+	for _, u := range us {
+		u.url = base + "/" + filepath.Base(u.bare)
+	}
+}
+
 func (u *upstream) commit(t *testing.T, files map[string]string, msg string) string {
 	t.Helper()
 	for name, content := range files {
@@ -150,9 +173,16 @@ func sameTree(t *testing.T, got, want string) {
 }
 
 func TestLockInstallMatchesGitArchive(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) { testLockInstallMatchesGitArchive(t, proto) })
+	}
+}
+
+func testLockInstallMatchesGitArchive(t *testing.T, proto string) {
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
 	b := newUpstream(t, root, "beta")
+	serve(t, proto, a, b)
 	env := filepath.Join(root, "env")
 	pf := writePuppetfile(t, env, fmt.Sprintf(`
 mod 'alpha', :git => '%s', :tag => 'v1.0.0'
@@ -253,8 +283,15 @@ mod 'delta', :git => '%s', :ref => 'v1.0.0', :exclude_spec => true
 }
 
 func TestLockedInstallAndDrift(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) { testLockedInstallAndDrift(t, proto) })
+	}
+}
+
+func testLockedInstallAndDrift(t *testing.T, proto string) {
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
+	serve(t, proto, a)
 	env := filepath.Join(root, "env")
 	pf := writePuppetfile(t, env, fmt.Sprintf(`
 mod 'alpha', :git => '%s', :tag => 'v1.0.0'
@@ -347,8 +384,15 @@ func TestStaleLockRefused(t *testing.T) {
 }
 
 func TestMissingTagNamesNearest(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) { testMissingTagNamesNearest(t, proto) })
+	}
+}
+
+func testMissingTagNamesNearest(t *testing.T, proto string) {
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
+	serve(t, proto, a)
 	pf := writePuppetfile(t, filepath.Join(root, "env"), fmt.Sprintf("mod 'alpha', :git => '%s', :tag => 'v1.0.1'\n", a.url))
 	_, err := Lock(context.Background(), pf, WithCache(filepath.Join(root, "cache")))
 	if !errors.Is(err, failure.ErrNotFound) {

@@ -29,7 +29,7 @@ func newResolver(c *config, pf *puppetfile.Puppetfile) (*resolver, error) {
 	if c.cacheDir == "" {
 		return nil, errors.New("no cache directory configured")
 	}
-	gc, err := gitcache.Open(c.cacheDir)
+	gc, err := gitcache.Open(c.cacheDir, c.stall)
 	if err != nil {
 		return nil, err
 	}
@@ -93,35 +93,24 @@ func (r *resolver) resolveGit(ctx context.Context, mir *gitcache.Mirror, m puppe
 		return "", err
 	}
 	rt := string(m.RefType)
-	if refresh || m.RefType == puppetfile.Branch {
-		if !mir.Fetched() {
-			if err := mir.Fetch(ctx); err != nil {
-				return "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
-			}
-		}
-	} else if m.RefType == puppetfile.Ref && !r.immutableLocally(mir, ref) && !mir.Fetched() {
-		// a :ref that is not a tag or commit here may be a branch: fetch it
-		if err := mir.Fetch(ctx); err != nil {
-			return "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
+	// r10k takes tags and full commits from its cache without asking the
+	// remote; branches (and anything with refresh) are asked for
+	if !refresh && m.RefType != puppetfile.Branch && r.immutableLocally(mir, ref) {
+		if sha, err := mir.Resolve(rt, ref); err == nil {
+			return sha, nil
 		}
 	}
-	sha, err := mir.Resolve(rt, ref)
-	if err != nil && errors.Is(err, gitcache.ErrRefNotFound) && !mir.Fetched() {
-		if ferr := mir.Fetch(ctx); ferr != nil {
-			return "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, ferr)
-		}
-		sha, err = mir.Resolve(rt, ref)
-	}
-	if err != nil && m.DefaultBranch != "" && m.RefType == puppetfile.Branch {
+	sha, err := mir.Pin(ctx, rt, ref)
+	if err != nil && errors.Is(err, gitcache.ErrRefNotFound) && m.DefaultBranch != "" && m.RefType == puppetfile.Branch {
 		// r10k falls back to :default_branch when the branch does not exist
-		if s, derr := mir.Resolve("branch", m.DefaultBranch); derr == nil {
-			r.c.logf("module %q: branch %q not in %s, using default_branch %q\n", m.Name, ref, m.Source, m.DefaultBranch)
+		if s, derr := mir.Pin(ctx, "branch", m.DefaultBranch); derr == nil {
+			r.c.logf("module %q: branch %q not in %s, using default_branch %q\n", m.Name, ref, mir.URL, m.DefaultBranch)
 			return s, nil
 		}
 	}
 	if err != nil {
 		hint := ""
-		if m.RefType == puppetfile.Tag || m.RefType == puppetfile.Ref {
+		if errors.Is(err, gitcache.ErrRefNotFound) && (m.RefType == puppetfile.Tag || m.RefType == puppetfile.Ref) {
 			if near := nearest.Names(ref, mir.Tags(), 5); len(near) > 0 {
 				hint = "; nearest tags: " + strings.Join(near, ", ")
 			} else {
@@ -139,5 +128,14 @@ func (r *resolver) immutableLocally(mir *gitcache.Mirror, ref string) bool {
 	if _, err := mir.Resolve("tag", ref); err == nil {
 		return true
 	}
-	return len(ref) == 40 && mir.HasCommit(ref)
+	return len(ref) == 40 && hexLower(ref) && mir.HasCommit(ref)
+}
+
+func hexLower(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -2,11 +2,13 @@ package puppet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 )
@@ -63,13 +65,12 @@ func (r *resolver) verifyGit(ctx context.Context, m puppetfile.Module, pin lockf
 		return fmt.Errorf("module %q: %w", m.Name, err)
 	}
 	defer mir.Close()
-	if !mir.Fetched() {
-		if err := mir.Fetch(ctx); err != nil {
-			return fmt.Errorf("module %q: %w", m.Name, err)
-		}
-	}
-	if !mir.HasCommit(pin.Commit) {
-		add(fmt.Sprintf("module %q: locked commit %s is not in %s", m.Name, pin.Commit, m.Source))
+	// the remote still has the commit when it sends it (a server sends
+	// only commits its branches and tags reach)
+	if err := mir.Ensure(ctx, pin.Commit, ""); errors.Is(err, gitcache.ErrRefNotFound) {
+		add(fmt.Sprintf("module %q: locked commit %s is not in %s", m.Name, pin.Commit, mir.URL))
+	} else if err != nil {
+		return fmt.Errorf("module %q: %w", m.Name, err)
 	}
 	if m.RefType == puppetfile.Commit {
 		return nil
@@ -94,7 +95,7 @@ func (r *resolver) verifyGit(ctx context.Context, m puppetfile.Module, pin lockf
 	for _, n := range names {
 		if now, ok := refs[n]; ok {
 			if now != pin.Commit {
-				add(Drift{Module: m.Name, Ref: fmt.Sprintf("%s %s", m.RefType, ref), Locked: pin.Commit, Now: now, Source: m.Source}.String())
+				add(Drift{Module: m.Name, Ref: fmt.Sprintf("%s %s", m.RefType, ref), Locked: pin.Commit, Now: now, Source: mir.URL}.String())
 			}
 			return nil
 		}
@@ -102,6 +103,6 @@ func (r *resolver) verifyGit(ctx context.Context, m puppetfile.Module, pin lockf
 	if m.RefType == puppetfile.Ref && len(ref) >= 7 && strings.HasPrefix(pin.Commit, ref) {
 		return nil // a :ref that is a commit SHA
 	}
-	add(Drift{Module: m.Name, Ref: fmt.Sprintf("%s %s", m.RefType, ref), Locked: pin.Commit, Source: m.Source}.String())
+	add(Drift{Module: m.Name, Ref: fmt.Sprintf("%s %s", m.RefType, ref), Locked: pin.Commit, Source: mir.URL}.String())
 	return nil
 }

@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -25,6 +27,7 @@ type pfFlags struct {
 	jobs       int
 	epoch      string
 	branch     string
+	stall      time.Duration
 }
 
 func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
@@ -32,6 +35,7 @@ func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
 	addCacheFlag(cmd.Flags(), &f.cache)
 	cmd.Flags().StringVar(&f.forge, "forge", "", "Forge API URL (default: the Puppetfile's forge line, else "+"https://forgeapi.puppet.com)")
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "modules fetched at once (default 4 per CPU)")
+	cmd.Flags().DurationVar(&f.stall, "stall-timeout", gitcache.DefaultStall, "stop a fetch from a remote that sends nothing for this long")
 	cmd.Flags().StringVar(&f.branch, "control-branch", "", "branch that :branch => :control_branch means")
 	if withLock {
 		cmd.Flags().StringVar(&f.lock, "lock", "", "Puppetfile.lock to build exactly (default: Puppetfile.lock beside the Puppetfile, if there)")
@@ -59,6 +63,9 @@ func (f *pfFlags) options(g *globals) ([]puppet.Option, error) {
 	}
 	if f.jobs > 0 {
 		opts = append(opts, puppet.WithJobs(f.jobs))
+	}
+	if f.stall > 0 {
+		opts = append(opts, puppet.WithStall(f.stall))
 	}
 	if f.branch != "" {
 		opts = append(opts, puppet.WithControlBranch(f.branch))

@@ -1,12 +1,20 @@
-// Package gitcache keeps bare mirrors of module repositories and reads pins
-// and trees out of them.
+// Package gitcache keeps bare repositories of module remotes and reads
+// pins and trees out of them.
 //
-// Each remote URL gets one bare repository under the cache directory,
-// fetched with go-git (all branches and tags, forced, pruned). A mirror is
-// used under an exclusive flock on a file beside it, so several imagebake
-// processes can share one cache: they take turns per repository and all
-// succeed. A new mirror is fetched into a temporary directory and renamed
-// into place, so a killed fetch never leaves a half-made mirror behind.
+// Each remote URL gets one bare repository under the cache directory. A
+// remote on this machine (file:// or a path) is mirrored whole, by copying
+// its objects. A network remote is fetched only as deep as the pins need:
+// one ref advertisement (ls-remote) resolves tags and branches, and each
+// pinned commit is fetched one commit deep by its SHA (protocol v2), by its
+// tag or branch where the server refuses SHAs, and with the whole history
+// only when nothing else finds it (a short SHA, a commit no ref names).
+// Tags and commits already in the cache need no network.
+//
+// A repository is used under an exclusive flock on a file beside it, so
+// several imagebake processes can share one cache: they take turns per
+// repository and all succeed. A new repository is made in a temporary
+// directory and renamed into place; git writes packs to temporary files
+// and renames them, so a killed fetch leaves a cache the next run uses.
 package gitcache
 
 import (
@@ -22,12 +30,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
@@ -36,22 +45,29 @@ import (
 // ErrRefNotFound marks a tag, branch or commit that the repository does not have.
 var ErrRefNotFound = fmt.Errorf("ref %w", failure.ErrNotFound)
 
-// Cache is a directory of bare mirrors.
+// Cache is a directory of bare repositories.
 type Cache struct {
-	dir string
+	dir   string
+	stall time.Duration
 }
 
-// Open returns the cache rooted at dir, creating it.
-func Open(dir string) (*Cache, error) {
+// Open returns the cache rooted at dir, creating it. A git command that
+// shows no progress for stall is stopped (0: DefaultStall).
+func Open(dir string, stall ...time.Duration) (*Cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
 		return nil, fmt.Errorf("creating git cache: %w", err)
 	}
-	return &Cache{dir: dir}, nil
+	c := &Cache{dir: dir, stall: DefaultStall}
+	if len(stall) > 0 && stall[0] > 0 {
+		c.stall = stall[0]
+	}
+	return c, nil
 }
 
 var unsafeRE = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-// key names the mirror of url: readable, and unique through a hash.
+// key names the repository of url (its shown form: no credential in a
+// directory name): readable, and unique through a hash.
 func key(url string) string {
 	sum := sha256.Sum256([]byte(url))
 	base := unsafeRE.ReplaceAllString(strings.TrimSuffix(filepath.Base(strings.TrimRight(url, "/")), ".git"), "_")
@@ -61,68 +77,87 @@ func key(url string) string {
 	return base + "-" + hex.EncodeToString(sum[:6]) + ".git"
 }
 
-// Mirror is one locked mirror. Close releases it.
+// Mirror is one locked repository. Close releases it.
 type Mirror struct {
-	URL     string
+	URL     string // as shown: no credential
+	remote  remote
+	local   string // the git dir of a remote on this machine, or ""
 	path    string
 	root    string // where the repository is now: path, or a temporary dir while it is made
 	lock    *os.File
 	repo    *git.Repository
-	fetched bool
+	stall   time.Duration
+	fetched bool              // every branch and tag was fetched
+	refs    map[string]string // the remote's advertisement, once listed
+	seen    map[string]string // refs fetched by name: where the remote has them now
 }
 
-// Mirror opens (creating if need be) and locks the mirror of url. A new
-// mirror is fetched at once.
+// Mirror opens (creating if need be) and locks the repository of url. The
+// repository of a remote on this machine is filled at once; that of a
+// network remote starts empty.
 func (c *Cache) Mirror(ctx context.Context, url string) (*Mirror, error) {
-	p := filepath.Join(c.dir, "git", key(url))
+	rem := splitRemote(url)
+	p := filepath.Join(c.dir, "git", key(rem.shown))
 	lf, err := flock.LockContext(ctx, p+".lock")
 	if err != nil {
-		return nil, fmt.Errorf("locking mirror of %s at %s: %w", url, p, err)
+		return nil, fmt.Errorf("locking cache of %s at %s: %w", rem.shown, p, err)
 	}
-	m := &Mirror{URL: url, path: p, root: p, lock: lf}
-	repo, err := git.PlainOpen(p)
-	switch {
-	case err == nil:
-		m.repo = repo
-		return m, nil
-	case errors.Is(err, git.ErrRepositoryNotExists):
-		if err := m.create(ctx); err != nil {
+	m := &Mirror{URL: rem.shown, remote: rem, local: localRepo(url), path: p, root: p, lock: lf, stall: c.stall}
+	if _, err := os.Stat(filepath.Join(p, "objects")); err == nil {
+		if err := m.open(); err != nil {
 			m.Close()
-			return nil, err
+			return nil, fmt.Errorf("opening cache of %s at %s: %w (remove it to fetch afresh)", m.URL, p, err)
 		}
 		return m, nil
-	default:
-		m.Close()
-		return nil, fmt.Errorf("opening mirror of %s at %s: %w (remove it to fetch afresh)", url, p, err)
 	}
+	if err := m.create(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// open (re)reads the repository at root. go-git lists pack files once per
+// repository value, so it is reopened after git adds some. Objects are
+// cached in a small LRU and large blobs are streamed, never held whole.
+func (m *Mirror) open() error {
+	st := filesystem.NewStorageWithOptions(osfs.New(m.root), cache.NewObjectLRU(8*cache.MiByte),
+		filesystem.Options{LargeObjectThreshold: 1 << 20})
+	repo, err := git.Open(st, nil)
+	if err != nil {
+		return err
+	}
+	m.repo = repo
+	return nil
 }
 
 func (m *Mirror) create(ctx context.Context) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(m.path), filepath.Base(m.path)+".tmp-")
 	if err != nil {
-		return fmt.Errorf("creating mirror of %s: %w", m.URL, err)
+		return fmt.Errorf("creating cache of %s: %w", m.URL, err)
 	}
-	repo, err := git.PlainInit(tmp, true)
-	if err == nil {
-		_, err = repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{m.URL}})
-	}
-	if err != nil {
+	if _, err := git.PlainInit(tmp, true); err != nil {
 		os.RemoveAll(tmp)
-		return fmt.Errorf("creating mirror of %s: %w", m.URL, err)
+		return fmt.Errorf("creating cache of %s: %w", m.URL, err)
 	}
-	m.repo, m.root = repo, tmp
-	if err := m.Fetch(ctx); err != nil {
+	m.root = tmp
+	if err := m.open(); err != nil {
 		os.RemoveAll(tmp)
-		return err
+		return fmt.Errorf("creating cache of %s: %w", m.URL, err)
+	}
+	if m.local != "" {
+		if err := m.Fetch(ctx); err != nil {
+			os.RemoveAll(tmp)
+			return err
+		}
 	}
 	m.root = m.path
 	if err := os.Rename(tmp, m.path); err != nil {
 		os.RemoveAll(tmp)
-		return fmt.Errorf("creating mirror of %s: %w", m.URL, err)
+		return fmt.Errorf("creating cache of %s: %w", m.URL, err)
 	}
-	// go-git keeps file handles by path; reopen at the final place.
-	if m.repo, err = git.PlainOpen(m.path); err != nil {
-		return fmt.Errorf("opening mirror of %s: %w", m.URL, err)
+	if err := m.open(); err != nil { // go-git keeps file handles by path
+		return fmt.Errorf("opening cache of %s: %w", m.URL, err)
 	}
 	return nil
 }
@@ -137,74 +172,212 @@ func (m *Mirror) Close() error {
 	return err
 }
 
-// Fetched says whether this Mirror fetched from the remote.
+// Fetched says whether this Mirror fetched every branch and tag.
 func (m *Mirror) Fetched() bool { return m.fetched }
 
-var refSpecs = []config.RefSpec{"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"}
-
-// Fetch brings every branch and tag of the remote into the mirror. Branches
-// and tags deleted upstream are pruned; their commits stay in the mirror, so
-// a lock that names them can still be built.
+// Fetch brings every branch and tag of the remote, with their history,
+// into the repository. Branches and tags deleted upstream are pruned; their
+// commits stay, so a lock that names them can still be built.
 func (m *Mirror) Fetch(ctx context.Context) error {
-	if src := localRepo(m.URL); src != "" {
-		if err := m.localFetch(src, m.root); err != nil {
-			return err
-		}
-		m.fetched = true
-		return nil
+	var err error
+	if m.local != "" {
+		err = m.localFetch(m.local, m.root)
+	} else if err = m.fetchAll(ctx); err == nil {
+		err = m.open()
 	}
-	err := m.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: "origin",
-		RefSpecs:   refSpecs,
-		Tags:       git.NoTags,
-		Force:      true,
-		Prune:      true,
-	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
-			return fmt.Errorf("fetching %s: the repository is empty: %w", m.URL, failure.ErrNotFound)
-		}
-		if errors.Is(err, transport.ErrRepositoryNotFound) {
-			return fmt.Errorf("fetching %s: no repository there: %w", m.URL, failure.ErrNotFound)
-		}
-		return fmt.Errorf("fetching %s: %w", m.URL, err)
+	if err != nil {
+		return err
 	}
 	m.fetched = true
 	return nil
 }
 
+// Pin resolves a ref of refType ("tag", "branch", "commit" or "ref": tag,
+// then branch, then commit) against the remote, with one ref
+// advertisement, and makes sure its commit is in the repository. It does
+// not look in the repository first: callers that take tags and commits from
+// the cache (as r10k does) try Resolve before.
+func (m *Mirror) Pin(ctx context.Context, refType, ref string) (string, error) {
+	if m.local != "" {
+		if !m.fetched {
+			if err := m.Fetch(ctx); err != nil {
+				return "", err
+			}
+		}
+		return m.Resolve(refType, ref)
+	}
+	switch refType {
+	case "tag", "branch":
+		// one command: the advertisement and the commit, one deep
+		name := "refs/tags/" + ref
+		if refType == "branch" {
+			name = "refs/heads/" + ref
+		}
+		sha, err := m.FetchRef(ctx, name)
+		if errors.Is(err, ErrRefNotFound) {
+			_, _ = m.RemoteRefs(ctx) // for the nearest names in the message
+			return "", fmt.Errorf("%w: no %s %q in %s", ErrRefNotFound, refType, ref, m.URL)
+		}
+		return sha, err
+	case "ref", "commit":
+	default:
+		return "", fmt.Errorf("unknown ref type %q", refType)
+	}
+	if refType == "ref" {
+		refs, err := m.RemoteRefs(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, n := range []string{"refs/tags/" + ref, "refs/heads/" + ref} {
+			if sha, ok := refs[n]; ok {
+				if err := m.Ensure(ctx, sha, n); err != nil {
+					return "", err
+				}
+				return sha, m.setRef(n, sha)
+			}
+		}
+	}
+	if !hexRE.MatchString(ref) {
+		return "", fmt.Errorf("%w: no tag, branch or commit %q in %s", ErrRefNotFound, ref, m.URL)
+	}
+	if len(ref) == 40 {
+		if err := m.Ensure(ctx, ref, ""); err != nil {
+			return "", err
+		}
+		return ref, nil
+	}
+	// a short SHA: only the whole history can say what it names
+	if !m.fetched {
+		if err := m.Fetch(ctx); err != nil {
+			return "", err
+		}
+	}
+	return m.commit(ref)
+}
+
+// Ensure makes sure commit sha is in the repository: fetched one commit
+// deep by its SHA, else by fallback (a tag or branch that named it, when
+// the server refuses SHAs; "" for none), else with every branch and tag.
+// Where the remote has fallback now is then known to Advertised.
+func (m *Mirror) Ensure(ctx context.Context, sha, fallback string) error {
+	if m.HasCommit(sha) {
+		return nil
+	}
+	if m.local != "" {
+		if !m.fetched {
+			if err := m.Fetch(ctx); err != nil {
+				return err
+			}
+		}
+	} else {
+		err := m.fetchShallow(ctx, "+"+sha+":refs/imagebake/pins/"+sha)
+		if errors.Is(err, errWantRefused) && fallback != "" {
+			_, err = m.FetchRef(ctx, fallback)
+			if errors.Is(err, ErrRefNotFound) {
+				err = errWantRefused
+			}
+		}
+		if err != nil && !errors.Is(err, errWantRefused) {
+			return err
+		}
+		if oerr := m.open(); oerr != nil {
+			return oerr
+		}
+		if !m.HasCommit(sha) && !m.fetched {
+			if err := m.Fetch(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if !m.HasCommit(sha) {
+		return fmt.Errorf("%w: no commit %s in %s", ErrRefNotFound, sha, m.URL)
+	}
+	return nil
+}
+
+// FetchRef fetches the branch or tag name ("refs/tags/v1") one commit deep
+// into the same name in the repository, and returns its commit.
+func (m *Mirror) FetchRef(ctx context.Context, name string) (string, error) {
+	if m.local != "" {
+		if !m.fetched {
+			if err := m.Fetch(ctx); err != nil {
+				return "", err
+			}
+		}
+	} else {
+		if err := m.fetchShallow(ctx, "+"+name+":"+name); err != nil {
+			return "", err
+		}
+		if err := m.open(); err != nil {
+			return "", err
+		}
+	}
+	r, err := m.repo.Reference(plumbing.ReferenceName(name), true)
+	if err != nil {
+		return "", fmt.Errorf("%w: no %s in %s", ErrRefNotFound, name, m.URL)
+	}
+	sha := m.peeled(r.Hash())
+	if m.seen == nil {
+		m.seen = map[string]string{}
+	}
+	m.seen[name] = sha
+	return sha, nil
+}
+
+func (m *Mirror) setRef(name, sha string) error {
+	if name == "" {
+		return nil
+	}
+	r, err := m.repo.Reference(plumbing.ReferenceName(name), true)
+	if err == nil && (r.Hash().String() == sha || m.peeled(r.Hash()) == sha) {
+		return nil
+	}
+	return m.repo.Storer.SetReference(plumbing.NewHashReference(plumbing.ReferenceName(name), plumbing.NewHash(sha)))
+}
+
+// peeled follows tag objects from h to what they tag.
+func (m *Mirror) peeled(h plumbing.Hash) string {
+	for range 10 {
+		tag, err := m.repo.TagObject(h)
+		if err != nil {
+			break
+		}
+		h = tag.Target
+	}
+	return h.String()
+}
+
+// Advertised resolves ref of refType where the remote has it now, once
+// RemoteRefs has listed it, or FetchRef or Ensure has fetched it by name.
+func (m *Mirror) Advertised(refType, ref string) (string, bool) {
+	for _, n := range map[string][]string{"tag": {"refs/tags/" + ref}, "branch": {"refs/heads/" + ref}, "ref": {"refs/tags/" + ref, "refs/heads/" + ref}}[refType] {
+		if sha, ok := m.seen[n]; ok {
+			return sha, true
+		}
+		if sha, ok := m.refs[n]; ok {
+			return sha, true
+		}
+	}
+	return "", false
+}
+
 // RemoteRefs lists the remote's branches and tags (ls-remote), with tags
 // peeled to their commits: "refs/heads/main" -> sha, "refs/tags/v1" -> sha.
+// The list is read once per Mirror.
 func (m *Mirror) RemoteRefs(ctx context.Context) (map[string]string, error) {
-	if src := localRepo(m.URL); src != "" {
-		return m.localRemoteRefs(src)
+	if m.refs != nil {
+		return m.refs, nil
 	}
-	rem, err := m.repo.Remote("origin")
+	var err error
+	if m.local != "" {
+		m.refs, err = m.localRemoteRefs(m.local)
+	} else {
+		m.refs, err = m.lsRemote(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", m.URL, err)
 	}
-	refs, err := rem.ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled})
-	if err != nil {
-		if errors.Is(err, transport.ErrEmptyRemoteRepository) {
-			return map[string]string{}, nil
-		}
-		return nil, fmt.Errorf("listing %s: %w", m.URL, err)
-	}
-	out := map[string]string{}
-	for _, r := range refs {
-		name := r.Name().String()
-		if r.Type() != plumbing.HashReference {
-			continue
-		}
-		if base, ok := strings.CutSuffix(name, "^{}"); ok {
-			out[base] = r.Hash().String() // the peeled commit wins over the tag object
-			continue
-		}
-		if _, ok := out[name]; !ok {
-			out[name] = r.Hash().String()
-		}
-	}
-	return out, nil
+	return m.refs, nil
 }
 
 // HasCommit says whether the mirror holds commit sha.
@@ -245,14 +418,7 @@ func (m *Mirror) peel(name plumbing.ReferenceName, what, ref string) (string, er
 	if err != nil {
 		return "", fmt.Errorf("%w: no %s %q in %s", ErrRefNotFound, what, ref, m.URL)
 	}
-	h := r.Hash()
-	for range 10 {
-		tag, err := m.repo.TagObject(h)
-		if err != nil {
-			break // not a tag object: a commit (or something else, checked below)
-		}
-		h = tag.Target
-	}
+	h := plumbing.NewHash(m.peeled(r.Hash()))
 	if _, err := m.repo.CommitObject(h); err != nil {
 		return "", fmt.Errorf("%s %q in %s does not point at a commit (%s)", what, ref, m.URL, h)
 	}
@@ -281,11 +447,26 @@ func (m *Mirror) commit(ref string) (string, error) {
 	return h.String(), nil
 }
 
-// Tags lists the mirror's tag names, sorted, for "nearest" hints.
-func (m *Mirror) Tags() []string { return shortNames(m.repo.Tags()) }
+// Tags lists the tag names, sorted, for "nearest" hints: the remote's
+// when they were listed, else the repository's.
+func (m *Mirror) Tags() []string { return m.names("refs/tags/", m.repo.Tags) }
 
-// Branches lists the mirror's branch names, sorted, for "nearest" hints.
-func (m *Mirror) Branches() []string { return shortNames(m.repo.Branches()) }
+// Branches lists the branch names, sorted, for "nearest" hints.
+func (m *Mirror) Branches() []string { return m.names("refs/heads/", m.repo.Branches) }
+
+func (m *Mirror) names(prefix string, local func() (storer.ReferenceIter, error)) []string {
+	if m.refs == nil {
+		return shortNames(local())
+	}
+	var out []string
+	for n := range m.refs {
+		if s, ok := strings.CutPrefix(n, prefix); ok {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 func shortNames(it storer.ReferenceIter, err error) []string {
 	if err != nil {

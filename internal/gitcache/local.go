@@ -86,10 +86,10 @@ func (m *Mirror) localFetch(src, root string) error {
 		return fmt.Errorf("fetching %s: %w", m.URL, err)
 	}
 	// reopen: go-git lists pack files once per repository value
-	repo, err := git.PlainOpen(root)
-	if err != nil {
+	if err := m.open(); err != nil {
 		return fmt.Errorf("fetching %s: %w", m.URL, err)
 	}
+	repo := m.repo
 	have, err := branchesAndTags(repo)
 	if err != nil {
 		return err
@@ -109,7 +109,6 @@ func (m *Mirror) localFetch(src, root string) error {
 			return err
 		}
 	}
-	m.repo = repo
 	return nil
 }
 

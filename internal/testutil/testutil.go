@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,4 +205,26 @@ func TreeFiles(t testing.TB, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// GitHTTP serves the bare repositories under dir over git's smart HTTP
+// protocol (git http-backend behind net/http/cgi) on a loopback port until
+// the test ends, and returns the base URL ("http://127.0.0.1:PORT"). wrap,
+// when not nil, wraps the handler: to ask for credentials, to play an old
+// server, to cut a pack short.
+func GitHTTP(t testing.TB, dir string, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = &cgi.Handler{Path: git, Args: []string{"http-backend"}, Env: []string{
+		"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=safe.directory", "GIT_CONFIG_VALUE_0=*"}}
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
