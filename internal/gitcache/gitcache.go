@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -104,6 +105,10 @@ func (c *Cache) Mirror(ctx context.Context, url string) (*Mirror, error) {
 	}
 	m := &Mirror{URL: rem.shown, remote: rem, local: localRepo(url), path: p, root: p, lock: lf, stall: c.stall}
 	if _, err := os.Stat(filepath.Join(p, "objects")); err == nil {
+		if err := clearStale(p); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("cleaning cache of %s at %s: %w", m.URL, p, err)
+		}
 		if err := m.open(); err != nil {
 			m.Close()
 			return nil, fmt.Errorf("opening cache of %s at %s: %w (remove it to fetch afresh)", m.URL, p, err)
@@ -115,6 +120,32 @@ func (c *Cache) Mirror(ctx context.Context, url string) (*Mirror, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// clearStale removes what a killed git left in the repository at p: its
+// lock files (shallow.lock, packed-refs.lock, refs/**.lock) and temporary
+// packs. The caller holds the repository's flock, so no git works in it.
+func clearStale(p string) error {
+	for _, f := range []string{"shallow.lock", "packed-refs.lock", "config.lock", "HEAD.lock", "FETCH_HEAD.lock"} {
+		if err := os.Remove(filepath.Join(p, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	tmp, _ := filepath.Glob(filepath.Join(p, "objects", "pack", "tmp_*"))
+	for _, f := range tmp {
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+	}
+	return filepath.WalkDir(filepath.Join(p, "refs"), func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(q, ".lock") {
+			return os.Remove(q)
+		}
+		return nil
+	})
 }
 
 // open (re)reads the repository at root. go-git lists pack files once per

@@ -122,7 +122,7 @@ func (m *Mirror) git(ctx context.Context, args ...string) ([]byte, error) {
 			case <-errw.seen:
 				t.Reset(stall)
 			case <-t.C:
-				cancel(fmt.Errorf("%s sent nothing for %s", m.URL, stall))
+				cancel(fmt.Errorf("nothing received for %s (--stall-timeout)", stall))
 				return
 			}
 		}
@@ -161,7 +161,7 @@ func (m *Mirror) gitError(verb, stderr string, err error) error {
 }
 
 func lastLines(s string, n int) string {
-	var keep []string
+	var keep, fatal []string
 	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
 		l = strings.TrimSpace(l)
 		if l == "" || strings.HasPrefix(l, "remote: Counting") || strings.HasPrefix(l, "remote: Compressing") ||
@@ -169,6 +169,12 @@ func lastLines(s string, n int) string {
 			continue
 		}
 		keep = append(keep, l)
+		if strings.HasPrefix(l, "fatal:") || strings.HasPrefix(l, "error:") {
+			fatal = append(fatal, l)
+		}
+	}
+	if len(fatal) > 0 {
+		keep = fatal
 	}
 	if len(keep) > n {
 		keep = keep[len(keep)-n:]
