@@ -3,8 +3,8 @@ package puppet
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -91,7 +91,7 @@ mod 'pin',   :git => '%s', :commit => '%s'
 			if _, err := Install(context.Background(), pf, nil, env, moddir, WithCache(cache), WithoutInstallState()); err != nil {
 				t.Fatalf("warm install without the remote: %v", err)
 			}
-					sameTree(t, filepath.Join(moddir, "alpha"), wantAlpha)
+			sameTree(t, filepath.Join(moddir, "alpha"), wantAlpha)
 		})
 	}
 }
