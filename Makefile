@@ -70,6 +70,7 @@ fuzz:
 	$(FUZZ) ./internal/versionq -fuzz FuzzParse
 	$(FUZZ) ./tarball -fuzz FuzzExtract
 	$(FUZZ) ./builders -fuzz FuzzScanTar
+	$(FUZZ) ./internal/gitcache -fuzz FuzzRedact
 	$(FUZZ) ./deploy -fuzz FuzzParse
 	$(FUZZ) ./internal/strict -fuzz FuzzDecodeTOML
 	$(FUZZ) ./internal/distro -fuzz FuzzParseOSRelease
@@ -78,7 +79,9 @@ fuzz:
 	$(FUZZ) ./internal/distro -fuzz FuzzParseRpmdb
 
 # Side-by-side benchmarks, each against its peer tool in one run.
+# r10k: the second peer of the Puppetfile benchmark (Ruby; not needed by the tests)
 bench: build test-tools
+	@./scripts/ensure-packages r10k
 	./bench/puppetfile.sh $(BIN)
 	./bench/agents-sync.sh $(BIN)
 	./bench/bake.sh $(BIN)

@@ -516,3 +516,63 @@ func TestGoldenDigests(t *testing.T) {
 		t.Errorf("the example's digests changed (go test ./bake -run TestGoldenDigests -update if on purpose):\n--- got\n%s--- want\n%s", got.String(), want)
 	}
 }
+
+// flipByte changes one byte in the middle of the file at p.
+func flipByte(t *testing.T, p string) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x01
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A byte flipped in a file of a release on disk is found by verify (and
+// by verify --artifacts-only, without a rebuild), naming the file and
+// both digests; an untouched release passes.
+func TestVerifyHashesFilesOnDisk(t *testing.T) {
+	for _, builder := range []string{"oci", "rootfs"} {
+		t.Run(builder, func(t *testing.T) {
+			root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+			o := opts(root, repo, filepath.Join(root, "dist"))
+			o.Builder = builder
+			m, err := Bake(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(root, "dist", "example-1.0.0")
+			name := filepath.Join(dir, manifest.FileName)
+			if _, err := CheckArtifacts(name); err != nil {
+				t.Fatalf("untouched release: %v", err)
+			}
+			var flipped []string
+			if builder == "oci" {
+				flipped = append(flipped, filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(m.Images[1].Layers[len(m.Images[1].Layers)-1].Digest, "sha256:")))
+			} else {
+				flipped = append(flipped, filepath.Join(dir, m.Images[0].Artifact))
+			}
+			flipped = append(flipped, filepath.Join(dir, SBOMName))
+			for _, p := range flipped {
+				flipByte(t, p)
+			}
+			_, err = CheckArtifacts(name)
+			if !errors.Is(err, ErrArtifact) || !errors.Is(err, failure.ErrVerify) {
+				t.Fatalf("--artifacts-only of a flipped release = %v, want ErrArtifact", err)
+			}
+			_, verr := Verify(ctx, name, Options{Cache: o.Cache, Context: root, Version: "test"})
+			if !errors.Is(verr, failure.ErrVerify) {
+				t.Fatalf("verify of a flipped release = %v, want a verification failure", verr)
+			}
+			for _, e := range []error{err, verr} {
+				for _, p := range flipped {
+					if !strings.Contains(e.Error(), p+": sha256 sha256:") {
+						t.Errorf("error\n%v\ndoes not name %s with its digest", e, p)
+					}
+				}
+			}
+		})
+	}
+}

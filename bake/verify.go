@@ -19,7 +19,8 @@ import (
 // ErrMismatch marks a rebuild whose digests differ from the manifest's.
 var ErrMismatch = fmt.Errorf("rebuild differs from the manifest: %w", failure.ErrVerify)
 
-// Verify rebuilds the release described by the manifest at name from the
+// Verify checks the release's files on disk against the manifest at name
+// (CheckArtifacts), then rebuilds the release it describes from the
 // manifest alone (its commit, module pins, agent binaries and epoch; no
 // resolution) into a temporary directory, and compares every digest. On a
 // difference the error names the image, the layer and the first differing
@@ -31,6 +32,12 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 	}
 	if want.Builder == "packer" {
 		return nil, fmt.Errorf("%w: %s was built by Packer; verify rebuilds oci and rootfs releases, a Packer release's artifacts are recorded (with sha256) in its manifest", failure.ErrUsage, name)
+	}
+	// the files on disk first: a rebuild that matches the manifest says
+	// nothing of a blob flipped since
+	onDisk, err := artifactProblems(name, want)
+	if err != nil {
+		return nil, err
 	}
 	tmp, err := os.MkdirTemp("", "imagebake-verify-")
 	if err != nil {
@@ -78,8 +85,11 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 		}
 		diffs = append(diffs, d)
 	}
-	if len(diffs) > 0 {
-		return got, fmt.Errorf("%w: %s\n  %s", ErrMismatch, name, strings.Join(diffs, "\n  "))
+	switch {
+	case len(diffs) > 0:
+		return got, fmt.Errorf("%w: %s\n  %s", ErrMismatch, name, strings.Join(append(diffs, onDisk...), "\n  "))
+	case len(onDisk) > 0:
+		return got, fmt.Errorf("%w: %s\n  %s", ErrArtifact, filepath.Dir(name), strings.Join(onDisk, "\n  "))
 	}
 	return got, nil
 }

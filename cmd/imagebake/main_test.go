@@ -28,6 +28,8 @@ func TestExitCodes(t *testing.T) {
 		want int
 	}{
 		{"version", []string{"version"}, failure.ExitOK},
+		{"--version", []string{"--version"}, failure.ExitOK},
+		{"unknown command", []string{"bogus"}, failure.ExitUsage},
 		{"unknown flag", []string{"version", "--nope"}, failure.ExitUsage},
 		{"bad Puppetfile", []string{"puppetfile", "show", "--puppetfile", bad, "--cache", cache}, failure.ExitUsage},
 		{"stale lock", []string{"puppetfile", "verify", "--puppetfile", good, "--lock", stale, "--cache", cache}, failure.ExitVerify},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,8 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 3 not found (tag, module, version, agent binaries), 4 verification failed
 (stale lock, drift, checksum or digest mismatch), 5 internal error.`,
 	}
+	root.Version = clientVersion() // --version, as the version command prints it
+	root.SetVersionTemplate(fmt.Sprintf("imagebake %s (%s, %s/%s)\n", clientVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH))
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print no progress on stderr")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

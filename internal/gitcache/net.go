@@ -74,6 +74,9 @@ func (r remote) env() []string {
 		if err != nil {
 			user = r.secret
 		}
+		if !strings.Contains(user, ":") {
+			user += ":" // a token as the user name, as GitHub takes it
+		}
 		auth := "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(user))
 		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0="+auth)
 	}

@@ -1,0 +1,161 @@
+package bake
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// ErrArtifact marks a release whose files on disk are not what its
+// manifest says.
+var ErrArtifact = fmt.Errorf("release files differ from the manifest: %w", failure.ErrVerify)
+
+// CheckArtifacts hashes every file of the release whose manifest is at
+// name: each blob of an OCI layout (against its name, and the index, image
+// and layer digests the manifest records against index.json and the
+// blobs), each rootfs tarball, and the SBOM (against the one the manifest
+// makes). Every difference is named in one error: the file, the expected
+// and the actual digest.
+func CheckArtifacts(name string) (*manifest.Manifest, error) {
+	m, err := manifest.Read(name)
+	if err != nil {
+		return nil, err
+	}
+	bad, err := artifactProblems(name, m)
+	if err != nil {
+		return m, err
+	}
+	if len(bad) > 0 {
+		return m, fmt.Errorf("%w: %s\n  %s", ErrArtifact, filepath.Dir(name), strings.Join(bad, "\n  "))
+	}
+	return m, nil
+}
+
+// artifactProblems lists, one line each, the files of the release at name
+// (manifest m) that are not what m says.
+func artifactProblems(name string, m *manifest.Manifest) ([]string, error) {
+	dir := filepath.Dir(name)
+	var bad []string
+	switch m.Builder {
+	case "oci":
+		bad = checkLayout(dir, m)
+	case "rootfs":
+		for _, im := range m.Images {
+			p := filepath.Join(dir, im.Artifact)
+			if got, err := fileDigest(p); err != nil {
+				bad = append(bad, fmt.Sprintf("%s: %v", p, err))
+			} else if got != im.Digest {
+				bad = append(bad, fmt.Sprintf("%s: sha256 %s, manifest %s", p, got, im.Digest))
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%w: %s was built by %s; its artifacts are recorded (with sha256) in its manifest, where Packer wrote them", failure.ErrUsage, name, m.Builder)
+	}
+	return append(bad, checkSBOM(dir, m)...), nil
+}
+
+// checkLayout checks an OCI layout: every blob's content against its name,
+// and that index.json and the blobs hold the index, images and layers the
+// manifest records.
+func checkLayout(dir string, m *manifest.Manifest) []string {
+	var bad []string
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	ents, err := os.ReadDir(blobs)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", blobs, err)}
+	}
+	have, corrupt := map[string]bool{}, map[string]bool{}
+	for _, e := range ents {
+		p := filepath.Join(blobs, e.Name())
+		got, err := fileDigest(p)
+		switch {
+		case err != nil:
+			bad = append(bad, fmt.Sprintf("%s: %v", p, err))
+		case got != "sha256:"+e.Name():
+			bad = append(bad, fmt.Sprintf("%s: sha256 %s, named sha256:%s", p, got, e.Name()))
+			corrupt["sha256:"+e.Name()] = true
+		default:
+			have[got] = true
+		}
+	}
+	var index struct {
+		Manifests []struct {
+			Digest string `json:"digest"`
+		} `json:"manifests"`
+	}
+	listed := map[string]bool{}
+	p := filepath.Join(dir, "index.json")
+	if b, err := os.ReadFile(p); err != nil {
+		bad = append(bad, fmt.Sprintf("%s: %v", p, err))
+	} else if err := json.Unmarshal(b, &index); err != nil {
+		bad = append(bad, fmt.Sprintf("%s: %v", p, err))
+	}
+	for _, d := range index.Manifests {
+		listed[d.Digest] = true
+	}
+	want := func(what, d string, inIndex bool) {
+		if d == "" {
+			return
+		}
+		if inIndex && !listed[d] {
+			bad = append(bad, fmt.Sprintf("%s: %s %s is not listed", p, what, d))
+		}
+		if !have[d] && !corrupt[d] {
+			bad = append(bad, fmt.Sprintf("%s: %s %s is missing", filepath.Join(blobs, strings.TrimPrefix(d, "sha256:")), what, d))
+		}
+	}
+	want("image index", m.IndexDigest, true)
+	for _, im := range m.Images {
+		want("image "+im.Name, im.Digest, true)
+		for _, l := range im.Layers {
+			want(fmt.Sprintf("layer (%s) of %s", l.Role, im.Name), l.Digest, false)
+		}
+	}
+	return bad
+}
+
+// checkSBOM compares the release's SBOM with the one its manifest makes.
+func checkSBOM(dir string, m *manifest.Manifest) []string {
+	p := filepath.Join(dir, SBOMName)
+	got, err := fileDigest(p)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", p, err)}
+	}
+	tmp, err := os.MkdirTemp("", "imagebake-sbom-")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer os.RemoveAll(tmp)
+	if err := writeSBOM(m, filepath.Join(tmp, SBOMName)); err != nil {
+		return []string{fmt.Sprintf("making the SBOM of %s: %v", dir, err)}
+	}
+	want, err := fileDigest(filepath.Join(tmp, SBOMName))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if got != want {
+		return []string{fmt.Sprintf("%s: sha256 %s, the manifest's SBOM %s", p, got, want)}
+	}
+	return nil
+}
+
+func fileDigest(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
