@@ -179,6 +179,8 @@ func TestParseErrors(t *testing.T) {
 		{"image: refspec\n  version: : :\n", 1, 1, "not YAML"},
 		{"- a\n- b\n", 1, 1, "a deploy file is a mapping"},
 		{"image: refspec\nversion: \"1\"\nimages: {}\n", 1, 8, "top-level image: with images:"},
+		{"images:\n  web:\n    image: a\n    version: \"1\"\n  db:\n    image: b\n    version: \"1\"\n  web:\n    image: c\n    version: \"2\"\n", 8, 3, `selection "web" given twice, at lines 2 and 8`},
+		{"image: a\nversion: \"1\"\nimage: b\n", 3, 1, `key "image" given twice, at lines 1 and 3`},
 	}
 	for _, tt := range tests {
 		f, err := Parse("d.yaml", []byte(tt.src))

@@ -122,8 +122,13 @@ func Parse(name string, src []byte) (*File, error) {
 		if imgs.Kind != yaml.MappingNode {
 			return nil, &Error{Pos: pos(name, imgs), Msg: "images: wants a mapping of name: {image, version, arch}"}
 		}
+		seen := map[string]*yaml.Node{}
 		for i := 0; i+1 < len(imgs.Content); i += 2 {
 			k, v := imgs.Content[i], imgs.Content[i+1]
+			if first := seen[k.Value]; first != nil {
+				return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("selection %q given twice, at lines %d and %d; YAML keys are unique (name one of them otherwise)", k.Value, first.Line, k.Line)}
+			}
+			seen[k.Value] = k
 			if v.Kind != yaml.MappingNode {
 				return nil, &Error{Pos: pos(name, v), Msg: fmt.Sprintf("images.%s wants a mapping with image: and version:", k.Value)}
 			}
@@ -154,7 +159,7 @@ func pos(name string, n *yaml.Node) Pos { return Pos{name, max(n.Line, 1), max(n
 
 // mapping returns a mapping's values by key, refusing unknown and repeated keys.
 func mapping(name string, n *yaml.Node, allowed ...string) (map[string]*yaml.Node, error) {
-	out := map[string]*yaml.Node{}
+	out, keys := map[string]*yaml.Node{}, map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		ok := false
@@ -164,10 +169,10 @@ func mapping(name string, n *yaml.Node, allowed ...string) (map[string]*yaml.Nod
 		if !ok {
 			return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("unknown key %q (known here: %s)", k.Value, strings.Join(allowed, ", "))}
 		}
-		if out[k.Value] != nil {
-			return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("key %q given twice", k.Value)}
+		if first := keys[k.Value]; first != nil {
+			return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("key %q given twice, at lines %d and %d", k.Value, first.Line, k.Line)}
 		}
-		out[k.Value] = n.Content[i+1]
+		out[k.Value], keys[k.Value] = n.Content[i+1], k
 	}
 	return out, nil
 }
