@@ -6,6 +6,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/versionq"
 	"github.com/imagebake/imagebake/manifests/catalog"
 )
@@ -39,10 +40,12 @@ type Step struct {
 // exact version stays exact.
 func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, error) {
 	var steps []Step
+	var errs []error
 	for i, s := range f.Selections {
 		r, err := Resolve(c, source, s)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err) // and the other selections are still planned
+			continue
 		}
 		cur := r.rel.SemVer()
 		var best *catalog.Release
@@ -76,7 +79,7 @@ func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, e
 		}
 		steps = append(steps, st)
 	}
-	return steps, nil
+	return steps, failure.Worst(errs...)
 }
 
 // rewriteValue gives the selection text that means "to" in the same shape.

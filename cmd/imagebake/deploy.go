@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/imagebake/imagebake/deploy"
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/release"
 )
@@ -95,7 +95,7 @@ func newSelectCommand(g *globals) *cobra.Command {
 				}
 				all = append(all, r)
 			}
-			if err := errors.Join(errs...); err != nil {
+			if err := failure.Worst(errs...); err != nil {
 				return err // nothing written: a pipeline must not take a partial selection
 			}
 			if lock != "" {
@@ -154,11 +154,13 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 			}
 			c, src := o.Catalog, o.Where
 			var findings []deploy.Finding
+			var missing []error
 			errs := 0
 			for _, s := range df.Selections {
 				r, err := deploy.Resolve(c, src, s)
 				if err != nil {
-					return err
+					missing = append(missing, err) // the other selections are still checked
+					continue
 				}
 				for _, fd := range deploy.Check(r, now) {
 					findings = append(findings, fd)
@@ -179,10 +181,11 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 					fmt.Fprintln(cmd.OutOrStdout(), fd)
 				}
 			}
+			var policy error
 			if errs > 0 {
-				return fmt.Errorf("%w: %d of the selections in %s fail", deploy.ErrPolicy, errs, args[0])
+				policy = fmt.Errorf("%w: %d of the selections in %s fail", deploy.ErrPolicy, errs, args[0])
 			}
-			return nil
+			return failure.Worst(append(missing, policy)...)
 		},
 	}
 	f.register(cmd)
@@ -211,9 +214,9 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 				return err
 			}
 			c, src := o.Catalog, o.Where
-			steps, err := deploy.Upgrade(c, src, df, scope)
-			if err != nil {
-				return err
+			steps, failed := deploy.Upgrade(c, src, df, scope) // the selections that resolve are planned
+			if failed != nil && len(steps) == 0 {
+				return failed
 			}
 			if g.json {
 				if err := printJSON(cmd.OutOrStdout(), steps); err != nil {
@@ -241,6 +244,12 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 						fmt.Fprint(w, deploy.Breaks(s, majorChanges(cmd.Context(), o, s)))
 					}
 				}
+			}
+			if failed != nil {
+				if write {
+					return fmt.Errorf("%s not changed: %w", args[0], failed)
+				}
+				return failed
 			}
 			if !write {
 				if !g.json {

@@ -31,9 +31,16 @@ const (
 
 // Code returns the exit code for err.
 func Code(err error) int {
+	var w worst
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &w):
+		code := ExitOK
+		for _, e := range w {
+			code = max(code, Code(e))
+		}
+		return code
 	case errors.Is(err, ErrUsage):
 		return ExitUsage
 	case errors.Is(err, ErrNotFound):
@@ -44,3 +51,26 @@ func Code(err error) int {
 		return ExitError
 	}
 }
+
+// Worst joins the errors of several independent parts of one run (the
+// selections of a deploy file, say) so that the exit code is the highest
+// of theirs: a policy failure (4) is not hidden by a selection that
+// matches nothing (3). nil when every err is nil.
+func Worst(errs ...error) error {
+	var w worst
+	for _, e := range errs {
+		if e != nil {
+			w = append(w, e)
+		}
+	}
+	if len(w) == 0 {
+		return nil
+	}
+	return w
+}
+
+type worst []error
+
+func (w worst) Error() string { return errors.Join(w...).Error() }
+
+func (w worst) Unwrap() []error { return w }
