@@ -155,9 +155,17 @@ func scanTar(r io.Reader, compressed int64, what string, rep *BaseReport) (int, 
 	return n, c.n, nil
 }
 
-// checkEntry refuses an entry that leaves the root or a whiteout that
-// names no file, and notes devices and setuid files.
+// checkEntry refuses an entry that leaves the root (.., an absolute name,
+// a hard link out) or a whiteout that names no file, and notes devices and
+// setuid files. Symlink targets may be absolute: /etc/localtime ->
+// /usr/share/zoneinfo/UTC is resolved inside the image.
 func checkEntry(h *tar.Header, rep *BaseReport) error {
+	if strings.HasPrefix(h.Name, "/") && strings.Trim(h.Name, "/.") != "" {
+		return errors.New("has an absolute name (a base's entries are relative to its root)")
+	}
+	if h.Typeflag == tar.TypeLink && strings.HasPrefix(h.Linkname, "/") {
+		return fmt.Errorf("is a hard link to the absolute name %s (hard links name entries of the same archive, relative to its root)", quote(h.Linkname))
+	}
 	for _, part := range strings.Split(h.Name, "/") {
 		if part == ".." {
 			return errors.New("leaves the root file system (..)")
