@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebake/imagebake/agents/activate"
 	"github.com/imagebake/imagebake/agents/agentstest"
 	"github.com/imagebake/imagebake/internal/testutil"
 
@@ -574,5 +575,27 @@ func TestVerifyHashesFilesOnDisk(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// agents status on a freshly baked image reports the baked version as
+// running, from the current link the bake laid out.
+func TestBakedAgentStatus(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Builder, o.Arches = "rootfs", []string{"arm64"}
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(root, "img")
+	os.MkdirAll(img, 0o755)
+	testutil.Run(t, "tar", "-xzf", filepath.Join(root, "dist", "example-1.0.0", m.Images[0].Artifact), "-C", img)
+	s, err := activate.NewMachine(img, m.Images[0].Agent.Name, time.Now).Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Running != "2.4.1" || !s.Baked || s.Current != "2.4.1-arm64" {
+		t.Errorf("status of a baked image: running %q baked %v current %q, want 2.4.1 as baked, current 2.4.1-arm64", s.Running, s.Baked, s.Current)
 	}
 }

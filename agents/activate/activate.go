@@ -57,6 +57,9 @@ type State struct {
 	Versions map[string]string `toml:"versions" json:"versions"`
 	// Current is where the current link points now (read, not stored).
 	Current string `toml:"-" json:"current"`
+	// Baked is set when nothing was recorded since the image was baked:
+	// Running is then the version the current link names.
+	Baked bool `toml:"-" json:"baked"`
 }
 
 // Machine is an agent's place on a machine.
@@ -103,6 +106,12 @@ func (m *Machine) Status() (*State, error) {
 	}
 	if l, err := os.Readlink(filepath.Join(m.Tools(), "current")); err == nil {
 		s.Current = l
+	}
+	if s.Running == "" && s.Proposed == "" && s.Current != "" {
+		// a freshly baked image: the bake laid out VERSION-ARCH and the link
+		if i := strings.LastIndex(filepath.Base(s.Current), "-"); i > 0 {
+			s.Running, s.Baked = filepath.Base(s.Current)[:i], true
+		}
 	}
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ func printState(g *globals, cmd *cobra.Command, s *activate.State) error {
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "%s: running %s (current -> %s)", s.Name, orNone(s.Running), orNone(s.Current))
+	if s.Baked {
+		fmt.Fprint(w, ", as baked into the image")
+	}
 	if s.Previous != "" {
 		fmt.Fprintf(w, ", previous %s", s.Previous)
 	}
@@ -125,6 +129,13 @@ func newAgentsStatusCommand(g *globals) *cobra.Command {
 				files, _ := filepath.Glob(filepath.Join(f.root, "var", "lib", "imagebake", "agents", "*.toml"))
 				for _, p := range files {
 					names = append(names, strings.TrimSuffix(filepath.Base(p), ".toml"))
+				}
+				// and the agents a bake laid out, with nothing recorded since
+				links, _ := filepath.Glob(filepath.Join(f.root, "opt", "*", "tools", "current"))
+				for _, l := range links {
+					if n := filepath.Base(filepath.Dir(filepath.Dir(l))); !slices.Contains(names, n) {
+						names = append(names, n)
+					}
 				}
 				sort.Strings(names)
 			}
