@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # puppetfile.sh BIN [RUNS] — imagebake vs g10k (and r10k when installed) side by side, in one run, over
-# git:// and smart HTTP with long module histories, at 10 and 150 modules, with the shared script
-# (../shared/bench/puppetfile-network.sh). Prints its lines.
+# git:// and smart HTTP, with the shared script (../shared/bench/puppetfile-network.sh). Prints its lines.
+# 10 modules with long histories (2000 commits each), then the growth from 10 to 150 modules at 100
+# commits each (generating 150 long histories takes over an hour).
 set -euo pipefail
 BIN=$(readlink -f "${1:?usage: puppetfile.sh BIN [RUNS]}")
 RUNS=${2:-3}
 SHARED=$(cd "$(dirname "$0")/../../shared/bench" 2>/dev/null && pwd) || { echo "../shared/bench not found beside the repository" >&2; exit 2; }
+for proto in git http; do
+  echo "## 10 modules x 2000 commits over $proto"
+  "$SHARED/puppetfile-network.sh" "$BIN" "$proto" 10 2000 "$RUNS"
+done
 for n in 10 150; do
-  for proto in git http; do
-    echo "## $n modules over $proto"
-    "$SHARED/puppetfile-network.sh" "$BIN" "$proto" "$n" 2000 "$([ "$n" -gt 10 ] && echo 1 || echo "$RUNS")"
-  done
+  echo "## $n modules x 100 commits over git"
+  "$SHARED/puppetfile-network.sh" "$BIN" git "$n" 100 1
 done
