@@ -98,7 +98,7 @@ func (r remote) redact(s string) string {
 // ctx ends or when stderr stays silent for stall (fetches print progress;
 // a server that stops sending stops it). stdout is returned.
 func (m *Mirror) git(ctx context.Context, args ...string) ([]byte, error) {
-	full := append([]string{"-c", "protocol.version=2", "-c", "gc.auto=0", "-c", "fetch.writeCommitGraph=false", "-c", "core.askPass=", "--git-dir=" + m.root}, args...)
+	full := append([]string{"-c", "protocol.version=2", "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "fetch.writeCommitGraph=false", "-c", "core.askPass=", "--git-dir=" + m.root}, args...)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	cmd := exec.CommandContext(ctx, "git", full...)
