@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # puppetfile.sh BIN [RUNS] — imagebake vs g10k (and r10k when installed) side by side, in one run, over
 # git:// and smart HTTP, with the shared script (../shared/bench/puppetfile-network.sh). Prints its lines.
-# 10 modules with long histories (2000 commits each), then the growth from 10 to 150 modules at 100
-# commits each (generating 150 long histories takes over an hour).
+# 10 modules with long histories (2000 commits each), then the growth from 10 to 150 modules at 500
+# commits each (generating 150 histories of 2000 commits takes over an hour; under 500 commits the
+# generator repacks aggressively, which is slower still).
 set -euo pipefail
 BIN=$(readlink -f "${1:?usage: puppetfile.sh BIN [RUNS]}")
 RUNS=${2:-3}
@@ -12,6 +13,6 @@ for proto in git http; do
   "$SHARED/puppetfile-network.sh" "$BIN" "$proto" 10 2000 "$RUNS"
 done
 for n in 10 150; do
-  echo "## $n modules x 100 commits over git"
-  "$SHARED/puppetfile-network.sh" "$BIN" git "$n" 100 1
+  echo "## $n modules x 500 commits over git"
+  "$SHARED/puppetfile-network.sh" "$BIN" git "$n" 500 1
 done
