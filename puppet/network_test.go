@@ -103,14 +103,16 @@ mod 'pin',   :git => '%s', :commit => '%s'
 func TestOldServerRefusesSHAs(t *testing.T) {
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
-	a.longHistory(t, 5)
-	a.url = "git://" + v0Proxy(t, strings.TrimPrefix(testutil.GitDaemon(t, filepath.Dir(a.bare)), "git://")) + "/alpha.git"
+	b := newUpstream(t, root, "beta") // its own cache repository: the modules are fetched in parallel
+	b.longHistory(t, 5)
+	base := "git://" + v0Proxy(t, strings.TrimPrefix(testutil.GitDaemon(t, filepath.Dir(a.bare)), "git://"))
+	a.url, b.url = base+"/alpha.git", base+"/beta.git"
 	env := filepath.Join(root, "env")
-	inner := testutil.Git(t, a.bare, "rev-parse", "main~2")
+	inner := testutil.Git(t, b.bare, "rev-parse", "main~2")
 	pf := writePuppetfile(t, env, fmt.Sprintf(`
 mod 'alpha', :git => '%s', :tag => 'v1.0.0'
 mod 'inner', :git => '%s', :commit => '%s'
-`, a.url, a.url, inner))
+`, a.url, b.url, inner))
 	lk, err := Lock(context.Background(), pf, WithCache(filepath.Join(root, "lockcache")))
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +128,7 @@ mod 'inner', :git => '%s', :commit => '%s'
 		t.Fatalf("locked install from a v0 server: %v", err)
 	}
 	sameTree(t, filepath.Join(moddir, "alpha"), archive(t, a, oldTag))
-	sameTree(t, filepath.Join(moddir, "inner"), archive(t, a, inner))
+	sameTree(t, filepath.Join(moddir, "inner"), archive(t, b, inner))
 	want := fmt.Sprintf(`module "alpha": tag v1.0.0 in %s moved: locked %s, now %s`, a.url, oldTag, a.rev(t, "v1.1.0"))
 	if len(rep.Drift) != 1 || rep.Drift[0].String() != want || !strings.Contains(log.String(), want) {
 		t.Errorf("drift %v, log %q; want %q", rep.Drift, log.String(), want)
