@@ -139,6 +139,37 @@ mod 'inner', :git => '%s', :commit => '%s'
 // for protocol v2 taken out of the first packet, so the server speaks v0
 // and refuses commits it did not advertise, as old servers do.
 func v0Proxy(t *testing.T, addr string) string {
+	return serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		var hdr [4]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		n, err := strconv.ParseUint(string(hdr[:]), 16, 16)
+		if err != nil || n < 4 {
+			return
+		}
+		req := make([]byte, n-4)
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		if i := bytes.Index(req, []byte("\x00\x00version=")); i >= 0 {
+			req = append(req[:i+1], 0)
+		}
+		s, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		fmt.Fprintf(s, "%04x%s", len(req)+4, req)
+		go io.Copy(s, c)
+		io.Copy(c, s)
+	})
+}
+
+// serveTCP hands every connection to a loopback listener to handle, until
+// the test ends, and returns its host:port.
+func serveTCP(t *testing.T, handle func(net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -151,32 +182,7 @@ func v0Proxy(t *testing.T, addr string) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				var hdr [4]byte
-				if _, err := io.ReadFull(c, hdr[:]); err != nil {
-					return
-				}
-				n, err := strconv.ParseUint(string(hdr[:]), 16, 16)
-				if err != nil || n < 4 {
-					return
-				}
-				req := make([]byte, n-4)
-				if _, err := io.ReadFull(c, req); err != nil {
-					return
-				}
-				if i := bytes.Index(req, []byte("\x00\x00version=")); i >= 0 {
-					req = append(req[:i+1], 0)
-				}
-				s, err := net.Dial("tcp", addr)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				fmt.Fprintf(s, "%04x%s", len(req)+4, req)
-				go io.Copy(s, c)
-				io.Copy(c, s)
-			}()
+			go handle(c)
 		}
 	}()
 	return l.Addr().String()
@@ -184,22 +190,7 @@ func v0Proxy(t *testing.T, addr string) string {
 
 // stallServer accepts connections and never answers.
 func stallServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c) }()
-		}
-	}()
-	return l.Addr().String()
+	return serveTCP(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 }
 
 // Hung remotes are stopped, each named; the other modules are installed.

@@ -128,14 +128,5 @@ func (r *resolver) immutableLocally(mir *gitcache.Mirror, ref string) bool {
 	if _, err := mir.Resolve("tag", ref); err == nil {
 		return true
 	}
-	return len(ref) == 40 && hexLower(ref) && mir.HasCommit(ref)
-}
-
-func hexLower(s string) bool {
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	return len(ref) == 40 && mir.HasCommit(ref) // HasCommit is false for what is not hex
 }

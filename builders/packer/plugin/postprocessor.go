@@ -2,12 +2,10 @@ package plugin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"sort"
+
+	"github.com/imagebake/imagebake/internal/filehash"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/common"
@@ -83,7 +81,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, a pack
 	files := append([]string(nil), a.Files()...)
 	sort.Strings(files)
 	for _, f := range files {
-		sum, err := fileSHA256(f)
+		sum, err := filehash.SHA256(f)
 		if err != nil {
 			return a, true, false, fmt.Errorf("imagebake-manifest: %w", err)
 		}
@@ -121,17 +119,4 @@ func filesKey(a manifest.Artifact) string {
 		k = a.ID
 	}
 	return k
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
