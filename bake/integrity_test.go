@@ -362,7 +362,7 @@ func TestBakePublishedReleaseKeepsItsPins(t *testing.T) {
 	}
 	o := opts(root, repo, filepath.Join(root, "dist-again"))
 	o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
-		return catalog.PublishedManifest(ctx, st.Root, family, release, kr, nil)
+		return catalog.PublishedManifest(ctx, st.Root, family, release, kr, nil, nil)
 	}
 	again, err := Bake(ctx, o)
 	if err != nil {

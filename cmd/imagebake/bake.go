@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -71,8 +72,12 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 				if err != nil {
 					return err
 				}
+				guard, err := catalogGuard(cache, time.Time{})
+				if err != nil {
+					return err
+				}
 				o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
-					return catalog.PublishedManifest(ctx, published, family, release, kr, nil)
+					return catalog.PublishedManifest(ctx, published, family, release, kr, nil, guard)
 				}
 			}
 			if previous != "" && !noCheck {

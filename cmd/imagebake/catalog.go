@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -54,25 +56,62 @@ func (f *keyFlags) signer(kr *signing.Keyring) (*signing.Signer, error) {
 	return s, nil
 }
 
-// updateCatalog applies change to the store's catalog, signed with the key.
-func (f *keyFlags) updateCatalog(ctx context.Context, store string, change func(*catalog.Catalog) error) error {
+// catalogGuard checks catalogs read against rollback (the serials seen
+// are remembered in the cache directory) and expiry at now (zero: the
+// clock).
+func catalogGuard(cache string, now time.Time) (*catalog.Guard, error) {
+	dir, err := cacheDir(cache)
+	if err != nil {
+		return nil, err
+	}
+	return &catalog.Guard{State: filepath.Join(dir, catalog.StateFile), Now: now}, nil
+}
+
+// openWriter opens the store at dest for writing, its serials checked.
+func openWriter(ctx context.Context, dest string, kr *signing.Keyring, mustExist bool) (catalog.Writer, error) {
+	guard, err := catalogGuard("", time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	return catalog.OpenWriter(ctx, dest, kr, mustExist, guard)
+}
+
+// updateCatalog applies change to the store's catalog, signed with the
+// key, and says on w when the catalog written is expired or about to be.
+func (f *keyFlags) updateCatalog(ctx context.Context, store string, w io.Writer, change func(*catalog.Catalog) error) (*catalog.Catalog, error) {
 	if store == "" {
-		return usageErr("--store is required")
+		return nil, usageErr("--store is required")
 	}
 	kr, err := f.keyring()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st, err := catalog.OpenWriter(ctx, store, kr, true)
+	st, err := openWriter(ctx, store, kr, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	signer, err := f.signer(kr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = st.Update(ctx, signer, change)
-	return err
+	c, err := st.Update(ctx, signer, change)
+	if err != nil {
+		return nil, err
+	}
+	warnExpiry(w, st.Path(), c)
+	return c, nil
+}
+
+// warnExpiry tells a publisher that readers refuse, or soon will refuse,
+// the catalog just written.
+func warnExpiry(w io.Writer, where string, c *catalog.Catalog) {
+	notice, err := (*catalog.Guard)(nil).Expiry(where, c)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "warning: readers refuse this catalog: %v\n", err)
+	case notice != "":
+		fmt.Fprintln(w, notice)
+	}
 }
 
 func newKeyCommand(g *globals) *cobra.Command {
@@ -116,7 +155,7 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := catalog.OpenWriter(cmd.Context(), store, kr, false)
+			st, err := openWriter(cmd.Context(), store, kr, false)
 			if err != nil {
 				return err
 			}
@@ -159,9 +198,16 @@ func newCatalogCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := catalog.Open(cmd.Context(), store, kr, nil)
+			guard, err := catalogGuard("", time.Time{})
 			if err != nil {
 				return err
+			}
+			c, err := catalog.Open(cmd.Context(), store, kr, nil, guard)
+			if err != nil {
+				return err
+			}
+			if c.Notice != "" {
+				fmt.Fprintln(g.progress(), c.Notice)
 			}
 			var fams []catalog.Family
 			for _, f := range c.Families {
@@ -206,6 +252,56 @@ func newCatalogCommand(g *globals) *cobra.Command {
 		cmd.AddCommand(newStateCommand(g, verb, state))
 	}
 	cmd.AddCommand(newEOLCommand(g))
+	cmd.AddCommand(newRefreshCommand(g))
+	return cmd
+}
+
+func newRefreshCommand(g *globals) *cobra.Command {
+	kf := &keyFlags{}
+	var store, expires string
+	var notice int
+	cmd := &cobra.Command{
+		Use:   "refresh --store DIR|s3://B/P [--expires DATE|none] [--notice-days N]",
+		Short: "Re-sign the catalog with a new serial and expiry (readers refuse an older serial, and an expired catalog)",
+		Long: `Re-sign the catalog with the next serial and, with --expires, a new expiry.
+
+Every write of a catalog raises its serial; readers remember the highest
+serial they saw at each catalog location (in the cache directory) and
+refuse a lower one, so an older copy put back (a revocation undone) is
+caught. An expiry bounds how long a frozen copy can pass: readers warn
+within --notice-days before it and refuse the catalog after. Run refresh
+on a schedule shorter than the expiry window (a CI cron job, say).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var until time.Time
+			clear := expires == "none"
+			if expires != "" && !clear {
+				var err error
+				if until, err = parseDate(expires); err != nil {
+					return err
+				}
+			}
+			if notice < 0 {
+				return usageErr("--notice-days %d is negative", notice)
+			}
+			c, err := kf.updateCatalog(cmd.Context(), store, g.progress(), func(c *catalog.Catalog) error {
+				return c.Refresh(until, notice, clear, time.Now())
+			})
+			if err != nil {
+				return err
+			}
+			exp := "never"
+			if !c.Expires.IsZero() {
+				exp = c.Expires.Format(time.RFC3339)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "catalog %s: serial %d, expires %s\n", store, c.Serial, exp)
+			return nil
+		},
+	}
+	kf.register(cmd, true)
+	cmd.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
+	cmd.Flags().StringVar(&expires, "expires", "", "when readers stop trusting the catalog: YYYY-MM-DD or RFC 3339, or none (default: keep the current expiry)")
+	cmd.Flags().IntVar(&notice, "notice-days", catalog.DefaultExpiryNoticeDays, "warn readers this many days before the expiry")
 	return cmd
 }
 
@@ -240,7 +336,7 @@ func newStateCommand(g *globals, verb, state string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = kf.updateCatalog(cmd.Context(), store, func(c *catalog.Catalog) error {
+			_, err = kf.updateCatalog(cmd.Context(), store, g.progress(), func(c *catalog.Catalog) error {
 				return c.SetState(args[0], args[1], state, reason, replacement, when)
 			})
 			if err == nil {
@@ -277,9 +373,10 @@ func newEOLCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return kf.updateCatalog(cmd.Context(), store, func(c *catalog.Catalog) error {
+			_, err = kf.updateCatalog(cmd.Context(), store, g.progress(), func(c *catalog.Catalog) error {
 				return c.SetEOL(args[0], major, when, notice)
 			})
+			return err
 		},
 	}
 	kf.register(cmd, true)

@@ -59,9 +59,20 @@ func (f *deployFlags) load(ctx context.Context, name string) (*deploy.File, *cat
 	if err != nil {
 		return nil, nil, err
 	}
-	o, err := catalog.Open(ctx, src, kr, nil)
+	now, err := f.clock()
 	if err != nil {
 		return nil, nil, err
+	}
+	guard, err := catalogGuard("", now)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := catalog.Open(ctx, src, kr, nil, guard)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.Notice != "" {
+		fmt.Fprintln(os.Stderr, o.Notice)
 	}
 	return df, o, nil
 }

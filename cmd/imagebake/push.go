@@ -150,7 +150,7 @@ func (kf *keyFlags) recordPush(cmd *cobra.Command, store, dir, ref string, ro oc
 	sum := sha256.Sum256(raw)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	changed := false
-	err = kf.updateCatalog(cmd.Context(), store, func(c *catalog.Catalog) error {
+	_, err = kf.updateCatalog(cmd.Context(), store, cmd.ErrOrStderr(), func(c *catalog.Catalog) error {
 		changed, err = c.RecordPush(m.Family, m.Release, digest, repo)
 		return err
 	})

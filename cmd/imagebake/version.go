@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -63,7 +64,11 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if image == "" {
 			return usageErr("--catalog needs --image NAME-X.Y.Z-ARCH")
 		}
-		o, err := catalog.Open(cmd.Context(), cpath, kr, nil)
+		guard, err := catalogGuard("", time.Time{})
+		if err != nil {
+			return err
+		}
+		o, err := catalog.Open(cmd.Context(), cpath, kr, nil, guard)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,9 @@
 // # Format (catalog.toml)
 //
 //	format = 1
+//	serial  = 12                       # grows with every write (rollback protection)
+//	expires = 2027-01-31T00:00:00Z     # readers refuse the catalog after (optional; catalog refresh)
+//	expiry_notice_days = 7             # readers warn this long before
 //	[[family]]
 //	name       = "example"
 //	grace_days = 14                    # how long a superseded minor line may lag its newest security release
@@ -71,8 +74,16 @@ var ErrExists = fmt.Errorf("release already published with other content: %w", f
 
 // Catalog is a catalog.toml.
 type Catalog struct {
-	Format   int      `toml:"format" json:"format"`
-	Families []Family `toml:"family" json:"families"`
+	Format int `toml:"format" json:"format"`
+	// Serial grows with every write of the catalog: readers refuse one
+	// lower than they saw before at the same location (guard.go).
+	Serial uint64 `toml:"serial" json:"serial"`
+	// Expires is when readers stop trusting this copy (zero: never).
+	Expires time.Time `toml:"expires,omitempty" json:"expires,omitempty"`
+	// ExpiryNoticeDays is how long before Expires readers are warned
+	// (0: DefaultExpiryNoticeDays).
+	ExpiryNoticeDays int      `toml:"expiry_notice_days,omitempty" json:"expiry_notice_days,omitempty"`
+	Families         []Family `toml:"family" json:"families"`
 }
 
 // Family is one image family's releases and support windows.
@@ -150,6 +161,9 @@ func Parse(b []byte) (*Catalog, error) {
 }
 
 func (c *Catalog) check() error {
+	if c.ExpiryNoticeDays < 0 {
+		return fmt.Errorf("%w: expiry_notice_days %d is negative", ErrInvalid, c.ExpiryNoticeDays)
+	}
 	seenF := map[string]bool{}
 	for fi := range c.Families {
 		f := &c.Families[fi]

@@ -227,7 +227,7 @@ func TestHelperPublish(t *testing.T) {
 	s, _ := signing.LoadSigner(os.Getenv("HELPER_KEY"), "")
 	kr, _ := signing.LoadKeyring(os.Getenv("HELPER_PUB"))
 	ctx := context.Background()
-	st, err := OpenWriter(ctx, os.Getenv("HELPER_ROOT"), kr, false)
+	st, err := OpenWriter(ctx, os.Getenv("HELPER_ROOT"), kr, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,17 +309,17 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 func TestOpenOverHTTP(t *testing.T) {
 	st, kr, srv := servedStore(t)
 	ctx := context.Background()
-	c, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client())
+	c, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client(), nil)
 	if err != nil || c.Family("example", false) == nil || !strings.HasPrefix(c.Where, srv.URL) {
 		t.Fatalf("Open over HTTP = %v, %v", c, err)
 	}
 	p, _ := filepath.EvalSymlinks(st.Path())
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, []byte(strings.Replace(string(b), `state = "active"`, `state = "revoked"`, 1)), 0o644)
-	if _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client()); !errors.Is(err, signing.ErrUntrusted) {
+	if _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client(), nil); !errors.Is(err, signing.ErrUntrusted) {
 		t.Errorf("Open of a tampered catalog over HTTP = %v, want ErrUntrusted", err)
 	}
-	if _, err := Open(ctx, srv.URL+"/nothing/catalog.toml", kr, srv.Client()); !errors.Is(err, failure.ErrNotFound) {
+	if _, err := Open(ctx, srv.URL+"/nothing/catalog.toml", kr, srv.Client(), nil); !errors.Is(err, failure.ErrNotFound) {
 		t.Errorf("Open of a missing catalog over HTTP = %v, want not found", err)
 	}
 }
@@ -329,7 +329,7 @@ func TestOpenOverHTTP(t *testing.T) {
 func TestOpenStoreRootURL(t *testing.T) {
 	_, kr, srv := servedStore(t)
 	ctx := context.Background()
-	if c, err := Open(ctx, srv.URL+"/", kr, srv.Client()); err != nil || c.Family("example", false) == nil {
+	if c, err := Open(ctx, srv.URL+"/", kr, srv.Client(), nil); err != nil || c.Family("example", false) == nil {
 		t.Errorf("Open of the store root URL = %v", err)
 	}
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -340,7 +340,7 @@ func TestOpenStoreRootURL(t *testing.T) {
 		w.Write([]byte("<html>a web site</html>"))
 	}))
 	defer other.Close()
-	_, err := Open(ctx, other.URL, kr, other.Client())
+	_, err := Open(ctx, other.URL, kr, other.Client(), nil)
 	if !errors.Is(err, failure.ErrNotFound) || !strings.Contains(err.Error(), other.URL+"/catalog/catalog.toml") {
 		t.Errorf("Open of a web site = %v, want not found naming %s/catalog/catalog.toml", err, other.URL)
 	}
@@ -402,18 +402,67 @@ func TestPublishedManifest(t *testing.T) {
 	st, kr, srv := servedStore(t)
 	ctx := context.Background()
 	for _, src := range []string{st.Root, st.Path(), srv.URL, srv.URL + "/catalog/catalog.toml"} {
-		m, err := PublishedManifest(ctx, src, "example", "1.0.0", kr, srv.Client())
+		m, err := PublishedManifest(ctx, src, "example", "1.0.0", kr, srv.Client(), nil)
 		if err != nil || m == nil || m.Release != "1.0.0" {
 			t.Errorf("PublishedManifest(%s) = %v, %v", src, m, err)
 		}
-		if m, err := PublishedManifest(ctx, src, "example", "9.9.9", kr, srv.Client()); m != nil || err != nil {
+		if m, err := PublishedManifest(ctx, src, "example", "9.9.9", kr, srv.Client(), nil); m != nil || err != nil {
 			t.Errorf("PublishedManifest(%s) of an unpublished release = %v, %v; want nil, nil", src, m, err)
 		}
 	}
 	p := filepath.Join(st.Root, "images", "example-1.0.0", manifest.FileName)
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, append(b, '\n'), 0o644)
-	if _, err := PublishedManifest(ctx, srv.URL, "example", "1.0.0", kr, srv.Client()); !errors.Is(err, signing.ErrUntrusted) {
+	if _, err := PublishedManifest(ctx, srv.URL, "example", "1.0.0", kr, srv.Client(), nil); !errors.Is(err, signing.ErrUntrusted) {
 		t.Errorf("PublishedManifest of a changed manifest over HTTP = %v, want untrusted", err)
+	}
+}
+
+// The serials seen are kept per location and key: a lower serial at the
+// same place signed by the same key is refused, another key or another
+// location starts afresh, and a damaged memory is reported, not ignored.
+func TestGuardSerials(t *testing.T) {
+	g := &Guard{State: filepath.Join(t.TempDir(), "cache", StateFile)}
+	at := func(n uint64) *Catalog { return &Catalog{Format: Format, Serial: n} }
+	if err := g.Serial("https://a/catalog.toml", "K1", at(5)); err != nil {
+		t.Fatal(err)
+	}
+	err := g.Serial("https://a/catalog.toml", "K1", at(4))
+	if !errors.Is(err, ErrRollback) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "has serial 4, but serial 5") {
+		t.Errorf("a lower serial = %v, want ErrRollback naming 4 and 5", err)
+	}
+	for _, ok := range []struct{ where, key string }{{"https://a/catalog.toml", "K2"}, {"https://b/catalog.toml", "K1"}, {"https://a/catalog.toml", "K1"}} {
+		if err := g.Serial(ok.where, ok.key, at(5)); err != nil {
+			t.Errorf("serial 5 at %s by %s: %v", ok.where, ok.key, err)
+		}
+	}
+	os.WriteFile(g.State, []byte("{not json"), 0o644)
+	if err := g.Serial("https://a/catalog.toml", "K1", at(6)); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), g.State) {
+		t.Errorf("a damaged serials file = %v, want a usage error naming it", err)
+	}
+}
+
+// Every write raises the serial; a write that changes nothing writes
+// nothing; Refresh raises it once and sets the expiry.
+func TestSerialGrowsWithEveryWrite(t *testing.T) {
+	signer, kr, _ := keys(t)
+	st := &Store{Root: t.TempDir(), Keys: kr}
+	ctx := t.Context()
+	for _, v := range []string{"1.0.0", "1.0.0", "1.1.0"} {
+		if _, _, err := st.Publish(ctx, release(t, v, "sha256:"+strings.Repeat(v[2:3], 64)), signer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := st.Read()
+	if err != nil || c.Serial != 2 {
+		t.Fatalf("after two releases (and one identical re-publish) serial = %d, %v; want 2", c.Serial, err)
+	}
+	exp := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, err = st.Update(ctx, signer, func(c *Catalog) error { return c.Refresh(exp, 3, false, time.Now()) })
+	if err != nil || c.Serial != 3 || !c.Expires.Equal(exp) || c.ExpiryNoticeDays != 3 {
+		t.Fatalf("Refresh: serial %d expires %v notice %d, %v", c.Serial, c.Expires, c.ExpiryNoticeDays, err)
+	}
+	if c, err = st.Read(); err != nil || c.Serial != 3 || !c.Expires.Equal(exp) {
+		t.Fatalf("re-read after Refresh: %+v, %v", c, err)
 	}
 }

@@ -21,6 +21,8 @@ type Opened struct {
 	*Catalog
 	// Where names the catalog for people: a path or a URL.
 	Where string
+	// Notice warns that the catalog expires soon ("" otherwise).
+	Notice string
 	// read reads the manifest of a release the catalog holds.
 	read func(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error)
 }
@@ -39,15 +41,27 @@ func (o *Opened) Manifest(ctx context.Context, family, version string) (*manifes
 // Open reads the catalog at src, verified with keys: a store directory, a
 // catalog.toml file, an s3://BUCKET/PREFIX store, or an HTTP(S) URL (of a
 // store, or of a catalog.toml with its signature at URL.minisig). client
-// nil means http.DefaultClient.
-func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.Client) (*Opened, error) {
+// nil means http.DefaultClient. A catalog older than one g saw at the same
+// place, or past its expiry, is refused.
+func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.Client, g *Guard) (*Opened, error) {
+	o, err := open(ctx, src, keys, client, g)
+	if err != nil {
+		return nil, err
+	}
+	if o.Notice, err = g.Expiry(o.Where, o.Catalog); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func open(ctx context.Context, src string, keys *signing.Keyring, client *http.Client, g *Guard) (*Opened, error) {
 	switch {
 	case s3obj.IsURL(src):
 		b, err := s3obj.Open(ctx, src)
 		if err != nil {
 			return nil, err
 		}
-		st := &S3Store{B: b, Keys: keys}
+		st := &S3Store{B: b, Keys: keys, Guard: g}
 		data, _, err := b.Get(ctx, catalogKey)
 		if errors.Is(err, failure.ErrNotFound) {
 			return nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
@@ -61,10 +75,10 @@ func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.C
 		}
 		return &Opened{Catalog: c, Where: st.Path(), read: st.readManifest}, nil
 	case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
-		return openHTTP(ctx, src, keys, client)
+		return openHTTP(ctx, src, keys, client, g)
 	}
 	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
-		st := &Store{Root: src, Keys: keys}
+		st := &Store{Root: src, Keys: keys, Guard: g}
 		if _, err := os.Stat(st.Path()); err != nil {
 			return nil, fmt.Errorf("no catalog in store %s (looked for %s): %w", src, st.Path(), failure.ErrNotFound)
 		}
@@ -74,7 +88,7 @@ func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.C
 		}
 		return st.opened(c), nil
 	}
-	c, err := ReadFile(src, keys)
+	c, err := ReadFile(src, keys, g)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no catalog at %s (looked for a store directory holding catalog/%s, or a catalog file): %w", src, FileName, failure.ErrNotFound)
 	}
@@ -93,7 +107,7 @@ func (s *Store) openedAt(c *Catalog, where string) *Opened {
 	}}
 }
 
-func openHTTP(ctx context.Context, src string, keys *signing.Keyring, client *http.Client) (*Opened, error) {
+func openHTTP(ctx context.Context, src string, keys *signing.Keyring, client *http.Client, g *Guard) (*Opened, error) {
 	if !strings.HasSuffix(src, ".toml") { // a store's root URL
 		src = strings.TrimSuffix(src, "/") + "/" + catalogKey
 	}
@@ -112,13 +126,18 @@ func openHTTP(ctx context.Context, src string, keys *signing.Keyring, client *ht
 		// an S3 store keeps each catalog's signature under its sha256:
 		// catalog.toml.minisig may be mid-replacement
 		alt := strings.TrimSuffix(src, FileName) + "signatures/" + s3obj.Sum(data) + ".minisig"
-		if sig2, err := get(ctx, client, alt); err != nil || keys.Verify(src, data, sig2) != nil {
+		sig2, err := get(ctx, client, alt)
+		if err != nil || keys.Verify(src, data, sig2) != nil {
 			return nil, verr
 		}
+		sig = sig2
 	}
 	c, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	if err := g.Serial(src, signing.KeyIDOf(sig), c); err != nil {
+		return nil, err
 	}
 	base := strings.TrimSuffix(src, catalogKey)
 	return &Opened{Catalog: c, Where: src, read: func(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error) {
@@ -176,8 +195,8 @@ func get(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 // from the store or catalog at src (as Open takes it) and checks it is the
 // one the catalog names. A release the catalog does not hold gives nil and
 // no error: nothing was published under that number yet.
-func PublishedManifest(ctx context.Context, src, family, version string, keys *signing.Keyring, client *http.Client) (*manifest.Manifest, error) {
-	o, err := Open(ctx, src, keys, client)
+func PublishedManifest(ctx context.Context, src, family, version string, keys *signing.Keyring, client *http.Client, g *Guard) (*manifest.Manifest, error) {
+	o, err := Open(ctx, src, keys, client, g)
 	if err != nil {
 		return nil, err
 	}
@@ -199,13 +218,13 @@ type Writer interface {
 
 // OpenWriter returns the store at dest: a directory or s3://BUCKET/PREFIX.
 // mustExist refuses a store without a catalog.
-func OpenWriter(ctx context.Context, dest string, keys *signing.Keyring, mustExist bool) (Writer, error) {
+func OpenWriter(ctx context.Context, dest string, keys *signing.Keyring, mustExist bool, g *Guard) (Writer, error) {
 	if s3obj.IsURL(dest) {
 		b, err := s3obj.Open(ctx, dest)
 		if err != nil {
 			return nil, err
 		}
-		st := &S3Store{B: b, Keys: keys}
+		st := &S3Store{B: b, Keys: keys, Guard: g}
 		if mustExist {
 			if _, err := b.Head(ctx, catalogKey); errors.Is(err, failure.ErrNotFound) {
 				return nil, fmt.Errorf("no catalog in store %s (looked for %s); publish a release there first: %w", dest, st.Path(), failure.ErrNotFound)
@@ -218,7 +237,7 @@ func OpenWriter(ctx context.Context, dest string, keys *signing.Keyring, mustExi
 	if strings.Contains(dest, "://") {
 		return nil, fmt.Errorf("%w: store %s: a store to write is a directory or s3://BUCKET/PREFIX (HTTP stores are read-only)", failure.ErrUsage, dest)
 	}
-	st := &Store{Root: dest, Keys: keys}
+	st := &Store{Root: dest, Keys: keys, Guard: g}
 	if mustExist {
 		if _, err := os.Stat(st.Path()); err != nil {
 			return nil, fmt.Errorf("no catalog in store %s (looked for %s); publish a release there first: %w", dest, st.Path(), failure.ErrNotFound)

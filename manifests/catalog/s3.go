@@ -33,6 +33,8 @@ import (
 type S3Store struct {
 	B    *s3obj.Bucket
 	Keys *signing.Keyring
+	// Guard remembers the serials seen (nil: none).
+	Guard *Guard
 	// Retries counts the lost compare-and-swap races of this store's
 	// writes.
 	Retries atomic.Int64
@@ -65,7 +67,7 @@ func (s *S3Store) verified(ctx context.Context, data []byte) (*Catalog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Path(), err)
 	}
-	return c, nil
+	return c, s.Guard.Serial(s.Path(), signing.KeyIDOf(sig), c)
 }
 
 // Read loads the catalog and verifies its signature.
@@ -91,12 +93,22 @@ func (s *S3Store) Update(ctx context.Context, signer *signing.Signer, change fun
 		if c, err = s.verified(ctx, old); err != nil {
 			return nil, err
 		}
+		before, err := c.Encode()
+		if err != nil {
+			return nil, err
+		}
+		serial := c.Serial
 		if err := change(c); err != nil {
 			return nil, err
 		}
+		if write, err := nextSerial(before, serial, c); err != nil {
+			return nil, err
+		} else if !write && old != nil {
+			return old, nil // unchanged: nothing is written
+		}
 		data, err := c.Encode()
-		if err != nil || string(data) == string(old) {
-			return data, err
+		if err != nil {
+			return nil, err
 		}
 		// the signature goes first, under the catalog's sha256: a reader
 		// of the new catalog always finds it
@@ -114,6 +126,9 @@ func (s *S3Store) Update(ctx context.Context, signer *signing.Signer, change fun
 		// the copy plain HTTP readers take; one that finds it stale falls
 		// back to signatures/SHA256.minisig
 		if err := s.B.Put(ctx, catalogKey+".minisig", sig); err != nil {
+			return nil, err
+		}
+		if err := s.Guard.Serial(s.Path(), signer.KeyID(), c); err != nil {
 			return nil, err
 		}
 	}

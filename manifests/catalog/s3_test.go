@@ -21,7 +21,7 @@ func s3Store(t *testing.T, kr *signing.Keyring) (*S3Store, *testutil.S3Server) {
 	t.Helper()
 	srv := testutil.S3(t, "releases")
 	srv.Setenv(t)
-	w, err := OpenWriter(t.Context(), "s3://releases/golden", kr, false)
+	w, err := OpenWriter(t.Context(), "s3://releases/golden", kr, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestS3StorePublish(t *testing.T) {
 	signer, kr, _ := keys(t)
 	st, srv := s3Store(t, kr)
 	ctx := t.Context()
-	if _, err := Open(ctx, "s3://releases/golden", kr, nil); !errors.Is(err, failure.ErrNotFound) {
+	if _, err := Open(ctx, "s3://releases/golden", kr, nil, nil); !errors.Is(err, failure.ErrNotFound) {
 		t.Fatalf("Open of an empty S3 store = %v, want not found", err)
 	}
 	d := "sha256:" + strings.Repeat("1", 64)
@@ -58,7 +58,7 @@ func TestS3StorePublish(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
-	o, err := Open(ctx, "s3://releases/golden", kr, nil)
+	o, err := Open(ctx, "s3://releases/golden", kr, nil, nil)
 	if err != nil || len(o.Family("example", false).Releases) != 2 {
 		t.Fatalf("Open = %v, %v", o, err)
 	}
@@ -78,7 +78,7 @@ func TestS3StorePublish(t *testing.T) {
 	p := srv.Dir + "/releases/golden/catalog/catalog.toml"
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, []byte(strings.Replace(string(b), `state = "revoked"`, `state = "active"`, 1)), 0o644)
-	if _, err := Open(ctx, "s3://releases/golden", kr, nil); !errors.Is(err, signing.ErrUntrusted) {
+	if _, err := Open(ctx, "s3://releases/golden", kr, nil, nil); !errors.Is(err, signing.ErrUntrusted) {
 		t.Errorf("Open of a catalog changed in the bucket = %v, want ErrUntrusted", err)
 	}
 }
@@ -129,7 +129,7 @@ func TestS3ConcurrentPublishers(t *testing.T) {
 				return
 			default:
 			}
-			o, err := Open(ctx, "s3://releases/golden", kr, nil)
+			o, err := Open(ctx, "s3://releases/golden", kr, nil, nil)
 			if errors.Is(err, failure.ErrNotFound) || (err != nil && strings.Contains(err.Error(), "no catalog")) {
 				continue
 			}

@@ -26,40 +26,70 @@ const FileName = "catalog.toml"
 type Store struct {
 	Root string
 	Keys *signing.Keyring
+	// Guard remembers the serials seen (nil: none).
+	Guard *Guard
 }
 
 // Path is where readers find the catalog: ROOT/catalog/catalog.toml.
 func (s *Store) Path() string { return filepath.Join(s.Root, "catalog", FileName) }
 
-// Read loads the catalog and verifies its signature. A store without a
-// catalog yields an empty one.
+// Read loads the catalog, verifies its signature and checks its serial
+// with the store's Guard. A store without a catalog yields an empty one.
 func (s *Store) Read() (*Catalog, error) {
-	data, err := s.Keys.VerifyFile(s.Path())
+	// the catalog and its signature are read from one generation: the
+	// link may be moved to the next one meanwhile
+	dir := filepath.Join(s.Root, "catalog")
+	if gen, err := os.Readlink(dir); err == nil && !filepath.IsAbs(gen) {
+		dir = filepath.Join(s.Root, gen)
+	}
+	c, err := readSigned(filepath.Join(dir, FileName), s.Path(), s.Keys, s.Guard)
 	if errors.Is(err, os.ErrNotExist) {
 		return &Catalog{Format: Format}, nil
+	}
+	return c, err
+}
+
+// readSigned reads the catalog file p and p.minisig, verifies them with
+// keys, parses the catalog and checks its serial with g; name is what
+// messages call it.
+func readSigned(p, name string, keys *signing.Keyring, g *Guard) (*Catalog, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := os.ReadFile(p + ".minisig")
+	if errors.Is(err, os.ErrNotExist) {
+		sig, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Path(), err)
-	}
-	return c, nil
-}
-
-// ReadFile loads a catalog file (catalog.toml beside its .minisig) and
-// verifies it: for readers outside a store.
-func ReadFile(name string, keys *signing.Keyring) (*Catalog, error) {
-	data, err := keys.VerifyFile(name)
-	if err != nil {
+	if err := keys.Verify(name, data, sig); err != nil {
 		return nil, err
 	}
 	c, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return c, nil
+	return c, g.Serial(location(name), signing.KeyIDOf(sig), c)
+}
+
+// location is the name a catalog's serials are remembered under: an
+// absolute path or the URL.
+func location(name string) string {
+	if strings.Contains(name, "://") {
+		return name
+	}
+	if abs, err := filepath.Abs(name); err == nil {
+		return abs
+	}
+	return name
+}
+
+// ReadFile loads a catalog file (catalog.toml beside its .minisig),
+// verifies it and checks its serial with g: for readers outside a store.
+func ReadFile(name string, keys *signing.Keyring, g *Guard) (*Catalog, error) {
+	return readSigned(name, name, keys, g)
 }
 
 // Update runs change on the catalog under the store's lock and writes the
@@ -74,10 +104,21 @@ func (s *Store) Update(ctx context.Context, signer *signing.Signer, change func(
 	if err != nil {
 		return nil, err
 	}
+	before, err := c.Encode()
+	if err != nil {
+		return nil, err
+	}
+	serial := c.Serial
 	if err := change(c); err != nil {
 		return nil, err
 	}
-	return c, s.write(c, signer)
+	if write, err := nextSerial(before, serial, c); !write || err != nil {
+		return c, err
+	}
+	if err := s.write(c, signer); err != nil {
+		return nil, err
+	}
+	return c, s.Guard.Serial(location(s.Path()), signer.KeyID(), c)
 }
 
 // write makes a new generation directory with the catalog and its

@@ -195,3 +195,13 @@ func (kr *Keyring) verifyFile(name string) ([]byte, error) {
 	}
 	return data, kr.Verify(name, data, sig)
 }
+
+// KeyIDOf returns the ID of the key that made sig, as Verify names keys
+// ("" when sig is not a minisign signature).
+func KeyIDOf(sig []byte) string {
+	var s minisign.Signature
+	if err := s.UnmarshalText(sig); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%016X", s.KeyID)
+}

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -81,7 +82,8 @@ func (d *Datasource) Configure(raws ...interface{}) error {
 		}
 		d.m, err = manifest.Read(c.Manifest)
 	case c.Store != "" && c.Family != "" && c.Version != "":
-		d.m, err = catalog.PublishedManifest(context.Background(), c.Store, c.Family, c.Version, kr, nil)
+		guard := &catalog.Guard{State: filepath.Join(defaultCache(), catalog.StateFile)}
+		d.m, err = catalog.PublishedManifest(context.Background(), c.Store, c.Family, c.Version, kr, nil, guard)
 		if err == nil && d.m == nil {
 			err = fmt.Errorf("%s %s is not in the catalog of %s: %w", c.Family, c.Version, c.Store, failure.ErrNotFound)
 		}

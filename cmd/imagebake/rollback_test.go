@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+// fakeRelease writes a release directory dist/example-VERSION with a
+// manifest, as bake leaves it, for the catalog commands.
+func fakeRelease(t *testing.T, version string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "example-"+version)
+	os.MkdirAll(dir, 0o755)
+	digest := "sha256:" + strings.Repeat("1", 64)
+	m := &manifest.Manifest{Family: "example", Release: version, Epoch: 1735732800, Builder: "oci",
+		Repo:        manifest.Repo{URL: "file:///r", Tag: "v" + version, Commit: strings.Repeat("c", 40)},
+		Puppetfile:  manifest.Puppetfile{SHA256: strings.Repeat("d", 64), Moduledir: "modules", Modules: []lockfile.Module{}},
+		IndexDigest: digest,
+		Images:      []manifest.Image{{Arch: "amd64", OS: "linux", Name: "example-" + version + "-amd64", Digest: digest, Agent: manifest.Agent{Name: "m", Version: "2.0.0", SHA256: strings.Repeat("e", 64)}}}}
+	if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A catalog served over HTTP is swapped for an older, validly signed copy
+// after a release was revoked: a reader that saw the newer catalog
+// refuses the old one (exit 4, naming both serials), so the revocation
+// cannot silently disappear. An expired catalog warns inside its notice
+// window and fails after; catalog refresh re-signs it.
+func TestCatalogRollbackAndExpiry(t *testing.T) {
+	dir := t.TempDir()
+	pub, key, err := signing.Generate(dir, "k", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
+	t.Setenv("IMAGEBAKE_KEY", key)
+	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache"))
+	store := filepath.Join(dir, "store")
+	cli := func(args ...string) (string, error) {
+		t.Helper()
+		root := newRootCommand()
+		var out, errOut strings.Builder
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(args)
+		err := root.ExecuteContext(context.Background())
+		return out.String() + errOut.String(), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := cli(args...)
+		if err != nil {
+			t.Fatalf("imagebake %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	must("publish", fakeRelease(t, "1.0.0"), "--store", store)
+	catFile := filepath.Join(store, "catalog", "catalog.toml")
+	oldCat, _ := os.ReadFile(catFile)
+	oldSig, _ := os.ReadFile(catFile + ".minisig")
+	if !strings.Contains(string(oldCat), "serial = 1\n") {
+		t.Fatalf("the first catalog has no serial 1:\n%s", oldCat)
+	}
+	must("publish", fakeRelease(t, "1.0.0"), "--store", store) // identical: nothing written
+	if b, _ := os.ReadFile(catFile); string(b) != string(oldCat) {
+		t.Fatalf("an identical re-publish rewrote the catalog:\n%s", b)
+	}
+	must("catalog", "revoke", "example", "1.0.0", "--store", store, "--reason", "leaked key")
+
+	srv := httptest.NewServer(http.FileServer(http.Dir(store)))
+	defer srv.Close()
+	df := filepath.Join(dir, "deploy.yaml")
+	os.WriteFile(df, []byte("catalog: "+srv.URL+"\nimages:\n  web:\n    image: example\n    version: 1.0.0\n"), 0o644)
+	out, err := cli("check", df)
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(out, "revoked since") {
+		t.Fatalf("deploy check of a revoked release: exit %d, %v\n%s", failure.Code(err), err, out)
+	}
+
+	// the older copy, validly signed, put back on the server
+	os.WriteFile(catFile, oldCat, 0o644)
+	os.WriteFile(catFile+".minisig", oldSig, 0o644)
+	out, err = cli("check", df)
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "has serial 1, but serial 2") || !strings.Contains(err.Error(), srv.URL) {
+		t.Fatalf("deploy check of a rolled-back catalog: exit %d, %v\n%s\nwant exit 4 naming serials 1 and 2 and the URL", failure.Code(err), err, out)
+	}
+	// the publisher's side is guarded too: no write on top of the old copy
+	if _, err := cli("catalog", "deprecate", "example", "1.0.0", "--store", store, "--reason", "r"); failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "older copy") {
+		t.Fatalf("a write on a rolled-back store: %v, want exit 4", err)
+	}
+	// a reader with no memory of the store (another cache) accepts it: the
+	// memory is per reader, as the issue asks
+	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache2"))
+	if out, err := cli("check", df); err != nil {
+		t.Fatalf("a new reader of the old copy: %v\n%s", err, out)
+	}
+
+	// expiry: refresh re-signs with the next serial
+	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache3"))
+	store2 := filepath.Join(dir, "store2")
+	must("publish", fakeRelease(t, "1.0.0"), "--store", store2)
+	if _, err := cli("catalog", "refresh", "--store", store2, "--expires", "2020-01-01"); failure.Code(err) != failure.ExitUsage {
+		t.Errorf("refresh with an expiry in the past: %v, want a usage error", err)
+	}
+	out = must("catalog", "refresh", "--store", store2, "--expires", "2099-01-31", "--notice-days", "10")
+	if !strings.Contains(out, "serial 2, expires 2099-01-31T00:00:00Z") {
+		t.Errorf("catalog refresh said:\n%s", out)
+	}
+	os.WriteFile(df, []byte("catalog: "+store2+"\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644)
+	if out, err := cli("check", df, "--now", "2099-01-01"); err != nil || strings.Contains(out, "expires") {
+		t.Errorf("deploy check a month before expiry: %v\n%s\nwant exit 0 and no warning", err, out)
+	}
+	old := os.Stderr // the notice goes to stderr
+	r, w, _ := os.Pipe()
+	os.Stderr = w
+	_, err = cli("check", df, "--now", "2099-01-25")
+	w.Close()
+	os.Stderr = old
+	notice := make([]byte, 4096)
+	n, _ := r.Read(notice)
+	if err != nil || !strings.Contains(string(notice[:n]), "expires on 2099-01-31T00:00:00Z (in 6 days)") {
+		t.Errorf("deploy check inside the notice window: %v; stderr:\n%s\nwant exit 0 and a warning naming the expiry", err, notice[:n])
+	}
+	_, err = cli("check", df, "--now", "2099-02-01")
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "expired on 2099-01-31") || !strings.Contains(err.Error(), "catalog refresh") {
+		t.Errorf("deploy check after expiry: exit %d, %v; want 4 naming the date and the refresh", failure.Code(err), err)
+	}
+}
