@@ -31,7 +31,13 @@ type Step struct {
 	Security  []string `json:"security_releases_crossed,omitempty"`
 	MajorMove bool     `json:"major"`
 	Note      string   `json:"note,omitempty"`
-	Pos       Pos      `json:"pos"`
+	// Changes are what changes across a major move, each "LEVEL what:
+	// reason", from the two releases' manifests (Compared says whether
+	// they could be read; CompareError says why not).
+	Changes      []string `json:"changes,omitempty"`
+	Compared     bool     `json:"compared,omitempty"`
+	CompareError string   `json:"compare_error,omitempty"`
+	Pos          Pos      `json:"pos"`
 	selection int
 }
 
@@ -104,16 +110,19 @@ func Write(f *File, steps []Step) []byte {
 }
 
 // Breaks describes, for a major move, what changes and how to proceed.
-func Breaks(st Step, changes []string) string {
+func Breaks(st Step) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s -> %s crosses a major version: it may break what runs on it.\n", st.Family, st.From, st.To)
-	if len(changes) > 0 {
-		b.WriteString("  what changes:\n")
-		for _, c := range changes {
-			b.WriteString("    - " + c + "\n")
+	switch {
+	case len(st.Changes) > 0:
+		b.WriteString("  what changes (from the manifests of both releases):\n")
+		for _, c := range st.Changes {
+			b.WriteString("    " + c + "\n")
 		}
-	} else {
-		b.WriteString("  what changes: see the release notes of " + st.To + " (no manifests in the catalog's store to compare)\n")
+	case st.Compared:
+		b.WriteString("  what changes: the manifests of both releases record the same base, modules and agents\n")
+	default:
+		b.WriteString("  what changes: see the release notes of " + st.To + " (the manifests could not be compared: " + st.CompareError + ")\n")
 	}
 	fmt.Fprintf(&b, "  to proceed: 1) read the changes above; 2) deploy %s-%s to a staging environment and run your checks;\n", st.Family, st.To)
 	b.WriteString("              3) imagebake upgrade --major --write, commit, and roll out; 4) keep the old release at hand to roll back.\n")

@@ -16,6 +16,7 @@ import (
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
 )
 
@@ -229,6 +230,11 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 			if failed != nil && len(steps) == 0 {
 				return failed
 			}
+			for i := range steps {
+				if steps[i].MajorMove {
+					compareMajor(cmd.Context(), o, &steps[i])
+				}
+			}
 			if g.json {
 				if err := printJSON(cmd.OutOrStdout(), steps); err != nil {
 					return err
@@ -252,7 +258,7 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 						fmt.Fprintf(w, "  note: %s\n", s.Note)
 					}
 					if s.MajorMove {
-						fmt.Fprint(w, deploy.Breaks(s, majorChanges(cmd.Context(), o, s)))
+						fmt.Fprint(w, deploy.Breaks(s))
 					}
 				}
 			}
@@ -286,19 +292,24 @@ func fileMode(name string) os.FileMode {
 	return 0o644
 }
 
-// majorChanges lists the MAJOR-level changes between two releases, from
-// their manifests beside the catalog (none when they cannot be read).
-func majorChanges(ctx context.Context, o *catalog.Opened, s deploy.Step) []string {
-	from, err1 := o.Manifest(ctx, s.Family, s.From)
-	to, err2 := o.Manifest(ctx, s.Family, s.To)
-	if err1 != nil || err2 != nil || from == nil || to == nil {
-		return nil
-	}
-	var out []string
-	for _, c := range release.Compare(from, to, release.Rules{}) {
-		if c.Level == release.Major {
-			out = append(out, c.What+": "+c.Reason)
+// compareMajor fills in what changes across a major move, as release
+// plan lists it, from the two releases' signed manifests in the catalog's
+// store.
+func compareMajor(ctx context.Context, o *catalog.Opened, s *deploy.Step) {
+	var ms [2]*manifest.Manifest
+	for i, v := range []string{s.From, s.To} {
+		m, err := o.Manifest(ctx, s.Family, v)
+		if err == nil && m == nil {
+			err = fmt.Errorf("%s %s is not in the catalog %s", s.Family, v, o.Where)
 		}
+		if err != nil {
+			s.CompareError = err.Error()
+			return
+		}
+		ms[i] = m
 	}
-	return out
+	s.Compared = true
+	for _, c := range release.Compare(ms[0], ms[1], release.Rules{}) {
+		s.Changes = append(s.Changes, fmt.Sprintf("%-8s %s: %s", c.Level, c.What, c.Reason))
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,7 +18,7 @@ import (
 
 // fakeRelease writes a release directory dist/example-VERSION with a
 // manifest, as bake leaves it, for the catalog commands.
-func fakeRelease(t *testing.T, version string) string {
+func fakeRelease(t *testing.T, version string, edit ...func(*manifest.Manifest)) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "example-"+version)
 	os.MkdirAll(dir, 0o755)
@@ -27,6 +28,9 @@ func fakeRelease(t *testing.T, version string) string {
 		Puppetfile:  manifest.Puppetfile{SHA256: strings.Repeat("d", 64), Moduledir: "modules", Modules: []lockfile.Module{}},
 		IndexDigest: digest,
 		Images:      []manifest.Image{{Arch: "amd64", OS: "linux", Name: "example-" + version + "-amd64", Digest: digest, Agent: manifest.Agent{Name: "m", Version: "2.0.0", SHA256: strings.Repeat("e", 64)}}}}
+	for _, e := range edit {
+		e(m)
+	}
 	if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
 		t.Fatal(err)
 	}
@@ -135,5 +139,70 @@ func TestCatalogRollbackAndExpiry(t *testing.T) {
 	_, err = cli("check", df, "--now", "2099-02-01")
 	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "expired on 2099-01-31") || !strings.Contains(err.Error(), "catalog refresh") {
 		t.Errorf("deploy check after expiry: exit %d, %v; want 4 naming the date and the refresh", failure.Code(err), err)
+	}
+}
+
+// upgrade --major reads both releases' manifests from the store and lists
+// what changes, with levels and reasons, as release plan does: the base
+// OS, a major package, the agent major, modules.
+func TestUpgradeMajorListsChanges(t *testing.T) {
+	dir := t.TempDir()
+	pub, key, err := signing.Generate(dir, "k", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
+	t.Setenv("IMAGEBAKE_KEY", key)
+	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache"))
+	store := filepath.Join(dir, "store")
+	base := func(osv, codename, python string) func(*manifest.Manifest) {
+		return func(m *manifest.Manifest) {
+			m.Images[0].Base = manifest.Base{Ref: "bases/debian-" + osv + ".tar@sha256:" + strings.Repeat(osv[1:2], 64), OS: &manifest.OS{ID: "debian", VersionID: osv, Codename: codename},
+				Packages: &manifest.Packages{Format: "dpkg", Count: 1, Digest: "sha256:" + strings.Repeat(osv[:1], 64),
+					List: []manifest.Package{{Name: "python3", Version: python, Arch: "amd64"}}}}
+		}
+	}
+	agent3 := func(m *manifest.Manifest) { m.Images[0].Agent.Version = "3.0.0" }
+	for _, args := range [][]string{
+		{"publish", fakeRelease(t, "1.0.0", base("12", "bookworm", "3.11.2-1")), "--store", store},
+		{"publish", fakeRelease(t, "2.0.0", base("13", "trixie", "3.12.1-1"), agent3), "--store", store},
+	} {
+		if code := run(context.Background(), args); code != 0 {
+			t.Fatalf("imagebake %v: exit %d", args, code)
+		}
+	}
+	df := filepath.Join(dir, "deploy.yaml")
+	os.WriteFile(df, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644)
+	cli := func(args ...string) string {
+		root := newRootCommand()
+		var out strings.Builder
+		root.SetOut(&out)
+		root.SetArgs(args)
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("imagebake %v: %v", args, err)
+		}
+		return out.String()
+	}
+	out := cli("upgrade", df, "--major")
+	for _, want := range []string{
+		"example 1.0.0 -> 2.0.0",
+		"what changes (from the manifests of both releases)",
+		"MAJOR    base OS: debian 12 (bookworm) -> debian 13 (trixie): another OS release",
+		"python3",
+		"agent binaries m",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("upgrade --major output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "could not be compared") {
+		t.Errorf("upgrade --major did not compare:\n%s", out)
+	}
+	var steps []struct {
+		Changes  []string `json:"changes"`
+		Compared bool     `json:"compared"`
+	}
+	if err := json.Unmarshal([]byte(cli("--json", "upgrade", df, "--major")), &steps); err != nil || len(steps) != 1 || !steps[0].Compared || len(steps[0].Changes) < 3 {
+		t.Errorf("upgrade --major --json: %+v, %v; want the changes listed", steps, err)
 	}
 }
