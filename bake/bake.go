@@ -70,6 +70,10 @@ type Options struct {
 	// catalog): when it returns a manifest, the bake rebuilds exactly its
 	// pins, as with Pinned. nil, nil: not published.
 	Published func(ctx context.Context, family, release string) (*manifest.Manifest, error)
+	// PreviousFrom, when set and Previous is not, looks up the release
+	// before release in a catalog (nil: none): the number is checked
+	// against it.
+	PreviousFrom func(ctx context.Context, family, release string) (*manifest.Manifest, error)
 
 	// Locked refuses to resolve inputs the control repo does not pin (no
 	// committed Puppetfile.lock, agent binaries by range).

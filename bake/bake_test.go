@@ -460,6 +460,19 @@ func TestBakeChecksReleaseNumber(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "example-1.0.1")); err == nil {
 		t.Error("a refused release was written to dist/")
 	}
+	// the same check with the previous release looked up in a catalog
+	// (bake --catalog without --previous)
+	var asked string
+	o.Previous = nil
+	o.PreviousFrom = func(_ context.Context, family, release string) (*manifest.Manifest, error) {
+		asked = family + " " + release
+		return prev, nil
+	}
+	if _, err := Bake(ctx, o); !errors.Is(err, release.ErrNumber) || asked != "example 1.0.1" {
+		t.Fatalf("bake with the previous release from a catalog = %v (asked for %q), want ErrNumber after looking up example 1.0.1", err, asked)
+	}
+	o.PreviousFrom = nil
+	o.Previous = prev
 	o.Release = "1.1.0"
 	if _, err := Bake(ctx, o); err != nil {
 		t.Errorf("MINOR release adding a module = %v, want it baked", err)

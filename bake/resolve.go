@@ -249,6 +249,20 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 			ErrFloating, src.where, strings.Join(in.Floating, "\n  "))
 	}
 	in.Manifest.Advisories = o.Advisories
+	if cfg.Release != nil && cfg.Release.MajorPackages != nil {
+		mp := append([]string{}, *cfg.Release.MajorPackages...)
+		in.Manifest.MajorPackages = &mp
+	}
+	if o.Previous == nil && o.PreviousFrom != nil && want == nil {
+		prev, err := o.PreviousFrom(ctx, cfg.Family, o.Release)
+		if err != nil {
+			return nil, err
+		}
+		if prev != nil {
+			o.logf("checking %s against %s-%s, the release before it in the catalog\n", o.Release, prev.Family, prev.Release)
+		}
+		o.Previous = prev
+	}
 	if o.Previous != nil {
 		cand, err := in.withBases(ctx, o)
 		if err != nil {

@@ -290,6 +290,16 @@ func Propose(prev, cand *manifest.Manifest, r Rules) (*Plan, error) {
 	return &Plan{Previous: prev.Release, Level: l.String(), Next: next, Advisories: r.Advisories, Changes: ch, Note: note}, nil
 }
 
+// RulesOf are the rules a release was baked with (its major packages and
+// advisories), read from its manifest.
+func RulesOf(m *manifest.Manifest) Rules {
+	r := Rules{Advisories: m.Advisories}
+	if m.MajorPackages != nil {
+		r.MajorPackages = append([]string{}, *m.MajorPackages...)
+	}
+	return r
+}
+
 // Check refuses number for cand after prev when it breaks the rules: it
 // must be the next number at the needed level or a larger one, never a
 // skip, a repeat or a step back.
@@ -299,6 +309,10 @@ func Check(prev, cand *manifest.Manifest, number string, r Rules) error {
 	}
 	ch := Compare(prev, cand, r)
 	need := Needed(ch)
+	if need == None && number != prev.Release {
+		return fmt.Errorf("%w: %s would repeat the content of %s: nothing changed (the same control repo commit, modules, agent binaries and bases); a release number names one content",
+			ErrNumber, number, prev.Release)
+	}
 	var allowed []string
 	var levels []Level
 	for _, l := range []Level{Security, Minor, Major} {

@@ -85,6 +85,19 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 					return err
 				}
 			}
+			if published != "" && previous == "" && !noCheck {
+				kr, err := kf.keyring()
+				if err != nil {
+					return err
+				}
+				guard, err := catalogGuard(cache, time.Time{})
+				if err != nil {
+					return err
+				}
+				o.PreviousFrom = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+					return previousRelease(ctx, published, kr, guard, family, release)
+				}
+			}
 			var m *manifest.Manifest
 			if o.Builder == "packer" {
 				m, err = bake.BakeWithPacker(cmd.Context(), o, bake.PackerOptions{Template: template, Packer: packerBin, Output: os.Stderr})

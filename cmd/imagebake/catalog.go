@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,8 +13,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
+	"github.com/imagebake/imagebake/release"
 )
 
 // keyFlags name the signing key and the trusted public keys:
@@ -114,6 +118,29 @@ func warnExpiry(w io.Writer, where string, c *catalog.Catalog) {
 	}
 }
 
+// previousRelease reads, from the catalog at src, the manifest of the
+// release of family numbered just below version: what the number of
+// version is checked against. nil when the catalog does not exist yet or
+// holds no release below version.
+func previousRelease(ctx context.Context, src string, kr *signing.Keyring, guard *catalog.Guard, family, version string) (*manifest.Manifest, error) {
+	o, err := catalog.Open(ctx, src, kr, nil, guard)
+	if errors.Is(err, failure.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := o.Family(family, false)
+	if f == nil || f.Release(version) != nil { // first of its family, or published: nothing to check
+		return nil, nil
+	}
+	prev := f.Previous(version)
+	if prev == nil {
+		return nil, nil
+	}
+	return o.Manifest(ctx, family, prev.Version)
+}
+
 func newKeyCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys (minisign format)"}
 	var dir, name string
@@ -139,6 +166,7 @@ func newKeyCommand(g *globals) *cobra.Command {
 func newPublishCommand(g *globals) *cobra.Command {
 	kf := &keyFlags{}
 	var store string
+	var noCheck bool
 	cmd := &cobra.Command{
 		Use:   "publish dist/NAME-X.Y.Z --store DIR|s3://B/P",
 		Short: "Add a baked release to a store's signed catalog (immutable; identical re-publish is a no-op)",
@@ -158,6 +186,11 @@ func newPublishCommand(g *globals) *cobra.Command {
 			st, err := openWriter(cmd.Context(), store, kr, false)
 			if err != nil {
 				return err
+			}
+			if !noCheck {
+				if err := checkNumber(cmd.Context(), g, store, kr, args[0]); err != nil {
+					return err
+				}
 			}
 			rel, added, err := st.Publish(cmd.Context(), args[0], signer)
 			if err != nil {
@@ -179,7 +212,31 @@ func newPublishCommand(g *globals) *cobra.Command {
 	}
 	kf.register(cmd, true)
 	cmd.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
+	cmd.Flags().BoolVar(&noCheck, "no-release-check", false, "skip the check of the release number against the release before it in the store")
 	return cmd
+}
+
+// checkNumber checks the number of the release in dir against the
+// release before it in the store's catalog, by the rules it was baked
+// with (its manifest's major packages and advisories).
+func checkNumber(ctx context.Context, g *globals, store string, kr *signing.Keyring, dir string) error {
+	cand, err := manifest.Read(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		return err
+	}
+	guard, err := catalogGuard("", time.Time{})
+	if err != nil {
+		return err
+	}
+	prev, err := previousRelease(ctx, store, kr, guard, cand.Family, cand.Release)
+	if err != nil || prev == nil {
+		return err
+	}
+	if err := release.Check(prev, cand, cand.Release, release.RulesOf(cand)); err != nil {
+		return fmt.Errorf("%w\n(--no-release-check publishes anyway)", err)
+	}
+	fmt.Fprintf(g.progress(), "%s follows %s in %s\n", cand.Release, prev.Release, store)
+	return nil
 }
 
 func newCatalogCommand(g *globals) *cobra.Command {

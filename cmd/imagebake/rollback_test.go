@@ -206,3 +206,55 @@ func TestUpgradeMajorListsChanges(t *testing.T) {
 		t.Errorf("upgrade --major --json: %+v, %v; want the changes listed", steps, err)
 	}
 }
+
+// publish checks the number against the release before it in the store:
+// a number that skips, or that repeats the content of the one before, is
+// refused (exit 4) before anything is written; --no-release-check
+// publishes anyway.
+func TestPublishChecksNumberAgainstCatalog(t *testing.T) {
+	dir := t.TempDir()
+	pub, key, err := signing.Generate(dir, "k", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
+	t.Setenv("IMAGEBAKE_KEY", key)
+	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache"))
+	store := filepath.Join(dir, "store")
+	withModule := func(m *manifest.Manifest) {
+		m.Puppetfile.Modules = []lockfile.Module{{Name: "ntp", Kind: "git", Source: "https://git.example/ntp.git", Ref: "v1.0.0", Commit: strings.Repeat("a", 40), SHA256: strings.Repeat("b", 64), Path: "modules/ntp"}}
+	}
+	publish := func(args ...string) error {
+		root := newRootCommand()
+		var out strings.Builder
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append([]string{"publish", "--store", store}, args...))
+		return root.ExecuteContext(context.Background())
+	}
+	if err := publish(fakeRelease(t, "1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, version, want string
+		edit           []func(*manifest.Manifest)
+	}{
+		{"skips 1.1.0", "1.2.0", "1.2.0 does not follow 1.0.0", []func(*manifest.Manifest){withModule}},
+		{"repeats 1.0.0", "1.1.0", "would repeat the content of 1.0.0", nil},
+		{"too small", "1.0.1", "module ntp: added (MINOR)", []func(*manifest.Manifest){withModule}},
+	} {
+		err := publish(fakeRelease(t, c.version, c.edit...))
+		if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("publish %s (%s): exit %d, %v; want 4 saying %q", c.version, c.name, failure.Code(err), err, c.want)
+		}
+		if _, err := os.Stat(filepath.Join(store, "images", "example-"+c.version)); err == nil {
+			t.Errorf("publish %s (%s) was refused but wrote the release", c.version, c.name)
+		}
+	}
+	if err := publish(fakeRelease(t, "1.1.0", withModule)); err != nil {
+		t.Errorf("publish 1.1.0 adding a module: %v", err)
+	}
+	if err := publish("--no-release-check", fakeRelease(t, "1.3.0", withModule)); err != nil {
+		t.Errorf("publish --no-release-check: %v", err)
+	}
+}

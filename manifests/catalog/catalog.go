@@ -250,6 +250,23 @@ func (f *Family) Release(version string) *Release {
 	return nil
 }
 
+// Previous returns the release of f with the highest version below
+// version (nil when there is none): what a new release is numbered after.
+func (f *Family) Previous(version string) *Release {
+	v, err := semver.StrictNewVersion(version)
+	if err != nil {
+		return nil
+	}
+	var best *Release
+	for i := range f.Releases {
+		r := &f.Releases[i]
+		if r.SemVer().LessThan(v) && (best == nil || best.SemVer().LessThan(r.SemVer())) {
+			best = r
+		}
+	}
+	return best
+}
+
 // SupportOf returns the support window of major, if one is set.
 func (f *Family) SupportOf(major uint64) (Support, bool) {
 	for _, s := range f.Support {

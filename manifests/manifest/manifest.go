@@ -75,7 +75,11 @@ type Manifest struct {
 	Release string `toml:"release" json:"release"`
 	// Advisories are the security advisories (CVE, DSA, ... IDs) the
 	// release fixes, declared when it was baked (bake --advisory).
-	Advisories  []string `toml:"advisories,omitempty" json:"advisories,omitempty"`
+	Advisories []string `toml:"advisories,omitempty" json:"advisories,omitempty"`
+	// MajorPackages are imagebake.toml's [release] major_packages when
+	// set (nil: the default list), so that a later number check (publish)
+	// judges by the rules the release was baked with.
+	MajorPackages *[]string `toml:"major_packages,omitempty" json:"major_packages,omitempty"`
 	Epoch       int64    `toml:"epoch" json:"epoch"`
 	Builder     string   `toml:"builder" json:"builder"`
 	Environment string   `toml:"environment" json:"environment"`
