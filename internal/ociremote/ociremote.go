@@ -59,8 +59,40 @@ func (o Options) plainHTTP(host string) bool {
 	return false
 }
 
+// withoutCredentials returns s with any scheme kept and user info in its
+// host part replaced by "…", and whether s had a scheme or user info: a
+// registry reference carries neither.
+func withoutCredentials(s string) (string, bool) {
+	scheme, rest := "", s
+	if i := strings.Index(rest, "://"); i >= 0 {
+		scheme, rest = rest[:i+3], rest[i+3:]
+	}
+	host, path, slash := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		host = "…@" + host[i+1:]
+	} else if scheme == "" {
+		return s, false
+	}
+	if slash {
+		host += "/" + path
+	}
+	return scheme + host, true
+}
+
+// checkNoCredentials refuses a reference with a scheme or user info,
+// without repeating the credential.
+func checkNoCredentials(what, s string) error {
+	if shown, bad := withoutCredentials(s); bad {
+		return fmt.Errorf("%w: %s %q: a registry reference is REGISTRY/REPO[:TAG|@DIGEST], with no scheme or credentials; credentials come from the Docker config (docker login, DOCKER_CONFIG, credential helpers)", failure.ErrUsage, what, shown)
+	}
+	return nil
+}
+
 // Repository parses REGISTRY/REPO (no tag, no digest).
 func (o Options) Repository(s string) (name.Repository, error) {
+	if err := checkNoCredentials("registry repository", s); err != nil {
+		return name.Repository{}, err
+	}
 	var opts []name.Option
 	if o.plainHTTP(strings.SplitN(s, "/", 2)[0]) {
 		opts = append(opts, name.Insecure)
@@ -74,6 +106,9 @@ func (o Options) Repository(s string) (name.Repository, error) {
 
 // Reference parses REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:DIGEST.
 func (o Options) Reference(s string) (name.Reference, error) {
+	if err := checkNoCredentials("image reference", s); err != nil {
+		return nil, err
+	}
 	var opts []name.Option
 	if o.plainHTTP(strings.SplitN(s, "/", 2)[0]) {
 		opts = append(opts, name.Insecure)

@@ -67,3 +67,22 @@ func TestPin(t *testing.T) {
 		t.Errorf("Pin of a missing tag = %v, want not found", err)
 	}
 }
+
+// A reference with credentials in it is refused as a usage error that
+// does not repeat the credential; digests (an @ after the repository)
+// stay references.
+func TestReferenceCredentialsRefused(t *testing.T) {
+	var o Options
+	for _, ref := range []string{"alice:TOKEN@registry.example/golden/x", "https://alice:TOKEN@registry.example/golden/x:1.0.0", "https://registry.example/golden/x", "TOKEN@127.0.0.1:5000/x"} {
+		_, err1 := o.Reference(ref)
+		_, err2 := o.Repository(ref)
+		for _, err := range []error{err1, err2} {
+			if failure.Code(err) != failure.ExitUsage || strings.Contains(err.Error(), "TOKEN") || !strings.Contains(err.Error(), "Docker config") {
+				t.Errorf("reference %q: %v; want a usage error pointing at the Docker config, without the token", ref, err)
+			}
+		}
+	}
+	if _, err := o.Reference("registry.example/golden/x@sha256:" + strings.Repeat("a", 64)); err != nil {
+		t.Errorf("a digest reference: %v", err)
+	}
+}

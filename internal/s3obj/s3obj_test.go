@@ -184,3 +184,21 @@ func TestAccessDenied(t *testing.T) {
 		t.Fatalf("create with a wrong secret = %v", err)
 	}
 }
+
+// An endpoint with user info in it is shown without it.
+func TestEndpointShownWithoutCredentials(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://AKIA:PLANTED@127.0.0.1:9/")
+	t.Setenv("AWS_ACCESS_KEY_ID", "a")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
+	b, err := Open(context.Background(), "s3://store/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.Endpoint(), "PLANTED") || !strings.Contains(b.Endpoint(), "127.0.0.1:9") {
+		t.Errorf("endpoint shown as %q", b.Endpoint())
+	}
+	_, _, err = b.Get(context.Background(), "k")
+	if err == nil || strings.Contains(err.Error(), "PLANTED") {
+		t.Errorf("a failed request to the endpoint = %v; want an error without the credential", err)
+	}
+}
