@@ -38,7 +38,7 @@ type Step struct {
 	Compared     bool     `json:"compared,omitempty"`
 	CompareError string   `json:"compare_error,omitempty"`
 	Pos          Pos      `json:"pos"`
-	selection int
+	selection    int
 }
 
 // Upgrade plans each selection's move to the newest release within scope.

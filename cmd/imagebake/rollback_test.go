@@ -237,7 +237,7 @@ func TestPublishChecksNumberAgainstCatalog(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, version, want string
-		edit           []func(*manifest.Manifest)
+		edit                []func(*manifest.Manifest)
 	}{
 		{"skips 1.1.0", "1.2.0", "1.2.0 does not follow 1.0.0", []func(*manifest.Manifest){withModule}},
 		{"repeats 1.0.0", "1.1.0", "would repeat the content of 1.0.0", nil},

@@ -80,9 +80,9 @@ type Manifest struct {
 	// set (nil: the default list), so that a later number check (publish)
 	// judges by the rules the release was baked with.
 	MajorPackages *[]string `toml:"major_packages,omitempty" json:"major_packages,omitempty"`
-	Epoch       int64    `toml:"epoch" json:"epoch"`
-	Builder     string   `toml:"builder" json:"builder"`
-	Environment string   `toml:"environment" json:"environment"`
+	Epoch         int64     `toml:"epoch" json:"epoch"`
+	Builder       string    `toml:"builder" json:"builder"`
+	Environment   string    `toml:"environment" json:"environment"`
 	// PartialOf, set when the release holds only some of its arches (a
 	// per-arch bake, to be merged), lists all the arches of the release.
 	PartialOf    []string   `toml:"partial_of,omitempty" json:"partial_of,omitempty"`
