@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -164,7 +165,7 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 	}
 	if !partial && fresh[tags[n].tag] {
 		it := tags[n]
-		if err := remote.WriteIndex(rp.Tag(it.tag), r.index, opts...); err != nil {
+		if err := raced(func() error { return remote.WriteIndex(rp.Tag(it.tag), r.index, opts...) }); err != nil {
 			return nil, ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", it.name, rp, it.tag), err)
 		}
 	}
@@ -205,13 +206,48 @@ func (r *release) writeImages(rp name.Repository, tags []tagged, fresh map[strin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := remote.Write(rp.Tag(t.tag), r.images[t.arch], opts...); err != nil {
+			if err := raced(func() error { return remote.Write(rp.Tag(t.tag), r.images[t.arch], opts...) }); err != nil {
 				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", t.name, rp, t.tag), err)
 			}
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// raceAttempts bounds the writes of one image when pushes race.
+const raceAttempts = 4
+
+// raced runs write again when the registry's answer is one that two
+// pushers of the same blob at once can cause (distribution 2.8 on a file
+// system: one upload's commit moves the blob under the other's, which
+// then gets DIGEST_INVALID or BLOB_UPLOAD_UNKNOWN, or a manifest PUT finds
+// the blob not yet linked, MANIFEST_BLOB_UNKNOWN). A write skips the
+// blobs that are there, so the next attempt finishes what the first left.
+func raced(write func() error) error {
+	var err error
+	for attempt := 1; attempt <= raceAttempts; attempt++ {
+		if err = write(); err == nil || !racy(err) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+	}
+	return err
+}
+
+func racy(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.DigestInvalidErrorCode, transport.BlobUploadUnknownErrorCode, transport.BlobUploadInvalidErrorCode,
+			transport.ManifestBlobUnknownErrorCode, transport.BlobUnknownErrorCode:
+			return true
+		}
+	}
+	return false
 }
 
 type tagged struct {
@@ -312,7 +348,9 @@ func (r *release) attachTo(rp name.Repository, subject v1.Descriptor, arts []art
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := remote.WriteLayer(rp, static.NewLayer(f.data, types.MediaType(f.mediaType)), opts...); err != nil {
+			if err := raced(func() error {
+				return remote.WriteLayer(rp, static.NewLayer(f.data, types.MediaType(f.mediaType)), opts...)
+			}); err != nil {
 				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s", f.name, rp), err)
 			}
 		}()

@@ -3,11 +3,13 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -258,5 +260,49 @@ func TestPushAndVerifyFaults(t *testing.T) {
 	}
 	if _, err := Push(ctx, b.dir, "Not A Repo", nil, Options{}); failure.Code(err) != failure.ExitUsage {
 		t.Errorf("push to a malformed repository = %v, want exit 2", err)
+	}
+}
+
+// Two pushers of one blob at once can make distribution 2.8 answer
+// DIGEST_INVALID to one upload's commit, or MANIFEST_BLOB_UNKNOWN to a
+// manifest whose blob the other is still linking: the push writes the
+// image again (skipping the blobs that are there) instead of failing.
+func TestPushRetriesRacedUploads(t *testing.T) {
+	b := bakeExample(t)
+	var mu sync.Mutex
+	injected := map[string]int{}
+	host := served(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			kind := ""
+			switch {
+			case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/"):
+				kind = "DIGEST_INVALID"
+			case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/1.0.0-"):
+				kind = "MANIFEST_BLOB_UNKNOWN"
+			}
+			mu.Lock()
+			inject := kind != "" && injected[kind] == 0
+			if inject {
+				injected[kind]++
+			}
+			mu.Unlock()
+			if inject {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `{"errors":[{"code":%q,"message":"injected race"}]}`, kind)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	repo := host + "/golden/example"
+	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
+		t.Fatalf("push with one raced upload and one raced manifest = %v", err)
+	}
+	if injected["DIGEST_INVALID"] != 1 || injected["MANIFEST_BLOB_UNKNOWN"] != 1 {
+		t.Fatalf("faults injected: %v", injected)
+	}
+	if _, err := Verify(ctx, repo+":1.0.0", b.keys, Options{}); err != nil {
+		t.Errorf("verify after the retried push = %v", err)
 	}
 }
