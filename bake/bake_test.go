@@ -125,9 +125,7 @@ func TestBakeOCIReadByRealTools(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(rootfs, "etc/os-release")); err != nil {
 		t.Errorf("base content missing: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, SBOMName)); err != nil {
-		t.Error(err)
-	}
+	validSPDX(t, filepath.Join(dir, SBOMName))
 
 	// verify rebuilds from the manifest alone and matches
 	if _, err := Verify(ctx, filepath.Join(dir, manifest.FileName), Options{Cache: filepath.Join(root, "cache2"), Context: root, Version: "test"}); err != nil {

@@ -173,6 +173,7 @@ func TestBaseOSAndPackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	validSPDX(t, filepath.Join(o.Out, "example-1.1.0", SBOMName))
 	for _, purl := range []string{
 		"pkg:deb/debian/libssl3@3.0.11-1~deb12u1?arch=amd64\u0026distro=debian-12",
 		"pkg:deb/debian/libstdc%2B%2B6@12.2.0-14?arch=amd64\u0026distro=debian-12",

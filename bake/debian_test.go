@@ -94,6 +94,7 @@ func TestRealDebianBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	validSPDX(t, filepath.Join(o.Out, "example-1.1.0", SBOMName))
 	for _, p := range info.Packages {
 		if p.Name == "dpkg" && !strings.Contains(string(sbom), `"pkg:deb/debian/dpkg@`+p.Version+`?arch=amd64\u0026distro=debian-12"`) {
 			t.Errorf("the SBOM has no package URL for dpkg %s", p.Version)
