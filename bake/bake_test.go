@@ -29,6 +29,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -608,5 +609,72 @@ func TestBakedAgentStatus(t *testing.T) {
 	}
 	if s.Running != "2.4.1" || !s.Baked || s.Current != "2.4.1-arm64" {
 		t.Errorf("status of a baked image: running %q baked %v current %q, want 2.4.1 as baked, current 2.4.1-arm64", s.Running, s.Baked, s.Current)
+	}
+}
+
+// :control_branch means the branch of the image's environment
+// (production) unless imagebake.toml's [puppetfile] control_branch says
+// otherwise; the manifest records it. [puppetfile] exclude_spec sets the
+// default of modules that do not set :exclude_spec.
+func TestControlBranchAndExcludeSpecSettings(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	remote := filepath.Join(root, "remotes", "ntp.git")
+	work := filepath.Join(t.TempDir(), "ntp")
+	testutil.Git(t, "", "clone", "-q", remote, work)
+	defBranch := strings.TrimSpace(testutil.Git(t, work, "rev-parse", "--abbrev-ref", "HEAD"))
+	defHead := strings.TrimSpace(testutil.Git(t, work, "rev-parse", "HEAD"))
+	testutil.Git(t, work, "checkout", "-q", "-b", "production")
+	os.WriteFile(filepath.Join(work, "production.txt"), []byte("on production\n"), 0o644)
+	testutil.Git(t, work, "add", ".")
+	testutil.Git(t, work, "commit", "-qm", "production only")
+	testutil.Git(t, work, "push", "-q", "origin", "production")
+	prodHead := strings.TrimSpace(testutil.Git(t, work, "rev-parse", "HEAD"))
+
+	pf := filepath.Join(repo, "Puppetfile")
+	b, _ := os.ReadFile(pf)
+	os.WriteFile(pf, append(b, []byte("\nmod 'cb', :git => 'file://"+remote+"', :branch => :control_branch, :default_branch => '"+defBranch+"'\n")...), 0o644)
+	testutil.Git(t, repo, "commit", "-qam", "a module on the control branch")
+	testutil.Git(t, repo, "tag", "v1.1.0")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Release = "1.1.0"
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := map[string]lockfile.Module{}
+	for _, mod := range m.Puppetfile.Modules {
+		pins[mod.Name] = mod
+	}
+	if m.Puppetfile.ControlBranch != "production" || pins["cb"].Commit != prodHead || pins["cb"].Ref != ":control_branch" {
+		t.Errorf("control branch %q, cb pinned %+v; want production at %s, ref kept as written", m.Puppetfile.ControlBranch, pins["cb"], prodHead)
+	}
+	if pins["cb"].ExcludeSpec {
+		t.Errorf("exclude_spec defaults to true without the setting")
+	}
+
+	cfg := filepath.Join(repo, ConfigName)
+	c, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(c, []byte("\n[puppetfile]\ncontrol_branch = \""+defBranch+"\"\nexclude_spec = true\n")...), 0o644)
+	testutil.Git(t, repo, "commit", "-qam", "settings")
+	testutil.Git(t, repo, "tag", "v1.2.0")
+	o.Release = "1.2.0"
+	if m, err = Bake(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, mod := range m.Puppetfile.Modules {
+		pins[mod.Name] = mod
+		if mod.Kind != "local" && !mod.ExcludeSpec {
+			t.Errorf("module %s: exclude_spec false with [puppetfile] exclude_spec = true", mod.Name)
+		}
+	}
+	if m.Puppetfile.ControlBranch != defBranch || pins["cb"].Commit != defHead {
+		t.Errorf("with control_branch = %q: recorded %q, cb at %s; want %s", defBranch, m.Puppetfile.ControlBranch, pins["cb"].Commit, defHead)
+	}
+	os.WriteFile(cfg, append(c, []byte("\n[puppetfile]\ncontrol_branch = \"-x..y\"\n")...), 0o644)
+	testutil.Git(t, repo, "commit", "-qam", "bad branch")
+	testutil.Git(t, repo, "tag", "v1.3.0")
+	o.Release = "1.3.0"
+	if _, err := Bake(ctx, o); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "control_branch") {
+		t.Errorf("a bad control_branch = %v, want ErrConfig naming it", err)
 	}
 }

@@ -27,14 +27,38 @@ var ErrConfig = fmt.Errorf("invalid %s: %w", ConfigName, failure.ErrUsage)
 // Config is imagebake.toml. testdata/example/control/imagebake.toml.in is
 // the annotated example.
 type Config struct {
-	Family      string          `toml:"family"`
-	Arches      []string        `toml:"arches"`
-	Environment string          `toml:"environment"`
-	Builder     string          `toml:"builder"`
-	Base        *Base           `toml:"base"`  // for every arch
-	Bases       map[string]Base `toml:"bases"` // per arch, over Base
-	Agents      *AgentsConfig   `toml:"agents"`
-	Release     *ReleaseConfig  `toml:"release"`
+	Family      string            `toml:"family"`
+	Arches      []string          `toml:"arches"`
+	Environment string            `toml:"environment"`
+	Builder     string            `toml:"builder"`
+	Base        *Base             `toml:"base"`  // for every arch
+	Bases       map[string]Base   `toml:"bases"` // per arch, over Base
+	Agents      *AgentsConfig     `toml:"agents"`
+	Release     *ReleaseConfig    `toml:"release"`
+	Puppetfile  *PuppetfileConfig `toml:"puppetfile"`
+}
+
+// PuppetfileConfig is how the Puppetfile is read ([puppetfile]).
+type PuppetfileConfig struct {
+	// ExcludeSpec is the :exclude_spec of modules that do not set it:
+	// false (the default) keeps spec/ as r10k 3.x does; true drops it as
+	// r10k 5.x does.
+	ExcludeSpec bool `toml:"exclude_spec"`
+	// ControlBranch is the branch :control_branch means; unset: the
+	// environment's name (the last element of environment), the branch
+	// r10k deploys that environment from.
+	ControlBranch string `toml:"control_branch"`
+}
+
+// branchRE is what a branch name in imagebake.toml may be.
+var branchRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$`)
+
+// ControlBranch is the branch :control_branch means in this release.
+func (c *Config) ControlBranch() string {
+	if c.Puppetfile != nil && c.Puppetfile.ControlBranch != "" {
+		return c.Puppetfile.ControlBranch
+	}
+	return path.Base(c.Environment)
 }
 
 // ReleaseConfig is how release numbers are judged ([release]).
@@ -141,6 +165,9 @@ func (c *Config) check() error {
 		if err := release.CheckGlobs(*c.Release.MajorPackages); err != nil {
 			return bad("[release] %v", err)
 		}
+	}
+	if c.Puppetfile != nil && c.Puppetfile.ControlBranch != "" && (!branchRE.MatchString(c.Puppetfile.ControlBranch) || strings.Contains(c.Puppetfile.ControlBranch, "..")) {
+		return bad("[puppetfile] control_branch %q is not a branch name", c.Puppetfile.ControlBranch)
 	}
 	for _, s := range c.Agents.Stores {
 		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {

@@ -359,6 +359,11 @@ func (in *Inputs) pinModules(ctx context.Context, o Options, src *source, want *
 	if err != nil {
 		return err
 	}
+	cfg := in.Config
+	if cfg.Puppetfile != nil {
+		pf.DefaultExcludeSpec(cfg.Puppetfile.ExcludeSpec)
+	}
+	popts := append(puppetOptions(o, src.epoch, ""), puppet.WithControlBranch(cfg.ControlBranch()))
 	var lk *lockfile.Lock
 	committed := false
 	switch {
@@ -370,17 +375,23 @@ func (in *Inputs) pinModules(ctx context.Context, o Options, src *source, want *
 		if lk, err = lockfile.Parse(src.lock); err != nil {
 			return fmt.Errorf("%s:Puppetfile.lock: %w", src.where, err)
 		}
-		if diffs := puppet.Stale(pf, lk, puppetOptions(o, src.epoch, "")...); len(diffs) > 0 {
+		if diffs := puppet.Stale(pf, lk, popts...); len(diffs) > 0 {
 			return fmt.Errorf("%w: the lock committed at %s does not match its Puppetfile:\n  %s\nrun `imagebake puppetfile lock` and tag a new release", puppet.ErrLockStale, src.where, strings.Join(diffs, "\n  "))
 		}
 		committed = true
 	default:
-		if lk, err = puppet.Lock(ctx, pf, puppetOptions(o, src.epoch, "")...); err != nil {
+		if lk, err = puppet.Lock(ctx, pf, popts...); err != nil {
 			return err
 		}
 	}
 	in.Puppetfile, in.Lock = pf, lk
 	in.Manifest.Puppetfile = manifest.Puppetfile{SHA256: pf.SHA256, LockCommitted: committed, Forge: lk.Forge, Moduledir: lk.Moduledir, Modules: lk.Modules}
+	switch {
+	case want != nil:
+		in.Manifest.Puppetfile.ControlBranch = want.Puppetfile.ControlBranch
+	case pf.UsesControlBranch():
+		in.Manifest.Puppetfile.ControlBranch = cfg.ControlBranch()
+	}
 	return nil
 }
 

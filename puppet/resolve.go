@@ -80,8 +80,10 @@ func (r *resolver) refOf(m puppetfile.Module) (string, error) {
 	}
 	switch {
 	case r.c.controlBranch != "":
+		r.c.logf("module %q: :control_branch is branch %q (the control branch)\n", m.Name, r.c.controlBranch)
 		return r.c.controlBranch, nil
 	case m.DefaultBranch != "":
+		r.c.logf("module %q: :control_branch is branch %q (no control branch is known: its :default_branch)\n", m.Name, m.DefaultBranch)
 		return m.DefaultBranch, nil
 	}
 	return "", fmt.Errorf("%s: module %q: :branch => :control_branch, but no control branch is known and :default_branch is not set: %w", m.Pos, m.Name, failure.ErrUsage)

@@ -28,6 +28,7 @@ type pfFlags struct {
 	epoch      string
 	branch     string
 	stall      time.Duration
+	noSpec     bool
 }
 
 func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
@@ -37,6 +38,7 @@ func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "modules fetched at once (default 4 per CPU)")
 	cmd.Flags().DurationVar(&f.stall, "stall-timeout", gitcache.DefaultStall, "stop a fetch from a remote that sends nothing for this long")
 	cmd.Flags().StringVar(&f.branch, "control-branch", "", "branch that :branch => :control_branch means")
+	cmd.Flags().BoolVar(&f.noSpec, "exclude-spec", false, "drop spec/ from modules that do not set :exclude_spec (r10k 5.x's default; without it spec/ is kept, as r10k 3.x does)")
 	if withLock {
 		cmd.Flags().StringVar(&f.lock, "lock", "", "Puppetfile.lock to build exactly (default: Puppetfile.lock beside the Puppetfile, if there)")
 	}
@@ -48,6 +50,7 @@ func (f *pfFlags) read(g *globals) (*puppetfile.Puppetfile, []puppet.Option, err
 	if err != nil {
 		return nil, nil, err
 	}
+	pf.DefaultExcludeSpec(f.noSpec)
 	opts, err := f.options(g)
 	return pf, opts, err
 }

@@ -126,10 +126,13 @@ type Repo struct {
 
 // Puppetfile is the release's Puppetfile and its pins.
 type Puppetfile struct {
-	SHA256        string            `toml:"sha256" json:"sha256"`
-	LockCommitted bool              `toml:"lock_committed" json:"lock_committed"`
-	Forge         string            `toml:"forge,omitempty" json:"forge,omitempty"`
-	Moduledir     string            `toml:"moduledir" json:"moduledir"`
+	SHA256        string `toml:"sha256" json:"sha256"`
+	LockCommitted bool   `toml:"lock_committed" json:"lock_committed"`
+	Forge         string `toml:"forge,omitempty" json:"forge,omitempty"`
+	Moduledir     string `toml:"moduledir" json:"moduledir"`
+	// ControlBranch is the branch :control_branch meant, when a module
+	// names it (the lock keeps :control_branch as written).
+	ControlBranch string            `toml:"control_branch,omitempty" json:"control_branch,omitempty"`
 	Modules       []lockfile.Module `toml:"module" json:"modules"`
 }
 

@@ -161,8 +161,32 @@ type Module struct {
 
 	InstallPath string `json:"install_path,omitempty"` // relative to the environment, "" for the module dir
 	ExcludeSpec bool   `json:"exclude_spec,omitempty"`
+	// ExcludeSpecSet says the module sets :exclude_spec itself; others
+	// take the default (DefaultExcludeSpec).
+	ExcludeSpecSet bool `json:"-"`
 
 	Pos Pos `json:"pos"`
+}
+
+// DefaultExcludeSpec gives every module that does not set :exclude_spec
+// the value v: false is r10k 3.x's default (spec/ is kept), true r10k
+// 5.x's (spec/ is dropped).
+func (pf *Puppetfile) DefaultExcludeSpec(v bool) {
+	for i := range pf.Modules {
+		if !pf.Modules[i].ExcludeSpecSet {
+			pf.Modules[i].ExcludeSpec = v
+		}
+	}
+}
+
+// UsesControlBranch says whether a module names :control_branch.
+func (pf *Puppetfile) UsesControlBranch() bool {
+	for _, m := range pf.Modules {
+		if m.Ref == ControlBranch {
+			return true
+		}
+	}
+	return false
 }
 
 // ForgeSlug is the Forge's name for a module: "author-name".
@@ -861,6 +885,7 @@ func (o *modOpts) common(m *Module) error {
 	if m.ExcludeSpec, err = o.boolean("exclude_spec"); err != nil {
 		return err
 	}
+	_, m.ExcludeSpecSet = o.opts["exclude_spec"]
 	if op, ok := o.opts["install_path"]; ok && op.val.kind == tString && op.val.text == "" {
 		m.InstallPath = "." // the environment root, as r10k takes ''
 		return nil

@@ -3,6 +3,7 @@ package puppetfile
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -32,7 +33,7 @@ func TestParseConstructs(t *testing.T) {
 			[]Module{{Short: "a", Kind: Git, Source: "u", RefType: Commit, Ref: "0123456789abcdef0123456789abcdef01234567"}}},
 		{"git ref with default_branch, install_path, exclude_spec",
 			"mod 'b', :git => 'u', :ref => 'main', :default_branch => 'main', :install_path => 'site', :exclude_spec => true",
-			[]Module{{Short: "b", Kind: Git, Source: "u", RefType: Ref, Ref: "main", DefaultBranch: "main", InstallPath: "site", ExcludeSpec: true}}},
+			[]Module{{Short: "b", Kind: Git, Source: "u", RefType: Ref, Ref: "main", DefaultBranch: "main", InstallPath: "site", ExcludeSpec: true, ExcludeSpecSet: true}}},
 		{"control_branch symbol", "mod 'c', :git => 'u', :branch => :control_branch, :default_branch => 'production'",
 			[]Module{{Short: "c", Kind: Git, Source: "u", RefType: Branch, Ref: ControlBranch, DefaultBranch: "production"}}},
 		{"local", "mod 'mine', :local => true",
@@ -321,6 +322,22 @@ func TestHugeValuesBounded(t *testing.T) {
 		}
 		if len(err.Error()) > 400 {
 			t.Errorf("%s: the error is %d bytes long: %.200s...", tt.name, len(err.Error()), err)
+		}
+	}
+}
+
+// The exclude_spec setting reaches only the modules that do not set
+// :exclude_spec themselves.
+func TestDefaultExcludeSpec(t *testing.T) {
+	pf, err := Parse("Puppetfile", []byte("mod 'a', :git => 'https://h/a.git', :tag => 'v1'\nmod 'b', :git => 'https://h/b.git', :tag => 'v1', :exclude_spec => false\nmod 'c', :git => 'https://h/c.git', :tag => 'v1', :exclude_spec => true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, def := range []bool{true, false} {
+		pf.DefaultExcludeSpec(def)
+		got := fmt.Sprint(pf.Modules[0].ExcludeSpec, pf.Modules[1].ExcludeSpec, pf.Modules[2].ExcludeSpec)
+		if want := fmt.Sprint(def, false, true); got != want {
+			t.Errorf("default %v: exclude_spec of a, b, c = %s, want %s", def, got, want)
 		}
 	}
 }
