@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,26 +77,33 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 				if err != nil {
 					return err
 				}
+				var once sync.Once // one read of the catalog for both lookups
+				var cat *catalog.Opened
+				var catErr error
+				open := func(ctx context.Context) (*catalog.Opened, error) {
+					once.Do(func() { cat, catErr = catalog.Open(ctx, published, kr, nil, guard) })
+					return cat, catErr
+				}
 				o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
-					return catalog.PublishedManifest(ctx, published, family, release, kr, nil, guard)
+					c, err := open(ctx)
+					if err != nil {
+						return nil, err
+					}
+					return c.Manifest(ctx, family, release)
+				}
+				if previous == "" && !noCheck {
+					o.PreviousFrom = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+						c, err := open(ctx)
+						if err != nil {
+							return nil, err
+						}
+						return previousIn(ctx, c, family, release)
+					}
 				}
 			}
 			if previous != "" && !noCheck {
 				if o.Previous, err = manifest.Read(previous); err != nil {
 					return err
-				}
-			}
-			if published != "" && previous == "" && !noCheck {
-				kr, err := kf.keyring()
-				if err != nil {
-					return err
-				}
-				guard, err := catalogGuard(cache, time.Time{})
-				if err != nil {
-					return err
-				}
-				o.PreviousFrom = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
-					return previousRelease(ctx, published, kr, guard, family, release)
 				}
 			}
 			var m *manifest.Manifest

@@ -118,18 +118,11 @@ func warnExpiry(w io.Writer, where string, c *catalog.Catalog) {
 	}
 }
 
-// previousRelease reads, from the catalog at src, the manifest of the
-// release of family numbered just below version: what the number of
-// version is checked against. nil when the catalog does not exist yet or
-// holds no release below version.
-func previousRelease(ctx context.Context, src string, kr *signing.Keyring, guard *catalog.Guard, family, version string) (*manifest.Manifest, error) {
-	o, err := catalog.Open(ctx, src, kr, nil, guard)
-	if errors.Is(err, failure.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
+// previousIn reads, from the catalog o, the manifest of the release of
+// family numbered just below version: what the number of version is
+// checked against. nil when the catalog holds no release below version,
+// or holds version itself (published: nothing to check).
+func previousIn(ctx context.Context, o *catalog.Opened, family, version string) (*manifest.Manifest, error) {
 	f := o.Family(family, false)
 	if f == nil || f.Release(version) != nil { // first of its family, or published: nothing to check
 		return nil, nil
@@ -228,7 +221,14 @@ func checkNumber(ctx context.Context, g *globals, store string, kr *signing.Keyr
 	if err != nil {
 		return err
 	}
-	prev, err := previousRelease(ctx, store, kr, guard, cand.Family, cand.Release)
+	o, err := catalog.Open(ctx, store, kr, nil, guard)
+	if errors.Is(err, failure.ErrNotFound) {
+		return nil // the store's first release
+	}
+	if err != nil {
+		return err
+	}
+	prev, err := previousIn(ctx, o, cand.Family, cand.Release)
 	if err != nil || prev == nil {
 		return err
 	}

@@ -37,12 +37,11 @@ func fakeRelease(t *testing.T, version string, edit ...func(*manifest.Manifest))
 	return dir
 }
 
-// A catalog served over HTTP is swapped for an older, validly signed copy
-// after a release was revoked: a reader that saw the newer catalog
-// refuses the old one (exit 4, naming both serials), so the revocation
-// cannot silently disappear. An expired catalog warns inside its notice
-// window and fails after; catalog refresh re-signs it.
-func TestCatalogRollbackAndExpiry(t *testing.T) {
+// signingEnv makes a key pair in a new directory, which it returns, and
+// sets the environment a publisher and its readers use: the key, the
+// trusted key and a cache of their own.
+func signingEnv(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	pub, key, err := signing.Generate(dir, "k", "")
 	if err != nil {
@@ -51,6 +50,16 @@ func TestCatalogRollbackAndExpiry(t *testing.T) {
 	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
 	t.Setenv("IMAGEBAKE_KEY", key)
 	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache"))
+	return dir
+}
+
+// A catalog served over HTTP is swapped for an older, validly signed copy
+// after a release was revoked: a reader that saw the newer catalog
+// refuses the old one (exit 4, naming both serials), so the revocation
+// cannot silently disappear. An expired catalog warns inside its notice
+// window and fails after; catalog refresh re-signs it.
+func TestCatalogRollbackAndExpiry(t *testing.T) {
+	dir := signingEnv(t)
 	store := filepath.Join(dir, "store")
 	cli := func(args ...string) (string, error) {
 		t.Helper()
@@ -146,14 +155,7 @@ func TestCatalogRollbackAndExpiry(t *testing.T) {
 // what changes, with levels and reasons, as release plan does: the base
 // OS, a major package, the agent major, modules.
 func TestUpgradeMajorListsChanges(t *testing.T) {
-	dir := t.TempDir()
-	pub, key, err := signing.Generate(dir, "k", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
-	t.Setenv("IMAGEBAKE_KEY", key)
-	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache"))
+	dir := signingEnv(t)
 	store := filepath.Join(dir, "store")
 	base := func(osv, codename, python string) func(*manifest.Manifest) {
 		return func(m *manifest.Manifest) {
@@ -212,14 +214,7 @@ func TestUpgradeMajorListsChanges(t *testing.T) {
 // refused (exit 4) before anything is written; --no-release-check
 // publishes anyway.
 func TestPublishChecksNumberAgainstCatalog(t *testing.T) {
-	dir := t.TempDir()
-	pub, key, err := signing.Generate(dir, "k", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
-	t.Setenv("IMAGEBAKE_KEY", key)
-	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache"))
+	dir := signingEnv(t)
 	store := filepath.Join(dir, "store")
 	withModule := func(m *manifest.Manifest) {
 		m.Puppetfile.Modules = []lockfile.Module{{Name: "ntp", Kind: "git", Source: "https://git.example/ntp.git", Ref: "v1.0.0", Commit: strings.Repeat("a", 40), SHA256: strings.Repeat("b", 64), Path: "modules/ntp"}}
