@@ -342,33 +342,39 @@ func (r *release) attachTo(rp name.Repository, subject v1.Descriptor, arts []art
 	if len(blobs) > 0 {
 		blobs = append(blobs, file{"the empty config", emptyJSON, []byte("{}")})
 	}
-	errs := make([]error, len(blobs))
-	var wg sync.WaitGroup
-	for i, f := range blobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := raced(func() error {
-				return remote.WriteLayer(rp, static.NewLayer(f.data, types.MediaType(f.mediaType)), opts...)
-			}); err != nil {
-				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s", f.name, rp), err)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+	// blobs and manifests are written again together when a racing pusher
+	// of the same blob (the empty config) made the registry lose one
 	var out []Pushed
-	for _, a := range arts {
-		body, d := a.manifest(subject, created)
-		ref := rp.Digest(d.String())
-		if !have[d.String()] {
-			if err := remote.Put(ref, rawManifest(body), opts...); err != nil {
-				return nil, ociremote.Describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(subject.Digest.String())), err)
-			}
+	err = raced(func() error {
+		errs := make([]error, len(blobs))
+		var wg sync.WaitGroup
+		for i, f := range blobs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = remote.WriteLayer(rp, static.NewLayer(f.data, types.MediaType(f.mediaType)), opts...)
+				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s", f.name, rp), errs[i])
+			}()
 		}
-		out = append(out, Pushed{Name: a.files[0].name, Ref: ref.String(), New: !have[d.String()]})
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		out = nil
+		for _, a := range arts {
+			body, d := a.manifest(subject, created)
+			ref := rp.Digest(d.String())
+			if !have[d.String()] {
+				if err := remote.Put(ref, rawManifest(body), opts...); err != nil {
+					return ociremote.Describe(fmt.Sprintf("attaching %s to %s", a.files[0].name, rp.Digest(subject.Digest.String())), err)
+				}
+			}
+			out = append(out, Pushed{Name: a.files[0].name, Ref: ref.String(), New: !have[d.String()]})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

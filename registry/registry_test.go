@@ -279,6 +279,8 @@ func TestPushRetriesRacedUploads(t *testing.T) {
 				kind = "DIGEST_INVALID"
 			case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/1.0.0-"):
 				kind = "MANIFEST_BLOB_UNKNOWN"
+			case r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/sha256:"):
+				kind = "BLOB_UNKNOWN" // an artifact attached, its blob still being linked
 			}
 			mu.Lock()
 			inject := kind != "" && injected[kind] == 0
@@ -297,9 +299,9 @@ func TestPushRetriesRacedUploads(t *testing.T) {
 	})
 	repo := host + "/golden/example"
 	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
-		t.Fatalf("push with one raced upload and one raced manifest = %v", err)
+		t.Fatalf("push with a raced upload, image manifest and artifact manifest = %v", err)
 	}
-	if injected["DIGEST_INVALID"] != 1 || injected["MANIFEST_BLOB_UNKNOWN"] != 1 {
+	if injected["DIGEST_INVALID"] != 1 || injected["MANIFEST_BLOB_UNKNOWN"] != 1 || injected["BLOB_UNKNOWN"] != 1 {
 		t.Fatalf("faults injected: %v", injected)
 	}
 	if _, err := Verify(ctx, repo+":1.0.0", b.keys, Options{}); err != nil {

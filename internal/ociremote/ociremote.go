@@ -159,7 +159,8 @@ func (g httpGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // Describe turns a registry error into one that says what was wanted,
-// where, and what the registry answered, classified for the exit code.
+// where, and what the registry answered, classified for the exit code;
+// the registry's error stays in the chain (errors.As finds it).
 func Describe(what string, err error) error {
 	if err == nil {
 		return nil
@@ -168,13 +169,13 @@ func Describe(what string, err error) error {
 	if errors.As(err, &te) {
 		switch te.StatusCode {
 		case http.StatusNotFound:
-			return fmt.Errorf("%s: %w (the registry answered %d: %v)", what, failure.ErrNotFound, te.StatusCode, te)
+			return fmt.Errorf("%s: %w (the registry answered %d: %w)", what, failure.ErrNotFound, te.StatusCode, te)
 		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%s: the registry refused the credentials (%d); log in with docker login or a credential helper (DOCKER_CONFIG): %v", what, te.StatusCode, te)
+			return fmt.Errorf("%s: the registry refused the credentials (%d); log in with docker login or a credential helper (DOCKER_CONFIG): %w", what, te.StatusCode, te)
 		case http.StatusTooManyRequests:
-			return fmt.Errorf("%s: the registry is rate limiting (429); try again later: %v", what, te)
+			return fmt.Errorf("%s: the registry is rate limiting (429); try again later: %w", what, te)
 		}
-		return fmt.Errorf("%s: the registry answered %d: %v", what, te.StatusCode, te)
+		return fmt.Errorf("%s: the registry answered %d: %w", what, te.StatusCode, te)
 	}
 	if strings.Contains(err.Error(), "error verifying") {
 		return fmt.Errorf("%s: the registry served content that does not match its digest: %w: %v", what, failure.ErrVerify, err)
