@@ -72,6 +72,9 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if err != nil {
 			return err
 		}
+		if o.Notice != "" {
+			fmt.Fprintln(g.progress(), o.Notice)
+		}
 		var fam, ver string
 		var rel catalog.Release
 		for _, f := range o.Families {

@@ -152,20 +152,28 @@ func (c *Catalog) Refresh(expires time.Time, noticeDays int, clear bool, now tim
 	return nil
 }
 
-// nextSerial gives c the serial of its next write unless change set one
-// (Refresh): the serial grows with every write. It says whether c needs
-// writing: a change that changed nothing writes nothing.
-func nextSerial(before []byte, beforeSerial uint64, c *Catalog) (bool, error) {
-	if c.Serial != beforeSerial {
+// apply runs change on c and gives c the serial of its next write unless
+// change set one (Refresh): the serial grows with every write. It says
+// whether c needs writing: a change that changed nothing writes nothing.
+func apply(c *Catalog, change func(*Catalog) error) (bool, error) {
+	before, err := c.Encode()
+	if err != nil {
+		return false, err
+	}
+	serial := c.Serial
+	if err := change(c); err != nil {
+		return false, err
+	}
+	if c.Serial != serial {
 		return true, nil
 	}
 	after, err := c.Encode()
 	if err != nil {
 		return false, err
 	}
-	if before != nil && string(after) == string(before) {
+	if string(after) == string(before) {
 		return false, nil
 	}
-	c.Serial = beforeSerial + 1
+	c.Serial = serial + 1
 	return true, nil
 }

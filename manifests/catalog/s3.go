@@ -93,15 +93,7 @@ func (s *S3Store) Update(ctx context.Context, signer *signing.Signer, change fun
 		if c, err = s.verified(ctx, old); err != nil {
 			return nil, err
 		}
-		before, err := c.Encode()
-		if err != nil {
-			return nil, err
-		}
-		serial := c.Serial
-		if err := change(c); err != nil {
-			return nil, err
-		}
-		if write, err := nextSerial(before, serial, c); err != nil {
+		if write, err := apply(c, change); err != nil {
 			return nil, err
 		} else if !write && old != nil {
 			return old, nil // unchanged: nothing is written

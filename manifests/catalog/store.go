@@ -104,16 +104,11 @@ func (s *Store) Update(ctx context.Context, signer *signing.Signer, change func(
 	if err != nil {
 		return nil, err
 	}
-	before, err := c.Encode()
-	if err != nil {
-		return nil, err
-	}
-	serial := c.Serial
-	if err := change(c); err != nil {
-		return nil, err
-	}
-	if write, err := nextSerial(before, serial, c); !write || err != nil {
-		return c, err
+	if write, err := apply(c, change); !write || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	if err := s.write(c, signer); err != nil {
 		return nil, err
