@@ -85,6 +85,12 @@ func Run(ctx context.Context, o RunOptions) error {
 			return fmt.Errorf("no packer on PATH: install packer 1.9.4 or name it with --packer: %w", failure.ErrNotFound)
 		}
 	}
+	// absolute, so that no path given to packer can read as an option
+	wd, err := filepath.Abs(o.WorkDir)
+	if err != nil {
+		return err
+	}
+	o.WorkDir = wd
 	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
 		return err
 	}

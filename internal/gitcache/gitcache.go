@@ -41,6 +41,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/internal/gitarg"
 )
 
 // ErrRefNotFound marks a tag, branch or commit that the repository does not have.
@@ -97,6 +98,9 @@ type Mirror struct {
 // repository of a remote on this machine is filled at once; that of a
 // network remote starts empty.
 func (c *Cache) Mirror(ctx context.Context, url string) (*Mirror, error) {
+	if err := gitarg.Remote(url); err != nil {
+		return nil, fmt.Errorf("git remote %q %v: %w", Redact(url), err, failure.ErrUsage)
+	}
 	rem := splitRemote(url)
 	p := filepath.Join(c.dir, "git", key(rem.shown))
 	lf, err := flock.LockContext(ctx, p+".lock")
@@ -237,6 +241,9 @@ func (m *Mirror) Pin(ctx context.Context, refType, ref string) (string, error) {
 		}
 		return m.Resolve(refType, ref)
 	}
+	if err := gitarg.Ref(ref); err != nil {
+		return "", fmt.Errorf("%s %q for %s %v: %w", refType, ref, m.URL, err, failure.ErrUsage)
+	}
 	switch refType {
 	case "tag", "branch":
 		// one command: the advertisement and the commit, one deep
@@ -329,6 +336,9 @@ func (m *Mirror) Ensure(ctx context.Context, sha, fallback string) error {
 // FetchRef fetches the branch or tag name ("refs/tags/v1") one commit deep
 // into the same name in the repository, and returns its commit.
 func (m *Mirror) FetchRef(ctx context.Context, name string) (string, error) {
+	if err := gitarg.Ref(name); err != nil || !strings.HasPrefix(name, "refs/") {
+		return "", fmt.Errorf("ref %q for %s is not a full ref name (refs/...): %w", name, m.URL, failure.ErrUsage)
+	}
 	if m.local != "" {
 		if !m.fetched {
 			if err := m.Fetch(ctx); err != nil {

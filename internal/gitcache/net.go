@@ -94,11 +94,24 @@ func (r remote) redact(s string) string {
 	return s
 }
 
+// gitConfig comes before every git command's verb. The transports are the
+// ones the README names (git://, http(s)://, ssh:// and scp-like, file);
+// every other one, ext:: above all (it runs a command), is refused
+// whatever the user's or system's configuration says: -c is read after
+// every configuration file and after GIT_CONFIG_COUNT.
+var gitConfig = []string{
+	"-c", "protocol.version=2", "-c", "gc.auto=0", "-c", "maintenance.auto=false",
+	"-c", "fetch.writeCommitGraph=false", "-c", "core.askPass=",
+	"-c", "protocol.allow=never",
+	"-c", "protocol.git.allow=always", "-c", "protocol.http.allow=always", "-c", "protocol.https.allow=always",
+	"-c", "protocol.ssh.allow=always", "-c", "protocol.file.allow=always", "-c", "protocol.ext.allow=never",
+}
+
 // git runs the git command in the mirror's repository. It is stopped when
 // ctx ends or when stderr stays silent for stall (fetches print progress;
 // a server that stops sending stops it). stdout is returned.
 func (m *Mirror) git(ctx context.Context, args ...string) ([]byte, error) {
-	full := append([]string{"-c", "protocol.version=2", "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "fetch.writeCommitGraph=false", "-c", "core.askPass=", "--git-dir=" + m.root}, args...)
+	full := append(append(append([]string{}, gitConfig...), "--git-dir="+m.root), args...)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	cmd := exec.CommandContext(ctx, "git", full...)
@@ -218,7 +231,7 @@ var _ io.Writer = (*tailWriter)(nil)
 // lsRemote lists the remote's branches and tags with one ref
 // advertisement, tags peeled to their commits.
 func (m *Mirror) lsRemote(ctx context.Context) (map[string]string, error) {
-	out, err := m.git(ctx, "ls-remote", "--heads", "--tags", m.remote.fetch)
+	out, err := m.git(ctx, "ls-remote", "--heads", "--tags", "--", m.remote.fetch)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +254,7 @@ func (m *Mirror) lsRemote(ctx context.Context) (map[string]string, error) {
 
 // fetchShallow fetches the given refspecs one commit deep.
 func (m *Mirror) fetchShallow(ctx context.Context, refspecs ...string) error {
-	args := append([]string{"fetch", "--depth=1", "--no-tags", "--no-write-fetch-head", "--progress", m.remote.fetch}, refspecs...)
+	args := append([]string{"fetch", "--depth=1", "--no-tags", "--no-write-fetch-head", "--progress", "--", m.remote.fetch}, refspecs...)
 	_, err := m.git(ctx, args...)
 	return err
 }
@@ -253,7 +266,7 @@ func (m *Mirror) fetchAll(ctx context.Context) error {
 	if _, err := os.Stat(m.root + "/shallow"); err == nil {
 		args = append(args, "--unshallow")
 	}
-	args = append(args, m.remote.fetch, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+	args = append(args, "--", m.remote.fetch, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 	_, err := m.git(ctx, args...)
 	if err != nil && strings.Contains(err.Error(), "couldn't find remote ref refs/heads/*") {
 		return fmt.Errorf("fetching %s: the repository is empty: %w", m.URL, failure.ErrNotFound)

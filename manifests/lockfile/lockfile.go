@@ -44,6 +44,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/gitarg"
 	"github.com/imagebake/imagebake/internal/strict"
 )
 
@@ -155,9 +156,18 @@ func (l *Lock) check() error {
 			if m.Source == "" || m.Ref == "" || !shaRE.MatchString(m.Commit) {
 				return bad("module %q: a git pin needs source, ref and a 40-digit commit (got commit %q)", m.Name, m.Commit)
 			}
+			if err := gitarg.Remote(m.Source); err != nil {
+				return bad("module %q: source %q %v", m.Name, m.Source, err)
+			}
+			if err := gitarg.Ref(m.Ref); err != nil && m.Ref != ":control_branch" {
+				return bad("module %q: ref %q %v", m.Name, m.Ref, err)
+			}
 		case "forge":
 			if m.Version == "" || m.URL == "" || !sha256RE.MatchString(m.SHA256) {
 				return bad("module %q: a Forge pin needs version, url and a sha256 (got sha256 %q)", m.Name, m.SHA256)
+			}
+			if err := gitarg.Remote(m.URL); err != nil {
+				return bad("module %q: url %q %v", m.Name, m.URL, err)
 			}
 		case "local":
 		default:

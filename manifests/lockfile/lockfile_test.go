@@ -60,6 +60,10 @@ func TestParseRejects(t *testing.T) {
 		{"bad kind", `kind = "local"` + "\x00" + `kind = "svn"`, `unknown kind "svn"`},
 		{"future format", "version = 1\x00version = 2", "format version 2"},
 		{"escaping path", `path = "modules/mine"` + "\x00" + `path = "../mine"`, "not inside the environment"},
+		{"remote as an option", `source = "file:///z.git"` + "\x00" + `source = "--upload-pack=touch /tmp/x #"`, `source "--upload-pack=touch /tmp/x #" starts with "-"`},
+		{"ref as an option", `ref = "v1"` + "\x00" + `ref = "-v1"`, `ref "-v1" starts with "-"`},
+		{"ref as a refspec", `ref = "v1"` + "\x00" + `ref = "v1:refs/heads/x"`, `holds ':'`},
+		{"remote with a control character", `source = "file:///z.git"` + "\x00" + `source = "file:///z.git\u001b"`, "control character U+001B"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/gitarg"
 )
 
 // Kind is where a module comes from.
@@ -735,6 +736,9 @@ func (p *parser) apply(c *call) error {
 			if v == "" {
 				return p.errorf(c.args[0].pos, "forge URL is empty")
 			}
+			if err := gitarg.Remote(v); err != nil {
+				return p.errorf(c.args[0].pos, "forge URL %s %v", clip(v), err)
+			}
 			p.pf.Forge = v
 			return nil
 		}
@@ -979,6 +983,9 @@ func gitModule(m Module, c *call, o *modOpts, refKeys []string) (Module, error) 
 	if !ok {
 		return m, o.bad(o.opts[refKeys[0]].keyPos, ":%s given but :git is missing: name the repository URL with :git", refKeys[0])
 	}
+	if err := gitarg.Remote(src); err != nil {
+		return m, o.bad(o.opts["git"].val.pos, "git remote %s %v", clip(src), err)
+	}
 	m.Source = src
 	if len(c.args) > 1 {
 		return m, o.bad(c.args[1].pos, "a git module takes its version from :tag, :commit, :branch or :ref, not a second argument")
@@ -1005,12 +1012,20 @@ func gitModule(m Module, c *call, o *modOpts, refKeys []string) (Module, error) 
 	default:
 		return m, o.bad(op.val.pos, "option %q wants a string, got %s", k, op.val.describe())
 	}
+	if m.Ref != ControlBranch {
+		if err := gitarg.Ref(m.Ref); err != nil {
+			return m, o.bad(op.val.pos, ":%s %s %v", k, clip(m.Ref), err)
+		}
+	}
 	if m.RefType == Commit && !commitRE.MatchString(m.Ref) {
 		return m, o.bad(op.val.pos, ":commit %s is not a commit SHA (7 to 40 lower-case hex digits); use :tag or :branch for names", clip(m.Ref))
 	}
 	if db, ok, err := o.str("default_branch"); err != nil {
 		return m, err
 	} else if ok {
+		if err := gitarg.Ref(db); err != nil {
+			return m, o.bad(o.opts["default_branch"].val.pos, ":default_branch %s %v", clip(db), err)
+		}
 		m.DefaultBranch = db
 	}
 	return m, nil

@@ -46,8 +46,8 @@ func TestParseConstructs(t *testing.T) {
 			[]Module{{Short: "f", Kind: Git, Source: "u", RefType: Tag, Ref: "t"}}},
 		{"hash in string is not a comment, comments after", "mod 'g', :git => 'http://h/#frag', :tag => \"v#1\" # trailing comment\n# mod 'ignored'",
 			[]Module{{Short: "g", Kind: Git, Source: "http://h/#frag", RefType: Tag, Ref: "v#1"}}},
-		{"escapes", `mod 'h', :git => 'it\'s', :tag => "a\"b\\c"`,
-			[]Module{{Short: "h", Kind: Git, Source: "it's", RefType: Tag, Ref: `a"b\c`}}},
+		{"escapes", `mod 'h', :git => "it's \"a\\b\"", :tag => 'it\'s'`,
+			[]Module{{Short: "h", Kind: Git, Source: `it's "a\b"`, RefType: Tag, Ref: "it's"}}},
 		{"block comment and continuation", "=begin\nmod 'no'\n=end\nmod 'i', \\\n :git => 'u', :tag => 't'",
 			[]Module{{Short: "i", Kind: Git, Source: "u", RefType: Tag, Ref: "t"}}},
 		{"semicolons", "mod 'x/j', '1.0.0'; mod 'x/k', '2.0.0'",
@@ -129,6 +129,15 @@ func TestParseErrors(t *testing.T) {
 		{"module around the module dir", "moduledir 'site/mods'\nmod 'site', :git => 'u', :tag => 't', :install_path => '.'", 2, 5, "site", "holds the module dir"},
 		{"string keys", "mod 'a', 'git' => 'u', 'tag' => 'v1'", 1, 10, "a", "string key \"git\": r10k does not read string keys as options; write :git"},
 		{"version without type", "mod 'a/b', version: '1.0.0'", 1, 12, "a/b", "version: needs type: 'forge'"},
+		{"git remote as an option", "mod 'x',\n  :git => '--upload-pack=sh -c \"id > /tmp/PWNED\" #', :branch => 'main'", 2, 11, "x", `starts with "-": git would read it as an option`},
+		{"source remote as an option", "mod 'x', type: 'git', source: '-oProxyCommand=x', version: 'v1'", 1, 31, "x", `starts with "-"`},
+		{"git remote with a newline", "mod 'x', :git => \"git://h/x\n--upload-pack=x\", :tag => 'v1'", 1, 18, "x", "control character U+000A"},
+		{"git remote with a tab", "mod 'x', :git => 'git://h/x\t-u', :tag => 'v1'", 1, 18, "x", "control character U+0009"},
+		{"tag as an option", "mod 'x', :git => 'u', :tag => '--upload-pack=x'", 1, 31, "x", `starts with "-"`},
+		{"branch as a refspec", "mod 'x', :git => 'u', :branch => 'main:refs/heads/evil'", 1, 34, "x", `holds ':'`},
+		{"ref with a control character", "mod 'x', :git => 'u', :ref => 'ma\x7fin'", 1, 31, "x", "control character U+007F"},
+		{"default branch as an option", "mod 'x', :git => 'u', :branch => :control_branch, :default_branch => '-f'", 1, 70, "x", `starts with "-"`},
+		{"forge URL as an option", "forge '--config=x'", 1, 7, "", `forge URL "--config=x" starts with "-"`},
 		{"forge version then options", "mod 'a/b', '1.0.0', :exclude_spec => true", 1, 21, "a/b", "type: 'forge', version: \"1.0.0\""},
 		{"forge version then install_path", "mod 'a/b', '1.0.0', :install_path => 'site'", 1, 21, "a/b", "takes no options"},
 		{"missing comma", "mod 'alpha'\n  :git => 'https://x/alpha.git', :tag => 'v1'", 2, 3, "", "missing comma after string \"alpha\" at the end of line 1"},
@@ -265,6 +274,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("mod 'a', :git => 'u', :tag => 't'"))
 	f.Add([]byte("mod('a/b', '1.0.0',)\n=begin\n=end\n"))
+	f.Add([]byte("mod 'x', :git => '--upload-pack=touch /tmp/x #', :branch => '-main'"))
+	f.Add([]byte("forge '-x'\nmod 'x', type: 'git', source: 'u\x01', version: 'a:b'"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pf, err := Parse("fuzz", b)
 		if err != nil {
@@ -296,6 +307,12 @@ func FuzzParse(f *testing.F) {
 			seen[m.Short] = true
 			if m.Kind == Git && (m.Source == "" || m.Ref == "") {
 				t.Fatalf("git module %q without source or ref accepted", m.Name)
+			}
+			if m.Kind == Git && (strings.HasPrefix(m.Source, "-") || strings.HasPrefix(m.Ref, "-") || strings.HasPrefix(m.DefaultBranch, "-")) {
+				t.Fatalf("git module %q with an option-like remote or ref accepted: %q %q", m.Name, m.Source, m.Ref)
+			}
+			if m.Kind == Git && strings.ContainsFunc(m.Source+m.Ref+m.DefaultBranch, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+				t.Fatalf("git module %q with a control character accepted", m.Name)
 			}
 			if strings.Contains(m.Dir(pf.Moduledir), "..") {
 				t.Fatalf("module %q installs outside the environment: %s", m.Name, m.Dir(pf.Moduledir))
