@@ -2,7 +2,10 @@ package bake
 
 import (
 	"encoding/json"
+
 	"fmt"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +119,29 @@ func checkLayout(dir string, m *manifest.Manifest) []string {
 		want("image "+im.Name, im.Digest, true)
 		for _, l := range im.Layers {
 			want(fmt.Sprintf("layer (%s) of %s", l.Role, im.Name), l.Digest, false)
+		}
+	}
+	if len(bad) > 0 {
+		return bad
+	}
+	// the blobs are whole: what the manifest says of each image is
+	// checked against them (an edited manifest over untouched blobs)
+	src, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", dir, err)}
+	}
+	for _, im := range m.Images {
+		h, err := v1.NewHash(im.Digest)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("image %s: digest %q: %v", im.Name, im.Digest, err))
+			continue
+		}
+		img, err := src.Image(h)
+		if err == nil {
+			err = partCheck(dir, m, im)(img)
+		}
+		if err != nil {
+			bad = append(bad, err.Error())
 		}
 	}
 	return bad

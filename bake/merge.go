@@ -71,7 +71,9 @@ func MergeNamed(ctx context.Context, o Options, dirs, names []string) (*manifest
 	req := &builders.Request{Dir: stage, Family: m.Family, Release: m.Release, Revision: m.Repo.Commit, Epoch: time.Unix(m.Epoch, 0).UTC()}
 	var ps []oci.Part
 	for _, im := range m.Images {
-		ps = append(ps, oci.Part{Dir: dirs[byArch[im.Arch]], From: names[byArch[im.Arch]], Arch: im.Arch, Name: im.Name, Digest: im.Digest})
+		i := byArch[im.Arch]
+		ps = append(ps, oci.Part{Dir: dirs[i], From: names[i], Arch: im.Arch, Name: im.Name, Digest: im.Digest,
+			Check: partCheck(names[i], ms[i], partImage(ms[i], im.Arch))})
 	}
 	if m.IndexDigest, err = oci.Merge(req, ps); err != nil {
 		return nil, err
@@ -163,6 +165,16 @@ func joinParts(parts []string, ms []*manifest.Manifest) (*manifest.Manifest, map
 		}
 	}
 	return &m, from, m.SetContentDigests()
+}
+
+// partImage is the image of arch as the part's own manifest records it.
+func partImage(m *manifest.Manifest, arch string) manifest.Image {
+	for _, im := range m.Images {
+		if im.Arch == arch {
+			return im
+		}
+	}
+	return manifest.Image{}
 }
 
 // agentMajor is v's major version (v itself when it is not a version).

@@ -129,3 +129,87 @@ func TestMergeRefusesCorruptPart(t *testing.T) {
 		t.Error("a refused merge wrote a release")
 	}
 }
+
+// A partial's manifest.toml edited to claim other agent binaries or
+// another base, blobs untouched, is refused by merge (exit 4) naming the
+// part and the field, whether or not the editor also recomputed the
+// content digest; nothing is written.
+func TestMergeRefusesEditedPartial(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	bakeArch := func(a string) string {
+		o := opts(root, repo, filepath.Join(root, "runner-"+a))
+		o.Arches = []string{a}
+		m, err := Bake(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(o.Out, m.Family+"-"+m.Release)
+	}
+	amd, arm := bakeArch("amd64"), bakeArch("arm64")
+	orig, err := os.ReadFile(filepath.Join(arm, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		edit      func(m *manifest.Manifest)
+		recompute bool
+		want      []string
+	}{
+		{"agent, digest kept", func(m *manifest.Manifest) {
+			m.Images[0].Agent.Version, m.Images[0].Agent.SHA256 = "2.9.9", strings.Repeat("e", 64)
+		}, false, []string{"content_digest is", "agent.version: 2.9.9 in the manifest, 2.4.1 in the image's /etc/imagebake/release.toml"}},
+		{"agent, digest recomputed", func(m *manifest.Manifest) {
+			m.Images[0].Agent.Version, m.Images[0].Agent.SHA256 = "2.9.9", strings.Repeat("e", 64)
+		}, true, []string{"content_digest: sha256:", "in the image's /etc/imagebake/release.toml", "agent.version: 2.9.9"}},
+		{"base OS", func(m *manifest.Manifest) {
+			if m.Images[0].Base.OS == nil {
+				m.Images[0].Base.OS = &manifest.OS{}
+			}
+			m.Images[0].Base.OS.ID = "evilos"
+		}, true, []string{"base.os: evilos"}},
+		{"layer record", func(m *manifest.Manifest) {
+			m.Images[0].Layers[len(m.Images[0].Layers)-1].Size++
+		}, true, []string{"(agents): size is"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := manifest.Parse(orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(m)
+			if tc.recompute {
+				if err := m.SetContentDigests(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := m.Write(filepath.Join(arm, manifest.FileName)); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(root, "merged-"+strings.ReplaceAll(tc.name, " ", "-"))
+			_, err = Merge(ctx, Options{Out: out}, []string{amd, arm})
+			if failure.Code(err) != 4 || !errors.Is(err, ErrManifestEdited) {
+				t.Fatalf("merge of an edited part = %v (exit %d), want exit 4", err, failure.Code(err))
+			}
+			for _, w := range append(tc.want, "example-1.0.0-arm64 in "+arm) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("merge error does not say %q:\n%v", w, err)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(out, "example-1.0.0")); err == nil {
+				t.Error("merge wrote the release")
+			}
+			// verify --artifacts-only refuses the edited release too
+			if _, err := CheckArtifacts(filepath.Join(arm, manifest.FileName)); failure.Code(err) != 4 || !strings.Contains(err.Error(), tc.want[len(tc.want)-1]) {
+				t.Errorf("CheckArtifacts of the edited part = %v, want exit 4 saying %q", err, tc.want[len(tc.want)-1])
+			}
+		})
+	}
+	// the untouched parts still merge
+	if err := os.WriteFile(filepath.Join(arm, manifest.FileName), orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Merge(ctx, Options{Out: filepath.Join(root, "merged")}, []string{amd, arm}); err != nil {
+		t.Fatalf("merge of the untouched parts: %v", err)
+	}
+}

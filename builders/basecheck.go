@@ -206,6 +206,22 @@ func scanLayers(img v1.Image, what string) (*BaseReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	return scanLayerList(ls, what)
+}
+
+// ReadBase reads what the base layers ls (bottom first) say about
+// themselves, the OS and the packages, with the checks every base gets:
+// what a bake records of a base, read again from the layers an image
+// names (merge checks a part's manifest against them).
+func ReadBase(ls []v1.Layer, what string) (*distro.Info, error) {
+	rep, err := scanLayerList(ls, what)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Collect.Info(), nil
+}
+
+func scanLayerList(ls []v1.Layer, what string) (*BaseReport, error) {
 	rep := &BaseReport{Collect: distro.NewCollector()}
 	for i, l := range ls {
 		if i > 0 {

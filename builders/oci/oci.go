@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -112,6 +113,10 @@ type Part struct {
 	Arch   string
 	Name   string // NAME-X.Y.Z-ARCH
 	Digest string
+	// Check, when set, is given the image once its blobs match their
+	// digests: what the caller knows of it is checked against them. Every
+	// part's Check runs; their errors are returned together.
+	Check func(v1.Image) error
 }
 
 // Merge writes into req.Dir (new or empty) the layout a bake of all of
@@ -125,6 +130,7 @@ func Merge(req *builders.Request, parts []Part) (string, error) {
 		return "", fmt.Errorf("writing OCI layout %s: %w", req.Dir, err)
 	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	var checks []error
 	for _, part := range parts {
 		src, err := layout.ImageIndexFromPath(part.Dir)
 		if err != nil {
@@ -147,9 +153,18 @@ func Merge(req *builders.Request, parts []Part) (string, error) {
 		if err := validate.Image(img); err != nil {
 			return "", fmt.Errorf("%w: image %s (%s) in %s does not match its digests: %v", failure.ErrVerify, part.Name, part.Digest, from, err)
 		}
+		if part.Check != nil {
+			if err := part.Check(img); err != nil {
+				checks = append(checks, err)
+				continue
+			}
+		}
 		if idx, err = appendImage(p, idx, img, part.Arch, part.Name); err != nil {
 			return "", fmt.Errorf("image %s: copying from %s into %s: %w", part.Name, from, req.Dir, err)
 		}
+	}
+	if len(checks) > 0 {
+		return "", errors.Join(checks...)
 	}
 	d, err := finishIndex(p, idx, req)
 	return d.String(), err

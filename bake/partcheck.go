@@ -1,0 +1,198 @@
+package bake
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"reflect"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/imagebake/imagebake/builders"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// ErrManifestEdited marks a release manifest that does not describe the
+// image blobs it names: edited after the bake.
+var ErrManifestEdited = fmt.Errorf("manifest.toml does not describe the images it names (edited after the bake?): %w", failure.ErrVerify)
+
+// maxReleaseFile bounds /etc/imagebake/release.toml read back from a layer.
+const maxReleaseFile = 64 << 10
+
+// partCheck returns the check merge runs on the image of im, the image of
+// part (named where in messages) once its blobs match their digests. A
+// partial's manifest.toml is only a file next to the blobs: anyone who can
+// edit it could claim other agent binaries or another base without
+// touching a blob. So what the manifest says is checked against what the
+// image holds: its content digest is computed again from what it
+// describes and compared with the manifest's and with the one the bake
+// wrote into the image (release.toml in the agents layer); the layers it
+// lists with the image's own; the base's OS and packages with those read
+// again from the base layers. Every difference is named with its field.
+func partCheck(where string, pm *manifest.Manifest, im manifest.Image) func(v1.Image) error {
+	return func(img v1.Image) error {
+		var bad []string
+		badf := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+		want, err := pm.ContentDigest(im)
+		if err != nil {
+			return err
+		}
+		if im.ContentDigest != want {
+			badf("content_digest is %s, but what the manifest describes gives %s", im.ContentDigest, want)
+		}
+		ls, err := img.Layers()
+		if err != nil {
+			return fmt.Errorf("image %s in %s: %w", im.Name, where, err)
+		}
+		if len(ls) != len(im.Layers) {
+			badf("layers: the manifest lists %d, the image has %d", len(im.Layers), len(ls))
+		}
+		var base []v1.Layer
+		var agents v1.Layer
+		for i := range min(len(ls), len(im.Layers)) {
+			rec := im.Layers[i]
+			d, err1 := ls[i].Digest()
+			di, err2 := ls[i].DiffID()
+			sz, err3 := ls[i].Size()
+			mt, err4 := ls[i].MediaType()
+			if err := errors.Join(err1, err2, err3, err4); err != nil {
+				return fmt.Errorf("image %s in %s: layer %d: %w", im.Name, where, i+1, err)
+			}
+			switch {
+			case rec.Digest != d.String():
+				badf("layer %d (%s): digest is %s in the manifest, %s in the image", i+1, rec.Role, rec.Digest, d)
+			case rec.DiffID != di.String():
+				badf("layer %d (%s): diff_id is %s in the manifest, %s in the image", i+1, rec.Role, rec.DiffID, di)
+			case rec.Size != sz:
+				badf("layer %d (%s): size is %d in the manifest, %d in the image", i+1, rec.Role, rec.Size, sz)
+			case rec.MediaType != string(mt):
+				badf("layer %d (%s): media_type is %s in the manifest, %s in the image", i+1, rec.Role, rec.MediaType, mt)
+			}
+			switch rec.Role {
+			case "base":
+				base = append(base, ls[i])
+			case "agents":
+				agents = ls[i]
+			}
+		}
+		if agents == nil {
+			badf("no agents layer: release.toml cannot be read")
+		} else if rf, err := readReleaseFile(agents); err != nil {
+			badf("release.toml in the agents layer: %v", err)
+		} else {
+			for _, f := range []struct{ field, image, man string }{
+				{"content_digest", rf.ContentDigest, want},
+				{"family", rf.Family, pm.Family},
+				{"release", rf.Release, pm.Release},
+				{"arch", rf.Arch, im.Arch},
+				{"name", rf.Name, im.Name},
+				{"repo.tag", rf.Tag, pm.Repo.Tag},
+				{"repo.commit", rf.Commit, pm.Repo.Commit},
+				{"agent.name", rf.Agent, im.Agent.Name},
+				{"agent.version", rf.AgentVersion, im.Agent.Version},
+			} {
+				if f.image != f.man {
+					badf("%s: %s in the manifest, %s in the image's /etc/imagebake/release.toml", f.field, f.man, f.image)
+				}
+			}
+		}
+		if len(base) > 0 {
+			info, err := builders.ReadBase(base, fmt.Sprintf("base of %s in %s", im.Name, where))
+			if err != nil {
+				return err
+			}
+			osRec, pkgs := baseContent(info)
+			if !reflect.DeepEqual(osRec, im.Base.OS) {
+				badf("base.os: %s in the manifest, %s in the base layers", showOS(im.Base.OS), showOS(osRec))
+			}
+			if !samePackages(pkgs, im.Base.Packages) {
+				badf("base.packages: %s in the manifest, %s in the base layers", showPackages(im.Base.Packages, pkgs), showPackages(pkgs, im.Base.Packages))
+			}
+		} else if im.Base.OS != nil || im.Base.Packages != nil {
+			badf("base: the manifest records an OS or packages, but the image has no base layers")
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%w: image %s in %s:\n    %s", ErrManifestEdited, im.Name, where, strings.Join(bad, "\n    "))
+		}
+		return nil
+	}
+}
+
+// readReleaseFile reads /etc/imagebake/release.toml from a layer.
+func readReleaseFile(l v1.Layer) (*releaseFile, error) {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil, errors.New("not found")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if strings.Trim(path.Clean("/"+h.Name), "/") != "etc/imagebake/release.toml" || h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if h.Size > maxReleaseFile {
+			return nil, fmt.Errorf("%d bytes, more than a release file holds", h.Size)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, maxReleaseFile))
+		if err != nil {
+			return nil, err
+		}
+		var rf releaseFile
+		if _, err := toml.Decode(string(b), &rf); err != nil {
+			return nil, err
+		}
+		return &rf, nil
+	}
+}
+
+// samePackages compares two package records, an empty list and none alike.
+func samePackages(a, b *manifest.Packages) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Format != b.Format || a.Count != b.Count || a.Digest != b.Digest || len(a.List) != len(b.List) {
+		return false
+	}
+	for i := range a.List {
+		if !reflect.DeepEqual(a.List[i], b.List[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func showOS(o *manifest.OS) string {
+	if o == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s %s (%s)", o.ID, o.VersionID, o.Codename)
+}
+
+// showPackages describes a, naming the first package where it differs from b.
+func showPackages(a, b *manifest.Packages) string {
+	if a == nil {
+		return "none"
+	}
+	s := fmt.Sprintf("%d %s packages, digest %s", a.Count, a.Format, a.Digest)
+	if b == nil {
+		return s
+	}
+	for i, p := range a.List {
+		if i >= len(b.List) || !reflect.DeepEqual(p, b.List[i]) {
+			return s + fmt.Sprintf(" (first difference: %s %s)", p.Name, p.Version)
+		}
+	}
+	return s
+}
