@@ -199,6 +199,11 @@ func FuzzParse(f *testing.F) {
 		b, _ := os.ReadFile(filepath.Join("testdata", n))
 		f.Add(b)
 	}
+	for _, brk := range []string{"\r", "\u0085", "\u2028", "\u2029"} {
+		f.Add([]byte("# a" + brk + "# b\nimages:\n  web:\n    image: r\n    version: \"1.4\"\n#   version: \"1.4\"\n"))
+	}
+	f.Add([]byte("\ufeffimage: r\nversion: 1.4\n"))
+	f.Add([]byte{0xff, 0xfe, 'i', 0, ':', 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Parse("fuzz", b)
 		if err != nil {

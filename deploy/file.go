@@ -26,9 +26,11 @@ package deploy
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -80,16 +82,55 @@ type Selection struct {
 
 // Load reads and checks a deploy file.
 func Load(name string) (*File, error) {
-	b, err := os.ReadFile(name)
+	b, err := readCapped(name)
 	if err != nil {
 		return nil, fmt.Errorf("reading deploy file: %w", err)
 	}
 	return Parse(name, b)
 }
 
+// MaxSize is the largest deploy file read: real ones are a few KB, and the
+// YAML parser holds several times a file's size in memory.
+const MaxSize = 1 << 20
+
+// readCapped reads the file at name, refusing one over MaxSize.
+func readCapped(name string) ([]byte, error) {
+	fh, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, MaxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxSize {
+		return nil, fmt.Errorf("%s is larger than %d MiB, more than a deploy file holds: %w", name, MaxSize>>20, failure.ErrUsage)
+	}
+	return b, nil
+}
+
 // Parse checks deploy file bytes; name is used in positions.
 func Parse(name string, src []byte) (*File, error) {
 	f := &File{Path: name, src: src}
+	if len(src) > MaxSize {
+		return nil, &Error{Pos: Pos{name, 1, 1}, Msg: fmt.Sprintf("larger than %d MiB, more than a deploy file holds", MaxSize>>20)}
+	}
+	if enc := wideEncoding(src); enc != "" {
+		return nil, &Error{Pos: Pos{name, 1, 1}, Msg: fmt.Sprintf("is %s, not UTF-8: save it as UTF-8", enc)}
+	}
+	if !utf8.Valid(src) {
+		bad := 0
+		for bad < len(src) {
+			r, size := utf8.DecodeRune(src[bad:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			bad += size
+		}
+		line := bytes.Count(src[:bad], []byte("\n")) + 1
+		return nil, &Error{Pos: Pos{name, line, 1}, Msg: fmt.Sprintf("is not UTF-8 (byte %d); save it as UTF-8", bad+1)}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	if err := dec.Decode(&doc); err != nil {
@@ -153,6 +194,20 @@ func Parse(name string, src []byte) (*File, error) {
 		return nil, &Error{Pos: pos(name, root), Msg: "no image selected"}
 	}
 	return f, nil
+}
+
+// wideEncoding names the UTF-16 or UTF-32 encoding src starts with, by its byte
+// order mark or its first character's zero bytes; "" for none.
+func wideEncoding(src []byte) string {
+	switch {
+	case bytes.HasPrefix(src, []byte{0, 0, 0xfe, 0xff}), bytes.HasPrefix(src, []byte{0xff, 0xfe, 0, 0}):
+		return "UTF-32"
+	case bytes.HasPrefix(src, []byte{0xfe, 0xff}), bytes.HasPrefix(src, []byte{0xff, 0xfe}):
+		return "UTF-16"
+	case len(src) >= 2 && (src[0] == 0) != (src[1] == 0):
+		return "UTF-16"
+	}
+	return ""
 }
 
 func pos(name string, n *yaml.Node) Pos { return Pos{name, max(n.Line, 1), max(n.Column, 1)} }
@@ -231,12 +286,7 @@ func (f *File) locate(n *yaml.Node) (int, int, byte, error) {
 	if f.lines == nil {
 		// where each line starts, found once: locating every selection
 		// from the top of the file would be quadratic in its length
-		f.lines = []int{0}
-		for i, c := range f.src {
-			if c == '\n' {
-				f.lines = append(f.lines, i+1)
-			}
-		}
+		f.lines = lineStarts(f.src)
 	}
 	if n.Line < 1 || n.Line > len(f.lines) {
 		return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "cannot locate the version value"}
@@ -282,6 +332,35 @@ func (f *File) locate(n *yaml.Node) (int, int, byte, error) {
 		return 0, 0, 0, &Error{Pos: pos(f.Path, n), Msg: "version must be written on one line without escapes, like \"1.4\""}
 	}
 	return start, end, q, nil
+}
+
+// lineStarts is the offset of each line's first character, lines
+// counted as the YAML parser counts them (YAML 1.2, 5.4): CR LF, CR, LF,
+// NEL (U+0085), LS (U+2028) and PS (U+2029) each end a line, in comments
+// too. A byte order mark before the first line is not a character of it.
+func lineStarts(src []byte) []int {
+	first := 0
+	if bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
+		first = 3
+	}
+	lines := []int{first}
+	for i := first; i < len(src); {
+		switch {
+		case src[i] == '\r' && i+1 < len(src) && src[i+1] == '\n':
+			i += 2
+		case src[i] == '\r' || src[i] == '\n':
+			i++
+		case bytes.HasPrefix(src[i:], []byte("\u0085")):
+			i += 2
+		case bytes.HasPrefix(src[i:], []byte("\u2028")) || bytes.HasPrefix(src[i:], []byte("\u2029")):
+			i += 3
+		default:
+			i++
+			continue
+		}
+		lines = append(lines, i)
+	}
+	return lines
 }
 
 func decodeRune(b []byte) (rune, int) {

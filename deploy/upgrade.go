@@ -1,12 +1,18 @@
 package deploy
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/versionq"
 	"github.com/imagebake/imagebake/manifests/catalog"
 )
@@ -107,6 +113,48 @@ func Write(f *File, steps []Step) []byte {
 		}
 	}
 	return f.Rewrite(vals)
+}
+
+// ErrChanged marks a deploy file another writer changed between the read
+// an upgrade planned from and its write.
+var ErrChanged = fmt.Errorf("changed while upgrading; nothing written: %w", failure.ErrVerify)
+
+// WriteFile writes the steps' new values into the deploy file f was read
+// from and returns the path written. A symlink is written through: the
+// file it resolves to is replaced, the link stays. The write holds an
+// exclusive lock on the file's directory (two imagebake upgrades take
+// turns) and compares the file's bytes with the ones planned from just
+// before the rename: a change made meanwhile (a selection appended by an
+// editor or a script) is never lost; ErrChanged is returned and nothing
+// is written.
+func WriteFile(ctx context.Context, f *File, steps []Step) (string, error) {
+	target, err := filepath.EvalSymlinks(f.Path)
+	if err != nil {
+		return "", fmt.Errorf("deploy file %s: %w", f.Path, err)
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return "", fmt.Errorf("deploy file %s: %w", f.Path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("deploy file %s (%s) is not a regular file: %w", f.Path, target, failure.ErrUsage)
+	}
+	lf, err := flock.LockDir(ctx, filepath.Dir(target))
+	if err != nil {
+		return "", fmt.Errorf("locking the directory of %s: %w", target, err)
+	}
+	defer lf.Close()
+	now, err := readCapped(target)
+	if err != nil {
+		return "", fmt.Errorf("deploy file %s: %w", target, err)
+	}
+	if !bytes.Equal(now, f.src) {
+		return "", fmt.Errorf("%s %w (it was %d bytes when read, %d now); run upgrade again", target, ErrChanged, len(f.src), len(now))
+	}
+	if err := atomicfile.WriteFile(target, Write(f, steps), fi.Mode().Perm()); err != nil {
+		return "", fmt.Errorf("writing deploy file %s: %w", target, err)
+	}
+	return target, nil
 }
 
 // Breaks describes, for a major move, what changes and how to proceed.

@@ -274,7 +274,14 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 				}
 				return nil
 			}
-			return atomicfile.WriteFile(args[0], deploy.Write(df, steps), fileMode(args[0]))
+			written, err := deploy.WriteFile(cmd.Context(), df, steps)
+			if err != nil {
+				return err
+			}
+			if !g.json {
+				fmt.Fprintf(os.Stderr, "%s written\n", written)
+			}
+			return nil
 		},
 	}
 	f.register(cmd)

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -66,5 +70,70 @@ func TestDeployReportsEverySelection(t *testing.T) {
 				t.Errorf("upgrade did not plan the selections that resolve:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// upgrade --write loses no write made while it resolves: the catalog is
+// served over HTTP by a server that appends a selection to the deploy
+// file while it answers (a slow catalog and a second writer).
+func TestUpgradeWriteKeepsAConcurrentWrite(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "testdata", "catalog.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, key, err := signing.Generate(dir, "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := signing.LoadSigner(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := signer.Sign(data, "catalog.toml", "")
+	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
+	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache"))
+	df := filepath.Join(dir, "deploy.yaml")
+	src := "images:\n  web:\n    image: refspec\n    version: \"1.4\"\n"
+	appended := src + "  db:\n    image: refspec\n    version: \"2\"\n"
+	if err := os.WriteFile(df, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var meddle atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if meddle.Load() && strings.HasSuffix(r.URL.Path, "catalog.toml") {
+			os.WriteFile(df, []byte(appended), 0o644)
+		}
+		switch {
+		case strings.HasSuffix(r.URL.Path, "catalog.toml"):
+			w.Write(data)
+		case strings.HasSuffix(r.URL.Path, "catalog.toml.minisig"):
+			w.Write(sig)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	upgrade := func() error {
+		root := newRootCommand()
+		root.SetOut(io.Discard)
+		root.SetArgs([]string{"upgrade", df, "--catalog", srv.URL + "/catalog.toml", "--write"})
+		return root.ExecuteContext(context.Background())
+	}
+	meddle.Store(true)
+	err = upgrade()
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "changed while upgrading; nothing written") {
+		t.Fatalf("upgrade --write with a concurrent write = %v (exit %d), want exit 4", err, failure.Code(err))
+	}
+	if b, _ := os.ReadFile(df); string(b) != appended {
+		t.Fatalf("deploy file after the refused upgrade:\n%s\nwant the appended selection kept", b)
+	}
+	// run again with nobody meddling: both selections are upgraded
+	meddle.Store(false)
+	if err := upgrade(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(df); !strings.Contains(string(b), "db:") || !strings.Contains(string(b), "version: \"1.5\"") {
+		t.Errorf("deploy file after the second upgrade:\n%s", b)
 	}
 }
