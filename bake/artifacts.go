@@ -1,6 +1,7 @@
 package bake
 
 import (
+	"context"
 	"encoding/json"
 
 	"fmt"
@@ -26,12 +27,12 @@ var ErrArtifact = fmt.Errorf("release files differ from the manifest: %w", failu
 // blobs), each rootfs tarball, and the SBOM (against the one the manifest
 // makes). Every difference is named in one error: the file, the expected
 // and the actual digest.
-func CheckArtifacts(name string) (*manifest.Manifest, error) {
+func CheckArtifacts(ctx context.Context, name string) (*manifest.Manifest, error) {
 	m, err := manifest.Read(name)
 	if err != nil {
 		return nil, err
 	}
-	bad, err := artifactProblems(name, m)
+	bad, err := artifactProblems(ctx, name, m)
 	if err != nil {
 		return m, err
 	}
@@ -43,12 +44,12 @@ func CheckArtifacts(name string) (*manifest.Manifest, error) {
 
 // artifactProblems lists, one line each, the files of the release at name
 // (manifest m) that are not what m says.
-func artifactProblems(name string, m *manifest.Manifest) ([]string, error) {
+func artifactProblems(ctx context.Context, name string, m *manifest.Manifest) ([]string, error) {
 	dir := filepath.Dir(name)
 	var bad []string
 	switch m.Builder {
 	case "oci":
-		bad = checkLayout(dir, m)
+		bad = checkLayout(ctx, dir, m)
 	case "rootfs":
 		for _, im := range m.Images {
 			p := filepath.Join(dir, im.Artifact)
@@ -67,7 +68,7 @@ func artifactProblems(name string, m *manifest.Manifest) ([]string, error) {
 // checkLayout checks an OCI layout: every blob's content against its name,
 // and that index.json and the blobs hold the index, images and layers the
 // manifest records.
-func checkLayout(dir string, m *manifest.Manifest) []string {
+func checkLayout(ctx context.Context, dir string, m *manifest.Manifest) []string {
 	var bad []string
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	ents, err := os.ReadDir(blobs)
@@ -138,7 +139,7 @@ func checkLayout(dir string, m *manifest.Manifest) []string {
 		}
 		img, err := src.Image(h)
 		if err == nil {
-			err = partCheck(dir, m, im)(img)
+			err = partCheck(ctx, dir, m, im)(img)
 		}
 		if err != nil {
 			bad = append(bad, err.Error())

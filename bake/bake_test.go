@@ -558,7 +558,7 @@ func TestVerifyHashesFilesOnDisk(t *testing.T) {
 			}
 			dir := filepath.Join(root, "dist", "example-1.0.0")
 			name := filepath.Join(dir, manifest.FileName)
-			if _, err := CheckArtifacts(name); err != nil {
+			if _, err := CheckArtifacts(ctx, name); err != nil {
 				t.Fatalf("untouched release: %v", err)
 			}
 			var flipped []string
@@ -571,7 +571,7 @@ func TestVerifyHashesFilesOnDisk(t *testing.T) {
 			for _, p := range flipped {
 				flipByte(t, p)
 			}
-			_, err = CheckArtifacts(name)
+			_, err = CheckArtifacts(ctx, name)
 			if !errors.Is(err, ErrArtifact) || !errors.Is(err, failure.ErrVerify) {
 				t.Fatalf("--artifacts-only of a flipped release = %v, want ErrArtifact", err)
 			}

@@ -73,7 +73,7 @@ func MergeNamed(ctx context.Context, o Options, dirs, names []string) (*manifest
 	for _, im := range m.Images {
 		i := byArch[im.Arch]
 		ps = append(ps, oci.Part{Dir: dirs[i], From: names[i], Arch: im.Arch, Name: im.Name, Digest: im.Digest,
-			Check: partCheck(names[i], ms[i], partImage(ms[i], im.Arch))})
+			Check: partCheck(ctx, names[i], ms[i], partImage(ms[i], im.Arch))})
 	}
 	if m.IndexDigest, err = oci.Merge(req, ps); err != nil {
 		return nil, err

@@ -200,7 +200,7 @@ func TestMergeRefusesEditedPartial(t *testing.T) {
 				t.Error("merge wrote the release")
 			}
 			// verify --artifacts-only refuses the edited release too
-			if _, err := CheckArtifacts(filepath.Join(arm, manifest.FileName)); failure.Code(err) != 4 || !strings.Contains(err.Error(), tc.want[len(tc.want)-1]) {
+			if _, err := CheckArtifacts(ctx, filepath.Join(arm, manifest.FileName)); failure.Code(err) != 4 || !strings.Contains(err.Error(), tc.want[len(tc.want)-1]) {
 				t.Errorf("CheckArtifacts of the edited part = %v, want exit 4 saying %q", err, tc.want[len(tc.want)-1])
 			}
 		})

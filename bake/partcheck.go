@@ -2,6 +2,7 @@ package bake
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,7 @@ const maxReleaseFile = 64 << 10
 // wrote into the image (release.toml in the agents layer); the layers it
 // lists with the image's own; the base's OS and packages with those read
 // again from the base layers. Every difference is named with its field.
-func partCheck(where string, pm *manifest.Manifest, im manifest.Image) func(v1.Image) error {
+func partCheck(ctx context.Context, where string, pm *manifest.Manifest, im manifest.Image) func(v1.Image) error {
 	return func(img v1.Image) error {
 		var bad []string
 		badf := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
@@ -102,7 +103,7 @@ func partCheck(where string, pm *manifest.Manifest, im manifest.Image) func(v1.I
 			}
 		}
 		if len(base) > 0 {
-			info, err := builders.ReadBase(base, fmt.Sprintf("base of %s in %s", im.Name, where))
+			info, err := builders.ReadBase(ctx, base, fmt.Sprintf("base of %s in %s", im.Name, where))
 			if err != nil {
 				return err
 			}

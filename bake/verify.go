@@ -35,7 +35,7 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 	}
 	// the files on disk first: a rebuild that matches the manifest says
 	// nothing of a blob flipped since
-	onDisk, err := artifactProblems(name, want)
+	onDisk, err := artifactProblems(ctx, name, want)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -113,12 +114,26 @@ func decompress(r io.Reader) (io.Reader, types.MediaType, func(), error) {
 	return br, types.OCIUncompressedLayer, func() {}, nil
 }
 
+// ctxReader ends a read when ctx ends: a scan of a large or crafted layer
+// (a gigabyte, tens of thousands of entries) stops at Ctrl-C or SIGTERM.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	return c.r.Read(p)
+}
+
 // scanTar reads a whole uncompressed layer and refuses what no base may
 // hold; it stops reading past the expansion limit for compressed bytes.
 // It returns the number of entries and the uncompressed bytes read.
-func scanTar(r io.Reader, compressed int64, what string, rep *BaseReport) (int, int64, error) {
+func scanTar(ctx context.Context, r io.Reader, compressed int64, what string, rep *BaseReport) (int, int64, error) {
 	limit := max(int64(MinExpansionLimit), ExpansionRatio*compressed)
-	c := &capped{r: r, max: limit}
+	c := &capped{r: ctxReader{ctx, r}, max: limit}
 	tr := tar.NewReader(c)
 	n := 0
 	for {
@@ -134,6 +149,9 @@ func scanTar(r io.Reader, compressed int64, what string, rep *BaseReport) (int, 
 		}
 		if err == io.EOF {
 			break
+		}
+		if ctx.Err() != nil {
+			return n, c.n, fmt.Errorf("%s: %w", what, context.Cause(ctx))
 		}
 		if c.exceeded {
 			return n, c.n, fmt.Errorf("%w: %s expands past %d MiB (%d times its %d bytes): a decompression bomb", ErrBadBase, what, limit>>20, ExpansionRatio, compressed)
@@ -201,27 +219,27 @@ func checkEntry(h *tar.Header, rep *BaseReport) error {
 
 // scanLayers checks every layer of a base image and reads what it says
 // about itself.
-func scanLayers(img v1.Image, what string) (*BaseReport, error) {
+func scanLayers(ctx context.Context, img v1.Image, what string) (*BaseReport, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, err
 	}
-	return scanLayerList(ls, what)
+	return scanLayerList(ctx, ls, what)
 }
 
 // ReadBase reads what the base layers ls (bottom first) say about
 // themselves, the OS and the packages, with the checks every base gets:
 // what a bake records of a base, read again from the layers an image
 // names (merge checks a part's manifest against them).
-func ReadBase(ls []v1.Layer, what string) (*distro.Info, error) {
-	rep, err := scanLayerList(ls, what)
+func ReadBase(ctx context.Context, ls []v1.Layer, what string) (*distro.Info, error) {
+	rep, err := scanLayerList(ctx, ls, what)
 	if err != nil {
 		return nil, err
 	}
 	return rep.Collect.Info(), nil
 }
 
-func scanLayerList(ls []v1.Layer, what string) (*BaseReport, error) {
+func scanLayerList(ctx context.Context, ls []v1.Layer, what string) (*BaseReport, error) {
 	rep := &BaseReport{Collect: distro.NewCollector()}
 	for i, l := range ls {
 		if i > 0 {
@@ -236,7 +254,7 @@ func scanLayerList(ls []v1.Layer, what string) (*BaseReport, error) {
 			return nil, fmt.Errorf("%s layer %d: %w", what, i+1, err)
 		}
 		d, _ := l.Digest()
-		_, _, err = scanTar(rc, size, fmt.Sprintf("%s layer %d (%s)", what, i+1, d), rep)
+		_, _, err = scanTar(ctx, rc, size, fmt.Sprintf("%s layer %d (%s)", what, i+1, d), rep)
 		rc.Close()
 		if err != nil {
 			return nil, err
@@ -250,7 +268,7 @@ func scanLayerList(ls []v1.Layer, what string) (*BaseReport, error) {
 //
 // raw, when set, is given every byte of the file as it is read (its
 // sha256 in the same pass).
-func scanFile(name string, h, raw io.Writer, rep *BaseReport) (types.MediaType, error) {
+func scanFile(ctx context.Context, name string, h, raw io.Writer, rep *BaseReport) (types.MediaType, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return "", err
@@ -272,7 +290,7 @@ func scanFile(name string, h, raw io.Writer, rep *BaseReport) (types.MediaType, 
 		return "", fmt.Errorf("%w: base rootfs %s: %v", ErrBadBase, name, err)
 	}
 	defer done()
-	n, _, err := scanTar(io.TeeReader(r, h), fi.Size(), "base rootfs "+name, rep)
+	n, _, err := scanTar(ctx, io.TeeReader(r, h), fi.Size(), "base rootfs "+name, rep)
 	if err != nil {
 		return "", err
 	}

@@ -213,7 +213,7 @@ func loadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 	case b.Scratch:
 		return empty.Image, FoundBase{}, "scratch", nil
 	case b.Rootfs != "":
-		img, found, err := rootfsBase(b, blobDir, epoch, log)
+		img, found, err := rootfsBase(ctx, b, blobDir, epoch, log)
 		return img, found, "base rootfs " + b.Rootfs, err
 	case b.Layout != "" || b.Image != "":
 		var img v1.Image
@@ -229,7 +229,7 @@ func loadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 		if err != nil {
 			return nil, FoundBase{}, what, err
 		}
-		rep, err := scanLayers(img, what)
+		rep, err := scanLayers(ctx, img, what)
 		if err != nil {
 			return nil, FoundBase{}, what, err
 		}
@@ -241,7 +241,7 @@ func loadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 	return nil, FoundBase{}, "", errors.New("base: nothing configured")
 }
 
-func rootfsBase(b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Image, FoundBase, error) {
+func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Image, FoundBase, error) {
 	// first the pin: nothing else is read from a file that is not the one pinned
 	f, err := os.Open(b.Rootfs)
 	if err != nil {
@@ -261,7 +261,7 @@ func rootfsBase(b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Imag
 	}
 	uh := sha256.New()
 	rep := &BaseReport{Collect: distro.NewCollector()}
-	mt, err := scanFile(b.Rootfs, uh, nil, rep) // the pin is checked above, before anything parses the file
+	mt, err := scanFile(ctx, b.Rootfs, uh, nil, rep) // the pin is checked above, before anything parses the file
 	if err != nil {
 		return nil, FoundBase{}, err
 	}
@@ -537,7 +537,7 @@ func Inspect(ctx context.Context, b Base, arch string) (FoundBase, error) {
 	}
 	h := sha256.New()
 	rep := &BaseReport{Collect: distro.NewCollector()}
-	if _, err := scanFile(b.Rootfs, io.Discard, h, rep); err != nil {
+	if _, err := scanFile(ctx, b.Rootfs, io.Discard, h, rep); err != nil {
 		return FoundBase{}, err
 	}
 	return FoundBase{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Info: rep.Collect.Info()}, nil

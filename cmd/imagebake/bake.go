@@ -201,7 +201,7 @@ with it. Exit 4 names each difference.`,
 				return nil
 			}
 			if artifactsOnly {
-				m, err := bake.CheckArtifacts(args[0])
+				m, err := bake.CheckArtifacts(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
