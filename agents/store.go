@@ -14,6 +14,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/s3obj"
+	"github.com/imagebake/imagebake/internal/stall"
 )
 
 // ErrNoIndex marks a store without a tools/index.json. It is a different
@@ -40,7 +41,7 @@ func NewStore(s string, client *http.Client) (Store, error) {
 			return nil, fmt.Errorf("%w: store %q: %v", failure.ErrUsage, s, err)
 		}
 		if client == nil {
-			client = http.DefaultClient
+			client = stall.Client(0)
 		}
 		return &HTTPStore{base: strings.TrimRight(u.String(), "/"), client: client}, nil
 	case strings.HasPrefix(s, "file://"):

@@ -19,6 +19,7 @@ import (
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/internal/stall"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
@@ -147,7 +148,7 @@ type source struct {
 // readSource reads the control repo at the release commit (or the
 // manifest's) and closes the mirror before anything else opens one.
 func readSource(ctx context.Context, o Options, want *manifest.Manifest) (*source, error) {
-	gc, err := gitcache.Open(o.Cache)
+	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
 	if err != nil {
 		return nil, err
 	}
@@ -340,6 +341,11 @@ func puppetOptions(o Options, epoch time.Time, forge string) []puppet.Option {
 	}
 	if o.HTTP != nil {
 		opts = append(opts, puppet.WithHTTPClient(o.HTTP))
+	} else {
+		opts = append(opts, puppet.WithHTTPClient(stall.Client(o.Registry.Stall)))
+	}
+	if o.Registry.Stall > 0 {
+		opts = append(opts, puppet.WithStall(o.Registry.Stall))
 	}
 	if forge != "" {
 		opts = append(opts, puppet.WithForge(forge))

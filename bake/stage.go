@@ -46,7 +46,7 @@ func Stage(ctx context.Context, in *Inputs, dir string, o Options) (*Staged, err
 // StageEnvironment writes the control repo tree at the release commit into
 // env (which must not exist), with the modules materialised from the pins.
 func StageEnvironment(ctx context.Context, in *Inputs, env string, o Options) error {
-	gc, err := gitcache.Open(o.Cache)
+	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
 	if err != nil {
 		return err
 	}

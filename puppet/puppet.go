@@ -21,6 +21,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/internal/stall"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -87,7 +88,7 @@ func WithoutInstallState() Option { return func(c *config) { c.noState = true } 
 func WithLockChecked() Option { return func(c *config) { c.lockChecked = true } }
 
 func newConfig(opts []Option) *config {
-	c := &config{jobs: 4 * runtime.NumCPU(), http: http.DefaultClient, log: io.Discard}
+	c := &config{jobs: 4 * runtime.NumCPU(), http: stall.Client(0), log: io.Discard}
 	for _, o := range opts {
 		o(c)
 	}

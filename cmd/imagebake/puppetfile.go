@@ -36,7 +36,7 @@ func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
 	addCacheFlag(cmd.Flags(), &f.cache)
 	cmd.Flags().StringVar(&f.forge, "forge", "", "Forge API URL (default: the Puppetfile's forge line, else "+"https://forgeapi.puppet.com)")
 	cmd.Flags().IntVar(&f.jobs, "jobs", 0, "modules fetched at once (default 4 per CPU)")
-	cmd.Flags().DurationVar(&f.stall, "stall-timeout", gitcache.DefaultStall, "stop a fetch from a remote that sends nothing for this long")
+	cmd.Flags().DurationVar(&f.stall, "stall-timeout", 0, "stop a fetch from a remote that sends nothing for this long (default $IMAGEBAKE_STALL_TIMEOUT, else "+gitcache.DefaultStall.String()+")")
 	cmd.Flags().StringVar(&f.branch, "control-branch", "", "branch that :branch => :control_branch means")
 	cmd.Flags().BoolVar(&f.noSpec, "exclude-spec", false, "drop spec/ from modules that do not set :exclude_spec (r10k 5.x's default; without it spec/ is kept, as r10k 3.x does)")
 	if withLock {
@@ -66,6 +66,9 @@ func (f *pfFlags) options(g *globals) ([]puppet.Option, error) {
 	}
 	if f.jobs > 0 {
 		opts = append(opts, puppet.WithJobs(f.jobs))
+	}
+	if f.stall == 0 {
+		f.stall = stallFromEnv()
 	}
 	if f.stall > 0 {
 		opts = append(opts, puppet.WithStall(f.stall))

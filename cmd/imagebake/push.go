@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/imagebake/imagebake/internal/ociremote"
+	"github.com/imagebake/imagebake/internal/stall"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/registry"
@@ -21,6 +23,7 @@ import (
 // $IMAGEBAKE_INSECURE_REGISTRIES, comma-separated).
 func addRegistryFlags(f *pflag.FlagSet, o *ociremote.Options) {
 	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (loopback always is); repeatable (default $IMAGEBAKE_INSECURE_REGISTRIES)")
+	f.DurationVar(&o.Stall, "stall-timeout", 0, "stop a transfer that receives nothing for this long (default $IMAGEBAKE_STALL_TIMEOUT, else "+stall.Default.String()+")")
 }
 
 func registryOptions(o registry.Options, g *globals) registry.Options {
@@ -34,7 +37,25 @@ func remoteOptions(o ociremote.Options) ociremote.Options {
 	if len(o.Insecure) == 0 && os.Getenv("IMAGEBAKE_INSECURE_REGISTRIES") != "" {
 		o.Insecure = strings.Split(os.Getenv("IMAGEBAKE_INSECURE_REGISTRIES"), ",")
 	}
+	if o.Stall == 0 {
+		o.Stall = stallFromEnv()
+	}
 	return o
+}
+
+// stallFromEnv is IMAGEBAKE_STALL_TIMEOUT (0 when unset or not a
+// duration: the default applies, and a bad value is said once).
+func stallFromEnv() time.Duration {
+	v := os.Getenv("IMAGEBAKE_STALL_TIMEOUT")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		fmt.Fprintf(os.Stderr, "warning: IMAGEBAKE_STALL_TIMEOUT=%q is not a positive duration like 90s; using %s\n", v, stall.Default)
+		return 0
+	}
+	return d
 }
 
 func newPushCommand(g *globals) *cobra.Command {

@@ -138,7 +138,7 @@ func (m *Mirror) git(ctx context.Context, args ...string) ([]byte, error) {
 			case <-errw.seen:
 				t.Reset(stall)
 			case <-t.C:
-				cancel(fmt.Errorf("nothing received for %s (the stall timeout: --stall-timeout of the puppetfile commands)", stall))
+				cancel(fmt.Errorf("nothing received for %s (the stall timeout: --stall-timeout or IMAGEBAKE_STALL_TIMEOUT)", stall))
 				return
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/stall"
 )
 
 // Options say how to reach registries.
@@ -32,6 +34,9 @@ type Options struct {
 	Keychain authn.Keychain
 	// Transport, when set, carries the requests (tests).
 	Transport http.RoundTripper
+	// Stall stops a request whose response sends nothing for this long
+	// (0: stall.Default), naming the registry and the blob.
+	Stall time.Duration
 }
 
 // loopback says whether host (with or without a port) is this machine.
@@ -132,7 +137,7 @@ func (o Options) Remote(ctx context.Context) []remote.Option {
 		base = remote.DefaultTransport
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc),
-		remote.WithTransport(httpGuard{base: base, o: o}), remote.WithUserAgent("imagebake")}
+		remote.WithTransport(httpGuard{base: stall.Transport(base, o.Stall), o: o}), remote.WithUserAgent("imagebake")}
 	// one pusher and one puller for every request made with these options:
 	// the registry is pinged and the token fetched once, not per request
 	if pusher, err := remote.NewPusher(opts...); err == nil {

@@ -45,8 +45,10 @@ func (c cache) cached(h v1.Hash) ([]byte, bool) {
 	return b, true
 }
 
-// put streams r into the cache as blob h, checking its digest.
-func (c cache) put(h v1.Hash, r io.Reader) error {
+// put streams r into the cache as blob h, checking its digest. It reads
+// at most size bytes (the descriptor's; -1 for no bound): a registry that
+// sends more (an endless blob) is stopped there, before it fills the disk.
+func (c cache) put(h v1.Hash, r io.Reader, size int64) error {
 	if h.Algorithm != "sha256" {
 		return fmt.Errorf("%w: digest %s: only sha256 is supported", failure.ErrUsage, h)
 	}
@@ -60,7 +62,13 @@ func (c cache) put(h v1.Hash, r io.Reader) error {
 	}
 	defer os.Remove(f.Name())
 	sum := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, sum), r)
+	if size >= 0 {
+		r = io.LimitReader(r, size+1)
+	}
+	n, err := io.Copy(io.MultiWriter(f, sum), r)
+	if err == nil && size >= 0 && n > size {
+		err = fmt.Errorf("%w: blob %s is longer than the %d bytes its descriptor gives: stopped there", ErrDigest, h, size)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -89,14 +97,14 @@ func (c cache) manifest(d name.Digest, opts []remote.Option) ([]byte, error) {
 	if err != nil {
 		return nil, Describe("pulling "+d.String(), err)
 	}
-	if err := c.put(h, bytes.NewReader(desc.Manifest)); err != nil {
+	if err := c.put(h, bytes.NewReader(desc.Manifest), -1); err != nil {
 		return nil, fmt.Errorf("pulling %s: %w", d, err)
 	}
 	return desc.Manifest, nil
 }
 
 // blob makes sure blob h of repo is in the cache.
-func (c cache) blob(repo name.Repository, h v1.Hash, opts []remote.Option) error {
+func (c cache) blob(repo name.Repository, h v1.Hash, size int64, opts []remote.Option) error {
 	if _, err := os.Stat(c.path(h)); err == nil {
 		return nil
 	}
@@ -109,7 +117,7 @@ func (c cache) blob(repo name.Repository, h v1.Hash, opts []remote.Option) error
 		return Describe("pulling blob "+h.String()+" of "+repo.String(), err)
 	}
 	defer rc.Close()
-	if err := c.put(h, rc); err != nil {
+	if err := c.put(h, rc, size); err != nil {
 		return Describe("pulling blob "+h.String()+" of "+repo.String(), err)
 	}
 	return nil
@@ -157,7 +165,7 @@ func (o Options) Pull(ctx context.Context, ref, arch, cacheDir string) (v1.Image
 		return nil, "", fmt.Errorf("%s is not an image manifest: %w", d, err)
 	}
 	for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-		if err := c.blob(d.Context(), b.Digest, opts); err != nil {
+		if err := c.blob(d.Context(), b.Digest, b.Size, opts); err != nil {
 			return nil, "", err
 		}
 	}

@@ -37,6 +37,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/stall"
 )
 
 // Scheme prefixes every S3 store argument.
@@ -89,7 +90,11 @@ func Open(ctx context.Context, raw string) (*Bucket, error) {
 	if cfg.BaseEndpoint != nil && endpoint == "" {
 		endpoint = *cfg.BaseEndpoint
 	}
+	// a server that stops sending stops the request (IMAGEBAKE_STALL_TIMEOUT,
+	// read with the AWS_* settings: the S3 configuration is the environment's)
+	sd, _ := time.ParseDuration(os.Getenv("IMAGEBAKE_STALL_TIMEOUT"))
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.HTTPClient = stall.Client(sd)
 		if endpoint != "" {
 			o.UsePathStyle = true
 		}
@@ -359,7 +364,14 @@ func (b *Bucket) describe(op, key string, err error) error {
 	if errors.As(err, &oe) {
 		err = oe.Err
 	}
-	return fmt.Errorf("%s: %v (is the endpoint right and the server up? set AWS_ENDPOINT_URL_S3 for S3-compatible servers)", where, err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	var se *stall.Error
+	if errors.As(err, &se) {
+		return fmt.Errorf("%s: %w", where, se)
+	}
+	return fmt.Errorf("%s: %w (is the endpoint right and the server up? set AWS_ENDPOINT_URL_S3 for S3-compatible servers)", where, err)
 }
 
 func orStatus(code string, status int) string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/s3obj"
+	"github.com/imagebake/imagebake/internal/stall"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
@@ -41,7 +42,7 @@ func (o *Opened) Manifest(ctx context.Context, family, version string) (*manifes
 // Open reads the catalog at src, verified with keys: a store directory, a
 // catalog.toml file, an s3://BUCKET/PREFIX store, or an HTTP(S) URL (of a
 // store, or of a catalog.toml with its signature at URL.minisig). client
-// nil means http.DefaultClient. A catalog older than one g saw at the same
+// nil means a client that stops a transfer receiving nothing for stall.Default. A catalog older than one g saw at the same
 // place, or past its expiry, is refused.
 func Open(ctx context.Context, src string, keys *signing.Keyring, client *http.Client, g *Guard) (*Opened, error) {
 	o, err := open(ctx, src, keys, client, g)
@@ -112,7 +113,7 @@ func openHTTP(ctx context.Context, src string, keys *signing.Keyring, client *ht
 		src = strings.TrimSuffix(src, "/") + "/" + catalogKey
 	}
 	if client == nil {
-		client = http.DefaultClient
+		client = stall.Client(0)
 	}
 	data, err := get(ctx, client, src)
 	if err != nil {

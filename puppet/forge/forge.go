@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/imagebake/imagebake/internal/nearest"
+	"github.com/imagebake/imagebake/internal/stall"
 
 	"github.com/imagebake/imagebake/internal/failure"
 )
@@ -54,7 +55,7 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 
 // New returns a client of the Forge API at base.
 func New(base string, opts ...Option) *Client {
-	c := &Client{base: strings.TrimRight(base, "/"), http: http.DefaultClient}
+	c := &Client{base: strings.TrimRight(base, "/"), http: stall.Client(0)}
 	for _, o := range opts {
 		o(c)
 	}
