@@ -78,6 +78,8 @@ func FuzzParseRpmdb(f *testing.F) {
 	f.Add("rpmdb.sqlite", []byte("SQLite format 3\x00"))
 	f.Add("Packages", []byte{0, 0, 0, 0, 0x61, 0x15, 0x06, 0})
 	f.Add("Packages.db", []byte("RpmP\x00\x00\x00\x00"))
+	f.Add("rpmdb.sqlite", rpmSqlite(f, header(0x7fffffff, 16, 64)))
+	f.Add("rpmdb.sqlite", rpmSqlite(f, header(2, 8, 40)))
 	f.Fuzz(func(t *testing.T, kind string, b []byte) {
 		name := map[int]string{0: "rpmdb.sqlite", 1: "Packages", 2: "Packages.db"}[len(kind)%3]
 		ps, notes := ParseRpmdb("/var/lib/rpm/"+name, b, nil)
