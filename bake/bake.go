@@ -280,11 +280,52 @@ func removeLeftovers(out string, logf func(string, ...any)) {
 		return
 	}
 	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), pullPrefix) {
+			removePullDir(filepath.Join(out, e.Name()), logf)
+			continue
+		}
 		if e.IsDir() && leftoverRE.MatchString(e.Name()) {
 			if err := os.RemoveAll(filepath.Join(out, e.Name())); err == nil {
 				logf("removed %s, left by a bake that was stopped\n", filepath.Join(out, e.Name()))
 			}
 		}
+	}
+}
+
+// pullPrefix names the directories a merge pulls registry parts into.
+const pullPrefix = ".pull-"
+
+// PullDir makes a directory in out for a merge to pull a registry part
+// into. It is locked while it is in use, so that the leftover cleaner of
+// another bake or merge in out removes it only once the merge that made
+// it is gone (a killed one). done removes it.
+func PullDir(out string) (dir string, done func(), err error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", nil, fmt.Errorf("out dir %s: %w", out, err)
+	}
+	dir, err = os.MkdirTemp(out, pullPrefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("out dir %s is not writable: %w", out, err)
+	}
+	lf, err := flock.LockDir(context.Background(), dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return dir, func() { os.RemoveAll(dir); lf.Close() }, nil
+}
+
+// removePullDir removes a pull directory no running merge holds.
+func removePullDir(dir string, logf func(string, ...any)) {
+	gone, cancel := context.WithCancel(context.Background())
+	cancel() // one try: a held lock is a running merge's
+	lf, err := flock.LockDir(gone, dir)
+	if err != nil {
+		return
+	}
+	defer lf.Close()
+	if err := os.RemoveAll(dir); err == nil {
+		logf("removed %s, left by a merge that was stopped\n", dir)
 	}
 }
 

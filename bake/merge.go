@@ -87,8 +87,8 @@ func MergeNamed(ctx context.Context, o Options, dirs, names []string) (*manifest
 	if err := publicModes(stage); err != nil {
 		return nil, err
 	}
-	if len(m.PartialOf) > 0 {
-		o.logf("%s still lacks some of its arches %s: merge the others in too\n", name, strings.Join(m.PartialOf, ", "))
+	if missing := missingArches(m); len(missing) > 0 {
+		o.logf("%s still lacks %s of its arches %s: merge a bake of %s in too\n", name, strings.Join(missing, ", "), strings.Join(m.PartialOf, ", "), strings.Join(missing, ", "))
 	}
 	return m, replaceDir(stage, final)
 }
@@ -165,6 +165,21 @@ func joinParts(parts []string, ms []*manifest.Manifest) (*manifest.Manifest, map
 		}
 	}
 	return &m, from, m.SetContentDigests()
+}
+
+// missingArches lists the arches of a partial release it has no image of.
+func missingArches(m *manifest.Manifest) []string {
+	have := map[string]bool{}
+	for _, im := range m.Images {
+		have[im.Arch] = true
+	}
+	var out []string
+	for _, a := range m.PartialOf {
+		if !have[a] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // partImage is the image of arch as the part's own manifest records it.

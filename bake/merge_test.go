@@ -212,4 +212,12 @@ func TestMergeRefusesEditedPartial(t *testing.T) {
 	if _, err := Merge(ctx, Options{Out: filepath.Join(root, "merged")}, []string{amd, arm}); err != nil {
 		t.Fatalf("merge of the untouched parts: %v", err)
 	}
+	// a merge of one part names only the arch still missing
+	var log strings.Builder
+	if _, err := Merge(ctx, Options{Out: filepath.Join(root, "merged-amd64"), Log: &log}, []string{amd}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "example-1.0.0 still lacks arm64 of its arches amd64, arm64") {
+		t.Errorf("merge of amd64 alone said:\n%s", log.String())
+	}
 }

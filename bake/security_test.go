@@ -503,3 +503,31 @@ func TestBakeOnZstdRootfs(t *testing.T) {
 		t.Errorf("the rootfs image does not hold the zstd base's etc/os-release (%v)", err)
 	}
 }
+
+// A killed registry merge's pull directory is removed by the next bake or
+// merge in the out dir; a running merge's is not.
+func TestPullDirsOfKilledMergesRemoved(t *testing.T) {
+	out := t.TempDir()
+	killed := filepath.Join(out, ".pull-123456")
+	os.MkdirAll(filepath.Join(killed, "blobs", "sha256"), 0o755)
+	live, done, err := PullDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Out: out}
+	lf, err := o.lockOut(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf.Close()
+	if _, err := os.Stat(killed); err == nil {
+		t.Errorf("%s of a killed merge is still there", killed)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the running merge's %s was removed: %v", live, err)
+	}
+	done()
+	if _, err := os.Stat(live); err == nil {
+		t.Errorf("%s is still there once the merge is done", live)
+	}
+}

@@ -41,14 +41,11 @@ refused (exit 4), naming the part, the input and both values.`,
 				if !registryPart(a) {
 					continue
 				}
-				if err := os.MkdirAll(o.Out, 0o755); err != nil {
-					return fmt.Errorf("out dir %s: %w", o.Out, err)
-				}
-				tmp, err := os.MkdirTemp(o.Out, ".pull-")
+				tmp, done, err := bake.PullDir(o.Out)
 				if err != nil {
-					return fmt.Errorf("out dir %s is not writable: %w", o.Out, err)
+					return err
 				}
-				defer os.RemoveAll(tmp)
+				defer done()
 				fmt.Fprintf(o.Log, "pulling %s\n", a)
 				if _, err := registry.PullPartial(cmd.Context(), a, tmp, registryOptions(ro, g)); err != nil {
 					return err

@@ -56,8 +56,14 @@ func (o Options) plainHTTP(host string) bool {
 	if loopback(host) {
 		return true
 	}
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
 	for _, h := range o.Insecure {
-		if strings.EqualFold(strings.TrimSpace(h), host) {
+		h = strings.TrimSpace(h)
+		// HOST names the host on any port; HOST:PORT that port only
+		if strings.EqualFold(h, host) || strings.EqualFold(strings.Trim(h, "[]"), strings.Trim(name, "[]")) {
 			return true
 		}
 	}

@@ -26,10 +26,23 @@ func TestPlainHTTPOnlyWhereAllowed(t *testing.T) {
 			t.Errorf("plain HTTP to %s: %v, want allowed=%v", host, err, ok)
 		}
 	}
-	g.o.Insecure = []string{"10.1.2.3:5000"}
-	req, _ := http.NewRequest(http.MethodGet, "http://10.1.2.3:5000/v2/", nil)
-	if _, err := g.RoundTrip(req); err != nil {
-		t.Errorf("plain HTTP to a registry named insecure: %v", err)
+	for _, c := range []struct {
+		named, host string
+		ok          bool
+	}{
+		{"10.1.2.3:5000", "10.1.2.3:5000", true},
+		{"10.1.2.3:5000", "10.1.2.3:5001", false},
+		{"10.1.2.3", "10.1.2.3:5000", true}, // a host without a port: any port
+		{"registry.local", "registry.local:443", true},
+		{"Registry.Local", "registry.local", true},
+		{"registry.local", "registry.local.evil:5000", false},
+		{"::5", "[::5]:5000", true},
+	} {
+		g.o.Insecure = []string{c.named}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+c.host+"/v2/", nil)
+		if _, err := g.RoundTrip(req); (err == nil) != c.ok {
+			t.Errorf("--insecure-registry %s, plain HTTP to %s: %v, want allowed=%v", c.named, c.host, err, c.ok)
+		}
 	}
 	if r, err := (Options{}).Reference("127.0.0.1:5000/x:1"); err != nil || r.Context().Scheme() != "http" {
 		t.Errorf("loopback reference: %v", err)
