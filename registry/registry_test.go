@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -306,5 +308,82 @@ func TestPushRetriesRacedUploads(t *testing.T) {
 	}
 	if _, err := Verify(ctx, repo+":1.0.0", b.keys, Options{}); err != nil {
 		t.Errorf("verify after the retried push = %v", err)
+	}
+}
+
+// A release tag moved to one arch's image is a mismatch (exit 4), judged
+// by the manifest's own bytes even where the registry's Content-Type
+// claims an index.
+func TestVerifyTagMovedToAnImage(t *testing.T) {
+	b := bakeExample(t)
+	for _, lying := range []bool{false, true} {
+		host := served(t, func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if lying && strings.Contains(r.URL.Path, "/manifests/") {
+					w = indexContentType{w}
+				}
+				next.ServeHTTP(w, r)
+			})
+		})
+		repo := host + "/golden/example"
+		if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := crane.Tag(repo+"@"+b.m.Images[1].Digest, "1.0.0", crane.Insecure); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Verify(ctx, repo+":1.0.0", b.keys, Options{})
+		if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "not the image index of a release: the tag was moved") || !strings.Contains(err.Error(), b.m.Images[1].Digest) {
+			t.Errorf("Verify of a tag moved to an image (Content-Type lies: %v) = %v (exit %d), want exit 4", lying, err, failure.Code(err))
+		}
+	}
+}
+
+// indexContentType claims every manifest is an OCI index.
+type indexContentType struct{ http.ResponseWriter }
+
+func (w indexContentType) WriteHeader(code int) {
+	if w.Header().Get("Content-Type") != "" {
+		w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// A manifest artifact's file served longer than its descriptor (here past
+// 64 MiB, where the reader used to stop short of the digest check) is
+// refused for what it is, not by the signature check.
+func TestVerifyOversizedManifestFile(t *testing.T) {
+	b := bakeExample(t)
+	raw, err := os.ReadFile(filepath.Join(b.dir, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	target := "/blobs/sha256:" + hex.EncodeToString(sum[:])
+	var grow atomic.Bool
+	host := served(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if grow.Load() && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, target) {
+				w.WriteHeader(http.StatusOK)
+				w.Write(raw)
+				pad := make([]byte, 1<<20)
+				for range 65 {
+					if _, err := w.Write(pad); err != nil {
+						return
+					}
+				}
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	repo := host + "/golden/example"
+	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	grow.Store(true)
+	_, err = Verify(ctx, repo+":1.0.0", b.keys, Options{})
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), fmt.Sprintf("manifest.toml is %d bytes, its descriptor says %d", len(raw)+1, len(raw))) {
+		t.Errorf("Verify with an oversized manifest.toml = %v (exit %d)", err, failure.Code(err))
 	}
 }

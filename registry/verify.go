@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,8 +33,14 @@ func Verify(ctx context.Context, ref string, keys *signing.Keyring, o Options) (
 	if err != nil {
 		return nil, err
 	}
-	if !desc.MediaType.IsIndex() {
-		return nil, fmt.Errorf("%w: %s is a %s, not the image index of a release", ErrMismatch, r, desc.MediaType)
+	// what the manifest's bytes say, not the Content-Type header: a tag
+	// moved to a per-arch image is a mismatch, whatever the registry claims
+	mt, err := ociremote.MediaType(desc.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not an OCI manifest: %v", ErrMismatch, r, err)
+	}
+	if !mt.IsIndex() {
+		return nil, fmt.Errorf("%w: %s is %s (%s), not the image index of a release: the tag was moved, or names one arch's image", ErrMismatch, r, mt, desc.Digest)
 	}
 	idx, err := desc.ImageIndex()
 	if err != nil {
@@ -232,6 +239,9 @@ func manifestFiles(d name.Digest, opts []remote.Option) (map[string][]byte, erro
 			continue
 		}
 		what := fmt.Sprintf("pulling %s of %s", title, d)
+		if l.Size > catalog.MaxDocument || l.Size < 0 {
+			return nil, fmt.Errorf("%w: %s: %s is %d bytes, more than the %d MiB a manifest or signature may have", ErrMismatch, d, title, l.Size, catalog.MaxDocument>>20)
+		}
 		layer, err := remote.Layer(d.Context().Digest(l.Digest.String()), opts...)
 		if err != nil {
 			return nil, ociremote.Describe(what, err)
@@ -240,10 +250,17 @@ func manifestFiles(d name.Digest, opts []remote.Option) (map[string][]byte, erro
 		if err != nil {
 			return nil, ociremote.Describe(what, err)
 		}
-		files[title], err = io.ReadAll(io.LimitReader(rc, catalog.MaxDocument))
+		// to the end (the digest is checked there), at most the descriptor's size
+		files[title], err = io.ReadAll(io.LimitReader(rc, l.Size+1))
 		rc.Close()
 		if err != nil {
 			return nil, ociremote.Describe(what, err)
+		}
+		if got := int64(len(files[title])); got != l.Size {
+			return nil, fmt.Errorf("%w: %s: %s is %d bytes, its descriptor says %d", ErrMismatch, d, title, got, l.Size)
+		}
+		if h, _, err := v1.SHA256(bytes.NewReader(files[title])); err != nil || h != l.Digest {
+			return nil, fmt.Errorf("%w: %s: %s has digest %s, its descriptor says %s", ErrMismatch, d, title, h, l.Digest)
 		}
 	}
 	if files[manifest.FileName] == nil {

@@ -14,6 +14,12 @@ import (
 // MaxFile is the largest package database or os-release file read.
 const MaxFile = 64 << 20
 
+// MaxKept bounds what is kept of all the files read together: a base
+// with a hundred thousand files in /var/lib/dpkg/status.d/ (distroless
+// keeps one per package) is read up to it, and what is past it is named
+// in a note, not held in memory.
+const MaxKept = 256 << 20
+
 const (
 	statusFile = "var/lib/dpkg/status"
 	statusDir  = "var/lib/dpkg/status.d/"
@@ -60,6 +66,10 @@ type Collector struct {
 	// (tens of thousands of whiteouts over as many symlinks are common
 	// in a layer that deletes a tree, and cheap to craft).
 	kids map[string]map[string]struct{}
+	// kept is the size of the contents held in files
+	kept     int64
+	maxKept  int64 // MaxKept; smaller in tests
+	overKept bool
 	// examined counts the paths whiteouts looked at (tests: it grows
 	// with what is removed, not with what is kept times the whiteouts)
 	examined int
@@ -67,11 +77,21 @@ type Collector struct {
 
 // NewCollector starts with the first layer.
 func NewCollector() *Collector {
-	return &Collector{files: map[string]entry{}, skipped: map[string]bool{}, kids: map[string]map[string]struct{}{}}
+	return &Collector{files: map[string]entry{}, skipped: map[string]bool{}, kids: map[string]map[string]struct{}{}, maxKept: MaxKept}
+}
+
+// forget drops what is kept at p.
+func (c *Collector) forget(p string) {
+	if e, ok := c.files[p]; ok {
+		c.kept -= int64(len(e.content))
+		delete(c.files, p)
+	}
 }
 
 // put keeps e at p and indexes p under each of its directories.
 func (c *Collector) put(p string, e entry) {
+	c.forget(p)
+	c.kept += int64(len(e.content))
 	c.files[p] = e
 	for p != "" {
 		dir := path.Dir(p)
@@ -141,7 +161,7 @@ func (c *Collector) remove(p string, under bool) {
 // entries stay (a layer's whiteouts hide only the layers below it).
 func (c *Collector) drop(p string) {
 	if e, ok := c.files[p]; ok && e.layer < c.layer {
-		delete(c.files, p)
+		c.forget(p)
 	}
 }
 
@@ -162,7 +182,7 @@ func (c *Collector) Add(h *tar.Header, r io.Reader) error {
 	// a new entry replaces what an earlier layer had at the same path (a
 	// directory merges with the one below); no scan of what is kept: this
 	// runs for every entry of every layer
-	delete(c.files, p)
+	c.forget(p)
 	switch h.Typeflag {
 	case tar.TypeSymlink:
 		c.put(p, entry{layer: c.layer, link: h.Linkname})
@@ -177,6 +197,13 @@ func (c *Collector) Add(h *tar.Header, r io.Reader) error {
 		case wanted(p):
 			if h.Size > MaxFile {
 				c.notes = append(c.notes, fmt.Sprintf("/%s is %d MiB, past the %d MiB read: not read", p, h.Size>>20, MaxFile>>20))
+				return nil
+			}
+			if c.kept+h.Size > c.maxKept {
+				if !c.overKept {
+					c.notes = append(c.notes, fmt.Sprintf("/%s and what follows not read: the package databases read so far hold %d MiB, the most read of one base", p, c.maxKept>>20))
+					c.overKept = true
+				}
 				return nil
 			}
 			b, err := io.ReadAll(io.LimitReader(r, MaxFile))

@@ -155,3 +155,41 @@ func BenchmarkWhiteouts(b *testing.B) {
 		})
 	}
 }
+
+// What is kept of status.d/ (one file per package) is capped as a whole:
+// past the cap the rest is named in a note, not held in memory.
+func TestStatusDirCapped(t *testing.T) {
+	c := NewCollector()
+	c.maxKept = 1 << 20
+	body := strings.Repeat("x", 64<<10)
+	for i := range 40 { // 2.5 MiB in all
+		h := &tar.Header{Name: fmt.Sprintf("var/lib/dpkg/status.d/pkg%02d", i), Typeflag: tar.TypeReg, Size: int64(len(body))}
+		if err := c.Add(h, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.kept > c.maxKept || len(c.files) != 16 {
+		t.Errorf("kept %d bytes in %d files, want at most %d", c.kept, len(c.files), c.maxKept)
+	}
+	info := c.Info()
+	found := false
+	for _, n := range info.Notes {
+		found = found || strings.Contains(n, "/var/lib/dpkg/status.d/pkg16 and what follows not read")
+	}
+	if !found {
+		t.Errorf("notes %q do not name where reading stopped", info.Notes)
+	}
+	// replacing a file frees what it held
+	c2 := NewCollector()
+	c2.maxKept = 1 << 20
+	for range 40 {
+		h := &tar.Header{Name: "var/lib/dpkg/status", Typeflag: tar.TypeReg, Size: int64(len(body))}
+		c2.NextLayer()
+		if err := c2.Add(h, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c2.kept != int64(len(body)) || c2.overKept {
+		t.Errorf("one status file replaced 40 times: %d bytes kept, over the cap %v", c2.kept, c2.overKept)
+	}
+}

@@ -142,7 +142,7 @@ func (o Options) Pull(ctx context.Context, ref, arch, cacheDir string) (v1.Image
 	if err != nil {
 		return nil, "", err
 	}
-	mt, err := mediaType(raw)
+	mt, err := MediaType(raw)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", d, err)
 	}
@@ -173,18 +173,27 @@ func (o Options) Pull(ctx context.Context, ref, arch, cacheDir string) (v1.Image
 	return img, d.DigestStr(), err
 }
 
-func mediaType(raw []byte) (types.MediaType, error) {
+// MediaType is what a manifest's own bytes say it is: its mediaType field,
+// else an index when it lists manifests, else an OCI image manifest when
+// it has a config. A registry's Content-Type header is only a claim.
+func MediaType(raw []byte) (types.MediaType, error) {
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 		Manifests []any           `json:"manifests"`
+		Config    any             `json:"config"`
 	}
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return "", err
 	}
-	if probe.MediaType == "" && probe.Manifests != nil {
+	switch {
+	case probe.MediaType != "":
+		return probe.MediaType, nil
+	case probe.Manifests != nil:
 		return types.OCIImageIndex, nil
+	case probe.Config != nil:
+		return types.OCIManifestSchema1, nil
 	}
-	return probe.MediaType, nil
+	return "", nil
 }
 
 // Platform picks the linux/arch image of a multi-arch index (arm64
