@@ -74,6 +74,7 @@ fuzz:
 	$(FUZZ) ./tarball -fuzz FuzzExtract
 	$(FUZZ) ./builders -fuzz FuzzScanTar
 	$(FUZZ) ./internal/gitcache -fuzz FuzzRedact
+	$(FUZZ) ./internal/gitarg -fuzz FuzzRef
 	$(FUZZ) ./deploy -fuzz FuzzParse
 	$(FUZZ) ./internal/strict -fuzz FuzzDecodeTOML
 	$(FUZZ) ./internal/distro -fuzz FuzzParseOSRelease

@@ -181,6 +181,12 @@ func TestParseErrors(t *testing.T) {
 		{"image: refspec\nversion: \"1\"\nimages: {}\n", 1, 8, "top-level image: with images:"},
 		{"images:\n  web:\n    image: a\n    version: \"1\"\n  db:\n    image: b\n    version: \"1\"\n  web:\n    image: c\n    version: \"2\"\n", 8, 3, `selection "web" given twice, at lines 2 and 8`},
 		{"image: a\nversion: \"1\"\nimage: b\n", 3, 1, `key "image" given twice, at lines 1 and 3`},
+		{"images:\n  web: &w\n    image: r\n    version: \"1\"\n  db: *w\n", 2, 8, "anchor &w: a deploy file has no anchors or aliases"},
+		{"image: !!binary cmVmc3BlYw==\nversion: \"1\"\n", 1, 8, "YAML tag !!binary: a deploy file holds plain strings"},
+		{"image: !custom r\nversion: \"1\"\n", 1, 8, "YAML tag !custom"},
+		{"image: r\nversion: !!int 1\n", 2, 10, "YAML tag !!int"},
+		{"image: r\nversion: " + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "\n", 1, 1, "exceeded max depth"},
+		{yamlBomb(), 1, 4, "anchor &a"},
 	}
 	for _, tt := range tests {
 		f, err := Parse("d.yaml", []byte(tt.src))
@@ -194,6 +200,18 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// yamlBomb is the billion laughs: nine levels of nine aliases each.
+func yamlBomb() string {
+	b := "a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n"
+	prev := "a"
+	for i := range 9 {
+		n := string(rune('b' + i))
+		b += n + ": &" + n + " [" + strings.Repeat("*"+prev+",", 8) + "*" + prev + "]\n"
+		prev = n
+	}
+	return b + "image: r\nversion: \"1\"\n"
+}
+
 func FuzzParse(f *testing.F) {
 	for _, n := range []string{"deploy.yaml", "single.yaml"} {
 		b, _ := os.ReadFile(filepath.Join("testdata", n))
@@ -203,6 +221,8 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte("# a" + brk + "# b\nimages:\n  web:\n    image: r\n    version: \"1.4\"\n#   version: \"1.4\"\n"))
 	}
 	f.Add([]byte("\ufeffimage: r\nversion: 1.4\n"))
+	f.Add([]byte(yamlBomb()))
+	f.Add([]byte("images:\n  web: &w\n    image: r\n    version: !!str \"1\"\n  db: *w\n"))
 	f.Add([]byte{0xff, 0xfe, 'i', 0, ':', 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Parse("fuzz", b)

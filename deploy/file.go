@@ -140,6 +140,9 @@ func Parse(name string, src []byte) (*File, error) {
 	if dec.Decode(&extra) == nil {
 		return nil, &Error{Pos: pos(name, &extra), Msg: "more than one YAML document; a deploy file holds one"}
 	}
+	if err := plain(name, &doc); err != nil {
+		return nil, err
+	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, &Error{Pos: pos(name, &doc), Msg: "a deploy file is a mapping with images: (or image: and version:)"}
 	}
@@ -208,6 +211,30 @@ func wideEncoding(src []byte) string {
 		return "UTF-16"
 	}
 	return ""
+}
+
+// plain refuses the YAML a deploy file has no use for and a reader of it
+// would misread: anchors and aliases (one version value shared by two
+// selections would be rewritten for both; expansion bombs), and explicit
+// tags (!!binary, !custom: the value would not be the text written).
+func plain(name string, root *yaml.Node) error {
+	stack := []*yaml.Node{root}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch {
+		case n.Kind == yaml.AliasNode:
+			return &Error{Pos: pos(name, n), Msg: fmt.Sprintf("alias *%s: a deploy file has no anchors or aliases; write each value out", n.Value)}
+		case n.Anchor != "":
+			return &Error{Pos: pos(name, n), Msg: fmt.Sprintf("anchor &%s: a deploy file has no anchors or aliases; write each value out", n.Anchor)}
+		case n.Style&yaml.TaggedStyle != 0:
+			return &Error{Pos: pos(name, n), Msg: fmt.Sprintf("YAML tag %s: a deploy file holds plain strings; remove the tag", n.Tag)}
+		}
+		for i := len(n.Content) - 1; i >= 0; i-- { // the first in the file is named
+			stack = append(stack, n.Content[i])
+		}
+	}
+	return nil
 }
 
 func pos(name string, n *yaml.Node) Pos { return Pos{name, max(n.Line, 1), max(n.Column, 1)} }

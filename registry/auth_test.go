@@ -4,9 +4,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -96,5 +99,57 @@ func TestRegistryCredentialsAndFaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A registry that redirects blob reads to another host (a CDN, or an
+// attacker's server) never gets the Docker config's credentials sent
+// there; the blobs served there are still checked against their digests.
+func TestCrossHostRedirectGetsNoCredentials(t *testing.T) {
+	b := bakeExample(t)
+	var mu sync.Mutex
+	var leaked []string
+	hits := 0
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		if a := r.Header.Get("Authorization"); a != "" {
+			leaked = append(leaked, a)
+		}
+		mu.Unlock()
+		w.Write([]byte("not the blob"))
+	}))
+	defer elsewhere.Close()
+	var auth string
+	var redirect atomic.Bool
+	guarded := served(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Basic "+auth {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+				return
+			}
+			if redirect.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+				http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	auth = dockerConfig(t, guarded)
+	repo := guarded + "/golden/example"
+	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	redirect.Store(true)
+	_, err := Verify(ctx, repo+":1.0.0", b.keys, Options{})
+	if failure.Code(err) != failure.ExitVerify {
+		t.Errorf("verify with blobs redirected to other content = %v (exit %d), want exit 4", err, failure.Code(err))
+	}
+	if hits == 0 {
+		t.Fatal("verify never followed the redirect")
+	}
+	if len(leaked) > 0 {
+		t.Errorf("the other host got the credentials: %q", leaked)
 	}
 }

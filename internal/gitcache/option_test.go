@@ -113,3 +113,58 @@ func TestRemoteNeverAnOption(t *testing.T) {
 	}
 	noMarker(t, marker)
 }
+
+// What held before stays held: a file:// remote naming a host directory
+// that is not a repository, refs with shell characters, and a module
+// whose .gitmodules names a hostile URL (submodules are never fetched:
+// they become empty directories, as in git archive).
+func TestHostileRemotesHeld(t *testing.T) {
+	hostileGitConfig(t)
+	root := t.TempDir()
+	marker := filepath.Join(root, "PWNED")
+	c, err := Open(filepath.Join(root, "cache"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if m, err := c.Mirror(ctx, "file:///etc"); err == nil {
+		_, err = m.Pin(ctx, "tag", "v1")
+		m.Close()
+		if err == nil {
+			t.Error("file:///etc gave a pin")
+		}
+	}
+
+	work := filepath.Join(root, "work")
+	testutil.Git(t, root, "init", "-q", "-b", "main", work)
+	os.WriteFile(filepath.Join(work, ".gitmodules"), []byte("[submodule \"evil\"]\n\tpath = evil\n\turl = ext::sh -c touch% "+marker+"\n"), 0o644)
+	os.WriteFile(filepath.Join(work, "f"), []byte("x\n"), 0o644)
+	testutil.Git(t, work, "add", ".gitmodules", "f")
+	// a gitlink (submodule entry) at evil, naming some commit
+	testutil.Git(t, work, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("1", 40)+",evil")
+	testutil.Git(t, work, "commit", "-q", "-m", "with a submodule")
+	testutil.Git(t, root, "clone", "-q", "--bare", work, filepath.Join(root, "srv", "m.git"))
+	url := testutil.GitDaemon(t, filepath.Join(root, "srv")) + "/m.git"
+	m, err := c.Mirror(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, ref := range []string{"main;touch " + marker, "$(touch " + marker + ")", "`touch x`"} {
+		if _, err := m.Pin(ctx, "branch", ref); err == nil {
+			t.Errorf("Pin(branch, %q) succeeded", ref)
+		}
+	}
+	sha, err := m.Pin(ctx, "branch", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "tree")
+	if err := m.WriteTree(sha, dir, time.Unix(0, 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(dir, "evil")); err != nil || len(ents) != 0 {
+		t.Errorf("the submodule is %v (%v), want an empty directory", ents, err)
+	}
+	noMarker(t, marker)
+}
