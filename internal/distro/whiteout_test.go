@@ -193,3 +193,20 @@ func TestStatusDirCapped(t *testing.T) {
 		t.Errorf("one status file replaced 40 times: %d bytes kept, over the cap %v", c2.kept, c2.overKept)
 	}
 }
+
+// A base's symlinks are resolved inside the base, never on the host: an
+// os-release pointing at a host file, a symlink loop and a chain through
+// .. past the root read nothing from this machine, and end.
+func TestSymlinksStayInTheBase(t *testing.T) {
+	info := collect(t, map[string]string{
+		"etc/os-release":      "-> /etc/hostname", // the host has one; the base does not
+		"usr/lib/os-release":  "-> ../../../../etc/hostname",
+		"var/lib/dpkg/status": "-> loop/a",
+		"var/lib/dpkg/loop/a": "-> b",
+		"var/lib/dpkg/loop/b": "-> a",
+		"bin/sh":              "-> /bin/sh",
+	})
+	if info.OS != nil || info.Format != "" || len(info.Packages) != 0 || info.Machine != "" {
+		t.Errorf("symlinks out of the base or in a loop read %+v", info)
+	}
+}
