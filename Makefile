@@ -64,6 +64,7 @@ FUZZTIME ?= 20s
 FUZZ = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 fuzz:
 	$(FUZZ) ./puppet/puppetfile -fuzz FuzzParse
+	$(FUZZ) ./puppet/metadata -fuzz FuzzParse
 	$(FUZZ) ./manifests/lockfile -fuzz FuzzParse
 	$(FUZZ) ./manifests/manifest -fuzz FuzzParse
 	$(FUZZ) ./manifests/catalog -fuzz FuzzParse

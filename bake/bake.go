@@ -61,6 +61,10 @@ type Options struct {
 	// newest version every arch has.
 	AgentsPerArch bool
 
+	// IgnoreDependencies bakes modules whose metadata.json dependencies
+	// are not pinned in range; the manifest records it.
+	IgnoreDependencies bool
+
 	// Pinned, when set, is the release's manifest: the bake rebuilds
 	// exactly its pins (commit, modules, agent binaries by sha256, epoch),
 	// as verify does, whatever was published or moved since.

@@ -48,6 +48,9 @@ type PuppetfileConfig struct {
 	// environment's name (the last element of environment), the branch
 	// r10k deploys that environment from.
 	ControlBranch string `toml:"control_branch"`
+	// IgnoreDependencies bakes modules whose metadata.json dependencies
+	// are not pinned in range (recorded in the manifest).
+	IgnoreDependencies bool `toml:"ignore_dependencies"`
 }
 
 // branchRE is what a branch name in imagebake.toml may be.

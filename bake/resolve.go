@@ -23,6 +23,7 @@ import (
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
+	"github.com/imagebake/imagebake/puppet/metadata"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 	"github.com/imagebake/imagebake/release"
 )
@@ -44,6 +45,10 @@ type Inputs struct {
 	Floating []string
 
 	forge string // the Forge a manifest's pins came from ("" otherwise)
+
+	// Metadata is each module's metadata.json, by module name, once the
+	// environment is staged.
+	Metadata map[string]*metadata.Metadata
 }
 
 // ErrFloating marks a --locked bake whose inputs are not all pinned.
@@ -392,6 +397,8 @@ func (in *Inputs) pinModules(ctx context.Context, o Options, src *source, want *
 	}
 	in.Puppetfile, in.Lock = pf, lk
 	in.Manifest.Puppetfile = manifest.Puppetfile{SHA256: pf.SHA256, LockCommitted: committed, Forge: lk.Forge, Moduledir: lk.Moduledir, Modules: lk.Modules}
+	in.Manifest.Puppetfile.IgnoreDependencies = o.IgnoreDependencies || (cfg.Puppetfile != nil && cfg.Puppetfile.IgnoreDependencies) ||
+		(want != nil && want.Puppetfile.IgnoreDependencies)
 	switch {
 	case want != nil:
 		in.Manifest.Puppetfile.ControlBranch = want.Puppetfile.ControlBranch

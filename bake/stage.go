@@ -12,6 +12,7 @@ import (
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/puppet"
+	"github.com/imagebake/imagebake/puppet/metadata"
 )
 
 // Staged is a release's staged payload, laid out as it is inside the
@@ -60,8 +61,24 @@ func StageEnvironment(ctx context.Context, in *Inputs, env string, o Options) er
 		return err
 	}
 	moddir := filepath.Join(env, filepath.FromSlash(in.Lock.Moduledir))
-	_, err = puppet.Install(ctx, in.Puppetfile, in.Lock, env, moddir, append(puppetOptions(o, in.Epoch, in.forge), puppet.WithLockChecked())...)
-	return err
+	popts := append(puppetOptions(o, in.Epoch, in.forge), puppet.WithLockChecked())
+	if in.Manifest.Puppetfile.IgnoreDependencies {
+		popts = append(popts, puppet.WithoutDependencyCheck())
+	}
+	rep, err := puppet.Install(ctx, in.Puppetfile, in.Lock, env, moddir, popts...)
+	if err != nil {
+		return err
+	}
+	// what each module says it is, for the manifest, release levels and
+	// the base's Puppet
+	in.Metadata = rep.Metadata
+	mods := in.Manifest.Puppetfile.Modules
+	for i := range mods {
+		if md := rep.Metadata[mods[i].Name]; md != nil {
+			mods[i].ModuleName, mods[i].ModuleVersion = metadata.Slug(md.Name), md.Version
+		}
+	}
+	return nil
 }
 
 // releaseFile is /etc/imagebake/release.toml inside an image.

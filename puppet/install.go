@@ -25,6 +25,7 @@ import (
 	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
+	"github.com/imagebake/imagebake/puppet/metadata"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 	"github.com/imagebake/imagebake/tarball"
 )
@@ -36,6 +37,10 @@ type Report struct {
 	Unchanged []string       `json:"unchanged"` // modules already in place
 	Removed   []string       `json:"removed"`   // unmanaged entries purged from the module dir
 	Drift     []Drift        `json:"drift"`     // upstream changes seen while fetching
+	// Metadata is each module's metadata.json, by the Puppetfile's name
+	// (modules without one are in Notes).
+	Metadata map[string]*metadata.Metadata `json:"metadata,omitempty"`
+	Notes    []string                      `json:"notes,omitempty"`
 }
 
 // Install materialises pf's modules: those without :install_path into
@@ -85,6 +90,15 @@ func Install(ctx context.Context, pf *puppetfile.Puppetfile, lk *lockfile.Lock, 
 			rep.Installed = append(rep.Installed, m.Name)
 		default:
 			rep.Unchanged = append(rep.Unchanged, m.Name)
+		}
+	}
+	rep.Metadata, rep.Notes = readMetadata(pf, t)
+	for _, n := range rep.Notes {
+		c.logf("note: %s\n", n)
+	}
+	if !c.ignoreDeps {
+		if err := CheckDependencies(pf, pins, rep.Metadata); err != nil {
+			return nil, err
 		}
 	}
 	var kept []string

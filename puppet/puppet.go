@@ -47,6 +47,7 @@ type config struct {
 	noState       bool
 	lockChecked   bool
 	stall         time.Duration
+	ignoreDeps    bool
 }
 
 // Option configures Lock, Install and Verify.
@@ -82,6 +83,10 @@ func WithControlBranch(b string) Option { return func(c *config) { c.controlBran
 // WithoutInstallState makes Install write every module and remember
 // nothing: for a one-shot module dir such as a bake's staging tree.
 func WithoutInstallState() Option { return func(c *config) { c.noState = true } }
+
+// WithoutDependencyCheck installs modules whose metadata.json names
+// dependencies that are not pinned in range (the user knows better).
+func WithoutDependencyCheck() Option { return func(c *config) { c.ignoreDeps = true } }
 
 // WithLockChecked tells Install that the caller has already compared the
 // lock with the Puppetfile (with Stale) and refused a stale one.

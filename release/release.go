@@ -226,14 +226,45 @@ func moduleLevel(p, c lockfile.Module) (Level, string) {
 		if p.Commit == c.Commit {
 			return None, ""
 		}
-		if p.RefType == "tag" && c.RefType == "tag" {
-			if l, why := versionLevel(p.Ref, c.Ref); l > None {
-				return l, "tag " + why
-			}
+		// the metadata's version, whatever the pin: a :ref or :commit that
+		// goes back two majors is MAJOR as the same move by tag is
+		pv, pfrom := moduleVersion(p)
+		cv, cfrom := moduleVersion(c)
+		name := c.ModuleName
+		if name == "" {
+			name = c.Name
 		}
-		return Security, fmt.Sprintf("%s %s: commit %s -> %s", c.RefType, c.Ref, short(p.Commit), short(c.Commit))
+		if pv == "" || cv == "" {
+			return Major, fmt.Sprintf("%s %s: commit %s -> %s, and the module's version is not known on %s (no metadata.json, no version tag): judged MAJOR",
+				c.RefType, c.Ref, short(p.Commit), short(c.Commit), map[bool]string{true: "either side", false: "one side"}[pv == "" && cv == ""])
+		}
+		if l, why := versionLevel(pv, cv); l > None {
+			return l, fmt.Sprintf("%s %s (%s), commit %s -> %s", name, why, joinFrom(pfrom, cfrom), short(p.Commit), short(c.Commit))
+		}
+		return Security, fmt.Sprintf("%s %s unchanged (%s), %s %s: commit %s -> %s", name, cv, joinFrom(pfrom, cfrom), c.RefType, c.Ref, short(p.Commit), short(c.Commit))
 	}
 	return None, ""
+}
+
+// moduleVersion is a git pin's version: its metadata.json's, else its tag
+// (or ref) when that is a version; and where it was read.
+func moduleVersion(m lockfile.Module) (string, string) {
+	if m.ModuleVersion != "" {
+		return m.ModuleVersion, "metadata.json"
+	}
+	if m.RefType == "tag" || m.RefType == "ref" {
+		if v, err := semver.StrictNewVersion(strings.TrimPrefix(m.Ref, "v")); err == nil {
+			return v.String(), "tag"
+		}
+	}
+	return "", ""
+}
+
+func joinFrom(a, b string) string {
+	if a == b {
+		return a
+	}
+	return a + " -> " + b
 }
 
 // Needed is the largest level among changes.

@@ -89,3 +89,40 @@ func TestCheckRefuses(t *testing.T) {
 		t.Errorf("a larger bump than needed is allowed: %v", err)
 	}
 }
+
+// A git module is judged by its metadata.json version whatever the pin:
+// a :ref moving concat from 9.0.1 back to 7.4.0 is MAJOR (it was planned
+// SECURITY as "commit a -> b"); the same version at another commit may be
+// a security fix; a move whose version nobody knows is MAJOR, saying why.
+func TestModuleLevelByMetadata(t *testing.T) {
+	concat := func(refType, ref, commit, version string) lockfile.Module {
+		return lockfile.Module{Name: "concat", Kind: "git", Source: "git://h/concat.git", RefType: refType, Ref: ref,
+			Commit: strings.Repeat(commit, 40), ModuleName: map[bool]string{true: "puppetlabs-concat"}[version != ""], ModuleVersion: version}
+	}
+	for _, c := range []struct {
+		name      string
+		prev, now lockfile.Module
+		level     Level
+		why       string
+	}{
+		{"downgrade behind a SHA", concat("tag", "v9.0.1", "b", "9.0.1"), concat("ref", "69811118", "6", "7.4.0"), Major, "puppetlabs-concat major version 9.0.1 -> 7.4.0 (metadata.json)"},
+		{"minor by branch", concat("branch", "main", "b", "9.0.1"), concat("branch", "main", "c", "9.1.0"), Minor, "minor version 9.0.1 -> 9.1.0"},
+		{"same version, other commit", concat("commit", "b", "b", "9.0.1"), concat("commit", "c", "c", "9.0.1"), Security, "puppetlabs-concat 9.0.1 unchanged (metadata.json)"},
+		{"tag before, metadata now", concat("tag", "v9.0.1", "b", ""), concat("ref", "abc", "c", "7.4.0"), Major, "major version 9.0.1 -> 7.4.0 (tag -> metadata.json)"},
+		{"nothing known", concat("branch", "main", "b", ""), concat("branch", "main", "c", ""), Major, "not known on either side"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l, why := moduleLevel(c.prev, c.now)
+			if l != c.level || !strings.Contains(why, c.why) {
+				t.Errorf("moduleLevel = %s %q, want %s saying %q", l, why, c.level, c.why)
+			}
+		})
+	}
+	// and Check refuses the downgrade as a security release
+	prev, cand := base(), base()
+	prev.Puppetfile.Modules = append(prev.Puppetfile.Modules, concat("tag", "v9.0.1", "b", "9.0.1"))
+	cand.Puppetfile.Modules = append(cand.Puppetfile.Modules, concat("ref", "69811118", "6", "7.4.0"))
+	if err := Check(prev, cand, "1.4.3", Rules{Advisories: []string{"CVE-2024-1"}}); err == nil || !strings.Contains(err.Error(), "9.0.1 -> 7.4.0") {
+		t.Errorf("Check(1.4.3, advisory) of a two-major downgrade = %v", err)
+	}
+}

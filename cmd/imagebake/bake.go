@@ -131,6 +131,7 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
 	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
 	addAdvisoryFlag(cmd, &o.Advisories)
+	f.BoolVar(&o.IgnoreDependencies, "ignore-dependencies", false, "bake modules whose metadata.json dependencies are not pinned in range (recorded in the manifest; also [puppetfile] ignore_dependencies)")
 	f.BoolVar(&o.AgentsPerArch, "agents-per-arch", false, "take each arch's newest agent binaries (default: the newest version every arch has)")
 	f.StringVar(&pinned, "manifest", "", "manifest.toml of the release: rebuild exactly its pins (as verify does), whatever was published or moved since")
 	f.StringVar(&published, "catalog", "", "store or catalog (path or URL) the release may be published in: if it is, rebuild exactly its signed manifest's pins")

@@ -29,6 +29,7 @@ type pfFlags struct {
 	branch     string
 	stall      time.Duration
 	noSpec     bool
+	ignoreDeps bool
 }
 
 func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
@@ -39,6 +40,7 @@ func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
 	cmd.Flags().DurationVar(&f.stall, "stall-timeout", 0, "stop a fetch from a remote that sends nothing for this long (default $IMAGEBAKE_STALL_TIMEOUT, else "+gitcache.DefaultStall.String()+")")
 	cmd.Flags().StringVar(&f.branch, "control-branch", "", "branch that :branch => :control_branch means")
 	cmd.Flags().BoolVar(&f.noSpec, "exclude-spec", false, "drop spec/ from modules that do not set :exclude_spec (r10k 5.x's default; without it spec/ is kept, as r10k 3.x does)")
+	cmd.Flags().BoolVar(&f.ignoreDeps, "ignore-dependencies", false, "install modules whose metadata.json dependencies are not pinned in range")
 	if withLock {
 		cmd.Flags().StringVar(&f.lock, "lock", "", "Puppetfile.lock to build exactly (default: Puppetfile.lock beside the Puppetfile, if there)")
 	}
@@ -75,6 +77,9 @@ func (f *pfFlags) options(g *globals) ([]puppet.Option, error) {
 	}
 	if f.branch != "" {
 		opts = append(opts, puppet.WithControlBranch(f.branch))
+	}
+	if f.ignoreDeps {
+		opts = append(opts, puppet.WithoutDependencyCheck())
 	}
 	ep, err := sourceDateEpoch(f.epoch)
 	if err != nil {

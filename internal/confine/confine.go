@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -228,4 +229,36 @@ func (d *Dir) Sub(rel string) (*Dir, error) {
 		return nil, err
 	}
 	return &Dir{root: r, abs: d.Path(c)}, nil
+}
+
+// ReadFile reads the regular file rel, at most max bytes (more is an
+// error). A symlink anywhere on the way is refused, as for writes.
+func (d *Dir) ReadFile(rel string, max int64) ([]byte, error) {
+	c, err := clean(rel)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.CheckDirs(c); err != nil {
+		return nil, err
+	}
+	fi, err := d.root.Lstat(c)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", d.Path(c), fi.Mode().Type())
+	}
+	f, err := d.root.Open(c)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", d.Path(c), max)
+	}
+	return b, nil
 }

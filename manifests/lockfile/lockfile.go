@@ -76,6 +76,11 @@ type Module struct {
 	Version     string `toml:"version,omitempty" json:"version,omitempty"`
 	URL         string `toml:"url,omitempty" json:"url,omitempty"`
 	SHA256      string `toml:"sha256,omitempty" json:"sha256,omitempty"`
+	// ModuleName and ModuleVersion are what the module's metadata.json
+	// says it is, recorded in a release's manifest once it is installed
+	// (a release's levels judge modules by them, whatever the pin).
+	ModuleName    string `toml:"module_name,omitempty" json:"module_name,omitempty"`
+	ModuleVersion string `toml:"module_version,omitempty" json:"module_version,omitempty"`
 }
 
 // Pin is the module's exact pin, for people: a commit SHA or version@sha256.

@@ -132,8 +132,11 @@ type Puppetfile struct {
 	Moduledir     string `toml:"moduledir" json:"moduledir"`
 	// ControlBranch is the branch :control_branch meant, when a module
 	// names it (the lock keeps :control_branch as written).
-	ControlBranch string            `toml:"control_branch,omitempty" json:"control_branch,omitempty"`
-	Modules       []lockfile.Module `toml:"module" json:"modules"`
+	ControlBranch string `toml:"control_branch,omitempty" json:"control_branch,omitempty"`
+	// IgnoreDependencies says the release was baked with modules'
+	// dependencies unchecked (--ignore-dependencies).
+	IgnoreDependencies bool              `toml:"ignore_dependencies,omitempty" json:"ignore_dependencies,omitempty"`
+	Modules            []lockfile.Module `toml:"module" json:"modules"`
 }
 
 // Image is one arch's image.
