@@ -68,6 +68,9 @@ func Build(ctx context.Context, in *Inputs, p *Staged, dir string, o Options) (*
 			im.Layers = append(im.Layers, manifest.Layer{Role: l.Role, MediaType: string(l.MediaType), DiffID: l.DiffID.String(), Digest: l.Digest.String(), Size: l.Size})
 		}
 	}
+	if err := checkBasePuppet(&m, in.Metadata, o.logf); err != nil {
+		return nil, err
+	}
 	if err := os.RemoveAll(filepath.Join(dir, builders.ScratchDir)); err != nil {
 		return nil, err
 	}

@@ -111,6 +111,9 @@ func partCheck(ctx context.Context, where string, pm *manifest.Manifest, im mani
 			if !reflect.DeepEqual(osRec, im.Base.OS) {
 				badf("base.os: %s in the manifest, %s in the base layers", showOS(im.Base.OS), showOS(osRec))
 			}
+			if want := basePuppet(pkgs); !reflect.DeepEqual(want, im.Puppet) {
+				badf("puppet: %v in the manifest, %v in the base layers", showPuppet(im.Puppet), showPuppet(want))
+			}
 			if !samePackages(pkgs, im.Base.Packages) {
 				badf("base.packages: %s in the manifest, %s in the base layers", showPackages(im.Base.Packages, pkgs), showPackages(pkgs, im.Base.Packages))
 			}
@@ -172,6 +175,13 @@ func samePackages(a, b *manifest.Packages) bool {
 		}
 	}
 	return true
+}
+
+func showPuppet(p *manifest.Puppet) string {
+	if p == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s %s (%s)", p.Package, p.PackageVersion, p.CodeDir)
 }
 
 func showOS(o *manifest.OS) string {

@@ -151,6 +151,17 @@ type Image struct {
 	Base          Base    `toml:"base" json:"base"`
 	Agent         Agent   `toml:"agent" json:"agent"`
 	Layers        []Layer `toml:"layer,omitempty" json:"layers,omitempty"`
+	// Puppet is the Puppet the base carries (from its packages), when it
+	// carries one.
+	Puppet *Puppet `toml:"puppet,omitempty" json:"puppet,omitempty"`
+}
+
+// Puppet is the Puppet a base carries and where it reads code.
+type Puppet struct {
+	Package        string `toml:"package" json:"package"`
+	PackageVersion string `toml:"package_version" json:"package_version"`
+	Version        string `toml:"version" json:"version"` // upstream X.Y.Z
+	CodeDir        string `toml:"code_dir" json:"code_dir"`
 }
 
 // Base is an image's base, pinned, and what its files say it is.
