@@ -76,7 +76,7 @@ func TestBasePuppetPackages(t *testing.T) {
 		want                  string
 	}{
 		{"dpkg", "puppet", "7.23.0-1", "7.23.0 /etc/puppet/code"},
-		{"dpkg", "puppet-agent", "8.10.0-1", "8.10.0 /etc/puppet/code"},         // Debian's own (trixie)
+		{"dpkg", "puppet-agent", "8.10.0-1", "8.10.0 /etc/puppet/code"},             // Debian's own (trixie)
 		{"dpkg", "puppet-agent", "7.28.0-1bookworm", "7.28.0 /etc/puppetlabs/code"}, // Puppet's AIO
 		{"rpm", "puppet-agent", "8.4.0-1.el9", "8.4.0 /etc/puppetlabs/code"},
 		{"dpkg", "openvox-agent", "8.11.0-1+debian12", "8.11.0 /etc/puppetlabs/code"},
