@@ -104,8 +104,10 @@ func TestReleaseRulesOnBases(t *testing.T) {
 		t.Errorf("plan without an advisory = %+v, %v; want 1.2.0 with how to declare a security release", plan, err)
 	}
 	rules.Advisories = []string{"CVE-2023-5678"}
+	rules.RepoFiles = RepoChanges(ctx, p, prev.Repo.Commit, cand.Repo.Commit)
 	plan, _ = release.Propose(prev, cand, rules)
-	if plan.Next != "1.1.1" || len(plan.Changes) != 1 || plan.Changes[0].What+": "+plan.Changes[0].Reason != "package openssl: 3.0.11-1~deb12u1 -> 3.0.11-1~deb12u2: same upstream version, patched" {
+	if plan.Next != "1.1.1" || len(plan.Changes) != 2 || plan.Changes[0].What+": "+plan.Changes[0].Reason != "package openssl: 3.0.11-1~deb12u1 -> 3.0.11-1~deb12u2: same upstream version, patched" ||
+		plan.Changes[1].What != "control repo" || !strings.HasSuffix(plan.Changes[1].Reason, ": M imagebake.toml") {
 		t.Errorf("plan with an advisory = %+v", plan)
 	}
 
@@ -191,5 +193,19 @@ func TestBaseOSAndPackages(t *testing.T) {
 	}
 	if a, _ := found.Info.Arch(); a != "arm64" {
 		t.Errorf("an arm64 base reads as %s", a)
+	}
+}
+
+// release plan and check verify the base pin as bake does: a candidate
+// whose imagebake.toml pins a sha256 the base does not have is exit 4.
+func TestPlanChecksBasePin(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+	rel, _ := writeBase(t, root, "deb-1", bookworm, dpkg("openssl 3.0.11-1~deb12u1"))
+	useBase(t, repo, rel, strings.Repeat("0", 64), "1.1.0")
+	p := opts(root, repo, filepath.Join(root, "dist"))
+	p.Arches, p.Ref, p.Release = []string{"amd64"}, "v1.1.0", "1.0.0"
+	_, _, err := Plan(ctx, p)
+	if !errors.Is(err, builders.ErrDigestMismatch) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "does not match the sha256 imagebake.toml pins (0000") {
+		t.Errorf("Plan of a candidate with a wrong base pin = %v (exit %d), want exit 4", err, failure.Code(err))
 	}
 }

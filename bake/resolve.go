@@ -274,11 +274,39 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		if err != nil {
 			return nil, err
 		}
-		if err := release.Check(o.Previous, cand, o.Release, cfg.Rules(o.Advisories)); err != nil {
+		rules := cfg.Rules(o.Advisories)
+		rules.RepoFiles = repoChanges(ctx, o, o.Previous.Repo.Commit, cand.Repo.Commit)
+		if err := release.Check(o.Previous, cand, o.Release, rules); err != nil {
 			return nil, fmt.Errorf("%w\n(--no-release-check skips this)", err)
 		}
 	}
 	return in, nil
+}
+
+// RepoChanges lists the control repo's files changed between commits
+// from and to ("M manifests/site.pp"); nil when they cannot be compared
+// (the log says why).
+func RepoChanges(ctx context.Context, o Options, from, to string) []string {
+	return repoChanges(ctx, o, from, to)
+}
+
+func repoChanges(ctx context.Context, o Options, from, to string) []string {
+	if from == to {
+		return nil
+	}
+	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
+	if err == nil {
+		var mir *gitcache.Mirror
+		if mir, err = gc.Mirror(ctx, o.Repo); err == nil {
+			defer mir.Close()
+			var files []string
+			if files, err = mir.ChangedFiles(from, to); err == nil {
+				return files
+			}
+		}
+	}
+	o.logf("note: the control repo's changes from %s to %s are not listed: %v\n", short(from), short(to), err)
+	return nil
 }
 
 // withBases is a copy of the manifest with what each arch's base holds

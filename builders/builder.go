@@ -254,10 +254,8 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
 	}
 	sum := hex.EncodeToString(fh.Sum(nil))
-	if sum != b.SHA256 {
-		// the actual digest is not printed: it is what a repo that may not
-		// name host files would need to pin one
-		return nil, FoundBase{}, fmt.Errorf("%w: base rootfs %s does not match the sha256 imagebake.toml pins (%s); a base changes only with a new pin", ErrDigestMismatch, b.Rootfs, b.SHA256)
+	if err := checkRootfsPin(b, sum); err != nil {
+		return nil, FoundBase{}, err
 	}
 	uh := sha256.New()
 	rep := &BaseReport{Collect: distro.NewCollector()}
@@ -527,9 +525,21 @@ func Layers(img v1.Image, nBase int, payload []Layer) ([]Layer, error) {
 	return out, nil
 }
 
+// checkRootfsPin compares a rootfs base's sha256 with its pin: bake,
+// release plan and release check refuse a base with this one check.
+func checkRootfsPin(b Base, sum string) error {
+	if sum != b.SHA256 {
+		// the actual digest is not printed: it is what a repo that may not
+		// name host files would need to pin one
+		return fmt.Errorf("%w: base rootfs %s does not match the sha256 imagebake.toml pins (%s); a base changes only with a new pin", ErrDigestMismatch, b.Rootfs, b.SHA256)
+	}
+	return nil
+}
+
 // Inspect reads what base b is for arch (its OS and packages) without
-// building on it: no pin is checked and nothing is copied. For a rootfs
-// the digest is the tarball's sha256.
+// building on it: nothing is copied, and the pin is checked as a bake
+// checks it (a rootfs whose sha256 differs from b.SHA256, when set, is
+// refused). For a rootfs the digest is the tarball's sha256.
 func Inspect(ctx context.Context, b Base, arch string) (FoundBase, error) {
 	if b.Rootfs == "" {
 		_, found, _, err := loadBase(ctx, b, arch, "", time.Time{}, nil)
@@ -539,6 +549,11 @@ func Inspect(ctx context.Context, b Base, arch string) (FoundBase, error) {
 	rep := &BaseReport{Collect: distro.NewCollector()}
 	if _, err := scanFile(ctx, b.Rootfs, io.Discard, h, rep); err != nil {
 		return FoundBase{}, err
+	}
+	if b.SHA256 != "" {
+		if err := checkRootfsPin(b, hex.EncodeToString(h.Sum(nil))); err != nil {
+			return FoundBase{}, err
+		}
 	}
 	return FoundBase{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Info: rep.Collect.Info()}, nil
 }

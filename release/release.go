@@ -62,6 +62,9 @@ type Rules struct {
 	MajorPackages []string
 	// Advisories declare a security release: the CVE, DSA, ... it fixes.
 	Advisories []string
+	// RepoFiles are the control repo's files changed between the two
+	// releases' commits ("M manifests/site.pp"), when they are known.
+	RepoFiles []string
 }
 
 var advisoryRE = regexp.MustCompile(`^[A-Z][A-Z0-9]{1,15}-[0-9A-Za-z][0-9A-Za-z:._-]{0,63}$`)
@@ -159,10 +162,24 @@ func Compare(prev, cand *manifest.Manifest, r Rules) []Change {
 			}
 		}
 	}
-	if prev.Repo.Commit != cand.Repo.Commit && len(out) == 0 {
-		add(Security, "control repo", fmt.Sprintf("commit %s -> %s", short(prev.Repo.Commit), short(cand.Repo.Commit)))
+	if prev.Repo.Commit != cand.Repo.Commit {
+		// a code change: MINOR, or part of a declared security release
+		add(Security, "control repo", fmt.Sprintf("commit %s -> %s%s", short(prev.Repo.Commit), short(cand.Repo.Commit), filesText(r.RepoFiles)))
 	}
 	return out
+}
+
+// filesText lists changed files for a reason, at most 20.
+func filesText(files []string) string {
+	if len(files) == 0 {
+		return ""
+	}
+	shown := files
+	more := ""
+	if len(files) > 20 {
+		shown, more = files[:20], fmt.Sprintf(", and %d more", len(files)-20)
+	}
+	return ": " + strings.Join(shown, ", ") + more
 }
 
 func short(s string) string {

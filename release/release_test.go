@@ -29,6 +29,7 @@ func TestProposeAndCheck(t *testing.T) {
 	}{
 		{"nothing", func(m *manifest.Manifest) {}, None, "1.4.2", "", nil},
 		{"control repo commit only", func(m *manifest.Manifest) { m.Repo.Commit = strings.Repeat("b", 40) }, Security, "1.4.3", "control repo", []string{"CVE-2024-1"}},
+		{"control repo commit only, no advisory", func(m *manifest.Manifest) { m.Repo.Commit = strings.Repeat("b", 40) }, Minor, "1.5.0", "control repo", nil},
 		{"forge patch", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.6.1" }, Security, "1.4.3", "module puppetlabs/stdlib", []string{"CVE-2024-1"}},
 		{"forge patch, no advisory", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.6.1" }, Minor, "1.5.0", "module puppetlabs/stdlib", nil},
 		{"forge minor", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].Version = "9.7.0" }, Minor, "1.5.0", "module puppetlabs/stdlib", nil},
@@ -124,5 +125,24 @@ func TestModuleLevelByMetadata(t *testing.T) {
 	cand.Puppetfile.Modules = append(cand.Puppetfile.Modules, concat("ref", "69811118", "6", "7.4.0"))
 	if err := Check(prev, cand, "1.4.3", Rules{Advisories: []string{"CVE-2024-1"}}); err == nil || !strings.Contains(err.Error(), "9.0.1 -> 7.4.0") {
 		t.Errorf("Check(1.4.3, advisory) of a two-major downgrade = %v", err)
+	}
+}
+
+// A control repo change is listed with its files whatever else changed
+// (it was listed only when nothing else had).
+func TestControlRepoChangeAlwaysListed(t *testing.T) {
+	cand := base()
+	cand.Repo.Commit = strings.Repeat("b", 40)
+	cand.Puppetfile.Modules[0].Version = "9.7.0"
+	p, err := Propose(base(), cand, Rules{RepoFiles: []string{"M site-modules/profile/manifests/web.pp", "A data/common.yaml"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, c := range p.Changes {
+		found = found || c.What == "control repo" && strings.HasSuffix(c.Reason, ": M site-modules/profile/manifests/web.pp, A data/common.yaml")
+	}
+	if !found || p.Level != "MINOR" {
+		t.Errorf("plan = %+v, want MINOR listing the control repo's files", p)
 	}
 }

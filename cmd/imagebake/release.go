@@ -50,8 +50,11 @@ func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manif
 		f.o.Release = prev.Release // the number is not known yet; the inputs do not depend on it
 	}
 	f.o.Version, f.o.Log = clientVersion(), g.progress()
-	cand, rules, err = bake.Plan(cmd.Context(), f.o)
-	return prev, cand, rules, err
+	if cand, rules, err = bake.Plan(cmd.Context(), f.o); err != nil {
+		return nil, nil, rules, err
+	}
+	rules.RepoFiles = bake.RepoChanges(cmd.Context(), f.o, prev.Repo.Commit, cand.Repo.Commit)
+	return prev, cand, rules, nil
 }
 
 func newReleaseCommand(g *globals) *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -133,4 +134,35 @@ func writeBlob(f *object.File, dst string, mode os.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// ChangedFiles lists the files that differ between commits from and to,
+// each "A path" (added), "D path" (deleted) or "M path" (changed), sorted
+// by path.
+func (m *Mirror) ChangedFiles(from, to string) ([]string, error) {
+	a, err := m.Tree(from)
+	if err != nil {
+		return nil, err
+	}
+	b, err := m.Tree(to)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := object.DiffTree(a, b)
+	if err != nil {
+		return nil, fmt.Errorf("comparing %s and %s in %s: %w", from, to, m.URL, err)
+	}
+	var out []string
+	for _, c := range changes {
+		switch {
+		case c.From.Name == "":
+			out = append(out, "A "+c.To.Name)
+		case c.To.Name == "":
+			out = append(out, "D "+c.From.Name)
+		default:
+			out = append(out, "M "+c.To.Name)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][2:] < out[j][2:] })
+	return out, nil
 }
