@@ -29,18 +29,22 @@ PACKER := $(CURDIR)/.cache/packer/packer
 VERSITYGW := $(CURDIR)/.cache/versitygw/versitygw
 # a real Debian 12 root file system (mmdebstrap), built once.
 DEBIAN_BASE := $(CURDIR)/.cache/debian/bookworm-essential.tar
+# a real Debian 12 with Debian's puppet (7.23): the base's Puppet and the
+# compile gate (mmdebstrap --variant=apt --include=puppet), built once.
+DEBIAN_PUPPET_BASE := $(CURDIR)/.cache/debian/bookworm-puppet.tar
 # the SPDX 2.3 JSON schema every SBOM is validated against (pinned sha256).
 SPDX_SCHEMA := $(CURDIR)/.cache/spdx/spdx-schema-2.3.json
 test-tools:
 	@./scripts/ensure-packages $(TEST_PKGS)
 	@./scripts/ensure-packer $(PACKER)
 	@./scripts/ensure-debian-base $(DEBIAN_BASE)
+	@./scripts/ensure-debian-puppet-base $(DEBIAN_PUPPET_BASE)
 	@./scripts/ensure-versitygw $(VERSITYGW)
 	@./scripts/ensure-spdx-schema $(SPDX_SCHEMA)
 
 test: test-tools
 	$(GO) vet $(PKGS)
-	IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA) $(GO) test -count=1 $(PKGS)
+	IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA) $(GO) test -count=1 $(PKGS)
 
 demo:
 	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake

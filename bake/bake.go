@@ -65,6 +65,9 @@ type Options struct {
 	// are not pinned in range; the manifest records it.
 	IgnoreDependencies bool
 
+	// Compile runs the compile gate (bake --compile).
+	Compile CompileOptions
+
 	// Pinned, when set, is the release's manifest: the bake rebuilds
 	// exactly its pins (commit, modules, agent binaries by sha256, epoch),
 	// as verify does, whatever was published or moved since.
@@ -188,6 +191,17 @@ func stageAndBuild(ctx context.Context, in *Inputs, dir string, o Options) (*man
 	m, err := Build(ctx, in, p, dir, o)
 	if err != nil {
 		return nil, err
+	}
+	if o.Compile.Enabled || (in.Config.Compile != nil && in.Config.Compile.Enabled) {
+		if in.Config.Compile != nil {
+			o.Compile = in.Config.Compile.merged(o.Compile)
+		}
+		if err := compileGate(ctx, m, dir, o); err != nil {
+			return nil, err
+		}
+		if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.RemoveAll(payload); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
@@ -36,6 +37,25 @@ type Config struct {
 	Agents      *AgentsConfig     `toml:"agents"`
 	Release     *ReleaseConfig    `toml:"release"`
 	Puppetfile  *PuppetfileConfig `toml:"puppetfile"`
+	Compile     *CompileConfig    `toml:"compile"`
+}
+
+// CompileConfig is the compile gate's ([compile]); bake's flags win.
+type CompileConfig struct {
+	Enabled bool   `toml:"enabled"`
+	Node    string `toml:"node"`
+	Timeout string `toml:"timeout"` // a duration: "2m"
+}
+
+// merged is o with what the file sets and the flags leave unset.
+func (c *CompileConfig) merged(o CompileOptions) CompileOptions {
+	if o.Node == "" {
+		o.Node = c.Node
+	}
+	if o.Timeout == 0 && c.Timeout != "" {
+		o.Timeout, _ = time.ParseDuration(c.Timeout) // checked with the file
+	}
+	return o
 }
 
 // PuppetfileConfig is how the Puppetfile is read ([puppetfile]).
@@ -171,6 +191,11 @@ func (c *Config) check() error {
 	}
 	if c.Puppetfile != nil && c.Puppetfile.ControlBranch != "" && (!branchRE.MatchString(c.Puppetfile.ControlBranch) || strings.Contains(c.Puppetfile.ControlBranch, "..")) {
 		return bad("[puppetfile] control_branch %q is not a branch name", c.Puppetfile.ControlBranch)
+	}
+	if c.Compile != nil && c.Compile.Timeout != "" {
+		if d, err := time.ParseDuration(c.Compile.Timeout); err != nil || d <= 0 {
+			return bad("[compile] timeout %q is not a duration like \"2m\"", c.Compile.Timeout)
+		}
 	}
 	for _, s := range c.Agents.Stores {
 		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {

@@ -41,6 +41,12 @@ type ExtractOptions struct {
 	// is ever written through a symlink here) and modes, setuid and sticky
 	// bits included, are kept as the archive has them.
 	RootFS bool
+	// SkipDevices leaves out device nodes and FIFOs instead of refusing
+	// them (a base's /dev, unpacked to run a program in: a runtime makes
+	// its own /dev).
+	SkipDevices bool
+	// Plain reads an uncompressed tar stream.
+	Plain bool
 }
 
 // ExtractFile extracts the gzip-compressed tar at name into dst, which must
@@ -83,9 +89,11 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
-	zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<16))
-	if err != nil {
-		return fmt.Errorf("%w: not gzip: %v", ErrUnsafe, err)
+	var zr io.Reader = bufio.NewReaderSize(r, 1<<16)
+	if !o.Plain {
+		if zr, err = gzip.NewReader(zr); err != nil {
+			return fmt.Errorf("%w: not gzip: %v", ErrUnsafe, err)
+		}
 	}
 	root, err := confine.Open(tmp)
 	if err != nil {
@@ -138,6 +146,9 @@ func (x *extractor) run() error {
 			return err
 		}
 		if !ok || (x.o.Skip != nil && x.o.Skip(name)) || h.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		if x.o.SkipDevices && (h.Typeflag == tar.TypeChar || h.Typeflag == tar.TypeBlock || h.Typeflag == tar.TypeFifo) {
 			continue
 		}
 		// parents are made inside the tree, never through a symlink an

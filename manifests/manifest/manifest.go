@@ -154,6 +154,9 @@ type Image struct {
 	// Puppet is the Puppet the base carries (from its packages), when it
 	// carries one.
 	Puppet *Puppet `toml:"puppet,omitempty" json:"puppet,omitempty"`
+	// Compiled says the compile gate ran on this image, and how (bake
+	// --compile); empty when it did not.
+	Compiled string `toml:"compiled,omitempty" json:"compiled,omitempty"`
 }
 
 // Puppet is the Puppet a base carries and where it reads code.

@@ -26,10 +26,10 @@ module() { # module NAME: two releases and a develop branch
   git init -q -b main "$w"
   mkdir -p "$w/manifests" "$w/files"
   printf 'class %s { }\n' "$m" >"$w/manifests/init.pp"
-  printf '{"name": "example-%s", "version": "1.0.0"}\n' "$m" >"$w/metadata.json"
+  printf '{"name": "example-%s", "version": "1.0.0", "author": "example", "summary": "the %s module of the example", "license": "Apache-2.0", "source": "https://example.invalid/%s", "dependencies": []}\n' "$m" "$m" "$m" >"$w/metadata.json"
   git -C "$w" add -A; at 1 git -C "$w" commit -q -m "$m 1.0.0"; at 1 git -C "$w" tag -a v1.0.0 -m v1.0.0
   printf '#!/bin/sh\necho %s\n' "$m" >"$w/files/run.sh"; chmod +x "$w/files/run.sh"
-  printf '{"name": "example-%s", "version": "1.1.0"}\n' "$m" >"$w/metadata.json"
+  printf '{"name": "example-%s", "version": "1.1.0", "author": "example", "summary": "the %s module of the example", "license": "Apache-2.0", "source": "https://example.invalid/%s", "dependencies": []}\n' "$m" "$m" "$m" >"$w/metadata.json"
   git -C "$w" add -A; at 2 git -C "$w" commit -q -m "$m 1.1.0"; git -C "$w" tag v1.1.0
   git -C "$w" checkout -q -b develop
   printf 'class %s::extra { }\n' "$m" >"$w/manifests/extra.pp"

@@ -1,0 +1,264 @@
+package bake
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"gopkg.in/yaml.v3"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/tarball"
+)
+
+// ErrCompile marks a release whose Puppet code does not compile on the
+// image's own Puppet.
+var ErrCompile = fmt.Errorf("the catalog does not compile: %w", failure.ErrVerify)
+
+// DefaultCompileTimeout bounds one run of the compile gate.
+const DefaultCompileTimeout = 5 * time.Minute
+
+// CompileOptions are the compile gate's (bake --compile).
+type CompileOptions struct {
+	// Enabled runs the gate.
+	Enabled bool
+	// Node is the node name the catalog is compiled for (default: the
+	// image's name).
+	Node string
+	// Facts, when set, is a YAML or JSON file of facts (name: value) that
+	// override the image's own.
+	Facts string
+	// Timeout stops a Puppet that hangs (0: DefaultCompileTimeout).
+	Timeout time.Duration
+}
+
+// compileGate has the base's own Puppet compile (puppet apply --noop) the
+// baked environment inside each image's root file system, for the arches
+// this machine can run: a catalog that does not compile refuses the
+// release (ErrCompile) with Puppet's error and the control repo file and
+// line. It runs in a scratch copy of the image, in its own network, mount
+// and PID namespaces (no network), chrooted; nothing outside the copy is
+// written. What ran is recorded in each image's manifest entry.
+func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Options) error {
+	if m.Builder != "oci" && m.Builder != "rootfs" {
+		o.logf("note: the compile gate runs on oci and rootfs releases; %s: skipped\n", m.Builder)
+		return nil
+	}
+	facts, err := readFacts(o.Compile.Facts)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range m.Images {
+		im := &m.Images[i]
+		if im.Puppet == nil {
+			errs = append(errs, fmt.Errorf("%w: %s: --compile needs the base's Puppet, and its packages name none (puppet, puppet-agent, openvox-agent)", failure.ErrUsage, im.Name))
+			continue
+		}
+		if !canRun(im.Arch) {
+			o.logf("note: compile gate: %s is for %s and this machine runs %s with no binfmt handler for it: skipped\n", im.Name, im.Arch, runtime.GOARCH)
+			continue
+		}
+		start := time.Now()
+		if err := compileImage(ctx, m, im, dir, facts, o); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		im.Compiled = fmt.Sprintf("puppet apply --noop, %s %s, node %s", im.Puppet.Package, im.Puppet.PackageVersion, nodeName(o, im))
+		o.logf("compile gate: %s compiles on %s %s (%s)\n", im.Name, im.Puppet.Package, im.Puppet.PackageVersion, time.Since(start).Round(10*time.Millisecond))
+	}
+	return errors.Join(errs...)
+}
+
+func nodeName(o Options, im *manifest.Image) string {
+	if o.Compile.Node != "" {
+		return o.Compile.Node
+	}
+	return im.Name
+}
+
+// canRun says whether this machine runs programs built for arch.
+func canRun(arch string) bool {
+	if arch == runtime.GOARCH {
+		return true
+	}
+	qemu := map[string]string{"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "386": "i386"}[arch]
+	_, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-" + qemu)
+	return qemu != "" && err == nil
+}
+
+// readFacts reads a facts file: a mapping of fact names to scalar values.
+func readFacts(name string) (map[string]string, error) {
+	if name == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("facts file: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%w: facts file %s is not a YAML or JSON mapping: %v", failure.ErrUsage, name, err)
+	}
+	out := map[string]string{}
+	for k, v := range raw {
+		switch v.(type) {
+		case string, int, float64, bool:
+			out[k] = fmt.Sprint(v)
+		default:
+			return nil, fmt.Errorf("%w: facts file %s: fact %q is not a string, number or boolean (structured facts are the image's own)", failure.ErrUsage, name, k)
+		}
+	}
+	return out, nil
+}
+
+// compileImage unpacks im's root file system into a scratch directory and
+// runs the base's Puppet there.
+func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir string, facts map[string]string, o Options) error {
+	scratch, err := os.MkdirTemp(dir, ".compile-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	root := filepath.Join(scratch, "root")
+	if err := unpackImage(m, im, dir, root); err != nil {
+		return fmt.Errorf("compile gate: unpacking %s: %w", im.Name, err)
+	}
+	for _, d := range []string{"proc", "dev", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
+	node := nodeName(o, im)
+	puppetArgs := []string{"/usr/bin/puppet", "apply", "--noop", "--color=false", "--certname", node,
+		"--environmentpath", path.Dir(m.Environment), "--environment", path.Base(m.Environment),
+		path.Join(m.Environment, "manifests")}
+	// a private /dev/null in the new mount namespace, then the chroot
+	script := `set -e; r=$1; shift; : >"$r/dev/null"; mount --bind /dev/null "$r/dev/null"; exec chroot "$r" "$@"`
+	args := []string{"--net", "--mount", "--pid", "--fork", "--mount-proc=" + filepath.Join(root, "proc")}
+	if os.Geteuid() != 0 {
+		args = append([]string{"--user", "--map-root-user"}, args...)
+	}
+	args = append(args, "/bin/sh", "-c", script, "gate", root)
+	args = append(args, puppetArgs...)
+	timeout := o.Compile.Timeout
+	if timeout <= 0 {
+		timeout = DefaultCompileTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "unshare", args...)
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8", "FACTER_hostname=" + node, "FACTER_fqdn=" + node}
+	keys := make([]string, 0, len(facts))
+	for k := range facts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, "FACTER_"+k+"="+facts[k])
+	}
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	if cctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("%w: %s: %s apply stopped after %s (the compile timeout: [compile] timeout)", ErrCompile, im.Name, im.Puppet.Package, timeout)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("%w: %s on %s %s (node %s):\n  %s", ErrCompile, im.Name, im.Puppet.Package, im.Puppet.PackageVersion, node, puppetErrors(out.String(), m.Environment))
+		}
+		return fmt.Errorf("compile gate: running unshare (util-linux) for %s: %w", im.Name, err)
+	}
+	return nil
+}
+
+// fileLineRE is where Puppet says an error is: (file: F, line: L, column: C).
+var fileLineRE = regexp.MustCompile(`\(file: ([^,)]+), line: ([0-9]+)(?:, column: [0-9]+)?\)`)
+
+// puppetErrors keeps Puppet's error lines, with each file inside the
+// environment shown as the control repo's path and line
+// (manifests/site.pp:3).
+func puppetErrors(out, env string) string {
+	var keep, main []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		// Facter's complaints about what a chroot lacks (/sys) are noise
+		if !strings.HasPrefix(l, "Error:") || strings.HasPrefix(l, "Error: Facter:") || seen[l] {
+			continue
+		}
+		seen[l] = true
+		l = fileLineRE.ReplaceAllStringFunc(l, func(s string) string {
+			sub := fileLineRE.FindStringSubmatch(s)
+			f := sub[1]
+			if rel, ok := strings.CutPrefix(f, env+"/"); ok {
+				f = rel
+			}
+			return "(" + f + ":" + sub[2] + ")"
+		})
+		keep = append(keep, l)
+		if strings.Contains(l, "Evaluation Error") || strings.Contains(l, "Could not") || strings.Contains(l, "Syntax error") || strings.Contains(l, "Language validation") {
+			main = append(main, l)
+		}
+	}
+	if len(main) > 0 {
+		keep = main
+	}
+	if len(keep) == 0 {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) > 10 {
+			lines = lines[len(lines)-10:]
+		}
+		keep = lines
+	}
+	return strings.Join(keep, "\n  ")
+}
+
+// unpackImage writes the image's whole root file system into root.
+func unpackImage(m *manifest.Manifest, im *manifest.Image, dir, root string) error {
+	if m.Builder == "rootfs" {
+		return tarball.ExtractFile(filepath.Join(dir, im.Artifact), root, tarball.ExtractOptions{RootFS: true, SkipDevices: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000})
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return err
+	}
+	h, err := v1.NewHash(im.Digest)
+	if err != nil {
+		return err
+	}
+	img, err := idx.Image(h)
+	if err != nil {
+		return err
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	err = tarball.Extract(rc, root, tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000})
+	io.Copy(io.Discard, rc)
+	return err
+}

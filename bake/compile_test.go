@@ -1,0 +1,88 @@
+package bake
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
+)
+
+// debianPuppetTarball is the real Debian 12 base with Debian's puppet
+// (IMAGEBAKE_DEBIAN_PUPPET_BASE, else .cache/debian/bookworm-puppet.tar).
+func debianPuppetTarball(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("IMAGEBAKE_DEBIAN_PUPPET_BASE")
+	if p == "" {
+		p = filepath.Join(testutil.ModuleRoot(t), ".cache", "debian", "bookworm-puppet.tar")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("a real Debian base with puppet is needed: make test builds it (scripts/ensure-debian-puppet-base): %v", err)
+	}
+	return p
+}
+
+// The compile gate on a real Debian base with Debian's puppet 7.23: the
+// example's environment compiles (and the manifest says so); a site.pp
+// including a class that exists nowhere refuses the bake (exit 4) with
+// Puppet's error at manifests/site.pp:3, and no release is written. The
+// base's Puppet reads /etc/puppet/code, where the environment goes.
+func TestCompileGate(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skipf("the Debian base here is amd64; this machine is %s", runtime.GOARCH)
+	}
+	src := debianPuppetTarball(t)
+	arch := runtime.GOARCH
+	root, repo := example(t, map[string][]string{arch: {"2.4.1"}})
+	rel := filepath.Join("base", "bookworm-puppet.tar")
+	copyFile(t, src, filepath.Join(root, rel))
+	cfg := filepath.Join(repo, "imagebake.toml")
+	b, _ := os.ReadFile(cfg)
+	b = regexp.MustCompile(`(?m)^environment = .*$`).ReplaceAll(b, []byte(`environment = "/etc/puppet/code/environments/production"`))
+	os.WriteFile(cfg, b, 0o644)
+	useBase(t, repo, rel, strings.TrimPrefix(sha256File(t, filepath.Join(root, rel)), "sha256:"), "1.1.0")
+
+	var log strings.Builder
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Arches, o.Release, o.Log = []string{arch}, "1.1.0", &log
+	o.Compile.Enabled = true
+	start := time.Now()
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatalf("bake --compile of the example: %v\n%s", err, log.String())
+	}
+	t.Logf("bake --compile took %s", time.Since(start))
+	if im := m.Images[0]; !strings.Contains(im.Compiled, "puppet 7.23") || im.Puppet == nil || im.Puppet.CodeDir != "/etc/puppet/code" {
+		t.Errorf("manifest: compiled %q, puppet %+v", im.Compiled, im.Puppet)
+	}
+	if b, _ := os.ReadFile(filepath.Join(o.Out, "example-1.1.0", "manifest.toml")); !strings.Contains(string(b), "compiled = ") {
+		t.Errorf("manifest.toml does not record the gate")
+	}
+
+	site := filepath.Join(repo, "manifests", "site.pp")
+	os.WriteFile(site, []byte("# the site\n\nnode default { include nosuch::klass }\n"), 0o644)
+	testutil.Git(t, repo, "commit", "-qam", "a class that exists nowhere")
+	testutil.Git(t, repo, "tag", "v1.2.0")
+	o.Release = "1.2.0"
+	_, err = Bake(ctx, o)
+	if !errors.Is(err, ErrCompile) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "manifests/site.pp:3") || !strings.Contains(err.Error(), "nosuch::klass") {
+		t.Fatalf("bake --compile of a site.pp including a missing class = %v (exit %d)", err, failure.Code(err))
+	}
+	if _, err := os.Stat(filepath.Join(o.Out, "example-1.2.0")); err == nil {
+		t.Error("the refused release was written")
+	}
+	// a Puppet that does not finish in time is stopped and named
+	o.Compile.Timeout = 50 * time.Millisecond
+	o.Release = "1.1.0"
+	o.Force = true
+	o.Epoch = time.Unix(1700000001, 0)
+	if _, err := Bake(ctx, o); !errors.Is(err, ErrCompile) || !strings.Contains(err.Error(), "stopped after 50ms") {
+		t.Errorf("bake --compile with a 50ms timeout = %v", err)
+	}
+}
