@@ -3,6 +3,8 @@ package bake
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,11 +20,13 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"gopkg.in/yaml.v3"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/tarball"
 )
@@ -80,7 +84,7 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Option
 			errs = append(errs, err)
 			continue
 		}
-		im.Compiled = fmt.Sprintf("puppet apply --noop, %s %s, node %s", im.Puppet.Package, im.Puppet.PackageVersion, nodeName(o, im))
+		im.Compiled = fmt.Sprintf("catalog compiled by %s %s (puppet apply --noop, no resource evaluated), node %s", im.Puppet.Package, im.Puppet.PackageVersion, nodeName(o, im))
 		o.logf("compile gate: %s compiles on %s %s (%s)\n", im.Name, im.Puppet.Package, im.Puppet.PackageVersion, time.Since(start).Round(10*time.Millisecond))
 	}
 	return errors.Join(errs...)
@@ -128,35 +132,51 @@ func readFacts(name string) (map[string]string, error) {
 	return out, nil
 }
 
-// compileImage unpacks im's root file system into a scratch directory and
-// runs the base's Puppet there.
+// compileImage lays out im's root file system and runs the base's Puppet
+// there. The base's layers are unpacked once per base into the cache
+// (compile/KEY/root) and the release's own layers (environment, agents)
+// into a scratch directory; an overlay mount joins them, with the writes
+// of the run going to the scratch directory, so a second bake on the
+// same base pays only for its payload. A rootfs release is one flattened
+// layer, unpacked whole.
 func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir string, facts map[string]string, o Options) error {
 	scratch, err := os.MkdirTemp(dir, ".compile-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	root := filepath.Join(scratch, "root")
-	if err := unpackImage(m, im, dir, root); err != nil {
+	t0 := time.Now()
+	lower, err := lowerDirs(ctx, m, im, dir, scratch, o)
+	if err != nil {
 		return fmt.Errorf("compile gate: unpacking %s: %w", im.Name, err)
 	}
-	for _, d := range []string{"proc", "dev", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+	o.logf("compile gate: %s laid out in %s\n", im.Name, time.Since(t0).Round(10*time.Millisecond))
+	up, work, root := filepath.Join(scratch, "upper"), filepath.Join(scratch, "work"), filepath.Join(scratch, "root")
+	for _, d := range []string{up, work, root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	os.Chmod(filepath.Join(root, "tmp"), 0o1777)
 	node := nodeName(o, im)
-	puppetArgs := []string{"/usr/bin/puppet", "apply", "--noop", "--color=false", "--certname", node,
+	// --tags with a tag no resource has: the catalog is compiled whole
+	// (every error a compile can find), and no resource is evaluated, so
+	// no provider runs a command of a module's (an exec's unless) here
+	puppetArgs := []string{"/usr/bin/puppet", "apply", "--noop", "--tags", "imagebake_compile_only", "--color=false", "--certname", node,
 		"--environmentpath", path.Dir(m.Environment), "--environment", path.Base(m.Environment),
 		path.Join(m.Environment, "manifests")}
-	// a private /dev/null in the new mount namespace, then the chroot
-	script := `set -e; r=$1; shift; : >"$r/dev/null"; mount --bind /dev/null "$r/dev/null"; exec chroot "$r" "$@"`
-	args := []string{"--net", "--mount", "--pid", "--fork", "--mount-proc=" + filepath.Join(root, "proc")}
+	// in the new mount namespace: the overlay, /proc, a /dev/null and a
+	// /tmp of its own, then the chroot
+	script := `set -e; lower=$1 up=$2 work=$3 r=$4; shift 4
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$up,workdir=$work" "$r"
+mkdir -p "$r/proc" "$r/dev" "$r/tmp"; chmod 1777 "$r/tmp"
+mount -t proc proc "$r/proc"
+: >"$r/dev/null"; mount --bind /dev/null "$r/dev/null"
+exec chroot "$r" "$@"`
+	args := []string{"--net", "--mount", "--pid", "--fork"}
 	if os.Geteuid() != 0 {
 		args = append([]string{"--user", "--map-root-user"}, args...)
 	}
-	args = append(args, "/bin/sh", "-c", script, "gate", root)
+	args = append(args, "/bin/sh", "-c", script, "gate", strings.Join(lower, ":"), up, work, root)
 	args = append(args, puppetArgs...)
 	timeout := o.Compile.Timeout
 	if timeout <= 0 {
@@ -182,7 +202,7 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
 	if cctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("%w: %s: %s apply stopped after %s (the compile timeout: [compile] timeout)", ErrCompile, im.Name, im.Puppet.Package, timeout)
+		return fmt.Errorf("%w: %s: %s apply stopped after %s (the compile timeout: --compile-timeout or [compile] timeout)", ErrCompile, im.Name, im.Puppet.Package, timeout)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -195,6 +215,82 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 		return fmt.Errorf("compile gate: running unshare (util-linux) for %s: %w", im.Name, err)
 	}
 	return nil
+}
+
+// lowerDirs unpacks the image's file system as overlay lower directories,
+// top first: the release's own layers in scratch, the base's from the
+// cache (unpacked there on the first use).
+func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir, scratch string, o Options) ([]string, error) {
+	opts := tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000}
+	if m.Builder == "rootfs" {
+		root := filepath.Join(scratch, "image")
+		gz := opts
+		gz.Plain = false
+		return []string{root}, tarball.ExtractFile(filepath.Join(dir, im.Artifact), root, gz)
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	h, err := v1.NewHash(im.Digest)
+	if err != nil {
+		return nil, err
+	}
+	img, err := idx.Image(h)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	nBase := 0
+	key := sha256.New()
+	for _, l := range im.Layers {
+		if l.Role == "base" {
+			nBase++
+			fmt.Fprintln(key, l.DiffID)
+		}
+	}
+	if nBase > len(ls) {
+		return nil, fmt.Errorf("image %s has %d layers, its manifest %d base layers", im.Name, len(ls), nBase)
+	}
+	payload := filepath.Join(scratch, "payload")
+	if err := extractLayers(ls[nBase:], payload, opts); err != nil {
+		return nil, err
+	}
+	if nBase == 0 {
+		return []string{payload}, nil
+	}
+	base := filepath.Join(o.Cache, "compile", hex.EncodeToString(key.Sum(nil))[:32])
+	lf, err := flock.LockContext(ctx, base+".lock")
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	if _, err := os.Stat(filepath.Join(base, "root")); err != nil {
+		o.logf("compile gate: unpacking the base of %s into %s (once per base)\n", im.Name, base)
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return nil, err
+		}
+		if err := extractLayers(ls[:nBase], filepath.Join(base, "root"), opts); err != nil {
+			return nil, err
+		}
+	}
+	return []string{payload, filepath.Join(base, "root")}, nil
+}
+
+// extractLayers unpacks layers (whiteouts applied) into dst.
+func extractLayers(ls []v1.Layer, dst string, opts tarball.ExtractOptions) error {
+	img, err := mutate.AppendLayers(empty.Image, ls...)
+	if err != nil {
+		return err
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	err = tarball.Extract(rc, dst, opts)
+	io.Copy(io.Discard, rc)
+	return err
 }
 
 // fileLineRE is where Puppet says an error is: (file: F, line: L, column: C).
@@ -237,28 +333,4 @@ func puppetErrors(out, env string) string {
 		keep = lines
 	}
 	return strings.Join(keep, "\n  ")
-}
-
-// unpackImage writes the image's whole root file system into root.
-func unpackImage(m *manifest.Manifest, im *manifest.Image, dir, root string) error {
-	if m.Builder == "rootfs" {
-		return tarball.ExtractFile(filepath.Join(dir, im.Artifact), root, tarball.ExtractOptions{RootFS: true, SkipDevices: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000})
-	}
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		return err
-	}
-	h, err := v1.NewHash(im.Digest)
-	if err != nil {
-		return err
-	}
-	img, err := idx.Image(h)
-	if err != nil {
-		return err
-	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	err = tarball.Extract(rc, root, tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000})
-	io.Copy(io.Discard, rc)
-	return err
 }

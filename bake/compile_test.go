@@ -58,7 +58,7 @@ func TestCompileGate(t *testing.T) {
 		t.Fatalf("bake --compile of the example: %v\n%s", err, log.String())
 	}
 	t.Logf("bake --compile took %s", time.Since(start))
-	if im := m.Images[0]; !strings.Contains(im.Compiled, "puppet 7.23") || im.Puppet == nil || im.Puppet.CodeDir != "/etc/puppet/code" {
+	if im := m.Images[0]; !strings.Contains(im.Compiled, "catalog compiled by puppet 7.23") || im.Puppet == nil || im.Puppet.CodeDir != "/etc/puppet/code" {
 		t.Errorf("manifest: compiled %q, puppet %+v", im.Compiled, im.Puppet)
 	}
 	if b, _ := os.ReadFile(filepath.Join(o.Out, "example-1.1.0", "manifest.toml")); !strings.Contains(string(b), "compiled = ") {
