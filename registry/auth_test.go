@@ -27,22 +27,32 @@ func dockerConfig(t *testing.T, host string) string {
 	return auth
 }
 
-// Credentials come from the Docker config; they never show in what a push
-// or a failing push says, whatever the registry answers.
-func TestRegistryCredentialsAndFaults(t *testing.T) {
-	b := bakeExample(t)
-	var auth string
-	guarded := served(t, func(h http.Handler) http.Handler {
+// guardedRegistry is a registry that wants alice's credentials, which
+// the Docker config (DOCKER_CONFIG) then holds; answer, when set, may
+// answer an authenticated request itself (true) instead of the registry.
+func guardedRegistry(t *testing.T, answer func(http.ResponseWriter, *http.Request) bool) (host, auth string) {
+	host = served(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("Authorization") != "Basic "+auth {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
 				return
 			}
+			if answer != nil && answer(w, r) {
+				return
+			}
 			h.ServeHTTP(w, r)
 		})
 	})
-	auth = dockerConfig(t, guarded)
+	auth = dockerConfig(t, host)
+	return host, auth
+}
+
+// Credentials come from the Docker config; they never show in what a push
+// or a failing push says, whatever the registry answers.
+func TestRegistryCredentialsAndFaults(t *testing.T) {
+	b := bakeExample(t)
+	guarded, auth := guardedRegistry(t, nil)
 	repo := guarded + "/golden/example"
 	pushed, err := Push(ctx, b.dir, repo, b.sig(t), Options{})
 	if err != nil {
@@ -120,23 +130,14 @@ func TestCrossHostRedirectGetsNoCredentials(t *testing.T) {
 		w.Write([]byte("not the blob"))
 	}))
 	defer elsewhere.Close()
-	var auth string
 	var redirect atomic.Bool
-	guarded := served(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Authorization") != "Basic "+auth {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
-				return
-			}
-			if redirect.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-				http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
+	guarded, _ := guardedRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if redirect.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+			return true
+		}
+		return false
 	})
-	auth = dockerConfig(t, guarded)
 	repo := guarded + "/golden/example"
 	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
 		t.Fatal(err)

@@ -15,11 +15,10 @@ import (
 	"github.com/imagebake/imagebake/manifests/signing"
 )
 
-// check, select and upgrade report every selection's problem in one run
-// and exit with the most severe code: the obsolete release (4) is not
-// hidden by the selections that match nothing (3).
-func TestDeployReportsEverySelection(t *testing.T) {
-	dir := t.TempDir()
+// signedFixtureCatalog is deploy's test catalog and its signature by a key
+// made in dir, which IMAGEBAKE_TRUSTED_KEYS then trusts.
+func signedFixtureCatalog(t *testing.T, dir string) (data, sig []byte) {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "testdata", "catalog.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -32,10 +31,19 @@ func TestDeployReportsEverySelection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
+	return data, signer.Sign(data, "catalog.toml", "")
+}
+
+// check, select and upgrade report every selection's problem in one run
+// and exit with the most severe code: the obsolete release (4) is not
+// hidden by the selections that match nothing (3).
+func TestDeployReportsEverySelection(t *testing.T) {
+	dir := t.TempDir()
+	data, sig := signedFixtureCatalog(t, dir)
 	cat := filepath.Join(dir, "catalog.toml")
 	os.WriteFile(cat, data, 0o644)
-	os.WriteFile(cat+".minisig", signer.Sign(data, "catalog.toml", ""), 0o644)
-	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
+	os.WriteFile(cat+".minisig", sig, 0o644)
 	df := filepath.Join(dir, "deploy.yaml")
 	src := "images:\n  gone:\n    image: nope\n    version: \"1\"\n  legacy:\n    image: refspec\n    version: 1.3.0\n  web:\n    image: refspec\n    version: \"1.4\"\n  typo:\n    image: refspec\n    version: \"7\"\n"
 	os.WriteFile(df, []byte(src), 0o644)
@@ -78,20 +86,7 @@ func TestDeployReportsEverySelection(t *testing.T) {
 // file while it answers (a slow catalog and a second writer).
 func TestUpgradeWriteKeepsAConcurrentWrite(t *testing.T) {
 	dir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "testdata", "catalog.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, key, err := signing.Generate(dir, "test", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := signing.LoadSigner(key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := signer.Sign(data, "catalog.toml", "")
-	t.Setenv("IMAGEBAKE_TRUSTED_KEYS", pub)
+	data, sig := signedFixtureCatalog(t, dir)
 	t.Setenv("IMAGEBAKE_CACHE", filepath.Join(dir, "cache"))
 	df := filepath.Join(dir, "deploy.yaml")
 	src := "images:\n  web:\n    image: refspec\n    version: \"1.4\"\n"
@@ -121,7 +116,7 @@ func TestUpgradeWriteKeepsAConcurrentWrite(t *testing.T) {
 		return root.ExecuteContext(context.Background())
 	}
 	meddle.Store(true)
-	err = upgrade()
+	err := upgrade()
 	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "changed while upgrading; nothing written") {
 		t.Fatalf("upgrade --write with a concurrent write = %v (exit %d), want exit 4", err, failure.Code(err))
 	}
