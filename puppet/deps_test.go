@@ -79,6 +79,10 @@ func TestDependenciesChecked(t *testing.T) {
 			t.Errorf("error does not say %q:\n%v", want, err)
 		}
 	}
+	// lock checks them too, from the pinned commits' metadata.json
+	if _, err := Lock(context.Background(), pf, opts...); !errors.Is(err, ErrDependencies) || !strings.Contains(err.Error(), "stdlib (") {
+		t.Errorf("Lock with stdlib 8.6.0 under concat 9.0.1 = %v", err)
+	}
 	if _, err := Install(context.Background(), pf, nil, env, filepath.Join(env, "modules"), append(opts, WithoutDependencyCheck())...); err != nil {
 		t.Errorf("Install --ignore-dependencies = %v", err)
 	}
@@ -89,6 +93,13 @@ func TestDependenciesChecked(t *testing.T) {
 	}
 	if md := rep.Metadata["concat"]; md == nil || md.Version != "9.0.1" || metadata.Slug(md.Name) != "puppetlabs-concat" {
 		t.Errorf("report metadata of concat = %+v", md)
+	}
+	lk, err := Lock(context.Background(), pf, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := lk.Find("concat"); c.ModuleName != "puppetlabs-concat" || c.ModuleVersion != "9.0.1" {
+		t.Errorf("the lock records concat as %q %q", c.ModuleName, c.ModuleVersion)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/imagebake/imagebake/internal/stall"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
+	"github.com/imagebake/imagebake/puppet/metadata"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 )
 
@@ -198,15 +199,64 @@ func Lock(ctx context.Context, pf *puppetfile.Puppetfile, opts ...Option) (*lock
 		return nil, err
 	}
 	pins := make([]lockfile.Module, len(pf.Modules))
+	metas := make([]*metadata.Metadata, len(pf.Modules))
+	notes := make([]string, len(pf.Modules))
 	err = parallel(ctx, c.jobs, len(pf.Modules), func(ctx context.Context, i int) error {
-		p, err := r.resolve(ctx, pf.Modules[i], true)
+		m := pf.Modules[i]
+		p, err := r.resolve(ctx, m, true)
+		if err == nil && m.Kind == puppetfile.Git {
+			// what the pinned commit says it is, read from the mirror
+			metas[i], notes[i], err = r.gitMetadata(ctx, m, p.Commit)
+			if metas[i] != nil {
+				p.ModuleName, p.ModuleVersion = metadata.Slug(metas[i].Name), metas[i].Version
+			}
+		}
 		pins[i] = p
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	byName := map[string]*metadata.Metadata{}
+	for i, m := range pf.Modules {
+		if metas[i] != nil {
+			byName[m.Name] = metas[i]
+		}
+		if notes[i] != "" {
+			c.logf("note: %s\n", notes[i])
+		}
+	}
+	// Forge modules' dependencies are read once their tarballs are
+	// installed; git modules' are checked here
+	if !c.ignoreDeps {
+		if err := CheckDependencies(pf, pins, byName); err != nil {
+			return nil, err
+		}
+	}
 	return newLock(pf, r.forgeURL, pins), nil
+}
+
+// gitMetadata reads metadata.json of module m at commit sha from its
+// mirror; a module without one (or with one that does not parse) gets a
+// note instead.
+func (r *resolver) gitMetadata(ctx context.Context, m puppetfile.Module, sha string) (*metadata.Metadata, string, error) {
+	mir, err := r.cache.Mirror(ctx, m.Source)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
+	}
+	defer mir.Close()
+	b, ok, err := mir.ReadFile(sha, metadata.FileName)
+	switch {
+	case err != nil:
+		return nil, fmt.Sprintf("%s: module %q: reading %s at %s: %v", m.Pos, m.Name, metadata.FileName, sha[:12], err), nil
+	case !ok:
+		return nil, fmt.Sprintf("%s: module %q has no %s: its version and dependencies are not known", m.Pos, m.Name, metadata.FileName), nil
+	}
+	md, err := metadata.Parse(fmt.Sprintf("%s@%s:%s", mir.URL, sha[:12], metadata.FileName), b)
+	if err != nil {
+		return nil, fmt.Sprintf("%s: module %q: %v", m.Pos, m.Name, err), nil
+	}
+	return md, "", nil
 }
 
 func newLock(pf *puppetfile.Puppetfile, forgeURL string, pins []lockfile.Module) *lockfile.Lock {

@@ -280,14 +280,18 @@ func newPuppetfileShowCommand(g *globals) *cobra.Command {
 }
 
 func newPuppetfileCheckCommand(g *globals) *cobra.Command {
-	var name string
+	var name, cache string
+	var deep bool
 	cmd := &cobra.Command{
 		Use:   "check [--puppetfile P]",
 		Short: "Parse and validate a Puppetfile offline: every error, each as FILE:LINE:COL (exit 2), or a summary",
 		Long: `check parses and validates the Puppetfile without network or cache,
 like r10k puppetfile check. A valid file gets a one-line summary of its
 modules by kind (exit 0); an invalid one every error, each as
-FILE:LINE:COL: message, at most 50 with a count of the rest (exit 2).`,
+FILE:LINE:COL: message, at most 50 with a count of the rest (exit 2).
+With --deep it also resolves every module (fetching git remotes and asking
+the Forge, as lock does, writing nothing) and checks that every dependency
+the git modules' metadata.json names is pinned in its range (exit 4).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pf, err := puppetfile.ReadFile(name)
@@ -297,6 +301,15 @@ FILE:LINE:COL: message, at most 50 with a count of the rest (exit 2).`,
 			kinds := map[puppetfile.Kind]int{}
 			for _, m := range pf.Modules {
 				kinds[m.Kind]++
+			}
+			if deep {
+				dir, err := cacheDir(cache)
+				if err != nil {
+					return err
+				}
+				if _, err := puppet.Lock(cmd.Context(), pf, puppet.WithCache(dir), puppet.WithLog(g.progress()), puppet.WithStall(stallFromEnv())); err != nil {
+					return err
+				}
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"path": pf.Path, "modules": len(pf.Modules), "by_kind": kinds, "notes": pf.Notes})
@@ -310,5 +323,7 @@ FILE:LINE:COL: message, at most 50 with a count of the rest (exit 2).`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "puppetfile", "Puppetfile", "the Puppetfile to check")
+	cmd.Flags().BoolVar(&deep, "deep", false, "also resolve every module (fetching) and check the dependencies in their metadata.json")
+	addCacheFlag(cmd.Flags(), &cache)
 	return cmd
 }

@@ -544,6 +544,10 @@ func (m *Mirror) Tree(sha string) (*object.Tree, error) {
 	return t, nil
 }
 
+// MaxReadFile bounds a file ReadFile returns (imagebake.toml, a
+// Puppetfile, a lock, a module's metadata.json: all small).
+const MaxReadFile = 64 << 20
+
 // ReadFile returns the content of file name (a slash path) at commit sha;
 // ok is false when the commit has no such file.
 func (m *Mirror) ReadFile(sha, name string) ([]byte, bool, error) {
@@ -557,6 +561,9 @@ func (m *Mirror) ReadFile(sha, name string) ([]byte, bool, error) {
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s at %s in %s: %w", name, sha, m.URL, err)
+	}
+	if f.Size > MaxReadFile {
+		return nil, false, fmt.Errorf("%s at %s in %s is %d MiB, more than the %d MiB a file read from a commit may have", name, sha, m.URL, f.Size>>20, MaxReadFile>>20)
 	}
 	s, err := f.Contents()
 	if err != nil {
