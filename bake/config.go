@@ -38,6 +38,10 @@ type Config struct {
 	Release     *ReleaseConfig    `toml:"release"`
 	Puppetfile  *PuppetfileConfig `toml:"puppetfile"`
 	Compile     *CompileConfig    `toml:"compile"`
+
+	// environmentDefault: environment is not set, and follows the code
+	// dir of the base's Puppet.
+	environmentDefault bool
 }
 
 // CompileConfig is the compile gate's ([compile]); bake's flags win.
@@ -136,7 +140,7 @@ func ParseConfig(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if c.Environment == "" {
-		c.Environment = DefaultEnvironment
+		c.Environment, c.environmentDefault = DefaultEnvironment, true
 	}
 	if c.Builder == "" {
 		c.Builder = "oci"

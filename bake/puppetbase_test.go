@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -66,6 +67,20 @@ func TestBasePuppetChecked(t *testing.T) {
 	}
 	if !apt {
 		t.Errorf("manifest modules do not record apt's metadata: %+v", m.Puppetfile.Modules)
+	}
+	// an imagebake.toml that sets no environment: it follows the base's Puppet
+	cfg := filepath.Join(repo, ConfigName)
+	b, _ = os.ReadFile(cfg)
+	os.WriteFile(cfg, regexp.MustCompile(`(?m)^environment = .*\n`).ReplaceAll(b, nil), 0o644)
+	testutil.Git(t, repo, "commit", "-qam", "no environment")
+	testutil.Git(t, repo, "tag", "v1.2.0")
+	log.Reset()
+	o.Release = "1.2.0"
+	if m, err = Bake(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if m.Environment != "/etc/puppet/code/environments/production" || strings.Contains(log.String(), "will not find it") {
+		t.Errorf("environment %s with Debian's puppet and none set; log:\n%s", m.Environment, log.String())
 	}
 }
 

@@ -3,6 +3,7 @@ package bake
 import (
 	"context"
 	"fmt"
+	"path"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -224,6 +225,11 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 	if err != nil {
 		return nil, err
 	}
+	if want == nil && cfg.environmentDefault {
+		if err := followBasePuppet(ctx, o, cfg, arches); err != nil {
+			return nil, err
+		}
+	}
 	in := &Inputs{Config: cfg, Epoch: src.epoch, Manifest: &manifest.Manifest{
 		Family: cfg.Family, Release: o.Release, Epoch: src.epoch.Unix(), Builder: cfg.Builder,
 		Environment: cfg.Environment,
@@ -281,6 +287,32 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		}
 	}
 	return in, nil
+}
+
+// followBasePuppet sets an environment imagebake.toml leaves unset to
+// where the base's Puppet reads code: Debian's puppet reads
+// /etc/puppet/code, Puppet's own packages /etc/puppetlabs/code (the
+// default). The first arch's base says, read without building.
+func followBasePuppet(ctx context.Context, o Options, cfg *Config, arches []string) error {
+	if len(arches) == 0 {
+		return nil
+	}
+	bb, err := o.base(cfg, arches[0])
+	if err != nil || bb.Scratch {
+		return err
+	}
+	found, err := builders.Inspect(ctx, bb, arches[0])
+	if err != nil || found.Info == nil {
+		return err
+	}
+	_, pkgs := baseContent(found.Info)
+	bp := basePuppet(pkgs)
+	if bp == nil || strings.HasPrefix(cfg.Environment+"/", bp.CodeDir+"/") {
+		return nil
+	}
+	cfg.Environment = bp.CodeDir + "/environments/" + path.Base(cfg.Environment)
+	o.logf("environment: %s, where the base's Puppet (package %s %s) reads code (imagebake.toml sets none)\n", cfg.Environment, bp.Package, bp.PackageVersion)
+	return nil
 }
 
 // RepoChanges lists the control repo's files changed between commits

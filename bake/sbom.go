@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/package-url/packageurl-go"
 )
@@ -84,10 +85,16 @@ func writeSBOM(m *manifest.Manifest, name string) error {
 		switch mod.Kind {
 		case "git":
 			p.VersionInfo, p.DownloadLocation = mod.Commit, "git+"+mod.Source+"@"+mod.Commit
-			p.Comment = mod.RefType + " " + mod.Ref
+			p.Comment = mod.RefType + " " + mod.Ref + ", commit " + mod.Commit
+			if mod.ModuleVersion != "" {
+				p.VersionInfo = mod.ModuleVersion // what metadata.json says
+			}
 		case "forge":
 			p.VersionInfo, p.DownloadLocation = mod.Version, mod.URL
 			p.Checksums = []spdxChecksum{{"SHA256", mod.SHA256}}
+		}
+		if purl := modulePURL(mod); purl != "" {
+			p.ExternalRefs = []spdxRef{{"PACKAGE-MANAGER", "purl", purl}}
 		}
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, spdxRelation{repoID, "DEPENDS_ON", p.SPDXID})
@@ -107,6 +114,44 @@ func writeSBOM(m *manifest.Manifest, name string) error {
 		return err
 	}
 	return atomicfile.WriteFile(name, append(b, '\n'), 0o644)
+}
+
+// githubRE is a GitHub repository URL: its owner and repository.
+var githubRE = regexp.MustCompile(`^(?:https?://|ssh://git@|git://|git@)github\.com[/:]([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?$`)
+
+// modulePURL is a module's package URL: pkg:github/OWNER/REPO@TAG (or the
+// commit) for a GitHub remote, pkg:generic/AUTHOR/NAME@VERSION otherwise,
+// the pinned commit as its vcs_url; a Forge module's with its download
+// URL and sha256. "" for a local module.
+func modulePURL(mod lockfile.Module) string {
+	slug := mod.ModuleName
+	if slug == "" {
+		slug = strings.ToLower(strings.Replace(mod.Name, "/", "-", 1))
+	}
+	ns, name := "", slug
+	if i := strings.IndexByte(slug, '-'); i > 0 {
+		ns, name = slug[:i], slug[i+1:]
+	}
+	switch mod.Kind {
+	case "git":
+		q := packageurl.Qualifiers{{Key: "vcs_url", Value: "git+" + mod.Source + "@" + mod.Commit}}
+		if g := githubRE.FindStringSubmatch(mod.Source); g != nil {
+			v := mod.Commit
+			if mod.RefType == "tag" {
+				v = mod.Ref
+			}
+			return packageurl.NewPackageURL(packageurl.TypeGithub, strings.ToLower(g[1]), strings.ToLower(g[2]), v, q, "").ToString()
+		}
+		v := mod.ModuleVersion
+		if v == "" {
+			v = mod.Commit
+		}
+		return packageurl.NewPackageURL(packageurl.TypeGeneric, ns, name, v, q, "").ToString()
+	case "forge":
+		q := packageurl.Qualifiers{{Key: "checksum", Value: "sha256:" + mod.SHA256}, {Key: "download_url", Value: mod.URL}}
+		return packageurl.NewPackageURL(packageurl.TypeGeneric, ns, name, mod.Version, q, "").ToString()
+	}
+	return ""
 }
 
 // purlType is the package URL type of each package database format.

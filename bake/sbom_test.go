@@ -1,8 +1,10 @@
 package bake
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -35,6 +37,29 @@ func TestBasePackageURLs(t *testing.T) {
 		}
 		if len(got) != 1 || got[0] != tt.want {
 			t.Errorf("package URLs %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// Each module has a package URL: GitHub remotes by owner, repository and
+// tag; others generic with the metadata version; the pinned commit as the
+// vcs_url; Forge modules with their download URL and sha256.
+func TestModulePURL(t *testing.T) {
+	c := strings.Repeat("a", 40)
+	for _, tc := range []struct {
+		mod  lockfile.Module
+		want string
+	}{
+		{lockfile.Module{Name: "concat", Kind: "git", Source: "https://github.com/puppetlabs/puppetlabs-concat.git", RefType: "tag", Ref: "v9.0.1", Commit: c, ModuleName: "puppetlabs-concat", ModuleVersion: "9.0.1"},
+			"pkg:github/puppetlabs/puppetlabs-concat@v9.0.1?vcs_url=git%2Bhttps:%2F%2Fgithub.com%2Fpuppetlabs%2Fpuppetlabs-concat.git%40" + c},
+		{lockfile.Module{Name: "ntp", Kind: "git", Source: "git://git.example.org/ntp.git", RefType: "branch", Ref: "main", Commit: c, ModuleName: "example-ntp", ModuleVersion: "1.1.0"},
+			"pkg:generic/example/ntp@1.1.0?vcs_url=git%2Bgit:%2F%2Fgit.example.org%2Fntp.git%40" + c},
+		{lockfile.Module{Name: "puppetlabs/stdlib", Kind: "forge", Version: "9.6.0", URL: "https://forge.example.org/v3/files/puppetlabs-stdlib-9.6.0.tar.gz", SHA256: strings.Repeat("b", 64)},
+			"pkg:generic/puppetlabs/stdlib@9.6.0?checksum=sha256:" + strings.Repeat("b", 64) + "&download_url=https:%2F%2Fforge.example.org%2Fv3%2Ffiles%2Fpuppetlabs-stdlib-9.6.0.tar.gz"},
+		{lockfile.Module{Name: "mine", Kind: "local"}, ""},
+	} {
+		if got := modulePURL(tc.mod); got != tc.want {
+			t.Errorf("modulePURL(%s) =\n%s\nwant\n%s", tc.mod.Name, got, tc.want)
 		}
 	}
 }
