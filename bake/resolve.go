@@ -3,8 +3,8 @@ package bake
 import (
 	"context"
 	"fmt"
-	"path"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
