@@ -209,3 +209,15 @@ func TestPlanChecksBasePin(t *testing.T) {
 		t.Errorf("Plan of a candidate with a wrong base pin = %v (exit %d), want exit 4", err, failure.Code(err))
 	}
 }
+
+// A relative store that is not in --context is named as such, with what
+// relative paths are resolved against, not as a store without agents.
+func TestStoreOutsideContextNamed(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+	p := opts(root, repo, filepath.Join(root, "dist"))
+	p.Context = t.TempDir()
+	_, _, err := Plan(ctx, p)
+	if !errors.Is(err, failure.ErrNotFound) || !strings.Contains(err.Error(), `[agents] store "store" of imagebake.toml is not a directory in --context `+p.Context) || !strings.Contains(err.Error(), "pass --context DIR") {
+		t.Errorf("Plan with the store outside --context = %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/strict"
+	"github.com/imagebake/imagebake/internal/versionq"
 	"github.com/imagebake/imagebake/release"
 )
 
@@ -123,7 +124,10 @@ type Base struct {
 type AgentsConfig struct {
 	Name   string   `toml:"name"`
 	Major  string   `toml:"major"` // a major, major.minor, exact version or constraint
-	Stores []string `toml:"stores"`
+	// Version pins one exact version (X.Y.Z), as --locked wants; it takes
+	// the place of major.
+	Version string   `toml:"version"`
+	Stores  []string `toml:"stores"`
 }
 
 var (
@@ -185,8 +189,17 @@ func (c *Config) check() error {
 			return err
 		}
 	}
+	if c.Agents != nil && c.Agents.Version != "" {
+		if c.Agents.Major != "" && c.Agents.Major != c.Agents.Version {
+			return bad("[agents] gives both major %q and version %q: version pins one exact version, major a range; keep one", c.Agents.Major, c.Agents.Version)
+		}
+		if q, err := versionq.Parse(c.Agents.Version, false); err != nil || !q.Exact() {
+			return bad("[agents] version %q is not an exact version X.Y.Z (a range goes in major)", c.Agents.Version)
+		}
+		c.Agents.Major = c.Agents.Version
+	}
 	if c.Agents == nil || c.Agents.Name == "" || c.Agents.Major == "" {
-		return bad("[agents] needs name and major (the agent binaries every image carries)")
+		return bad("[agents] needs name and major (a range: \"2\", \"2.4\") or version (exact: \"2.4.1\"): the agent binaries every image carries")
 	}
 	if c.Release != nil && c.Release.MajorPackages != nil {
 		if err := release.CheckGlobs(*c.Release.MajorPackages); err != nil {

@@ -22,6 +22,10 @@ func TestParseConfig(t *testing.T) {
 	if c.Family != "example" || c.Builder != "oci" || c.Environment != DefaultEnvironment || c.Agents.Name != "mozagent" {
 		t.Errorf("ParseConfig = %+v", c)
 	}
+	// an exact pin: [agents] version
+	if c, err := ParseConfig([]byte(strings.Replace(good, `major = "2"`, `version = "2.4.1"`, 1))); err != nil || c.Agents.Major != "2.4.1" {
+		t.Errorf("[agents] version = \"2.4.1\": %v, %+v", err, c)
+	}
 	tests := []struct{ from, to, want string }{
 		{`family = "example"`, `family = "Ex ample"`, "family"},
 		{`builder = "oci"`, `builder = "docker"`, `builder "docker"`},
@@ -39,6 +43,9 @@ func TestParseConfig(t *testing.T) {
 		{`stores = ["store"]`, `stores = ["file:///srv/tools"]`, "is a URL"},
 		{`stores = ["store"]`, `stores = ["../elsewhere"]`, "leaves --context"},
 		{`stores = ["store"]`, `stores = ["store"]` + "\n[release]\nmajor_packages = [\"python3[\"]", `[release] major_packages entry "python3[" is not a name or glob`},
+		{`major = "2"`, `major = "2"` + "\nversion = \"2.4.1\"", `[agents] gives both major "2" and version "2.4.1"`},
+		{`major = "2"`, `version = "2.4"`, `[agents] version "2.4" is not an exact version X.Y.Z`},
+		{`stores = ["store"]`, `stores = ["store"]` + "\n[compile]\ntimeout = \"soon\"", `[compile] timeout "soon" is not a duration`},
 	}
 	for _, tt := range tests {
 		_, err := ParseConfig([]byte(strings.Replace(good, tt.from, tt.to, 1)))

@@ -2,7 +2,9 @@ package bake
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -257,7 +259,7 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		in.Floating = in.floating(src.lock != nil)
 	}
 	if o.Locked && len(in.Floating) > 0 {
-		return nil, fmt.Errorf("%w: --locked, and these inputs are not pinned by the control repo at %s:\n  %s\ncommit a Puppetfile.lock (imagebake puppetfile lock) and name an exact agent version in imagebake.toml",
+		return nil, fmt.Errorf("%w: --locked, and these inputs are not pinned by the control repo at %s:\n  %s\ncommit a Puppetfile.lock (imagebake puppetfile lock) and pin the agent binaries exactly in imagebake.toml ([agents] version = \"X.Y.Z\")",
 			ErrFloating, src.where, strings.Join(in.Floating, "\n  "))
 	}
 	in.Manifest.Advisories = o.Advisories
@@ -507,6 +509,12 @@ func selectAgents(ctx context.Context, o Options, cfg *Config, arches []string, 
 			var err error
 			if p, err = o.inContext("[agents] store", s); err != nil {
 				return nil, err
+			}
+			if !strings.Contains(s, "://") {
+				if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+					return nil, fmt.Errorf("%w: [agents] store %q of %s is not a directory in --context %s (looked for %s): relative paths in %s are resolved against --context, the current directory unless given; pass --context DIR",
+						failure.ErrNotFound, s, ConfigName, o.Context, p, ConfigName)
+				}
 			}
 		}
 		st, err := agents.NewStore(p, o.HTTP)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -111,6 +112,9 @@ func newReleaseCommand(g *globals) *cobra.Command {
 			}
 			cf.o.Release = number
 			prev, cand, rules, err := cf.load(cmd, g)
+			if errors.Is(err, bake.ErrTagNotFound) && cf.o.Ref == "" {
+				return fmt.Errorf("%w\n(not tagged yet? check a branch or commit before tagging it: --release-candidate REF)", err)
+			}
 			if err != nil {
 				return err
 			}
