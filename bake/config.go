@@ -122,8 +122,8 @@ type Base struct {
 
 // AgentsConfig names the agent binaries an image carries.
 type AgentsConfig struct {
-	Name   string   `toml:"name"`
-	Major  string   `toml:"major"` // a major, major.minor, exact version or constraint
+	Name  string `toml:"name"`
+	Major string `toml:"major"` // a major, major.minor, exact version or constraint
 	// Version pins one exact version (X.Y.Z), as --locked wants; it takes
 	// the place of major.
 	Version string   `toml:"version"`
