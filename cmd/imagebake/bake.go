@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/registry"
@@ -43,8 +44,8 @@ Arches already there that this bake does not build are kept (rebuilt from
 their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (o.Repo == "" || o.Release == "") && pinned == "" {
-				return usageErr("--repo and --release are required (or --manifest)")
+			if (o.Repo == "" || o.Release == "") && pinned == "" && (published == "" || o.Release == "") {
+				return usageErr("--repo and --release are required (or --manifest, or --catalog with --release of a published release)")
 			}
 			if err := release.CheckAdvisories(o.Advisories); err != nil {
 				return err
@@ -90,6 +91,17 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 						return nil, err
 					}
 					return c.Manifest(ctx, family, release)
+				}
+				if o.Repo == "" {
+					// the signed manifest names the control repo: rebuild its pins
+					c, err := open(cmd.Context())
+					if err != nil {
+						return err
+					}
+					if o.Pinned, err = publishedOnly(cmd.Context(), c, o.Release); err != nil {
+						return err
+					}
+					o.Repo, o.Published = o.Pinned.Repo.URL, nil
 				}
 				if previous == "" && !noCheck {
 					o.PreviousFrom = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
@@ -248,4 +260,24 @@ func isRegistryRef(arg string) bool {
 	}
 	host, rest, ok := strings.Cut(arg, "/")
 	return ok && rest != "" && (strings.ContainsAny(host, ".:") || host == "localhost") && (strings.Contains(rest, ":") || strings.Contains(rest, "@"))
+}
+
+// publishedOnly is the signed manifest of the one family's release
+// numbered release in c: bake --catalog without --repo rebuilds it.
+func publishedOnly(ctx context.Context, c *catalog.Opened, release string) (*manifest.Manifest, error) {
+	var fams []string
+	for _, f := range c.Families {
+		for _, r := range f.Releases {
+			if r.Version == release {
+				fams = append(fams, f.Name)
+			}
+		}
+	}
+	switch len(fams) {
+	case 0:
+		return nil, fmt.Errorf("%w: no release %s in %s; without --repo, bake --catalog rebuilds a published release", failure.ErrNotFound, release, c.Where)
+	case 1:
+		return c.Manifest(ctx, fams[0], release)
+	}
+	return nil, usageErr("release %s is in several families of %s (%s): pass --repo to say which control repo", release, c.Where, strings.Join(fams, ", "))
 }
