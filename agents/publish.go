@@ -114,9 +114,7 @@ func pack(from string, o PublishOptions, dir string) (string, Entry, error) {
 	if err != nil {
 		return "", Entry{}, err
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarball.WriteTreeGz(pw, from, "", o.Epoch)) }()
-	n, sum, err := copyHash(tmp, pr)
+	n, sum, err := packTo(tmp, from, o.Epoch)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -129,6 +127,34 @@ func pack(from string, o PublishOptions, dir string) (string, Entry, error) {
 	}
 	e.Size, e.SHA256 = n, sum
 	return tmp.Name(), e, nil
+}
+
+// packTo writes the deterministic tarball of from into w and returns its
+// size and sha256. The tar writer runs beside the copy; when the copy
+// fails (a full disk), the pipe is closed with its error so the writer
+// stops too, and packTo returns only once it has: no goroutine is left
+// blocked holding a file of from.
+func packTo(w io.Writer, from string, epoch time.Time) (int64, string, error) {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := tarball.WriteTreeGz(pw, from, "", epoch)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	n, sum, err := copyHash(w, pr)
+	pr.CloseWithError(fmt.Errorf("the copy stopped: %w", errOr(err, io.ErrClosedPipe)))
+	if werr := <-done; err == nil && werr != nil {
+		err = werr
+	}
+	return n, sum, err
+}
+
+func errOr(err, other error) error {
+	if err != nil {
+		return err
+	}
+	return other
 }
 
 // present says whether ix holds e already (the same sha256) and refuses
