@@ -29,7 +29,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/ociremote"
@@ -242,26 +241,26 @@ func loadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 }
 
 func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Image, FoundBase, error) {
-	// first the pin: nothing else is read from a file that is not the one pinned
-	f, err := os.Open(b.Rootfs)
+	// one read of the file: it is copied into the blob dir while it is
+	// hashed, the pin is checked on that hash, and the copy (bytes that
+	// can no longer change) is what is scanned and built on. A file
+	// rewritten meanwhile cannot put other bytes under the pinned digest.
+	if err := os.MkdirAll(blobDir, 0o755); err != nil {
+		return nil, FoundBase{}, err
+	}
+	tmp, sum, size, err := copyHashed(ctx, b.Rootfs, blobDir)
 	if err != nil {
 		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
 	}
-	fh := sha256.New()
-	size, err := io.Copy(fh, f)
-	f.Close()
-	if err != nil {
-		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
-	}
-	sum := hex.EncodeToString(fh.Sum(nil))
+	defer os.Remove(tmp) // renamed into place below, unless something failed
 	if err := checkRootfsPin(b, sum); err != nil {
 		return nil, FoundBase{}, err
 	}
 	uh := sha256.New()
 	rep := &BaseReport{Collect: distro.NewCollector()}
-	mt, err := scanFile(ctx, b.Rootfs, uh, nil, rep) // the pin is checked above, before anything parses the file
+	mt, err := scanFile(ctx, tmp, uh, nil, rep) // the pin is checked above, before anything parses the file
 	if err != nil {
-		return nil, FoundBase{}, err
+		return nil, FoundBase{}, fmt.Errorf("%w (base rootfs %s)", err, b.Rootfs)
 	}
 	for _, w := range rep.Warnings("base rootfs " + b.Rootfs) {
 		logf(log, "note: %s\n", w)
@@ -272,22 +271,49 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 	if mt == types.OCIUncompressedLayer {
 		l.DiffID = l.Digest
 	}
-	// the blob is copied into the blob dir as is
 	l.Path = filepath.Join(blobDir, sum)
-	if err := os.MkdirAll(blobDir, 0o755); err != nil {
+	if err := os.Rename(tmp, l.Path); err != nil {
 		return nil, FoundBase{}, err
-	}
-	if _, err := os.Stat(l.Path); err != nil {
-		// a copy, never a link: the base file is not imagebake's
-		if err := atomicfile.Copy(b.Rootfs, l.Path, 0o644); err != nil {
-			return nil, FoundBase{}, err
-		}
 	}
 	img, err := AppendLayers(empty.Image, epoch, l)
 	if err != nil {
 		return nil, FoundBase{}, err
 	}
 	return img, FoundBase{Digest: "sha256:" + sum, Info: rep.Collect.Info()}, nil
+}
+
+// copyHashed copies the file name into a new temporary file in dir while
+// hashing it, and returns the copy's path, sha256 and size. The copy is
+// synced; it stops when ctx ends.
+func copyHashed(ctx context.Context, name, dir string) (string, string, int64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", "", 0, fmt.Errorf("%w: not a regular file", ErrBadBase)
+	}
+	out, err := os.CreateTemp(dir, ".base-*")
+	if err != nil {
+		return "", "", 0, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), ctxReader{ctx, f})
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(out.Name(), 0o644)
+	}
+	if err != nil {
+		os.Remove(out.Name())
+		return "", "", 0, err
+	}
+	return out.Name(), hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 func logf(w io.Writer, format string, args ...any) {
