@@ -153,7 +153,7 @@ func Check(r *Resolved, now time.Time) []Finding {
 		case !now.Before(s.EOL):
 			add("error", "major %d of %s reached end of life on %s; move to a supported major (imagebake upgrade --major)", s.Major, r.Family, day(s.EOL))
 		case !now.Before(notice):
-			add("warning", "major %d of %s reaches end of life on %s (in %d days); plan the move to a supported major", s.Major, r.Family, day(s.EOL), int(s.EOL.Sub(now).Hours()/24)+1)
+			add("warning", "major %d of %s reaches end of life on %s (in %d days); plan the move to a supported major", s.Major, r.Family, day(s.EOL), daysUntil(now, s.EOL))
 		}
 	}
 	// the newest security release of this minor line
@@ -203,6 +203,14 @@ func fixed(f *catalog.Family, v, upTo *semver.Version) string {
 		return ""
 	}
 	return ", fixing " + strings.Join(ids, ", ")
+}
+
+// daysUntil counts calendar days (UTC) from now to t: from 2026-12-15 at
+// any hour to 2027-01-31 is 47.
+func daysUntil(now, t time.Time) int {
+	a := now.UTC().Truncate(24 * time.Hour)
+	b := t.UTC().Truncate(24 * time.Hour)
+	return int(b.Sub(a).Hours() / 24)
 }
 
 func day(t time.Time) string {
