@@ -160,12 +160,12 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 		return nil, err
 	}
 	n := len(r.m.Images)
-	if err := r.writeImages(rp, tags[:n], fresh, opts); err != nil {
+	if err := r.writeImages(ctx, rp, tags[:n], fresh, opts); err != nil {
 		return nil, err
 	}
 	if !partial && fresh[tags[n].tag] {
 		it := tags[n]
-		if err := raced(func() error { return remote.WriteIndex(rp.Tag(it.tag), r.index, opts...) }); err != nil {
+		if err := raced(ctx, func() error { return remote.WriteIndex(rp.Tag(it.tag), r.index, opts...) }); err != nil {
 			return nil, ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", it.name, rp, it.tag), err)
 		}
 	}
@@ -183,7 +183,7 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 			return nil, err
 		}
 		subject := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: mustHash(im.Digest), Size: int64(len(raw))}
-		refs, err := r.attachTo(rp, subject, []artifact{r.manifestArtifact()}, opts)
+		refs, err := r.attachTo(ctx, rp, subject, []artifact{r.manifestArtifact()}, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +196,7 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 // straight under its tag (no second PUT to tag it), all at once. An index
 // is written after its images: it never names a manifest the registry
 // lacks.
-func (r *release) writeImages(rp name.Repository, tags []tagged, fresh map[string]bool, opts []remote.Option) error {
+func (r *release) writeImages(ctx context.Context, rp name.Repository, tags []tagged, fresh map[string]bool, opts []remote.Option) error {
 	errs := make([]error, len(tags))
 	var wg sync.WaitGroup
 	for i, t := range tags {
@@ -206,7 +206,7 @@ func (r *release) writeImages(rp name.Repository, tags []tagged, fresh map[strin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := raced(func() error { return remote.Write(rp.Tag(t.tag), r.images[t.arch], opts...) }); err != nil {
+			if err := raced(ctx, func() error { return remote.Write(rp.Tag(t.tag), r.images[t.arch], opts...) }); err != nil {
 				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", t.name, rp, t.tag), err)
 			}
 		}()
@@ -224,13 +224,17 @@ const raceAttempts = 4
 // then gets DIGEST_INVALID or BLOB_UPLOAD_UNKNOWN, or a manifest PUT finds
 // the blob not yet linked, MANIFEST_BLOB_UNKNOWN). A write skips the
 // blobs that are there, so the next attempt finishes what the first left.
-func raced(write func() error) error {
+func raced(ctx context.Context, write func() error) error {
 	var err error
 	for attempt := 1; attempt <= raceAttempts; attempt++ {
 		if err = write(); err == nil || !racy(err) {
 			return err
 		}
-		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		select { // Ctrl-C ends the wait
+		case <-ctx.Done():
+			return errors.Join(err, context.Cause(ctx))
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
 	}
 	return err
 }
@@ -309,7 +313,7 @@ func (r *release) attach(ctx context.Context, rp name.Repository, opts []remote.
 	if r.sig == nil {
 		o.logf("warning: %s has no signature (sign with --key, or push the release from a store): verify will refuse it\n", manifest.FileName)
 	}
-	return r.attachTo(rp, subject, append(arts, r.manifestArtifact()), opts)
+	return r.attachTo(ctx, rp, subject, append(arts, r.manifestArtifact()), opts)
 }
 
 // manifestArtifact is the release's manifest.toml with its signature,
@@ -324,7 +328,7 @@ func (r *release) manifestArtifact() artifact {
 
 // attachTo pushes arts as artifacts whose subject is subject, skipping
 // those it has already.
-func (r *release) attachTo(rp name.Repository, subject v1.Descriptor, arts []artifact, opts []remote.Option) ([]Pushed, error) {
+func (r *release) attachTo(ctx context.Context, rp name.Repository, subject v1.Descriptor, arts []artifact, opts []remote.Option) ([]Pushed, error) {
 	created := time.Unix(r.m.Epoch, 0).UTC().Format(time.RFC3339)
 	have, err := referrers(rp.Digest(subject.Digest.String()), opts)
 	if err != nil {
@@ -345,7 +349,7 @@ func (r *release) attachTo(rp name.Repository, subject v1.Descriptor, arts []art
 	// blobs and manifests are written again together when a racing pusher
 	// of the same blob (the empty config) made the registry lose one
 	var out []Pushed
-	err = raced(func() error {
+	err = raced(ctx, func() error {
 		errs := make([]error, len(blobs))
 		var wg sync.WaitGroup
 		for i, f := range blobs {
