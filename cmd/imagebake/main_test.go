@@ -38,7 +38,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown sub-command", []string{"catalog", "bogus"}, failure.ExitUsage},
 		{"catalog list of a missing store", []string{"catalog", "list", "--store", filepath.Join(dir, "no-store")}, failure.ExitNotFound},
 		{"revoke in a missing store", []string{"catalog", "revoke", "example", "1.0.0", "--store", filepath.Join(dir, "no-store"), "--reason", "r"}, failure.ExitNotFound},
-		{"missing Puppetfile", []string{"puppetfile", "show", "--puppetfile", filepath.Join(dir, "nope"), "--cache", cache}, failure.ExitError},
+		{"missing Puppetfile", []string{"puppetfile", "show", "--puppetfile", filepath.Join(dir, "nope"), "--cache", cache}, failure.ExitNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

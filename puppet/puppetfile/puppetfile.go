@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"regexp"
@@ -205,6 +206,9 @@ func (m Module) Dir(moduledir string) string {
 // ReadFile parses the Puppetfile at name.
 func ReadFile(name string) (*Puppetfile, error) {
 	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: no Puppetfile at %s (--puppetfile names another)", failure.ErrNotFound, name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading Puppetfile: %w", err)
 	}
