@@ -32,7 +32,7 @@ func Build(ctx context.Context, in *Inputs, p *Staged, dir string, o Options) (*
 	m := *in.Manifest
 	m.Images = append([]manifest.Image(nil), in.Manifest.Images...)
 	blobDir := b.BlobDir(dir)
-	envLayer, err := builders.WriteLayer(blobDir, "environment", in.Epoch, func(tw *tarball.Writer) error {
+	envLayer, err := builders.WriteLayer(ctx, blobDir, "environment", in.Epoch, func(tw *tarball.Writer) error {
 		tw.AtEpoch = true
 		return tw.AddTree(p.Env, in.Config.Environment)
 	})
@@ -42,7 +42,7 @@ func Build(ctx context.Context, in *Inputs, p *Staged, dir string, o Options) (*
 	req := &builders.Request{Dir: dir, BlobDir: blobDir, Family: m.Family, Release: m.Release,
 		Revision: m.Repo.Commit, Epoch: in.Epoch, Log: o.Log}
 	for _, im := range m.Images {
-		al, err := builders.WriteLayer(blobDir, "agents", in.Epoch, func(tw *tarball.Writer) error {
+		al, err := builders.WriteLayer(ctx, blobDir, "agents", in.Epoch, func(tw *tarball.Writer) error {
 			tw.AtEpoch = true // the store's tarball carries its own times
 			return tw.AddTree(p.Arches[im.Arch], "")
 		})

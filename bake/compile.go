@@ -221,7 +221,7 @@ exec chroot "$r" "$@"`
 // top first: the release's own layers in scratch, the base's from the
 // cache (unpacked there on the first use).
 func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir, scratch string, o Options) ([]string, error) {
-	opts := tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000}
+	opts := tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000, Ctx: ctx}
 	if m.Builder == "rootfs" {
 		root := filepath.Join(scratch, "image")
 		gz := opts

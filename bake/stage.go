@@ -55,7 +55,7 @@ func StageEnvironment(ctx context.Context, in *Inputs, env string, o Options) er
 	if err != nil {
 		return fmt.Errorf("control repo: %w", err)
 	}
-	err = mir.WriteTree(in.Manifest.Repo.Commit, env, in.Epoch, nil)
+	err = mir.WriteTree(ctx, in.Manifest.Repo.Commit, env, in.Epoch, nil)
 	mir.Close() // before the modules: one of them may be this very repo
 	if err != nil || in.Puppetfile == nil {
 		return err

@@ -114,6 +114,10 @@ func decompress(r io.Reader) (io.Reader, types.MediaType, func(), error) {
 	return br, types.OCIUncompressedLayer, func() {}, nil
 }
 
+// ContextReader is r whose reads end once ctx ends (with its cause): a
+// long read of a layer stops at Ctrl-C.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 // ctxReader ends a read when ctx ends: a scan of a large or crafted layer
 // (a gigabyte, tens of thousands of entries) stops at Ctrl-C or SIGTERM.
 type ctxReader struct {

@@ -50,7 +50,7 @@ type Layer struct {
 
 // WriteLayer writes a gzip-compressed deterministic tar into blobDir as
 // blobs are named (the hex of its sha256), hashing as it goes: one pass.
-func WriteLayer(blobDir, role string, epoch time.Time, fill func(*tarball.Writer) error) (Layer, error) {
+func WriteLayer(ctx context.Context, blobDir, role string, epoch time.Time, fill func(*tarball.Writer) error) (Layer, error) {
 	if err := os.MkdirAll(blobDir, 0o755); err != nil {
 		return Layer{}, err
 	}
@@ -60,7 +60,7 @@ func WriteLayer(blobDir, role string, epoch time.Time, fill func(*tarball.Writer
 	}
 	defer os.Remove(f.Name())
 	zh, uh := sha256.New(), sha256.New()
-	cw := &CountWriter{W: io.MultiWriter(f, zh)}
+	cw := &CountWriter{W: ctxWriter{ctx, io.MultiWriter(f, zh)}}
 	zw := tarball.NewGzip(cw)
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), epoch)
 	err = fill(tw)
@@ -84,6 +84,22 @@ func WriteLayer(blobDir, role string, epoch time.Time, fill func(*tarball.Writer
 		return Layer{}, err
 	}
 	return l, nil
+}
+
+// ContextWriter is w whose writes fail once ctx ends (with its cause).
+func ContextWriter(ctx context.Context, w io.Writer) io.Writer { return ctxWriter{ctx, w} }
+
+// ctxWriter fails writes once ctx ends: Ctrl-C stops a layer being written.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	return c.w.Write(p)
 }
 
 // CountWriter counts the bytes written through it.

@@ -277,7 +277,7 @@ func (r *resolver) writeGit(ctx context.Context, m puppetfile.Module, pin lockfi
 			return nil, err
 		}
 	}
-	if err := mir.WriteTree(pin.Commit, dst, mtime, skipFor(m.ExcludeSpec)); err != nil {
+	if err := mir.WriteTree(ctx, pin.Commit, dst, mtime, skipFor(m.ExcludeSpec)); err != nil {
 		return nil, fmt.Errorf("module %q: %w", m.Name, err)
 	}
 	return drift, nil
@@ -308,7 +308,7 @@ func (r *resolver) writeForge(ctx context.Context, m puppetfile.Module, pin lock
 	if err != nil {
 		return err
 	}
-	err = tarball.ExtractFile(file, dst, tarball.ExtractOptions{StripComponents: 1, Mtime: r.c.epoch, Skip: skipFor(m.ExcludeSpec), MaxBytes: 1 << 30})
+	err = tarball.ExtractFile(file, dst, tarball.ExtractOptions{Ctx: ctx, StripComponents: 1, Mtime: r.c.epoch, Skip: skipFor(m.ExcludeSpec), MaxBytes: 1 << 30})
 	if err != nil {
 		return fmt.Errorf("module %q version %s: %w", m.Name, pin.Version, err)
 	}

@@ -3,6 +3,7 @@ package tarball
 import (
 	"archive/tar"
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -47,6 +48,9 @@ type ExtractOptions struct {
 	SkipDevices bool
 	// Plain reads an uncompressed tar stream.
 	Plain bool
+	// Ctx, when set, stops the extraction when it ends (Ctrl-C); nothing
+	// is left behind.
+	Ctx context.Context
 }
 
 // ExtractFile extracts the gzip-compressed tar at name into dst, which must
@@ -89,6 +93,9 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
+	if o.Ctx != nil {
+		r = ctxReader{o.Ctx, r}
+	}
 	var zr io.Reader = bufio.NewReaderSize(r, 1<<16)
 	if !o.Plain {
 		if zr, err = gzip.NewReader(zr); err != nil {
@@ -115,6 +122,19 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// ctxReader ends reads once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	return c.r.Read(p)
 }
 
 // extractor is one Extract in progress.

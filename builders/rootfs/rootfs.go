@@ -53,7 +53,7 @@ func Build(ctx context.Context, req *builders.Request) (*builders.Result, error)
 			return nil, err
 		}
 		file := im.Name + ".rootfs.tar.gz"
-		l, err := flatten(img, req, file)
+		l, err := flatten(ctx, img, req, file)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", im.Name, err)
 		}
@@ -69,26 +69,26 @@ type entry struct {
 
 // flatten merges img's layers and writes them sorted. Contents are spilled
 // to a temporary file, so memory holds only headers whatever the size.
-func flatten(img v1.Image, req *builders.Request, file string) (builders.Layer, error) {
+func flatten(ctx context.Context, img v1.Image, req *builders.Request, file string) (builders.Layer, error) {
 	spill, err := os.CreateTemp(req.Dir, ".spill-*")
 	if err != nil {
 		return builders.Layer{}, err
 	}
 	defer os.Remove(spill.Name())
 	defer spill.Close()
-	byName, err := merge(img, spill)
+	byName, err := merge(ctx, img, spill)
 	if err != nil {
 		return builders.Layer{}, err
 	}
-	return write(byName, spill, req, file)
+	return write(ctx, byName, spill, req, file)
 }
 
 // merge reads img's layers with whiteouts applied, top layer first, and
 // keeps each path's topmost entry; regular files' contents go to spill.
-func merge(img v1.Image, spill *os.File) (map[string]*entry, error) {
+func merge(ctx context.Context, img v1.Image, spill *os.File) (map[string]*entry, error) {
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	tr := tar.NewReader(rc)
+	tr := tar.NewReader(builders.ContextReader(ctx, rc))
 	byName := map[string]*entry{}
 	var off int64
 	for {
@@ -127,7 +127,7 @@ func merge(img v1.Image, spill *os.File) (map[string]*entry, error) {
 
 // write writes the merged entries sorted by name as the deterministic
 // rootfs tarball file in req.Dir.
-func write(byName map[string]*entry, spill *os.File, req *builders.Request, file string) (builders.Layer, error) {
+func write(ctx context.Context, byName map[string]*entry, spill *os.File, req *builders.Request, file string) (builders.Layer, error) {
 	names := make([]string, 0, len(byName))
 	for n := range byName {
 		names = append(names, n)
@@ -140,7 +140,7 @@ func write(byName map[string]*entry, spill *os.File, req *builders.Request, file
 	}
 	defer out.Close()
 	zh, uh := sha256.New(), sha256.New()
-	cw := &builders.CountWriter{W: io.MultiWriter(out, zh)}
+	cw := &builders.CountWriter{W: builders.ContextWriter(ctx, io.MultiWriter(out, zh))}
 	zw := tarball.NewGzip(cw)
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), req.Epoch)
 	for _, n := range names {

@@ -160,7 +160,7 @@ func TestHostileRemotesHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "tree")
-	if err := m.WriteTree(sha, dir, time.Unix(0, 0), nil); err != nil {
+	if err := m.WriteTree(ctx, sha, dir, time.Unix(0, 0), nil); err != nil {
 		t.Fatal(err)
 	}
 	if ents, err := os.ReadDir(filepath.Join(dir, "evil")); err != nil || len(ents) != 0 {

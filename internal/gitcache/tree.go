@@ -1,6 +1,7 @@
 package gitcache
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -19,7 +20,7 @@ import (
 // executables 0755, directories 0755, symlinks as symlinks, submodules as
 // empty directories, no .git. Every mtime is mtime. skip, when not nil,
 // leaves out the entries (and everything below them) it returns true for.
-func (m *Mirror) WriteTree(sha, dir string, mtime time.Time, skip func(p string) bool) error {
+func (m *Mirror) WriteTree(ctx context.Context, sha, dir string, mtime time.Time, skip func(p string) bool) error {
 	tree, err := m.Tree(sha)
 	if err != nil {
 		return err
@@ -28,7 +29,7 @@ func (m *Mirror) WriteTree(sha, dir string, mtime time.Time, skip func(p string)
 		return err
 	}
 	dirs := []string{dir}
-	if err := writeTree(tree, dir, "", skip, &dirs); err != nil {
+	if err := writeTree(ctx, tree, dir, "", skip, &dirs); err != nil {
 		return fmt.Errorf("writing %s of %s into %s: %w", sha, m.URL, dir, err)
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
@@ -41,8 +42,11 @@ func (m *Mirror) WriteTree(sha, dir string, mtime time.Time, skip func(p string)
 	return nil
 }
 
-func writeTree(t *object.Tree, dir, rel string, skip func(string) bool, dirs *[]string) error {
+func writeTree(ctx context.Context, t *object.Tree, dir, rel string, skip func(string) bool, dirs *[]string) error {
 	for _, e := range t.Entries {
+		if err := ctx.Err(); err != nil { // Ctrl-C, between entries
+			return context.Cause(ctx)
+		}
 		p := path.Join(rel, e.Name)
 		if skip != nil && skip(p) {
 			continue
@@ -61,7 +65,7 @@ func writeTree(t *object.Tree, dir, rel string, skip func(string) bool, dirs *[]
 				return err
 			}
 			*dirs = append(*dirs, dst)
-			if err := writeTree(sub, dst, p, skip, dirs); err != nil {
+			if err := writeTree(ctx, sub, dst, p, skip, dirs); err != nil {
 				return err
 			}
 		case filemode.Submodule:
