@@ -492,7 +492,27 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // builders or the tar writer that moves a byte shows here (go test
 // -update if on purpose).
 func TestGoldenDigests(t *testing.T) {
-	root := filepath.Join(os.TempDir(), "imagebake-golden-example")
+	// the same digests under another umask and another TMPDIR
+	for _, c := range []struct {
+		name  string
+		umask int
+		tmp   string
+	}{{"umask 022", 0o022, ""}, {"umask 002, other TMPDIR", 0o002, t.TempDir()}} {
+		t.Run(c.name, func(t *testing.T) {
+			old := syscall.Umask(c.umask)
+			defer syscall.Umask(old)
+			if c.tmp != "" {
+				t.Setenv("TMPDIR", c.tmp)
+			}
+			goldenDigests(t)
+		})
+	}
+}
+
+func goldenDigests(t *testing.T) {
+	// a fixed path, whatever TMPDIR says: the example's root enters its
+	// Puppetfile (the remotes' URLs)
+	root := "/tmp/imagebake-golden-example"
 	lf, err := flock.Lock(root + ".lock")
 	if err != nil {
 		t.Fatal(err)

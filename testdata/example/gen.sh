@@ -6,6 +6,7 @@
 # dates are fixed, so the SHAs are the same on every run in the same ROOT.
 # Prints the control repo's path.
 set -euo pipefail
+umask 022 # the base's modes (and so its digest) do not follow the caller's umask
 ROOT=$(mkdir -p "${1:?usage: gen.sh ROOT}" && cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$ROOT/remotes" "$ROOT/control" "$ROOT/src" "$ROOT/base"
