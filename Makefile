@@ -15,14 +15,14 @@ build:
 	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake
 	$(GO) build $(LDFLAGS) -o bin/packer-plugin-imagebake ./cmd/packer-plugin-imagebake
 
-# Debian packages the tests run for real: git, g10k (side-by-side checks),
-# skopeo and umoci (reading the images), GNU time (benchmarks), minisign
-# (checking that the stock tool accepts our signatures).
+# Debian packages the tests run for real: git, skopeo and umoci (reading
+# the images), minisign (checking that the stock tool accepts our
+# signatures). g10k, r10k and GNU time are the benchmarks' (make bench).
 # busybox-static gives the Packer acceptance test a base with /bin/sh and tar.
 # docker-registry (distribution 2.8) is the real registry pushes are tested on.
 # rpm (rpm and rpmbuild) makes the real rpm databases bases are read from;
 # mmdebstrap the real Debian base (scripts/ensure-debian-base).
-TEST_PKGS := git g10k skopeo umoci time minisign busybox-static docker-registry rpm mmdebstrap
+TEST_PKGS := git skopeo umoci minisign busybox-static docker-registry rpm mmdebstrap
 # packer 1.9.4, built once from the Go module cache (scripts/ensure-packer).
 PACKER := $(CURDIR)/.cache/packer/packer
 # versitygw v1.8.0, the S3 gateway (POSIX backend) S3 stores are tested on.
@@ -90,7 +90,7 @@ fuzz:
 # Side-by-side benchmarks, each against its peer tool in one run.
 # r10k: the second peer of the Puppetfile benchmark (Ruby; not needed by the tests)
 bench: build test-tools
-	@./scripts/ensure-packages r10k
+	@./scripts/ensure-packages r10k g10k time
 	./bench/puppetfile.sh $(BIN)
 	./bench/agents-sync.sh $(BIN)
 	./bench/bake.sh $(BIN)

@@ -87,7 +87,7 @@ func TestImageBytesDependOnContentOnly(t *testing.T) {
 // and every mtime in the payload layers is the epoch.
 func TestIndexCopiesUnchangedAndFilesAtEpoch(t *testing.T) {
 	if _, err := exec.LookPath("skopeo"); err != nil {
-		t.Skip("skopeo not installed (make test installs it)")
+		t.Fatal("skopeo is needed: make test installs it (apt-get install skopeo)")
 	}
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	m, err := Bake(ctx, opts(root, repo, filepath.Join(root, "dist")))
