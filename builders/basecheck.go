@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imagebake/imagebake/internal/ctxio"
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 )
@@ -114,30 +115,12 @@ func decompress(r io.Reader) (io.Reader, types.MediaType, func(), error) {
 	return br, types.OCIUncompressedLayer, func() {}, nil
 }
 
-// ContextReader is r whose reads end once ctx ends (with its cause): a
-// long read of a layer stops at Ctrl-C.
-func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
-
-// ctxReader ends a read when ctx ends: a scan of a large or crafted layer
-// (a gigabyte, tens of thousands of entries) stops at Ctrl-C or SIGTERM.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, context.Cause(c.ctx)
-	}
-	return c.r.Read(p)
-}
-
 // scanTar reads a whole uncompressed layer and refuses what no base may
 // hold; it stops reading past the expansion limit for compressed bytes.
 // It returns the number of entries and the uncompressed bytes read.
 func scanTar(ctx context.Context, r io.Reader, compressed int64, what string, rep *BaseReport) (int, int64, error) {
 	limit := max(int64(MinExpansionLimit), ExpansionRatio*compressed)
-	c := &capped{r: ctxReader{ctx, r}, max: limit}
+	c := &capped{r: ctxio.Reader(ctx, r), max: limit}
 	tr := tar.NewReader(c)
 	n := 0
 	for {

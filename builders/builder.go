@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imagebake/imagebake/internal/ctxio"
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/ociremote"
@@ -60,7 +61,7 @@ func WriteLayer(ctx context.Context, blobDir, role string, epoch time.Time, fill
 	}
 	defer os.Remove(f.Name())
 	zh, uh := sha256.New(), sha256.New()
-	cw := &CountWriter{W: ctxWriter{ctx, io.MultiWriter(f, zh)}}
+	cw := &CountWriter{W: ctxio.Writer(ctx, io.MultiWriter(f, zh))}
 	zw := tarball.NewGzip(cw)
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), epoch)
 	err = fill(tw)
@@ -84,22 +85,6 @@ func WriteLayer(ctx context.Context, blobDir, role string, epoch time.Time, fill
 		return Layer{}, err
 	}
 	return l, nil
-}
-
-// ContextWriter is w whose writes fail once ctx ends (with its cause).
-func ContextWriter(ctx context.Context, w io.Writer) io.Writer { return ctxWriter{ctx, w} }
-
-// ctxWriter fails writes once ctx ends: Ctrl-C stops a layer being written.
-type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (c ctxWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, context.Cause(c.ctx)
-	}
-	return c.w.Write(p)
 }
 
 // CountWriter counts the bytes written through it.
@@ -315,7 +300,7 @@ func copyHashed(ctx context.Context, name, dir string) (string, string, int64, e
 		return "", "", 0, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), ctxReader{ctx, f})
+	n, err := io.Copy(io.MultiWriter(out, h), ctxio.Reader(ctx, f))
 	if err == nil {
 		err = out.Sync()
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/internal/confine"
+	"github.com/imagebake/imagebake/internal/ctxio"
 	"github.com/imagebake/imagebake/internal/failure"
 )
 
@@ -94,7 +95,7 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 		}
 	}()
 	if o.Ctx != nil {
-		r = ctxReader{o.Ctx, r}
+		r = ctxio.Reader(o.Ctx, r)
 	}
 	var zr io.Reader = bufio.NewReaderSize(r, 1<<16)
 	if !o.Plain {
@@ -122,19 +123,6 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 		return err
 	}
 	return os.Rename(tmp, dst)
-}
-
-// ctxReader ends reads once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, context.Cause(c.ctx)
-	}
-	return c.r.Read(p)
 }
 
 // extractor is one Extract in progress.

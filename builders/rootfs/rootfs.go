@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebake/imagebake/builders"
+	"github.com/imagebake/imagebake/internal/ctxio"
 	"github.com/imagebake/imagebake/tarball"
 )
 
@@ -88,7 +89,7 @@ func flatten(ctx context.Context, img v1.Image, req *builders.Request, file stri
 func merge(ctx context.Context, img v1.Image, spill *os.File) (map[string]*entry, error) {
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	tr := tar.NewReader(builders.ContextReader(ctx, rc))
+	tr := tar.NewReader(ctxio.Reader(ctx, rc))
 	byName := map[string]*entry{}
 	var off int64
 	for {
@@ -140,7 +141,7 @@ func write(ctx context.Context, byName map[string]*entry, spill *os.File, req *b
 	}
 	defer out.Close()
 	zh, uh := sha256.New(), sha256.New()
-	cw := &builders.CountWriter{W: builders.ContextWriter(ctx, io.MultiWriter(out, zh))}
+	cw := &builders.CountWriter{W: ctxio.Writer(ctx, io.MultiWriter(out, zh))}
 	zw := tarball.NewGzip(cw)
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), req.Epoch)
 	for _, n := range names {
