@@ -47,3 +47,30 @@ func TestBakeCancelled(t *testing.T) {
 		}
 	}
 }
+
+// The manifest records the compressor; when a rebuild differs from the
+// manifest only in compressed bytes (every diff_id the same), verify says
+// so and names both compressors.
+func TestVerifyNamesTheCompressor(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Arches = []string{"amd64"}
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(m.Imagebake.Compressor, "github.com/klauspost/compress/gzip v") {
+		t.Fatalf("manifest compressor = %q", m.Imagebake.Compressor)
+	}
+	// as if another compressor had made the same content into other bytes
+	name := filepath.Join(o.Out, "example-1.0.0", "manifest.toml")
+	m.Imagebake.Compressor = "github.com/klauspost/compress/gzip v1.0.0, default level"
+	m.Images[0].Digest = "sha256:" + strings.Repeat("0", 64)
+	if err := m.Write(name); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Verify(ctx, name, Options{Cache: o.Cache, Context: root, Version: "test"})
+	if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "only the compressed bytes differ: the release was compressed by github.com/klauspost/compress/gzip v1.0.0, default level, this imagebake uses github.com/klauspost/compress/gzip v") {
+		t.Errorf("Verify = %v", err)
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/imagebake/imagebake/puppet/metadata"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 	"github.com/imagebake/imagebake/release"
+	"github.com/imagebake/imagebake/tarball"
 )
 
 // Inputs is a release with every input pinned: the control repo commit,
@@ -235,7 +236,7 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 	in := &Inputs{Config: cfg, Epoch: src.epoch, Manifest: &manifest.Manifest{
 		Family: cfg.Family, Release: o.Release, Epoch: src.epoch.Unix(), Builder: cfg.Builder,
 		Environment: cfg.Environment,
-		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version()},
+		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version(), Compressor: tarball.Compressor()},
 		Repo:        manifest.Repo{URL: o.Repo, Tag: src.tag, Commit: src.commit},
 	}}
 	if err := in.pinModules(ctx, o, src, want); err != nil {

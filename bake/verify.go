@@ -14,6 +14,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/tarball"
 )
 
 // ErrMismatch marks a rebuild whose digests differ from the manifest's.
@@ -69,6 +70,22 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 			continue
 		}
 		d := fmt.Sprintf("image %s: manifest %s, rebuild %s", wi.Name, wi.Digest, gi.Digest)
+		sameContent := len(wi.Layers) == len(gi.Layers)
+		for j, wl := range wi.Layers {
+			if j < len(gi.Layers) && gi.Layers[j].DiffID != wl.DiffID {
+				sameContent = false
+			}
+		}
+		if sameContent {
+			// the uncompressed layers are the same: only compression differs
+			now := tarball.Compressor()
+			switch c := want.Imagebake.Compressor; {
+			case c != "" && c != now:
+				d += fmt.Sprintf("; every layer's content (diff_id) is the same, only the compressed bytes differ: the release was compressed by %s, this imagebake uses %s", c, now)
+			default:
+				d += fmt.Sprintf("; every layer's content (diff_id) is the same, only the compressed bytes differ (compressor %s)", now)
+			}
+		}
 		for j, wl := range wi.Layers {
 			if j >= len(gi.Layers) {
 				d += fmt.Sprintf("; layer %d (%s) missing from the rebuild", j, wl.Role)

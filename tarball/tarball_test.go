@@ -224,3 +224,15 @@ func TestExtractRootFSNeverWritesThroughALink(t *testing.T) {
 		t.Errorf("extracting wrote %d entries into the link's target on the host", len(ents))
 	}
 }
+
+// The compressor version manifests record is the one go.mod requires.
+func TestCompressorVersionIsGoMods(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "github.com/klauspost/compress " + compressorVersion + "\n"
+	if !strings.Contains(string(b), want) {
+		t.Errorf("go.mod does not require %q: update compressorVersion with the dependency (and expect every compressed digest to move)", strings.TrimSpace(want))
+	}
+}

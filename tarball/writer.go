@@ -219,6 +219,18 @@ func NewGzip(w io.Writer) *gzip.Writer {
 	return zw
 }
 
+// compressorVersion is the klauspost/compress go.mod requires: a test
+// keeps the two equal, so a bump cannot change compressed digests unseen.
+const compressorVersion = "v1.20.3"
+
+// Compressor names the gzip library and version NewGzip compresses with
+// (its settings are fixed): compressed digests are as stable as it. A
+// manifest records it, so that a rebuild by another version says where a
+// difference in compressed digests alone comes from.
+func Compressor() string {
+	return "github.com/klauspost/compress/gzip " + compressorVersion + ", default level"
+}
+
 // WriteTreeGz writes root as a gzip-compressed deterministic tar to w.
 func WriteTreeGz(w io.Writer, root, prefix string, epoch time.Time) error {
 	zw := NewGzip(w)

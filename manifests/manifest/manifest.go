@@ -115,6 +115,9 @@ type ArtifactFile struct {
 type Tool struct {
 	Version string `toml:"version" json:"version"`
 	Go      string `toml:"go" json:"go"`
+	// Compressor is the gzip library and version the layers were
+	// compressed with (compressed digests depend on it).
+	Compressor string `toml:"compressor,omitempty" json:"compressor,omitempty"`
 }
 
 // Repo is the control repo at the release.
