@@ -16,8 +16,9 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/gitcache"
@@ -270,27 +271,20 @@ func newLock(pf *puppetfile.Puppetfile, forgeURL string, pins []lockfile.Module)
 	return lk
 }
 
-// parallel runs fn(0..n-1) on up to jobs goroutines and returns every error, joined.
+// parallel runs fn(0..n-1), at most jobs at once, and returns every
+// error, joined: one module's failure does not stop the others, so a run
+// reports them all.
 func parallel(ctx context.Context, jobs, n int, fn func(context.Context, int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(jobs, n); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				errs[i] = fn(ctx, i)
-			}
-		}()
+	var g errgroup.Group
+	g.SetLimit(max(jobs, 1))
+	for i := range n {
+		g.Go(func() error {
+			errs[i] = fn(ctx, i)
+			return nil
+		})
 	}
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	g.Wait()
 	var out []string
 	var first error
 	for _, e := range errs {
