@@ -308,29 +308,38 @@ func rewriteTar(t *testing.T, p, name, content string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zr, _ := gzip.NewReader(bytes.NewReader(in))
+	zr, err := gzip.NewReader(bytes.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tr := tar.NewReader(zr)
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("rewriting %s: %v", p, err)
+		}
+	}
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(tr)
+		must(err)
+		body, err := io.ReadAll(tr)
+		must(err)
 		if h.Name == name {
 			body = []byte(content)
 			h.Size = int64(len(body))
 		}
-		tw.WriteHeader(h)
-		tw.Write(body)
+		must(tw.WriteHeader(h))
+		_, err = tw.Write(body)
+		must(err)
 	}
-	tw.Close()
-	zw.Close()
+	must(tw.Close())
+	must(zw.Close())
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -115,15 +115,22 @@ func TestIndexCopiesUnchangedAndFilesAtEpoch(t *testing.T) {
 			continue
 		}
 		tr := tar.NewReader(mustGunzipFile(t, filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))))
-		for {
+		n := 0
+		for ; ; n++ {
 			h, err := tr.Next()
-			if err != nil {
+			if err == io.EOF {
 				break
+			}
+			if err != nil {
+				t.Fatalf("%s layer, after %d entries: %v", l.Role, n, err)
 			}
 			if !h.ModTime.Equal(epoch) {
 				t.Errorf("%s layer: %s has mtime %v, want the epoch %v", l.Role, h.Name, h.ModTime.UTC(), epoch.UTC())
 				break
 			}
+		}
+		if n == 0 {
+			t.Errorf("%s layer has no entries", l.Role)
 		}
 	}
 }

@@ -329,13 +329,29 @@ func TestNoInodeSharedWithInputs(t *testing.T) {
 		if _, err := Bake(ctx, o); err != nil {
 			t.Fatal(err)
 		}
-		base, _ := os.Stat(filepath.Join(root, "base", "rootfs.tar.gz"))
-		filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && os.SameFile(fi, base) {
-				t.Errorf("%s: %s is the base file's inode", builder, p)
+		base, err := os.Stat(filepath.Join(root, "base", "rootfs.tar.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := 0
+		if err := filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			if fi.Mode().IsRegular() {
+				files++
+				if os.SameFile(fi, base) {
+					t.Errorf("%s: %s is the base file's inode", builder, p)
+				}
 			}
 			return nil
-		})
+		}); err != nil || files == 0 {
+			t.Fatalf("%s: walking %s: %v (%d files)", builder, out, err, files)
+		}
 	}
 	// publish copies; rewriting the dist in place leaves the store alone
 	keys := t.TempDir()
@@ -352,15 +368,27 @@ func TestNoInodeSharedWithInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := filepath.Join(root, "pub", "images", "example-1.0.0")
-	filepath.WalkDir(dist, func(p string, d fs.DirEntry, err error) error {
-		rel, _ := filepath.Rel(dist, p)
+	compared := 0
+	if err := filepath.WalkDir(dist, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dist, p)
+		if err != nil {
+			return err
+		}
 		a, err1 := os.Stat(p)
 		b, err2 := os.Stat(filepath.Join(pub, rel))
-		if err1 == nil && err2 == nil && a.Mode().IsRegular() && os.SameFile(a, b) {
-			t.Errorf("published %s is the same inode as the dist file", rel)
+		if err1 == nil && err2 == nil && a.Mode().IsRegular() {
+			compared++
+			if os.SameFile(a, b) {
+				t.Errorf("published %s is the same inode as the dist file", rel)
+			}
 		}
 		return nil
-	})
+	}); err != nil || compared == 0 {
+		t.Fatalf("walking %s: %v (%d files compared with the store's)", dist, err, compared)
+	}
 }
 
 // TestBakeOutDirIsLockedSwappedAndCleaned: a second bake into one out dir
@@ -456,8 +484,14 @@ func TestReleaseFilesReadable(t *testing.T) {
 		if _, err := Bake(ctx, o); err != nil {
 			t.Fatal(err)
 		}
-		filepath.WalkDir(filepath.Join(root, "dist-"+builder, "example-1.0.0"), func(p string, d fs.DirEntry, err error) error {
-			fi, _ := os.Lstat(p)
+		if err := filepath.WalkDir(filepath.Join(root, "dist-"+builder, "example-1.0.0"), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
 			want := fs.FileMode(0o644)
 			if d.IsDir() {
 				want = 0o755
@@ -466,7 +500,9 @@ func TestReleaseFilesReadable(t *testing.T) {
 				t.Errorf("%s: %s has mode %v, want %v", builder, p, fi.Mode().Perm(), want)
 			}
 			return nil
-		})
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
