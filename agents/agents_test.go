@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -339,13 +340,20 @@ func TestParseIndexRejects(t *testing.T) {
 func FuzzParseIndex(f *testing.F) {
 	f.Add([]byte(`{"version":1,"agents":[{"name":"a","version":"1.0.0","os":"linux","arch":"amd64","size":1,"sha256":"` + strings.Repeat("a", 64) + `","path":"a.tar.gz"}]}`))
 	f.Add([]byte(`{"version":1,"agents":[]}`))
+	f.Add([]byte(`{"version":1,"agents":[{"name":"a","version":"1.0.0","os":"linux","arch":"amd64","size":1,"sha256":"` + strings.Repeat("a", 64) + `","path":"a/../../x.tar.gz"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ix, err := ParseIndex(b)
 		if err != nil {
 			return
 		}
 		for _, e := range ix.Agents {
-			if e.SemVer() == nil || strings.HasPrefix(e.Path, "/") || strings.Contains(e.Path, "..") && !strings.Contains(e.Path, "...") && strings.HasPrefix(e.Path, "..") {
+			// an accepted path stays inside tools/: clean, relative, no ".."
+			// element anywhere (".../x" is a name), no backslash
+			up := false
+			for _, el := range strings.Split(e.Path, "/") {
+				up = up || el == ".."
+			}
+			if e.SemVer() == nil || strings.HasPrefix(e.Path, "/") || up || path.Clean(e.Path) != e.Path || strings.Contains(e.Path, "\\") {
 				t.Fatalf("accepted entry %+v", e)
 			}
 		}
