@@ -18,10 +18,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/crane"
 
 	"github.com/imagebake/imagebake/agents"
-	"github.com/imagebake/imagebake/agents/agentstest"
 	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"

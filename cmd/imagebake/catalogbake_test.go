@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/imagebake/imagebake/agents"
-	"github.com/imagebake/imagebake/agents/agentstest"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 

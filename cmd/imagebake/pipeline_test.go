@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/imagebake/imagebake/agents/agentstest"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagebake/imagebake/agents/agentstest"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/zclconf/go-cty/cty"
