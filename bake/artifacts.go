@@ -3,13 +3,13 @@ package bake
 import (
 	"context"
 	"encoding/json"
-
 	"fmt"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"os"
 	"path/filepath"
 	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/imagebake/imagebake/internal/filehash"
 

@@ -72,7 +72,8 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Option
 	for i := range m.Images {
 		im := &m.Images[i]
 		if im.Puppet == nil {
-			errs = append(errs, fmt.Errorf("%w: %s: --compile needs the base's Puppet, and its packages name none (puppet, puppet-agent, openvox-agent)", failure.ErrUsage, im.Name))
+			errs = append(errs, fmt.Errorf("%w: %s: --compile needs the Puppet of the %s base %s, and its packages name none (looked for puppet, puppet-agent, openvox-agent among %s); give the image a base with Puppet installed",
+				failure.ErrUsage, im.Name, im.Arch, im.Base.Ref, packagesSeen(im.Base.Packages)))
 			continue
 		}
 		if !canRun(im.Arch) {
@@ -90,6 +91,14 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Option
 	return errors.Join(errs...)
 }
 
+// packagesSeen says how many packages of which format a base has.
+func packagesSeen(ps *manifest.Packages) string {
+	if ps == nil {
+		return "no package database"
+	}
+	return fmt.Sprintf("its %d %s packages", ps.Count, ps.Format)
+}
+
 func nodeName(o Options, im *manifest.Image) string {
 	if o.Compile.Node != "" {
 		return o.Compile.Node
@@ -102,10 +111,15 @@ func canRun(arch string) bool {
 	if arch == runtime.GOARCH {
 		return true
 	}
-	qemu := map[string]string{"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "386": "i386"}[arch]
+	qemu, ok := map[string]string{"arm64": "aarch64", "amd64": "x86_64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "386": "i386"}[arch]
+	if !ok {
+		return false
+	}
 	_, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-" + qemu)
-	return qemu != "" && err == nil
+	return err == nil
 }
+
+var factNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 
 // readFacts reads a facts file: a mapping of fact names to scalar values.
 func readFacts(name string) (map[string]string, error) {
@@ -122,6 +136,10 @@ func readFacts(name string) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for k, v := range raw {
+		// each fact becomes FACTER_NAME=value in Puppet's environment
+		if !factNameRE.MatchString(k) {
+			return nil, fmt.Errorf("%w: facts file %s: %q is not a fact name (letters, digits and _)", failure.ErrUsage, name, k)
+		}
 		switch v.(type) {
 		case string, int, float64, bool:
 			out[k] = fmt.Sprint(v)

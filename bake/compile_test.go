@@ -86,3 +86,26 @@ func TestCompileGate(t *testing.T) {
 		t.Errorf("bake --compile with a 50ms timeout = %v", err)
 	}
 }
+
+// A facts file is a mapping of fact names to scalars; each becomes
+// FACTER_NAME in Puppet's environment, so a name that could be read as
+// another variable (or hold '=') is refused.
+func TestReadFacts(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ src, want string }{
+		{"role: web\nport: 8080\n", ""},
+		{"'a=b': x\n", `"a=b" is not a fact name`},
+		{"os:\n  family: Debian\n", `fact "os" is not a string, number or boolean`},
+		{"[1, 2]\n", "is not a YAML or JSON mapping"},
+	} {
+		p := filepath.Join(dir, "facts.yaml")
+		os.WriteFile(p, []byte(c.src), 0o644)
+		facts, err := readFacts(p)
+		switch {
+		case c.want == "" && (err != nil || facts["role"] != "web" || facts["port"] != "8080"):
+			t.Errorf("readFacts(%q) = %v, %v", c.src, facts, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("readFacts(%q) = %v, want an error saying %q", c.src, err, c.want)
+		}
+	}
+}

@@ -188,7 +188,7 @@ func showOS(o *manifest.OS) string {
 	if o == nil {
 		return "none"
 	}
-	return fmt.Sprintf("%s %s (%s)", o.ID, o.VersionID, o.Codename)
+	return o.String()
 }
 
 // showPackages describes a, naming the first package where it differs from b.

@@ -284,7 +284,7 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 			return nil, err
 		}
 		rules := cfg.Rules(o.Advisories)
-		rules.RepoFiles = repoChanges(ctx, o, o.Previous.Repo.Commit, cand.Repo.Commit)
+		rules.RepoFiles = RepoChanges(ctx, o, o.Previous.Repo.Commit, cand.Repo.Commit)
 		if err := release.Check(o.Previous, cand, o.Release, rules); err != nil {
 			return nil, fmt.Errorf("%w\n(--no-release-check skips this)", err)
 		}
@@ -322,10 +322,6 @@ func followBasePuppet(ctx context.Context, o Options, cfg *Config, arches []stri
 // from and to ("M manifests/site.pp"); nil when they cannot be compared
 // (the log says why).
 func RepoChanges(ctx context.Context, o Options, from, to string) []string {
-	return repoChanges(ctx, o, from, to)
-}
-
-func repoChanges(ctx context.Context, o Options, from, to string) []string {
 	if from == to {
 		return nil
 	}

@@ -203,16 +203,8 @@ func Lock(ctx context.Context, pf *puppetfile.Puppetfile, opts ...Option) (*lock
 	metas := make([]*metadata.Metadata, len(pf.Modules))
 	notes := make([]string, len(pf.Modules))
 	err = parallel(ctx, c.jobs, len(pf.Modules), func(ctx context.Context, i int) error {
-		m := pf.Modules[i]
-		p, err := r.resolve(ctx, m, true)
-		if err == nil && m.Kind == puppetfile.Git {
-			// what the pinned commit says it is, read from the mirror
-			metas[i], notes[i], err = r.gitMetadata(ctx, m, p.Commit)
-			if metas[i] != nil {
-				p.ModuleName, p.ModuleVersion = metadata.Slug(metas[i].Name), metas[i].Version
-			}
-		}
-		pins[i] = p
+		var err error
+		pins[i], metas[i], notes[i], err = r.resolveMeta(ctx, pf.Modules[i], true, true)
 		return err
 	})
 	if err != nil {
@@ -235,29 +227,6 @@ func Lock(ctx context.Context, pf *puppetfile.Puppetfile, opts ...Option) (*lock
 		}
 	}
 	return newLock(pf, r.forgeURL, pins), nil
-}
-
-// gitMetadata reads metadata.json of module m at commit sha from its
-// mirror; a module without one (or with one that does not parse) gets a
-// note instead.
-func (r *resolver) gitMetadata(ctx context.Context, m puppetfile.Module, sha string) (*metadata.Metadata, string, error) {
-	mir, err := r.cache.Mirror(ctx, m.Source)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
-	}
-	defer mir.Close()
-	b, ok, err := mir.ReadFile(sha, metadata.FileName)
-	switch {
-	case err != nil:
-		return nil, fmt.Sprintf("%s: module %q: reading %s at %s: %v", m.Pos, m.Name, metadata.FileName, sha[:12], err), nil
-	case !ok:
-		return nil, fmt.Sprintf("%s: module %q has no %s: its version and dependencies are not known", m.Pos, m.Name, metadata.FileName), nil
-	}
-	md, err := metadata.Parse(fmt.Sprintf("%s@%s:%s", mir.URL, sha[:12], metadata.FileName), b)
-	if err != nil {
-		return nil, fmt.Sprintf("%s: module %q: %v", m.Pos, m.Name, err), nil
-	}
-	return md, "", nil
 }
 
 func newLock(pf *puppetfile.Puppetfile, forgeURL string, pins []lockfile.Module) *lockfile.Lock {

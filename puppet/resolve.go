@@ -13,6 +13,7 @@ import (
 	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
+	"github.com/imagebake/imagebake/puppet/metadata"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 )
 
@@ -43,10 +44,18 @@ func (r *resolver) forgeCache() string { return filepath.Join(r.c.cacheDir, "for
 // without, tags and commits already in the mirror are taken from it (as
 // r10k does) and only branches are fetched.
 func (r *resolver) resolve(ctx context.Context, m puppetfile.Module, refresh bool) (lockfile.Module, error) {
+	e, _, _, err := r.resolveMeta(ctx, m, refresh, false)
+	return e, err
+}
+
+// resolveMeta is resolve that, with meta, also reads a git module's
+// metadata.json at the pinned commit from the mirror it has open (a note
+// instead when there is none or it does not parse).
+func (r *resolver) resolveMeta(ctx context.Context, m puppetfile.Module, refresh, meta bool) (lockfile.Module, *metadata.Metadata, string, error) {
 	e := entry(r.pf, m, r.forgeURL)
 	switch m.Kind {
 	case puppetfile.Local:
-		return e, nil
+		return e, nil, "", nil
 	case puppetfile.Forge:
 		var rel forge.Release
 		var err error
@@ -56,22 +65,47 @@ func (r *resolver) resolve(ctx context.Context, m puppetfile.Module, refresh boo
 			rel, err = r.forge.Release(ctx, m.ForgeSlug(), m.Version)
 		}
 		if err != nil {
-			return e, fmt.Errorf("%s: %w", m.Pos, err)
+			return e, nil, "", fmt.Errorf("%s: %w", m.Pos, err)
 		}
 		e.Version, e.URL, e.SHA256 = rel.Version, rel.URL, rel.SHA256
-		return e, nil
+		return e, nil, "", nil
 	}
 	mir, err := r.cache.Mirror(ctx, m.Source)
 	if err != nil {
-		return e, fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
+		return e, nil, "", fmt.Errorf("%s: module %q: %w", m.Pos, m.Name, err)
 	}
 	defer mir.Close()
 	sha, err := r.resolveGit(ctx, mir, m, refresh)
 	if err != nil {
-		return e, err
+		return e, nil, "", err
 	}
 	e.Commit = sha
-	return e, nil
+	if !meta {
+		return e, nil, "", nil
+	}
+	md, note := gitMetadata(mir, m, sha)
+	if md != nil {
+		e.ModuleName, e.ModuleVersion = metadata.Slug(md.Name), md.Version
+	}
+	return e, md, note, nil
+}
+
+// gitMetadata reads metadata.json of module m at commit sha from its
+// mirror; a module without one (or with one that does not parse) gets a
+// note instead.
+func gitMetadata(mir *gitcache.Mirror, m puppetfile.Module, sha string) (*metadata.Metadata, string) {
+	b, ok, err := mir.ReadFile(sha, metadata.FileName)
+	switch {
+	case err != nil:
+		return nil, fmt.Sprintf("%s: module %q: reading %s at %s: %v", m.Pos, m.Name, metadata.FileName, sha[:12], err)
+	case !ok:
+		return nil, fmt.Sprintf("%s: module %q has no %s: its version and dependencies are not known", m.Pos, m.Name, metadata.FileName)
+	}
+	md, err := metadata.Parse(fmt.Sprintf("%s@%s:%s", mir.URL, sha[:12], metadata.FileName), b)
+	if err != nil {
+		return nil, fmt.Sprintf("%s: module %q: %v", m.Pos, m.Name, err)
+	}
+	return md, ""
 }
 
 func (r *resolver) refOf(m puppetfile.Module) (string, error) {

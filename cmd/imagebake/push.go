@@ -46,14 +46,9 @@ func remoteOptions(o ociremote.Options) ociremote.Options {
 // stallFromEnv is IMAGEBAKE_STALL_TIMEOUT (0 when unset or not a
 // duration: the default applies, and a bad value is said once).
 func stallFromEnv() time.Duration {
-	v := os.Getenv("IMAGEBAKE_STALL_TIMEOUT")
-	if v == "" {
-		return 0
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		fmt.Fprintf(os.Stderr, "warning: IMAGEBAKE_STALL_TIMEOUT=%q is not a positive duration like 90s; using %s\n", v, stall.Default)
-		return 0
+	d, err := stall.FromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	return d
 }

@@ -336,7 +336,10 @@ func (m *Mirror) Ensure(ctx context.Context, sha, fallback string) error {
 // FetchRef fetches the branch or tag name ("refs/tags/v1") one commit deep
 // into the same name in the repository, and returns its commit.
 func (m *Mirror) FetchRef(ctx context.Context, name string) (string, error) {
-	if err := gitarg.Ref(name); err != nil || !strings.HasPrefix(name, "refs/") {
+	if err := gitarg.Ref(name); err != nil {
+		return "", fmt.Errorf("ref %q for %s %v: %w", name, m.URL, err, failure.ErrUsage)
+	}
+	if !strings.HasPrefix(name, "refs/") {
 		return "", fmt.Errorf("ref %q for %s is not a full ref name (refs/...): %w", name, m.URL, failure.ErrUsage)
 	}
 	if m.local != "" {

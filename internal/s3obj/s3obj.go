@@ -92,7 +92,7 @@ func Open(ctx context.Context, raw string) (*Bucket, error) {
 	}
 	// a server that stops sending stops the request (IMAGEBAKE_STALL_TIMEOUT,
 	// read with the AWS_* settings: the S3 configuration is the environment's)
-	sd, _ := time.ParseDuration(os.Getenv("IMAGEBAKE_STALL_TIMEOUT"))
+	sd, _ := stall.FromEnv() // a bad value: the default (the command line warns)
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.HTTPClient = stall.Client(sd)
 		if endpoint != "" {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 )
@@ -23,6 +24,23 @@ const Default = time.Minute
 
 // Setting names where the timeout is set, for messages.
 const Setting = "--stall-timeout or IMAGEBAKE_STALL_TIMEOUT"
+
+// Env is the environment variable that sets the timeout.
+const Env = "IMAGEBAKE_STALL_TIMEOUT"
+
+// FromEnv is the timeout Env sets: 0 when it is unset; an error naming it
+// when it is not a positive duration (callers then use Default).
+func FromEnv() (time.Duration, error) {
+	v := os.Getenv(Env)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q is not a positive duration like 90s; using %s", Env, v, Default)
+	}
+	return d, nil
+}
 
 // Error is a transfer stopped for sending nothing.
 type Error struct {
