@@ -169,6 +169,21 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 		return fmt.Errorf("compile gate: unpacking %s: %w", im.Name, err)
 	}
 	o.logf("compile gate: %s laid out in %s\n", im.Name, time.Since(t0).Round(10*time.Millisecond))
+	// absolute, so that no path reaches mount or chroot as an option, and
+	// free of what overlay's option string reads as separators
+	for i := range lower {
+		if lower[i], err = filepath.Abs(lower[i]); err != nil {
+			return err
+		}
+	}
+	if scratch, err = filepath.Abs(scratch); err != nil {
+		return err
+	}
+	for _, p := range append([]string{scratch}, lower...) {
+		if strings.ContainsAny(p, ":,\\") {
+			return fmt.Errorf("%w: compile gate: the overlay mount cannot take the path %s (it holds ':', ',' or '\\'); bake into another --out or --cache", failure.ErrUsage, p)
+		}
+	}
 	up, work, root := filepath.Join(scratch, "upper"), filepath.Join(scratch, "work"), filepath.Join(scratch, "root")
 	for _, d := range []string{up, work, root} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
