@@ -4,6 +4,8 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin/imagebake
 PKGS  := ./...
+# the Packer plugin is a module of its own (its go.mod says why)
+PLUGIN := builders/packer/plugin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
@@ -13,7 +15,7 @@ all: build
 
 build:
 	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake
-	$(GO) build $(LDFLAGS) -o bin/packer-plugin-imagebake ./cmd/packer-plugin-imagebake
+	$(GO) build -C $(PLUGIN) $(LDFLAGS) -o $(CURDIR)/bin/packer-plugin-imagebake ./cmd/packer-plugin-imagebake
 
 # Debian packages the tests run for real: git, skopeo and umoci (reading
 # the images), minisign (checking that the stock tool accepts our
@@ -42,9 +44,13 @@ test-tools:
 	@./scripts/ensure-versitygw $(VERSITYGW)
 	@./scripts/ensure-spdx-schema $(SPDX_SCHEMA)
 
+TEST_ENV := IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA)
 test: test-tools
 	$(GO) vet $(PKGS)
-	IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA) $(GO) test -count=1 $(PKGS)
+	$(GO) vet -C $(PLUGIN) ./...
+	$(TEST_ENV) $(GO) test -count=1 $(PKGS)
+	$(TEST_ENV) $(GO) test -C $(PLUGIN) -count=1 ./...
+	@./scripts/check-go-install
 
 demo:
 	$(GO) build $(LDFLAGS) -o $(BIN) ./cmd/imagebake
@@ -59,7 +65,11 @@ repro: build
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) vet -C $(PLUGIN) ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1 $(PKGS)
+	cd $(PLUGIN) && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1 ./...
+	@# the plugin's HCL2 schemas are generated (packer-sdc mapstructure-to-hcl2): never stale
+	$(GO) generate -C $(PLUGIN) ./... && git diff --exit-code -- '$(PLUGIN)/*.hcl2spec.go'
 
 # Short fuzz runs of every parser (longer: FUZZTIME=5m make fuzz). The
 # minimisation of each new input is capped: it is quadratic in the input's

@@ -55,8 +55,9 @@ func Run(t testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
-// ModuleRoot is the folder holding go.mod, found from the test's working
-// directory.
+// ModuleRoot is the folder holding the main module's go.mod (module
+// github.com/imagebake/imagebake), found from the test's working directory;
+// a nested module's go.mod (the Packer plugin's) is passed over.
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
 	d, err := os.Getwd()
@@ -64,12 +65,12 @@ func ModuleRoot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module github.com/imagebake/imagebake\n")) {
 			return d
 		}
 		up := filepath.Dir(d)
 		if up == d {
-			t.Fatal("no go.mod above the test's directory")
+			t.Fatal("no go.mod of module github.com/imagebake/imagebake above the test's directory")
 		}
 		d = up
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/tarball"
@@ -24,6 +23,8 @@ import (
 
 // BuilderID identifies artifacts of the chroot builder.
 const BuilderID = "imagebake.chroot"
+
+//go:generate go tool packer-sdc mapstructure-to-hcl2 -type ChrootConfig
 
 // ChrootConfig configures builder "imagebake-chroot".
 type ChrootConfig struct {
@@ -44,15 +45,8 @@ type ChrootBuilder struct {
 	epoch  time.Time
 }
 
-// ConfigSpec implements packersdk.Builder.
-func (b *ChrootBuilder) ConfigSpec() hcldec.ObjectSpec {
-	return packerSpec(map[string]hcldec.Spec{
-		"rootfs":            &hcldec.AttrSpec{Name: "rootfs", Type: cty.String},
-		"rootfs_sha256":     &hcldec.AttrSpec{Name: "rootfs_sha256", Type: cty.String},
-		"output":            &hcldec.AttrSpec{Name: "output", Type: cty.String},
-		"source_date_epoch": &hcldec.AttrSpec{Name: "source_date_epoch", Type: cty.String},
-	})
-}
+// ConfigSpec implements packersdk.Builder (chroot.hcl2spec.go, go generate).
+func (b *ChrootBuilder) ConfigSpec() hcldec.ObjectSpec { return b.config.FlatMapstructure().HCL2Spec() }
 
 // Prepare implements packersdk.Builder.
 func (b *ChrootBuilder) Prepare(raws ...interface{}) ([]string, []string, error) {

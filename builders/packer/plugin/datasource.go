@@ -16,6 +16,8 @@ import (
 	"github.com/imagebake/imagebake/manifests/signing"
 )
 
+//go:generate go tool packer-sdc mapstructure-to-hcl2 -type DatasourceConfig
+
 // DatasourceConfig configures data source "imagebake-release": a manifest,
 // or a store's catalog with family and version. With trusted_keys, the
 // signatures are checked (a catalog is always checked).
@@ -27,39 +29,14 @@ type DatasourceConfig struct {
 	TrustedKeys []string `mapstructure:"trusted_keys"`
 }
 
-// FlatDatasourceConfig is the HCL2 form of DatasourceConfig.
-type FlatDatasourceConfig struct {
-	Manifest    *string  `mapstructure:"manifest" cty:"manifest" hcl:"manifest"`
-	Store       *string  `mapstructure:"store" cty:"store" hcl:"store"`
-	Family      *string  `mapstructure:"family" cty:"family" hcl:"family"`
-	Version     *string  `mapstructure:"version" cty:"version" hcl:"version"`
-	TrustedKeys []string `mapstructure:"trusted_keys" cty:"trusted_keys" hcl:"trusted_keys"`
-}
-
-// HCL2Spec is the data source's HCL2 schema.
-func (*FlatDatasourceConfig) HCL2Spec() map[string]hcldec.Spec { return new(Datasource).ConfigSpec() }
-
-// FlatMapstructure returns the HCL2 form of the config.
-func (*DatasourceConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
-	return new(FlatDatasourceConfig)
-}
-
 // Datasource is data source "imagebake-release".
 type Datasource struct {
 	config DatasourceConfig
 	m      *manifest.Manifest
 }
 
-// ConfigSpec implements packersdk.Datasource.
-func (d *Datasource) ConfigSpec() hcldec.ObjectSpec {
-	return hcldec.ObjectSpec{
-		"manifest":     &hcldec.AttrSpec{Name: "manifest", Type: cty.String},
-		"store":        &hcldec.AttrSpec{Name: "store", Type: cty.String},
-		"family":       &hcldec.AttrSpec{Name: "family", Type: cty.String},
-		"version":      &hcldec.AttrSpec{Name: "version", Type: cty.String},
-		"trusted_keys": &hcldec.AttrSpec{Name: "trusted_keys", Type: cty.List(cty.String)},
-	}
-}
+// ConfigSpec implements packersdk.Datasource (datasource.hcl2spec.go, go generate).
+func (d *Datasource) ConfigSpec() hcldec.ObjectSpec { return d.config.FlatMapstructure().HCL2Spec() }
 
 // Configure implements packersdk.Datasource; the release is read here, so a
 // missing or untrusted document stops the build before it starts.

@@ -141,8 +141,9 @@ func TestPackerAcceptance(t *testing.T) {
 	w := t.TempDir()
 	// imagebake and its plugin binary, side by side
 	bin := filepath.Join(w, "imagebake")
-	for _, c := range []string{"imagebake", "packer-plugin-imagebake"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(w, c), "../../../cmd/"+c).CombinedOutput(); err != nil {
+	// imagebake from the main module (three levels up), the plugin from this one
+	for c, dir := range map[string]string{"imagebake": "../../..", "packer-plugin-imagebake": "."} {
+		if out, err := exec.Command("go", "build", "-C", dir, "-o", filepath.Join(w, c), "./cmd/"+c).CombinedOutput(); err != nil {
 			t.Fatalf("building %s: %v\n%s", c, err, out)
 		}
 	}

@@ -15,7 +15,7 @@
 //     files with their sha256 in the release manifest ([[artifact]]).
 //
 // The plugin is its own binary, packer-plugin-imagebake
-// (cmd/packer-plugin-imagebake), which hands the provisioner the bake's
+// (cmd/packer-plugin-imagebake in this module), which hands the provisioner the bake's
 // payload stage; `imagebake packer install-plugin` copies it into Packer's
 // plugin layout.
 package plugin

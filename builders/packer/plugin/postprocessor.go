@@ -11,10 +11,11 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
+
+//go:generate go tool packer-sdc mapstructure-to-hcl2 -type PostProcessorConfig
 
 // PostProcessorConfig configures post-processor "imagebake-manifest".
 type PostProcessorConfig struct {
@@ -23,39 +24,14 @@ type PostProcessorConfig struct {
 	Manifest string `mapstructure:"manifest"`
 }
 
-// FlatPostProcessorConfig is the HCL2 form of PostProcessorConfig.
-type FlatPostProcessorConfig struct {
-	PackerBuildName     *string           `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
-	PackerBuilderType   *string           `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
-	PackerCoreVersion   *string           `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
-	PackerDebug         *bool             `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
-	PackerForce         *bool             `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
-	PackerOnError       *string           `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
-	PackerUserVars      map[string]string `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
-	PackerSensitiveVars []string          `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
-	Manifest            *string           `mapstructure:"manifest" cty:"manifest" hcl:"manifest"`
-}
-
-// HCL2Spec is the post-processor's HCL2 schema.
-func (*FlatPostProcessorConfig) HCL2Spec() map[string]hcldec.Spec {
-	return new(PostProcessor).ConfigSpec()
-}
-
-// FlatMapstructure returns the HCL2 form of the config.
-func (*PostProcessorConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
-	return new(FlatPostProcessorConfig)
-}
-
 // PostProcessor is post-processor "imagebake-manifest": it records the
 // artifact's id and files (with sha256) in the release manifest.
 type PostProcessor struct {
 	config PostProcessorConfig
 }
 
-// ConfigSpec implements packersdk.PostProcessor.
-func (p *PostProcessor) ConfigSpec() hcldec.ObjectSpec {
-	return packerSpec(map[string]hcldec.Spec{"manifest": &hcldec.AttrSpec{Name: "manifest", Type: cty.String}})
-}
+// ConfigSpec implements packersdk.PostProcessor (postprocessor.hcl2spec.go, go generate).
+func (p *PostProcessor) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
 
 // Configure implements packersdk.PostProcessor.
 func (p *PostProcessor) Configure(raws ...interface{}) error {

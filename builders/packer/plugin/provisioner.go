@@ -13,13 +13,14 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
-	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
 	"github.com/imagebake/imagebake/tarball"
 )
+
+//go:generate go tool packer-sdc mapstructure-to-hcl2 -type ProvisionerConfig
 
 // ProvisionerConfig configures provisioner "imagebake".
 type ProvisionerConfig struct {
@@ -51,34 +52,9 @@ type Provisioner struct {
 // cacheDir and contextDir are the provisioner's cache and context.
 type PayloadFunc func(ctx context.Context, manifest, arch, dst, cacheDir, contextDir string) error
 
-func packerSpec(extra map[string]hcldec.Spec) hcldec.ObjectSpec {
-	s := hcldec.ObjectSpec{
-		"packer_build_name":          &hcldec.AttrSpec{Name: "packer_build_name", Type: cty.String},
-		"packer_builder_type":        &hcldec.AttrSpec{Name: "packer_builder_type", Type: cty.String},
-		"packer_core_version":        &hcldec.AttrSpec{Name: "packer_core_version", Type: cty.String},
-		"packer_debug":               &hcldec.AttrSpec{Name: "packer_debug", Type: cty.Bool},
-		"packer_force":               &hcldec.AttrSpec{Name: "packer_force", Type: cty.Bool},
-		"packer_on_error":            &hcldec.AttrSpec{Name: "packer_on_error", Type: cty.String},
-		"packer_user_variables":      &hcldec.AttrSpec{Name: "packer_user_variables", Type: cty.Map(cty.String)},
-		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String)},
-	}
-	for k, v := range extra {
-		s[k] = v
-	}
-	return s
-}
-
-// ConfigSpec implements packersdk.Provisioner.
-func (p *Provisioner) ConfigSpec() hcldec.ObjectSpec {
-	return packerSpec(map[string]hcldec.Spec{
-		"manifest":     &hcldec.AttrSpec{Name: "manifest", Type: cty.String},
-		"arch":         &hcldec.AttrSpec{Name: "arch", Type: cty.String},
-		"context":      &hcldec.AttrSpec{Name: "context", Type: cty.String},
-		"cache":        &hcldec.AttrSpec{Name: "cache", Type: cty.String},
-		"trusted_keys": &hcldec.AttrSpec{Name: "trusted_keys", Type: cty.List(cty.String)},
-		"remote_dir":   &hcldec.AttrSpec{Name: "remote_dir", Type: cty.String},
-	})
-}
+// ConfigSpec implements packersdk.Provisioner: the schema generated from
+// ProvisionerConfig (provisioner.hcl2spec.go, go generate).
+func (p *Provisioner) ConfigSpec() hcldec.ObjectSpec { return p.config.FlatMapstructure().HCL2Spec() }
 
 // Prepare implements packersdk.Provisioner: bad input stops the build
 // before it starts, with imagebake's message.
