@@ -95,6 +95,10 @@ type Options struct {
 	// Ref, when set, is a branch, tag or commit to read instead of the
 	// release tag (a release candidate, for Plan).
 	Ref string
+
+	// Packer says which embedded template and packer binary run a bake
+	// with Builder "packer" (BuilderPacker).
+	Packer PackerOptions
 }
 
 // Plan resolves every input of a release (commit, module pins, agent
@@ -118,9 +122,12 @@ func Plan(ctx context.Context, o Options) (*manifest.Manifest, release.Rules, er
 
 // Bake bakes the release into Out/FAMILY-X.Y.Z and returns its manifest:
 // Resolve, then (unless the release there was baked from the same inputs)
-// Stage and Build in a staging directory beside it, swapped into place.
+// stagePayload and buildRelease in a staging directory beside it, swapped into place.
 // One bake into an out dir runs at a time; a second waits.
 func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
+	if o.Builder == BuilderPacker {
+		return bakeWithPacker(ctx, o)
+	}
 	if err := o.normalise(); err != nil {
 		return nil, err
 	}
@@ -145,9 +152,11 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		o.logf("floating inputs (not pinned by the control repo; --locked refuses them):\n  %s\n", strings.Join(in.Floating, "\n  "))
 	}
 	final := filepath.Join(o.Out, in.Name())
-	old, err := manifest.Read(filepath.Join(final, manifest.FileName))
-	switch {
-	case err == nil:
+	old, err := oldRelease(final, o.Force)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
 		keep, err := against(old, in.Manifest, o.Force, o.logf)
 		if err != nil {
 			return nil, err
@@ -162,21 +171,8 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 			o.logf("%s is up to date (inputs %s)\n", final, in.Manifest.InputsDigest)
 			return old, nil
 		}
-	case !errors.Is(err, fs.ErrNotExist):
-		if !o.Force {
-			return nil, fmt.Errorf("%w: %s holds a release whose manifest cannot be read (%v); pass --force to replace it", ErrReleaseChanged, final, err)
-		}
 	}
-	stage, err := os.MkdirTemp(o.Out, "."+in.Name()+".tmp-")
-	if err != nil {
-		return nil, fmt.Errorf("out dir %s is not writable: %w", o.Out, err)
-	}
-	defer os.RemoveAll(stage) // after the swap: the old release, or nothing
-	m, err := stageAndBuild(ctx, in, stage, o)
-	if err != nil {
-		return nil, err
-	}
-	return m, replaceDir(stage, final)
+	return o.intoOut(final, func(stage string) (*manifest.Manifest, error) { return stageAndBuild(ctx, in, stage, o) })
 }
 
 // stageAndBuild stages the payload in dir/.payload, builds the release in
@@ -184,11 +180,11 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 func stageAndBuild(ctx context.Context, in *Inputs, dir string, o Options) (*manifest.Manifest, error) {
 	payload := filepath.Join(dir, ".payload")
 	defer os.RemoveAll(payload)
-	p, err := Stage(ctx, in, payload, o)
+	p, err := stagePayload(ctx, in, payload, o)
 	if err != nil {
 		return nil, err
 	}
-	m, err := Build(ctx, in, p, dir, o)
+	m, err := buildRelease(ctx, in, p, dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +233,7 @@ func Payload(ctx context.Context, name, arch, dst string, o Options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := StageEnvironment(ctx, in, filepath.Join(tmp, "env"), o); err != nil {
+	if err := stageEnvironment(ctx, in, filepath.Join(tmp, "env"), o); err != nil {
 		return err
 	}
 	envDst := filepath.Join(dst, filepath.FromSlash(strings.TrimPrefix(in.Config.Environment, "/")))
@@ -247,7 +243,7 @@ func Payload(ctx context.Context, name, arch, dst string, o Options) error {
 	if err := os.Rename(filepath.Join(tmp, "env"), envDst); err != nil {
 		return err
 	}
-	return StageAgents(ctx, in, arch, dst, o)
+	return stageAgents(ctx, in, arch, dst, o)
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -398,7 +394,9 @@ func (o *Options) lockOut(ctx context.Context) (io.Closer, error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("creating out dir %s: %w", o.Out, err)
 	}
-	lf, err := flock.LockDir(ctx, o.Out)
+	lf, err := flock.LockDirWaiting(ctx, o.Out, func() {
+		o.logf("waiting for out dir %s: another bake, merge or Packer run into it holds it\n", o.Out)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("locking out dir %s: %w", o.Out, err)
 	}

@@ -17,11 +17,11 @@ import (
 	"github.com/imagebake/imagebake/tarball"
 )
 
-// Build turns a staged payload into the release in dir (new or empty):
+// buildRelease turns a staged payload into the release in dir (new or empty):
 // the payload layers, one image per arch on its base by the configured
 // builder, manifest.toml and the SBOM. It returns the whole manifest:
 // in's inputs with every output digest.
-func Build(ctx context.Context, in *Inputs, p *Staged, dir string, o Options) (*manifest.Manifest, error) {
+func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Options) (*manifest.Manifest, error) {
 	b, err := builders.Lookup(in.Config.Builder)
 	if err != nil {
 		return nil, err

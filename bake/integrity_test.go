@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,6 +212,27 @@ func TestReleaseInOutIsPinned(t *testing.T) {
 	os.WriteFile(filepath.Join(out, "example-1.0.0", manifest.FileName), []byte("not a manifest"), 0o644)
 	if _, err := one(); !errors.Is(err, ErrReleaseChanged) || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("bake over an unreadable manifest: %v, want a refusal naming --force", err)
+	}
+	// a manifest that cannot be read at all (an I/O error: EACCES, EIO;
+	// here EISDIR, which root meets too) is not a changed release: exit 1
+	// with the error as it came, and --force does not replace it either
+	mpath := filepath.Join(out, "example-1.0.0", manifest.FileName)
+	if err := os.Remove(mpath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(mpath, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range []bool{false, true} {
+		o := opts(root, repo, out)
+		o.Arches, o.Force = []string{"amd64"}, force
+		_, err := Bake(ctx, o)
+		if err == nil || errors.Is(err, ErrReleaseChanged) || failure.Code(err) != 1 || !errors.Is(err, syscall.EISDIR) || !strings.Contains(err.Error(), out) {
+			t.Errorf("bake (--force %v) over a manifest that cannot be read: %v (exit %d); want exit 1 carrying EISDIR and naming %s", force, err, failure.Code(err), out)
+		}
+	}
+	if fi, err := os.Stat(mpath); err != nil || !fi.IsDir() {
+		t.Errorf("the refused bakes touched %s: %v", mpath, err)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -56,18 +55,24 @@ func MergeNamed(ctx context.Context, o Options, dirs, names []string) (*manifest
 	defer lf.Close()
 	name := m.Family + "-" + m.Release
 	final := filepath.Join(o.Out, name)
-	if old, err := manifest.Read(filepath.Join(final, manifest.FileName)); err == nil {
+	old, err := oldRelease(final, o.Force)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
 		if _, err := against(old, m, o.Force, o.logf); err != nil {
 			return nil, err
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) && !o.Force {
-		return nil, fmt.Errorf("%w: %s holds a release whose manifest cannot be read (%v); pass --force to replace it", ErrReleaseChanged, final, err)
 	}
-	stage, err := os.MkdirTemp(o.Out, "."+name+".tmp-")
-	if err != nil {
-		return nil, fmt.Errorf("out dir %s is not writable: %w", o.Out, err)
-	}
-	defer os.RemoveAll(stage)
+	return o.intoOut(final, func(stage string) (*manifest.Manifest, error) {
+		return writeMerged(ctx, stage, m, byArch, dirs, names, ms, o)
+	})
+}
+
+// writeMerged writes the merged release m into stage: the OCI layout of
+// every part's image, the manifest and the SBOM.
+func writeMerged(ctx context.Context, stage string, m *manifest.Manifest, byArch map[string]int, dirs, names []string, ms []*manifest.Manifest, o Options) (*manifest.Manifest, error) {
+	var err error
 	req := &builders.Request{Dir: stage, Family: m.Family, Release: m.Release, Revision: m.Repo.Commit, Epoch: time.Unix(m.Epoch, 0).UTC()}
 	var ps []oci.Part
 	for _, im := range m.Images {
@@ -88,9 +93,9 @@ func MergeNamed(ctx context.Context, o Options, dirs, names []string) (*manifest
 		return nil, err
 	}
 	if missing := missingArches(m); len(missing) > 0 {
-		o.logf("%s still lacks %s of its arches %s: merge a bake of %s in too\n", name, strings.Join(missing, ", "), strings.Join(m.PartialOf, ", "), strings.Join(missing, ", "))
+		o.logf("%s-%s still lacks %s of its arches %s: merge a bake of %s in too\n", m.Family, m.Release, strings.Join(missing, ", "), strings.Join(m.PartialOf, ", "), strings.Join(missing, ", "))
 	}
-	return m, replaceDir(stage, final)
+	return m, nil
 }
 
 // readParts reads each part's manifest; every problem is reported.

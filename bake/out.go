@@ -2,8 +2,11 @@ package bake
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -193,4 +196,49 @@ func upToDate(old, now *manifest.Manifest, dir string) bool {
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// The out-dir sequence every builder shares: lockOut (one bake, merge or
+// Packer run into Out at a time; leftovers of killed ones removed),
+// oldRelease (the release already there, if any), against (a release
+// number names one content), then, for builders that make the release in
+// one go, intoOut (a staging directory beside it, swapped into place).
+
+// oldRelease reads the manifest of the release already at dir: nil when
+// there is none. A manifest that does not parse is a release whose inputs
+// cannot be compared: refused (ErrReleaseChanged, exit 4) unless force. One
+// that cannot be read (EACCES, EIO) is an I/O error and stays one, wrapped
+// as it came, whatever force says: replacing what cannot be read is not
+// safe.
+func oldRelease(dir string, force bool) (*manifest.Manifest, error) {
+	name := filepath.Join(dir, manifest.FileName)
+	old, err := manifest.Read(name)
+	switch {
+	case err == nil:
+		return old, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case !errors.Is(err, manifest.ErrInvalid):
+		return nil, fmt.Errorf("the release already in %s: %w", dir, err)
+	case force:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("%w: %s holds a release whose manifest cannot be parsed (%w); pass --force to replace it", ErrReleaseChanged, dir, err)
+	}
+}
+
+// intoOut makes the release in a staging directory beside final (build
+// writes it) and swaps it into place; a failed or cancelled build leaves
+// final as it was.
+func (o *Options) intoOut(final string, build func(stage string) (*manifest.Manifest, error)) (*manifest.Manifest, error) {
+	stage, err := os.MkdirTemp(o.Out, "."+filepath.Base(final)+".tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("out dir %s is not writable: %w", o.Out, err)
+	}
+	defer os.RemoveAll(stage) // after the swap: the old release, or nothing
+	m, err := build(stage)
+	if err != nil {
+		return nil, err
+	}
+	return m, replaceDir(stage, final)
 }

@@ -2,17 +2,14 @@ package bake
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	packerrun "github.com/imagebake/imagebake/builders/packer"
 	"github.com/imagebake/imagebake/internal/failure"
-	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/templates"
 )
@@ -25,11 +22,17 @@ type PackerOptions struct {
 	Output   io.Writer // Packer's own output
 }
 
-// BakeWithPacker resolves the release, writes its inputs into
+// BuilderPacker is the builder Packer is: it runs outside imagebake (an
+// embedded template per arch, with imagebake's plugin), so it is not in
+// the builders registry; Bake hands it to bakeWithPacker.
+const BuilderPacker = "packer"
+
+// bakeWithPacker resolves the release, writes its inputs into
 // Out/NAME-X.Y.Z/manifest.toml and runs the template once per arch; the
 // template's imagebake-manifest post-processor records what Packer built
 // in that manifest, which is returned.
-func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest.Manifest, error) {
+func bakeWithPacker(ctx context.Context, o Options) (*manifest.Manifest, error) {
+	po := o.Packer
 	if po.Template == "" {
 		return nil, fmt.Errorf("%w: --builder packer needs --template (%s)", failure.ErrUsage, strings.Join(templates.Names(), ", "))
 	}
@@ -45,7 +48,7 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 		return nil, err
 	}
 	m := in.Manifest
-	m.Builder = "packer"
+	m.Builder = BuilderPacker
 	if err := m.SetContentDigests(); err != nil { // the builder is content
 		return nil, err
 	}
@@ -53,14 +56,16 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 	if err != nil {
 		return nil, err
 	}
+	lf, err := o.lockOut(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	// Packer writes into the release directory itself (its post-processor
+	// records each artifact in the manifest there), so no staging swap
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	lf, err := flock.LockDir(ctx, o.Out)
-	if err != nil {
-		return nil, fmt.Errorf("locking out dir %s: %w", o.Out, err)
-	}
-	defer lf.Close()
 	mpath := filepath.Join(dir, manifest.FileName)
 	baking := append([]manifest.Image(nil), m.Images...)
 	if err := keepPackerRelease(mpath, in, o); err != nil {
@@ -105,14 +110,9 @@ func BakeWithPacker(ctx context.Context, o Options, po PackerOptions) (*manifest
 // in m with their artifacts, so per-arch bakes into one out add up.
 func keepPackerRelease(mpath string, in *Inputs, o Options) error {
 	m := in.Manifest
-	old, err := manifest.Read(mpath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil && !o.Force:
-		return fmt.Errorf("%w: %s cannot be read (%v); pass --force to replace the release", ErrReleaseChanged, mpath, err)
-	case err != nil:
-		return nil
+	old, err := oldRelease(filepath.Dir(mpath), o.Force)
+	if old == nil || err != nil {
+		return err
 	}
 	keep, err := against(old, m, o.Force, o.logf)
 	if err != nil {

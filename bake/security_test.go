@@ -448,27 +448,53 @@ func TestBakeOutDirIsLockedSwappedAndCleaned(t *testing.T) {
 		t.Errorf("out dir holds %v after the bakes, want [example-1.0.0 mine]", names)
 	}
 
-	// a bake waits while another holds the out dir
+	// a bake waits while another holds the out dir: the events come in
+	// the order waiting (it said so), released (by the holder), baked
 	lf, err := flock.LockDir(ctx, out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
+	events := make(chan string, 3)
 	go func() {
 		o := opts(root, repo, out)
 		o.Epoch, o.Force = time.Unix(1600000000, 0), true
+		o.Log = lineFunc(func(l string) {
+			if strings.HasPrefix(l, "waiting for out dir "+out) {
+				events <- "waiting"
+			}
+		})
 		_, err := Bake(ctx, o)
-		done <- err
+		if err != nil {
+			events <- "failed: " + err.Error()
+			return
+		}
+		events <- "baked"
 	}()
-	select {
-	case err := <-done:
-		t.Fatalf("a bake ran while another held the out dir (err %v)", err)
-	case <-time.After(500 * time.Millisecond):
+	next := func() string {
+		select {
+		case e := <-events:
+			return e
+		case <-time.After(time.Minute): // a broken lock: "baked" came first and nothing else comes
+			return "nothing"
+		}
 	}
+	first := next()
+	events <- "released" // before the lock goes: anything after it saw the lock free
 	lf.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	second, third := next(), next()
+	if got := strings.Join([]string{first, second, third}, " -> "); got != "waiting -> released -> baked" {
+		t.Errorf("a bake into a held out dir: %s; want waiting -> released -> baked", got)
 	}
+}
+
+// lineFunc is an io.Writer that hands each line written to f.
+type lineFunc func(string)
+
+func (f lineFunc) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		f(l)
+	}
+	return len(p), nil
 }
 
 // TestReleaseFilesReadable: every file of a release is 0644 and every

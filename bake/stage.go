@@ -15,28 +15,28 @@ import (
 	"github.com/imagebake/imagebake/puppet/metadata"
 )
 
-// Staged is a release's staged payload, laid out as it is inside the
+// staged is a release's staged payload, laid out as it is inside the
 // images: the environment (the control repo with its modules) shared by
 // every arch, and per arch a tree holding opt/NAME/tools and
 // etc/imagebake/release.toml.
-type Staged struct {
+type staged struct {
 	Env    string            // goes to Config.Environment
 	Arches map[string]string // arch -> root of its agent tree
 }
 
-// Stage writes the payload of every image of in under dir (made if
+// stagePayload writes the payload of every image of in under dir (made if
 // missing): dir/env and dir/arch-ARCH.
-func Stage(ctx context.Context, in *Inputs, dir string, o Options) (*Staged, error) {
-	p := &Staged{Env: filepath.Join(dir, "env"), Arches: map[string]string{}}
+func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*staged, error) {
+	p := &staged{Env: filepath.Join(dir, "env"), Arches: map[string]string{}}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := StageEnvironment(ctx, in, p.Env, o); err != nil {
+	if err := stageEnvironment(ctx, in, p.Env, o); err != nil {
 		return nil, err
 	}
 	for _, im := range in.Manifest.Images {
 		d := filepath.Join(dir, "arch-"+im.Arch)
-		if err := StageAgents(ctx, in, im.Arch, d, o); err != nil {
+		if err := stageAgents(ctx, in, im.Arch, d, o); err != nil {
 			return nil, err
 		}
 		p.Arches[im.Arch] = d
@@ -44,9 +44,9 @@ func Stage(ctx context.Context, in *Inputs, dir string, o Options) (*Staged, err
 	return p, nil
 }
 
-// StageEnvironment writes the control repo tree at the release commit into
+// stageEnvironment writes the control repo tree at the release commit into
 // env (which must not exist), with the modules materialised from the pins.
-func StageEnvironment(ctx context.Context, in *Inputs, env string, o Options) error {
+func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) error {
 	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
 	if err != nil {
 		return err
@@ -96,9 +96,9 @@ type releaseFile struct {
 	ContentDigest string `toml:"content_digest"`
 }
 
-// StageAgents lays out one arch's agent binaries (with the current link)
+// stageAgents lays out one arch's agent binaries (with the current link)
 // and release.toml under dir, as they appear in the image.
-func StageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) error {
+func stageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) error {
 	s, ok := in.Agents[arch]
 	if !ok {
 		return fmt.Errorf("%s has no image for %s", in.Name(), arch)

@@ -31,7 +31,7 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 	if err != nil {
 		return nil, err
 	}
-	if want.Builder == "packer" {
+	if want.Builder == BuilderPacker {
 		return nil, fmt.Errorf("%w: %s was built by Packer; verify rebuilds oci and rootfs releases, a Packer release's artifacts are recorded (with sha256) in its manifest", failure.ErrUsage, name)
 	}
 	// the files on disk first: a rebuild that matches the manifest says

@@ -61,7 +61,7 @@ func WriteLayer(ctx context.Context, blobDir, role string, epoch time.Time, fill
 	}
 	defer os.Remove(f.Name())
 	zh, uh := sha256.New(), sha256.New()
-	cw := &CountWriter{W: ctxio.Writer(ctx, io.MultiWriter(f, zh))}
+	cw := &ctxio.Counter{W: ctxio.Writer(ctx, io.MultiWriter(f, zh))}
 	zw := tarball.NewGzip(cw)
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), epoch)
 	err = fill(tw)
@@ -85,18 +85,6 @@ func WriteLayer(ctx context.Context, blobDir, role string, epoch time.Time, fill
 		return Layer{}, err
 	}
 	return l, nil
-}
-
-// CountWriter counts the bytes written through it.
-type CountWriter struct {
-	W io.Writer
-	N int64
-}
-
-func (c *CountWriter) Write(p []byte) (int, error) {
-	n, err := c.W.Write(p)
-	c.N += int64(n)
-	return n, err
 }
 
 // V1 returns the layer as a go-containerregistry layer.

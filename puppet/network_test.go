@@ -15,8 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -189,17 +191,34 @@ func serveTCP(t *testing.T, handle func(net.Conn)) string {
 	return l.Addr().String()
 }
 
-// stallServer accepts connections and never answers.
-func stallServer(t *testing.T) string {
-	return serveTCP(t, func(c net.Conn) { io.Copy(io.Discard, c) })
-}
-
 // Hung remotes are stopped, each named; the other modules are installed.
 func TestStalledRemotesStoppedTogether(t *testing.T) {
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
 	serve(t, "git", a)
-	hung1, hung2 := "git://"+stallServer(t)+"/one.git", "http://"+stallServer(t)+"/two.git"
+	// each hung server notes when its first connection came and when the
+	// client gave it up: stopped together means both were held at once
+	var mu sync.Mutex
+	var accepted, dropped []time.Time
+	hungServer := func() string {
+		first := true
+		return serveTCP(t, func(c net.Conn) {
+			mu.Lock()
+			mine := first
+			first = false
+			if mine {
+				accepted = append(accepted, time.Now())
+			}
+			mu.Unlock()
+			io.Copy(io.Discard, c)
+			if mine {
+				mu.Lock()
+				dropped = append(dropped, time.Now())
+				mu.Unlock()
+			}
+		})
+	}
+	hung1, hung2 := "git://"+hungServer()+"/one.git", "http://"+hungServer()+"/two.git"
 	env := filepath.Join(root, "env")
 	pf := writePuppetfile(t, env, fmt.Sprintf(`
 mod 'one',   :git => '%s', :tag => 'v1'
@@ -222,6 +241,14 @@ mod 'two',   :git => '%s', :branch => 'main'
 		}
 	}
 	sameTree(t, filepath.Join(moddir, "alpha"), archive(t, a, "v1.0.0"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(accepted) != 2 || len(dropped) != 2 {
+		t.Fatalf("the hung servers saw %d connections and %d given up, want 2 and 2", len(accepted), len(dropped))
+	}
+	if last, first := slices.MaxFunc(accepted, time.Time.Compare), slices.MinFunc(dropped, time.Time.Compare); !last.Before(first) {
+		t.Errorf("the hung remotes were waited on one after another (the second was reached %v after the first was given up), not together", last.Sub(first))
+	}
 }
 
 // A pack cut short, or a server that stops mid-pack, fails naming the

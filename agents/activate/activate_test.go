@@ -165,20 +165,44 @@ func TestCurrentNeverMissing(t *testing.T) {
 func TestKilledActivation(t *testing.T) {
 	d := store(t)
 	rng := rand.New(rand.NewSource(1))
-	for i := range 8 {
+	helper := func(root, cache, started string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperActivate$")
+		cmd.Env = append(os.Environ(), "IMAGEBAKE_HELPER=1", "HELPER_ROOT="+root, "HELPER_STORE="+d.Root(), "HELPER_CACHE="+cache, "HELPER_STARTED="+started)
+		return cmd
+	}
+	// one whole activation gives the span the kills are spread over (one
+	// and a half of it: some finish, some are killed mid-activation)
+	span := func() time.Duration {
+		root, cache := t.TempDir(), t.TempDir()
+		if _, err := NewMachine(root, "mozagent", now).Activate(ctx, opts(d, cache, "2.3.0")); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if out, err := helper(root, cache, filepath.Join(t.TempDir(), "started")).CombinedOutput(); err != nil {
+			t.Fatalf("helper: %v\n%s", err, out)
+		}
+		return time.Since(start)
+	}()
+	const runs = 16
+	completed, midway := 0, 0
+	for i := range runs {
 		root, cache := t.TempDir(), t.TempDir()
 		m := NewMachine(root, "mozagent", now)
 		if _, err := m.Activate(ctx, opts(d, cache, "2.3.0")); err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperActivate$")
-		cmd.Env = append(os.Environ(), "IMAGEBAKE_HELPER=1", "HELPER_ROOT="+root, "HELPER_STORE="+d.Root(), "HELPER_CACHE="+cache)
+		started := filepath.Join(t.TempDir(), "started")
+		cmd := helper(root, cache, started)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.Intn(40)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.Int63n(int64(span) * 3 / 2)))
 		cmd.Process.Kill()
-		cmd.Wait()
+		if cmd.Wait() == nil {
+			completed++
+		} else if _, err := os.Stat(started); err == nil {
+			midway++
+		}
 		l, err := os.Readlink(filepath.Join(m.Tools(), "current"))
 		if err != nil || (l != "2.3.0-"+runtime.GOARCH && l != "2.4.0-"+runtime.GOARCH) {
 			t.Fatalf("kill %d: current -> %q, %v", i, l, err)
@@ -195,6 +219,10 @@ func TestKilledActivation(t *testing.T) {
 			t.Fatalf("kill %d: activation after the kill = %+v, %v", i, s, err)
 		}
 	}
+	t.Logf("%d of %d activations finished before the kill, %d were killed mid-activation (span %v)", completed, runs, midway, span)
+	if completed == 0 || midway == 0 {
+		t.Errorf("the kills did not land both mid-activation and after (%d finished, %d killed mid-activation of %d): the test proved nothing", completed, midway, runs)
+	}
 }
 
 func TestHelperActivate(t *testing.T) {
@@ -203,6 +231,9 @@ func TestHelperActivate(t *testing.T) {
 	}
 	d, _ := agents.NewDirStore(os.Getenv("HELPER_STORE"))
 	m := NewMachine(os.Getenv("HELPER_ROOT"), "mozagent", time.Now)
+	if err := os.WriteFile(os.Getenv("HELPER_STARTED"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := m.Activate(ctx, opts(d, os.Getenv("HELPER_CACHE"), "2.4.0")); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

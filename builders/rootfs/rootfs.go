@@ -141,7 +141,7 @@ func write(ctx context.Context, byName map[string]*entry, spill *os.File, req *b
 	}
 	defer out.Close()
 	zh, uh := sha256.New(), sha256.New()
-	cw := &builders.CountWriter{W: ctxio.Writer(ctx, io.MultiWriter(out, zh))}
+	cw := &ctxio.Counter{W: ctxio.Writer(ctx, io.MultiWriter(out, zh))}
 	zw := tarball.NewGzip(cw)
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), req.Epoch)
 	for _, n := range names {

@@ -118,12 +118,8 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 					return err
 				}
 			}
-			var m *manifest.Manifest
-			if o.Builder == "packer" {
-				m, err = bake.BakeWithPacker(cmd.Context(), o, bake.PackerOptions{Template: template, Packer: packerBin, Output: os.Stderr})
-			} else {
-				m, err = bake.Bake(cmd.Context(), o)
-			}
+			o.Packer = bake.PackerOptions{Template: template, Packer: packerBin, Output: os.Stderr}
+			m, err := bake.Bake(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -166,7 +162,7 @@ func printBake(cmd *cobra.Command, g *globals, m *manifest.Manifest) error {
 	if g.json {
 		return printJSON(cmd.OutOrStdout(), m)
 	}
-	if m.Builder == "packer" {
+	if m.Builder == bake.BuilderPacker {
 		for _, a := range m.Artifacts {
 			for _, f := range a.Files {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\tsha256:%s\t(%s %s)\n", f.Path, f.SHA256, a.BuilderID, a.ID)

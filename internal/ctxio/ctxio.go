@@ -37,3 +37,15 @@ func (c writer) Write(p []byte) (int, error) {
 	}
 	return c.w.Write(p)
 }
+
+// Counter counts the bytes written through it to W.
+type Counter struct {
+	W io.Writer
+	N int64
+}
+
+func (c *Counter) Write(p []byte) (int, error) {
+	n, err := c.W.Write(p)
+	c.N += int64(n)
+	return n, err
+}

@@ -36,16 +36,26 @@ func LockContext(ctx context.Context, path string) (*os.File, error) {
 // is created inside it), waiting until it is free or ctx ends. Close the
 // returned file to release it.
 func LockDir(ctx context.Context, dir string) (*os.File, error) {
+	return LockDirWaiting(ctx, dir, nil)
+}
+
+// LockDirWaiting is LockDir that calls waiting (when not nil) once, when
+// the lock is found held and it starts to wait, so the user hears why
+// nothing happens.
+func LockDirWaiting(ctx context.Context, dir string, waiting func()) (*os.File, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	return wait(ctx, f)
+	return waitNotify(ctx, f, waiting)
 }
 
 // wait takes an exclusive flock on f, polling until it is free or ctx
 // ends; f is closed on failure.
-func wait(ctx context.Context, f *os.File) (*os.File, error) {
+func wait(ctx context.Context, f *os.File) (*os.File, error) { return waitNotify(ctx, f, nil) }
+
+// waitNotify is wait that calls waiting once, at the first refusal.
+func waitNotify(ctx context.Context, f *os.File, waiting func()) (*os.File, error) {
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -54,6 +64,10 @@ func wait(ctx context.Context, f *os.File) (*os.File, error) {
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
 			return nil, err
+		}
+		if waiting != nil {
+			waiting()
+			waiting = nil
 		}
 		select {
 		case <-ctx.Done():

@@ -32,6 +32,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -70,7 +71,19 @@ type Bucket struct {
 
 	probe    sync.Once
 	probeErr error
+
+	// PartSize and MultipartThreshold say when and how an object goes up
+	// in parts (one PutObject stops at 5 GiB): DefaultPartSize and
+	// DefaultMultipartThreshold when 0.
+	PartSize, MultipartThreshold int64
 }
+
+// An object of DefaultMultipartThreshold bytes or more goes up in parts of
+// DefaultPartSize (10,000 parts: objects up to 160 GiB), five at a time.
+const (
+	DefaultPartSize           = 16 << 20
+	DefaultMultipartThreshold = 64 << 20
+)
 
 // Open parses an s3://BUCKET/PREFIX URL and configures a client from the
 // environment. No request is made.
@@ -222,14 +235,36 @@ func (b *Bucket) Head(ctx context.Context, key string) (Info, error) {
 }
 
 // Create writes a new object from body (size bytes, sha256 sum in hex),
-// only if key does not exist: ErrExists otherwise.
+// only if key does not exist: ErrExists otherwise. A large object goes up
+// in parts (the SDK's transfer manager), created by a conditional
+// CompleteMultipartUpload, so it appears whole or not at all.
 func (b *Bucket) Create(ctx context.Context, key string, body io.ReadSeeker, size int64, sum string) error {
-	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+	threshold, part := b.MultipartThreshold, b.PartSize
+	if threshold <= 0 {
+		threshold = DefaultMultipartThreshold
+	}
+	if part <= 0 {
+		part = DefaultPartSize
+	}
+	if size < threshold {
+		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &b.bucket, Key: b.key(key), Body: body, ContentLength: aws.Int64(size),
+			IfNoneMatch: aws.String("*"), Metadata: map[string]string{MetaSHA256: sum},
+		})
+		if err != nil {
+			return b.describe("PUT (If-None-Match: *)", key, err)
+		}
+		return nil
+	}
+	tm := transfermanager.New(b.client, func(o *transfermanager.Options) {
+		o.PartSizeBytes, o.MultipartUploadThreshold = part, threshold
+	})
+	_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
 		Bucket: &b.bucket, Key: b.key(key), Body: body, ContentLength: aws.Int64(size),
 		IfNoneMatch: aws.String("*"), Metadata: map[string]string{MetaSHA256: sum},
 	})
 	if err != nil {
-		return b.describe("PUT (If-None-Match: *)", key, err)
+		return b.describe(fmt.Sprintf("multipart upload of %d bytes (If-None-Match: *)", size), key, err)
 	}
 	return nil
 }

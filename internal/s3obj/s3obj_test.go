@@ -1,6 +1,7 @@
 package s3obj
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -200,5 +201,45 @@ func TestEndpointShownWithoutCredentials(t *testing.T) {
 	_, _, err = b.Get(context.Background(), "k")
 	if err == nil || strings.Contains(err.Error(), "PLANTED") {
 		t.Errorf("a failed request to the endpoint = %v; want an error without the credential", err)
+	}
+}
+
+// A large object goes up in parts (a single PUT stops at 5 GiB), still
+// created only if absent, and reads back whole: on versitygw, with parts
+// of 5 MiB (S3's smallest) for a 12 MiB object.
+func TestMultipartCreate(t *testing.T) {
+	srv := testutil.S3(t, "store")
+	srv.Setenv(t)
+	ctx := context.Background()
+	b, err := Open(ctx, "s3://store/mp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.PartSize, b.MultipartThreshold = 5<<20, 6<<20
+	data := make([]byte, 12<<20+123)
+	for i := range data {
+		data[i] = byte(i*7 + i>>13)
+	}
+	if err := b.CreateBytes(ctx, "big", data); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := b.Get(ctx, "big")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("reading the multipart object back: %d bytes, %v; want the %d written", len(got), err, len(data))
+	}
+	// a multipart object's ETag ends in -PARTS
+	if info, err := b.Head(ctx, "big"); err != nil || info.SHA256 != Sum(data) || info.Size != int64(len(data)) || !strings.HasSuffix(strings.Trim(info.ETag, `"`), "-3") {
+		t.Errorf("Head = %+v, %v; want the sha256 recorded, the size and the ETag of a 3-part upload", info, err)
+	}
+	other := append([]byte(nil), data...)
+	other[0] ^= 1
+	if err := b.CreateBytes(ctx, "big", other); !errors.Is(err, ErrExists) {
+		t.Errorf("a second multipart create over it = %v, want ErrExists", err)
+	}
+	if got, _, _ := b.Get(ctx, "big"); !bytes.Equal(got, data) {
+		t.Error("the refused multipart create changed the object")
+	}
+	if _, err := b.EnsureBytes(ctx, "big", data); err != nil {
+		t.Errorf("Ensure of the same bytes again: %v", err)
 	}
 }

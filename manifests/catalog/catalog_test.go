@@ -187,17 +187,25 @@ func TestPublishKilled(t *testing.T) {
 	}
 	span := time.Since(start)
 	rng := rand.New(rand.NewSource(2))
-	completed := 0
-	for i := range 25 {
+	// kills are spread over one and a half runs: some publishers finish,
+	// most are killed, and some of those mid-publish (after the helper
+	// said it started publishing)
+	const runs = 25
+	completed, midway := 0, 0
+	for i := range runs {
 		version := fmt.Sprintf("1.0.%d", i+1)
 		cmd := helper(version, i)
+		started := filepath.Join(t.TempDir(), "started")
+		cmd.Env = append(cmd.Env, "HELPER_STARTED="+started)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.Int63n(int64(span))))
+		time.Sleep(time.Duration(rng.Int63n(int64(span) * 3 / 2)))
 		cmd.Process.Kill()
 		if cmd.Wait() == nil {
 			completed++
+		} else if _, err := os.Stat(started); err == nil {
+			midway++
 		}
 		c, err := st.Read()
 		if err != nil {
@@ -213,7 +221,10 @@ func TestPublishKilled(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d of 25 publishers finished before the kill (span %v)", completed, span)
+	t.Logf("%d of %d publishers finished before the kill, %d were killed mid-publish (span %v)", completed, runs, midway, span)
+	if completed == 0 || midway == 0 || completed+midway > runs {
+		t.Errorf("the kills did not land both mid-publish and after (%d finished, %d killed mid-publish of %d): the test proved nothing", completed, midway, runs)
+	}
 	// and publishing still works afterwards
 	if _, _, err := st.Publish(t.Context(), release(t, "1.1.0", "sha256:"+strings.Repeat("9", 64)), signer); err != nil {
 		t.Fatal(err)
@@ -230,6 +241,11 @@ func TestHelperPublish(t *testing.T) {
 	st, err := OpenWriter(ctx, os.Getenv("HELPER_ROOT"), kr, false, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if f := os.Getenv("HELPER_STARTED"); f != "" {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_, added, err := st.Publish(ctx, os.Getenv("HELPER_DIR"), s)
 	if err != nil {

@@ -8,13 +8,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/s3obj"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // S3Store is a store under s3://BUCKET/PREFIX, laid out as a directory
@@ -218,30 +219,16 @@ func (s *S3Store) upload(ctx context.Context, dir string, p *pending, signer *si
 // that is there already must have the same sha256 (a resumed or a
 // concurrent identical publish).
 func (s *S3Store) uploadFiles(ctx context.Context, dir, prefix string, files []string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan int)
 	errs := make([]error, len(files))
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if errs[i] = s.uploadFile(ctx, filepath.Join(dir, filepath.FromSlash(files[i])), prefix+files[i]); errs[i] != nil {
-					cancel()
-				}
-			}
-		}()
-	}
+	g, gctx := errgroup.WithContext(ctx) // the first failure stops the rest
+	g.SetLimit(4)
 	for i := range files {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-		}
+		g.Go(func() error {
+			errs[i] = s.uploadFile(gctx, filepath.Join(dir, filepath.FromSlash(files[i])), prefix+files[i])
+			return errs[i]
+		})
 	}
-	close(work)
-	wg.Wait()
+	g.Wait() // every error is in errs
 	var out []error
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {

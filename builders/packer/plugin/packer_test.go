@@ -127,7 +127,11 @@ func TestPrepareStopsEarly(t *testing.T) {
 func TestPackerAcceptance(t *testing.T) {
 	pk := os.Getenv("IMAGEBAKE_PACKER")
 	if pk == "" {
-		// go test ./... alone: said loudly; make test sets it, so it never skips there
+		// go test ./... alone: said loudly; make test sets it, and sets
+		// IMAGEBAKE_NO_SKIP so a skip there is a failure
+		if os.Getenv("IMAGEBAKE_NO_SKIP") != "" {
+			t.Fatal("IMAGEBAKE_PACKER is not set, and IMAGEBAKE_NO_SKIP says the real-Packer test must run")
+		}
 		t.Skip("SKIPPED, THE ONLY REAL-PACKER TEST: IMAGEBAKE_PACKER is not set; `make test` builds packer 1.9.4 and sets it")
 	}
 	if os.Geteuid() != 0 {
