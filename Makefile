@@ -36,6 +36,9 @@ DEBIAN_BASE := $(CURDIR)/.cache/debian/bookworm-essential.tar
 DEBIAN_PUPPET_BASE := $(CURDIR)/.cache/debian/bookworm-puppet.tar
 # the SPDX 2.3 JSON schema every SBOM is validated against (pinned sha256).
 SPDX_SCHEMA := $(CURDIR)/.cache/spdx/spdx-schema-2.3.json
+# the OSV JSON schema (osv-schema v1.7.5, pinned sha256): the embedded copy
+# catalog audit validates OSV records with is checked against it.
+OSV_SCHEMA := $(CURDIR)/.cache/osv/osv-schema-1.7.5.json
 test-tools:
 	@./scripts/ensure-packages $(TEST_PKGS)
 	@./scripts/ensure-packer $(PACKER)
@@ -43,8 +46,9 @@ test-tools:
 	@./scripts/ensure-debian-puppet-base $(DEBIAN_PUPPET_BASE)
 	@./scripts/ensure-versitygw $(VERSITYGW)
 	@./scripts/ensure-spdx-schema $(SPDX_SCHEMA)
+	@./scripts/ensure-osv-schema $(OSV_SCHEMA)
 
-TEST_ENV := IMAGEBAKE_NO_SKIP=1 IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA)
+TEST_ENV := IMAGEBAKE_NO_SKIP=1 IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA) IMAGEBAKE_OSV_SCHEMA=$(OSV_SCHEMA)
 test: test-tools
 	$(GO) vet $(PKGS)
 	$(GO) vet -C $(PLUGIN) ./...
@@ -88,6 +92,8 @@ fuzz:
 	$(FUZZ) ./internal/versionq -fuzz FuzzParse
 	$(FUZZ) ./tarball -fuzz FuzzExtract
 	$(FUZZ) ./builders -fuzz FuzzScanTar
+	$(FUZZ) ./internal/pkgversion -fuzz FuzzCompare
+	$(FUZZ) ./internal/osv -fuzz FuzzRecord
 	$(FUZZ) ./internal/gitcache -fuzz FuzzRedact
 	$(FUZZ) ./internal/gitarg -fuzz FuzzRef
 	$(FUZZ) ./deploy -fuzz FuzzParse
@@ -105,6 +111,7 @@ bench: build test-tools
 	./bench/agents-sync.sh $(BIN)
 	./bench/bake.sh $(BIN)
 	./bench/push.sh $(BIN)
+	./bench/osv-audit.sh $(BIN)
 	$(GO) test ./agents -run '^$$' -bench . -benchtime 20x
 
 clean:

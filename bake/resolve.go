@@ -288,6 +288,8 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		if err := release.Check(o.Previous, cand, o.Release, rules); err != nil {
 			return nil, fmt.Errorf("%w\n(--no-release-check skips this)", err)
 		}
+		// what the security release fixed, for the checks of other lines
+		in.Manifest.Fixes = release.FixesOf(o.Previous, cand, rules)
 	}
 	return in, nil
 }

@@ -122,7 +122,7 @@ func compareBase(p, c manifest.Base, globs []string) []Change {
 		add(Major, "base packages", fmt.Sprintf("package format %s -> %s", p.Packages.Format, c.Packages.Format))
 		return out
 	}
-	out = append(out, comparePackages(p.Packages.List, c.Packages.List, globs)...)
+	out = append(out, comparePackages(c.Packages.Format, p.Packages.List, c.Packages.List, globs)...)
 	if len(out) == 0 {
 		add(Minor, "base", fmt.Sprintf("%s -> %s: same OS and packages, other files differ", short(manifest.BaseIdentity(p.Ref)), short(manifest.BaseIdentity(c.Ref))))
 	}
@@ -137,7 +137,7 @@ func unknown(prev bool, p, c string) string {
 }
 
 // comparePackages lists the package changes from ps to cs.
-func comparePackages(ps, cs []manifest.Package, globs []string) []Change {
+func comparePackages(format string, ps, cs []manifest.Package, globs []string) []Change {
 	key := func(p manifest.Package) string { return p.Name + ":" + p.Arch }
 	pm, cm := map[string]manifest.Package{}, map[string]manifest.Package{}
 	for _, p := range ps {
@@ -166,12 +166,13 @@ func comparePackages(ps, cs []manifest.Package, globs []string) []Change {
 		what := "package " + name(p, c, len(arches[n]) > 1)
 		switch {
 		case !inC:
-			out = append(out, Change{Major, what, fmt.Sprintf("%s removed: whatever relies on it breaks", p.Version)})
+			out = append(out, Change{Level: Major, What: what, Reason: fmt.Sprintf("%s removed: whatever relies on it breaks", p.Version)})
 		case !inP:
-			out = append(out, Change{Minor, what, fmt.Sprintf("%s added", c.Version)})
+			out = append(out, Change{Level: Minor, What: what, Reason: fmt.Sprintf("%s added", c.Version)})
 		case p.Version != c.Version:
 			l, why := packageLevel(p, c, globs)
-			out = append(out, Change{l, what, fmt.Sprintf("%s -> %s: %s", p.Version, c.Version, why)})
+			out = append(out, Change{Level: l, What: what, Reason: fmt.Sprintf("%s -> %s: %s", p.Version, c.Version, why),
+				Package: &manifest.PackageFix{Name: c.Name, Source: c.Source, Format: format, Old: p.Version, New: c.Version}})
 		}
 	}
 	return out
@@ -209,12 +210,14 @@ func grouped(per map[string][]Change, all []string) []Change {
 		w, why string
 	}
 	arches := map[key][]string{}
+	first := map[key]Change{}
 	var order []key
 	for _, a := range all {
 		for _, c := range per[a] {
 			k := key{c.Level, c.What, c.Reason}
 			if _, ok := arches[k]; !ok {
 				order = append(order, k)
+				first[k] = c
 			}
 			arches[k] = append(arches[k], a)
 		}
@@ -226,7 +229,7 @@ func grouped(per map[string][]Change, all []string) []Change {
 		if len(arches[k]) != len(all) {
 			what += " on " + strings.Join(arches[k], ", ")
 		}
-		out = append(out, Change{k.l, what, k.why})
+		out = append(out, Change{Level: k.l, What: what, Reason: k.why, Package: first[k].Package, Module: first[k].Module})
 	}
 	return out
 }

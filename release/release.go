@@ -101,6 +101,11 @@ type Change struct {
 	Level  Level  `json:"level"`
 	What   string `json:"what"`
 	Reason string `json:"reason"`
+	// Package and Module say, for a package or module whose version
+	// changed, from what to what: what a security release records as
+	// the fix of its advisories (FixesOf).
+	Package *manifest.PackageFix `json:"-"`
+	Module  *manifest.ModuleFix  `json:"-"`
 }
 
 // Plan is the proposed next release.
@@ -119,7 +124,7 @@ type Plan struct {
 // and, for the comparison of bases by content, their OS and packages).
 func Compare(prev, cand *manifest.Manifest, r Rules) []Change {
 	var out []Change
-	add := func(l Level, what, reason string) { out = append(out, Change{l, what, reason}) }
+	add := func(l Level, what, reason string) { out = append(out, Change{Level: l, What: what, Reason: reason}) }
 	per := map[string][]Change{}
 	var both []string
 	pa, ca := map[string]manifest.Image{}, map[string]manifest.Image{}
@@ -143,7 +148,7 @@ func Compare(prev, cand *manifest.Manifest, r Rules) []Change {
 		both = append(both, arch)
 		per[arch] = compareBase(p.Base, c.Base, r.globs())
 		if l, why := versionLevel(p.Agent.Version, c.Agent.Version); l > None {
-			per[arch] = append(per[arch], Change{l, "agent binaries " + c.Agent.Name, why})
+			per[arch] = append(per[arch], Change{Level: l, What: "agent binaries " + c.Agent.Name, Reason: why})
 		}
 	}
 	out = append(out, grouped(per, both)...)
@@ -158,7 +163,7 @@ func Compare(prev, cand *manifest.Manifest, r Rules) []Change {
 			add(Minor, "module "+name, "added")
 		default:
 			if l, why := moduleLevel(p, c); l > None {
-				add(l, "module "+name, why)
+				out = append(out, Change{Level: l, What: "module " + name, Reason: why, Module: moduleFix(name, p, c)})
 			}
 		}
 	}

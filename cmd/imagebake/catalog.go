@@ -180,13 +180,17 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !noCheck {
-				if err := checkNumber(cmd.Context(), g, store, kr, args[0]); err != nil {
-					return err
-				}
-			}
-			rel, added, err := st.Publish(cmd.Context(), args[0], signer)
+			sec, err := checkRelease(cmd.Context(), g, store, kr, args[0], !noCheck)
 			if err != nil {
+				return err
+			}
+			rel, added, err := st.Publish(cmd.Context(), args[0], signer, catalog.WithFixes(sec.fixes))
+			if err != nil {
+				return err
+			}
+			// the supported releases of higher lines that lack what this
+			// one fixed: each needs a security release of its own
+			if err := sec.forwardPorts(cmd.Context(), g, rel, cmd.OutOrStdout()); err != nil {
 				return err
 			}
 			if s3, ok := st.(*catalog.S3Store); ok {
@@ -209,33 +213,89 @@ func newPublishCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// checkNumber checks the number of the release in dir against the
-// release before it in the store's catalog, by the rules it was baked
-// with (its manifest's major packages and advisories).
-func checkNumber(ctx context.Context, g *globals, store string, kr *signing.Keyring, dir string) error {
+// published is what publish learnt of the store before publishing: the
+// catalog (nil for a store's first release), the candidate's manifest and
+// the fixes its catalog entry records.
+type published struct {
+	opened *catalog.Opened
+	cand   *manifest.Manifest
+	fixes  []manifest.Fix
+}
+
+// checkRelease reads the catalog of store and, when check is set, checks
+// the release in dir against it: its number against the release before it
+// (by the rules it was baked with: its manifest's major packages and
+// advisories), and that it lacks no fix a release numbered below it
+// published (exit 4 naming the advisory, the package and both versions).
+// A security release whose manifest records no fixes (baked without its
+// number checked) gets them derived from the release before it.
+func checkRelease(ctx context.Context, g *globals, store string, kr *signing.Keyring, dir string, check bool) (*published, error) {
 	cand, err := manifest.Read(filepath.Join(dir, manifest.FileName))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	out := &published{cand: cand, fixes: cand.Fixes}
 	guard, err := catalogGuard("", time.Time{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	o, err := catalog.Open(ctx, store, kr, nil, guard)
 	if errors.Is(err, failure.ErrNotFound) {
-		return nil // the store's first release
+		return out, nil // the store's first release
 	}
+	if err != nil {
+		return nil, err
+	}
+	out.opened = o
+	prev, err := previousIn(ctx, o, cand.Family, cand.Release)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil && len(cand.Advisories) > 0 && len(cand.Fixes) == 0 {
+		out.fixes = release.FixesOf(prev, cand, release.RulesOf(cand))
+	}
+	if f := o.Family(cand.Family, false); !check || (f != nil && f.Release(cand.Release) != nil) {
+		return out, nil // published already: the publish is a no-op, or refused as other content
+	}
+	var problems []error
+	if prev != nil {
+		if err := release.Check(prev, cand, cand.Release, release.RulesOf(cand)); err != nil {
+			problems = append(problems, err)
+		} else {
+			fmt.Fprintf(g.progress(), "%s follows %s in %s\n", cand.Release, prev.Release, store)
+		}
+	}
+	if lacks := release.MissingFixes(o.Family(cand.Family, false), cand); len(lacks) > 0 {
+		var lines []string
+		for _, l := range lacks {
+			lines = append(lines, fmt.Sprintf("%s (%s), fixed in %s", l.Advisory, l.Lack, l.FixedIn))
+		}
+		problems = append(problems, fmt.Errorf("%w: %s %s would bring back what releases below it fixed:\n  %s\nbake it on a base (and modules) with these fixes",
+			release.ErrLacksFix, cand.Family, cand.Release, strings.Join(lines, "\n  ")))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, fmt.Errorf("%w\n(--no-release-check publishes anyway)", err)
+	}
+	return out, nil
+}
+
+// forwardPorts prints, after a security release rel was published, each
+// supported release of a higher line that lacks its fixes, with the
+// release to cut. They are findings, not failures: publish succeeded.
+func (p *published) forwardPorts(ctx context.Context, g *globals, rel *catalog.Release, w io.Writer) error {
+	if p.opened == nil || len(rel.Fixes) == 0 {
+		return nil
+	}
+	if g.json {
+		w = g.progress()
+	}
+	found, err := release.ForwardPorts(ctx, p.opened.Family(p.cand.Family, false), rel.Version, rel.Fixes, p.opened.Manifest, time.Now())
 	if err != nil {
 		return err
 	}
-	prev, err := previousIn(ctx, o, cand.Family, cand.Release)
-	if err != nil || prev == nil {
-		return err
+	for _, f := range found {
+		fmt.Fprintln(w, f)
 	}
-	if err := release.Check(prev, cand, cand.Release, release.RulesOf(cand)); err != nil {
-		return fmt.Errorf("%w\n(--no-release-check publishes anyway)", err)
-	}
-	fmt.Fprintf(g.progress(), "%s follows %s in %s\n", cand.Release, prev.Release, store)
 	return nil
 }
 
@@ -310,6 +370,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(newEOLCommand(g))
 	cmd.AddCommand(newRefreshCommand(g))
+	cmd.AddCommand(newAuditCommand(g))
 	return cmd
 }
 

@@ -19,6 +19,10 @@
 //	  date            = 2026-05-01T12:00:00Z   # the release commit's time (its epoch)
 //	  security        = true           # MAJOR.MINOR.SECURITY with SECURITY > 0
 //	  advisories      = ["CVE-2014-0160"]   # what a security release fixes (bake --advisory)
+//	    [[family.release.fix]]         # what fixed each advisory (manifest [[fix]])
+//	    advisory = "CVE-2014-0160"
+//	      [[family.release.fix.package]]
+//	      name = "openssl", format = "dpkg", old = "1.0.1e-2+deb7u4", new = "1.0.1e-2+deb7u5"
 //	  state           = "active"       # active, deprecated, obsolete, revoked
 //	  reason          = ""             # why, for any state but active
 //	  replacement     = ""             # the version to move to
@@ -53,6 +57,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/strict"
+	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
 // Format is the catalog format this package writes.
@@ -108,11 +113,15 @@ type Release struct {
 	Security bool      `toml:"security" json:"security"`
 	// Advisories are the security advisories the release fixes, from its
 	// manifest (bake --advisory).
-	Advisories  []string  `toml:"advisories,omitempty" json:"advisories,omitempty"`
-	State       string    `toml:"state" json:"state"`
-	Reason      string    `toml:"reason,omitempty" json:"reason,omitempty"`
-	Replacement string    `toml:"replacement,omitempty" json:"replacement,omitempty"`
-	StateDate   time.Time `toml:"state_date,omitempty" json:"state_date,omitempty"`
+	Advisories []string `toml:"advisories,omitempty" json:"advisories,omitempty"`
+	// Fixes say what fixed each advisory (the manifest's, or derived at
+	// publish from the release before it): what publish, audit and check
+	// compare other releases with.
+	Fixes       []manifest.Fix `toml:"fix,omitempty" json:"fixes,omitempty"`
+	State       string         `toml:"state" json:"state"`
+	Reason      string         `toml:"reason,omitempty" json:"reason,omitempty"`
+	Replacement string         `toml:"replacement,omitempty" json:"replacement,omitempty"`
+	StateDate   time.Time      `toml:"state_date,omitempty" json:"state_date,omitempty"`
 	// History is every lifecycle change, oldest first; the last is the
 	// current state.
 	History        []Transition `toml:"history,omitempty" json:"history,omitempty"`
@@ -195,6 +204,9 @@ func (c *Catalog) check() error {
 				if err := checkRepository(repo); err != nil {
 					return fmt.Errorf("%w: family %s release %s: repositories: %v", ErrInvalid, f.Name, r.Version, err)
 				}
+			}
+			if err := manifest.CheckFixes(r.Advisories, r.Fixes); err != nil {
+				return fmt.Errorf("%w: family %s release %s: %v", ErrInvalid, f.Name, r.Version, err)
 			}
 			if r.Replacement != "" {
 				if _, err := semver.StrictNewVersion(r.Replacement); err != nil {

@@ -212,7 +212,7 @@ type Writer interface {
 	// Update changes the catalog and writes it, signed.
 	Update(ctx context.Context, signer *signing.Signer, change func(*Catalog) error) (*Catalog, error)
 	// Publish adds a baked release to the store and its catalog.
-	Publish(ctx context.Context, releaseDir string, signer *signing.Signer) (*Release, bool, error)
+	Publish(ctx context.Context, releaseDir string, signer *signing.Signer, opts ...PublishOption) (*Release, bool, error)
 	// ReadManifest reads a published release's manifest.
 	ReadManifest(ctx context.Context, family, version string) (*manifest.Manifest, error)
 }

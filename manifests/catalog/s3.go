@@ -137,8 +137,8 @@ var ErrClaimed = fmt.Errorf("release claimed by another publisher: %w", failure.
 // again is a no-op; the same version with other content is refused, also
 // when two publishers race for it: the first manifest written claims the
 // version.
-func (s *S3Store) Publish(ctx context.Context, releaseDir string, signer *signing.Signer) (*Release, bool, error) {
-	p, err := readPending(releaseDir)
+func (s *S3Store) Publish(ctx context.Context, releaseDir string, signer *signing.Signer, opts ...PublishOption) (*Release, bool, error) {
+	p, err := readPending(releaseDir, opts)
 	if err != nil {
 		return nil, false, err
 	}

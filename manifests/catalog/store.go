@@ -199,7 +199,7 @@ type pending struct {
 
 // readPending reads the release directory's manifest and makes its
 // catalog entry.
-func readPending(releaseDir string) (*pending, error) {
+func readPending(releaseDir string, opts []PublishOption) (*pending, error) {
 	mpath := filepath.Join(releaseDir, manifest.FileName)
 	mbytes, err := os.ReadFile(mpath)
 	if err != nil {
@@ -217,11 +217,33 @@ func readPending(releaseDir string) (*pending, error) {
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 	name := m.Family + "-" + m.Release
 	loc := "images/" + name
-	rel := Release{Version: m.Release, Date: time.Unix(m.Epoch, 0).UTC(), State: Active, ManifestDigest: digest, IndexDigest: m.IndexDigest, Security: v.Patch() > 0, Advisories: m.Advisories, v: v}
+	rel := Release{Version: m.Release, Date: time.Unix(m.Epoch, 0).UTC(), State: Active, ManifestDigest: digest, IndexDigest: m.IndexDigest, Security: v.Patch() > 0, Advisories: m.Advisories, Fixes: m.Fixes, v: v}
 	for _, im := range m.Images {
 		rel.Images = append(rel.Images, Image{Arch: im.Arch, Name: im.Name, Digest: im.Digest, Location: loc})
 	}
+	var po publishOptions
+	for _, o := range opts {
+		o(&po)
+	}
+	if len(rel.Fixes) == 0 && len(po.fixes) > 0 {
+		if err := manifest.CheckFixes(m.Advisories, po.fixes); err != nil {
+			return nil, fmt.Errorf("%s: %w", mpath, err)
+		}
+		rel.Fixes = po.fixes
+	}
 	return &pending{m: m, mbytes: mbytes, name: name, rel: rel}, nil
+}
+
+// PublishOption adds to what Publish records.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct{ fixes []manifest.Fix }
+
+// WithFixes records fixes in the catalog entry of a release whose manifest
+// has none (a security release baked without its number checked: publish
+// derives them from the release before it).
+func WithFixes(fixes []manifest.Fix) PublishOption {
+	return func(o *publishOptions) { o.fixes = fixes }
 }
 
 // signature is the manifest's signature, vouching for its family and release.
@@ -262,8 +284,8 @@ func (p *pending) add(c *Catalog, where string) (bool, error) {
 // the manifest signed) and adds it to the catalog. Publishing identical
 // content again is a no-op; the same version with other content is
 // refused. It returns whether anything was added.
-func (s *Store) Publish(ctx context.Context, releaseDir string, signer *signing.Signer) (*Release, bool, error) {
-	p, err := readPending(releaseDir)
+func (s *Store) Publish(ctx context.Context, releaseDir string, signer *signing.Signer, opts ...PublishOption) (*Release, bool, error) {
+	p, err := readPending(releaseDir, opts)
 	if err != nil {
 		return nil, false, err
 	}

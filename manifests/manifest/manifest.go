@@ -76,6 +76,12 @@ type Manifest struct {
 	// Advisories are the security advisories (CVE, DSA, ... IDs) the
 	// release fixes, declared when it was baked (bake --advisory).
 	Advisories []string `toml:"advisories,omitempty" json:"advisories,omitempty"`
+	// Fixes say, per advisory, what fixed it: the package and module
+	// changes from the release before it in its line (a security release
+	// carries only those). Recorded when the bake checked its number
+	// (--previous or --catalog); a release carries an advisory's fix when
+	// its packages and modules are at least the new versions.
+	Fixes []Fix `toml:"fix,omitempty" json:"fixes,omitempty"`
 	// MajorPackages are imagebake.toml's [release] major_packages when
 	// set (nil: the default list), so that a later number check (publish)
 	// judges by the rules the release was baked with.
@@ -95,6 +101,31 @@ type Manifest struct {
 	// Artifacts are what Packer builds produced from this release
 	// (post-processor imagebake-manifest); outputs, not inputs.
 	Artifacts []Artifact `toml:"artifact,omitempty" json:"artifacts,omitempty"`
+}
+
+// Fix is what fixed one advisory.
+type Fix struct {
+	Advisory string       `toml:"advisory" json:"advisory"`
+	Packages []PackageFix `toml:"package,omitempty" json:"packages,omitempty"`
+	Modules  []ModuleFix  `toml:"module,omitempty" json:"modules,omitempty"`
+}
+
+// PackageFix is a base package raised to a fixed version.
+type PackageFix struct {
+	Name   string `toml:"name" json:"name"`
+	Source string `toml:"source,omitempty" json:"source,omitempty"`
+	Format string `toml:"format" json:"format"` // dpkg, apk, rpm: whose version order applies
+	Old    string `toml:"old" json:"old"`
+	New    string `toml:"new" json:"new"`
+}
+
+// ModuleFix is a Puppetfile module raised to a fixed version (Old and New
+// are module versions) or pin (no version known: the commits).
+type ModuleFix struct {
+	Name      string `toml:"name" json:"name"`
+	Old       string `toml:"old" json:"old"`
+	New       string `toml:"new" json:"new"`
+	NewCommit string `toml:"new_commit,omitempty" json:"new_commit,omitempty"`
 }
 
 // Artifact is one Packer artifact.
@@ -348,5 +379,41 @@ func Parse(b []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("%w: image %q: arch and agent version and sha256 are required", ErrInvalid, im.Name)
 		}
 	}
+	if err := CheckFixes(m.Advisories, m.Fixes); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	return &m, nil
+}
+
+// CheckFixes refuses fixes of advisories not declared, and fixes that name
+// no package or module, or a package without a name, format and both
+// versions.
+func CheckFixes(advisories []string, fixes []Fix) error {
+	declared := map[string]bool{}
+	for _, a := range advisories {
+		declared[a] = true
+	}
+	var problems []string
+	for _, f := range fixes {
+		if !declared[f.Advisory] {
+			problems = append(problems, fmt.Sprintf("fix of %q, which the release does not declare (advisories %v)", f.Advisory, advisories))
+		}
+		if len(f.Packages)+len(f.Modules) == 0 {
+			problems = append(problems, fmt.Sprintf("fix of %q names no package or module", f.Advisory))
+		}
+		for _, p := range f.Packages {
+			if p.Name == "" || p.Format == "" || p.Old == "" || p.New == "" {
+				problems = append(problems, fmt.Sprintf("fix of %q: package %q needs name, format, old and new", f.Advisory, p.Name))
+			}
+		}
+		for _, x := range f.Modules {
+			if x.Name == "" || x.New == "" {
+				problems = append(problems, fmt.Sprintf("fix of %q: module %q needs name and new", f.Advisory, x.Name))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
 }

@@ -1,0 +1,705 @@
+// Package osv reads OSV advisories (https://ossf.github.io/osv-schema/, the
+// format osv.dev publishes: one JSON record per advisory, per-ecosystem
+// .zip archives of them) and says which installed packages they affect,
+// by OSV's own rules: an affected package is matched by ecosystem (Debian:12,
+// Alpine:v3.19, Rocky Linux:9, ...) and name (Debian, Ubuntu and rpm
+// records name the source package, Alpine the origin); it is affected when
+// its version is listed in versions, or falls in a range of type
+// ECOSYSTEM (introduced, then fixed or last_affected, compared in the
+// package format's own order). Other ecosystems and GIT or SEMVER ranges
+// are skipped and counted.
+//
+// Every record is checked against the OSV JSON schema (schema.json, the
+// osv-schema project's validation/schema.json at v1.7.5, pinned by
+// scripts/ensure-osv-schema). A record that is not JSON, fails the schema,
+// has events out of order or of an unknown type is a note naming the file
+// and the field; the rest are read.
+package osv
+
+import (
+	"archive/zip"
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"github.com/imagebake/imagebake/internal/distro"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/pkgversion"
+)
+
+//go:embed schema.json
+var schemaJSON []byte
+
+// MaxRecord bounds one record's size (osv.dev's largest are well under 1 MiB).
+const MaxRecord = 4 << 20
+
+// Record is what the audit reads of an OSV record.
+type Record struct {
+	ID        string     `json:"id"`
+	Aliases   []string   `json:"aliases"`
+	Upstream  []string   `json:"upstream"` // Debian's DSA and DLA name their CVEs here
+	Withdrawn string     `json:"withdrawn"`
+	Affected  []Affected `json:"affected"`
+}
+
+// Affected is one affected package of a record.
+type Affected struct {
+	Package struct {
+		Ecosystem string `json:"ecosystem"`
+		Name      string `json:"name"`
+	} `json:"package"`
+	Ranges   []Range  `json:"ranges"`
+	Versions []string `json:"versions"`
+}
+
+// Range is a range of affected versions.
+type Range struct {
+	Type   string  `json:"type"`
+	Events []Event `json:"events"`
+}
+
+// Event is one event of a range; exactly one field is set.
+type Event struct {
+	Introduced   string `json:"introduced,omitempty"`
+	Fixed        string `json:"fixed,omitempty"`
+	LastAffected string `json:"last_affected,omitempty"`
+	Limit        string `json:"limit,omitempty"`
+}
+
+// entry is one affected package of one record, indexed by ecosystem and name.
+type entry struct {
+	id       string
+	aliases  []string // the record's aliases and upstream ids
+	where    string   // the file (or zip:member) it came from
+	key      string   // "ECOSYSTEM\x00NAME"
+	format   string
+	ranges   [][]event // the ECOSYSTEM ranges
+	versions []string  // the versions list
+}
+
+// event is a range event ("introduced": "0" has zero set). Versions are
+// parsed when compared: kept parsed, 100,000 records would hold a few
+// hundred MiB.
+type event struct {
+	kind byte // 'i' introduced, 'f' fixed, 'l' last_affected, 'x' limit
+	zero bool
+	raw  string
+}
+
+// DB holds the records read, indexed by ecosystem and package name.
+type DB struct {
+	byPkg map[string][]entry // "ECOSYSTEM\x00NAME"
+	// Records and Files count what was read; Skipped counts affected
+	// entries of ecosystems imagebake does not audit and ranges of type
+	// GIT or SEMVER; Notes name each record or field that could not be
+	// used.
+	Records, Files, Skipped int
+	// Unconcerned counts the records LoadFor passed over: they name none
+	// of the ecosystems asked for.
+	Unconcerned int
+	Notes       []string
+
+	suffixOnce sync.Once
+	suffixes   map[string][]string // Ubuntu:22.04 -> Ubuntu:22.04:LTS, ...
+}
+
+// Load reads the OSV records at paths: .json files, directories of them
+// (recursively) and .zip archives. A path that does not exist is an error
+// (failure.ErrNotFound); a bad record is a note. Records are read in turn
+// and checked on every CPU.
+func Load(paths []string) (*DB, error) { return LoadFor(paths, nil) }
+
+// LoadFor is Load of the records that can bear on ecosystems (nil: all):
+// a record whose text names none of them is counted in Unconcerned and not
+// checked further (osv.dev's archives hold every release of a
+// distribution; a base is one). A record with \u escapes is always read:
+// an ecosystem could hide in one.
+func LoadFor(paths []string, ecosystems []string) (*DB, error) {
+	sch, err := schema()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("OSV advisories %s: no such file or directory: %w", p, failure.ErrNotFound)
+			}
+			return nil, fmt.Errorf("OSV advisories %s: %w", p, err)
+		}
+	}
+	db := &DB{byPkg: map[string][]entry{}}
+	jobs := make(chan job, 256)
+	results := make(chan parsed, 256)
+	var readErr error
+	var open []io.Closer // zip archives, closed when every member is read
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	go func() {
+		defer close(jobs)
+		readErr = readPaths(paths, jobs, &open)
+	}()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for j := range jobs {
+				b, err := j.bytes()
+				if err != nil {
+					j.note = err.Error()
+				}
+				switch {
+				case j.note != "":
+					results <- parsed{where: j.where, notes: []string{j.where + ": " + j.note}}
+				case !mayConcern(b, ecosystems):
+					results <- parsed{where: j.where, unconcerned: true}
+				default:
+					results <- parse(sch, j.where, b)
+				}
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	for r := range results {
+		db.merge(r)
+	}
+	if readErr != nil {
+		return nil, readErr
+	}
+	sort.Strings(db.Notes)
+	for k := range db.byPkg {
+		es := db.byPkg[k]
+		sort.SliceStable(es, func(i, j int) bool { return es[i].id < es[j].id })
+	}
+	return db, nil
+}
+
+// job is one record's bytes, or why they could not be read.
+type job struct {
+	where string
+	b     []byte
+	zf    *zip.File // b is this zip member's (a zip.File opens concurrently)
+	note  string
+}
+
+// bytes are the job's record: read from its zip member if it has one.
+func (j *job) bytes() ([]byte, error) {
+	if j.zf == nil {
+		return j.b, nil
+	}
+	r, err := j.zf.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(io.LimitReader(r, MaxRecord+1))
+}
+
+// readPaths reads every record at paths into jobs.
+func readPaths(paths []string, jobs chan<- job, open *[]io.Closer) error {
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("OSV advisories %s: %w", p, err)
+		}
+		switch {
+		case fi.IsDir():
+			err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.Type().IsRegular() && strings.HasSuffix(d.Name(), ".json") {
+					return readFile(path, jobs)
+				}
+				return nil
+			})
+		case strings.HasSuffix(p, ".zip"):
+			err = readZip(p, jobs, open)
+		default:
+			err = readFile(p, jobs)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readFile(path string, jobs chan<- job) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("OSV advisories %s: %w", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxRecord+1))
+	if err != nil {
+		return fmt.Errorf("OSV advisories %s: %w", path, err)
+	}
+	jobs <- job{where: path, b: b}
+	return nil
+}
+
+func readZip(path string, jobs chan<- job, open *[]io.Closer) error {
+	z, err := zip.OpenReader(path)
+	if err != nil {
+		return fmt.Errorf("OSV advisories %s: not a zip archive: %w", path, err)
+	}
+	*open = append(*open, z) // its members are read by the workers
+	for _, zf := range z.File {
+		if !strings.HasSuffix(zf.Name, ".json") {
+			continue
+		}
+		where := path + ":" + zf.Name
+		if zf.UncompressedSize64 > MaxRecord {
+			jobs <- job{where: where, note: fmt.Sprintf("%d bytes, over the %d a record may have", zf.UncompressedSize64, MaxRecord)}
+			continue
+		}
+		jobs <- job{where: where, zf: zf} // inflated by the worker
+	}
+	return nil
+}
+
+// mayConcern says whether record b may name one of ecosystems (as
+// "Debian:12" or a suffixed "Debian:12:...").
+func mayConcern(b []byte, ecosystems []string) bool {
+	if ecosystems == nil || bytes.Contains(b, []byte(`\u`)) {
+		return true
+	}
+	for _, e := range ecosystems {
+		if bytes.Contains(b, []byte(`"`+e+`"`)) || bytes.Contains(b, []byte(`"`+e+`:`)) {
+			return true
+		}
+	}
+	return false
+}
+
+// parsed is one record checked: its affected packages to index, or
+// the notes saying why (some of) it cannot be used.
+type parsed struct {
+	where   string
+	entries []entry
+	notes   []string
+	skipped int
+	counted bool // a record read (not withdrawn, not refused)
+	// unconcerned: it names none of the ecosystems asked for
+	unconcerned bool
+}
+
+// parse checks one record against the schema and the version orders.
+func parse(sch *jsonschema.Schema, where string, b []byte) parsed {
+	out := parsed{where: where}
+	note := func(field, what string) {
+		w := where
+		if field != "" {
+			w += ": " + field
+		}
+		out.notes = append(out.notes, w+": "+what)
+	}
+	if len(b) > MaxRecord {
+		note("", fmt.Sprintf("over the %d bytes a record may have", MaxRecord))
+		return out
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		note("", "not JSON: "+err.Error())
+		return out
+	}
+	if err := sch.Validate(doc); err != nil {
+		note(schemaField(err), "does not follow the OSV schema: "+schemaReason(err))
+		return out
+	}
+	rec := recordOf(doc) // the schema checked its shape: no second parse
+
+	if rec.Withdrawn != "" {
+		return out
+	}
+	out.counted = true
+	for i := range rec.Affected {
+		a := &rec.Affected[i]
+		format := FormatOf(a.Package.Ecosystem)
+		if format == "" {
+			out.skipped++
+			continue
+		}
+		for _, r := range a.Ranges {
+			if r.Type != "ECOSYSTEM" {
+				out.skipped++ // GIT, SEMVER: not versions of a package format
+			}
+		}
+		if bad := checkRanges(format, a, fmt.Sprintf("affected[%d]", i)); bad != "" {
+			note("", bad)
+			continue
+		}
+		out.entries = append(out.entries, compile(where, rec, format, a))
+	}
+	return out
+}
+
+// compile parses the versions of an affected package checkRanges accepted.
+func compile(where string, rec *Record, format string, a *Affected) entry {
+	e := entry{id: rec.ID, where: where, format: format, key: a.Package.Ecosystem + "\x00" + a.Package.Name}
+	if n := len(rec.Aliases) + len(rec.Upstream); n > 0 {
+		e.aliases = append(append(make([]string, 0, n), rec.Aliases...), rec.Upstream...)
+	}
+	for _, r := range a.Ranges {
+		var evs []event
+		for _, ev := range r.Events {
+			var x event
+			switch {
+			case ev.Introduced != "":
+				x = event{kind: 'i', raw: ev.Introduced, zero: ev.Introduced == "0"}
+			case ev.Fixed != "":
+				x = event{kind: 'f', raw: ev.Fixed}
+			case ev.LastAffected != "":
+				x = event{kind: 'l', raw: ev.LastAffected}
+			default:
+				x = event{kind: 'x', raw: ev.Limit}
+			}
+			evs = append(evs, x)
+		}
+		e.ranges = append(e.ranges, evs)
+	}
+	e.versions = a.Versions
+	return e
+}
+
+// merge indexes what parse found.
+func (db *DB) merge(p parsed) {
+	db.Files++
+	db.Notes = append(db.Notes, p.notes...)
+	db.Skipped += p.skipped
+	if p.counted {
+		db.Records++
+	}
+	if p.unconcerned {
+		db.Unconcerned++
+	}
+	for _, e := range p.entries {
+		db.byPkg[e.key] = append(db.byPkg[e.key], e)
+	}
+}
+
+// add parses and merges one record (the single-file path and the fuzz test).
+func (db *DB) add(sch *jsonschema.Schema, where string, b []byte) { db.merge(parse(sch, where, b)) }
+
+// schemaField and schemaReason make a validation error one line: the
+// instance location (the field) and the first leaf cause.
+func schemaField(err error) string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return ""
+	}
+	for len(ve.Causes) > 0 {
+		ve = ve.Causes[0]
+	}
+	return "/" + strings.Join(ve.InstanceLocation, "/")
+}
+
+func schemaReason(err error) string {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return err.Error()
+	}
+	for len(ve.Causes) > 0 {
+		ve = ve.Causes[0]
+	}
+	return ve.ErrorKind.LocalizedString(message.NewPrinter(language.English))
+}
+
+// checkRanges refuses events of an unknown type and ECOSYSTEM ranges
+// whose events are out of order, naming the field; it leaves GIT and
+// SEMVER ranges out (the caller counts them).
+func checkRanges(format string, a *Affected, field string) string {
+	var keep []Range
+	for ri, r := range a.Ranges {
+		f := fmt.Sprintf("%s.ranges[%d]", field, ri)
+		if r.Type != "ECOSYSTEM" {
+			continue
+		}
+		prev := ""
+		for ei, e := range r.Events {
+			v := e.Introduced + e.Fixed + e.LastAffected + e.Limit
+			n := 0
+			for _, s := range []string{e.Introduced, e.Fixed, e.LastAffected, e.Limit} {
+				if s != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				return fmt.Sprintf("%s.events[%d]: an event has exactly one of introduced, fixed, last_affected, limit", f, ei)
+			}
+			if v == "0" && e.Introduced == "0" {
+				if ei != 0 {
+					return fmt.Sprintf("%s.events[%d]: introduced \"0\" after other events: the events are out of order", f, ei)
+				}
+				prev = ""
+				continue
+			}
+			if prev != "" {
+				c, err := pkgversion.Compare(format, prev, v)
+				if err != nil {
+					return fmt.Sprintf("%s.events[%d]: %v", f, ei, err)
+				}
+				if c > 0 {
+					return fmt.Sprintf("%s.events[%d]: %s is below %s, an event before it: the events are out of order", f, ei, v, prev)
+				}
+			} else if _, err := pkgversion.Compare(format, v, v); err != nil {
+				return fmt.Sprintf("%s.events[%d]: %v", f, ei, err)
+			}
+			prev = v
+		}
+		keep = append(keep, r)
+	}
+	a.Ranges = keep
+	return ""
+}
+
+// FormatOf is the package format of an OSV ecosystem ("" when imagebake
+// does not audit it).
+func FormatOf(ecosystem string) string {
+	name, _, _ := strings.Cut(ecosystem, ":")
+	switch name {
+	case "Debian", "Ubuntu":
+		return distro.Dpkg
+	case "Alpine":
+		return distro.Apk
+	case "Rocky Linux", "AlmaLinux", "Red Hat", "openSUSE", "SUSE", "Mageia", "openEuler":
+		return distro.Rpm
+	}
+	return ""
+}
+
+// EcosystemOf is the OSV ecosystem of a base's OS: Debian:12, Ubuntu:22.04,
+// Alpine:v3.19, Rocky Linux:9, AlmaLinux:9 ("" when not known).
+func EcosystemOf(o *distro.OS) string {
+	if o == nil || o.VersionID == "" {
+		return ""
+	}
+	major, rest, _ := strings.Cut(o.VersionID, ".")
+	minor, _, _ := strings.Cut(rest, ".")
+	switch o.ID {
+	case "debian":
+		return "Debian:" + major
+	case "ubuntu":
+		return "Ubuntu:" + o.VersionID
+	case "alpine":
+		return "Alpine:v" + major + "." + minor
+	case "rocky":
+		return "Rocky Linux:" + major
+	case "almalinux":
+		return "AlmaLinux:" + major
+	}
+	return ""
+}
+
+// Hit is one advisory affecting one installed package.
+type Hit struct {
+	ID      string
+	Aliases []string
+	Package string // the installed package
+	Version string // its version
+	Fixed   string // the first fixed version above it ("": no fix yet)
+	From    string // the file (or zip:member) the advisory came from
+}
+
+// Affecting lists the advisories that affect the installed package p (by
+// its name and its source package) on ecosystem.
+func (db *DB) Affecting(ecosystem string, p distro.Package) []Hit {
+	if db == nil || ecosystem == "" {
+		return nil
+	}
+	pv, err := pkgversion.Parse(FormatOf(ecosystem), p.Version)
+	if err != nil {
+		return nil // a version its own format does not read is not judged
+	}
+	names := []string{p.Name}
+	if p.Source != "" && p.Source != p.Name {
+		names = append(names, p.Source)
+	}
+	var out []Hit
+	var seen map[string]bool
+	for _, n := range names {
+		for _, k := range db.keys(ecosystem, n) {
+			for _, e := range db.byPkg[k] {
+				if seen[e.id] {
+					continue
+				}
+				if hit, ok := e.affects(pv); ok {
+					if seen == nil {
+						seen = map[string]bool{}
+					}
+					seen[e.id] = true
+					hit.Package, hit.Version = p.Name, p.Version
+					out = append(out, hit)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// keys are the index keys of name on ecosystem: the ecosystem itself and
+// its suffixed forms (Ubuntu:22.04:LTS for Ubuntu:22.04).
+func (db *DB) keys(ecosystem, name string) []string {
+	out := []string{ecosystem + "\x00" + name}
+	db.suffixOnce.Do(db.indexSuffixes)
+	for _, eco := range db.suffixes[ecosystem] {
+		out = append(out, eco+"\x00"+name)
+	}
+	return out
+}
+
+func (db *DB) indexSuffixes() {
+	db.suffixes = map[string][]string{}
+	seen := map[string]bool{}
+	for k := range db.byPkg {
+		eco, _, _ := strings.Cut(k, "\x00")
+		if seen[eco] {
+			continue
+		}
+		seen[eco] = true
+		parts := strings.Split(eco, ":")
+		for i := 2; i < len(parts); i++ {
+			base := strings.Join(parts[:i], ":")
+			db.suffixes[base] = append(db.suffixes[base], eco)
+		}
+	}
+}
+
+// affects says whether version v is affected by e (in a range of type
+// ECOSYSTEM, or listed in versions), and the version that fixes it: the
+// first fixed event above it.
+func (e entry) affects(v pkgversion.Version) (Hit, bool) {
+	cmp := func(raw string) int {
+		x, err := pkgversion.Parse(e.format, raw)
+		if err != nil {
+			return 0 // checkRanges refused events that do not parse
+		}
+		return v.Compare(x)
+	}
+	listed := false
+	for _, x := range e.versions {
+		if pv, err := pkgversion.Parse(e.format, x); err == nil && pv.Compare(v) == 0 {
+			listed = true
+			break
+		}
+	}
+	for _, r := range e.ranges {
+		affected, fixed := false, ""
+		for _, ev := range r {
+			switch ev.kind {
+			case 'i':
+				if ev.zero || cmp(ev.raw) >= 0 {
+					affected, fixed = true, ""
+				}
+			case 'f':
+				if cmp(ev.raw) >= 0 {
+					affected = false
+				} else if fixed == "" {
+					fixed = ev.raw
+				}
+			case 'l':
+				if cmp(ev.raw) > 0 {
+					affected = false
+				}
+			}
+		}
+		if affected || (listed && fixed != "") {
+			return e.hit(fixed), true
+		}
+	}
+	if listed {
+		return e.hit(""), true
+	}
+	return Hit{}, false
+}
+
+func (e entry) hit(fixed string) Hit {
+	return Hit{ID: e.id, Aliases: e.aliases, From: e.where, Fixed: fixed}
+}
+
+var (
+	schemaOnce sync.Once
+	compiled   *jsonschema.Schema
+	schemaErr  error
+)
+
+// schema is the OSV JSON schema, compiled once.
+func schema() (*jsonschema.Schema, error) {
+	schemaOnce.Do(func() {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemaJSON))
+		if err != nil {
+			schemaErr = err
+			return
+		}
+		c := jsonschema.NewCompiler()
+		const url = "https://raw.githubusercontent.com/ossf/osv-schema/main/validation/schema.json"
+		if err := c.AddResource(url, doc); err != nil {
+			schemaErr = err
+			return
+		}
+		compiled, schemaErr = c.Compile(url)
+	})
+	return compiled, schemaErr
+}
+
+// recordOf takes a Record out of a record the schema accepted (the
+// generic JSON document it was checked as).
+func recordOf(doc any) *Record {
+	m, _ := doc.(map[string]any)
+	r := &Record{ID: str(m["id"]), Withdrawn: str(m["withdrawn"]), Aliases: strs(m["aliases"]), Upstream: strs(m["upstream"])}
+	affected, _ := m["affected"].([]any)
+	for _, x := range affected {
+		am, _ := x.(map[string]any)
+		var a Affected
+		pm, _ := am["package"].(map[string]any)
+		a.Package.Ecosystem, a.Package.Name = str(pm["ecosystem"]), str(pm["name"])
+		a.Versions = strs(am["versions"])
+		ranges, _ := am["ranges"].([]any)
+		for _, y := range ranges {
+			rm, _ := y.(map[string]any)
+			rg := Range{Type: str(rm["type"])}
+			events, _ := rm["events"].([]any)
+			for _, z := range events {
+				em, _ := z.(map[string]any)
+				rg.Events = append(rg.Events, Event{Introduced: str(em["introduced"]), Fixed: str(em["fixed"]), LastAffected: str(em["last_affected"]), Limit: str(em["limit"])})
+			}
+			a.Ranges = append(a.Ranges, rg)
+		}
+		r.Affected = append(r.Affected, a)
+	}
+	return r
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func strs(v any) []string {
+	l, _ := v.([]any)
+	var out []string
+	for _, x := range l {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
