@@ -17,6 +17,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
 )
 
@@ -125,6 +126,11 @@ func TestReleaseRulesOnBases(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(o.Out, "example-1.1.1", "manifest.toml")); !strings.Contains(string(b), `advisories = ["CVE-2023-5678"]`) {
 		t.Errorf("manifest.toml does not record the advisory:\n%s", b)
+	}
+	// and what fixed it, read back from the file
+	if rm, err := manifest.Read(filepath.Join(o.Out, "example-1.1.1", manifest.FileName)); err != nil || len(rm.Fixes) != 1 || rm.Fixes[0].Advisory != "CVE-2023-5678" ||
+		len(rm.Fixes[0].Packages) != 1 || rm.Fixes[0].Packages[0] != (manifest.PackageFix{Name: "openssl", Format: "dpkg", Old: "3.0.11-1~deb12u1", New: "3.0.11-1~deb12u2"}) {
+		t.Errorf("manifest.toml records fixes %+v (%v); want openssl deb12u1 -> deb12u2 for CVE-2023-5678", rm, err)
 	}
 
 	// curl as a major package: 7.88 -> 8.5 needs MAJOR

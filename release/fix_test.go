@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imagebake/imagebake/internal/osv"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -78,5 +79,36 @@ func TestFixesAndLacks(t *testing.T) {
 	cr.Repo.Commit = strings.Repeat("c", 40)
 	if fx := FixesOf(v102, cr, Rules{Advisories: []string{"CVE-2026-2"}}); fx != nil {
 		t.Errorf("a control-repo-only security release: fixes %+v, want none", fx)
+	}
+}
+
+// release plan --osv: the advisories that affect the previous release's
+// base and not the candidate's are what the security release fixes.
+func TestOSVFixes(t *testing.T) {
+	db, err := osv.Load([]string{"../internal/osv/testdata/DSA-9999-1.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(b manifest.Base) *manifest.Manifest {
+		m := withBase(b)
+		m.Family = "example"
+		return m
+	}
+	prev := mk(debian(t, "rootfs:a@sha256:1", bookworm, "openssl 3.0.11-1~deb12u1", "libssl3 3.0.11-1~deb12u1 openssl", "curl 7.88.1-10+deb12u5"))
+	cand := mk(debian(t, "rootfs:a@sha256:2", bookworm, "openssl 3.0.11-1~deb12u3", "libssl3 3.0.11-1~deb12u3 openssl", "curl 7.88.1-10+deb12u5"))
+	var got []string
+	for _, f := range OSVFixes(prev, cand, db) {
+		got = append(got, f.String())
+	}
+	want := "DSA-9999-1 (CVE-2026-9999): libssl3 3.0.11-1~deb12u1 -> 3.0.11-1~deb12u3; DSA-9999-1 (CVE-2026-9999): openssl 3.0.11-1~deb12u1 -> 3.0.11-1~deb12u3"
+	if strings.Join(got, "; ") != want {
+		t.Errorf("OSVFixes = %q, want %q", strings.Join(got, "; "), want)
+	}
+	// a candidate still on the old openssl fixes nothing
+	if f := OSVFixes(prev, prev, db); len(f) != 0 {
+		t.Errorf("the same base fixes %v", f)
+	}
+	if e := ManifestEcosystems(prev, cand); strings.Join(e, ",") != "Debian:12" {
+		t.Errorf("ecosystems = %v", e)
 	}
 }

@@ -118,6 +118,9 @@ type Plan struct {
 	// Note says how to declare a security release when the changes
 	// would fit one but no advisory was given.
 	Note string `json:"note,omitempty"`
+	// OSVFixes (release plan --osv) are the OSV advisories the candidate's
+	// bases fix: what to declare with --advisory.
+	OSVFixes []OSVFix `json:"osv_fixes,omitempty"`
 }
 
 // Compare lists the changes from prev to cand (a manifest of pinned inputs

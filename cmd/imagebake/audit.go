@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,6 +127,35 @@ func printFindings(cmd *cobra.Command, found []release.Finding) {
 // count of what was skipped) and audits the catalog against them.
 func auditOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, at time.Time) ([]release.Finding, error) {
 	read := memoManifests(o.Manifest)
+	db, err := loadOSVWith(cmd, g, o, paths, read)
+	if err != nil {
+		return nil, err
+	}
+	found, unknown, err := release.AuditOSV(cmd.Context(), o.Catalog, read, at, db)
+	if err != nil {
+		return nil, err
+	}
+	if unknown > 0 {
+		fmt.Fprintf(progressOf(cmd, g), "note: %d images have a base whose OS has no OSV ecosystem imagebake reads (Debian, Ubuntu, Alpine, Rocky Linux, AlmaLinux), or no package database: not audited against OSV\n", unknown)
+	}
+	return found, nil
+}
+
+// progressOf is where a command's notes go: its stderr, unless --quiet.
+func progressOf(cmd *cobra.Command, g *globals) io.Writer {
+	if g.quiet {
+		return io.Discard
+	}
+	return cmd.ErrOrStderr()
+}
+
+// loadOSV reads the OSV advisories at paths that can bear on the bases of
+// the releases of o (notes for bad records, a count of what was skipped).
+func loadOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string) (*osv.DB, error) {
+	return loadOSVWith(cmd, g, o, paths, memoManifests(o.Manifest))
+}
+
+func loadOSVWith(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, read release.ManifestFunc) (*osv.DB, error) {
 	ecos, err := release.Ecosystems(cmd.Context(), o.Catalog, read)
 	if err != nil {
 		return nil, err
@@ -134,23 +164,13 @@ func auditOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string,
 	if err != nil {
 		return nil, err
 	}
-	w := g.progress()
-	if !g.quiet {
-		w = cmd.ErrOrStderr()
-	}
+	w := progressOf(cmd, g)
 	for _, n := range db.Notes {
 		fmt.Fprintf(w, "note: %s (left out)\n", n)
 	}
 	fmt.Fprintf(w, "read %d OSV records of %s from %d files; %d records of other ecosystems passed over; %d affected entries of other ecosystems or GIT/SEMVER ranges skipped; %d left out (notes above)\n",
 		db.Records, strings.Join(ecos, ", "), db.Files, db.Unconcerned, db.Skipped, len(db.Notes))
-	found, unknown, err := release.AuditOSV(cmd.Context(), o.Catalog, read, at, db)
-	if err != nil {
-		return nil, err
-	}
-	if unknown > 0 {
-		fmt.Fprintf(w, "note: %d images have a base whose OS has no OSV ecosystem imagebake reads (Debian, Ubuntu, Alpine, Rocky Linux, AlmaLinux), or no package database: not audited against OSV\n", unknown)
-	}
-	return found, nil
+	return db, nil
 }
 
 // memoManifests reads each published manifest once (its signature

@@ -15,6 +15,7 @@ import (
 	"github.com/imagebake/imagebake/deploy"
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/osv"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
@@ -145,13 +146,19 @@ func label(key, family string) string {
 
 func newCheckCommand(g *globals) *cobra.Command {
 	f := &deployFlags{}
+	var osvPaths []string
 	cmd := &cobra.Command{
 		Use:   "check deploy.yaml [--catalog C] [--now DATE]",
 		Short: "The CI gate: exit 0 (warnings printed), 4 on a policy error, 3 when a selection matches nothing",
 		Long: `Check every selection against the catalog's lifecycle: an end-of-life major
 warns inside its notice window and fails after; a deprecated release warns;
 obsolete and revoked releases fail; a release below the newest security
-release of its minor line warns during the grace days and fails after.
+release of its minor line warns during the grace days and fails after. A
+release lacking the fix of an advisory another release of the family
+published (a backport, a forward port) or, with --osv, affected by an OSV
+advisory, is named with the release to move to: a warning during the grace
+days after that release, an error after; a warning while no release
+carries the fix.
 Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 4 a policy error, 2 a malformed file.`,
 		Args: cobra.ExactArgs(1),
@@ -165,6 +172,13 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 				return err
 			}
 			c, src := o.Catalog, o.Where
+			var db *osv.DB
+			if len(osvPaths) > 0 {
+				if db, err = loadOSV(cmd, g, o, osvPaths); err != nil {
+					return err
+				}
+			}
+			read := memoManifests(o.Manifest)
 			var findings []deploy.Finding
 			var missing []error
 			errs := 0
@@ -174,7 +188,11 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 					missing = append(missing, err) // the other selections are still checked
 					continue
 				}
-				for _, fd := range deploy.Check(r, now) {
+				fixes, err := fixFindings(cmd.Context(), c, r, read, db, now)
+				if err != nil {
+					return err
+				}
+				for _, fd := range append(deploy.Check(r, now), fixes...) {
 					findings = append(findings, fd)
 					if fd.Severity == "error" {
 						errs++
@@ -201,7 +219,39 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringArrayVar(&osvPaths, "osv", nil, "OSV advisories: a .json file, a directory of them, or an osv.dev .zip (repeatable)")
 	return cmd
+}
+
+// fixFindings are the security fixes the release r resolved to lacks
+// (release.Advise), as findings at r's position: a warning while the
+// release to move to is inside the family's grace days (or none carries
+// the fix yet), an error after.
+func fixFindings(ctx context.Context, c *catalog.Catalog, r *deploy.Resolved, read release.ManifestFunc, db *osv.DB, now time.Time) ([]deploy.Finding, error) {
+	f := c.Family(r.Family, false)
+	if f == nil {
+		return nil, nil
+	}
+	advice, err := release.Advise(ctx, f, r.Release, read, db)
+	if err != nil {
+		return nil, err
+	}
+	var out []deploy.Finding
+	for _, a := range advice {
+		msg := a.Message(r.Family, r.Release)
+		sev := "warning"
+		if a.MoveTo != nil {
+			deadline := a.MoveTo.Date.AddDate(0, 0, f.GraceDays)
+			if now.Before(deadline) {
+				msg += fmt.Sprintf(" (mandatory; grace period ends %s)", deadline.UTC().Format("2006-01-02"))
+			} else {
+				sev = "error"
+				msg += fmt.Sprintf(" (mandatory; grace period ended %s); select %s or newer", deadline.UTC().Format("2006-01-02"), a.MoveTo.Version)
+			}
+		}
+		out = append(out, deploy.Finding{Pos: r.Pos, Severity: sev, Msg: msg})
+	}
+	return out, nil
 }
 
 func newUpgradeCommand(g *globals) *cobra.Command {

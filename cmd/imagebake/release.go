@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/internal/osv"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
 )
@@ -61,6 +63,7 @@ func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manif
 func newReleaseCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "release", Short: "Propose and check release numbers (MAJOR.MINOR.SECURITY)"}
 	pf := &candidateFlags{}
+	var osvPaths []string
 	plan := &cobra.Command{
 		Use:   "plan --repo R --release-candidate REF --previous MANIFEST",
 		Short: "Propose the next release number from the changes since the previous release",
@@ -76,6 +79,16 @@ func newReleaseCommand(g *globals) *cobra.Command {
 			p, err := release.Propose(prev, cand, rules)
 			if err != nil {
 				return err
+			}
+			if len(osvPaths) > 0 {
+				db, err := osv.LoadFor(osvPaths, release.ManifestEcosystems(prev, cand))
+				if err != nil {
+					return err
+				}
+				for _, n := range db.Notes {
+					fmt.Fprintf(progressOf(cmd, g), "note: %s (left out)\n", n)
+				}
+				p.OSVFixes = release.OSVFixes(prev, cand, db)
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), p)
@@ -95,10 +108,22 @@ func newReleaseCommand(g *globals) *cobra.Command {
 			if p.Note != "" {
 				fmt.Fprintf(w, "note: %s\n", p.Note)
 			}
+			if len(p.OSVFixes) > 0 {
+				var ids []string
+				fmt.Fprintf(w, "OSV advisories the candidate fixes (declare a security release with them):\n")
+				for _, f := range p.OSVFixes {
+					fmt.Fprintf(w, "  %s\n", f)
+					if !slices.Contains(ids, "--advisory "+f.Advisory) {
+						ids = append(ids, "--advisory "+f.Advisory)
+					}
+				}
+				fmt.Fprintf(w, "  %s\n", strings.Join(ids, " "))
+			}
 			return nil
 		},
 	}
 	pf.register(plan)
+	plan.Flags().StringArrayVar(&osvPaths, "osv", nil, "OSV advisories (a .json file, a directory of them, an osv.dev .zip): list those the candidate's bases fix; repeatable")
 	plan.Flags().StringVar(&pf.o.Ref, "release-candidate", "", "branch, tag or commit of the candidate")
 	cf := &candidateFlags{}
 	var number string

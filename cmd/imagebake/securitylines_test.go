@@ -9,6 +9,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -23,8 +24,18 @@ import (
 // is clean. With --osv, an advisory no release fixes yet is listed for
 // every supported release's line.
 func TestSecurityFixesReachEveryLine(t *testing.T) {
+	t.Run("dir", func(t *testing.T) { securityLines(t, "") })
+	t.Run("s3", func(t *testing.T) {
+		testutil.S3(t, "golden").Setenv(t)
+		securityLines(t, "s3://golden/releases")
+	})
+}
+
+func securityLines(t *testing.T, store string) {
 	dir := signingEnv(t)
-	store := filepath.Join(dir, "store")
+	if store == "" {
+		store = filepath.Join(dir, "store")
+	}
 	cli := func(args ...string) (string, string, error) {
 		t.Helper()
 		root := newRootCommand()
@@ -78,7 +89,7 @@ func TestSecurityFixesReachEveryLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := (&catalog.Store{Root: store, Keys: kr}).Read()
+	c, err := catalog.Open(context.Background(), store, kr, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,13 +103,23 @@ func TestSecurityFixesReachEveryLine(t *testing.T) {
 		t.Errorf("catalog audit: exit %d, %v; want 4 listing 1.1.0 (cut 1.1.1), not 1.0.0 (1.0.1 carries the fix):\n%s", failure.Code(err), err, out)
 	}
 
+	// a deploy file selecting the 1.1 line: check names the fix 1.1.0
+	// lacks, at the selection's line and column; no release above it
+	// carries it yet, so it warns (exit 0)
+	df := filepath.Join(dir, "deploy.yaml")
+	os.WriteFile(df, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: \"1.1\"\n"), 0o644)
+	out, _, err = cli("check", df, "--now", "2025-01-02")
+	if err != nil || !strings.Contains(out, df+":5:14: warning: example 1.1.0 lacks DSA-9999-1 (openssl 3.0.11-1~deb12u1 < 3.0.11-1~deb12u3), fixed in 1.0.1; no release of example above 1.1.0 carries the fix yet") {
+		t.Errorf("check of a selection lacking a backported fix: %v\n%s", err, out)
+	}
+
 	// a 1.2.0 that brings the old openssl back is refused
 	_, _, err = cli("publish", "--store", store, fakeRelease(t, "1.2.0", base("1", old), modules("ntp", "apache")))
 	if failure.Code(err) != failure.ExitVerify || err == nil || !strings.Contains(err.Error(), "DSA-9999-1 (openssl 3.0.11-1~deb12u1 < 3.0.11-1~deb12u3), fixed in 1.0.1") || !strings.Contains(err.Error(), "--no-release-check") {
 		t.Errorf("publish 1.2.0 with the old openssl: exit %d, %v; want 4 naming DSA-9999-1, openssl and both versions", failure.Code(err), err)
 	}
-	if _, err := os.Stat(filepath.Join(store, "images", "example-1.2.0")); err == nil {
-		t.Error("the refused 1.2.0 was written into the store")
+	if c, err := catalog.Open(context.Background(), store, kr, nil, nil); err != nil || c.Family("example", false).Release("1.2.0") != nil {
+		t.Errorf("the refused 1.2.0 was published: %v", err)
 	}
 
 	// the forward port: 1.1.1 on the fixed base
@@ -107,6 +128,17 @@ func TestSecurityFixesReachEveryLine(t *testing.T) {
 	}
 	if out, _, err := cli("catalog", "audit", "--store", store); err != nil || out != "" {
 		t.Errorf("catalog audit after 1.1.1: %v\n%s; want clean (exit 0)", err, out)
+	}
+	// the selection now resolves to 1.1.1: clean; one pinned to 1.1.0 is
+	// told to move to 1.1.1 (the lifecycle check of its line), and fails
+	// after the grace days
+	if out, _, err := cli("check", df, "--now", "2025-01-02"); err != nil || out != "" {
+		t.Errorf("check after 1.1.1: %v\n%s; want nothing", err, out)
+	}
+	pinned := filepath.Join(dir, "pinned.yaml")
+	os.WriteFile(pinned, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: 1.1.0\n"), 0o644)
+	if out, _, err := cli("check", pinned, "--now", "2026-12-02"); failure.Code(err) != failure.ExitVerify || !strings.Contains(out, "lacks security release 1.1.1") || !strings.Contains(out, "DSA-9999-1") {
+		t.Errorf("check of 1.1.0 after the grace days: exit %d, %v\n%s", failure.Code(err), err, out)
 	}
 
 	// an OSV advisory fixed in deb12u4: no release has it, so each
@@ -130,10 +162,19 @@ func TestSecurityFixesReachEveryLine(t *testing.T) {
 	if !strings.Contains(e, "read 1 OSV records of Debian:12 from 2 files; 1 records of other ecosystems passed over") {
 		t.Errorf("catalog audit --osv does not say what it read:\n%s", e)
 	}
+	// check --osv: the selection (1.1.1) is affected and nothing carries
+	// the fix: a warning naming the advisory and its CVE
+	if out, e, err := cli("check", df, "--now", "2025-01-02", "--osv", osvFile); err != nil || !strings.Contains(out, df+":5:14: warning: example 1.1.1 lacks DSA-9999-2 (CVE-2026-9999) (openssl 3.0.11-1~deb12u3 < 3.0.11-1~deb12u4); no release of example above 1.1.1 carries the fix yet") {
+		t.Errorf("check --osv: %v\n%s\n%s", err, out, e)
+	}
 	if _, _, err := cli("catalog", "audit", "--store", store, "--osv", filepath.Join(dir, "nowhere")); failure.Code(err) != failure.ExitNotFound {
 		t.Errorf("catalog audit --osv of a missing path: exit %d, %v; want 3", failure.Code(err), err)
 	}
-	if _, _, err := cli("catalog", "audit", "--store", filepath.Join(dir, "nostore")); failure.Code(err) != failure.ExitNotFound {
+	nostore := filepath.Join(dir, "nostore")
+	if strings.HasPrefix(store, "s3://") {
+		nostore = "s3://golden/nostore"
+	}
+	if _, _, err := cli("catalog", "audit", "--store", nostore); failure.Code(err) != failure.ExitNotFound {
 		t.Errorf("catalog audit of a missing store: exit %d, %v; want 3", failure.Code(err), err)
 	}
 }
