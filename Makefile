@@ -9,7 +9,7 @@ PLUGIN := builders/packer/plugin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: all build test test-tools demo repro lint bench fuzz clean
+.PHONY: all build test test-tools demo repro lint bench fuzz clean tidy
 
 all: build
 
@@ -113,6 +113,11 @@ bench: build test-tools
 	./bench/push.sh $(BIN)
 	./bench/osv-audit.sh $(BIN)
 	$(GO) test ./agents -run '^$$' -bench . -benchtime 20x
+
+# both modules: the plugin's go.sum follows the main module's requirements
+tidy:
+	$(GO) mod tidy
+	cd $(PLUGIN) && $(GO) mod tidy
 
 clean:
 	rm -rf bin dist demo

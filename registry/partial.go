@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -90,4 +94,56 @@ func partialManifest(d name.Digest, opts []remote.Option) (map[string][]byte, er
 		return nil, fmt.Errorf("%w: %s has no imagebake manifest among its referrers: push the per-arch bake with imagebake push", failure.ErrNotFound, d)
 	}
 	return found, nil
+}
+
+// supersede drops from the referrers of the image subject every imagebake
+// manifest but keep: a per-arch bake pushed again with the same image and
+// another manifest (an advisory added, say) replaces the one it attached,
+// so merge finds one. On a registry with the referrers API the old
+// manifests are deleted; on one without (the sha256-DIGEST tag) the tag's
+// index is rewritten without them (a registry that refuses deletes, as
+// distribution 2.8 does by default, keeps them untagged, out of the list).
+func supersede(rp name.Repository, subject v1.Hash, keep string, opts []remote.Option) error {
+	arts, err := manifestArtifacts(rp.Digest(subject.String()), opts)
+	if err != nil {
+		return err
+	}
+	var old []string
+	for _, a := range arts {
+		if a.DigestStr() != keep {
+			old = append(old, a.DigestStr())
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	tag := rp.Tag(strings.Replace(subject.String(), ":", "-", 1))
+	desc, err := remote.Get(tag, opts...)
+	switch {
+	case ociremote.IsNotFound(err): // the referrers API: the registry lists what it stores
+		for _, d := range old {
+			if err := remote.Delete(rp.Digest(d), opts...); err != nil {
+				return ociremote.Describe(fmt.Sprintf("removing the superseded manifest %s of %s", d, rp.Digest(subject.String())), err)
+			}
+		}
+		return nil
+	case err != nil:
+		return ociremote.Describe("reading "+tag.String(), err)
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return ociremote.Describe("reading "+tag.String(), err)
+	}
+	var hs []v1.Hash
+	for _, d := range old {
+		h, err := v1.NewHash(d)
+		if err != nil {
+			return err
+		}
+		hs = append(hs, h)
+	}
+	if err := remote.WriteIndex(tag, mutate.RemoveManifests(idx, match.Digests(hs...)), opts...); err != nil {
+		return ociremote.Describe(fmt.Sprintf("writing %s without the superseded manifests %s", tag, strings.Join(old, ", ")), err)
+	}
+	return nil
 }

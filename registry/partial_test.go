@@ -115,3 +115,42 @@ func TestPullPartialCorruptBlob(t *testing.T) {
 		t.Errorf("pull of a part with a corrupt layer = %v, want exit 4 naming %s", err, ref)
 	}
 }
+
+// A per-arch bake pushed again with the same image and another manifest
+// (the runner re-baked with --advisory) replaces the manifest it attached:
+// merge finds the new one, not two.
+// On go-containerregistry's registry (the referrers API: the old manifest
+// is deleted) and on the Debian docker-registry (distribution 2.8, the
+// referrers tag: the tag's index is rewritten).
+func TestRepushedPartialSupersedesItsManifest(t *testing.T) {
+	t.Run("referrers API", func(t *testing.T) { repushPartial(t, served(t, nil)+"/golden/example") })
+	t.Run("distribution 2.8", func(t *testing.T) { repushPartial(t, testutil.Registry(t)+"/golden/example") })
+}
+
+func repushPartial(t *testing.T, repo string) {
+	b := bakeExample(t)
+	if _, err := Push(ctx, b.bakePart(t, "amd64"), repo, nil, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	runner := filepath.Join(b.root, "runner-again")
+	o := bake.Options{Repo: b.repo, Release: "1.0.0", Out: filepath.Join(runner, "dist"), Cache: filepath.Join(runner, "cache"), Context: b.root, Version: "test",
+		Arches: []string{"amd64"}, Advisories: []string{"CVE-2026-1"}}
+	m, err := bake.Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := Push(ctx, filepath.Join(o.Out, "example-1.0.0"), repo, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed[0].New || !pushed[1].New {
+		t.Errorf("the re-push = %+v; want the image already there and a new manifest", pushed)
+	}
+	got, err := PullPartial(ctx, repo+":1.0.0-amd64", t.TempDir(), Options{})
+	if err != nil {
+		t.Fatalf("pull after the re-push: %v (want the new manifest alone)", err)
+	}
+	if strings.Join(got.Advisories, ",") != "CVE-2026-1" || got.Images[0].Digest != m.Images[0].Digest {
+		t.Errorf("the manifest merge finds: advisories %v; want the re-pushed one's", got.Advisories)
+	}
+}

@@ -187,6 +187,11 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 		if err != nil {
 			return nil, err
 		}
+		// the same image pushed again with another manifest: this one
+		// replaces the one attached before (after it is there: never none)
+		if err := supersede(rp, subject.Digest, strings.TrimPrefix(refs[0].Ref, rp.String()+"@"), opts); err != nil {
+			return nil, err
+		}
 		out = append(out, refs...)
 	}
 	return out, nil

@@ -26,6 +26,7 @@ package release
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -141,6 +142,8 @@ func Compare(prev, cand *manifest.Manifest, r Rules) []Change {
 		p, inP := pa[arch]
 		c, inC := ca[arch]
 		switch {
+		case !inC && slices.Contains(cand.PartialOf, arch):
+			continue // a per-arch bake: the arch is another runner's, judged at merge
 		case !inC:
 			add(Major, "arch "+arch, "dropped: users of the "+arch+" image lose it")
 			continue

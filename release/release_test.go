@@ -146,3 +146,20 @@ func TestControlRepoChangeAlwaysListed(t *testing.T) {
 		t.Errorf("plan = %+v, want MINOR listing the control repo's files", p)
 	}
 }
+
+// A per-arch bake (partial_of) is compared on its own arches: the others
+// are the other runners', not dropped.
+func TestPartialComparedOnItsArches(t *testing.T) {
+	prev := base()
+	prev.Images = append(prev.Images, manifest.Image{Arch: "arm64", Base: manifest.Base{Ref: "rootfs:debian-12@sha256:1"}, Agent: manifest.Agent{Name: "moz", Version: "2.4.0"}})
+	cand := base()
+	cand.Repo.Commit = strings.Repeat("b", 40)
+	cand.PartialOf = []string{"amd64", "arm64"}
+	if err := Check(prev, cand, "1.4.3", Rules{Advisories: []string{"CVE-2026-1"}}); err != nil {
+		t.Errorf("a per-arch security bake: %v", err)
+	}
+	cand.PartialOf = nil // a whole release without arm64 drops it
+	if err := Check(prev, cand, "1.4.3", Rules{Advisories: []string{"CVE-2026-1"}}); err == nil || !strings.Contains(err.Error(), "arch arm64: dropped") {
+		t.Errorf("a release without arm64: %v, want it named as dropped", err)
+	}
+}

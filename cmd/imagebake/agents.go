@@ -25,12 +25,7 @@ func (f *storeFlags) register(cmd *cobra.Command) {
 }
 
 func (f *storeFlags) chain() (*agents.Chain, error) {
-	list := f.stores
-	if len(list) == 0 {
-		if env := os.Getenv("IMAGEBAKE_STORES"); env != "" {
-			list = strings.Split(env, ",")
-		}
-	}
+	list := listSetting(f.stores, envStores)
 	if len(list) == 0 {
 		return nil, usageErr("no store: give --store (repeat it for a chain) or set IMAGEBAKE_STORES")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -47,6 +48,7 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 			if (o.Repo == "" || o.Release == "") && pinned == "" && (published == "" || o.Release == "") {
 				return usageErr("--repo and --release are required (or --manifest, or --catalog with --release of a published release)")
 			}
+			o.Stores, o.Advisories = listSetting(o.Stores, envStores), listSetting(o.Advisories, envAdvisories)
 			if err := release.CheckAdvisories(o.Advisories); err != nil {
 				return err
 			}
@@ -85,9 +87,22 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 					once.Do(func() { cat, catErr = catalog.Open(ctx, published, kr, nil, guard) })
 					return cat, catErr
 				}
-				o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+				// a store without a catalog yet (its first release): nothing
+				// is published, and there is no number to check against
+				var noted sync.Once
+				optional := func(ctx context.Context) (*catalog.Opened, error) {
 					c, err := open(ctx)
-					if err != nil {
+					if errors.Is(err, failure.ErrNotFound) {
+						noted.Do(func() {
+							fmt.Fprintf(g.progress(), "note: %v; baking as the store's first release (no number to check against)\n", err)
+						})
+						return nil, nil
+					}
+					return c, err
+				}
+				o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+					c, err := optional(ctx)
+					if c == nil || err != nil {
 						return nil, err
 					}
 					return c.Manifest(ctx, family, release)
@@ -105,8 +120,8 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 				}
 				if previous == "" && !noCheck {
 					o.PreviousFrom = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
-						c, err := open(ctx)
-						if err != nil {
+						c, err := optional(ctx)
+						if c == nil || err != nil {
 							return nil, err
 						}
 						return previousIn(ctx, c, family, release)
@@ -135,7 +150,7 @@ their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
 	f.StringVar(&epoch, "source-date-epoch", "", "build epoch, seconds since 1970 (default $SOURCE_DATE_EPOCH, else the commit time)")
 	addCacheFlag(f, &cache)
 	addContextFlag(f, &o.Context)
-	f.StringArrayVar(&o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
+	f.StringArrayVar(&o.Stores, "store", nil, "agent binaries store; repeat for a chain (default $IMAGEBAKE_STORES, then imagebake.toml's)")
 	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
 	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
 	addAdvisoryFlag(cmd, &o.Advisories)

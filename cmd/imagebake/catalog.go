@@ -36,23 +36,18 @@ func (f *keyFlags) register(cmd *cobra.Command, signing bool) {
 }
 
 func (f *keyFlags) keyring() (*signing.Keyring, error) {
-	list := f.trusted
-	if len(list) == 0 && os.Getenv("IMAGEBAKE_TRUSTED_KEYS") != "" {
-		list = strings.Split(os.Getenv("IMAGEBAKE_TRUSTED_KEYS"), ",")
-	}
-	return signing.LoadKeyring(list...)
+	return signing.LoadKeyring(listSetting(f.trusted, envTrusted)...)
 }
 
-// signer loads the signing key; its own public key is trusted too.
+// signer loads the signing key; its own public key is trusted too. A key
+// is decrypted once per process (scrypt, as minisign's: seconds and about
+// 1 GiB for each decryption), however many steps sign.
 func (f *keyFlags) signer(kr *signing.Keyring) (*signing.Signer, error) {
-	k := f.key
-	if k == "" {
-		k = os.Getenv("IMAGEBAKE_KEY")
-	}
+	k := stringSetting(f.key, envKey)
 	if k == "" {
 		return nil, usageErr("no signing key: give --key or set IMAGEBAKE_KEY (make one with `imagebake key generate`)")
 	}
-	s, err := signing.LoadSigner(k, os.Getenv("IMAGEBAKE_KEY_PASSWORD"))
+	s, err := loadSigner(k, os.Getenv(envKeyPass))
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +137,7 @@ func newKeyCommand(g *globals) *cobra.Command {
 		Short: "Make an ed25519 key pair: N.key (private) and N.pub; encrypted when IMAGEBAKE_KEY_PASSWORD is set",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pub, key, err := signing.Generate(dir, name, os.Getenv("IMAGEBAKE_KEY_PASSWORD"))
+			pub, key, err := signing.Generate(dir, name, os.Getenv(envKeyPass))
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/crane"
+
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -53,6 +55,8 @@ func TestCIPipeline(t *testing.T) {
 	}
 	run(work, nil, bin, "key", "generate", "--dir", work, "--name", "release")
 	key, pub := filepath.Join(work, "release.key"), filepath.Join(work, "release.pub")
+	// the runners read the store's catalog to check the number before they push
+	env = append(env, "IMAGEBAKE_TRUSTED_KEYS="+pub)
 
 	for _, arch := range []string{"amd64", "arm64"} {
 		src := filepath.Join(work, "agent-"+arch)
@@ -122,5 +126,46 @@ func TestCIPipeline(t *testing.T) {
 	again := run(release, relEnv, steps, "publish")
 	if !strings.Contains(again, "already") || strings.Contains(again, "recorded in") {
 		t.Errorf("a second publish step was not a no-op:\n%s", again)
+	}
+
+	// a security release through the same steps: a control repo fix,
+	// tagged v1.0.1, ADVISORIES given to the runners; each runner checks
+	// 1.0.1 against 1.0.0 in the store's catalog before it pushes
+	change := func(tag, text string) {
+		os.WriteFile(filepath.Join(ctl, "manifests", "fix.pp"), []byte(text), 0o644)
+		testutil.Git(t, ctl, "add", "-A")
+		testutil.Git(t, ctl, "commit", "-qm", "fix "+tag)
+		testutil.Git(t, ctl, "tag", tag)
+	}
+	change("v1.0.1", "# CVE-2026-1111: a fix\n")
+	secEnv := []string{"RELEASE=1.0.1", "ADVISORIES=CVE-2026-1111"}
+	for _, arch := range []string{"amd64", "arm64"} {
+		dir := filepath.Join(work, "runner-"+arch)
+		out := run(dir, append([]string{"ARCH=" + arch, "IMAGEBAKE_CACHE=" + filepath.Join(dir, "cache")}, secEnv...), steps, "bake")
+		if !strings.Contains(out, "checking 1.0.1 against example-1.0.0") {
+			t.Errorf("the %s runner did not check 1.0.1 against the catalog:\n%s", arch, out)
+		}
+	}
+	run(release, append(relEnv, secEnv...), steps, "merge")
+	run(release, append(relEnv, secEnv...), steps, "publish")
+	sel = run(user, nil, bin, "catalog", "list", "--store", "s3://golden/releases", "--trusted-key", pub)
+	if !strings.Contains(sel, "1.0.1") || !strings.Contains(sel, "true") {
+		t.Errorf("the security release is not in the catalog as one:\n%s", sel)
+	}
+
+	// the same without ADVISORIES: every runner stops before it pushes
+	change("v1.0.2", "# another fix\n")
+	dir := filepath.Join(work, "runner-amd64")
+	cmd := exec.CommandContext(ctx, steps, "bake")
+	cmd.Dir = dir
+	cmd.Env = append(append([]string(nil), env...), "ARCH=amd64", "RELEASE=1.0.2", "IMAGEBAKE_CACHE="+filepath.Join(dir, "cache"))
+	refused, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 || !strings.Contains(string(refused), "no advisory declares it") {
+		t.Errorf("a SECURITY number without advisories through steps.sh: %v\n%s; want exit 4 before any push", err, refused)
+	}
+	if _, err := crane.Digest(repo+":1.0.2-amd64", crane.Insecure); err == nil {
+		t.Error("the refused runner pushed 1.0.2-amd64")
+	} else if _, err := crane.Digest(repo+":1.0.1-amd64", crane.Insecure); err != nil {
+		t.Errorf("the registry lookup itself fails: %v", err)
 	}
 }

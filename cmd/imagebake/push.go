@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,9 +33,7 @@ func registryOptions(o registry.Options, g *globals) registry.Options {
 
 // remoteOptions fills what the environment says of registries.
 func remoteOptions(o ociremote.Options) ociremote.Options {
-	if len(o.Insecure) == 0 && os.Getenv("IMAGEBAKE_INSECURE_REGISTRIES") != "" {
-		o.Insecure = strings.Split(os.Getenv("IMAGEBAKE_INSECURE_REGISTRIES"), ",")
-	}
+	o.Insecure = listSetting(o.Insecure, envInsecure)
 	if o.Stall == 0 {
 		o.Stall = stallFromEnv()
 	}
@@ -90,10 +87,10 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 					return usageErr("%s is a per-arch bake (partial_of %v): it is not a release of the store; merge the arches, then push the merged release with --store", args[0], m.PartialOf)
 				}
 			}
-			if store != "" && kf.key == "" && os.Getenv("IMAGEBAKE_KEY") == "" {
+			if store != "" && stringSetting(kf.key, envKey) == "" {
 				return usageErr("--store records the push in the store's signed catalog: give --key or set IMAGEBAKE_KEY")
 			}
-			if kf.key != "" || os.Getenv("IMAGEBAKE_KEY") != "" {
+			if stringSetting(kf.key, envKey) != "" {
 				kr, err := kf.keyring()
 				if err != nil {
 					return err

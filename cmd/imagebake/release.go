@@ -26,13 +26,13 @@ func (f *candidateFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.previous, "previous", "", "manifest.toml of the previous release")
 	addCacheFlag(cmd.Flags(), &f.cache)
 	addContextFlag(cmd.Flags(), &f.o.Context)
-	cmd.Flags().StringArrayVar(&f.o.Stores, "store", nil, "agent binaries store; repeat for a chain (default: imagebake.toml's)")
+	cmd.Flags().StringArrayVar(&f.o.Stores, "store", nil, "agent binaries store; repeat for a chain (default $IMAGEBAKE_STORES, then imagebake.toml's)")
 	addAdvisoryFlag(cmd, &f.o.Advisories)
 }
 
 // addAdvisoryFlag adds --advisory, which declares a security release.
 func addAdvisoryFlag(cmd *cobra.Command, to *[]string) {
-	cmd.Flags().StringArrayVar(to, "advisory", nil, "a security advisory the release fixes (CVE-2014-0160, DSA-2896-1); declares a SECURITY release; repeatable")
+	cmd.Flags().StringArrayVar(to, "advisory", nil, "a security advisory the release fixes (CVE-2014-0160, DSA-2896-1); declares a SECURITY release; repeatable (default $IMAGEBAKE_ADVISORIES, comma-separated)")
 }
 
 // load pins the candidate's inputs and reads the previous manifest.
@@ -40,6 +40,7 @@ func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manif
 	if f.o.Repo == "" || f.previous == "" {
 		return nil, nil, rules, usageErr("--repo and --previous are required")
 	}
+	f.o.Stores, f.o.Advisories = listSetting(f.o.Stores, envStores), listSetting(f.o.Advisories, envAdvisories)
 	if err := release.CheckAdvisories(f.o.Advisories); err != nil {
 		return nil, nil, rules, err
 	}

@@ -106,11 +106,8 @@ func addContextFlag(f *pflag.FlagSet, p *string) {
 }
 
 func cacheDir(flag string) (string, error) {
-	if flag != "" {
-		return flag, nil
-	}
-	if env := os.Getenv("IMAGEBAKE_CACHE"); env != "" {
-		return env, nil
+	if v := stringSetting(flag, envCache); v != "" {
+		return v, nil
 	}
 	base, err := os.UserCacheDir()
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -96,7 +95,7 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		return showVersions(cmd, g, m, image, &rel)
 	}
 	var m *manifest.Manifest
-	if len(kf.trusted) > 0 || os.Getenv("IMAGEBAKE_TRUSTED_KEYS") != "" {
+	if len(listSetting(kf.trusted, envTrusted)) > 0 {
 		if m, err = catalog.ReadSignedManifest(mpath, kr); err != nil {
 			return err
 		}

@@ -12,10 +12,16 @@
 #   STORE           s3://BUCKET/PREFIX: the release store (catalog, images)
 #   AGENTS          the agent binaries store (s3://BUCKET/PREFIX, URL or dir)
 #   REGISTRY_REPO   REGISTRY/REPO the images are pushed to
-#   IMAGEBAKE_KEY   the minisign key that signs (merge/publish/push steps)
+#   IMAGEBAKE_TRUSTED_KEYS  the public key the store's catalog is signed with
+#                   (bake reads the catalog to check the number)
+#   IMAGEBAKE_KEY   the minisign key that signs (publish step)
 #   AWS_*           the S3 endpoint and credentials, the AWS way
 # Step-specific:
 #   bake:  ARCH, and optionally CONTEXT (bake --context, where the base is)
+#          and ADVISORIES (a security release: the advisories it fixes,
+#          comma-separated, e.g. "DSA-5532-1,CVE-2023-5363"). Each runner
+#          checks the release number against the store's catalog before it
+#          pushes anything: a wrong number stops every runner, not publish.
 #   merge: ARCHES, the release's arches ("amd64 arm64"): their per-arch
 #          images are taken from REGISTRY_REPO; or PARTS, a directory holding
 #          each runner's partial-ARCH/ folder (handed over as CI artifacts)
@@ -25,9 +31,10 @@ step=${1:?usage: steps.sh bake|merge|publish}
 : "${CONTROL_REPO:?}" "${RELEASE:?}"
 case $step in
 bake) # one runner per arch; its image (tag X.Y.Z-ARCH) and partial manifest go to the registry
-  : "${ARCH:?}" "${AGENTS:?}" "${REGISTRY_REPO:?}"
-  "$IB" bake --repo "$CONTROL_REPO" --release "$RELEASE" --arch "$ARCH" \
-    --store "$AGENTS" --context "${CONTEXT:-.}" --out "partial-$ARCH"
+  : "${ARCH:?}" "${AGENTS:?}" "${REGISTRY_REPO:?}" "${STORE:?}"
+  IMAGEBAKE_ADVISORIES=${ADVISORIES:-${IMAGEBAKE_ADVISORIES:-}} \
+    "$IB" bake --repo "$CONTROL_REPO" --release "$RELEASE" --arch "$ARCH" \
+    --store "$AGENTS" --catalog "$STORE" --context "${CONTEXT:-.}" --out "partial-$ARCH"
   part=(partial-"$ARCH"/*-"$RELEASE")
   "$IB" push "${part[0]}" "$REGISTRY_REPO"
   ;;

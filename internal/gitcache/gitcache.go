@@ -57,7 +57,7 @@ type Cache struct {
 // shows no progress for stall is stopped (0: DefaultStall).
 func Open(dir string, stall ...time.Duration) (*Cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "git"), 0o755); err != nil {
-		return nil, fmt.Errorf("creating git cache: %w", err)
+		return nil, fmt.Errorf("creating git cache in %s (--cache, IMAGEBAKE_CACHE): %w", dir, err)
 	}
 	c := &Cache{dir: dir, stall: DefaultStall}
 	if len(stall) > 0 && stall[0] > 0 {

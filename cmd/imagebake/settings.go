@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/imagebake/imagebake/manifests/signing"
+)
+
+// Every setting resolves the same way, in every command: the flag, then
+// the environment variable, then the file (imagebake.toml, the deploy
+// file), then the default. These are the environment half; the README's
+// settings table lists each setting with its flag, variable and file.
+const (
+	envStores     = "IMAGEBAKE_STORES"              // agent binaries stores, a chain
+	envTrusted    = "IMAGEBAKE_TRUSTED_KEYS"        // trusted public keys
+	envKey        = "IMAGEBAKE_KEY"                 // the signing key
+	envKeyPass    = "IMAGEBAKE_KEY_PASSWORD"        // its password
+	envCache      = "IMAGEBAKE_CACHE"               // the cache
+	envInsecure   = "IMAGEBAKE_INSECURE_REGISTRIES" // registries over plain HTTP
+	envAdvisories = "IMAGEBAKE_ADVISORIES"          // advisories a security release fixes
+)
+
+// listSetting is a repeatable flag's values, else the variable env's
+// (comma- or space-separated), else nil (the file or the default decide).
+func listSetting(flag []string, env string) []string {
+	if len(flag) > 0 {
+		return flag
+	}
+	return splitList(os.Getenv(env))
+}
+
+// stringSetting is a flag's value, else the variable env's.
+func stringSetting(flag, env string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv(env)
+}
+
+// splitList splits a list setting's value at commas and white space.
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		out = append(out, f)
+	}
+	return out
+}
+
+var (
+	signersMu sync.Mutex
+	signers   = map[string]*signing.Signer{} // key file and password -> the key, decrypted
+)
+
+// loadSigner is signing.LoadSigner, once per key file and password in a
+// process.
+func loadSigner(path, password string) (*signing.Signer, error) {
+	k := path + "\x00" + password
+	signersMu.Lock()
+	defer signersMu.Unlock()
+	if s, ok := signers[k]; ok {
+		return s, nil
+	}
+	s, err := signing.LoadSigner(path, password)
+	if err != nil {
+		return nil, err
+	}
+	signers[k] = s
+	return s, nil
+}

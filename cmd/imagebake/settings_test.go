@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagebake/imagebake/internal/testutil"
+)
+
+// Every setting with an environment variable is read by every command
+// that takes its flag: the variable names something that is not there,
+// and the command's error names it. (The flag wins over the variable:
+// each case is run again with the flag naming another missing thing.)
+func TestEnvironmentSettingsPerCommand(t *testing.T) {
+	root := t.TempDir()
+	repo := testutil.Example(t, filepath.Join(root, "example"))
+	prev := fakeRelease(t, "1.0.0")
+	deploy := filepath.Join(root, "deploy.yaml")
+	os.WriteFile(deploy, []byte("catalog: "+root+"/store\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644)
+	missing := filepath.Join(root, "missing")
+	for _, c := range []struct {
+		env, flag, value string
+		args              []string
+	}{
+		{envStores, "--store", missing + "-stores", []string{"bake", "--repo", repo, "--release", "1.0.0", "--out", filepath.Join(root, "dist")}},
+		{envStores, "--store", missing + "-stores", []string{"release", "plan", "--repo", repo, "--release-candidate", "v1.0.0", "--previous", filepath.Join(prev, "manifest.toml")}},
+		{envStores, "--store", missing + "-stores", []string{"release", "check", "--release", "1.0.1", "--repo", repo, "--release-candidate", "v1.0.0", "--previous", filepath.Join(prev, "manifest.toml")}},
+		{envStores, "--store", missing + "-stores", []string{"agents", "list", "--name", "mozagent"}},
+		{envAdvisories, "--advisory", "not-an-advisory", []string{"bake", "--repo", repo, "--release", "1.0.0", "--out", filepath.Join(root, "dist")}},
+		{envAdvisories, "--advisory", "not-an-advisory", []string{"release", "plan", "--repo", repo, "--release-candidate", "v1.0.0", "--previous", filepath.Join(prev, "manifest.toml")}},
+		{envTrusted, "--trusted-key", missing + ".pub", []string{"catalog", "list", "--store", filepath.Join(root, "store")}},
+		{envTrusted, "--trusted-key", missing + ".pub", []string{"check", deploy}},
+		{envTrusted, "--trusted-key", missing + ".pub", []string{"select", deploy}},
+		{envTrusted, "--trusted-key", missing + ".pub", []string{"catalog", "audit", "--store", filepath.Join(root, "store")}},
+		{envKey, "--key", missing + ".key", []string{"publish", prev, "--store", filepath.Join(root, "store")}},
+		{envCache, "--cache", filepath.Join(prev, "manifest.toml", "cache"), []string{"bake", "--repo", repo, "--release", "1.0.0", "--out", filepath.Join(root, "dist")}},
+	} {
+		name := c.env + " " + strings.Join(c.args[:2], " ")
+		t.Run(name, func(t *testing.T) {
+			for _, viaFlag := range []bool{false, true} {
+				t.Setenv(envStores, "")
+				t.Setenv(envTrusted, "")
+				t.Setenv(envKey, "")
+				t.Setenv(envAdvisories, "")
+				t.Setenv(envCache, filepath.Join(root, "cache"))
+				args := append([]string(nil), c.args...)
+				want := c.value
+				if viaFlag {
+					t.Setenv(c.env, c.value+"-from-the-environment")
+					args = append(args, c.flag, c.value)
+				} else {
+					t.Setenv(c.env, c.value)
+				}
+				root := newRootCommand()
+				var out strings.Builder
+				root.SetOut(&out)
+				root.SetErr(&out)
+				root.SetArgs(args)
+				err := root.ExecuteContext(context.Background())
+				if err == nil || !strings.Contains(err.Error(), want) || (viaFlag && strings.Contains(err.Error(), "-from-the-environment")) {
+					t.Errorf("imagebake %s (via flag %v): %v; want an error naming %s", strings.Join(args, " "), viaFlag, err, want)
+				}
+			}
+		})
+	}
+}
