@@ -361,3 +361,68 @@ func TestUsableRefusesRevokedAndObsolete(t *testing.T) {
 		t.Errorf("deprecated: %q %v", warn, err)
 	}
 }
+
+// Revoking the security releases of a line moves a tracking selection
+// back; check says which release was revoked and that its advisories are
+// open again. upgrade on a revoked pin names the revocation and, when no
+// release in scope replaces it, the flag the move needs.
+func TestRevokedSecurityReleases(t *testing.T) {
+	c := fixture(t)
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	if err := c.SetState("refspec", "1.4.2", catalog.Revoked, "a broken openssl build", "", at); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Resolve(c, "catalog.toml", Selection{Family: "refspec", Version: "1.4"})
+	if err != nil || r.Release != "1.4.0" {
+		t.Fatalf("1.4 with 1.4.1 and 1.4.2 revoked = %+v, %v; want 1.4.0", r, err)
+	}
+	var msgs []string
+	for _, f := range Check(r, at) {
+		msgs = append(msgs, f.Severity+": "+f.Msg)
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{
+		"warning: security release refspec 1.4.2 was revoked on 2026-11-01 (a broken openssl build): CVE-2026-2222, DSA-5999-1 open again for refspec 1.4.0",
+		"warning: security release refspec 1.4.1 was revoked on 2026-05-03 (the agent binaries crash on arm64): CVE-2026-1111 open again for refspec 1.4.0",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("check of 1.4.0 does not say %q:\n%s", want, all)
+		}
+	}
+
+	f := &File{Selections: []Selection{{Family: "refspec", Version: "1.4.1"}}}
+	steps, err := Upgrade(fixture(t), "catalog.toml", f, Patch)
+	if err != nil || len(steps) != 1 || steps[0].To != "1.4.2" || !strings.Contains(steps[0].Withdrawn, "refspec 1.4.1 is revoked since 2026-05-03: the agent binaries crash on arm64; replacement: 1.4.2") ||
+		strings.Join(steps[0].Advisories, ",") != "CVE-2026-2222,DSA-5999-1" {
+		t.Errorf("upgrade --patch of the revoked 1.4.1 = %+v, %v", steps, err)
+	}
+	steps, err = Upgrade(c, "catalog.toml", f, Patch)
+	if err != nil || len(steps) != 1 || steps[0].To != "1.4.1" || !strings.Contains(steps[0].Withdrawn, "no release in this scope replaces it: pass --minor") {
+		t.Errorf("upgrade --patch of 1.4.1 with 1.4.2 revoked too = %+v, %v; want the revocation and --minor named", steps, err)
+	}
+}
+
+// End of life with no newer major to move to: check says none exists and
+// who to ask, not to run an upgrade that finds nothing.
+func TestEndOfLifeWithoutNewerMajor(t *testing.T) {
+	c := fixture(t)
+	f := c.Family("refspec", false)
+	var keep []catalog.Release
+	for _, r := range f.Releases {
+		if r.SemVer().Major() < 2 {
+			keep = append(keep, r)
+		}
+	}
+	f.Releases = keep
+	r, err := Resolve(c, "catalog.toml", Selection{Family: "refspec", Version: "1.4.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, fd := range Check(r, time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)) {
+		all = append(all, fd.Msg)
+	}
+	if got := strings.Join(all, "\n"); !strings.Contains(got, "no supported major above 1 of refspec has a release yet") || strings.Contains(got, "upgrade --major") {
+		t.Errorf("end of life with no major 2 release:\n%s", got)
+	}
+}

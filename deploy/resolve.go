@@ -151,9 +151,9 @@ func Check(r *Resolved, now time.Time) []Finding {
 		notice := s.EOL.AddDate(0, 0, -s.NoticeDays)
 		switch {
 		case !now.Before(s.EOL):
-			add("error", "major %d of %s reached end of life on %s; move to a supported major (imagebake upgrade --major)", s.Major, r.Family, day(s.EOL))
+			add("error", "major %d of %s reached end of life on %s; %s", s.Major, r.Family, day(s.EOL), moveOn(f, s.Major, now))
 		case !now.Before(notice):
-			add("warning", "major %d of %s reaches end of life on %s (in %d days); plan the move to a supported major", s.Major, r.Family, day(s.EOL), daysUntil(now, s.EOL))
+			add("warning", "major %d of %s reaches end of life on %s (in %d days); plan the %s", s.Major, r.Family, day(s.EOL), daysUntil(now, s.EOL), moveOn(f, s.Major, now))
 		}
 	}
 	// the newest security release of this minor line
@@ -167,6 +167,24 @@ func Check(r *Resolved, now time.Time) []Finding {
 			sec = x
 		}
 	}
+	// a revoked security release above v with nothing after it: its
+	// advisories are open again for this line (a tracking selection moved
+	// back when it was revoked)
+	for i := range f.Releases {
+		x := &f.Releases[i]
+		xv := x.SemVer()
+		if x.State != catalog.Revoked || !x.Security || xv.Major() != v.Major() || xv.Minor() != v.Minor() || !xv.GreaterThan(v) {
+			continue
+		}
+		if sec != nil && sec.SemVer().GreaterThan(xv) {
+			continue // a later security release carries its fixes: said below
+		}
+		open := ""
+		if len(x.Advisories) > 0 {
+			open = ": " + strings.Join(x.Advisories, ", ") + " open again for " + name
+		}
+		add("warning", "security release %s %s was revoked on %s (%s)%s; no release of the line carries its fixes yet%s", r.Family, x.Version, day(x.StateDate), x.Reason, open, replacement(x))
+	}
 	if sec != nil {
 		deadline := sec.Date.AddDate(0, 0, f.GraceDays)
 		fixes := fixed(f, v, sec.SemVer())
@@ -177,6 +195,30 @@ func Check(r *Resolved, now time.Time) []Finding {
 		}
 	}
 	return out
+}
+
+// moveOn says where users of an ending major go: the newest supported
+// major above it with an active release (imagebake upgrade --major), or
+// that none exists yet.
+func moveOn(f *catalog.Family, major uint64, now time.Time) string {
+	var to *catalog.Release
+	for i := range f.Releases {
+		x := &f.Releases[i]
+		xv := x.SemVer()
+		if xv.Major() <= major || x.State != catalog.Active || xv.Prerelease() != "" {
+			continue
+		}
+		if s, ok := f.SupportOf(xv.Major()); ok && !s.EOL.IsZero() && !now.Before(s.EOL) {
+			continue
+		}
+		if to == nil || to.SemVer().LessThan(xv) {
+			to = x
+		}
+	}
+	if to == nil {
+		return fmt.Sprintf("move with its release engineers: no supported major above %d of %s has a release yet (ask for one, or for a later end of life: catalog eol)", major, f.Name)
+	}
+	return fmt.Sprintf("move to %s %s (imagebake upgrade --major)", f.Name, to.Version)
 }
 
 // fixed names the advisories of the security releases after v up to

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -35,7 +36,13 @@ type Step struct {
 	To        string   `json:"to"`
 	NewValue  string   `json:"new_value"` // what version: becomes ("" when unchanged)
 	Security  []string `json:"security_releases_crossed,omitempty"`
-	MajorMove bool     `json:"major"`
+	// Advisories are what the security releases crossed fix.
+	Advisories []string `json:"advisories_fixed,omitempty"`
+	// Withdrawn says why the release selected now must not stay: it is
+	// revoked or obsolete (its reason and replacement), and, when the
+	// upgrade does not leave it, the scope the move needs.
+	Withdrawn string `json:"withdrawn,omitempty"`
+	MajorMove bool   `json:"major"`
 	Note      string   `json:"note,omitempty"`
 	// Changes are what changes across a major move, each "LEVEL what:
 	// reason", from the two releases' manifests (Compared says whether
@@ -75,12 +82,23 @@ func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, e
 			}
 		}
 		st := Step{Key: s.Key, Family: s.Family, From: r.Release, To: r.Release, Pos: s.VersionPos, selection: i}
+		if r.rel.State == catalog.Revoked || r.rel.State == catalog.Obsolete {
+			st.Withdrawn = fmt.Sprintf("%s %s is %s since %s: %s%s", r.Family, r.Release, r.rel.State, day(r.rel.StateDate), r.rel.Reason, replacement(r.rel))
+			if best == nil {
+				st.Withdrawn += "; no release in this scope replaces it: " + widerScope(scope)
+			}
+		}
 		if best != nil {
 			st.To = best.Version
 			st.MajorMove = best.SemVer().Major() != cur.Major()
 			for _, x := range r.fam.Releases {
 				if x.Security && x.State != catalog.Revoked && x.SemVer().GreaterThan(cur) && !x.SemVer().GreaterThan(best.SemVer()) {
 					st.Security = append(st.Security, x.Version)
+					for _, a := range x.Advisories {
+						if !slices.Contains(st.Advisories, a) {
+							st.Advisories = append(st.Advisories, a)
+						}
+					}
 				}
 			}
 			nv, note := rewriteValue(s.Version, best.SemVer())
@@ -92,6 +110,17 @@ func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, e
 		steps = append(steps, st)
 	}
 	return steps, failure.Worst(errs...)
+}
+
+// widerScope says which flag widens scope.
+func widerScope(scope Scope) string {
+	switch scope {
+	case Patch:
+		return "pass --minor (or --major)"
+	case Minor:
+		return "pass --major"
+	}
+	return "ask the release engineers for a replacement"
 }
 
 // rewriteValue gives the selection text that means "to" in the same shape.

@@ -30,7 +30,7 @@ type deployFlags struct {
 
 func (f *deployFlags) register(cmd *cobra.Command) {
 	f.keyFlags.register(cmd, false)
-	cmd.Flags().StringVar(&f.catalog, "catalog", "", "catalog: a store directory, a catalog.toml, or an http(s) URL of one (default: the file's catalog:)")
+	cmd.Flags().StringVar(&f.catalog, "catalog", "", "catalog: a store directory, s3://BUCKET/PREFIX, a catalog.toml, or an http(s) URL of one (default: the file's catalog:)")
 	cmd.Flags().StringVar(&f.now, "now", "", "the date to judge lifecycles at, YYYY-MM-DD or RFC 3339 (default: now)")
 }
 
@@ -181,7 +181,8 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 			read := memoManifests(o.Manifest)
 			var findings []deploy.Finding
 			var missing []error
-			errs := 0
+			var passed []string
+			errs, warned := 0, 0
 			for _, s := range df.Selections {
 				r, err := deploy.Resolve(c, src, s)
 				if err != nil {
@@ -192,11 +193,18 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 				if err != nil {
 					return err
 				}
+				failed := false
 				for _, fd := range append(deploy.Check(r, now), fixes...) {
 					findings = append(findings, fd)
-					if fd.Severity == "error" {
-						errs++
-					}
+					failed = failed || fd.Severity == "error"
+				}
+				switch n := len(findings); {
+				case failed:
+					errs++ // selections, not findings: one may have several
+				case n > 0 && findings[n-1].Pos == r.Pos:
+					warned++
+				default:
+					passed = append(passed, fmt.Sprintf("%s: %s: %s %s passes%s", r.Pos, r.Key, r.Family, r.Release, newestNote(c, r)))
 				}
 			}
 			if g.json {
@@ -210,6 +218,11 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 				for _, fd := range findings {
 					fmt.Fprintln(cmd.OutOrStdout(), fd)
 				}
+				for _, p := range passed {
+					fmt.Fprintln(cmd.OutOrStdout(), p)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d selection(s): %d pass, %d with warnings, %d fail, %d match nothing\n",
+					args[0], len(df.Selections), len(passed), warned, errs, len(missing))
 			}
 			var policy error
 			if errs > 0 {
@@ -221,6 +234,31 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 	f.register(cmd)
 	cmd.Flags().StringArrayVar(&osvPaths, "osv", nil, "OSV advisories: a .json file, a directory of them, or an osv.dev .zip (repeatable)")
 	return cmd
+}
+
+// newestNote names the newest supported release of r's family when it is
+// above r: what the selection could move to.
+func newestNote(c *catalog.Catalog, r *deploy.Resolved) string {
+	f := c.Family(r.Family, false)
+	if f == nil {
+		return ""
+	}
+	var newest *catalog.Release
+	for i := range f.Releases {
+		x := &f.Releases[i]
+		if (x.State == catalog.Active || x.State == catalog.Deprecated) && x.SemVer().Prerelease() == "" && (newest == nil || newest.SemVer().LessThan(x.SemVer())) {
+			newest = x
+		}
+	}
+	cur := f.Release(r.Release)
+	if newest == nil || cur == nil || !cur.SemVer().LessThan(newest.SemVer()) {
+		return " (the newest of " + r.Family + ")"
+	}
+	how := "imagebake upgrade"
+	if newest.SemVer().Major() != cur.SemVer().Major() {
+		how += " --major"
+	}
+	return fmt.Sprintf(" (the newest of %s is %s: %s)", r.Family, newest.Version, how)
 }
 
 // fixFindings are the security fixes the release r resolved to lacks
@@ -292,8 +330,13 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 			} else {
 				w := cmd.OutOrStdout()
 				for _, s := range steps {
+					if s.Withdrawn != "" {
+						fmt.Fprintf(w, "%s: %s\n", label(s.Key, s.Family), s.Withdrawn)
+					}
 					if s.From == s.To {
-						fmt.Fprintf(w, "%s: %s %s is the newest in scope\n", label(s.Key, s.Family), s.Family, s.From)
+						if s.Withdrawn == "" {
+							fmt.Fprintf(w, "%s: %s %s is the newest in scope\n", label(s.Key, s.Family), s.Family, s.From)
+						}
 						continue
 					}
 					fmt.Fprintf(w, "%s: %s %s -> %s", label(s.Key, s.Family), s.Family, s.From, s.To)
@@ -302,7 +345,11 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 					}
 					fmt.Fprintln(w)
 					if len(s.Security) > 0 {
-						fmt.Fprintf(w, "  security releases crossed: %s\n", strings.Join(s.Security, ", "))
+						fmt.Fprintf(w, "  security releases crossed: %s", strings.Join(s.Security, ", "))
+						if len(s.Advisories) > 0 {
+							fmt.Fprintf(w, ", fixing %s", strings.Join(s.Advisories, ", "))
+						}
+						fmt.Fprintln(w)
 					}
 					if s.Note != "" {
 						fmt.Fprintf(w, "  note: %s\n", s.Note)

@@ -132,3 +132,33 @@ func TestUpgradeWriteKeepsAConcurrentWrite(t *testing.T) {
 		t.Errorf("deploy file after the second upgrade:\n%s", b)
 	}
 }
+
+// check counts selections, not findings: the obsolete 1.3.0 past its
+// major's end of life has two errors and is one failing selection; a
+// passing selection is named with the newest release it could move to.
+func TestCheckCountsSelections(t *testing.T) {
+	dir := t.TempDir()
+	data, sig := signedFixtureCatalog(t, dir)
+	cat := filepath.Join(dir, "catalog.toml")
+	os.WriteFile(cat, data, 0o644)
+	os.WriteFile(cat+".minisig", sig, 0o644)
+	df := filepath.Join(dir, "deploy.yaml")
+	os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  legacy:\n    image: refspec\n    version: 1.3.0\n  web:\n    image: refspec\n    version: \"2\"\n"), 0o644)
+	root := newRootCommand()
+	var out strings.Builder
+	root.SetOut(&out)
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"check", df, "--now", "2027-02-01"})
+	err := root.ExecuteContext(context.Background())
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "1 of the selections") {
+		t.Errorf("check: exit %d, %v; want 4 and one failing selection", failure.Code(err), err)
+	}
+	if n := strings.Count(out.String(), ": error: "); n != 2 {
+		t.Errorf("%d errors listed, want 2 (obsolete, end of life):\n%s", n, out.String())
+	}
+	for _, want := range []string{"web: refspec 2.0.0 passes", "2 selection(s): 1 pass, 0 with warnings, 1 fail, 0 match nothing"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check does not say %q:\n%s", want, out.String())
+		}
+	}
+}

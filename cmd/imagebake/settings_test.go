@@ -23,7 +23,7 @@ func TestEnvironmentSettingsPerCommand(t *testing.T) {
 	missing := filepath.Join(root, "missing")
 	for _, c := range []struct {
 		env, flag, value string
-		args              []string
+		args             []string
 	}{
 		{envStores, "--store", missing + "-stores", []string{"bake", "--repo", repo, "--release", "1.0.0", "--out", filepath.Join(root, "dist")}},
 		{envStores, "--store", missing + "-stores", []string{"release", "plan", "--repo", repo, "--release-candidate", "v1.0.0", "--previous", filepath.Join(prev, "manifest.toml")}},
