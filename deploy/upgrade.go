@@ -30,12 +30,12 @@ const (
 
 // Step is the upgrade of one selection.
 type Step struct {
-	Key       string   `json:"key,omitempty"`
-	Family    string   `json:"image"`
-	From      string   `json:"from"`
-	To        string   `json:"to"`
-	NewValue  string   `json:"new_value"` // what version: becomes ("" when unchanged)
-	Security  []string `json:"security_releases_crossed,omitempty"`
+	Key      string   `json:"key,omitempty"`
+	Family   string   `json:"image"`
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	NewValue string   `json:"new_value"` // what version: becomes ("" when unchanged)
+	Security []string `json:"security_releases_crossed,omitempty"`
 	// Advisories are what the security releases crossed fix.
 	Advisories []string `json:"advisories_fixed,omitempty"`
 	// Withdrawn says why the release selected now must not stay: it is
@@ -43,7 +43,7 @@ type Step struct {
 	// upgrade does not leave it, the scope the move needs.
 	Withdrawn string `json:"withdrawn,omitempty"`
 	MajorMove bool   `json:"major"`
-	Note      string   `json:"note,omitempty"`
+	Note      string `json:"note,omitempty"`
 	// Changes are what changes across a major move, each "LEVEL what:
 	// reason", from the two releases' manifests (Compared says whether
 	// they could be read; CompareError says why not).
