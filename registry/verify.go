@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -40,6 +41,9 @@ func Verify(ctx context.Context, ref string, keys *signing.Keyring, o Options) (
 		return nil, fmt.Errorf("%w: %s is not an OCI manifest: %v", ErrMismatch, r, err)
 	}
 	if !mt.IsIndex() {
+		if release, arch, ok := ArchTag(ref); ok {
+			return verifyArch(ctx, r, release, arch, desc.Digest.String(), keys, o)
+		}
 		return nil, fmt.Errorf("%w: %s is %s (%s), not the image index of a release: the tag was moved, or names one arch's image", ErrMismatch, r, mt, desc.Digest)
 	}
 	idx, err := desc.ImageIndex()
@@ -267,4 +271,37 @@ func manifestFiles(d name.Digest, opts []remote.Option) (map[string][]byte, erro
 		return nil, fmt.Errorf("%w: artifact %s has no %s layer", ErrMismatch, d, manifest.FileName)
 	}
 	return files, nil
+}
+
+var archTagRE = regexp.MustCompile(`:(\d+\.\d+\.\d+)-([a-z0-9]+)$`)
+
+// ArchTag says whether ref names one arch's image of a release by its tag,
+// REGISTRY/REPO:X.Y.Z-ARCH, and which.
+func ArchTag(ref string) (release, arch string, ok bool) {
+	m := archTagRE.FindStringSubmatch(ref)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
+}
+
+// verifyArch verifies the release an arch's image belongs to (tag X.Y.Z
+// beside it, every image and the signed manifest) and that the image is
+// the one its manifest records for arch.
+func verifyArch(ctx context.Context, r name.Reference, release, arch, digest string, keys *signing.Keyring, o Options) (*manifest.Manifest, error) {
+	rel := r.Context().Tag(release)
+	m, err := Verify(ctx, rel.String(), keys, o)
+	if err != nil {
+		return nil, fmt.Errorf("%s is the %s image of release %s; verifying that release: %w", r, arch, rel, err)
+	}
+	for _, im := range m.Images {
+		if im.Arch != arch {
+			continue
+		}
+		if im.Digest != digest {
+			return nil, fmt.Errorf("%w: %s is %s, the signed manifest of %s records %s for %s", ErrMismatch, r, digest, rel, im.Digest, arch)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("%w: %s: release %s has no %s image (the signed manifest lists %d images)", ErrMismatch, r, rel, arch, len(m.Images))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/manifests/signing"
 	"github.com/imagebake/imagebake/registry"
 	"github.com/imagebake/imagebake/release"
 )
@@ -195,7 +196,7 @@ func printBake(cmd *cobra.Command, g *globals, m *manifest.Manifest) error {
 func newVerifyCommand(g *globals) *cobra.Command {
 	var o bake.Options
 	var ro registry.Options
-	var cache string
+	var cache, published string
 	var artifactsOnly bool
 	kf := &keyFlags{}
 	cmd := &cobra.Command{
@@ -222,10 +223,18 @@ with it. Exit 4 names each difference.`,
 				if err != nil {
 					return err
 				}
+				state, err := verifiedState(cmd, kr, published, m)
+				if err != nil {
+					return err
+				}
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), m)
 				}
-				fmt.Fprintf(os.Stderr, "%s: %s-%s, signed; index and %d images match the manifest (index %s)\n", args[0], m.Family, m.Release, len(m.Images), m.IndexDigest)
+				if _, arch, ok := registry.ArchTag(args[0]); ok {
+					fmt.Fprintf(os.Stderr, "%s: the %s image of %s-%s, signed; the release's index and %d images match its manifest (index %s)%s\n", args[0], arch, m.Family, m.Release, len(m.Images), m.IndexDigest, state)
+					return nil
+				}
+				fmt.Fprintf(os.Stderr, "%s: %s-%s, signed; index and %d images match the manifest (index %s)%s\n", args[0], m.Family, m.Release, len(m.Images), m.IndexDigest, state)
 				return nil
 			}
 			if artifactsOnly {
@@ -256,6 +265,7 @@ with it. Exit 4 names each difference.`,
 		},
 	}
 	cmd.Flags().BoolVar(&artifactsOnly, "artifacts-only", false, "hash the release's files against the manifest; no rebuild")
+	cmd.Flags().StringVar(&published, "catalog", "", "with a registry reference: the store whose catalog says the release's lifecycle state (revoked or obsolete: exit 4)")
 	addCacheFlag(cmd.Flags(), &cache)
 	addContextFlag(cmd.Flags(), &o.Context)
 	kf.register(cmd, false)
@@ -291,4 +301,37 @@ func publishedOnly(ctx context.Context, c *catalog.Opened, release string) (*man
 		return c.Manifest(ctx, fams[0], release)
 	}
 	return nil, usageErr("release %s is in several families of %s (%s): pass --repo to say which control repo", release, c.Where, strings.Join(fams, ", "))
+}
+
+// verifiedState reads the state of the verified release m in the catalog of
+// store ("": not asked): a revoked or obsolete release is an error (exit
+// 4, naming its reason and replacement); otherwise a note for the line
+// verify prints.
+func verifiedState(cmd *cobra.Command, kr *signing.Keyring, store string, m *manifest.Manifest) (string, error) {
+	if store == "" {
+		return "", nil
+	}
+	guard, err := catalogGuard("", time.Time{})
+	if err != nil {
+		return "", err
+	}
+	c, err := catalog.Open(cmd.Context(), store, kr, nil, guard)
+	if err != nil {
+		return "", err
+	}
+	var r *catalog.Release
+	if f := c.Family(m.Family, false); f != nil {
+		r = f.Release(m.Release)
+	}
+	switch {
+	case r == nil:
+		return "", fmt.Errorf("%w: %s-%s is not in the catalog of %s", failure.ErrNotFound, m.Family, m.Release, c.Where)
+	case r.State == catalog.Revoked || r.State == catalog.Obsolete:
+		repl := ""
+		if r.Replacement != "" {
+			repl = "; replacement: " + r.Replacement
+		}
+		return "", fmt.Errorf("%w: %s-%s matches its signed manifest, but %s says it is %s since %s: %s%s", failure.ErrVerify, m.Family, m.Release, c.Where, r.State, r.StateDate.Format("2006-01-02"), r.Reason, repl)
+	}
+	return "; " + r.State + " in " + c.Where, nil
 }

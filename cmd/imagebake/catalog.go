@@ -129,6 +129,22 @@ func previousIn(ctx context.Context, o *catalog.Opened, family, version string) 
 	return o.Manifest(ctx, family, prev.Version)
 }
 
+// laterMajor says whether a major above major has an active release whose
+// own end of life is after when (or not set).
+func laterMajor(f *catalog.Family, major uint64, when time.Time) bool {
+	for _, r := range f.Releases {
+		v := r.SemVer()
+		if v.Major() <= major || r.State != catalog.Active {
+			continue
+		}
+		if s, ok := f.SupportOf(v.Major()); ok && !s.EOL.IsZero() && !s.EOL.After(when) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
 func newKeyCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys (minisign format)"}
 	var dir, name string
@@ -486,10 +502,18 @@ func newEOLCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = kf.updateCatalog(cmd.Context(), store, g.progress(), func(c *catalog.Catalog) error {
+			c, err := kf.updateCatalog(cmd.Context(), store, g.progress(), func(c *catalog.Catalog) error {
 				return c.SetEOL(args[0], major, when, notice)
 			})
-			return err
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.progress(), "major %d of %s reaches end of life on %s (users warned from %d days before)\n", major, args[0], when.Format("2006-01-02"), notice)
+			// the only supported major: its users have nowhere to go
+			if f := c.Family(args[0], false); f != nil && !laterMajor(f, major, when) {
+				fmt.Fprintf(g.progress(), "warning: no major of %s above %d has an active release supported past %s: its users will have no release to move to; publish one before then\n", args[0], major, when.Format("2006-01-02"))
+			}
+			return nil
 		},
 	}
 	kf.register(cmd, true)

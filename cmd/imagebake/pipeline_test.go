@@ -153,6 +153,26 @@ func TestCIPipeline(t *testing.T) {
 		t.Errorf("the security release is not in the catalog as one:\n%s", sel)
 	}
 
+	// one arch's image verifies against its release's signed manifest
+	v = run(user, nil, bin, "verify", repo+":1.0.1-arm64", "--trusted-key", pub)
+	if !strings.Contains(v, "the arm64 image of example-1.0.1, signed") {
+		t.Errorf("verify of one arch's tag said:\n%s", v)
+	}
+	// a revoked release matches its manifest, and verify --catalog says
+	// it must not be used (exit 4)
+	run(release, relEnv, bin, "catalog", "revoke", "example", "1.0.1", "--store", "s3://golden/releases", "--reason", "a bad fix")
+	vc := exec.CommandContext(ctx, bin, "verify", repo+":1.0.1", "--trusted-key", pub, "--catalog", "s3://golden/releases")
+	vc.Env = env
+	vout, err := vc.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 || !strings.Contains(string(vout), "revoked") || !strings.Contains(string(vout), "a bad fix") {
+		t.Errorf("verify --catalog of a revoked release: %v\n%s; want exit 4 naming the revocation", err, vout)
+	}
+	// the end of life of the only major warns the release engineer
+	eol := run(release, relEnv, bin, "catalog", "eol", "example", "1", "--store", "s3://golden/releases", "--date", "2027-12-31")
+	if !strings.Contains(eol, "major 1 of example reaches end of life on 2027-12-31") || !strings.Contains(eol, "no major of example above 1") {
+		t.Errorf("catalog eol of the only major said:\n%s", eol)
+	}
+
 	// the same without ADVISORIES: every runner stops before it pushes
 	change("v1.0.2", "# another fix\n")
 	dir := filepath.Join(work, "runner-amd64")
