@@ -3,6 +3,7 @@ package bake
 import (
 	"errors"
 	"fmt"
+	"github.com/imagebake/imagebake/manifests/manifest"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -39,10 +40,22 @@ type Config struct {
 	Release     *ReleaseConfig    `toml:"release"`
 	Puppetfile  *PuppetfileConfig `toml:"puppetfile"`
 	Compile     *CompileConfig    `toml:"compile"`
+	Payload     *PayloadConfig    `toml:"payload"`
 
 	// environmentDefault: environment is not set, and follows the code
 	// dir of the base's Puppet.
 	environmentDefault bool
+}
+
+// PayloadConfig is what of the control repo goes into the image
+// ([payload]).
+type PayloadConfig struct {
+	// Exclude lists globs of control repo paths left out of the
+	// environment (CI files, docs): a pattern without "/" matches a name
+	// at any depth, one with "/" the whole path from the repo's root; a
+	// matched directory is left out whole. Recorded in the manifest
+	// (payload_exclude), so a rebuild leaves out the same.
+	Exclude []string `toml:"exclude"`
 }
 
 // CompileConfig is the compile gate's ([compile]); bake's flags win.
@@ -158,6 +171,11 @@ func (c *Config) check() error {
 	}
 	if !familyRE.MatchString(c.Family) {
 		return bad("family %q: want a lower-case name (letters, digits, - and _)", c.Family)
+	}
+	if c.Payload != nil {
+		if err := manifest.CheckExclude(c.Payload.Exclude); err != nil {
+			return bad("[payload] %v", err)
+		}
 	}
 	if len(c.Arches) == 0 {
 		return bad("arches is empty: name at least one, e.g. arches = [\"amd64\", \"arm64\"]")

@@ -71,6 +71,7 @@ func sharedChanges(old, now *manifest.Manifest) []string {
 	diff("epoch", fmt.Sprint(old.Epoch), fmt.Sprint(now.Epoch))
 	diff("builder", old.Builder, now.Builder)
 	diff("environment", old.Environment, now.Environment)
+	diff("payload exclude", "["+strings.Join(old.PayloadExclude, ", ")+"]", "["+strings.Join(now.PayloadExclude, ", ")+"]")
 	diff("Puppetfile sha256", old.Puppetfile.SHA256, now.Puppetfile.SHA256)
 	om, nm := map[string]string{}, map[string]string{}
 	pin := func(m *manifest.Manifest, to map[string]string) {

@@ -239,6 +239,12 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version(), Compressor: tarball.Compressor()},
 		Repo:        manifest.Repo{URL: o.Repo, Tag: src.tag, Commit: src.commit},
 	}}
+	switch {
+	case want != nil: // a rebuild leaves out what the release left out
+		in.Manifest.PayloadExclude = want.PayloadExclude
+	case cfg.Payload != nil:
+		in.Manifest.PayloadExclude = cfg.Payload.Exclude
+	}
 	if err := in.pinModules(ctx, o, src, want); err != nil {
 		return nil, err
 	}

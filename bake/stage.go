@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/imagebake/imagebake/manifests/manifest"
 	"os"
 	"path/filepath"
 
@@ -55,7 +56,11 @@ func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) er
 	if err != nil {
 		return fmt.Errorf("control repo: %w", err)
 	}
-	err = mir.WriteTree(ctx, in.Manifest.Repo.Commit, env, in.Epoch, nil)
+	var skip func(string) bool
+	if ex := in.Manifest.PayloadExclude; len(ex) > 0 {
+		skip = func(p string) bool { return manifest.Excluded(ex, p) }
+	}
+	err = mir.WriteTree(ctx, in.Manifest.Repo.Commit, env, in.Epoch, skip)
 	mir.Close() // before the modules: one of them may be this very repo
 	if err != nil || in.Puppetfile == nil {
 		return err

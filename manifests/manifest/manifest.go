@@ -46,6 +46,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path"
 	"sort"
 	"strings"
 
@@ -89,6 +90,9 @@ type Manifest struct {
 	Epoch         int64     `toml:"epoch" json:"epoch"`
 	Builder       string    `toml:"builder" json:"builder"`
 	Environment   string    `toml:"environment" json:"environment"`
+	// PayloadExclude is imagebake.toml's [payload] exclude: the control
+	// repo paths left out of the environment (see Excluded).
+	PayloadExclude []string `toml:"payload_exclude,omitempty" json:"payload_exclude,omitempty"`
 	// PartialOf, set when the release holds only some of its arches (a
 	// per-arch bake, to be merged), lists all the arches of the release.
 	PartialOf    []string   `toml:"partial_of,omitempty" json:"partial_of,omitempty"`
@@ -272,6 +276,7 @@ type content struct {
 	Epoch       int64           `toml:"epoch"`
 	Builder     string          `toml:"builder"`
 	Environment string          `toml:"environment"`
+	Exclude     []string        `toml:"exclude,omitempty"` // none: the digests of manifests before it
 	Tag         string          `toml:"tag"`
 	Commit      string          `toml:"commit"`
 	Puppetfile  string          `toml:"puppetfile"`
@@ -307,7 +312,7 @@ func BaseIdentity(ref string) string {
 // ContentDigest is the digest of what im is made of (see "Content and
 // provenance" in the package documentation).
 func (m *Manifest) ContentDigest(im Image) (string, error) {
-	c := content{Family: m.Family, Release: m.Release, Epoch: m.Epoch, Builder: m.Builder, Environment: m.Environment,
+	c := content{Family: m.Family, Release: m.Release, Epoch: m.Epoch, Builder: m.Builder, Environment: m.Environment, Exclude: m.PayloadExclude,
 		Tag: m.Repo.Tag, Commit: m.Repo.Commit, Puppetfile: m.Puppetfile.SHA256, Moduledir: m.Puppetfile.Moduledir,
 		Arch: im.Arch, OS: im.OS, Name: im.Name, Base: BaseIdentity(im.Base.Ref), Agent: im.Agent}
 	c.Agent.Source, c.Agent.Path = "", ""
@@ -379,10 +384,47 @@ func Parse(b []byte) (*Manifest, error) {
 			return nil, fmt.Errorf("%w: image %q: arch and agent version and sha256 are required", ErrInvalid, im.Name)
 		}
 	}
+	if err := CheckExclude(m.PayloadExclude); err != nil {
+		return nil, fmt.Errorf("%w: payload_%v", ErrInvalid, err)
+	}
 	if err := CheckFixes(m.Advisories, m.Fixes); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return &m, nil
+}
+
+// CheckExclude refuses payload_exclude patterns that are not globs, are
+// empty, or climb out of the repository.
+func CheckExclude(globs []string) error {
+	var bad []string
+	for _, g := range globs {
+		g2 := strings.TrimPrefix(g, "/")
+		if _, err := path.Match(g2, ""); err != nil || g2 == "" || g2 == "." || strings.HasPrefix(g2, "../") || g2 == ".." {
+			bad = append(bad, fmt.Sprintf("%q", g))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("exclude: %s: want globs of paths in the control repo (ci, .github, docs/*.md)", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// Excluded says whether the control repo path p (slash-separated, from
+// the root) is left out by globs: a glob without "/" matches p's base name
+// (a name at any depth), one with "/" the whole path from the root (a
+// leading "/" only anchors it).
+func Excluded(globs []string, p string) bool {
+	for _, g := range globs {
+		target := p
+		if !strings.Contains(g, "/") { // "README.md": a name at any depth
+			target = path.Base(p)
+		}
+		g = strings.TrimPrefix(g, "/") // "/README.md": the path from the root
+		if ok, _ := path.Match(g, target); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckFixes refuses fixes of advisories not declared, and fixes that name
