@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -87,6 +88,10 @@ func newSelectCommand(g *globals) *cobra.Command {
 		Short: "Resolve each selection of a deploy file to its exact release and per-arch images (obsolete and revoked releases refused, exit 4)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			now, err := f.clock()
+			if err != nil {
+				return err
+			}
 			df, o, err := f.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -99,7 +104,14 @@ func newSelectCommand(g *globals) *cobra.Command {
 				if err == nil {
 					var warn string
 					if warn, err = deploy.Usable(r); warn != "" {
-						fmt.Fprintln(g.progress(), warn)
+						fmt.Fprintln(progressOf(cmd, g), warn)
+					}
+					// what check would say (end of life, a missing security
+					// release): select hands the release out, with a warning
+					for _, fd := range deploy.Check(r, now) {
+						if fd.Severity == "error" && err == nil && !strings.Contains(warn, fd.Msg) {
+							fmt.Fprintf(progressOf(cmd, g), "%s: warning: %s (imagebake check fails on it)\n", fd.Pos, fd.Msg)
+						}
 					}
 				}
 				if err != nil {
@@ -124,12 +136,20 @@ func newSelectCommand(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), all)
 			}
+			// locations relative to the store become the store's: a path or URL
+			store := strings.TrimSuffix(strings.TrimSuffix(src, "catalog.toml"), "catalog/")
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SELECTION\tRELEASE\tIMAGE\tDIGEST\tLOCATION\tPULL")
 			for _, r := range all {
 				for _, im := range r.Images {
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s\t%s\t%s\n", label(r.Key, r.Family), r.Release, im.Name, im.Digest, im.Location, orDash(im.Pull))
+					loc := im.Location
+					if !strings.Contains(loc, "://") && !strings.HasPrefix(loc, "/") {
+						loc = store + loc
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", label(r.Key, r.Family), r.Release, im.Name, im.Digest, loc, orDash(im.Pull))
 				}
 			}
-			return nil
+			return tw.Flush()
 		},
 	}
 	f.register(cmd)

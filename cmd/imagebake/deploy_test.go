@@ -162,3 +162,29 @@ func TestCheckCountsSelections(t *testing.T) {
 		}
 	}
 }
+
+// select prints a header and store locations a user can open, and after
+// a major's end of life warns (check fails on it) while still selecting.
+func TestSelectHeaderAndEndOfLife(t *testing.T) {
+	dir := t.TempDir()
+	data, sig := signedFixtureCatalog(t, dir)
+	cat := filepath.Join(dir, "catalog.toml")
+	os.WriteFile(cat, data, 0o644)
+	os.WriteFile(cat+".minisig", sig, 0o644)
+	df := filepath.Join(dir, "deploy.yaml")
+	os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.4.2\n"), 0o644)
+	root := newRootCommand()
+	var out, errOut strings.Builder
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"select", df, "--now", "2027-02-01"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "SELECTION") || !strings.Contains(out.String(), dir+"/images/refspec-1.4.2") {
+		t.Errorf("select output has no header or no store location:\n%s", out.String())
+	}
+	if !strings.Contains(errOut.String(), "major 1 of refspec reached end of life on 2027-01-31") || !strings.Contains(errOut.String(), "check fails on it") {
+		t.Errorf("select after end of life does not warn:\n%s", errOut.String())
+	}
+}
