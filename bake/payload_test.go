@@ -17,11 +17,11 @@ import (
 func TestPayloadExclude(t *testing.T) {
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	for name, content := range map[string]string{
-		"ci/steps.sh":                    "#!/bin/sh\n",
-		".github/workflows/image.yml":    "on: push\n",
-		"README.md":                      "# control repo\n",
+		"ci/steps.sh":                 "#!/bin/sh\n",
+		".github/workflows/image.yml": "on: push\n",
+		"README.md":                   "# control repo\n",
 		"site-modules/role/README.md": "# kept: not at the root, and README.md is excluded by its path only\n",
-		"docs/guide.md":                  "# kept\n",
+		"docs/guide.md":               "# kept\n",
 	} {
 		p := filepath.Join(repo, filepath.FromSlash(name))
 		os.MkdirAll(filepath.Dir(p), 0o755)
