@@ -186,7 +186,14 @@ func printBake(cmd *cobra.Command, g *globals, m *manifest.Manifest) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t%s\n", m.Family, m.Release, m.IndexDigest)
+	switch {
+	case len(m.PartialOf) > 0: // its index is no release's: merge makes that one
+		fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t(per-arch bake of %s: no release index until merge)\n", m.Family, m.Release, strings.Join(m.PartialOf, ", "))
+	case m.IndexDigest == "": // rootfs: one tarball per arch, no index
+		fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t(%s builder: no index; one root file system per arch)\n", m.Family, m.Release, m.Builder)
+	default:
+		fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t%s\n", m.Family, m.Release, m.IndexDigest)
+	}
 	for _, im := range m.Images {
 		fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", im.Name, im.Digest)
 	}
@@ -245,7 +252,7 @@ with it. Exit 4 names each difference.`,
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), m)
 				}
-				fmt.Fprintf(os.Stderr, "%s: every file of %s-%s matches the manifest (index %s; not rebuilt)\n", args[0], m.Family, m.Release, m.IndexDigest)
+				fmt.Fprintf(os.Stderr, "%s: every file of %s-%s matches the manifest (%s; not rebuilt)\n", args[0], m.Family, m.Release, indexNote(m))
 				return nil
 			}
 			var err error
@@ -260,7 +267,7 @@ with it. Exit 4 names each difference.`,
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), m)
 			}
-			fmt.Fprintf(os.Stderr, "%s: rebuilt %d images, every digest matches (index %s)\n", args[0], len(m.Images), m.IndexDigest)
+			fmt.Fprintf(os.Stderr, "%s: rebuilt %d images, every digest matches (%s)\n", args[0], len(m.Images), indexNote(m))
 			return nil
 		},
 	}
@@ -334,4 +341,13 @@ func verifiedState(cmd *cobra.Command, kr *signing.Keyring, store string, m *man
 		return "", fmt.Errorf("%w: %s-%s matches its signed manifest, but %s says it is %s since %s: %s%s", failure.ErrVerify, m.Family, m.Release, c.Where, r.State, r.StateDate.Format("2006-01-02"), r.Reason, repl)
 	}
 	return "; " + r.State + " in " + c.Where, nil
+}
+
+// indexNote is "index sha256:..." or, for a release without one, what it
+// has instead.
+func indexNote(m *manifest.Manifest) string {
+	if m.IndexDigest == "" {
+		return m.Builder + " builder: one root file system per arch, no index"
+	}
+	return "index " + m.IndexDigest
 }
