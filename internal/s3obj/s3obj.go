@@ -517,3 +517,27 @@ func (b *Bucket) EnsureFile(ctx context.Context, key, path string) (bool, error)
 func (b *Bucket) EnsureBytes(ctx context.Context, key string, data []byte) (bool, error) {
 	return b.Ensure(ctx, key, bytes.NewReader(data), int64(len(data)), Sum(data))
 }
+
+// Object is one listed object.
+type Object struct {
+	Key      string // relative to the bucket's prefix
+	Size     int64
+	Modified time.Time
+}
+
+// List lists the objects whose keys start with prefix (relative to the
+// bucket's prefix), every page.
+func (b *Bucket) List(ctx context.Context, prefix string) ([]Object, error) {
+	var out []Object
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: b.key(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, b.describe("LIST", prefix, err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, Object{Key: strings.TrimPrefix(aws.ToString(o.Key), b.prefix), Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)})
+		}
+	}
+	return out, nil
+}

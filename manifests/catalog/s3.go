@@ -39,6 +39,8 @@ type S3Store struct {
 	// Retries counts the lost compare-and-swap races of this store's
 	// writes.
 	Retries atomic.Int64
+	// Reused counts the pool blobs a publish found there and did not send.
+	Reused atomic.Int64
 }
 
 const catalogKey = "catalog/" + FileName
@@ -166,10 +168,20 @@ func (s *S3Store) Publish(ctx context.Context, releaseDir string, signer *signin
 	return &p.rel, added, nil
 }
 
-// upload writes the release's files, the manifest first.
+// upload writes the release's layout blobs into the pool (those the
+// store lacks: a conditional create each), then its own files, the
+// manifest first (it claims the version). A publish killed before the
+// manifest leaves only pool blobs no release names, which gc removes.
 func (s *S3Store) upload(ctx context.Context, dir string, p *pending, signer *signing.Signer) error {
 	prefix := "images/" + p.name + "/"
 	mkey := prefix + manifest.FileName
+	blobs, files, err := releaseFiles(dir)
+	if err != nil {
+		return err
+	}
+	if err := s.uploadFiles(ctx, dir, "", blobs); err != nil { // the pool: blobs/sha256/HEX
+		return err
+	}
 	var other *s3obj.OtherContentError
 	if _, err := s.B.EnsureBytes(ctx, mkey, p.mbytes); errors.As(err, &other) {
 		return fmt.Errorf("%w: %s holds another manifest (sha256 %s; this one is %s), and the catalog %s does not list %s: another publisher of this version is at work. If none is (a publish was killed), remove %s and publish again",
@@ -177,26 +189,6 @@ func (s *S3Store) upload(ctx context.Context, dir string, p *pending, signer *si
 	} else if err != nil {
 		return err
 	}
-	var files []string
-	err := filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
-		switch {
-		case err != nil:
-			return err
-		case fi.IsDir():
-			return nil
-		case !fi.Mode().IsRegular():
-			return fmt.Errorf("%s: only files and directories are published", path)
-		}
-		rel, _ := filepath.Rel(dir, path)
-		if rel = filepath.ToSlash(rel); rel != manifest.FileName && rel != manifest.FileName+".minisig" {
-			files = append(files, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
 	if err := s.uploadFiles(ctx, dir, prefix, files); err != nil {
 		return err
 	}
@@ -213,6 +205,35 @@ func (s *S3Store) upload(ctx context.Context, dir string, p *pending, signer *si
 		return err
 	}
 	return nil
+}
+
+// releaseFiles lists a release directory's files, slash-separated: its
+// layout blobs (for the pool) and the rest but the manifest and its
+// signature (written apart).
+func releaseFiles(dir string) (blobs, files []string, err error) {
+	err = filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case fi.IsDir():
+			return nil
+		case !fi.Mode().IsRegular():
+			return fmt.Errorf("%s: only files and directories are published", path)
+		}
+		rel, _ := filepath.Rel(dir, path)
+		rel = filepath.ToSlash(rel)
+		switch {
+		case rel == manifest.FileName || rel == manifest.FileName+".minisig":
+		case func() bool { _, ok := isPoolBlob(rel); return ok }():
+			blobs = append(blobs, rel)
+		default:
+			files = append(files, rel)
+		}
+		return nil
+	})
+	sort.Strings(blobs)
+	sort.Strings(files)
+	return blobs, files, err
 }
 
 // uploadFiles creates each file under prefix, a few at a time. A file
@@ -242,6 +263,19 @@ func (s *S3Store) uploadFiles(ctx context.Context, dir, prefix string, files []s
 }
 
 func (s *S3Store) uploadFile(ctx context.Context, path, key string) error {
+	if hex, ok := isPoolBlob(key); ok {
+		// the pool has it (another release's base): not sent again
+		if info, err := s.B.Head(ctx, key); err == nil && info.SHA256 == hex {
+			s.Reused.Add(1)
+			return nil
+		}
+		_, err := s.B.EnsureFile(ctx, key, path)
+		var other *s3obj.OtherContentError
+		if errors.As(err, &other) {
+			return fmt.Errorf("%w: %v", ErrPoolBlob, err)
+		}
+		return err
+	}
 	_, err := s.B.EnsureFile(ctx, key, path)
 	var other *s3obj.OtherContentError
 	if errors.As(err, &other) {

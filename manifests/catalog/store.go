@@ -299,7 +299,7 @@ func (s *Store) Publish(ctx context.Context, releaseDir string, signer *signing.
 		if err := os.RemoveAll(dst); err != nil {
 			return err
 		}
-		if err := copyRelease(releaseDir, dst, p.signature(signer)); err != nil {
+		if err := s.copyRelease(releaseDir, dst, p.signature(signer)); err != nil {
 			return err
 		}
 		added, err = p.add(c, s.Path())
@@ -312,8 +312,8 @@ func (s *Store) Publish(ctx context.Context, releaseDir string, signer *signing.
 }
 
 // copyRelease copies src into dst through a temporary directory, adding
-// the manifest's signature.
-func copyRelease(src, dst string, manifestSig []byte) error {
+// the manifest's signature; its layout blobs are links to the pool's.
+func (s *Store) copyRelease(src, dst string, manifestSig []byte) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
@@ -332,7 +332,10 @@ func copyRelease(src, dst string, manifestSig []byte) error {
 		case fi.IsDir():
 			return os.MkdirAll(t, 0o755)
 		case fi.Mode().IsRegular():
-			return atomicfile.Copy(p, t, 0o644) // never a link: the store owns its bytes
+			if hex, ok := isPoolBlob(rel); ok {
+				return s.linkFromPool(p, t, hex) // the store's own copy, kept once
+			}
+			return atomicfile.Copy(p, t, 0o644) // never a link to src: the store owns its bytes
 		}
 		return fmt.Errorf("%s: only files and directories are published", p)
 	})

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagebake/imagebake/manifests/catalog"
+)
+
+// pooled is a store with a blob pool (directory and S3 stores).
+type pooled interface {
+	GC(ctx context.Context, grace time.Duration, dryRun bool, now time.Time) (*catalog.GCReport, error)
+	Migrate(ctx context.Context) (int, error)
+}
+
+func newStoreCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "store", Short: "Keep a release store: its blob pool (gc, migrate)"}
+	var store string
+	var dryRun bool
+	var grace time.Duration
+	kf := &keyFlags{}
+	open := func(ctx context.Context) (pooled, error) {
+		if store == "" {
+			return nil, usageErr("--store is required: a store directory or s3://BUCKET/PREFIX")
+		}
+		kr, err := kf.keyring()
+		if err != nil {
+			return nil, err
+		}
+		st, err := openWriter(ctx, store, kr, true)
+		if err != nil {
+			return nil, err
+		}
+		p, ok := st.(pooled)
+		if !ok {
+			return nil, usageErr("%s has no blob pool", store)
+		}
+		return p, nil
+	}
+	gc := &cobra.Command{
+		Use:   "gc --store S [--dry-run] [--grace 1h]",
+		Short: "Remove pool blobs no release holds, older than the grace period (releases are never removed)",
+		Long: `A store keeps every blob once, in its pool (STORE/blobs/sha256/HEX). gc
+removes the pool blobs no release holds (a directory store: blobs linked
+into no release; an S3 store: blobs no release's index and manifests name)
+that are older than --grace. A publish adds its blobs to the pool and
+links them into its release within seconds, so a publish running during a
+gc loses none: its blobs are younger than the grace period. A gc stopped at
+any point leaves a store every reader accepts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			r, err := p.GC(cmd.Context(), grace, dryRun, time.Now())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), r)
+			}
+			verb := "removed"
+			if dryRun {
+				verb = "would remove"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d pool blobs, %d held by releases, %d unheld but younger than %s (kept); %s %d (%d bytes)\n",
+				store, r.Blobs, r.Referenced, r.Young, grace, verb, r.Removed, r.Freed)
+			return nil
+		},
+	}
+	gc.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be removed; remove nothing")
+	gc.Flags().DurationVar(&grace, "grace", catalog.DefaultGrace, "keep unheld blobs younger than this (an in-flight publish's)")
+	migrate := &cobra.Command{
+		Use:   "migrate --store S",
+		Short: "Move the blobs of releases published before the pool into it (no digest changes)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			n, err := p.Migrate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d blobs moved into the pool\n", store, n)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{gc, migrate} {
+		c.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
+		kf.register(c, false)
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
