@@ -36,7 +36,7 @@ const (
 )
 
 // BaseReport lists what a base holds that an image user may want to know:
-// device nodes (dropped by the rootfs builder) and setuid/setgid files.
+// device nodes (kept as tar entries by both builders) and setuid/setgid files.
 type BaseReport struct {
 	Devices []string
 	Setuid  []string

@@ -244,6 +244,20 @@ func WriteTreeGz(w io.Writer, root, prefix string, epoch time.Time) error {
 	return zw.Close()
 }
 
+// Device adds a device node or FIFO entry from a base image as it is (its
+// type, mode, owner and device numbers; the mtime clamped): an image keeps
+// its base's /dev entries, nothing is created on the host.
+func (w *Writer) Device(h *tar.Header) error {
+	switch h.Typeflag {
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default:
+		return fmt.Errorf("%s: tar entry type %q is not a device node or FIFO", h.Name, h.Typeflag)
+	}
+	name := strings.Trim(path.Clean(h.Name), "/")
+	return w.tw.WriteHeader(&tar.Header{Typeflag: h.Typeflag, Name: name, Mode: h.Mode & 0o7777, Uid: h.Uid, Gid: h.Gid,
+		Devmajor: h.Devmajor, Devminor: h.Devminor, ModTime: w.clamp(h.ModTime), Format: tar.FormatPAX})
+}
+
 // Raw adds an entry from another archive, keeping its type, mode and
 // numeric owner (a base root file system needs its setuid bits and its
 // service users) but dropping user names, atime, ctime and extended

@@ -111,8 +111,6 @@ func merge(ctx context.Context, img v1.Image, spill *os.File) (map[string]*entry
 			continue // Extract gives the top layer first
 		}
 		switch h.Typeflag {
-		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			continue // no devices in an image; the runtime makes /dev
 		case tar.TypeReg:
 			n, err := io.Copy(spill, tr)
 			if err != nil {
@@ -155,8 +153,18 @@ func write(ctx context.Context, byName map[string]*entry, spill *os.File, req *b
 			if !ok || t.h.Typeflag != tar.TypeReg {
 				return builders.Layer{}, fmt.Errorf("hard link %s -> %s has no regular target", n, h.Linkname)
 			}
+			// one inode: the target's mode and owner, whatever the link entry says
 			h.Typeflag, h.Linkname, h.Size = tar.TypeReg, "", t.h.Size
+			h.Mode, h.Uid, h.Gid = t.h.Mode, t.h.Uid, t.h.Gid
 			src = t
+		}
+		if h.Typeflag == tar.TypeChar || h.Typeflag == tar.TypeBlock || h.Typeflag == tar.TypeFifo {
+			// the base's /dev entries stay, as in the OCI builder's image
+			// (a chroot of the tree needs /dev/null to be one)
+			if err := tw.Device(&h); err != nil {
+				return builders.Layer{}, err
+			}
+			continue
 		}
 		if err := tw.Raw(&h, io.NewSectionReader(spill, src.off, h.Size)); err != nil {
 			return builders.Layer{}, err
