@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/ctxio"
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
@@ -258,17 +259,89 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 		Digest: v1.Hash{Algorithm: "sha256", Hex: sum},
 		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}
 	if mt == types.OCIUncompressedLayer {
-		l.DiffID = l.Digest
-	}
-	l.Path = filepath.Join(blobDir, sum)
-	if err := os.Rename(tmp, l.Path); err != nil {
-		return nil, FoundBase{}, err
+		// a plain tar becomes a gzip layer: registries, pulls and stores
+		// pay for the compressed size, and it is compressed once per
+		// cache (by the base's sha256 and the compressor)
+		if l, err = compressedBase(ctx, tmp, sum, b.Cache, blobDir); err != nil {
+			return nil, FoundBase{}, fmt.Errorf("compressing base rootfs %s: %w", b.Rootfs, err)
+		}
+	} else {
+		l.Path = filepath.Join(blobDir, sum)
+		if err := os.Rename(tmp, l.Path); err != nil {
+			return nil, FoundBase{}, err
+		}
 	}
 	img, err := AppendLayers(empty.Image, epoch, l)
 	if err != nil {
 		return nil, FoundBase{}, err
 	}
 	return img, FoundBase{Digest: "sha256:" + sum, Info: rep.Collect.Info()}, nil
+}
+
+// compressedBase makes the gzip layer of the plain tar at plain (sha256
+// sum): from the cache when an earlier bake made it with the same
+// compressor, else compressed now on every CPU (tarball.NewParallelGzip)
+// and cached. The layer's blob is written into blobDir.
+func compressedBase(ctx context.Context, plain, sum, cache, blobDir string) (Layer, error) {
+	tag := sha256.Sum256([]byte(tarball.ParallelCompressor()))
+	cached := ""
+	if cache != "" {
+		cached = filepath.Join(cache, "base-layers", sum+"-"+hex.EncodeToString(tag[:6])+".tar.gz")
+	}
+	l := Layer{Role: "base", MediaType: types.OCILayer, DiffID: v1.Hash{Algorithm: "sha256", Hex: sum}}
+	// the cached copy is hashed as it is copied in and must have the
+	// sha256 recorded beside it when it was made: a damaged cache is
+	// compressed anew, never trusted
+	if cached != "" {
+		if rec, err := os.ReadFile(cached + ".sha256"); err == nil {
+			if tmp, zsum, n, err := copyHashed(ctx, cached, blobDir); err == nil {
+				if zsum == strings.TrimSpace(string(rec)) {
+					l.Digest, l.Size, l.Path = v1.Hash{Algorithm: "sha256", Hex: zsum}, n, filepath.Join(blobDir, zsum)
+					return l, os.Rename(tmp, l.Path)
+				}
+				os.Remove(tmp)
+			}
+		}
+	}
+	in, err := os.Open(plain)
+	if err != nil {
+		return l, err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(blobDir, ".basegz-*")
+	if err != nil {
+		return l, err
+	}
+	defer os.Remove(out.Name())
+	zh := sha256.New()
+	cw := &ctxio.Counter{W: io.MultiWriter(out, zh)}
+	zw, err := tarball.NewParallelGzip(cw)
+	if err == nil {
+		_, err = io.Copy(zw, ctxio.Reader(ctx, in))
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(out.Name(), 0o644)
+	}
+	if err != nil {
+		return l, err
+	}
+	zsum := hex.EncodeToString(zh.Sum(nil))
+	l.Digest, l.Size, l.Path = v1.Hash{Algorithm: "sha256", Hex: zsum}, cw.N, filepath.Join(blobDir, zsum)
+	if cached != "" { // best effort: a cache that cannot be written costs the next bake a compression
+		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err == nil && atomicfile.Copy(out.Name(), cached, 0o644) == nil {
+			atomicfile.WriteFile(cached+".sha256", []byte(zsum+"\n"), 0o644)
+		}
+	}
+	return l, os.Rename(out.Name(), l.Path)
 }
 
 // copyHashed copies the file name into a new temporary file in dir while

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -234,5 +236,43 @@ func TestCompressorVersionIsGoMods(t *testing.T) {
 	want := "github.com/klauspost/compress " + compressorVersion + "\n"
 	if !strings.Contains(string(b), want) {
 		t.Errorf("go.mod does not require %q: update compressorVersion with the dependency (and expect every compressed digest to move)", strings.TrimSpace(want))
+	}
+}
+
+// The parallel gzip writes the same bytes at any GOMAXPROCS (the blocks
+// are fixed; only how many are compressed at once changes), pinned for a
+// known input; go.mod requires the pgzip version its name records.
+func TestParallelGzipDeterministic(t *testing.T) {
+	in := make([]byte, 5<<20+1234)
+	for i := range in {
+		in[i] = byte(i*31 + i>>11)
+	}
+	var sums []string
+	for _, procs := range []int{1, 2, 8} {
+		old := runtime.GOMAXPROCS(procs)
+		var out bytes.Buffer
+		zw, err := NewParallelGzip(&out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := zw.Write(in); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		runtime.GOMAXPROCS(old)
+		sums = append(sums, fmt.Sprintf("%x", sha256.Sum256(out.Bytes())))
+	}
+	if sums[0] != sums[1] || sums[1] != sums[2] {
+		t.Fatalf("parallel gzip bytes differ with GOMAXPROCS 1, 2, 8: %v", sums)
+	}
+	const pinned = "2f48aac845fdc9e0a9ee91d405ff89136d7c1780ec63fb4b854fd78bebb678c8"
+	if sums[0] != pinned {
+		t.Errorf("parallel gzip of the known input: sha256 %s, pinned %s (a dependency bump moves the digests of compressed bases)", sums[0], pinned)
+	}
+	b, _ := os.ReadFile(filepath.Join("..", "go.mod"))
+	if !strings.Contains(string(b), "github.com/klauspost/pgzip v1.3.0\n") || !strings.Contains(ParallelCompressor(), "pgzip v1.3.0") {
+		t.Error("go.mod and ParallelCompressor disagree on the pgzip version")
 	}
 }
