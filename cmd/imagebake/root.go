@@ -49,7 +49,8 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 	})
 	root.AddCommand(newVersionCommand(g), newPuppetfileCommand(g), newAgentsCommand(g), newBakeCommand(g), newVerifyCommand(g),
 		newKeyCommand(g), newPublishCommand(g), newCatalogCommand(g), newStoreCommand(g), newReleaseCommand(g),
-		newSelectCommand(g), newCheckCommand(g), newUpgradeCommand(g), newPackerCommand(g), newPushCommand(g), newMergeCommand(g), newBaseCommand(g))
+		newSelectCommand(g), newCheckCommand(g), newUpgradeCommand(g), newPackerCommand(g), newPushCommand(g), newMergeCommand(g), newBaseCommand(g),
+		newDocsCommand(g))
 	strictGroups(root)
 	return root
 }
