@@ -38,7 +38,7 @@ func writeReference(root *cobra.Command, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	root.DisableAutoGenTag = true // no date: the pages are committed
+	root.DisableAutoGenTag = true   // no date: the pages are committed
 	root.InitDefaultCompletionCmd() // cobra adds "completion" when it runs; the reference has it either way
 	return doc.GenMarkdownTree(root, dir)
 }
