@@ -62,7 +62,7 @@ func artifactProblems(ctx context.Context, name string, m *manifest.Manifest) ([
 	default:
 		return nil, fmt.Errorf("%w: %s was built by %s; its artifacts are recorded (with sha256) in its manifest, where Packer wrote them", failure.ErrUsage, name, m.Builder)
 	}
-	return append(bad, checkSBOM(dir, m)...), nil
+	return append(append(bad, checkSBOM(dir, m)...), checkProvenance(dir, m)...), nil
 }
 
 // checkLayout checks an OCI layout: every blob's content against its name,

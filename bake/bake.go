@@ -99,6 +99,9 @@ type Options struct {
 	// Packer says which embedded template and packer binary run a bake
 	// with Builder "packer" (BuilderPacker).
 	Packer PackerOptions
+
+	// started is when the bake or merge began (the provenance's startedOn).
+	started time.Time
 }
 
 // Plan resolves every input of a release (commit, module pins, agent
@@ -125,6 +128,7 @@ func Plan(ctx context.Context, o Options) (*manifest.Manifest, release.Rules, er
 // stagePayload and buildRelease in a staging directory beside it, swapped into place.
 // One bake into an out dir runs at a time; a second waits.
 func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
+	o.started = time.Now()
 	if o.Builder == BuilderPacker {
 		return bakeWithPacker(ctx, o)
 	}

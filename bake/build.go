@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/imagebake/imagebake/builders"
 	_ "github.com/imagebake/imagebake/builders/oci"    // registers "oci"
@@ -78,6 +79,9 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 		return nil, err
 	}
 	if err := writeSBOM(&m, filepath.Join(dir, SBOMName)); err != nil {
+		return nil, err
+	}
+	if err := writeProvenance(&m, dir, o.started, time.Now()); err != nil {
 		return nil, err
 	}
 	return &m, publicModes(dir)

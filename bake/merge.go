@@ -37,6 +37,7 @@ func Merge(ctx context.Context, o Options, parts []string) (*manifest.Manifest, 
 // as names says (where each came from: a directory, a registry
 // reference).
 func MergeNamed(ctx context.Context, o Options, dirs, names []string) (*manifest.Manifest, error) {
+	o.started = time.Now()
 	if len(dirs) == 0 {
 		return nil, fmt.Errorf("%w: merge needs the per-arch release directories", failure.ErrUsage)
 	}
@@ -87,6 +88,9 @@ func writeMerged(ctx context.Context, stage string, m *manifest.Manifest, byArch
 		return nil, err
 	}
 	if err := writeSBOM(m, filepath.Join(stage, SBOMName)); err != nil {
+		return nil, err
+	}
+	if err := writeProvenance(m, stage, o.started, time.Now()); err != nil {
 		return nil, err
 	}
 	if err := publicModes(stage); err != nil {

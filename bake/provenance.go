@@ -1,0 +1,207 @@
+package bake
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// ProvenanceName is the release's SLSA v1 provenance, an in-toto Statement
+// v1, beside the manifest and the SBOM (and published with them).
+const ProvenanceName = "provenance.intoto.json"
+
+// The statement's types.
+const (
+	statementType  = "https://in-toto.io/Statement/v1"
+	provenanceType = "https://slsa.dev/provenance/v1"
+	buildType      = "https://github.com/imagebake/imagebake/blob/main/docs/provenance.md#bake-v1"
+)
+
+type statement struct {
+	Type          string     `json:"_type"`
+	Subject       []subject  `json:"subject"`
+	PredicateType string     `json:"predicateType"`
+	Predicate     provenance `json:"predicate"`
+}
+
+type subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+type provenance struct {
+	BuildDefinition buildDefinition `json:"buildDefinition"`
+	RunDetails      runDetails      `json:"runDetails"`
+}
+
+type buildDefinition struct {
+	BuildType            string               `json:"buildType"`
+	ExternalParameters   externalParameters   `json:"externalParameters"`
+	InternalParameters   internalParameters   `json:"internalParameters"`
+	ResolvedDependencies []resourceDescriptor `json:"resolvedDependencies"`
+}
+
+type externalParameters struct {
+	Repository string   `json:"repository"`
+	Tag        string   `json:"tag"`
+	Release    string   `json:"release"`
+	Arches     []string `json:"arches"`
+	Builder    string   `json:"builder"`
+	Advisories []string `json:"advisories,omitempty"`
+}
+
+type internalParameters struct {
+	Epoch       int64  `json:"epoch"`
+	Environment string `json:"environment"`
+	Compressor  string `json:"compressor,omitempty"`
+}
+
+type resourceDescriptor struct {
+	Name   string            `json:"name,omitempty"`
+	URI    string            `json:"uri,omitempty"`
+	Digest map[string]string `json:"digest"`
+}
+
+type runDetails struct {
+	Builder  builderID   `json:"builder"`
+	Metadata runMetadata `json:"metadata"`
+}
+
+type builderID struct {
+	ID      string            `json:"id"`
+	Version map[string]string `json:"version,omitempty"`
+}
+
+type runMetadata struct {
+	InvocationID string `json:"invocationId,omitempty"`
+	StartedOn    string `json:"startedOn,omitempty"`
+	FinishedOn   string `json:"finishedOn,omitempty"`
+}
+
+// provenanceOf is m's statement: its subjects and build definition follow
+// from the manifest alone (a rebuild writes the same), its run details
+// name the builder (imagebake and its version, or the CI workflow the
+// environment names) and the times the release was made in.
+func provenanceOf(m *manifest.Manifest, started, finished time.Time) statement {
+	hex := func(d string) map[string]string { return map[string]string{"sha256": strings.TrimPrefix(d, "sha256:")} }
+	var subs []subject
+	if m.IndexDigest != "" {
+		subs = append(subs, subject{Name: m.Family + "-" + m.Release, Digest: hex(m.IndexDigest)})
+	}
+	var arches []string
+	for _, im := range m.Images {
+		arches = append(arches, im.Arch)
+		if im.Digest != "" {
+			subs = append(subs, subject{Name: im.Name, Digest: hex(im.Digest)})
+		}
+	}
+	deps := []resourceDescriptor{{Name: "control repo", URI: "git+" + plainURL(m.Repo.URL) + "@refs/tags/" + m.Repo.Tag, Digest: map[string]string{"gitCommit": m.Repo.Commit}}}
+	for _, x := range m.Puppetfile.Modules {
+		d := resourceDescriptor{Name: "module " + x.Name}
+		switch {
+		case x.Commit != "":
+			d.URI, d.Digest = "git+"+plainURL(x.Source), map[string]string{"gitCommit": x.Commit}
+		case x.SHA256 != "":
+			d.URI, d.Digest = plainURL(x.URL), map[string]string{"sha256": x.SHA256}
+		default:
+			d.URI, d.Digest = x.Path, map[string]string{}
+		}
+		deps = append(deps, d)
+	}
+	for _, im := range m.Images {
+		a := im.Agent
+		deps = append(deps, resourceDescriptor{Name: fmt.Sprintf("agent binaries %s %s %s/%s", a.Name, a.Version, a.OS, a.Arch),
+			URI: plainURL(strings.TrimSuffix(a.Source, "/") + "/" + a.Path), Digest: hex(a.SHA256)})
+		if d := im.Base.Digest; d != "" {
+			deps = append(deps, resourceDescriptor{Name: "base of " + im.Arch, URI: plainURL(im.Base.Ref), Digest: hex(d)})
+		}
+	}
+	st := statement{Type: statementType, Subject: subs, PredicateType: provenanceType, Predicate: provenance{
+		BuildDefinition: buildDefinition{BuildType: buildType,
+			ExternalParameters:   externalParameters{Repository: plainURL(m.Repo.URL), Tag: m.Repo.Tag, Release: m.Release, Arches: arches, Builder: m.Builder, Advisories: m.Advisories},
+			InternalParameters:   internalParameters{Epoch: m.Epoch, Environment: m.Environment, Compressor: m.Imagebake.Compressor},
+			ResolvedDependencies: deps},
+		RunDetails: runDetails{Builder: ciBuilder(m.Imagebake.Version)},
+	}}
+	if !started.IsZero() {
+		st.Predicate.RunDetails.Metadata.StartedOn = started.UTC().Format(time.RFC3339)
+	}
+	if !finished.IsZero() {
+		st.Predicate.RunDetails.Metadata.FinishedOn = finished.UTC().Format(time.RFC3339)
+	}
+	return st
+}
+
+// ciBuilder is who ran the build: the CI workflow when the environment
+// names one (GitHub Actions, GitLab CI), else imagebake itself.
+func ciBuilder(version string) builderID {
+	b := builderID{ID: "https://github.com/imagebake/imagebake", Version: map[string]string{"imagebake": version}}
+	switch {
+	case os.Getenv("GITHUB_WORKFLOW_REF") != "":
+		server := os.Getenv("GITHUB_SERVER_URL")
+		if server == "" {
+			server = "https://github.com"
+		}
+		b.ID = server + "/" + os.Getenv("GITHUB_WORKFLOW_REF")
+	case os.Getenv("CI_PROJECT_URL") != "" && os.Getenv("CI_CONFIG_PATH") != "":
+		b.ID = os.Getenv("CI_PROJECT_URL") + "/-/blob/" + os.Getenv("CI_COMMIT_SHA") + "/" + os.Getenv("CI_CONFIG_PATH")
+	}
+	return b
+}
+
+// plainURL drops credentials from a URL (user:token@host); anything that
+// is not a URL is kept as it is.
+func plainURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = nil
+	return u.String()
+}
+
+// writeProvenance writes m's statement into dir.
+func writeProvenance(m *manifest.Manifest, dir string, started, finished time.Time) error {
+	b, err := json.MarshalIndent(provenanceOf(m, started, finished), "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, ProvenanceName), append(b, '\n'), 0o644)
+}
+
+// checkProvenance compares the release's provenance with the statement
+// its manifest makes: the subjects and the build definition must be the
+// same (the run details, builder and times, are the run's). A release
+// made before provenance was written has none: nothing to check.
+func checkProvenance(dir string, m *manifest.Manifest) []string {
+	p := filepath.Join(dir, ProvenanceName)
+	raw, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", p, err)}
+	}
+	var got statement
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		return []string{fmt.Sprintf("%s is not imagebake's provenance: %v", p, err)}
+	}
+	want := provenanceOf(m, time.Time{}, time.Time{})
+	got.Predicate.RunDetails, want.Predicate.RunDetails = runDetails{}, runDetails{}
+	a, _ := json.Marshal(got)
+	b, _ := json.Marshal(want)
+	if !bytes.Equal(a, b) {
+		return []string{fmt.Sprintf("%s: its subjects or build definition differ from what the manifest says", p)}
+	}
+	return nil
+}

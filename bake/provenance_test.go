@@ -1,0 +1,77 @@
+package bake
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// Every bake writes a SLSA v1 provenance beside the SBOM: the index and
+// images as subjects, the control repo commit, every module, agent binary
+// and base as resolved dependencies (no credentials in a URI), the CI
+// workflow as the builder when the environment names one; verify checks
+// it against the manifest.
+func TestProvenance(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	t.Setenv("GITHUB_WORKFLOW_REF", "acme/control/.github/workflows/golden-image.yml@refs/tags/v1.0.0")
+	t.Setenv("GITHUB_SERVER_URL", "https://github.example")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(o.Out, "example-1.0.0")
+	raw, err := os.ReadFile(filepath.Join(dir, ProvenanceName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st statement
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != "https://in-toto.io/Statement/v1" || st.PredicateType != "https://slsa.dev/provenance/v1" {
+		t.Errorf("types %s, %s", st.Type, st.PredicateType)
+	}
+	if len(st.Subject) != 3 || st.Subject[0].Digest["sha256"] != strings.TrimPrefix(m.IndexDigest, "sha256:") {
+		t.Errorf("subjects = %+v; want the index and two images", st.Subject)
+	}
+	deps := map[string]resourceDescriptor{}
+	for _, d := range st.Predicate.BuildDefinition.ResolvedDependencies {
+		deps[d.Name] = d
+	}
+	if d := deps["control repo"]; d.Digest["gitCommit"] != m.Repo.Commit || !strings.HasSuffix(d.URI, "@refs/tags/v1.0.0") {
+		t.Errorf("control repo dependency = %+v", d)
+	}
+	for _, x := range m.Puppetfile.Modules {
+		if _, ok := deps["module "+x.Name]; !ok {
+			t.Errorf("module %s is not a resolved dependency", x.Name)
+		}
+	}
+	for _, im := range m.Images {
+		if d := deps["base of "+im.Arch]; d.Digest["sha256"] == "" {
+			t.Errorf("the base of %s is not a resolved dependency: %+v", im.Arch, d)
+		}
+		if d := deps["agent binaries mozagent 2.4.1 linux/"+im.Arch]; d.Digest["sha256"] != im.Agent.SHA256 {
+			t.Errorf("the agent binaries of %s: %+v", im.Arch, d)
+		}
+	}
+	rd := st.Predicate.RunDetails
+	if rd.Builder.ID != "https://github.example/acme/control/.github/workflows/golden-image.yml@refs/tags/v1.0.0" || rd.Metadata.StartedOn == "" || rd.Metadata.FinishedOn == "" {
+		t.Errorf("run details = %+v", rd)
+	}
+	if plainURL("https://bot:s3cret@git.example/control.git") != "https://git.example/control.git" {
+		t.Error("credentials stay in a URI")
+	}
+	if _, err := CheckArtifacts(ctx, filepath.Join(dir, manifest.FileName)); err != nil {
+		t.Errorf("verify --artifacts-only of a fresh release: %v", err)
+	}
+	// a provenance that claims another commit is named by verify
+	os.WriteFile(filepath.Join(dir, ProvenanceName), []byte(strings.Replace(string(raw), m.Repo.Commit, strings.Repeat("0", 40), 1)), 0o644)
+	if _, err := CheckArtifacts(ctx, filepath.Join(dir, manifest.FileName)); err == nil || !strings.Contains(err.Error(), ProvenanceName) {
+		t.Errorf("verify of an edited provenance = %v, want it named", err)
+	}
+}
