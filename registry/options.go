@@ -5,6 +5,7 @@
 package registry
 
 import (
+	"crypto/ecdsa"
 	"fmt"
 	"io"
 
@@ -16,7 +17,11 @@ type Options struct {
 	ociremote.Options
 	// Force lets a push move an existing tag to other content.
 	Force bool
-	Log   io.Writer
+	// Cosign, when set, signs the pushed release for cosign: the index and
+	// every image, and attests its provenance and SBOM (Sigstore bundles
+	// as referrers, as cosign v3 writes them).
+	Cosign *ecdsa.PrivateKey
+	Log    io.Writer
 }
 
 func (o Options) logf(format string, args ...any) {

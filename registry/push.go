@@ -53,12 +53,13 @@ type Pushed struct {
 
 // release is a release directory read for pushing.
 type release struct {
-	m      *manifest.Manifest
-	index  v1.ImageIndex
-	images map[string]v1.Image // by arch
-	sbom   []byte
-	sig    []byte // the manifest's signature; nil: unsigned
-	raw    []byte // manifest.toml
+	m          *manifest.Manifest
+	index      v1.ImageIndex
+	images     map[string]v1.Image // by arch
+	sbom       []byte
+	provenance []byte // provenance.intoto.json; nil for a release made before it
+	sig        []byte // the manifest's signature; nil: unsigned
+	raw        []byte // manifest.toml
 }
 
 // readRelease opens the OCI layout in dir and checks it holds the index
@@ -84,6 +85,9 @@ func readRelease(dir string, sig []byte) (*release, error) {
 	}
 	if r.sbom, err = os.ReadFile(filepath.Join(dir, sbomName)); err != nil {
 		return nil, fmt.Errorf("release directory %s: %w", dir, notFound(err))
+	}
+	if r.provenance, err = os.ReadFile(filepath.Join(dir, provenanceFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
 	p, err := layout.FromPath(dir)
 	if err != nil {
@@ -175,7 +179,14 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 	}
 	if !partial {
 		refs, err := r.attach(ctx, rp, opts, o)
-		return append(out, refs...), err
+		if err != nil || o.Cosign == nil {
+			return append(out, refs...), err
+		}
+		out = append(out, refs...)
+		// after the index landed: never a signature of nothing; again on
+		// a retry, it adds only what is missing
+		signed, err := r.cosignAttach(ctx, rp, o.Cosign, r.provenance, opts)
+		return append(out, signed...), err
 	}
 	for _, im := range r.m.Images { // merge finds the partial's manifest from each image
 		raw, err := r.images[im.Arch].RawManifest()

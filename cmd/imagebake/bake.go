@@ -9,9 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/internal/cosignkey"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -203,7 +205,7 @@ func printBake(cmd *cobra.Command, g *globals, m *manifest.Manifest) error {
 func newVerifyCommand(g *globals) *cobra.Command {
 	var o bake.Options
 	var ro registry.Options
-	var cache, published string
+	var cache, published, cosignPub string
 	var artifactsOnly bool
 	kf := &keyFlags{}
 	cmd := &cobra.Command{
@@ -233,6 +235,12 @@ with it. Exit 4 names each difference.`,
 				state, err := verifiedState(cmd, kr, published, m)
 				if err != nil {
 					return err
+				}
+				if cosignPub != "" {
+					if err := verifyCosign(cmd, args[0], cosignPub, m, registryOptions(ro, g)); err != nil {
+						return err
+					}
+					state += "; cosign signatures and attestations verify"
 				}
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), m)
@@ -272,6 +280,7 @@ with it. Exit 4 names each difference.`,
 		},
 	}
 	cmd.Flags().BoolVar(&artifactsOnly, "artifacts-only", false, "hash the release's files against the manifest; no rebuild")
+	cmd.Flags().StringVar(&cosignPub, "cosign-key", "", "with a registry reference: also check the cosign signatures of the index and every image, and the provenance and SBOM attestations, with this cosign public key")
 	cmd.Flags().StringVar(&published, "catalog", "", "with a registry reference: the store whose catalog says the release's lifecycle state (revoked or obsolete: exit 4)")
 	addCacheFlag(cmd.Flags(), &cache)
 	addContextFlag(cmd.Flags(), &o.Context)
@@ -350,4 +359,26 @@ func indexNote(m *manifest.Manifest) string {
 		return m.Builder + " builder: one root file system per arch, no index"
 	}
 	return "index " + m.IndexDigest
+}
+
+// verifyCosign checks the cosign signatures and attestations of the
+// release m verified at ref.
+func verifyCosign(cmd *cobra.Command, ref, pubPath string, m *manifest.Manifest, o registry.Options) error {
+	pub, err := cosignkey.LoadPublic(pubPath)
+	if err != nil {
+		return err
+	}
+	parsed, err := name.ParseReference(ref)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", failure.ErrUsage, ref, err)
+	}
+	r, err := o.Repository(parsed.Context().String())
+	if err != nil {
+		return err
+	}
+	images := map[string]string{}
+	for _, im := range m.Images {
+		images[im.Arch] = im.Digest
+	}
+	return registry.VerifyCosign(cmd.Context(), r, m.IndexDigest, images, pub, o)
 }

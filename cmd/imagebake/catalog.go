@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebake/imagebake/internal/cosignkey"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -146,13 +147,27 @@ func laterMajor(f *catalog.Family, major uint64, when time.Time) bool {
 }
 
 func newKeyCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys (minisign format)"}
+	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys (minisign format; cosign with --cosign)"}
 	var dir, name string
+	var cosign bool
 	gen := &cobra.Command{
 		Use:   "generate [--dir D] [--name N]",
 		Short: "Make an ed25519 key pair: N.key (private) and N.pub; encrypted when IMAGEBAKE_KEY_PASSWORD is set",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cosign {
+				// a cosign pair: ECDSA P-256, encrypted with COSIGN_PASSWORD
+				// as cosign generate-key-pair writes it
+				if cmd.Flags().Changed("name") == false {
+					name = "cosign"
+				}
+				pub, key, err := cosignkey.Generate(dir, name, []byte(os.Getenv("COSIGN_PASSWORD")))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\n%s\n", pub, key)
+				return nil
+			}
 			pub, key, err := signing.Generate(dir, name, os.Getenv(envKeyPass))
 			if err != nil {
 				return err
@@ -162,7 +177,8 @@ func newKeyCommand(g *globals) *cobra.Command {
 		},
 	}
 	gen.Flags().StringVar(&dir, "dir", ".", "where to write the keys")
-	gen.Flags().StringVar(&name, "name", "imagebake", "file name of the keys, without extension")
+	gen.Flags().StringVar(&name, "name", "imagebake", "file name of the keys, without extension (cosign with --cosign)")
+	gen.Flags().BoolVar(&cosign, "cosign", false, "a cosign key pair (ECDSA P-256, encrypted with $COSIGN_PASSWORD) for push --cosign-key, readable by cosign")
 	cmd.AddCommand(gen)
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/imagebake/imagebake/internal/cosignkey"
 	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/internal/stall"
 	"github.com/imagebake/imagebake/manifests/catalog"
@@ -52,7 +53,7 @@ func stallFromEnv() time.Duration {
 
 func newPushCommand(g *globals) *cobra.Command {
 	var o registry.Options
-	var store string
+	var store, cosignKey string
 	kf := &keyFlags{}
 	cmd := &cobra.Command{
 		Use:   "push dist/NAME-X.Y.Z REGISTRY/REPO",
@@ -77,11 +78,19 @@ release, published before), the push is recorded in the catalog, signed
 with --key: deploy select then prints REGISTRY/REPO@sha256:... for each
 image.
 
+With --cosign-key (or $IMAGEBAKE_COSIGN_KEY; a cosign key file, its
+password in $COSIGN_PASSWORD), the index and every image are signed for
+cosign, and the provenance and the SBOM attested on the index (Sigstore
+bundles as referrers): cosign verify --key and cosign verify-attestation
+--type slsaprovenance1 or spdxjson accept them, offline with
+--insecure-ignore-tlog=true.
+
 Credentials come from the Docker config (DOCKER_CONFIG,
 ~/.docker/config.json, credential helpers).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var sig []byte
+			var err error
 			if store != "" {
 				if m, err := manifest.Read(filepath.Join(args[0], manifest.FileName)); err == nil && len(m.PartialOf) > 0 {
 					return usageErr("%s is a per-arch bake (partial_of %v): it is not a release of the store; merge the arches, then push the merged release with --store", args[0], m.PartialOf)
@@ -109,6 +118,12 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 					return err
 				}
 				sig = s.Sign(raw, manifest.FileName, catalog.ManifestSubject(m.Family, m.Release))
+			}
+			if k := stringSetting(cosignKey, envCosignKey); k != "" {
+				// before anything is pushed: a key that does not open stops it
+				if o.Cosign, err = cosignkey.Load(k, []byte(os.Getenv("COSIGN_PASSWORD"))); err != nil {
+					return err
+				}
 			}
 			pushed, err := registry.Push(cmd.Context(), args[0], args[1], sig, registryOptions(o, g))
 			if err != nil {
@@ -140,6 +155,7 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 	addRegistryFlags(cmd.Flags(), &o.Options)
 	cmd.Flags().BoolVar(&o.Force, "force", false, "move a tag that names other content (releases should be immutable)")
 	cmd.Flags().StringVar(&store, "store", "", "record the push in this store's catalog (a directory or s3://BUCKET/PREFIX)")
+	cmd.Flags().StringVar(&cosignKey, "cosign-key", "", "sign for cosign with this cosign key file (default $IMAGEBAKE_COSIGN_KEY; password in $COSIGN_PASSWORD)")
 	return cmd
 }
 

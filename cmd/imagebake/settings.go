@@ -20,6 +20,7 @@ const (
 	envCache      = "IMAGEBAKE_CACHE"               // the cache
 	envInsecure   = "IMAGEBAKE_INSECURE_REGISTRIES" // registries over plain HTTP
 	envAdvisories = "IMAGEBAKE_ADVISORIES"          // advisories a security release fixes
+	envCosignKey  = "IMAGEBAKE_COSIGN_KEY"          // the cosign key push signs with
 )
 
 // listSetting is a repeatable flag's values, else the variable env's

@@ -1,0 +1,133 @@
+package registry
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagebake/imagebake/internal/cosignkey"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
+)
+
+// cosignBin is the real cosign make test builds (IMAGEBAKE_COSIGN).
+func cosignBin(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("IMAGEBAKE_COSIGN")
+	if p == "" {
+		p = filepath.Join(testutil.ModuleRoot(t), ".cache", "cosign", "cosign")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal("cosign v3.0.4 is needed: make test builds it (scripts/ensure-cosign)")
+	}
+	return p
+}
+
+// A release pushed with a cosign key, on the Debian docker-registry: the
+// real cosign v3.0.4 verifies the index's and every image's signature and
+// both attestations offline with the public key; another key is refused
+// by cosign and by VerifyCosign; a second push adds nothing; an
+// attestation about another digest does not count.
+func TestCosignSignaturesAndAttestations(t *testing.T) {
+	cosign := cosignBin(t)
+	b := bakeExample(t)
+	host := testutil.Registry(t)
+	repo := host + "/golden/example"
+	dir := t.TempDir()
+	pub, keyPath, err := cosignkey.Generate(dir, "cosign", []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cosignkey.Load(keyPath, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cosignkey.Load(keyPath, []byte("wrong")); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), keyPath) {
+		t.Errorf("a wrong password = %v, want exit 2 naming the key", err)
+	}
+	pushed, err := Push(ctx, b.dir, repo, b.sig(t), Options{Cosign: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(cosign, args...)
+		cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=pw", "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	targets := []string{b.m.IndexDigest}
+	for _, im := range b.m.Images {
+		targets = append(targets, im.Digest)
+	}
+	for _, d := range targets {
+		if out, err := run("verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", repo+"@"+d); err != nil {
+			t.Errorf("cosign verify %s: %v\n%s", d, err, out)
+		}
+	}
+	for _, ty := range []string{"slsaprovenance1", "spdxjson"} {
+		if out, err := run("verify-attestation", "--type", ty, "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", repo+"@"+b.m.IndexDigest); err != nil {
+			t.Errorf("cosign verify-attestation --type %s: %v\n%s", ty, err, out)
+		}
+	}
+	rp, _ := name.NewRepository(repo)
+	images := map[string]string{}
+	for _, im := range b.m.Images {
+		images[im.Arch] = im.Digest
+	}
+	pk, _ := cosignkey.LoadPublic(pub)
+	if err := VerifyCosign(ctx, rp, b.m.IndexDigest, images, pk, Options{}); err != nil {
+		t.Errorf("VerifyCosign: %v", err)
+	}
+
+	// another key: refused by both, every missing piece named
+	otherPub, _, _ := cosignkey.Generate(t.TempDir(), "other", []byte("x"))
+	if out, err := run("verify", "--key", otherPub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", repo+"@"+b.m.IndexDigest); err == nil {
+		t.Errorf("cosign verify with another key passed:\n%s", out)
+	}
+	opk, _ := cosignkey.LoadPublic(otherPub)
+	err = VerifyCosign(ctx, rp, b.m.IndexDigest, images, opk, Options{})
+	if failure.Code(err) != failure.ExitVerify || strings.Count(err.Error(), "no cosign") != 5 {
+		t.Errorf("VerifyCosign with another key = %v, want exit 4 naming the 3 signatures and 2 attestations", err)
+	}
+
+	// a second push signs nothing again
+	again, err := Push(ctx, b.dir, repo, b.sig(t), Options{Cosign: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range again {
+		if p.New {
+			t.Errorf("a second push wrote %s again", p.Name)
+		}
+	}
+	if len(again) != len(pushed) {
+		t.Errorf("the second push listed %d, the first %d", len(again), len(pushed))
+	}
+
+	// an attestation whose statement is about another digest (an image's)
+	// attached to the index of a release pushed unsigned does not count
+	bare := host + "/golden/bare"
+	if _, err := Push(ctx, b.dir, bare, b.sig(t), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := cosignkey.Statement(strings.TrimPrefix(b.m.Images[0].Digest, "sha256:"), ProvenancePredicate, []byte(`{"buildDefinition":{}}`))
+	bundle, _ := cosignkey.Sign(key, st)
+	brp, _ := name.NewRepository(bare)
+	idxRaw, _ := os.ReadFile(filepath.Join(b.dir, "blobs", "sha256", strings.TrimPrefix(b.m.IndexDigest, "sha256:")))
+	subject := v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(b.m.IndexDigest), Size: int64(len(idxRaw))}
+	if _, err := putBundle(brp, subject, ProvenancePredicate, "2025-01-01T00:00:00Z", bundle, Options{}.Remote(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyCosign(ctx, brp, b.m.IndexDigest, images, pk, Options{}); err == nil || !strings.Contains(err.Error(), "no cosign attestation https://slsa.dev/provenance/v1") {
+		t.Errorf("an attestation about another digest = %v, want it not counted", err)
+	}
+	if out, err := run("verify-attestation", "--type", "slsaprovenance1", "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", bare+"@"+b.m.IndexDigest); err == nil {
+		t.Errorf("cosign accepted an attestation about another digest:\n%s", out)
+	}
+}
