@@ -15,6 +15,8 @@
 #   IMAGEBAKE_TRUSTED_KEYS  the public key the store's catalog is signed with
 #                   (bake reads the catalog to check the number)
 #   IMAGEBAKE_KEY   the minisign key that signs (publish step)
+#   IMAGEBAKE_COSIGN_KEY, COSIGN_PASSWORD  optionally, a cosign key: the
+#                   pushed release is signed and attested for cosign
 #   AWS_*           the S3 endpoint and credentials, the AWS way
 # Step-specific:
 #   bake:  ARCH, and optionally CONTEXT (bake --context, where the base is)
