@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -139,18 +140,9 @@ func putBundle(rp name.Repository, subject v1.Descriptor, predicate, created str
 func bundlesOf(d name.Digest, predicate string, opts []remote.Option) (map[string]string, error) {
 	out := map[string]string{}
 	for _, b := range bundleManifests(d, predicate, opts) {
-		raw, err := remote.Layer(d.Context().Digest(b.layer), opts...)
-		if err != nil {
-			continue
-		}
-		rc, err := raw.Compressed()
-		if err != nil {
-			continue
-		}
+		raw, err := readBundle(d.Context(), b, opts)
 		var bundle cosignkey.Bundle
-		err = json.NewDecoder(rc).Decode(&bundle)
-		rc.Close()
-		if err == nil {
+		if err == nil && json.Unmarshal(raw, &bundle) == nil {
 			out[bundle.VerificationMaterial.PublicKey.Hint] = b.digest
 		}
 	}
@@ -158,6 +150,27 @@ func bundlesOf(d name.Digest, predicate string, opts []remote.Option) (map[strin
 }
 
 type bundleRef struct{ digest, layer string }
+
+// maxBundle bounds a bundle read from a registry (cosign's are a few KiB).
+const maxBundle = 4 << 20
+
+// readBundle reads a bundle artifact's layer.
+func readBundle(repo name.Repository, b bundleRef, opts []remote.Option) ([]byte, error) {
+	l, err := remote.Layer(repo.Digest(b.layer), opts...)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(rc, maxBundle)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
 
 // bundleManifests finds the bundle artifacts of predicate among d's
 // referrers.
@@ -204,21 +217,11 @@ func VerifyCosign(ctx context.Context, repo name.Repository, index string, image
 		d := repo.Digest(w.digest)
 		ok := false
 		for _, b := range bundleManifests(d, w.predicate, opts) {
-			l, err := remote.Layer(repo.Digest(b.layer), opts...)
+			raw, err := readBundle(repo, b, opts)
 			if err != nil {
 				continue
 			}
-			rc, err := l.Compressed()
-			if err != nil {
-				continue
-			}
-			var buf bytes.Buffer
-			_, err = buf.ReadFrom(rc)
-			rc.Close()
-			if err != nil {
-				continue
-			}
-			st, err := cosignkey.Verify(pub, buf.Bytes())
+			st, err := cosignkey.Verify(pub, raw)
 			if err != nil {
 				continue
 			}

@@ -167,18 +167,7 @@ func lineLacks(ctx context.Context, f *catalog.Family, rs []*catalog.Release, fi
 	if newest == nil {
 		return nil, nil
 	}
-	ms := map[string]*manifest.Manifest{}
-	get := func(r *catalog.Release) (*manifest.Manifest, error) {
-		if m, ok := ms[r.Version]; ok {
-			return m, nil
-		}
-		m, err := read(ctx, f.Name, r.Version)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", f.Name, r.Version, err)
-		}
-		ms[r.Version] = m
-		return m, nil
-	}
+	get := releaseReader(ctx, f, read)
 	var out []Finding
 	for _, fx := range fixes {
 		m, err := get(newest)
@@ -212,6 +201,23 @@ func lineLacks(ctx context.Context, f *catalog.Family, rs []*catalog.Release, fi
 	return out, nil
 }
 
+// releaseReader reads the manifests of f's releases, each once, naming
+// the release on an error.
+func releaseReader(ctx context.Context, f *catalog.Family, read ManifestFunc) func(*catalog.Release) (*manifest.Manifest, error) {
+	ms := map[string]*manifest.Manifest{}
+	return func(r *catalog.Release) (*manifest.Manifest, error) {
+		if m, ok := ms[r.Version]; ok {
+			return m, nil
+		}
+		m, err := read(ctx, f.Name, r.Version)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", f.Name, r.Version, err)
+		}
+		ms[r.Version] = m
+		return m, nil
+	}
+}
+
 func sortedLines(lines map[string][]*catalog.Release) []string {
 	var out []string
 	for l := range lines {
@@ -240,18 +246,7 @@ func Audit(ctx context.Context, c *catalog.Catalog, read ManifestFunc, now time.
 		if len(fixes) == 0 {
 			continue
 		}
-		ms := map[string]*manifest.Manifest{}
-		get := func(r *catalog.Release) (*manifest.Manifest, error) {
-			if m, ok := ms[r.Version]; ok {
-				return m, nil
-			}
-			m, err := read(ctx, f.Name, r.Version)
-			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", f.Name, r.Version, err)
-			}
-			ms[r.Version] = m
-			return m, nil
-		}
+		get := releaseReader(ctx, f, read)
 		for ri := range f.Releases {
 			r := &f.Releases[ri]
 			if !Supported(f, r, now) {
