@@ -12,7 +12,7 @@ w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
 go run ./internal/tools/genosv "$w" "$RELEASES" "$PACKAGES" "$RECORDS" "$DEBIAN12"
 export IMAGEBAKE_CACHE=$w/cache IMAGEBAKE_KEY_PASSWORD=
-"$BIN" key generate --dir "$w" --name k >/dev/null
+"$BIN" key generate --dir "$w" --name k --unencrypted >/dev/null
 export IMAGEBAKE_KEY=$w/k.key IMAGEBAKE_TRUSTED_KEYS=$w/k.pub
 for d in "$w"/releases/*; do
   "$BIN" --quiet publish --no-release-check --store "$w/store" "$d" >/dev/null

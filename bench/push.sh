@@ -17,7 +17,7 @@ gen_release "$W" "$N" "$MIB"
 C=$W/src/control
 "$BIN" bake --repo "$C" --release 1.0.0 --out "$W/dist" --cache "$W/cache" --context "$W" -q >/dev/null
 R=$W/dist/bench-1.0.0
-"$BIN" key generate --dir "$W" --name k >/dev/null
+"$BIN" key generate --dir "$W" --name k --unencrypted >/dev/null
 # a fresh registry (new storage, new port) for every run: skopeo remembers
 # where it pushed blobs (its blob info cache) and mounts them from another
 # repository of the same registry instead of uploading them, which would

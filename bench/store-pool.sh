@@ -25,7 +25,7 @@ sum=$(sha256sum "$W/base/rootfs.tar.gz" | cut -d' ' -f1)
 sed -i "s/^sha256 = .*/sha256 = \"$sum\"/" "$CTL/imagebake.toml"
 git -C "$CTL" commit -qam "40 MiB base"; git -C "$CTL" tag -f v1.0.0 >/dev/null
 for v in 1.1.0 1.2.0; do echo "# $v" >>"$CTL/manifests/site.pp"; git -C "$CTL" commit -qam "$v"; git -C "$CTL" tag "v$v"; done
-"$BIN" key generate --dir "$W" --name k >/dev/null
+"$BIN" key generate --dir "$W" --name k --unencrypted >/dev/null
 export IMAGEBAKE_KEY=$W/k.key IMAGEBAKE_TRUSTED_KEYS=$W/k.pub
 port=$((20000 + RANDOM % 20000)); mkdir -p "$W/s3/golden"
 ROOT_ACCESS_KEY=k ROOT_SECRET_KEY=secret-key "$VERSITYGW" --port 127.0.0.1:$port posix "$W/s3" >/dev/null 2>&1 & gw=$!

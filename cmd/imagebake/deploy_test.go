@@ -188,3 +188,40 @@ func TestSelectHeaderAndEndOfLife(t *testing.T) {
 		t.Errorf("select after end of life does not warn:\n%s", errOut.String())
 	}
 }
+
+// key generate writes no secret key in the clear unless told to: without
+// a password (IMAGEBAKE_KEY_PASSWORD) and no terminal it refuses (exit 2)
+// and writes nothing; --unencrypted writes it with a warning; a password
+// encrypts it (loading it without the password fails).
+func TestKeyGenerateEncryptsByDefault(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("IMAGEBAKE_KEY_PASSWORD", "")
+	gen := func(args ...string) (string, error) {
+		root := newRootCommand()
+		var out strings.Builder
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append([]string{"key", "generate", "--dir", dir}, args...))
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	if _, err := gen("--name", "a"); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "--unencrypted") {
+		t.Errorf("key generate without a password = %v, want exit 2 naming --unencrypted", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.key")); err == nil {
+		t.Error("a refused key generate wrote a key")
+	}
+	if out, err := gen("--name", "b", "--unencrypted"); err != nil || !strings.Contains(out, "not encrypted") {
+		t.Errorf("--unencrypted: %v\n%s", err, out)
+	}
+	t.Setenv("IMAGEBAKE_KEY_PASSWORD", "s3cret")
+	if _, err := gen("--name", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.LoadSigner(filepath.Join(dir, "c.key"), ""); err == nil {
+		t.Error("the key made with a password loads without it")
+	}
+	if _, err := signing.LoadSigner(filepath.Join(dir, "c.key"), "s3cret"); err != nil {
+		t.Errorf("the key does not load with its password: %v", err)
+	}
+}
