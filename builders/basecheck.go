@@ -45,22 +45,27 @@ type BaseReport struct {
 	Collect *distro.Collector
 }
 
-// Warnings formats the report as lines for the log, at most a few names each.
+// Warnings formats the report as one line for the log (at most three
+// names of each kind): a stock distribution base has setuid files and
+// /dev entries, and every bake on it says so once, not once per file.
 func (r *BaseReport) Warnings(what string) []string {
-	var out []string
 	show := func(names []string) string {
-		if len(names) > 5 {
-			return strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
+		if len(names) > 3 {
+			return strings.Join(names[:3], ", ") + fmt.Sprintf(" and %d more", len(names)-3)
 		}
 		return strings.Join(names, ", ")
 	}
+	var parts []string
 	if len(r.Devices) > 0 {
-		out = append(out, fmt.Sprintf("%s holds %d device nodes or FIFOs: %s", what, len(r.Devices), show(r.Devices)))
+		parts = append(parts, fmt.Sprintf("%d device nodes or FIFOs (%s)", len(r.Devices), show(r.Devices)))
 	}
 	if len(r.Setuid) > 0 {
-		out = append(out, fmt.Sprintf("%s holds %d setuid/setgid files: %s", what, len(r.Setuid), show(r.Setuid)))
+		parts = append(parts, fmt.Sprintf("%d setuid/setgid files (%s)", len(r.Setuid), show(r.Setuid)))
 	}
-	return out
+	if len(parts) == 0 {
+		return nil
+	}
+	return []string{what + " holds " + strings.Join(parts, " and ") + ", kept in the image as they are"}
 }
 
 // quote shows at most 80 bytes of a name from an untrusted archive.
