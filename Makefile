@@ -118,6 +118,7 @@ bench: build test-tools
 	./bench/osv-audit.sh $(BIN)
 	./bench/store-pool.sh $(BIN)
 	./bench/base-cache.sh $(BIN)
+	./bench/store-50.sh $(BIN)
 	$(GO) test ./agents -run '^$$' -bench . -benchtime 20x
 
 # both modules: the plugin's go.sum follows the main module's requirements

@@ -23,6 +23,6 @@ git -C "$CTL" commit -qam "plain tar base"; git -C "$CTL" tag v1.1.0; echo "# 1.
 t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); python3 -c "print(round($e-$s,2))"; }
 a=$(t "$BIN" --quiet bake --repo "$CTL" --release 1.1.0 --arch amd64 --context "$W" --out "$W/d1" --no-release-check)
 b=$(t "$BIN" --quiet bake --repo "$CTL" --release 1.2.0 --arch amd64 --context "$W" --out "$W/d2" --no-release-check)
-layer=$(ls -S "$W/d1/example-1.1.0/blobs/sha256" | head -1)
+layer=$(ls -S "$W/d1/example-1.1.0/blobs/sha256" | sed -n 1p)
 echo "base-cache: base $(($(stat -c %s "$W/base/base.tar")/1048576)) MiB plain tar -> $(($(stat -c %s "$W/d1/example-1.1.0/blobs/sha256/$layer")/1048576)) MiB gzip layer"
 echo "base-cache: first bake $a s (compresses the base), second bake $b s (cached): $(python3 -c "print(round($b/$a,2))")x"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# bench/store-50.sh BIN [BASE.tar] — 50 releases of the embedded example on
+# one plain-tar Debian base (default: make test's bookworm-puppet.tar, 257
+# MiB) published into a directory store: the store's size against the
+# base's layer, the time of the 50th publish, and of catalog list.
+set -euo pipefail
+BIN=$(realpath "${1:?usage: store-50.sh BIN [BASE.tar]}")
+cd "$(dirname "$0")/.."
+BASE=$(realpath "${2:-.cache/debian/bookworm-puppet.tar}")
+N=${N:-50}
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@x.invalid GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@x.invalid
+CTL=$(testdata/example/gen.sh "$W")
+export IMAGEBAKE_CACHE=$W/cache
+for arch in amd64; do
+  mkdir -p "$W/agent-$arch/bin"
+  CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=2.4.1" -o "$W/agent-$arch/bin/mozagent" ./testdata/example/agent
+  "$BIN" agents publish --from "$W/agent-$arch" --store "$W/store" --name mozagent --version 2.4.1 --arch "$arch" --source-date-epoch 1735689600 >/dev/null
+done
+cp "$BASE" "$W/base/base.tar"
+sed -i "s#^rootfs = .*#rootfs = \"base/base.tar\"#; s/^sha256 = .*/sha256 = \"$(sha256sum "$W/base/base.tar" | cut -d' ' -f1)\"/" "$CTL/imagebake.toml"
+git -C "$CTL" commit -qam "plain tar base"
+"$BIN" key generate --dir "$W" --name k --unencrypted >/dev/null 2>&1
+export IMAGEBAKE_KEY=$W/k.key IMAGEBAKE_TRUSTED_KEYS=$W/k.pub
+t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); python3 -c "print(round($e-$s,2))"; }
+for i in $(seq 1 "$N"); do
+  v=1.$i.0
+  echo "# $v" >>"$CTL/manifests/site.pp"; git -C "$CTL" commit -qam "$v"; git -C "$CTL" tag "v$v"
+  "$BIN" --quiet bake --repo "$CTL" --release "$v" --arch amd64 --context "$W" --out "$W/dist" --no-release-check >/dev/null
+  last=$(t "$BIN" --quiet publish --no-release-check "$W/dist/example-$v" --store "$W/releases")
+  rm -rf "$W/dist/example-$v"
+done
+layer=$(ls -S "$W/releases/blobs/sha256" | sed -n 1p)
+lsz=$(stat -c %s "$W/releases/blobs/sha256/$layer")
+ssz=$(du -sb "$W/releases" | cut -f1)
+list=$(t "$BIN" catalog list --store "$W/releases")
+echo "store-50: $N releases on one $(($(stat -c %s "$W/base/base.tar")/1048576)) MiB plain-tar base ($((lsz/1048576)) MiB gzip layer): directory store $((ssz/1048576)) MiB ($(python3 -c "print(round($ssz/$lsz,2))")x the layer); publish of the last $last s; catalog list $list s"
