@@ -88,6 +88,12 @@ func TestMergeFromRegistry(t *testing.T) {
 	if _, err := Verify(ctx, repo+":1.0.0", b.keys, Options{}); err != nil {
 		t.Errorf("verify of the merged release = %v", err)
 	}
+	// the per-arch manifests are superseded by the release's
+	for _, ref := range refs {
+		if _, err := PullPartial(ctx, ref, t.TempDir(), Options{}); failure.Code(err) != failure.ExitNotFound {
+			t.Errorf("the per-arch manifest of %s after the merged push: %v, want none left", ref, err)
+		}
+	}
 	// what merge cannot take: the release's index, an image with no manifest
 	if _, err := PullPartial(ctx, repo+":1.0.0", t.TempDir(), Options{}); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "image index") {
 		t.Errorf("pull of the index as a part = %v, want exit 2", err)

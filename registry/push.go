@@ -179,10 +179,20 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 	}
 	if !partial {
 		refs, err := r.attach(ctx, rp, opts, o)
-		if err != nil || o.Cosign == nil {
+		if err != nil {
 			return append(out, refs...), err
 		}
 		out = append(out, refs...)
+		// the per-arch bakes' manifests attached to the images are
+		// superseded by the release's own, now on its index
+		for _, im := range r.m.Images {
+			if err := supersede(rp, mustHash(im.Digest), "", opts); err != nil {
+				return out, err
+			}
+		}
+		if o.Cosign == nil {
+			return out, nil
+		}
 		// after the index landed: never a signature of nothing; again on
 		// a retry, it adds only what is missing
 		signed, err := r.cosignAttach(ctx, rp, o.Cosign, r.provenance, opts)
