@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -166,36 +167,49 @@ func ParseConfig(b []byte) (*Config, error) {
 }
 
 func (c *Config) check() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
-	}
-	if !familyRE.MatchString(c.Family) {
-		return bad("family %q: want a lower-case name (letters, digits, - and _)", c.Family)
-	}
-	if c.Payload != nil {
-		if err := manifest.CheckExclude(c.Payload.Exclude); err != nil {
-			return bad("[payload] %v", err)
+	for _, part := range []func() error{c.checkImage, c.checkBases, c.checkAgents, c.checkSections} {
+		if err := part(); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// badConfig is an ErrConfig naming what is wrong.
+func badConfig(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+}
+
+// checkImage checks what names the images: family, arches, environment,
+// builder.
+func (c *Config) checkImage() error {
+	if !familyRE.MatchString(c.Family) {
+		return badConfig("family %q: want a lower-case name (letters, digits, - and _)", c.Family)
+	}
 	if len(c.Arches) == 0 {
-		return bad("arches is empty: name at least one, e.g. arches = [\"amd64\", \"arm64\"]")
+		return badConfig("arches is empty: name at least one, e.g. arches = [\"amd64\", \"arm64\"]")
 	}
 	seen := map[string]bool{}
 	for _, a := range c.Arches {
 		if !archRE.MatchString(a) || seen[a] {
-			return bad("arch %q is not a lower-case word, or is listed twice", a)
+			return badConfig("arch %q is not a lower-case word, or is listed twice", a)
 		}
 		seen[a] = true
 	}
 	if !path.IsAbs(c.Environment) || path.Clean(c.Environment) != c.Environment || c.Environment == "/" {
-		return bad("environment %q: want a clean absolute path inside the image", c.Environment)
+		return badConfig("environment %q: want a clean absolute path inside the image", c.Environment)
 	}
 	if _, err := builders.Lookup(c.Builder); err != nil {
-		return bad("builder %q: want %s", c.Builder, strings.Join(builders.Names(), " or "))
+		return badConfig("builder %q: want %s", c.Builder, strings.Join(builders.Names(), " or "))
 	}
+	return nil
+}
+
+// checkBases checks [base] and [bases.ARCH].
+func (c *Config) checkBases() error {
 	for a := range c.Bases {
-		if !seen[a] {
-			return bad("[bases.%s] names an arch not in arches %v", a, c.Arches)
+		if !slices.Contains(c.Arches, a) {
+			return badConfig("[bases.%s] names an arch not in arches %v", a, c.Arches)
 		}
 	}
 	for _, a := range c.Arches {
@@ -207,40 +221,63 @@ func (c *Config) check() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// checkAgents checks [agents]: name, a major or an exact version, stores.
+func (c *Config) checkAgents() error {
 	if c.Agents != nil && c.Agents.Version != "" {
 		if c.Agents.Major != "" && c.Agents.Major != c.Agents.Version {
-			return bad("[agents] gives both major %q and version %q: version pins one exact version, major a range; keep one", c.Agents.Major, c.Agents.Version)
+			return badConfig("[agents] gives both major %q and version %q: version pins one exact version, major a range; keep one", c.Agents.Major, c.Agents.Version)
 		}
 		if q, err := versionq.Parse(c.Agents.Version, false); err != nil || !q.Exact() {
-			return bad("[agents] version %q is not an exact version X.Y.Z (a range goes in major)", c.Agents.Version)
+			return badConfig("[agents] version %q is not an exact version X.Y.Z (a range goes in major)", c.Agents.Version)
 		}
 		c.Agents.Major = c.Agents.Version
 	}
 	if c.Agents == nil || c.Agents.Name == "" || c.Agents.Major == "" {
-		return bad("[agents] needs name and major (a range: \"2\", \"2.4\") or version (exact: \"2.4.1\"): the agent binaries every image carries")
-	}
-	if c.Release != nil && c.Release.MajorPackages != nil {
-		if err := release.CheckGlobs(*c.Release.MajorPackages); err != nil {
-			return bad("[release] %v", err)
-		}
-	}
-	if c.Puppetfile != nil && c.Puppetfile.ControlBranch != "" && (!branchRE.MatchString(c.Puppetfile.ControlBranch) || strings.Contains(c.Puppetfile.ControlBranch, "..")) {
-		return bad("[puppetfile] control_branch %q is not a branch name", c.Puppetfile.ControlBranch)
-	}
-	if c.Compile != nil && c.Compile.Timeout != "" {
-		if d, err := time.ParseDuration(c.Compile.Timeout); err != nil || d <= 0 {
-			return bad("[compile] timeout %q is not a duration like \"2m\"", c.Compile.Timeout)
-		}
+		return badConfig("[agents] needs name and major (a range: \"2\", \"2.4\") or version (exact: \"2.4.1\"): the agent binaries every image carries")
 	}
 	for _, s := range c.Agents.Stores {
 		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
 			continue
 		}
 		if err := contextPath(s); err != nil {
-			return bad("[agents] store %q %v", s, err)
+			return badConfig("[agents] store %q %v", s, err)
 		}
 	}
 	return nil
+}
+
+// checkSections checks [payload], [release], [puppetfile] and [compile].
+func (c *Config) checkSections() error {
+	if c.Payload != nil {
+		if err := manifest.CheckExclude(c.Payload.Exclude); err != nil {
+			return badConfig("[payload] %v", err)
+		}
+	}
+	if c.Release != nil && c.Release.MajorPackages != nil {
+		if err := release.CheckGlobs(*c.Release.MajorPackages); err != nil {
+			return badConfig("[release] %v", err)
+		}
+	}
+	if cb := c.controlBranch(); cb != "" && (!branchRE.MatchString(cb) || strings.Contains(cb, "..")) {
+		return badConfig("[puppetfile] control_branch %q is not a branch name", cb)
+	}
+	if c.Compile != nil && c.Compile.Timeout != "" {
+		if d, err := time.ParseDuration(c.Compile.Timeout); err != nil || d <= 0 {
+			return badConfig("[compile] timeout %q is not a duration like \"2m\"", c.Compile.Timeout)
+		}
+	}
+	return nil
+}
+
+// controlBranch is [puppetfile] control_branch ("" when unset).
+func (c *Config) controlBranch() string {
+	if c.Puppetfile == nil {
+		return ""
+	}
+	return c.Puppetfile.ControlBranch
 }
 
 // contextPath refuses a path in imagebake.toml that could name a file

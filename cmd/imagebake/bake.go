@@ -22,15 +22,8 @@ import (
 	"github.com/imagebake/imagebake/release"
 )
 
-func newBakeCommand(g *globals) *cobra.Command {
-	var o bake.Options
-	var epoch, cache, previous, template, packerBin, pinned, published string
-	var noCheck bool
-	kf := &keyFlags{}
-	cmd := &cobra.Command{
-		Use:   "bake --repo URL|PATH --release X.Y.Z [--arch a,b] [--out dist] [--builder oci|rootfs]",
-		Short: "Bake one image per arch from a tagged release of a control repo",
-		Long: `Bake a release: resolve tag vX.Y.Z (or X.Y.Z) of the control repo, lock and
+// bakeLong is bake's --help.
+const bakeLong = `Bake a release: resolve tag vX.Y.Z (or X.Y.Z) of the control repo, lock and
 install its Puppetfile (a committed Puppetfile.lock is enforced), select the
 agent binaries per arch, and build one image per arch named NAME-X.Y.Z-ARCH
 into OUT/NAME-X.Y.Z/ with manifest.toml and sbom.spdx.json beside them.
@@ -45,133 +38,167 @@ bake is refused with exit 4 naming each changed input, unless --force.
 With --catalog, a release already published there is rebuilt from its
 signed manifest's pins, whatever was published or moved since.
 Arches already there that this bake does not build are kept (rebuilt from
-their recorded pins, byte for byte), so per-arch bakes into one out add up.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (o.Repo == "" || o.Release == "") && pinned == "" && (published == "" || o.Release == "") {
-				return usageErr("--repo and --release are required (or --manifest, or --catalog with --release of a published release)")
-			}
-			o.Stores, o.Advisories = listSetting(o.Stores, envStores), listSetting(o.Advisories, envAdvisories)
-			if err := release.CheckAdvisories(o.Advisories); err != nil {
-				return err
-			}
-			var err error
-			if o.Cache, err = cacheDir(cache); err != nil {
-				return err
-			}
-			if o.Epoch, err = sourceDateEpoch(epoch); err != nil {
-				return err
-			}
-			o.Version, o.Log, o.Registry = clientVersion(), g.progress(), remoteOptions(o.Registry)
-			if pinned != "" {
-				if o.Pinned, err = manifest.Read(pinned); err != nil {
-					return err
-				}
-				if o.Release == "" {
-					o.Release = o.Pinned.Release
-				}
-			}
-			if published != "" {
-				if pinned != "" {
-					return usageErr("--catalog and --manifest both name the pins; give one")
-				}
-				kr, err := kf.keyring()
-				if err != nil {
-					return err
-				}
-				guard, err := catalogGuard(cache, time.Time{})
-				if err != nil {
-					return err
-				}
-				var once sync.Once // one read of the catalog for both lookups
-				var cat *catalog.Opened
-				var catErr error
-				open := func(ctx context.Context) (*catalog.Opened, error) {
-					once.Do(func() { cat, catErr = catalog.Open(ctx, published, kr, nil, guard) })
-					return cat, catErr
-				}
-				// a store without a catalog yet (its first release): nothing
-				// is published, and there is no number to check against
-				var noted sync.Once
-				optional := func(ctx context.Context) (*catalog.Opened, error) {
-					c, err := open(ctx)
-					if errors.Is(err, failure.ErrNotFound) {
-						noted.Do(func() {
-							fmt.Fprintf(g.progress(), "note: %v; baking as the store's first release (no number to check against)\n", err)
-						})
-						return nil, nil
-					}
-					return c, err
-				}
-				o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
-					c, err := optional(ctx)
-					if c == nil || err != nil {
-						return nil, err
-					}
-					return c.Manifest(ctx, family, release)
-				}
-				if o.Repo == "" {
-					// the signed manifest names the control repo: rebuild its pins
-					c, err := open(cmd.Context())
-					if err != nil {
-						return err
-					}
-					if o.Pinned, err = publishedOnly(cmd.Context(), c, o.Release); err != nil {
-						return err
-					}
-					o.Repo, o.Published = o.Pinned.Repo.URL, nil
-				}
-				if previous == "" && !noCheck {
-					o.PreviousFrom = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
-						c, err := optional(ctx)
-						if c == nil || err != nil {
-							return nil, err
-						}
-						return previousIn(ctx, c, family, release)
-					}
-				}
-			}
-			if previous != "" && !noCheck {
-				if o.Previous, err = manifest.Read(previous); err != nil {
-					return err
-				}
-			}
-			o.Packer = bake.PackerOptions{Template: template, Packer: packerBin, Output: os.Stderr}
-			m, err := bake.Bake(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			return printBake(cmd, g, m)
-		},
+their recorded pins, byte for byte), so per-arch bakes into one out add up.`
+
+// bakeFlags are bake's flags.
+type bakeFlags struct {
+	o                                                              bake.Options
+	epoch, cache, previous, template, packerBin, pinned, published string
+	noCheck                                                        bool
+	kf                                                             keyFlags
+}
+
+func newBakeCommand(g *globals) *cobra.Command {
+	f := &bakeFlags{}
+	cmd := &cobra.Command{
+		Use:   "bake --repo URL|PATH --release X.Y.Z [--arch a,b] [--out dist] [--builder oci|rootfs]",
+		Short: "Bake one image per arch from a tagged release of a control repo",
+		Long:  bakeLong,
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return f.run(cmd, g) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.Repo, "repo", "", "control repo URL or path")
-	f.StringVar(&o.Release, "release", "", "release X.Y.Z (tag vX.Y.Z or X.Y.Z)")
-	f.StringSliceVar(&o.Arches, "arch", nil, "arches to build (default: all in imagebake.toml)")
-	f.StringVar(&o.Out, "out", "dist", "output directory")
-	f.StringVar(&o.Builder, "builder", "", "oci, rootfs or packer (default: imagebake.toml's, else oci)")
-	f.StringVar(&epoch, "source-date-epoch", "", "build epoch, seconds since 1970 (default $SOURCE_DATE_EPOCH, else the commit time)")
-	addCacheFlag(f, &cache)
-	addContextFlag(f, &o.Context)
-	f.StringArrayVar(&o.Stores, "store", nil, "agent binaries store; repeat for a chain (default $IMAGEBAKE_STORES, then imagebake.toml's)")
-	f.StringVar(&previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
-	f.BoolVar(&noCheck, "no-release-check", false, "skip the release number check")
-	addAdvisoryFlag(cmd, &o.Advisories)
-	f.BoolVar(&o.Compile.Enabled, "compile", false, "compile gate: the base's own Puppet compiles the baked environment (puppet apply --noop) in each image this machine can run; a catalog that does not compile refuses the release (also [compile] enabled)")
-	f.StringVar(&o.Compile.Node, "node", "", "with --compile: the node name (default: the image's name)")
-	f.StringVar(&o.Compile.Facts, "facts", "", "with --compile: a YAML or JSON file of facts overriding the image's own")
-	f.DurationVar(&o.Compile.Timeout, "compile-timeout", 0, "with --compile: stop a Puppet run that takes longer (default 5m, or [compile] timeout)")
-	f.BoolVar(&o.IgnoreDependencies, "ignore-dependencies", false, "bake modules whose metadata.json dependencies are not pinned in range (recorded in the manifest; also [puppetfile] ignore_dependencies)")
-	f.BoolVar(&o.AgentsPerArch, "agents-per-arch", false, "take each arch's newest agent binaries (default: the newest version every arch has)")
-	f.StringVar(&pinned, "manifest", "", "manifest.toml of the release: rebuild exactly its pins (as verify does), whatever was published or moved since")
-	f.StringVar(&published, "catalog", "", "store or catalog (path or URL) the release may be published in: if it is, rebuild exactly its signed manifest's pins")
-	kf.register(cmd, false)
-	addRegistryFlags(f, &o.Registry)
-	f.BoolVar(&o.Locked, "locked", false, "refuse inputs the control repo does not pin (no committed Puppetfile.lock, agent binaries by range), like cargo --locked")
-	f.BoolVar(&o.Force, "force", false, "replace a release in --out baked from other inputs (a release number should name one content)")
-	f.StringVar(&template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
-	f.StringVar(&packerBin, "packer", "", "with --builder packer: the packer binary (default: packer on PATH)")
+	f.register(cmd)
 	return cmd
+}
+
+func (f *bakeFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.o.Repo, "repo", "", "control repo URL or path")
+	fs.StringVar(&f.o.Release, "release", "", "release X.Y.Z (tag vX.Y.Z or X.Y.Z)")
+	fs.StringSliceVar(&f.o.Arches, "arch", nil, "arches to build (default: all in imagebake.toml)")
+	fs.StringVar(&f.o.Out, "out", "dist", "output directory")
+	fs.StringVar(&f.o.Builder, "builder", "", "oci, rootfs or packer (default: imagebake.toml's, else oci)")
+	fs.StringVar(&f.epoch, "source-date-epoch", "", "build epoch, seconds since 1970 (default $SOURCE_DATE_EPOCH, else the commit time)")
+	addCacheFlag(fs, &f.cache)
+	addContextFlag(fs, &f.o.Context)
+	fs.StringArrayVar(&f.o.Stores, "store", nil, "agent binaries store; repeat for a chain (default $IMAGEBAKE_STORES, then imagebake.toml's)")
+	fs.StringVar(&f.previous, "previous", "", "manifest.toml of the previous release: the number is checked against the changes")
+	fs.BoolVar(&f.noCheck, "no-release-check", false, "skip the release number check")
+	addAdvisoryFlag(cmd, &f.o.Advisories)
+	fs.BoolVar(&f.o.Compile.Enabled, "compile", false, "compile gate: the base's own Puppet compiles the baked environment (puppet apply --noop) in each image this machine can run; a catalog that does not compile refuses the release (also [compile] enabled)")
+	fs.StringVar(&f.o.Compile.Node, "node", "", "with --compile: the node name (default: the image's name)")
+	fs.StringVar(&f.o.Compile.Facts, "facts", "", "with --compile: a YAML or JSON file of facts overriding the image's own")
+	fs.DurationVar(&f.o.Compile.Timeout, "compile-timeout", 0, "with --compile: stop a Puppet run that takes longer (default 5m, or [compile] timeout)")
+	fs.BoolVar(&f.o.IgnoreDependencies, "ignore-dependencies", false, "bake modules whose metadata.json dependencies are not pinned in range (recorded in the manifest; also [puppetfile] ignore_dependencies)")
+	fs.BoolVar(&f.o.AgentsPerArch, "agents-per-arch", false, "take each arch's newest agent binaries (default: the newest version every arch has)")
+	fs.StringVar(&f.pinned, "manifest", "", "manifest.toml of the release: rebuild exactly its pins (as verify does), whatever was published or moved since")
+	fs.StringVar(&f.published, "catalog", "", "store or catalog (path or URL) the release may be published in: if it is, rebuild exactly its signed manifest's pins")
+	f.kf.register(cmd, false)
+	addRegistryFlags(fs, &f.o.Registry)
+	fs.BoolVar(&f.o.Locked, "locked", false, "refuse inputs the control repo does not pin (no committed Puppetfile.lock, agent binaries by range), like cargo --locked")
+	fs.BoolVar(&f.o.Force, "force", false, "replace a release in --out baked from other inputs (a release number should name one content)")
+	fs.StringVar(&f.template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
+	fs.StringVar(&f.packerBin, "packer", "", "with --builder packer: the packer binary (default: packer on PATH)")
+}
+
+// run bakes: the settings, the pins to rebuild (--manifest, --catalog),
+// the number check, then the bake.
+func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
+	o := &f.o
+	if (o.Repo == "" || o.Release == "") && f.pinned == "" && (f.published == "" || o.Release == "") {
+		return usageErr("--repo and --release are required (or --manifest, or --catalog with --release of a published release)")
+	}
+	o.Stores, o.Advisories = listSetting(o.Stores, envStores), listSetting(o.Advisories, envAdvisories)
+	if err := release.CheckAdvisories(o.Advisories); err != nil {
+		return err
+	}
+	var err error
+	if o.Cache, err = cacheDir(f.cache); err != nil {
+		return err
+	}
+	if o.Epoch, err = sourceDateEpoch(f.epoch); err != nil {
+		return err
+	}
+	o.Version, o.Log, o.Registry = clientVersion(), g.progress(), remoteOptions(o.Registry)
+	if f.pinned != "" {
+		if o.Pinned, err = manifest.Read(f.pinned); err != nil {
+			return err
+		}
+		if o.Release == "" {
+			o.Release = o.Pinned.Release
+		}
+	}
+	if f.published != "" {
+		if f.pinned != "" {
+			return usageErr("--catalog and --manifest both name the pins; give one")
+		}
+		if err := f.catalogHooks(cmd, g); err != nil {
+			return err
+		}
+	}
+	if f.previous != "" && !f.noCheck {
+		if o.Previous, err = manifest.Read(f.previous); err != nil {
+			return err
+		}
+	}
+	o.Packer = bake.PackerOptions{Template: f.template, Packer: f.packerBin, Output: os.Stderr}
+	m, err := bake.Bake(cmd.Context(), *o)
+	if err != nil {
+		return err
+	}
+	return printBake(cmd, g, m)
+}
+
+// catalogHooks points the bake at the catalog of --catalog: a release
+// published there is rebuilt from its signed manifest's pins, and the
+// number is checked against the release before it (a store without a
+// catalog yet is its first release: said in a note).
+func (f *bakeFlags) catalogHooks(cmd *cobra.Command, g *globals) error {
+	o := &f.o
+	kr, err := f.kf.keyring()
+	if err != nil {
+		return err
+	}
+	guard, err := catalogGuard(f.cache, time.Time{})
+	if err != nil {
+		return err
+	}
+	var once sync.Once // one read of the catalog for both lookups
+	var cat *catalog.Opened
+	var catErr error
+	open := func(ctx context.Context) (*catalog.Opened, error) {
+		once.Do(func() { cat, catErr = catalog.Open(ctx, f.published, kr, nil, guard) })
+		return cat, catErr
+	}
+	var noted sync.Once
+	optional := func(ctx context.Context) (*catalog.Opened, error) {
+		c, err := open(ctx)
+		if errors.Is(err, failure.ErrNotFound) {
+			noted.Do(func() {
+				fmt.Fprintf(g.progress(), "note: %v; baking as the store's first release (no number to check against)\n", err)
+			})
+			return nil, nil
+		}
+		return c, err
+	}
+	o.Published = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+		c, err := optional(ctx)
+		if c == nil || err != nil {
+			return nil, err
+		}
+		return c.Manifest(ctx, family, release)
+	}
+	if o.Repo == "" {
+		// the signed manifest names the control repo: rebuild its pins
+		c, err := open(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if o.Pinned, err = publishedOnly(cmd.Context(), c, o.Release); err != nil {
+			return err
+		}
+		o.Repo, o.Published = o.Pinned.Repo.URL, nil
+	}
+	if f.previous == "" && !f.noCheck {
+		o.PreviousFrom = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+			c, err := optional(ctx)
+			if c == nil || err != nil {
+				return nil, err
+			}
+			return previousIn(ctx, c, family, release)
+		}
+	}
+	return nil
 }
 
 // printBake prints a baked release: each image (or Packer artifact) with
