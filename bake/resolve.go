@@ -218,6 +218,42 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 			return ResolveManifest(ctx, m, o.Arches, o)
 		}
 	}
+	arches, err := cfg.forBake(ctx, o, want)
+	if err != nil {
+		return nil, err
+	}
+	in := newInputs(o, src, want)
+	if err := in.pinModules(ctx, o, src, want); err != nil {
+		return nil, err
+	}
+	if in.Agents, err = selectAgents(ctx, o, cfg, arches, want); err != nil {
+		return nil, err
+	}
+	if err := in.addImages(arches); err != nil {
+		return nil, err
+	}
+	if want == nil {
+		in.Floating = in.floating(src.lock != nil)
+	}
+	if o.Locked && len(in.Floating) > 0 {
+		return nil, fmt.Errorf("%w: --locked, and these inputs are not pinned by the control repo at %s:\n  %s\ncommit a Puppetfile.lock (imagebake puppetfile lock) and pin the agent binaries exactly in imagebake.toml ([agents] version = \"X.Y.Z\")",
+			ErrFloating, src.where, strings.Join(in.Floating, "\n  "))
+	}
+	in.Manifest.Advisories = o.Advisories
+	if cfg.Release != nil && cfg.Release.MajorPackages != nil {
+		mp := append([]string{}, *cfg.Release.MajorPackages...)
+		in.Manifest.MajorPackages = &mp
+	}
+	if err := in.checkNumber(ctx, o, want); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// forBake applies the command line to the configuration (the builder,
+// the environment following the base's Puppet) and returns the arches to
+// bake.
+func (cfg *Config) forBake(ctx context.Context, o Options, want *manifest.Manifest) ([]string, error) {
 	if o.Builder != "" {
 		cfg.Builder = o.Builder
 		if err := cfg.check(); err != nil {
@@ -233,6 +269,13 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 			return nil, err
 		}
 	}
+	return arches, nil
+}
+
+// newInputs starts the inputs of a release from its source: the manifest's
+// shared part (a rebuild leaves out what the release left out).
+func newInputs(o Options, src *source, want *manifest.Manifest) *Inputs {
+	cfg := src.config
 	in := &Inputs{Config: cfg, Epoch: src.epoch, Manifest: &manifest.Manifest{
 		Family: cfg.Family, Release: o.Release, Epoch: src.epoch.Unix(), Builder: cfg.Builder,
 		Environment: cfg.Environment,
@@ -240,64 +283,57 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		Repo:        manifest.Repo{URL: o.Repo, Tag: src.tag, Commit: src.commit},
 	}}
 	switch {
-	case want != nil: // a rebuild leaves out what the release left out
+	case want != nil:
 		in.Manifest.PayloadExclude = want.PayloadExclude
 	case cfg.Payload != nil:
 		in.Manifest.PayloadExclude = cfg.Payload.Exclude
 	}
-	if err := in.pinModules(ctx, o, src, want); err != nil {
-		return nil, err
-	}
-	if in.Agents, err = selectAgents(ctx, o, cfg, arches, want); err != nil {
-		return nil, err
-	}
+	return in
+}
+
+// addImages adds an image per arch (its base and agent binaries) and the
+// content digests.
+func (in *Inputs) addImages(arches []string) error {
 	for _, a := range arches {
-		base, _ := cfg.BaseFor(a)
+		base, _ := in.Config.BaseFor(a)
 		s := in.Agents[a]
 		in.Manifest.Images = append(in.Manifest.Images, manifest.Image{Arch: a, OS: "linux", Name: in.Name() + "-" + a,
 			Base:  manifest.Base{Ref: base.Ref()},
 			Agent: manifest.Agent{Name: s.Name, Version: s.Version, OS: s.OS, Arch: s.Arch, Size: s.Size, SHA256: s.SHA256, Source: s.Source, Path: s.Path}})
 	}
 	in.setPartial()
-	if err = in.Manifest.SetContentDigests(); err != nil {
-		return nil, err
-	}
-	if want == nil {
-		in.Floating = in.floating(src.lock != nil)
-	}
-	if o.Locked && len(in.Floating) > 0 {
-		return nil, fmt.Errorf("%w: --locked, and these inputs are not pinned by the control repo at %s:\n  %s\ncommit a Puppetfile.lock (imagebake puppetfile lock) and pin the agent binaries exactly in imagebake.toml ([agents] version = \"X.Y.Z\")",
-			ErrFloating, src.where, strings.Join(in.Floating, "\n  "))
-	}
-	in.Manifest.Advisories = o.Advisories
-	if cfg.Release != nil && cfg.Release.MajorPackages != nil {
-		mp := append([]string{}, *cfg.Release.MajorPackages...)
-		in.Manifest.MajorPackages = &mp
-	}
+	return in.Manifest.SetContentDigests()
+}
+
+// checkNumber checks the release number against the release before it
+// (--previous, or the catalog's), before anything is built, and records
+// what a security release fixed.
+func (in *Inputs) checkNumber(ctx context.Context, o Options, want *manifest.Manifest) error {
 	if o.Previous == nil && o.PreviousFrom != nil && want == nil {
-		prev, err := o.PreviousFrom(ctx, cfg.Family, o.Release)
+		prev, err := o.PreviousFrom(ctx, in.Config.Family, o.Release)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if prev != nil {
 			o.logf("checking %s against %s-%s, the release before it in the catalog\n", o.Release, prev.Family, prev.Release)
 		}
 		o.Previous = prev
 	}
-	if o.Previous != nil {
-		cand, err := in.withBases(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		rules := cfg.Rules(o.Advisories)
-		rules.RepoFiles = RepoChanges(ctx, o, o.Previous.Repo.Commit, cand.Repo.Commit)
-		if err := release.Check(o.Previous, cand, o.Release, rules); err != nil {
-			return nil, fmt.Errorf("%w\n(--no-release-check skips this)", err)
-		}
-		// what the security release fixed, for the checks of other lines
-		in.Manifest.Fixes = release.FixesOf(o.Previous, cand, rules)
+	if o.Previous == nil {
+		return nil
 	}
-	return in, nil
+	cand, err := in.withBases(ctx, o)
+	if err != nil {
+		return err
+	}
+	rules := in.Config.Rules(o.Advisories)
+	rules.RepoFiles = RepoChanges(ctx, o, o.Previous.Repo.Commit, cand.Repo.Commit)
+	if err := release.Check(o.Previous, cand, o.Release, rules); err != nil {
+		return fmt.Errorf("%w\n(--no-release-check skips this)", err)
+	}
+	// what the security release fixed, for the checks of other lines
+	in.Manifest.Fixes = release.FixesOf(o.Previous, cand, rules)
+	return nil
 }
 
 // followBasePuppet sets an environment imagebake.toml leaves unset to
