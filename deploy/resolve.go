@@ -139,62 +139,82 @@ func (f Finding) String() string { return fmt.Sprintf("%s: %s: %s", f.Pos, f.Sev
 // Check applies the lifecycle policy at now to a resolved selection.
 func Check(r *Resolved, now time.Time) []Finding {
 	var out []Finding
-	add := func(sev, format string, args ...any) {
-		out = append(out, Finding{Pos: r.Pos, Severity: sev, Msg: fmt.Sprintf(format, args...)})
-	}
-	rel, f := r.rel, r.fam
-	name := r.Family + " " + rel.Version
-	if sev, msg := stateFinding(r); sev != "" {
-		add(sev, "%s", msg)
-	}
-	if s, ok := f.SupportOf(rel.SemVer().Major()); ok && !s.EOL.IsZero() {
-		notice := s.EOL.AddDate(0, 0, -s.NoticeDays)
-		switch {
-		case !now.Before(s.EOL):
-			add("error", "major %d of %s reached end of life on %s; %s", s.Major, r.Family, day(s.EOL), moveOn(f, s.Major, now))
-		case !now.Before(notice):
-			add("warning", "major %d of %s reaches end of life on %s (in %d days); plan the %s", s.Major, r.Family, day(s.EOL), daysUntil(now, s.EOL), moveOn(f, s.Major, now))
+	for _, part := range []func(*Resolved, time.Time) []finding{stateFindings, eolFindings, securityFindings} {
+		for _, f := range part(r, now) {
+			out = append(out, Finding{Pos: r.Pos, Severity: f.sev, Msg: f.msg})
 		}
 	}
-	// the newest security release of this minor line
-	v := rel.SemVer()
+	return out
+}
+
+// finding is a Finding before it gets its position.
+type finding struct{ sev, msg string }
+
+func stateFindings(r *Resolved, _ time.Time) []finding {
+	if sev, msg := stateFinding(r); sev != "" {
+		return []finding{{sev, msg}}
+	}
+	return nil
+}
+
+// eolFindings: the major's end of life, warned inside its notice window.
+func eolFindings(r *Resolved, now time.Time) []finding {
+	f := r.fam
+	s, ok := f.SupportOf(r.rel.SemVer().Major())
+	if !ok || s.EOL.IsZero() {
+		return nil
+	}
+	switch notice := s.EOL.AddDate(0, 0, -s.NoticeDays); {
+	case !now.Before(s.EOL):
+		return []finding{{"error", fmt.Sprintf("major %d of %s reached end of life on %s; %s", s.Major, r.Family, day(s.EOL), moveOn(f, s.Major, now))}}
+	case !now.Before(notice):
+		return []finding{{"warning", fmt.Sprintf("major %d of %s reaches end of life on %s (in %d days); plan the %s", s.Major, r.Family, day(s.EOL), daysUntil(now, s.EOL), moveOn(f, s.Major, now))}}
+	}
+	return nil
+}
+
+// sameLineAbove says whether x is a release of v's minor line above v.
+func sameLineAbove(x *catalog.Release, v *semver.Version) bool {
+	xv := x.SemVer()
+	return xv.Major() == v.Major() && xv.Minor() == v.Minor() && xv.GreaterThan(v)
+}
+
+// securityFindings: the newest security release of the line the selected
+// release lacks (a warning in the grace days, an error after), and the
+// revoked security releases above it with nothing after them (their
+// advisories are open again: a tracking selection moved back).
+func securityFindings(r *Resolved, now time.Time) []finding {
+	f, v := r.fam, r.rel.SemVer()
+	name := r.Family + " " + r.rel.Version
 	var sec *catalog.Release
 	for i := range f.Releases {
 		x := &f.Releases[i]
-		xv := x.SemVer()
-		if x.Security && xv.Major() == v.Major() && xv.Minor() == v.Minor() && xv.GreaterThan(v) && xv.Prerelease() == "" &&
-			(x.State == catalog.Active || x.State == catalog.Deprecated) && (sec == nil || xv.GreaterThan(sec.SemVer())) {
+		if x.Security && sameLineAbove(x, v) && x.SemVer().Prerelease() == "" &&
+			(x.State == catalog.Active || x.State == catalog.Deprecated) && (sec == nil || x.SemVer().GreaterThan(sec.SemVer())) {
 			sec = x
 		}
 	}
-	// a revoked security release above v with nothing after it: its
-	// advisories are open again for this line (a tracking selection moved
-	// back when it was revoked)
+	var out []finding
 	for i := range f.Releases {
 		x := &f.Releases[i]
-		xv := x.SemVer()
-		if x.State != catalog.Revoked || !x.Security || xv.Major() != v.Major() || xv.Minor() != v.Minor() || !xv.GreaterThan(v) {
-			continue
-		}
-		if sec != nil && sec.SemVer().GreaterThan(xv) {
+		if x.State != catalog.Revoked || !x.Security || !sameLineAbove(x, v) || (sec != nil && sec.SemVer().GreaterThan(x.SemVer())) {
 			continue // a later security release carries its fixes: said below
 		}
 		open := ""
 		if len(x.Advisories) > 0 {
 			open = ": " + strings.Join(x.Advisories, ", ") + " open again for " + name
 		}
-		add("warning", "security release %s %s was revoked on %s (%s)%s; no release of the line carries its fixes yet%s", r.Family, x.Version, day(x.StateDate), x.Reason, open, replacement(x))
+		out = append(out, finding{"warning", fmt.Sprintf("security release %s %s was revoked on %s (%s)%s; no release of the line carries its fixes yet%s", r.Family, x.Version, day(x.StateDate), x.Reason, open, replacement(x))})
 	}
-	if sec != nil {
-		deadline := sec.Date.AddDate(0, 0, f.GraceDays)
-		fixes := fixed(f, v, sec.SemVer())
-		if now.Before(deadline) {
-			add("warning", "%s lacks security release %s of %s%s (mandatory; grace period ends %s)", name, sec.Version, day(sec.Date), fixes, day(deadline))
-		} else {
-			add("error", "%s lacks security release %s of %s%s (mandatory; grace period ended %s); select %s or newer", name, sec.Version, day(sec.Date), fixes, day(deadline), sec.Version)
-		}
+	if sec == nil {
+		return out
 	}
-	return out
+	deadline := sec.Date.AddDate(0, 0, f.GraceDays)
+	fixes := fixed(f, v, sec.SemVer())
+	if now.Before(deadline) {
+		return append(out, finding{"warning", fmt.Sprintf("%s lacks security release %s of %s%s (mandatory; grace period ends %s)", name, sec.Version, day(sec.Date), fixes, day(deadline))})
+	}
+	return append(out, finding{"error", fmt.Sprintf("%s lacks security release %s of %s%s (mandatory; grace period ended %s); select %s or newer", name, sec.Version, day(sec.Date), fixes, day(deadline), sec.Version)})
 }
 
 // moveOn says where users of an ending major go: the newest supported
