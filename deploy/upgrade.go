@@ -67,20 +67,7 @@ func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, e
 			continue
 		}
 		cur := r.rel.SemVer()
-		var best *catalog.Release
-		for j := range r.fam.Releases {
-			x := &r.fam.Releases[j]
-			xv := x.SemVer()
-			if x.State != catalog.Active || xv.Prerelease() != "" || !xv.GreaterThan(cur) {
-				continue
-			}
-			if scope == Patch && (xv.Major() != cur.Major() || xv.Minor() != cur.Minor()) || scope == Minor && xv.Major() != cur.Major() {
-				continue
-			}
-			if best == nil || xv.GreaterThan(best.SemVer()) {
-				best = x
-			}
-		}
+		best := newestInScope(r.fam, cur, scope)
 		st := Step{Key: s.Key, Family: s.Family, From: r.Release, To: r.Release, Pos: s.VersionPos, selection: i}
 		if r.rel.State == catalog.Revoked || r.rel.State == catalog.Obsolete {
 			st.Withdrawn = fmt.Sprintf("%s %s is %s since %s: %s%s", r.Family, r.Release, r.rel.State, day(r.rel.StateDate), r.rel.Reason, replacement(r.rel))
@@ -91,16 +78,7 @@ func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, e
 		if best != nil {
 			st.To = best.Version
 			st.MajorMove = best.SemVer().Major() != cur.Major()
-			for _, x := range r.fam.Releases {
-				if x.Security && x.State != catalog.Revoked && x.SemVer().GreaterThan(cur) && !x.SemVer().GreaterThan(best.SemVer()) {
-					st.Security = append(st.Security, x.Version)
-					for _, a := range x.Advisories {
-						if !slices.Contains(st.Advisories, a) {
-							st.Advisories = append(st.Advisories, a)
-						}
-					}
-				}
-			}
+			st.Security, st.Advisories = crossed(r.fam, cur, best.SemVer())
 			nv, note := rewriteValue(s.Version, best.SemVer())
 			st.Note = note
 			if nv != s.Version {
@@ -110,6 +88,42 @@ func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, e
 		steps = append(steps, st)
 	}
 	return steps, failure.Worst(errs...)
+}
+
+// newestInScope is the newest active release of f above cur in scope
+// (nil: none).
+func newestInScope(f *catalog.Family, cur *semver.Version, scope Scope) *catalog.Release {
+	var best *catalog.Release
+	for j := range f.Releases {
+		x := &f.Releases[j]
+		xv := x.SemVer()
+		if x.State != catalog.Active || xv.Prerelease() != "" || !xv.GreaterThan(cur) {
+			continue
+		}
+		if scope == Patch && (xv.Major() != cur.Major() || xv.Minor() != cur.Minor()) || scope == Minor && xv.Major() != cur.Major() {
+			continue
+		}
+		if best == nil || xv.GreaterThan(best.SemVer()) {
+			best = x
+		}
+	}
+	return best
+}
+
+// crossed lists the security releases (not revoked) above cur up to to,
+// and the advisories they fix.
+func crossed(f *catalog.Family, cur, to *semver.Version) (versions, advisories []string) {
+	for _, x := range f.Releases {
+		if x.Security && x.State != catalog.Revoked && x.SemVer().GreaterThan(cur) && !x.SemVer().GreaterThan(to) {
+			versions = append(versions, x.Version)
+			for _, a := range x.Advisories {
+				if !slices.Contains(advisories, a) {
+					advisories = append(advisories, a)
+				}
+			}
+		}
+	}
+	return versions, advisories
 }
 
 // widerScope says which flag widens scope.
