@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,6 +257,41 @@ Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
 	return cmd
 }
 
+// printSteps prints an upgrade plan: per selection the move (or why it
+// stays), the security releases crossed, notes, and for a major move what
+// breaks.
+func printSteps(w io.Writer, steps []deploy.Step) {
+	for _, s := range steps {
+		if s.Withdrawn != "" {
+			fmt.Fprintf(w, "%s: %s\n", label(s.Key, s.Family), s.Withdrawn)
+		}
+		if s.From == s.To {
+			if s.Withdrawn == "" {
+				fmt.Fprintf(w, "%s: %s %s is the newest in scope\n", label(s.Key, s.Family), s.Family, s.From)
+			}
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s %s -> %s", label(s.Key, s.Family), s.Family, s.From, s.To)
+		if s.NewValue != "" {
+			fmt.Fprintf(w, " (version: %s)", s.NewValue)
+		}
+		fmt.Fprintln(w)
+		if len(s.Security) > 0 {
+			fmt.Fprintf(w, "  security releases crossed: %s", strings.Join(s.Security, ", "))
+			if len(s.Advisories) > 0 {
+				fmt.Fprintf(w, ", fixing %s", strings.Join(s.Advisories, ", "))
+			}
+			fmt.Fprintln(w)
+		}
+		if s.Note != "" {
+			fmt.Fprintf(w, "  note: %s\n", s.Note)
+		}
+		if s.MajorMove {
+			fmt.Fprint(w, deploy.Breaks(s))
+		}
+	}
+}
+
 // newestNote names the newest supported release of r's family when it is
 // above r: what the selection could move to.
 func newestNote(c *catalog.Catalog, r *deploy.Resolved) string {
@@ -348,36 +384,7 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 					return err
 				}
 			} else {
-				w := cmd.OutOrStdout()
-				for _, s := range steps {
-					if s.Withdrawn != "" {
-						fmt.Fprintf(w, "%s: %s\n", label(s.Key, s.Family), s.Withdrawn)
-					}
-					if s.From == s.To {
-						if s.Withdrawn == "" {
-							fmt.Fprintf(w, "%s: %s %s is the newest in scope\n", label(s.Key, s.Family), s.Family, s.From)
-						}
-						continue
-					}
-					fmt.Fprintf(w, "%s: %s %s -> %s", label(s.Key, s.Family), s.Family, s.From, s.To)
-					if s.NewValue != "" {
-						fmt.Fprintf(w, " (version: %s)", s.NewValue)
-					}
-					fmt.Fprintln(w)
-					if len(s.Security) > 0 {
-						fmt.Fprintf(w, "  security releases crossed: %s", strings.Join(s.Security, ", "))
-						if len(s.Advisories) > 0 {
-							fmt.Fprintf(w, ", fixing %s", strings.Join(s.Advisories, ", "))
-						}
-						fmt.Fprintln(w)
-					}
-					if s.Note != "" {
-						fmt.Fprintf(w, "  note: %s\n", s.Note)
-					}
-					if s.MajorMove {
-						fmt.Fprint(w, deploy.Breaks(s))
-					}
-				}
+				printSteps(cmd.OutOrStdout(), steps)
 			}
 			if failed != nil {
 				if write {
