@@ -229,6 +229,18 @@ func printBake(cmd *cobra.Command, g *globals, m *manifest.Manifest) error {
 	return nil
 }
 
+// verifyLong is verify's --help.
+const verifyLong = `Given a manifest, hash every file of the release beside it (each blob of
+the OCI layout, each rootfs tarball, the SBOM) against the manifest, then
+rebuild the release from the manifest alone and compare every digest.
+--artifacts-only hashes the files and skips the rebuild.
+
+Given a registry reference (REGISTRY/REPO:X.Y.Z or REGISTRY/REPO@sha256:...),
+pull the index, its images and every blob (each checked against its digest),
+read the manifest attached to the index as a referrer, check its signature
+with --trusted-key (or $IMAGEBAKE_TRUSTED_KEYS), and compare every digest
+with it. Exit 4 names each difference.`
+
 func newVerifyCommand(g *globals) *cobra.Command {
 	var o bake.Options
 	var ro registry.Options
@@ -238,17 +250,8 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify dist/NAME-X.Y.Z/manifest.toml [--artifacts-only] | REGISTRY/REPO:X.Y.Z",
 		Short: "Rebuild a release from its manifest alone and compare every digest, or check a pushed release (exit 4 on a difference)",
-		Long: `Given a manifest, hash every file of the release beside it (each blob of
-the OCI layout, each rootfs tarball, the SBOM) against the manifest, then
-rebuild the release from the manifest alone and compare every digest.
---artifacts-only hashes the files and skips the rebuild.
-
-Given a registry reference (REGISTRY/REPO:X.Y.Z or REGISTRY/REPO@sha256:...),
-pull the index, its images and every blob (each checked against its digest),
-read the manifest attached to the index as a referrer, check its signature
-with --trusted-key (or $IMAGEBAKE_TRUSTED_KEYS), and compare every digest
-with it. Exit 4 names each difference.`,
-		Args: cobra.ExactArgs(1),
+		Long:  verifyLong,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if isRegistryRef(args[0]) {
 				kr, err := kf.keyring()

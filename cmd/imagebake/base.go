@@ -16,6 +16,17 @@ import (
 	"github.com/imagebake/imagebake/internal/ociremote"
 )
 
+// baseLong is base's --help.
+const baseLong = `Resolve REGISTRY/REPO:TAG to REGISTRY/REPO@sha256:DIGEST (the index, or the
+image) and print it, then the linux/ARCH image digest of each --arch (default
+the arches of imagebake.toml with --write, else amd64 and arm64). A tag
+moves, a digest does not.
+
+With --write, imagebake.toml (--config, default ./imagebake.toml) gets
+[base] image = "REGISTRY/REPO@sha256:..." in place of the base it named
+(or [bases.ARCH] with --for ARCH), keeping every comment and other line;
+the file is replaced whole, and only after every arch was found.`
+
 func newBaseCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "base", Short: "Bases in registries"}
 	var o ociremote.Options
@@ -25,16 +36,8 @@ func newBaseCommand(g *globals) *cobra.Command {
 	pin := &cobra.Command{
 		Use:   "pin REGISTRY/REPO:TAG [--arch a,b]",
 		Short: "Resolve a tag to the digest to write in imagebake.toml, with each arch's platform image",
-		Long: `Resolve REGISTRY/REPO:TAG to REGISTRY/REPO@sha256:DIGEST (the index, or the
-image) and print it, then the linux/ARCH image digest of each --arch (default
-the arches of imagebake.toml with --write, else amd64 and arm64). A tag
-moves, a digest does not.
-
-With --write, imagebake.toml (--config, default ./imagebake.toml) gets
-[base] image = "REGISTRY/REPO@sha256:..." in place of the base it named
-(or [bases.ARCH] with --for ARCH), keeping every comment and other line;
-the file is replaced whole, and only after every arch was found.`,
-		Args: cobra.ExactArgs(1),
+		Long:  baseLong,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var raw []byte
 			if write {

@@ -165,13 +165,8 @@ func label(key, family string) string {
 	return key
 }
 
-func newCheckCommand(g *globals) *cobra.Command {
-	f := &deployFlags{}
-	var osvPaths []string
-	cmd := &cobra.Command{
-		Use:   "check deploy.yaml [--catalog C] [--now DATE]",
-		Short: "The CI gate: exit 0 (warnings printed), 4 on a policy error, 3 when a selection matches nothing",
-		Long: `Check every selection against the catalog's lifecycle: an end-of-life major
+// checkLong is check's --help.
+const checkLong = `Check every selection against the catalog's lifecycle: an end-of-life major
 warns inside its notice window and fails after; a deprecated release warns;
 obsolete and revoked releases fail; a release below the newest security
 release of its minor line warns during the grace days and fails after. A
@@ -181,80 +176,93 @@ advisory, is named with the release to move to: a warning during the grace
 days after that release, an error after; a warning while no release
 carries the fix.
 Exit codes: 0 nothing or only warnings, 3 a selection matches no release,
-4 a policy error, 2 a malformed file.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			now, err := f.clock()
-			if err != nil {
-				return err
-			}
-			df, o, err := f.load(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			c, src := o.Catalog, o.Where
-			var db *osv.DB
-			if len(osvPaths) > 0 {
-				if db, err = loadOSV(cmd, g, o, osvPaths); err != nil {
-					return err
-				}
-			}
-			read := memoManifests(o.Manifest)
-			var findings []deploy.Finding
-			var missing []error
-			var passed []string
-			errs, warned := 0, 0
-			for _, s := range df.Selections {
-				r, err := deploy.Resolve(c, src, s)
-				if err != nil {
-					missing = append(missing, err) // the other selections are still checked
-					continue
-				}
-				fixes, err := fixFindings(cmd.Context(), c, r, read, db, now)
-				if err != nil {
-					return err
-				}
-				failed := false
-				for _, fd := range append(deploy.Check(r, now), fixes...) {
-					findings = append(findings, fd)
-					failed = failed || fd.Severity == "error"
-				}
-				switch n := len(findings); {
-				case failed:
-					errs++ // selections, not findings: one may have several
-				case n > 0 && findings[n-1].Pos == r.Pos:
-					warned++
-				default:
-					passed = append(passed, fmt.Sprintf("%s: %s: %s %s passes%s", r.Pos, r.Key, r.Family, r.Release, newestNote(c, r)))
-				}
-			}
-			if g.json {
-				if findings == nil {
-					findings = []deploy.Finding{}
-				}
-				if err := printJSON(cmd.OutOrStdout(), findings); err != nil {
-					return err
-				}
-			} else {
-				for _, fd := range findings {
-					fmt.Fprintln(cmd.OutOrStdout(), fd)
-				}
-				for _, p := range passed {
-					fmt.Fprintln(cmd.OutOrStdout(), p)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d selection(s): %d pass, %d with warnings, %d fail, %d match nothing\n",
-					args[0], len(df.Selections), len(passed), warned, errs, len(missing))
-			}
-			var policy error
-			if errs > 0 {
-				policy = fmt.Errorf("%w: %d of the selections in %s fail", deploy.ErrPolicy, errs, args[0])
-			}
-			return failure.Worst(append(missing, policy)...)
-		},
+4 a policy error, 2 a malformed file.`
+
+func newCheckCommand(g *globals) *cobra.Command {
+	f := &deployFlags{}
+	var osvPaths []string
+	cmd := &cobra.Command{
+		Use:   "check deploy.yaml [--catalog C] [--now DATE]",
+		Short: "The CI gate: exit 0 (warnings printed), 4 on a policy error, 3 when a selection matches nothing",
+		Long:  checkLong,
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return runCheck(cmd, g, f, osvPaths, args[0]) },
 	}
 	f.register(cmd)
 	cmd.Flags().StringArrayVar(&osvPaths, "osv", nil, "OSV advisories: a .json file, a directory of them, or an osv.dev .zip (repeatable)")
 	return cmd
+}
+
+// runCheck is check: every selection of the deploy file name against the
+// lifecycle and the security fixes, each finding at its position, then a
+// summary; the exit code is the worst of them.
+func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string, name string) error {
+	now, err := f.clock()
+	if err != nil {
+		return err
+	}
+	df, o, err := f.load(cmd.Context(), name)
+	if err != nil {
+		return err
+	}
+	c, src := o.Catalog, o.Where
+	var db *osv.DB
+	if len(osvPaths) > 0 {
+		if db, err = loadOSV(cmd, g, o, osvPaths); err != nil {
+			return err
+		}
+	}
+	read := memoManifests(o.Manifest)
+	var findings []deploy.Finding
+	var missing []error
+	var passed []string
+	errs, warned := 0, 0
+	for _, s := range df.Selections {
+		r, err := deploy.Resolve(c, src, s)
+		if err != nil {
+			missing = append(missing, err) // the other selections are still checked
+			continue
+		}
+		fixes, err := fixFindings(cmd.Context(), c, r, read, db, now)
+		if err != nil {
+			return err
+		}
+		failed := false
+		for _, fd := range append(deploy.Check(r, now), fixes...) {
+			findings = append(findings, fd)
+			failed = failed || fd.Severity == "error"
+		}
+		switch n := len(findings); {
+		case failed:
+			errs++ // selections, not findings: one may have several
+		case n > 0 && findings[n-1].Pos == r.Pos:
+			warned++
+		default:
+			passed = append(passed, fmt.Sprintf("%s: %s: %s %s passes%s", r.Pos, r.Key, r.Family, r.Release, newestNote(c, r)))
+		}
+	}
+	if g.json {
+		if findings == nil {
+			findings = []deploy.Finding{}
+		}
+		if err := printJSON(cmd.OutOrStdout(), findings); err != nil {
+			return err
+		}
+	} else {
+		for _, fd := range findings {
+			fmt.Fprintln(cmd.OutOrStdout(), fd)
+		}
+		for _, p := range passed {
+			fmt.Fprintln(cmd.OutOrStdout(), p)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: %d selection(s): %d pass, %d with warnings, %d fail, %d match nothing\n",
+			name, len(df.Selections), len(passed), warned, errs, len(missing))
+	}
+	var policy error
+	if errs > 0 {
+		policy = fmt.Errorf("%w: %d of the selections in %s fail", deploy.ErrPolicy, errs, name)
+	}
+	return failure.Worst(append(missing, policy)...)
 }
 
 // printSteps prints an upgrade plan: per selection the move (or why it

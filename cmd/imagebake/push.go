@@ -51,14 +51,8 @@ func stallFromEnv() time.Duration {
 	return d
 }
 
-func newPushCommand(g *globals) *cobra.Command {
-	var o registry.Options
-	var store, cosignKey string
-	kf := &keyFlags{}
-	cmd := &cobra.Command{
-		Use:   "push dist/NAME-X.Y.Z REGISTRY/REPO",
-		Short: "Push a release's images (tags X.Y.Z-ARCH) and index (tag X.Y.Z) with its SBOM and signed manifest as referrers",
-		Long: `Push a release baked with the oci builder to an OCI registry: each image by
+// pushLong is push's --help.
+const pushLong = `Push a release baked with the oci builder to an OCI registry: each image by
 digest, tagged X.Y.Z-ARCH, then the image index, tagged X.Y.Z, then the SBOM
 and the manifest (with its signature) attached to the index as OCI 1.1
 referrers (the referrers tag sha256-DIGEST on registries without the
@@ -86,8 +80,17 @@ bundles as referrers): cosign verify --key and cosign verify-attestation
 --insecure-ignore-tlog=true.
 
 Credentials come from the Docker config (DOCKER_CONFIG,
-~/.docker/config.json, credential helpers).`,
-		Args: cobra.ExactArgs(2),
+~/.docker/config.json, credential helpers).`
+
+func newPushCommand(g *globals) *cobra.Command {
+	var o registry.Options
+	var store, cosignKey string
+	kf := &keyFlags{}
+	cmd := &cobra.Command{
+		Use:   "push dist/NAME-X.Y.Z REGISTRY/REPO",
+		Short: "Push a release's images (tags X.Y.Z-ARCH) and index (tag X.Y.Z) with its SBOM and signed manifest as referrers",
+		Long:  pushLong,
+		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var sig []byte
 			var err error

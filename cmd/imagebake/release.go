@@ -63,6 +63,11 @@ func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manif
 
 func newReleaseCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "release", Short: "Propose and check release numbers (MAJOR.MINOR.SECURITY)"}
+	cmd.AddCommand(newReleasePlanCommand(g), newReleaseCheckCommand(g))
+	return cmd
+}
+
+func newReleasePlanCommand(g *globals) *cobra.Command {
 	pf := &candidateFlags{}
 	var osvPaths []string
 	plan := &cobra.Command{
@@ -126,6 +131,10 @@ func newReleaseCommand(g *globals) *cobra.Command {
 	pf.register(plan)
 	plan.Flags().StringArrayVar(&osvPaths, "osv", nil, "OSV advisories (a .json file, a directory of them, an osv.dev .zip): list those the candidate's bases fix; repeatable")
 	plan.Flags().StringVar(&pf.o.Ref, "release-candidate", "", "branch, tag or commit of the candidate")
+	return plan
+}
+
+func newReleaseCheckCommand(g *globals) *cobra.Command {
 	cf := &candidateFlags{}
 	var number string
 	check := &cobra.Command{
@@ -154,6 +163,5 @@ func newReleaseCommand(g *globals) *cobra.Command {
 	cf.register(check)
 	check.Flags().StringVar(&number, "release", "", "the number to check")
 	check.Flags().StringVar(&cf.o.Ref, "release-candidate", "", "branch, tag or commit of the candidate (default: tag vX.Y.Z)")
-	cmd.AddCommand(plan, check)
-	return cmd
+	return check
 }

@@ -16,6 +16,15 @@ type pooled interface {
 	Migrate(ctx context.Context) (int, error)
 }
 
+// storeGCLong is store gc's --help.
+const storeGCLong = `A store keeps every blob once, in its pool (STORE/blobs/sha256/HEX). gc
+removes the pool blobs no release holds (a directory store: blobs linked
+into no release; an S3 store: blobs no release's index and manifests name)
+that are older than --grace. A publish adds its blobs to the pool and
+links them into its release within seconds, so a publish running during a
+gc loses none: its blobs are younger than the grace period. A gc stopped at
+any point leaves a store every reader accepts.`
+
 func newStoreCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "store", Short: "Keep a release store: its blob pool (gc, migrate)"}
 	var store string
@@ -43,14 +52,8 @@ func newStoreCommand(g *globals) *cobra.Command {
 	gc := &cobra.Command{
 		Use:   "gc --store S [--dry-run] [--grace 1h]",
 		Short: "Remove pool blobs no release holds, older than the grace period (releases are never removed)",
-		Long: `A store keeps every blob once, in its pool (STORE/blobs/sha256/HEX). gc
-removes the pool blobs no release holds (a directory store: blobs linked
-into no release; an S3 store: blobs no release's index and manifests name)
-that are older than --grace. A publish adds its blobs to the pool and
-links them into its release within seconds, so a publish running during a
-gc loses none: its blobs are younger than the grace period. A gc stopped at
-any point leaves a store every reader accepts.`,
-		Args: cobra.NoArgs,
+		Long:  storeGCLong,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := open(cmd.Context())
 			if err != nil {
