@@ -50,23 +50,33 @@ func SetBaseImage(b []byte, table, ref string) ([]byte, error) {
 		}
 		out = append(out, l)
 	}
-	if in && !written {
-		if len(out) > 0 && !bytes.HasSuffix(out[len(out)-1], []byte("\n")) {
-			out = append(out, []byte("\n"))
-		}
-		out = append(out, line)
-		written = true
-	}
-	if !found {
-		if len(out) > 0 && !bytes.HasSuffix(out[len(out)-1], []byte("\n")) {
-			out = append(out, []byte("\n"))
-		}
-		out = append(out, []byte("\n["+table+"]\n"), line)
+	switch {
+	case in && !written: // the table is the last: the line goes at its end
+		out = append(endLine(out), line)
+	case !found:
+		out = append(endLine(out), []byte("\n["+table+"]\n"), line)
 	}
 	res := bytes.Join(out, nil)
+	if err := checkBaseImage(res, table, ref); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// endLine ends the last line of out with a newline if it has none.
+func endLine(out [][]byte) [][]byte {
+	if len(out) > 0 && !bytes.HasSuffix(out[len(out)-1], []byte("\n")) {
+		out = append(out, []byte("\n"))
+	}
+	return out
+}
+
+// checkBaseImage checks the edited file parses and says [table] image =
+// ref.
+func checkBaseImage(res []byte, table, ref string) error {
 	c, err := ParseConfig(res)
 	if err != nil {
-		return nil, fmt.Errorf("%w: imagebake.toml with [%s] image = %q does not parse: %v", ErrConfig, table, ref, err)
+		return fmt.Errorf("%w: imagebake.toml with [%s] image = %q does not parse: %v", ErrConfig, table, ref, err)
 	}
 	got := ""
 	if table == "base" && c.Base != nil {
@@ -75,7 +85,7 @@ func SetBaseImage(b []byte, table, ref string) ([]byte, error) {
 		got = c.Bases[arch].Image
 	}
 	if got != ref {
-		return nil, fmt.Errorf("%w: could not set [%s] image in imagebake.toml (it says %q after the edit)", failure.ErrUsage, table, got)
+		return fmt.Errorf("%w: could not set [%s] image in imagebake.toml (it says %q after the edit)", failure.ErrUsage, table, got)
 	}
-	return res, nil
+	return nil
 }
