@@ -113,23 +113,8 @@ func readCapped(name string) ([]byte, error) {
 // Parse checks deploy file bytes; name is used in positions.
 func Parse(name string, src []byte) (*File, error) {
 	f := &File{Path: name, src: src}
-	if len(src) > MaxSize {
-		return nil, &Error{Pos: Pos{name, 1, 1}, Msg: fmt.Sprintf("larger than %d MiB, more than a deploy file holds", MaxSize>>20)}
-	}
-	if enc := wideEncoding(src); enc != "" {
-		return nil, &Error{Pos: Pos{name, 1, 1}, Msg: fmt.Sprintf("is %s, not UTF-8: save it as UTF-8", enc)}
-	}
-	if !utf8.Valid(src) {
-		bad := 0
-		for bad < len(src) {
-			r, size := utf8.DecodeRune(src[bad:])
-			if r == utf8.RuneError && size <= 1 {
-				break
-			}
-			bad += size
-		}
-		line := bytes.Count(src[:bad], []byte("\n")) + 1
-		return nil, &Error{Pos: Pos{name, line, 1}, Msg: fmt.Sprintf("is not UTF-8 (byte %d); save it as UTF-8", bad+1)}
+	if err := checkText(name, src); err != nil {
+		return nil, err
 	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
@@ -158,45 +143,78 @@ func Parse(name string, src []byte) (*File, error) {
 		f.CatalogPos = pos(name, n)
 	}
 	if imgs := keys["images"]; imgs != nil {
-		for _, k := range []string{"image", "version", "arch"} {
-			if keys[k] != nil {
-				return nil, &Error{Pos: pos(name, keys[k]), Msg: fmt.Sprintf("top-level %s: with images: ; use one form", k)}
-			}
-		}
-		if imgs.Kind != yaml.MappingNode {
-			return nil, &Error{Pos: pos(name, imgs), Msg: "images: wants a mapping of name: {image, version, arch}"}
-		}
-		seen := map[string]*yaml.Node{}
-		for i := 0; i+1 < len(imgs.Content); i += 2 {
-			k, v := imgs.Content[i], imgs.Content[i+1]
-			if first := seen[k.Value]; first != nil {
-				return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("selection %q given twice, at lines %d and %d; YAML keys are unique (name one of them otherwise)", k.Value, first.Line, k.Line)}
-			}
-			seen[k.Value] = k
-			if v.Kind != yaml.MappingNode {
-				return nil, &Error{Pos: pos(name, v), Msg: fmt.Sprintf("images.%s wants a mapping with image: and version:", k.Value)}
-			}
-			sk, err := mapping(name, v, "image", "version", "arch")
-			if err != nil {
-				return nil, err
-			}
-			s, err := f.selection(k.Value, pos(name, k), sk, v)
-			if err != nil {
-				return nil, err
-			}
+		err = f.images(keys, imgs)
+	} else {
+		var s Selection
+		if s, err = f.selection("", pos(name, root), keys, root); err == nil {
 			f.Selections = append(f.Selections, s)
 		}
-	} else {
-		s, err := f.selection("", pos(name, root), keys, root)
-		if err != nil {
-			return nil, err
-		}
-		f.Selections = append(f.Selections, s)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if len(f.Selections) == 0 {
 		return nil, &Error{Pos: pos(name, root), Msg: "no image selected"}
 	}
 	return f, nil
+}
+
+// checkText refuses what is not a deploy file's text: too large, UTF-16 or
+// UTF-32, not UTF-8 (naming the line of the first bad byte).
+func checkText(name string, src []byte) error {
+	if len(src) > MaxSize {
+		return &Error{Pos: Pos{name, 1, 1}, Msg: fmt.Sprintf("larger than %d MiB, more than a deploy file holds", MaxSize>>20)}
+	}
+	if enc := wideEncoding(src); enc != "" {
+		return &Error{Pos: Pos{name, 1, 1}, Msg: fmt.Sprintf("is %s, not UTF-8: save it as UTF-8", enc)}
+	}
+	if utf8.Valid(src) {
+		return nil
+	}
+	bad := 0
+	for bad < len(src) {
+		r, size := utf8.DecodeRune(src[bad:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		bad += size
+	}
+	line := bytes.Count(src[:bad], []byte("\n")) + 1
+	return &Error{Pos: Pos{name, line, 1}, Msg: fmt.Sprintf("is not UTF-8 (byte %d); save it as UTF-8", bad+1)}
+}
+
+// images reads the images: form, one selection per name.
+func (f *File) images(keys map[string]*yaml.Node, imgs *yaml.Node) error {
+	name := f.Path
+	for _, k := range []string{"image", "version", "arch"} {
+		if keys[k] != nil {
+			return &Error{Pos: pos(name, keys[k]), Msg: fmt.Sprintf("top-level %s: with images: ; use one form", k)}
+		}
+	}
+	if imgs.Kind != yaml.MappingNode {
+		return &Error{Pos: pos(name, imgs), Msg: "images: wants a mapping of name: {image, version, arch}"}
+	}
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(imgs.Content); i += 2 {
+		k, v := imgs.Content[i], imgs.Content[i+1]
+		if first := seen[k.Value]; first != nil {
+			return &Error{Pos: pos(name, k), Msg: fmt.Sprintf("selection %q given twice, at lines %d and %d; YAML keys are unique (name one of them otherwise)", k.Value, first.Line, k.Line)}
+		}
+		seen[k.Value] = k
+		if v.Kind != yaml.MappingNode {
+			return &Error{Pos: pos(name, v), Msg: fmt.Sprintf("images.%s wants a mapping with image: and version:", k.Value)}
+		}
+		sk, err := mapping(name, v, "image", "version", "arch")
+		if err != nil {
+			return err
+		}
+		s, err := f.selection(k.Value, pos(name, k), sk, v)
+		if err != nil {
+			return err
+		}
+		f.Selections = append(f.Selections, s)
+	}
+	return nil
 }
 
 // wideEncoding names the UTF-16 or UTF-32 encoding src starts with, by its byte
