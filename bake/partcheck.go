@@ -37,94 +37,125 @@ const maxReleaseFile = 64 << 10
 // again from the base layers. Every difference is named with its field.
 func partCheck(ctx context.Context, where string, pm *manifest.Manifest, im manifest.Image) func(v1.Image) error {
 	return func(img v1.Image) error {
-		var bad []string
-		badf := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
 		want, err := pm.ContentDigest(im)
 		if err != nil {
 			return err
 		}
+		var bad []string
 		if im.ContentDigest != want {
-			badf("content_digest is %s, but what the manifest describes gives %s", im.ContentDigest, want)
+			bad = append(bad, fmt.Sprintf("content_digest is %s, but what the manifest describes gives %s", im.ContentDigest, want))
 		}
 		ls, err := img.Layers()
 		if err != nil {
 			return fmt.Errorf("image %s in %s: %w", im.Name, where, err)
 		}
-		if len(ls) != len(im.Layers) {
-			badf("layers: the manifest lists %d, the image has %d", len(im.Layers), len(ls))
+		lbad, base, agents, err := checkLayers(ls, im, where)
+		if err != nil {
+			return err
 		}
-		var base []v1.Layer
-		var agents v1.Layer
-		for i := range min(len(ls), len(im.Layers)) {
-			rec := im.Layers[i]
-			d, err1 := ls[i].Digest()
-			di, err2 := ls[i].DiffID()
-			sz, err3 := ls[i].Size()
-			mt, err4 := ls[i].MediaType()
-			if err := errors.Join(err1, err2, err3, err4); err != nil {
-				return fmt.Errorf("image %s in %s: layer %d: %w", im.Name, where, i+1, err)
-			}
-			switch {
-			case rec.Digest != d.String():
-				badf("layer %d (%s): digest is %s in the manifest, %s in the image", i+1, rec.Role, rec.Digest, d)
-			case rec.DiffID != di.String():
-				badf("layer %d (%s): diff_id is %s in the manifest, %s in the image", i+1, rec.Role, rec.DiffID, di)
-			case rec.Size != sz:
-				badf("layer %d (%s): size is %d in the manifest, %d in the image", i+1, rec.Role, rec.Size, sz)
-			case rec.MediaType != string(mt):
-				badf("layer %d (%s): media_type is %s in the manifest, %s in the image", i+1, rec.Role, rec.MediaType, mt)
-			}
-			switch rec.Role {
-			case "base":
-				base = append(base, ls[i])
-			case "agents":
-				agents = ls[i]
-			}
+		bad = append(bad, lbad...)
+		bad = append(bad, checkReleaseFile(agents, pm, im, want)...)
+		bbad, err := checkBaseLayers(ctx, base, im, where)
+		if err != nil {
+			return err
 		}
-		if agents == nil {
-			badf("no agents layer: release.toml cannot be read")
-		} else if rf, err := readReleaseFile(agents); err != nil {
-			badf("release.toml in the agents layer: %v", err)
-		} else {
-			for _, f := range []struct{ field, image, man string }{
-				{"content_digest", rf.ContentDigest, want},
-				{"family", rf.Family, pm.Family},
-				{"release", rf.Release, pm.Release},
-				{"arch", rf.Arch, im.Arch},
-				{"name", rf.Name, im.Name},
-				{"repo.tag", rf.Tag, pm.Repo.Tag},
-				{"repo.commit", rf.Commit, pm.Repo.Commit},
-				{"agent.name", rf.Agent, im.Agent.Name},
-				{"agent.version", rf.AgentVersion, im.Agent.Version},
-			} {
-				if f.image != f.man {
-					badf("%s: %s in the manifest, %s in the image's /etc/imagebake/release.toml", f.field, f.man, f.image)
-				}
-			}
-		}
-		if len(base) > 0 {
-			info, err := builders.ReadBase(ctx, base, fmt.Sprintf("base of %s in %s", im.Name, where))
-			if err != nil {
-				return err
-			}
-			osRec, pkgs := baseContent(info)
-			if !reflect.DeepEqual(osRec, im.Base.OS) {
-				badf("base.os: %s in the manifest, %s in the base layers", showOS(im.Base.OS), showOS(osRec))
-			}
-			if want := basePuppet(pkgs); !reflect.DeepEqual(want, im.Puppet) {
-				badf("puppet: %v in the manifest, %v in the base layers", showPuppet(im.Puppet), showPuppet(want))
-			}
-			if !samePackages(pkgs, im.Base.Packages) {
-				badf("base.packages: %s in the manifest, %s in the base layers", showPackages(im.Base.Packages, pkgs), showPackages(pkgs, im.Base.Packages))
-			}
-		} else if im.Base.OS != nil || im.Base.Packages != nil {
-			badf("base: the manifest records an OS or packages, but the image has no base layers")
-		}
-		if len(bad) > 0 {
+		if bad = append(bad, bbad...); len(bad) > 0 {
 			return fmt.Errorf("%w: image %s in %s:\n    %s", ErrManifestEdited, im.Name, where, strings.Join(bad, "\n    "))
 		}
 		return nil
 	}
+}
+
+// checkLayers compares an image's layers with those the manifest records,
+// and returns the base layers and the agents layer.
+func checkLayers(ls []v1.Layer, im manifest.Image, where string) (bad []string, base []v1.Layer, agents v1.Layer, err error) {
+	badf := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+	if len(ls) != len(im.Layers) {
+		badf("layers: the manifest lists %d, the image has %d", len(im.Layers), len(ls))
+	}
+	for i := range min(len(ls), len(im.Layers)) {
+		rec := im.Layers[i]
+		d, err1 := ls[i].Digest()
+		di, err2 := ls[i].DiffID()
+		sz, err3 := ls[i].Size()
+		mt, err4 := ls[i].MediaType()
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return nil, nil, nil, fmt.Errorf("image %s in %s: layer %d: %w", im.Name, where, i+1, err)
+		}
+		switch {
+		case rec.Digest != d.String():
+			badf("layer %d (%s): digest is %s in the manifest, %s in the image", i+1, rec.Role, rec.Digest, d)
+		case rec.DiffID != di.String():
+			badf("layer %d (%s): diff_id is %s in the manifest, %s in the image", i+1, rec.Role, rec.DiffID, di)
+		case rec.Size != sz:
+			badf("layer %d (%s): size is %d in the manifest, %d in the image", i+1, rec.Role, rec.Size, sz)
+		case rec.MediaType != string(mt):
+			badf("layer %d (%s): media_type is %s in the manifest, %s in the image", i+1, rec.Role, rec.MediaType, mt)
+		}
+		switch rec.Role {
+		case "base":
+			base = append(base, ls[i])
+		case "agents":
+			agents = ls[i]
+		}
+	}
+	return bad, base, agents, nil
+}
+
+// checkReleaseFile compares the image's /etc/imagebake/release.toml (in
+// its agents layer) with the manifest.
+func checkReleaseFile(agents v1.Layer, pm *manifest.Manifest, im manifest.Image, want string) []string {
+	if agents == nil {
+		return []string{"no agents layer: release.toml cannot be read"}
+	}
+	rf, err := readReleaseFile(agents)
+	if err != nil {
+		return []string{fmt.Sprintf("release.toml in the agents layer: %v", err)}
+	}
+	var bad []string
+	for _, f := range []struct{ field, image, man string }{
+		{"content_digest", rf.ContentDigest, want},
+		{"family", rf.Family, pm.Family},
+		{"release", rf.Release, pm.Release},
+		{"arch", rf.Arch, im.Arch},
+		{"name", rf.Name, im.Name},
+		{"repo.tag", rf.Tag, pm.Repo.Tag},
+		{"repo.commit", rf.Commit, pm.Repo.Commit},
+		{"agent.name", rf.Agent, im.Agent.Name},
+		{"agent.version", rf.AgentVersion, im.Agent.Version},
+	} {
+		if f.image != f.man {
+			bad = append(bad, fmt.Sprintf("%s: %s in the manifest, %s in the image's /etc/imagebake/release.toml", f.field, f.man, f.image))
+		}
+	}
+	return bad
+}
+
+// checkBaseLayers compares what the base layers say of themselves (OS,
+// packages, Puppet) with the manifest.
+func checkBaseLayers(ctx context.Context, base []v1.Layer, im manifest.Image, where string) ([]string, error) {
+	if len(base) == 0 {
+		if im.Base.OS != nil || im.Base.Packages != nil {
+			return []string{"base: the manifest records an OS or packages, but the image has no base layers"}, nil
+		}
+		return nil, nil
+	}
+	info, err := builders.ReadBase(ctx, base, fmt.Sprintf("base of %s in %s", im.Name, where))
+	if err != nil {
+		return nil, err
+	}
+	var bad []string
+	osRec, pkgs := baseContent(info)
+	if !reflect.DeepEqual(osRec, im.Base.OS) {
+		bad = append(bad, fmt.Sprintf("base.os: %s in the manifest, %s in the base layers", showOS(im.Base.OS), showOS(osRec)))
+	}
+	if want := basePuppet(pkgs); !reflect.DeepEqual(want, im.Puppet) {
+		bad = append(bad, fmt.Sprintf("puppet: %v in the manifest, %v in the base layers", showPuppet(im.Puppet), showPuppet(want)))
+	}
+	if !samePackages(pkgs, im.Base.Packages) {
+		bad = append(bad, fmt.Sprintf("base.packages: %s in the manifest, %s in the base layers", showPackages(im.Base.Packages, pkgs), showPackages(pkgs, im.Base.Packages)))
+	}
+	return bad, nil
 }
 
 // readReleaseFile reads /etc/imagebake/release.toml from a layer.
