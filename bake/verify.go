@@ -65,42 +65,9 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 		diffs = append(diffs, fmt.Sprintf("image index: manifest %s, rebuild %s", want.IndexDigest, got.IndexDigest))
 	}
 	for i, wi := range want.Images {
-		gi := got.Images[i]
-		if gi.Digest == wi.Digest {
-			continue
+		if gi := got.Images[i]; gi.Digest != wi.Digest {
+			diffs = append(diffs, imageDiff(want, wi, gi, filepath.Dir(name), rebuilt))
 		}
-		d := fmt.Sprintf("image %s: manifest %s, rebuild %s", wi.Name, wi.Digest, gi.Digest)
-		sameContent := len(wi.Layers) == len(gi.Layers)
-		for j, wl := range wi.Layers {
-			if j < len(gi.Layers) && gi.Layers[j].DiffID != wl.DiffID {
-				sameContent = false
-			}
-		}
-		if sameContent {
-			// the uncompressed layers are the same: only compression differs
-			now := tarball.Compressor()
-			switch c := want.Imagebake.Compressor; {
-			case c != "" && c != now:
-				d += fmt.Sprintf("; every layer's content (diff_id) is the same, only the compressed bytes differ: the release was compressed by %s, this imagebake uses %s", c, now)
-			default:
-				d += fmt.Sprintf("; every layer's content (diff_id) is the same, only the compressed bytes differ (compressor %s)", now)
-			}
-		}
-		for j, wl := range wi.Layers {
-			if j >= len(gi.Layers) {
-				d += fmt.Sprintf("; layer %d (%s) missing from the rebuild", j, wl.Role)
-				break
-			}
-			if gl := gi.Layers[j]; gl.DiffID != wl.DiffID {
-				d += fmt.Sprintf("; layer %d (%s): diff_id %s, rebuild %s", j, wl.Role, wl.DiffID, gl.DiffID)
-				a, b := blobPath(want.Builder, filepath.Dir(name), wi, wl), blobPath(want.Builder, rebuilt, gi, gl)
-				if p := firstDiff(a, b); p != "" {
-					d += "; first difference: " + p
-				}
-				break
-			}
-		}
-		diffs = append(diffs, d)
 	}
 	switch {
 	case len(diffs) > 0:
@@ -109,6 +76,42 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 		return got, fmt.Errorf("%w: %s\n  %s", ErrArtifact, filepath.Dir(name), strings.Join(onDisk, "\n  "))
 	}
 	return got, nil
+}
+
+// imageDiff says how a rebuilt image differs from the recorded one: the
+// digests, whether only the compression differs (and by which
+// compressor), and the first layer whose content differs with the first
+// differing path.
+func imageDiff(want *manifest.Manifest, wi, gi manifest.Image, dir, rebuilt string) string {
+	d := fmt.Sprintf("image %s: manifest %s, rebuild %s", wi.Name, wi.Digest, gi.Digest)
+	sameContent := len(wi.Layers) == len(gi.Layers)
+	for j, wl := range wi.Layers {
+		if j < len(gi.Layers) && gi.Layers[j].DiffID != wl.DiffID {
+			sameContent = false
+		}
+	}
+	if sameContent {
+		// the uncompressed layers are the same: only compression differs
+		now := tarball.Compressor()
+		if c := want.Imagebake.Compressor; c != "" && c != now {
+			d += fmt.Sprintf("; every layer's content (diff_id) is the same, only the compressed bytes differ: the release was compressed by %s, this imagebake uses %s", c, now)
+		} else {
+			d += fmt.Sprintf("; every layer's content (diff_id) is the same, only the compressed bytes differ (compressor %s)", now)
+		}
+	}
+	for j, wl := range wi.Layers {
+		if j >= len(gi.Layers) {
+			return d + fmt.Sprintf("; layer %d (%s) missing from the rebuild", j, wl.Role)
+		}
+		if gl := gi.Layers[j]; gl.DiffID != wl.DiffID {
+			d += fmt.Sprintf("; layer %d (%s): diff_id %s, rebuild %s", j, wl.Role, wl.DiffID, gl.DiffID)
+			if p := firstDiff(blobPath(want.Builder, dir, wi, wl), blobPath(want.Builder, rebuilt, gi, gl)); p != "" {
+				d += "; first difference: " + p
+			}
+			return d
+		}
+	}
+	return d
 }
 
 func blobPath(builder, dir string, im manifest.Image, l manifest.Layer) string {
