@@ -169,26 +169,9 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 		return fmt.Errorf("compile gate: unpacking %s: %w", im.Name, err)
 	}
 	o.logf("compile gate: %s laid out in %s\n", im.Name, time.Since(t0).Round(10*time.Millisecond))
-	// absolute, so that no path reaches mount or chroot as an option, and
-	// free of what overlay's option string reads as separators
-	for i := range lower {
-		if lower[i], err = filepath.Abs(lower[i]); err != nil {
-			return err
-		}
-	}
-	if scratch, err = filepath.Abs(scratch); err != nil {
+	up, work, root, err := overlayDirs(scratch, lower)
+	if err != nil {
 		return err
-	}
-	for _, p := range append([]string{scratch}, lower...) {
-		if strings.ContainsAny(p, ":,\\") {
-			return fmt.Errorf("%w: compile gate: the overlay mount cannot take the path %s (it holds ':', ',' or '\\'); bake into another --out or --cache", failure.ErrUsage, p)
-		}
-	}
-	up, work, root := filepath.Join(scratch, "upper"), filepath.Join(scratch, "work"), filepath.Join(scratch, "root")
-	for _, d := range []string{up, work, root} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
 	}
 	node := nodeName(o, im)
 	// --tags with a tag no resource has: the catalog is compiled whole
@@ -218,16 +201,7 @@ exec chroot "$r" "$@"`
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, "unshare", args...)
-	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8", "FACTER_hostname=" + node, "FACTER_fqdn=" + node}
-	keys := make([]string, 0, len(facts))
-	for k := range facts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, "FACTER_"+k+"="+facts[k])
-	}
-	cmd.Env = env
+	cmd.Env = gateEnv(node, facts)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
@@ -248,6 +222,48 @@ exec chroot "$r" "$@"`
 		return fmt.Errorf("compile gate: running unshare (util-linux) for %s: %w", im.Name, err)
 	}
 	return nil
+}
+
+// overlayDirs makes the overlay's upper, work and mount directories in
+// scratch, and makes scratch and the lower directories absolute (no path
+// reaches mount or chroot as an option), refusing what overlay's option
+// string reads as separators.
+func overlayDirs(scratch string, lower []string) (up, work, root string, err error) {
+	for i := range lower {
+		if lower[i], err = filepath.Abs(lower[i]); err != nil {
+			return "", "", "", err
+		}
+	}
+	if scratch, err = filepath.Abs(scratch); err != nil {
+		return "", "", "", err
+	}
+	for _, p := range append([]string{scratch}, lower...) {
+		if strings.ContainsAny(p, ":,\\") {
+			return "", "", "", fmt.Errorf("%w: compile gate: the overlay mount cannot take the path %s (it holds ':', ',' or '\\'); bake into another --out or --cache", failure.ErrUsage, p)
+		}
+	}
+	up, work, root = filepath.Join(scratch, "upper"), filepath.Join(scratch, "work"), filepath.Join(scratch, "root")
+	for _, d := range []string{up, work, root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", "", "", err
+		}
+	}
+	return up, work, root, nil
+}
+
+// gateEnv is the Puppet run's environment: a plain PATH, and the node's
+// name and the facts given as FACTER_ variables (sorted).
+func gateEnv(node string, facts map[string]string) []string {
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8", "FACTER_hostname=" + node, "FACTER_fqdn=" + node}
+	keys := make([]string, 0, len(facts))
+	for k := range facts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, "FACTER_"+k+"="+facts[k])
+	}
+	return env
 }
 
 // lowerDirs unpacks the image's file system as overlay lower directories,
