@@ -72,3 +72,31 @@ func TestPlainTarBaseCompressedOnce(t *testing.T) {
 		t.Errorf("a bake over a damaged cache: %s, want %s", third, first)
 	}
 }
+
+// An image on a base with no config of its own (a rootfs tarball) gets the
+// PATH container runtimes give a shell, so `podman run IMAGE sh` works.
+func TestImageConfigHasPath(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Arches = []string{"amd64"}
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.FromPath(filepath.Join(o.Out, "example-1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := v1.NewHash(m.Images[0].Digest)
+	img, err := p.Image(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cf.Config.Env) != 1 || cf.Config.Env[0] != "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" {
+		t.Errorf("image config Env = %v, want the default PATH", cf.Config.Env)
+	}
+}

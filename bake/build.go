@@ -41,7 +41,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 		return nil, err
 	}
 	req := &builders.Request{Dir: dir, BlobDir: blobDir, Family: m.Family, Release: m.Release,
-		Revision: m.Repo.Commit, Epoch: in.Epoch, Log: o.Log}
+		Revision: m.Repo.Commit, Epoch: in.Epoch, Log: o.Log, Defaults: m.Imagebake.Defaults}
 	for _, im := range m.Images {
 		al, err := builders.WriteLayer(ctx, blobDir, "agents", in.Epoch, func(tw *tarball.Writer) error {
 			tw.AtEpoch = true // the store's tarball carries its own times
@@ -54,6 +54,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 		if err != nil {
 			return nil, err
 		}
+		bb.CompressPlain = m.Imagebake.Defaults >= 1
 		req.Images = append(req.Images, builders.Image{Arch: im.Arch, Name: im.Name, Base: bb, Layers: []builders.Layer{envLayer, al}})
 	}
 	res, err := b.Build(ctx, req)

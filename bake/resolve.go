@@ -279,12 +279,13 @@ func newInputs(o Options, src *source, want *manifest.Manifest) *Inputs {
 	in := &Inputs{Config: cfg, Epoch: src.epoch, Manifest: &manifest.Manifest{
 		Family: cfg.Family, Release: o.Release, Epoch: src.epoch.Unix(), Builder: cfg.Builder,
 		Environment: cfg.Environment,
-		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version(), Compressor: tarball.Compressor()},
+		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version(), Compressor: tarball.Compressor(), Defaults: manifest.CurrentDefaults},
 		Repo:        manifest.Repo{URL: o.Repo, Tag: src.tag, Commit: src.commit},
 	}}
 	switch {
-	case want != nil:
+	case want != nil: // a rebuild makes what the release made
 		in.Manifest.PayloadExclude = want.PayloadExclude
+		in.Manifest.Imagebake.Defaults = want.Imagebake.Defaults
 	case cfg.Payload != nil:
 		in.Manifest.PayloadExclude = cfg.Payload.Exclude
 	}

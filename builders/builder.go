@@ -154,6 +154,10 @@ type Base struct {
 	SHA256  string // of Rootfs
 	Image   string // REGISTRY/REPO@sha256:... of an image or index
 
+	// CompressPlain stores a Rootfs given as a plain tar as a gzip layer
+	// (cached in Cache), as releases of manifest defaults 1 do.
+	CompressPlain bool `json:"-"`
+
 	// Remote and Cache say how an Image is pulled and where its blobs
 	// are kept.
 	Remote ociremote.Options `json:"-"`
@@ -258,7 +262,7 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 	l := Layer{Role: "base", MediaType: mt, Size: size,
 		Digest: v1.Hash{Algorithm: "sha256", Hex: sum},
 		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}
-	if mt == types.OCIUncompressedLayer {
+	if mt == types.OCIUncompressedLayer && b.CompressPlain {
 		// a plain tar becomes a gzip layer: registries, pulls and stores
 		// pay for the compressed size, and it is compressed once per
 		// cache (by the base's sha256 and the compressor)
@@ -477,6 +481,9 @@ type Request struct {
 	Epoch    time.Time
 	Images   []Image
 	Log      io.Writer // notes about the bases (devices, setuid files); nil for none
+	// Defaults is the manifest's imagebake.defaults: 1 adds a PATH to an
+	// image config whose base sets none.
+	Defaults int
 
 	bases map[baseKey]loadedBase // bases loaded for earlier arches of this request
 }
@@ -577,6 +584,12 @@ func Assemble(ctx context.Context, req *Request, im Image) (v1.Image, int, Found
 	}
 	cf.Config.Labels["org.opencontainers.image.version"] = req.Release
 	cf.Config.Labels["org.opencontainers.image.revision"] = req.Revision
+	if req.Defaults >= 1 && !hasPath(cf.Config.Env) {
+		// a base with no config of its own (a rootfs tarball, scratch):
+		// the PATH container runtimes give a shell, so `podman run IMAGE
+		// sh` finds its commands
+		cf.Config.Env = append(cf.Config.Env, DefaultPath)
+	}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return nil, 0, FoundBase{}, err
 	}
@@ -584,6 +597,19 @@ func Assemble(ctx context.Context, req *Request, im Image) (v1.Image, int, Found
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img = mutate.Annotations(img, req.Annotations(im.Name)).(v1.Image)
 	return img, len(bl), found, nil
+}
+
+// DefaultPath is the PATH an image gets when its base's config sets none
+// (the one Docker and podman give containers).
+const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+func hasPath(env []string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			return true
+		}
+	}
+	return false
 }
 
 // Layers lists img's layers as Layers with roles: the first nBase are the base's.

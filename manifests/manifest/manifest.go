@@ -153,7 +153,15 @@ type Tool struct {
 	// Compressor is the gzip library and version the layers were
 	// compressed with (compressed digests depend on it).
 	Compressor string `toml:"compressor,omitempty" json:"compressor,omitempty"`
+	// Defaults is what imagebake adds to the images it makes: 1, an image
+	// config with a PATH when the base's sets none, and a base given as a
+	// plain tar stored as a gzip layer; 0 (unset), neither, as releases
+	// made before. A rebuild keeps the release's.
+	Defaults int `toml:"defaults,omitempty" json:"defaults,omitempty"`
 }
+
+// CurrentDefaults is the Defaults new bakes get.
+const CurrentDefaults = 1
 
 // Repo is the control repo at the release.
 type Repo struct {
@@ -277,6 +285,7 @@ type content struct {
 	Builder     string          `toml:"builder"`
 	Environment string          `toml:"environment"`
 	Exclude     []string        `toml:"exclude,omitempty"` // none: the digests of manifests before it
+	Defaults    int             `toml:"defaults,omitempty"`
 	Tag         string          `toml:"tag"`
 	Commit      string          `toml:"commit"`
 	Puppetfile  string          `toml:"puppetfile"`
@@ -312,7 +321,7 @@ func BaseIdentity(ref string) string {
 // ContentDigest is the digest of what im is made of (see "Content and
 // provenance" in the package documentation).
 func (m *Manifest) ContentDigest(im Image) (string, error) {
-	c := content{Family: m.Family, Release: m.Release, Epoch: m.Epoch, Builder: m.Builder, Environment: m.Environment, Exclude: m.PayloadExclude,
+	c := content{Family: m.Family, Release: m.Release, Epoch: m.Epoch, Builder: m.Builder, Environment: m.Environment, Exclude: m.PayloadExclude, Defaults: m.Imagebake.Defaults,
 		Tag: m.Repo.Tag, Commit: m.Repo.Commit, Puppetfile: m.Puppetfile.SHA256, Moduledir: m.Puppetfile.Moduledir,
 		Arch: im.Arch, OS: im.OS, Name: im.Name, Base: BaseIdentity(im.Base.Ref), Agent: im.Agent}
 	c.Agent.Source, c.Agent.Path = "", ""
