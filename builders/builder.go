@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -242,6 +243,9 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 	if err := os.MkdirAll(blobDir, 0o755); err != nil {
 		return nil, FoundBase{}, err
 	}
+	if img, found, ok, err := cachedBase(ctx, b, blobDir, epoch, log); ok || err != nil {
+		return img, found, err
+	}
 	tmp, sum, size, err := copyHashed(ctx, b.Rootfs, blobDir)
 	if err != nil {
 		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
@@ -269,6 +273,7 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 		if l, err = compressedBase(ctx, tmp, sum, b.Cache, blobDir); err != nil {
 			return nil, FoundBase{}, fmt.Errorf("compressing base rootfs %s: %w", b.Rootfs, err)
 		}
+		saveScan(b.Cache, sum, rep.Warnings("base rootfs "+b.Rootfs), rep.Collect.Info())
 	} else {
 		l.Path = filepath.Join(blobDir, sum)
 		if err := os.Rename(tmp, l.Path); err != nil {
@@ -282,16 +287,101 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 	return img, FoundBase{Digest: "sha256:" + sum, Info: rep.Collect.Info()}, nil
 }
 
+// cachedLayer is where the compressed layer of the plain tar with sha256
+// sum is cached, by the compressor ("" without a cache).
+func cachedLayer(cache, sum string) string {
+	if cache == "" {
+		return ""
+	}
+	tag := sha256.Sum256([]byte(tarball.ParallelCompressor()))
+	return filepath.Join(cache, "base-layers", sum+"-"+hex.EncodeToString(tag[:6])+".tar.gz")
+}
+
+// baseScan is what a plain-tar base said of itself when it was first
+// compressed: its notes and what its files say (OS, packages).
+type baseScan struct {
+	Notes []string     `json:"notes"`
+	Info  *distro.Info `json:"info"`
+}
+
+// saveScan caches what the scan of the base with sha256 sum found (best
+// effort: without it the next bake scans again).
+func saveScan(cache, sum string, notes []string, info *distro.Info) {
+	if p := cachedLayer(cache, sum); p != "" {
+		if b, err := json.Marshal(baseScan{Notes: notes, Info: info}); err == nil {
+			atomicfile.WriteFile(p+".scan.json", b, 0o644)
+		}
+	}
+}
+
+// cachedBase is a plain-tar base whose compressed layer and scan an
+// earlier bake cached: the file is read once, to check its pin, and
+// neither copied, scanned nor compressed again. ok is false when the
+// cache lacks it (or holds other bytes than it recorded).
+func cachedBase(ctx context.Context, b Base, blobDir string, epoch time.Time, log io.Writer) (v1.Image, FoundBase, bool, error) {
+	cached := cachedLayer(b.Cache, b.SHA256)
+	if !b.CompressPlain || cached == "" {
+		return nil, FoundBase{}, false, nil
+	}
+	rec, err1 := os.ReadFile(cached + ".sha256")
+	raw, err2 := os.ReadFile(cached + ".scan.json")
+	var scan baseScan
+	if err1 != nil || err2 != nil || json.Unmarshal(raw, &scan) != nil || scan.Info == nil {
+		return nil, FoundBase{}, false, nil
+	}
+	sum, err := hashFile(ctx, b.Rootfs)
+	if err != nil {
+		return nil, FoundBase{}, false, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+	}
+	if err := checkRootfsPin(b, sum); err != nil {
+		return nil, FoundBase{}, false, err
+	}
+	tmp, zsum, n, err := copyHashed(ctx, cached, blobDir)
+	if err != nil || zsum != strings.TrimSpace(string(rec)) {
+		if err == nil {
+			os.Remove(tmp)
+		}
+		return nil, FoundBase{}, false, nil // damaged: made anew
+	}
+	l := Layer{Role: "base", MediaType: types.OCILayer, Size: n, Path: filepath.Join(blobDir, zsum),
+		Digest: v1.Hash{Algorithm: "sha256", Hex: zsum}, DiffID: v1.Hash{Algorithm: "sha256", Hex: sum}}
+	if err := os.Rename(tmp, l.Path); err != nil {
+		return nil, FoundBase{}, false, err
+	}
+	for _, w := range scan.Notes {
+		logf(log, "note: %s\n", w)
+	}
+	img, err := AppendLayers(empty.Image, epoch, l)
+	if err != nil {
+		return nil, FoundBase{}, false, err
+	}
+	return img, FoundBase{Digest: "sha256:" + sum, Info: scan.Info}, true, nil
+}
+
+// hashFile is the hex sha256 of the regular file name; it stops when ctx
+// ends.
+func hashFile(ctx context.Context, name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%w: not a regular file", ErrBadBase)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxio.Reader(ctx, f)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // compressedBase makes the gzip layer of the plain tar at plain (sha256
 // sum): from the cache when an earlier bake made it with the same
 // compressor, else compressed now on every CPU (tarball.NewParallelGzip)
 // and cached. The layer's blob is written into blobDir.
 func compressedBase(ctx context.Context, plain, sum, cache, blobDir string) (Layer, error) {
-	tag := sha256.Sum256([]byte(tarball.ParallelCompressor()))
-	cached := ""
-	if cache != "" {
-		cached = filepath.Join(cache, "base-layers", sum+"-"+hex.EncodeToString(tag[:6])+".tar.gz")
-	}
+	cached := cachedLayer(cache, sum)
 	l := Layer{Role: "base", MediaType: types.OCILayer, DiffID: v1.Hash{Algorithm: "sha256", Hex: sum}}
 	// the cached copy is hashed as it is copied in and must have the
 	// sha256 recorded beside it when it was made: a damaged cache is
