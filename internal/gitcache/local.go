@@ -3,6 +3,7 @@ package gitcache
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,8 +12,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+	"golang.org/x/sys/unix"
 
-	"github.com/imagebake/imagebake/internal/atomicfile"
 )
 
 // localRepo returns the git directory of a remote that is a repository on
@@ -74,6 +75,9 @@ func (m *Mirror) localFetch(src, root string) error {
 			}
 		}
 	}
+	if err == nil {
+		err = syncObjects(dstObj)
+	}
 	if err != nil {
 		return fmt.Errorf("fetching %s: copying objects: %w", m.URL, err)
 	}
@@ -130,17 +134,66 @@ func branchesAndTags(r *git.Repository) (map[plumbing.ReferenceName]plumbing.Has
 	return out, err
 }
 
-// linkObject puts a copy of src at dst unless dst exists. Never a hard
-// link: the source repository is not imagebake's, and a file shared with
-// it could change under the cache (a reflink where the file system has it).
+// linkObject puts a copy of src at dst unless dst is there whole. Never a
+// hard link: the source repository is not imagebake's, and a file shared
+// with it could change under the cache (a reflink where the file system
+// has it). The copy goes through a temporary file and a rename, so dst is
+// whole or absent; it is not synced one by one (an object store holds
+// thousands of files): localFetch syncs the file system once, before any
+// reference names the objects, and a copy a crash left short is made
+// again (its size differs from the source's).
 func linkObject(src, dst string) error {
-	if _, err := os.Lstat(dst); err == nil {
+	sfi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if dfi, err := os.Lstat(dst); err == nil && dfi.Size() == sfi.Size() {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Copy(src, dst, 0o444)
+	return copyNoSync(src, dst)
+}
+
+// copyNoSync copies src to dst through a temporary file in dst's
+// directory (a reflink where the file system has one).
+func copyNoSync(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(filepath.Dir(dst), ".obj-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
+	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return fmt.Errorf("copying %s: %w", src, err)
+		}
+	}
+	if err := out.Chmod(0o444); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(out.Name(), dst)
+}
+
+// syncObjects makes the copied objects durable before a reference names
+// them: one syncfs of the cache's file system.
+func syncObjects(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 // localRemoteRefs is RemoteRefs for a repository on this machine.
