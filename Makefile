@@ -119,6 +119,7 @@ bench: build test-tools
 	./bench/store-pool.sh $(BIN)
 	./bench/base-cache.sh $(BIN)
 	./bench/store-50.sh $(BIN)
+	./bench/rootfs-vs-pigz.sh $(BIN)
 	$(GO) test ./agents -run '^$$' -bench . -benchtime 20x
 
 # both modules: the plugin's go.sum follows the main module's requirements

@@ -279,7 +279,7 @@ func newInputs(o Options, src *source, want *manifest.Manifest) *Inputs {
 	in := &Inputs{Config: cfg, Epoch: src.epoch, Manifest: &manifest.Manifest{
 		Family: cfg.Family, Release: o.Release, Epoch: src.epoch.Unix(), Builder: cfg.Builder,
 		Environment: cfg.Environment,
-		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version(), Compressor: tarball.Compressor(), Defaults: manifest.CurrentDefaults},
+		Imagebake:   manifest.Tool{Version: o.Version, Go: runtime.Version(), Compressor: tarball.Compressors(), Defaults: manifest.CurrentDefaults},
 		Repo:        manifest.Repo{URL: o.Repo, Tag: src.tag, Commit: src.commit},
 	}}
 	switch {

@@ -93,6 +93,9 @@ func imageDiff(want *manifest.Manifest, wi, gi manifest.Image, dir, rebuilt stri
 	if sameContent {
 		// the uncompressed layers are the same: only compression differs
 		now := tarball.Compressor()
+		if want.Imagebake.Defaults >= 1 {
+			now = tarball.Compressors()
+		}
 		if c := want.Imagebake.Compressor; c != "" && c != now {
 			d += fmt.Sprintf("; every layer's content (diff_id) is the same, only the compressed bytes differ: the release was compressed by %s, this imagebake uses %s", c, now)
 		} else {

@@ -233,6 +233,13 @@ func Compressor() string {
 	return "github.com/klauspost/compress/gzip " + compressorVersion + ", default level"
 }
 
+// Compressors is what a manifest of defaults 1 records: the payload
+// layers' compressor, and the parallel one of whole root file systems and
+// plain-tar bases.
+func Compressors() string {
+	return Compressor() + "; root file systems and plain-tar bases: " + ParallelCompressor()
+}
+
 // WriteTreeGz writes root as a gzip-compressed deterministic tar to w.
 func WriteTreeGz(w io.Writer, root, prefix string, epoch time.Time) error {
 	zw := NewGzip(w)

@@ -140,7 +140,14 @@ func write(ctx context.Context, byName map[string]*entry, spill *os.File, req *b
 	defer out.Close()
 	zh, uh := sha256.New(), sha256.New()
 	cw := &ctxio.Counter{W: ctxio.Writer(ctx, io.MultiWriter(out, zh))}
-	zw := tarball.NewGzip(cw)
+	var zw io.WriteCloser = tarball.NewGzip(cw)
+	if req.Defaults >= 1 { // a whole root file system: compressed on every CPU
+		pz, err := tarball.NewParallelGzip(cw)
+		if err != nil {
+			return builders.Layer{}, err
+		}
+		zw = pz
+	}
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), req.Epoch)
 	for _, n := range names {
 		e := byName[n]

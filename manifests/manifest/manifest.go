@@ -154,9 +154,10 @@ type Tool struct {
 	// compressed with (compressed digests depend on it).
 	Compressor string `toml:"compressor,omitempty" json:"compressor,omitempty"`
 	// Defaults is what imagebake adds to the images it makes: 1, an image
-	// config with a PATH when the base's sets none, and a base given as a
-	// plain tar stored as a gzip layer; 0 (unset), neither, as releases
-	// made before. A rebuild keeps the release's.
+	// config with a PATH when the base's sets none, a base given as a
+	// plain tar stored as a gzip layer, and rootfs tarballs compressed on
+	// every CPU (pgzip); 0 (unset), none of these, as releases made
+	// before. A rebuild keeps the release's.
 	Defaults int `toml:"defaults,omitempty" json:"defaults,omitempty"`
 }
 
