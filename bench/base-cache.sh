@@ -9,18 +9,9 @@ cd "$(dirname "$0")/.."
 BASE=$(realpath "${2:-.cache/debian/bookworm-puppet.tar}")
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@x.invalid GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@x.invalid
-CTL=$(testdata/example/gen.sh "$W")
-export IMAGEBAKE_CACHE=$W/cache
-for arch in amd64; do
-  mkdir -p "$W/agent-$arch/bin"
-  CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=2.4.1" -o "$W/agent-$arch/bin/mozagent" ./testdata/example/agent
-  "$BIN" agents publish --from "$W/agent-$arch" --store "$W/store" --name mozagent --version 2.4.1 --arch "$arch" --source-date-epoch 1735689600 >/dev/null
-done
-cp "$BASE" "$W/base/base.tar"
-sed -i "s#^rootfs = .*#rootfs = \"base/base.tar\"#; s/^sha256 = .*/sha256 = \"$(sha256sum "$W/base/base.tar" | cut -d' ' -f1)\"/" "$CTL/imagebake.toml"
-git -C "$CTL" commit -qam "plain tar base"; git -C "$CTL" tag v1.1.0; echo "# 1.2.0" >>"$CTL/manifests/site.pp"; git -C "$CTL" commit -qam x; git -C "$CTL" tag v1.2.0
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); python3 -c "print(round($e-$s,2))"; }
+. bench/example.lib
+example_setup "$W" amd64
+example_base "$W" "$BASE" "plain tar base"; git -C "$CTL" tag v1.1.0; echo "# 1.2.0" >>"$CTL/manifests/site.pp"; git -C "$CTL" commit -qam x; git -C "$CTL" tag v1.2.0
 a=$(t "$BIN" --quiet bake --repo "$CTL" --release 1.1.0 --arch amd64 --context "$W" --out "$W/d1" --no-release-check)
 b=$(t "$BIN" --quiet bake --repo "$CTL" --release 1.2.0 --arch amd64 --context "$W" --out "$W/d2" --no-release-check)
 layer=$(ls -S "$W/d1/example-1.1.0/blobs/sha256" | sed -n 1p)

@@ -10,16 +10,9 @@ BASE=$(realpath "${2:-.cache/debian/bookworm-puppet.tar}")
 command -v pigz >/dev/null || { echo "pigz not installed: apt-get install -y pigz" >&2; exit 2; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@x.invalid GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@x.invalid
-CTL=$(testdata/example/gen.sh "$W")
-export IMAGEBAKE_CACHE=$W/cache
-mkdir -p "$W/agent-amd64/bin"
-CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=2.4.1" -o "$W/agent-amd64/bin/mozagent" ./testdata/example/agent
-"$BIN" agents publish --from "$W/agent-amd64" --store "$W/store" --name mozagent --version 2.4.1 --arch amd64 --source-date-epoch 1735689600 >/dev/null
-cp "$BASE" "$W/base/base.tar"
-sed -i "s#^rootfs = .*#rootfs = \"base/base.tar\"#; s/^sha256 = .*/sha256 = \"$(sha256sum "$W/base/base.tar" | cut -d' ' -f1)\"/" "$CTL/imagebake.toml"
-git -C "$CTL" commit -qam "debian base"; git -C "$CTL" tag v1.1.0
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); python3 -c "print(round($e-$s,2))"; }
+. bench/example.lib
+example_setup "$W" amd64
+example_base "$W" "$BASE" "debian base"; git -C "$CTL" tag v1.1.0
 # a first bake warms the git cache; the second is timed
 "$BIN" --quiet bake --repo "$CTL" --release 1.1.0 --arch amd64 --builder rootfs --context "$W" --out "$W/warm" --no-release-check >/dev/null
 b=$(t "$BIN" --quiet bake --repo "$CTL" --release 1.1.0 --arch amd64 --builder rootfs --context "$W" --out "$W/dist" --no-release-check)

@@ -10,20 +10,11 @@ BASE=$(realpath "${2:-.cache/debian/bookworm-puppet.tar}")
 N=${N:-50}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@x.invalid GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@x.invalid
-CTL=$(testdata/example/gen.sh "$W")
-export IMAGEBAKE_CACHE=$W/cache
-for arch in amd64; do
-  mkdir -p "$W/agent-$arch/bin"
-  CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=2.4.1" -o "$W/agent-$arch/bin/mozagent" ./testdata/example/agent
-  "$BIN" agents publish --from "$W/agent-$arch" --store "$W/store" --name mozagent --version 2.4.1 --arch "$arch" --source-date-epoch 1735689600 >/dev/null
-done
-cp "$BASE" "$W/base/base.tar"
-sed -i "s#^rootfs = .*#rootfs = \"base/base.tar\"#; s/^sha256 = .*/sha256 = \"$(sha256sum "$W/base/base.tar" | cut -d' ' -f1)\"/" "$CTL/imagebake.toml"
-git -C "$CTL" commit -qam "plain tar base"
+. bench/example.lib
+example_setup "$W" amd64
+example_base "$W" "$BASE" "plain tar base"
 "$BIN" key generate --dir "$W" --name k --unencrypted >/dev/null 2>&1
 export IMAGEBAKE_KEY=$W/k.key IMAGEBAKE_TRUSTED_KEYS=$W/k.pub
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); python3 -c "print(round($e-$s,2))"; }
 for i in $(seq 1 "$N"); do
   v=1.$i.0
   echo "# $v" >>"$CTL/manifests/site.pp"; git -C "$CTL" commit -qam "$v"; git -C "$CTL" tag "v$v"

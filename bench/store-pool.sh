@@ -10,14 +10,9 @@ cd "$(dirname "$0")/.."
 VERSITYGW=${IMAGEBAKE_VERSITYGW:-$PWD/.cache/versitygw/versitygw}
 W=$(mktemp -d)
 trap 'kill $gw 2>/dev/null || true; rm -rf "$W"' EXIT
-export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@x.invalid GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@x.invalid
-CTL=$(testdata/example/gen.sh "$W")
-export IMAGEBAKE_CACHE=$W/cache IMAGEBAKE_KEY_PASSWORD=
-for arch in amd64 arm64; do
-  mkdir -p "$W/agent-$arch/bin"
-  CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=2.4.1" -o "$W/agent-$arch/bin/mozagent" ./testdata/example/agent
-  "$BIN" agents publish --from "$W/agent-$arch" --store "$W/store" --name mozagent --version 2.4.1 --arch "$arch" --source-date-epoch 1735689600 >/dev/null
-done
+. bench/example.lib
+example_setup "$W" amd64 arm64
+export IMAGEBAKE_KEY_PASSWORD=
 # the base: 40 MiB of random bytes in one file, gzip-wrapped (incompressible)
 mkdir -p "$W/b/opt" && head -c 40M /dev/urandom >"$W/b/opt/blob"
 tar -C "$W/b" --sort=name --mtime=@0 --owner=0 --group=0 -cf - . | gzip -n -1 >"$W/base/rootfs.tar.gz"

@@ -34,6 +34,7 @@ import (
 	"github.com/imagebake/imagebake/internal/ctxio"
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/tarball"
 )
@@ -329,7 +330,10 @@ func cachedBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 	if err1 != nil || err2 != nil || json.Unmarshal(raw, &scan) != nil || scan.Info == nil {
 		return nil, FoundBase{}, false, nil
 	}
-	sum, err := hashFile(ctx, b.Rootfs)
+	sum, err := filehash.SHA256Context(ctx, b.Rootfs)
+	if errors.Is(err, filehash.ErrNotRegular) {
+		return nil, FoundBase{}, false, fmt.Errorf("%w: %v", ErrBadBase, err)
+	}
 	if err != nil {
 		return nil, FoundBase{}, false, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
 	}
@@ -356,24 +360,6 @@ func cachedBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 		return nil, FoundBase{}, false, err
 	}
 	return img, FoundBase{Digest: "sha256:" + sum, Info: scan.Info}, true, nil
-}
-
-// hashFile is the hex sha256 of the regular file name; it stops when ctx
-// ends.
-func hashFile(ctx context.Context, name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%w: not a regular file", ErrBadBase)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, ctxio.Reader(ctx, f)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // compressedBase makes the gzip layer of the plain tar at plain (sha256

@@ -74,10 +74,7 @@ func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key *ecd
 	created := r.created()
 	var out []Pushed
 	for _, c := range todo {
-		have, err := bundlesOf(rp.Digest(c.subject.Digest.String()), c.predicate, opts)
-		if err != nil {
-			return nil, err
-		}
+		have := bundlesOf(rp.Digest(c.subject.Digest.String()), c.predicate, opts)
 		if d, ok := have[hint]; ok {
 			out = append(out, Pushed{Name: c.predicate + " of " + c.name, Ref: rp.Digest(d).String()})
 			continue
@@ -136,8 +133,9 @@ func putBundle(rp name.Repository, subject v1.Descriptor, predicate, created str
 }
 
 // bundlesOf lists the Sigstore bundles of predicate attached to d, by the
-// hint of the key that signed each.
-func bundlesOf(d name.Digest, predicate string, opts []remote.Option) (map[string]string, error) {
+// hint of the key that signed each; one it cannot read is left out (and
+// signed again).
+func bundlesOf(d name.Digest, predicate string, opts []remote.Option) map[string]string {
 	out := map[string]string{}
 	for _, b := range bundleManifests(d, predicate, opts) {
 		raw, err := readBundle(d.Context(), b, opts)
@@ -146,7 +144,7 @@ func bundlesOf(d name.Digest, predicate string, opts []remote.Option) (map[strin
 			out[bundle.VerificationMaterial.PublicKey.Hint] = b.digest
 		}
 	}
-	return out, nil
+	return out
 }
 
 type bundleRef struct{ digest, layer string }

@@ -201,19 +201,33 @@ func lineLacks(ctx context.Context, f *catalog.Family, rs []*catalog.Release, fi
 	return out, nil
 }
 
+// Memo reads each published manifest once (its signature checked once),
+// however many audits, families and lines ask for it.
+func Memo(read ManifestFunc) ManifestFunc {
+	seen := map[string]*manifest.Manifest{}
+	return func(ctx context.Context, family, version string) (*manifest.Manifest, error) {
+		k := family + "\x00" + version
+		if m, ok := seen[k]; ok {
+			return m, nil
+		}
+		m, err := read(ctx, family, version)
+		if err != nil {
+			return nil, err
+		}
+		seen[k] = m
+		return m, nil
+	}
+}
+
 // releaseReader reads the manifests of f's releases, each once, naming
 // the release on an error.
 func releaseReader(ctx context.Context, f *catalog.Family, read ManifestFunc) func(*catalog.Release) (*manifest.Manifest, error) {
-	ms := map[string]*manifest.Manifest{}
+	read = Memo(read)
 	return func(r *catalog.Release) (*manifest.Manifest, error) {
-		if m, ok := ms[r.Version]; ok {
-			return m, nil
-		}
 		m, err := read(ctx, f.Name, r.Version)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", f.Name, r.Version, err)
 		}
-		ms[r.Version] = m
 		return m, nil
 	}
 }
@@ -380,7 +394,7 @@ func AuditOSV(ctx context.Context, c *catalog.Catalog, read ManifestFunc, now ti
 // Ecosystems lists the OSV ecosystems of the bases of every release of c
 // that is not revoked (what AuditOSV will look up), sorted.
 func Ecosystems(ctx context.Context, c *catalog.Catalog, read ManifestFunc) ([]string, error) {
-	seen := map[string]bool{}
+	var ms []*manifest.Manifest
 	for fi := range c.Families {
 		f := &c.Families[fi]
 		for ri := range f.Releases {
@@ -392,19 +406,10 @@ func Ecosystems(ctx context.Context, c *catalog.Catalog, read ManifestFunc) ([]s
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", f.Name, r.Version, err)
 			}
-			for _, im := range m.Images {
-				if e := osv.EcosystemOf(im.Base.OS); e != "" {
-					seen[e] = true
-				}
-			}
+			ms = append(ms, m)
 		}
 	}
-	out := []string{}
-	for e := range seen {
-		out = append(out, e)
-	}
-	sort.Strings(out)
-	return out, nil
+	return ManifestEcosystems(ms...), nil
 }
 
 // osvMatch is what OSV says of one release's bases.

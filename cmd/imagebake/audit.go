@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/osv"
 	"github.com/imagebake/imagebake/manifests/catalog"
-	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
 )
 
@@ -53,11 +51,7 @@ path is missing.`,
 			if err != nil {
 				return err
 			}
-			guard, err := catalogGuard("", time.Time{})
-			if err != nil {
-				return err
-			}
-			o, err := catalog.Open(cmd.Context(), store, kr, nil, guard)
+			o, err := openCatalog(cmd.Context(), store, kr)
 			if err != nil {
 				return err
 			}
@@ -126,7 +120,7 @@ func printFindings(cmd *cobra.Command, found []release.Finding) {
 // auditOSV reads the OSV advisories at paths (notes for bad records, a
 // count of what was skipped) and audits the catalog against them.
 func auditOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, at time.Time) ([]release.Finding, error) {
-	read := memoManifests(o.Manifest)
+	read := release.Memo(o.Manifest)
 	db, err := loadOSVWith(cmd, g, o, paths, read)
 	if err != nil {
 		return nil, err
@@ -152,7 +146,7 @@ func progressOf(cmd *cobra.Command, g *globals) io.Writer {
 // loadOSV reads the OSV advisories at paths that can bear on the bases of
 // the releases of o (notes for bad records, a count of what was skipped).
 func loadOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string) (*osv.DB, error) {
-	return loadOSVWith(cmd, g, o, paths, memoManifests(o.Manifest))
+	return loadOSVWith(cmd, g, o, paths, release.Memo(o.Manifest))
 }
 
 func loadOSVWith(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, read release.ManifestFunc) (*osv.DB, error) {
@@ -171,22 +165,4 @@ func loadOSVWith(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []stri
 	fmt.Fprintf(w, "read %d OSV records of %s from %d files; %d records of other ecosystems passed over; %d affected entries of other ecosystems or GIT/SEMVER ranges skipped; %d left out (notes above)\n",
 		db.Records, strings.Join(ecos, ", "), db.Files, db.Unconcerned, db.Skipped, len(db.Notes))
 	return db, nil
-}
-
-// memoManifests reads each published manifest once (its signature
-// checked once).
-func memoManifests(read release.ManifestFunc) release.ManifestFunc {
-	seen := map[string]*manifest.Manifest{}
-	return func(ctx context.Context, family, version string) (*manifest.Manifest, error) {
-		k := family + "\x00" + version
-		if m, ok := seen[k]; ok {
-			return m, nil
-		}
-		m, err := read(ctx, family, version)
-		if err != nil {
-			return nil, err
-		}
-		seen[k] = m
-		return m, nil
-	}
 }

@@ -357,11 +357,7 @@ func verifiedState(cmd *cobra.Command, kr *signing.Keyring, store string, m *man
 	if store == "" {
 		return "", nil
 	}
-	guard, err := catalogGuard("", time.Time{})
-	if err != nil {
-		return "", err
-	}
-	c, err := catalog.Open(cmd.Context(), store, kr, nil, guard)
+	c, err := openCatalog(cmd.Context(), store, kr)
 	if err != nil {
 		return "", err
 	}

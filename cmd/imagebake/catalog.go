@@ -68,6 +68,16 @@ func catalogGuard(cache string, now time.Time) (*catalog.Guard, error) {
 	return &catalog.Guard{State: filepath.Join(dir, catalog.StateFile), Now: now}, nil
 }
 
+// openCatalog reads the catalog of store (a directory, its URL or the URL
+// of its catalog.toml), its signature and serial checked.
+func openCatalog(ctx context.Context, store string, kr *signing.Keyring) (*catalog.Opened, error) {
+	guard, err := catalogGuard("", time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	return catalog.Open(ctx, store, kr, nil, guard)
+}
+
 // openWriter opens the store at dest for writing, its serials checked.
 func openWriter(ctx context.Context, dest string, kr *signing.Keyring, mustExist bool) (catalog.Writer, error) {
 	guard, err := catalogGuard("", time.Time{})
@@ -312,11 +322,7 @@ func checkRelease(ctx context.Context, g *globals, store string, kr *signing.Key
 		return nil, err
 	}
 	out := &published{cand: cand, fixes: cand.Fixes}
-	guard, err := catalogGuard("", time.Time{})
-	if err != nil {
-		return nil, err
-	}
-	o, err := catalog.Open(ctx, store, kr, nil, guard)
+	o, err := openCatalog(ctx, store, kr)
 	if errors.Is(err, failure.ErrNotFound) {
 		return out, nil // the store's first release
 	}
@@ -392,11 +398,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			guard, err := catalogGuard("", time.Time{})
-			if err != nil {
-				return err
-			}
-			c, err := catalog.Open(cmd.Context(), store, kr, nil, guard)
+			c, err := openCatalog(cmd.Context(), store, kr)
 			if err != nil {
 				return err
 			}

@@ -212,7 +212,7 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 			return err
 		}
 	}
-	read := memoManifests(o.Manifest)
+	read := release.Memo(o.Manifest)
 	var findings []deploy.Finding
 	var missing []error
 	var passed []string

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
@@ -30,13 +31,21 @@ func newDocsCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// writeReference writes root's reference into dir, replacing what is there.
+// writeReference writes root's reference into dir, replacing the pages an
+// earlier run wrote there (imagebake*.md: a command since removed loses its
+// page) and touching nothing else, so --out . is safe.
 func writeReference(root *cobra.Command, dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("writing the command reference: %w", err)
+	}
+	old, err := filepath.Glob(filepath.Join(dir, "imagebake*.md"))
+	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	for _, p := range old {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("replacing the command reference in %s: %w", dir, err)
+		}
 	}
 	root.DisableAutoGenTag = true   // no date: the pages are committed
 	root.InitDefaultCompletionCmd() // cobra adds "completion" when it runs; the reference has it either way

@@ -30,3 +30,28 @@ func TestReferenceIsFresh(t *testing.T) {
 		}
 	}
 }
+
+// Writing the reference into a directory that holds other files (docs
+// --out .) replaces the pages and leaves the rest alone.
+func TestReferenceKeepsOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "README.md")
+	stale := filepath.Join(dir, "imagebake_removed-command.md")
+	for _, p := range []string{keep, stale} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writeReference(newRootCommand(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(keep); err != nil || string(b) != "x" {
+		t.Errorf("docs --out removed or changed %s: %v", keep, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a page no command writes was kept: %s", stale)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "imagebake.md")); err != nil {
+		t.Errorf("the root page was not written: %v", err)
+	}
+}

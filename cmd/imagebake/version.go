@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -63,11 +62,7 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if image == "" {
 			return usageErr("--catalog needs --image NAME-X.Y.Z-ARCH")
 		}
-		guard, err := catalogGuard("", time.Time{})
-		if err != nil {
-			return err
-		}
-		o, err := catalog.Open(cmd.Context(), cpath, kr, nil, guard)
+		o, err := openCatalog(cmd.Context(), cpath, kr)
 		if err != nil {
 			return err
 		}

@@ -396,9 +396,6 @@ func (db *DB) merge(p parsed) {
 	}
 }
 
-// add parses and merges one record (the single-file path and the fuzz test).
-func (db *DB) add(sch *jsonschema.Schema, where string, b []byte) { db.merge(parse(sch, where, b)) }
-
 // schemaField and schemaReason make a validation error one line: the
 // instance location (the field) and the first leaf cause.
 func schemaField(err error) string {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/s3obj"
 )
@@ -23,7 +24,7 @@ import (
 // The blob pool. A store keeps each blob once, content-addressed at
 // STORE/blobs/sha256/HEX (the OCI layout's own rule). A directory store's
 // release, images/NAME/, is still a whole OCI layout (skopeo copy
-// oci:STORE/images/NAME and umoci read it as before): its
+// oci:STORE/images/NAME reads it as before): its
 // blobs/sha256/HEX are hard links to the pool's, so the bytes are on disk
 // once however many releases share a base. An S3 store's release holds its
 // index, manifest, SBOM and signatures under images/NAME/; its blobs are
@@ -87,7 +88,7 @@ func (s *Store) linkFromPool(src, dst, hex string) error {
 		case errors.Is(err, fs.ErrNotExist): // a gc removed it just now: add it again
 			continue
 		case errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EMLINK):
-			return copyFile(pool, dst)
+			return atomicfile.Copy(pool, dst, 0o644) // no hard links here
 		default:
 			return err
 		}
@@ -139,7 +140,7 @@ func (s *Store) addToPool(src, pool, want, dst string) error {
 		if !errors.Is(err, syscall.EXDEV) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EMLINK) {
 			return err
 		}
-		if err := copyFile(tmp.Name(), dst); err != nil { // no hard links here
+		if err := atomicfile.Copy(tmp.Name(), dst, 0o644); err != nil { // no hard links here
 			return err
 		}
 	}
@@ -150,27 +151,6 @@ func (s *Store) addToPool(src, pool, want, dst string) error {
 	}
 	syncDir(dir)
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // GCReport is what a gc found and did.
