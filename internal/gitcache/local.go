@@ -1,6 +1,8 @@
 package gitcache
 
 import (
+	"bufio"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"golang.org/x/sys/unix"
 )
@@ -37,52 +41,22 @@ func localRepo(url string) string {
 	return ""
 }
 
-// localFetch mirrors a repository on this machine the way `git clone
-// --local` does: object files are hard-linked (copied across file systems)
-// into the mirror, then the branches and tags are copied. Objects are
-// immutable and content-addressed, so sharing them is safe, and the mirror
-// keeps them when the source deletes or rewrites history. It skips the
-// pack negotiation that makes a local fetch slow.
+// localFetch mirrors a repository on this machine without the pack
+// negotiation that makes a local fetch slow. Its pack files are copied as
+// they are (never hard-linked: the source is not imagebake's, and a file
+// shared with it could change under the cache), and its loose objects, of
+// which a repository that was never repacked holds thousands, are written
+// into one new pack. Objects are immutable and content-addressed, so the
+// mirror keeps them when the source deletes or rewrites history. Every
+// file is synced before it gets its name and before any reference names
+// its objects, so a crash leaves whole packs or none.
 func (m *Mirror) localFetch(src, root string) error {
-	srcObj := filepath.Join(src, "objects")
-	dstObj := filepath.Join(root, "objects")
-	var idx []string // pack indexes go last, so a pack is whole before it is seen
-	err := filepath.WalkDir(srcObj, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(srcObj, p)
-		if d.IsDir() {
-			if rel == "info" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasPrefix(d.Name(), "tmp_") || strings.HasSuffix(d.Name(), ".lock") {
-			return nil
-		}
-		if strings.HasSuffix(p, ".idx") {
-			idx = append(idx, rel)
-			return nil
-		}
-		return linkObject(p, filepath.Join(dstObj, rel))
-	})
-	if err == nil {
-		for _, rel := range idx {
-			if err = linkObject(filepath.Join(srcObj, rel), filepath.Join(dstObj, rel)); err != nil {
-				break
-			}
-		}
-	}
-	if err == nil {
-		err = syncObjects(dstObj)
-	}
-	if err != nil {
-		return fmt.Errorf("fetching %s: copying objects: %w", m.URL, err)
-	}
 	srcRepo, err := git.PlainOpen(src)
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", m.URL, err)
+	}
+	if err := m.copyObjects(srcRepo, filepath.Join(src, "objects"), filepath.Join(root, "objects")); err != nil {
+		return fmt.Errorf("fetching %s: copying objects: %w", m.URL, err)
 	}
 	want, err := branchesAndTags(srcRepo)
 	if err != nil {
@@ -133,15 +107,64 @@ func branchesAndTags(r *git.Repository) (map[plumbing.ReferenceName]plumbing.Has
 	return out, err
 }
 
-// linkObject puts a copy of src at dst unless dst is there whole. Never a
-// hard link: the source repository is not imagebake's, and a file shared
-// with it could change under the cache (a reflink where the file system
-// has it). The copy goes through a temporary file and a rename, so dst is
-// whole or absent; it is not synced one by one (an object store holds
-// thousands of files): localFetch syncs the file system once, before any
-// reference names the objects, and a copy a crash left short is made
-// again (its size differs from the source's).
-func linkObject(src, dst string) error {
+// copyObjects brings the objects of the repository src, whose object
+// directory is srcObj, into the object directory dstObj: each pack whole
+// (the pack before its index, so a pack is complete before it is seen),
+// and the loose objects dstObj lacks as one new pack.
+func (m *Mirror) copyObjects(src *git.Repository, srcObj, dstObj string) error {
+	var packs []string
+	var loose []plumbing.Hash
+	fresh := m.root != m.path // a mirror being created holds nothing yet
+	err := filepath.WalkDir(srcObj, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(srcObj, p)
+		dir, name := filepath.Split(rel)
+		switch {
+		case d.IsDir():
+			if rel == "info" {
+				return filepath.SkipDir
+			}
+		case dir == "pack/" && strings.HasPrefix(name, "pack-") && strings.HasSuffix(name, ".pack"):
+			if _, err := os.Stat(strings.TrimSuffix(p, ".pack") + ".idx"); err == nil {
+				packs = append(packs, strings.TrimSuffix(rel, ".pack"))
+			}
+		case len(dir) == 3 && len(name) == 38:
+			if b, err := hex.DecodeString(dir[:2] + name); err == nil && len(b) == 20 {
+				h := plumbing.NewHash(dir[:2] + name)
+				if fresh || m.repo.Storer.HasEncodedObject(h) != nil {
+					loose = append(loose, h)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	packDir := filepath.Join(dstObj, "pack")
+	if err := os.MkdirAll(packDir, 0o755); err != nil {
+		return err
+	}
+	for _, base := range packs {
+		for _, ext := range []string{".pack", ".idx"} {
+			if err := copyWhole(filepath.Join(srcObj, base+ext), filepath.Join(dstObj, base+ext)); err != nil {
+				return err
+			}
+		}
+	}
+	if len(loose) > 0 {
+		if err := writePack(src.Storer, loose, packDir); err != nil {
+			return fmt.Errorf("packing %d loose objects: %w", len(loose), err)
+		}
+	}
+	return syncDir(packDir)
+}
+
+// copyWhole puts a synced copy of src at dst unless dst is there whole
+// (a pack is named by its checksum, so its size is enough to tell).
+func copyWhole(src, dst string) error {
 	sfi, err := os.Stat(src)
 	if err != nil {
 		return err
@@ -149,50 +172,100 @@ func linkObject(src, dst string) error {
 	if dfi, err := os.Lstat(dst); err == nil && dfi.Size() == sfi.Size() {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return copyNoSync(src, dst)
-}
-
-// copyNoSync copies src to dst through a temporary file in dst's
-// directory (a reflink where the file system has one).
-func copyNoSync(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), ".obj-")
+	out, err := os.CreateTemp(filepath.Dir(dst), "tmp_copy_")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(out.Name())
-	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
+	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil { // a reflink where there is one
 		if _, err := io.Copy(out, in); err != nil {
 			out.Close()
 			return fmt.Errorf("copying %s: %w", src, err)
 		}
 	}
-	if err := out.Chmod(0o444); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Rename(out.Name(), dst)
+	return finish(out, dst)
 }
 
-// syncObjects makes the copied objects durable before a reference names
-// them: one syncfs of the cache's file system.
-func syncObjects(dir string) error {
-	f, err := os.Open(dir)
+// writePack writes the objects hashes of s as one pack (deltas as s
+// holds them, none computed) with its index into packDir.
+func writePack(s storer.EncodedObjectStorer, hashes []plumbing.Hash, packDir string) error {
+	pf, err := os.CreateTemp(packDir, "tmp_pack_")
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
+	defer os.Remove(pf.Name())
+	defer pf.Close()
+	bw := bufio.NewWriterSize(pf, 1<<20)
+	sum, err := packfile.NewEncoder(bw, s, false).Encode(hashes, 0)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := pf.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	iw := new(idxfile.Writer)
+	parser, err := packfile.NewParser(packfile.NewScanner(pf), iw)
+	if err != nil {
+		return err
+	}
+	if _, err := parser.Parse(); err != nil {
+		return fmt.Errorf("indexing the new pack: %w", err)
+	}
+	idx, err := iw.Index()
+	if err != nil {
+		return err
+	}
+	xf, err := os.CreateTemp(packDir, "tmp_idx_")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(xf.Name())
+	xw := bufio.NewWriter(xf)
+	if _, err := idxfile.NewEncoder(xw).Encode(idx); err == nil {
+		err = xw.Flush()
+	}
+	if err != nil {
+		xf.Close()
+		return err
+	}
+	base := filepath.Join(packDir, "pack-"+sum.String())
+	if err := finish(pf, base+".pack"); err != nil {
+		return err
+	}
+	return finish(xf, base+".idx")
+}
+
+// finish makes f read-only and durable, closes it and gives it the name dst.
+func finish(f *os.File, dst string) error {
+	if err := f.Chmod(0o444); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // localRemoteRefs is RemoteRefs for a repository on this machine.
