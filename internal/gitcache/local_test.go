@@ -28,7 +28,7 @@ func TestLocalFetchPacksLooseObjects(t *testing.T) {
 	commit("a.txt", "one\n")
 	testutil.Git(t, work, "tag", "-a", "v1", "-m", "v1")
 	testutil.Git(t, work, "repack", "-a", "-d", "-q") // history so far in a pack
-	commit("b.txt", "two\n")                           // the rest loose
+	commit("b.txt", "two\n")                          // the rest loose
 	testutil.Git(t, work, "tag", "v2")
 	testutil.Git(t, work, "branch", "develop")
 
