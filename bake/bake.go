@@ -161,7 +161,7 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		return nil, err
 	}
 	if old != nil {
-		keep, err := against(old, in.Manifest, o.Force, o.logf)
+		keep, err := against(old, in.Manifest, in.agentRule(), o.Force, o.logf)
 		if err != nil {
 			return nil, err
 		}

@@ -61,7 +61,7 @@ func MergeNamed(ctx context.Context, o Options, dirs, names []string) (*manifest
 		return nil, err
 	}
 	if old != nil {
-		if _, err := against(old, m, o.Force, o.logf); err != nil {
+		if _, err := against(old, m, "", o.Force, o.logf); err != nil {
 			return nil, err
 		}
 	}

@@ -24,7 +24,12 @@ var ErrReleaseChanged = fmt.Errorf("release already baked from other inputs: %w"
 // dir (old). It returns the arches of old that this bake does not build
 // and that must be kept, and an error naming every changed input when the
 // release would change (unless force).
-func against(old, now *manifest.Manifest, force bool, logf func(string, ...any)) (keep []string, err error) {
+//
+// Every input the content digest covers is named when it changed; the
+// agent binaries with the rule that chose them (agentRule, "" when the
+// manifest gave them). A content change no named input explains is still
+// a change, named by its digests: a release is never replaced unsaid.
+func against(old, now *manifest.Manifest, agentRule string, force bool, logf func(string, ...any)) (keep []string, err error) {
 	shared := sharedChanges(old, now)
 	changes := append([]string(nil), shared...)
 	byArch := map[string]manifest.Image{}
@@ -35,7 +40,11 @@ func against(old, now *manifest.Manifest, force bool, logf func(string, ...any))
 	for _, im := range now.Images {
 		baking[im.Arch] = true
 		if o, ok := byArch[im.Arch]; ok && o.ContentDigest != im.ContentDigest {
-			changes = append(changes, imageChanges(o, im)...)
+			named := imageChanges(o, im, agentRule)
+			if len(named) == 0 && len(shared) == 0 {
+				named = []string{fmt.Sprintf("content of %s: %s -> %s (an input of another imagebake version)", im.Arch, o.ContentDigest, im.ContentDigest)}
+			}
+			changes = append(changes, named...)
 		}
 	}
 	for _, im := range old.Images {
@@ -73,6 +82,8 @@ func sharedChanges(old, now *manifest.Manifest) []string {
 	diff("environment", old.Environment, now.Environment)
 	diff("payload exclude", "["+strings.Join(old.PayloadExclude, ", ")+"]", "["+strings.Join(now.PayloadExclude, ", ")+"]")
 	diff("Puppetfile sha256", old.Puppetfile.SHA256, now.Puppetfile.SHA256)
+	diff("module dir", old.Puppetfile.Moduledir, now.Puppetfile.Moduledir)
+	diff("imagebake defaults", fmt.Sprint(old.Imagebake.Defaults), fmt.Sprint(now.Imagebake.Defaults))
 	om, nm := map[string]string{}, map[string]string{}
 	pin := func(m *manifest.Manifest, to map[string]string) {
 		for _, x := range m.Puppetfile.Modules {
@@ -82,6 +93,12 @@ func sharedChanges(old, now *manifest.Manifest) []string {
 			}
 			if x.Kind == "local" {
 				p = "local"
+			}
+			if x.Path != "" {
+				p += " into " + x.Path
+			}
+			if x.ExcludeSpec {
+				p += " without spec/"
 			}
 			to[x.Name] = p
 		}
@@ -116,17 +133,40 @@ func sharedChanges(old, now *manifest.Manifest) []string {
 }
 
 // imageChanges lists what differs in one arch's own inputs.
-func imageChanges(old, now manifest.Image) []string {
+func imageChanges(old, now manifest.Image, agentRule string) []string {
 	var out []string
 	if a, b := manifest.BaseIdentity(old.Base.Ref), manifest.BaseIdentity(now.Base.Ref); a != b {
 		out = append(out, fmt.Sprintf("base of %s: %s -> %s", now.Arch, a, b))
 	}
+	if old.OS != now.OS {
+		out = append(out, fmt.Sprintf("os of %s: %s -> %s", now.Arch, old.OS, now.OS))
+	}
+	if old.Name != now.Name {
+		out = append(out, fmt.Sprintf("image name of %s: %s -> %s", now.Arch, old.Name, now.Name))
+	}
 	oa, na := old.Agent, now.Agent
-	if oa.Name != na.Name || oa.Version != na.Version || oa.SHA256 != na.SHA256 {
-		out = append(out, fmt.Sprintf("agent binaries of %s: %s %s (sha256 %s) -> %s %s (sha256 %s)",
-			now.Arch, oa.Name, oa.Version, short(oa.SHA256), na.Name, na.Version, short(na.SHA256)))
+	oa.Source, oa.Path, na.Source, na.Path = "", "", "", "" // where they came from is not content
+	if oa != na {
+		line := fmt.Sprintf("agent binaries of %s: %s %s %s/%s (sha256 %s) -> %s %s %s/%s (sha256 %s)", now.Arch,
+			oa.Name, oa.Version, oa.OS, oa.Arch, short(oa.SHA256), na.Name, na.Version, na.OS, na.Arch, short(na.SHA256))
+		if agentRule != "" {
+			line += ", chosen by " + agentRule
+		}
+		out = append(out, line)
 	}
 	return out
+}
+
+// agentRule says which rule of imagebake.toml chose the agent binaries.
+func agentRule(c *AgentsConfig) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Version != "":
+		return fmt.Sprintf("[agents] name = %q, version = %q", c.Name, c.Version)
+	default:
+		return fmt.Sprintf("[agents] name = %q, major = %q (the largest match in the stores)", c.Name, c.Major)
+	}
 }
 
 func short(s string) string {

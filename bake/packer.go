@@ -114,7 +114,7 @@ func keepPackerRelease(mpath string, in *Inputs, o Options) error {
 	if old == nil || err != nil {
 		return err
 	}
-	keep, err := against(old, m, o.Force, o.logf)
+	keep, err := against(old, m, "", o.Force, o.logf)
 	if err != nil {
 		return err
 	}

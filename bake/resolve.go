@@ -50,6 +50,8 @@ type Inputs struct {
 
 	forge string // the Forge a manifest's pins came from ("" otherwise)
 
+	rebuild bool // the inputs are a manifest's, not imagebake.toml's choice
+
 	// Metadata is each module's metadata.json, by module name, once the
 	// environment is staged.
 	Metadata map[string]*metadata.Metadata
@@ -79,6 +81,15 @@ func (in *Inputs) floating(lockCommitted bool) []string {
 		}
 	}
 	return out
+}
+
+// agentRule is the rule that chose the agent binaries: imagebake.toml's
+// [agents], or "" when a manifest named them.
+func (in *Inputs) agentRule() string {
+	if in.rebuild || in.Config == nil {
+		return ""
+	}
+	return agentRule(in.Config.Agents)
 }
 
 // Name is FAMILY-X.Y.Z.
@@ -284,6 +295,7 @@ func newInputs(o Options, src *source, want *manifest.Manifest) *Inputs {
 	}}
 	switch {
 	case want != nil: // a rebuild makes what the release made
+		in.rebuild = true
 		in.Manifest.PayloadExclude = want.PayloadExclude
 		in.Manifest.Imagebake.Defaults = want.Imagebake.Defaults
 	case cfg.Payload != nil:
