@@ -36,6 +36,7 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/ociremote"
+	"github.com/imagebake/imagebake/internal/progress"
 	"github.com/imagebake/imagebake/tarball"
 )
 
@@ -397,7 +398,13 @@ func compressedBase(ctx context.Context, plain, sum, cache, blobDir string) (Lay
 	cw := &ctxio.Counter{W: io.MultiWriter(out, zh)}
 	zw, err := tarball.NewParallelGzip(cw)
 	if err == nil {
-		_, err = io.Copy(zw, ctxio.Reader(ctx, in))
+		var size int64 = -1
+		if fi, err := in.Stat(); err == nil {
+			size = fi.Size()
+		}
+		bar := progress.Start(ctx, "compressing the base "+filepath.Base(plain), size, true)
+		_, err = io.Copy(zw, bar.Reader(ctxio.Reader(ctx, in)))
+		bar.Finish()
 	}
 	if err == nil {
 		err = zw.Close()

@@ -23,6 +23,7 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/internal/progress"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/metadata"
@@ -156,7 +157,10 @@ func (r *resolver) installAll(ctx context.Context, pf *puppetfile.Puppetfile, lk
 	pins := make([]lockfile.Module, len(pf.Modules))
 	changed := make([]bool, len(pf.Modules))
 	var mu sync.Mutex
+	bar := progress.Start(ctx, "installing the modules of "+pf.Path, int64(len(pf.Modules)), false)
+	defer bar.Finish()
 	err := parallel(ctx, r.c.jobs, len(pf.Modules), func(ctx context.Context, i int) error {
+		defer bar.Add(1)
 		m := pf.Modules[i]
 		var pin lockfile.Module
 		if lk != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/ociremote"
+	"github.com/imagebake/imagebake/internal/progress"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -225,6 +226,14 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 func (r *release) writeImages(ctx context.Context, rp name.Repository, tags []tagged, fresh map[string]bool, opts []remote.Option) error {
 	errs := make([]error, len(tags))
 	var wg sync.WaitGroup
+	var total int64
+	for _, t := range tags {
+		if fresh[t.tag] {
+			total += imageSize(r.images[t.arch])
+		}
+	}
+	bar := progress.Start(ctx, fmt.Sprintf("pushing %s to %s", r.m.Family+"-"+r.m.Release, rp), total, true)
+	defer bar.Finish()
 	for i, t := range tags {
 		if !fresh[t.tag] {
 			continue
@@ -232,13 +241,48 @@ func (r *release) writeImages(ctx context.Context, rp name.Repository, tags []ta
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := raced(ctx, func() error { return remote.Write(rp.Tag(t.tag), r.images[t.arch], opts...) }); err != nil {
+			if err := raced(ctx, func() error {
+				return counted(bar, func(o ...remote.Option) error { return remote.Write(rp.Tag(t.tag), r.images[t.arch], o...) }, opts)
+			}); err != nil {
 				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s:%s", t.name, rp, t.tag), err)
 			}
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// imageSize is the bytes of img's layers and config (0 when unknown).
+func imageSize(img v1.Image) int64 {
+	var n int64
+	if m, err := img.Manifest(); err == nil {
+		n = m.Config.Size
+		for _, l := range m.Layers {
+			n += l.Size
+		}
+	}
+	return n
+}
+
+// counted runs write with opts and a fresh progress channel that counts
+// the bytes it sends on bar (each attempt its own channel: the registry
+// client closes it when the write ends).
+func counted(bar *progress.Bar, write func(...remote.Option) error, opts []remote.Option) error {
+	ch := make(chan v1.Update, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var last int64
+		for u := range ch {
+			if u.Complete > last {
+				bar.Add(u.Complete - last)
+				last = u.Complete
+			}
+		}
+	}()
+	err := write(append(opts[:len(opts):len(opts)], remote.WithProgress(ch))...)
+	<-done
+	return err
 }
 
 // raceAttempts bounds the writes of one image when pushes race.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/ctxio"
+	"github.com/imagebake/imagebake/internal/progress"
 	"github.com/imagebake/imagebake/tarball"
 )
 
@@ -149,7 +150,10 @@ func write(ctx context.Context, byName map[string]*entry, spill *os.File, req *b
 		zw = pz
 	}
 	tw := tarball.NewWriter(io.MultiWriter(zw, uh), req.Epoch)
+	bar := progress.Start(ctx, "writing "+file, int64(len(names)), false)
+	defer bar.Finish()
 	for _, n := range names {
+		bar.Add(1)
 		e := byName[n]
 		h := *e.h
 		h.Name = n

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/progress"
 )
 
 // globals are the flags every command has.
@@ -39,6 +40,13 @@ Settings come from, in order of precedence: flags, then environment
 Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 3 not found (tag, module, version, agent binaries), 4 verification failed
 (stale lock, drift, checksum or digest mismatch), 5 internal error.`,
+	}
+	// a bar on stderr for long steps, on a terminal only (not in CI, not
+	// with --quiet or --json)
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		if !g.quiet && !g.json && progress.Terminal(os.Stderr) {
+			cmd.SetContext(progress.With(cmd.Context(), progress.New(os.Stderr)))
+		}
 	}
 	root.Version = clientVersion() // --version, as the version command prints it
 	root.SetVersionTemplate(fmt.Sprintf("imagebake %s (%s, %s/%s)\n", clientVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH))

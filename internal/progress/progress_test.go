@@ -1,0 +1,114 @@
+package progress
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A step that outlasts Delay draws its bar with its description and count
+// and clears it at the end; a quick step, a step without a reporter and a
+// step overlapping another draw nothing.
+func TestBarOnlyForLongSteps(t *testing.T) {
+	var out bytes.Buffer
+	ctx := With(context.Background(), New(&out))
+
+	quick := Start(ctx, "quick step", 10, false)
+	quick.Add(10)
+	quick.Finish()
+	if out.Len() != 0 || quick.Drawn() {
+		t.Fatalf("a step shorter than %v drew %q", Delay, out.String())
+	}
+
+	long := Start(ctx, "installing the modules", 3, false)
+	inner := Start(ctx, "an overlapping step", 5, false)
+	long.Add(1)
+	time.Sleep(Delay + 100*time.Millisecond)
+	long.Add(1)
+	inner.Add(5)
+	time.Sleep(150 * time.Millisecond) // past the throttle
+	long.Add(1)
+	long.Finish()
+	inner.Finish()
+	s := out.String()
+	if !long.Drawn() || !strings.Contains(s, "installing the modules") || !strings.Contains(s, "/3)") {
+		t.Errorf("a long step drew %q, want its description and count of 3", s)
+	}
+	if strings.Contains(s, "overlapping") || inner.Drawn() {
+		t.Errorf("a step overlapping another drew a second bar: %q", s)
+	}
+	if !strings.HasSuffix(strings.TrimRight(s, " "), "\r") {
+		t.Errorf("the bar's line was not cleared at the end: %q", s)
+	}
+
+	// after the first ended, the next step may draw again
+	next := Start(ctx, "compressing", 100, true)
+	time.Sleep(Delay + 50*time.Millisecond)
+	if _, err := io.Copy(io.Discard, next.Reader(strings.NewReader(strings.Repeat("x", 100)))); err != nil {
+		t.Fatal(err)
+	}
+	next.Finish()
+	if !next.Drawn() {
+		t.Error("a step after a finished one drew nothing")
+	}
+
+	none := Start(context.Background(), "no reporter", 1, false)
+	time.Sleep(10 * time.Millisecond)
+	none.Add(1)
+	none.Finish()
+	if none.Drawn() {
+		t.Error("a step without a reporter drew a bar")
+	}
+}
+
+// Bars are for terminals: not for a file, not in CI.
+func TestTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	t.Setenv("CI", "")
+	t.Setenv("TERM", "xterm")
+	if Terminal(f) {
+		t.Error("a file is called a terminal")
+	}
+	tty := openPTY(t)
+	if !Terminal(tty) {
+		t.Error("/dev/tty is not called a terminal")
+	}
+	t.Setenv("CI", "true")
+	if Terminal(tty) {
+		t.Error("a terminal in CI draws bars")
+	}
+}
+
+// openPTY opens a new pseudo-terminal and returns its terminal side.
+func openPTY(t *testing.T) *os.File {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("opening a pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return tty
+}
