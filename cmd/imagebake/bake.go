@@ -190,12 +190,12 @@ func (f *bakeFlags) catalogHooks(cmd *cobra.Command, g *globals) error {
 		o.Repo, o.Published = o.Pinned.Repo.URL, nil
 	}
 	if f.previous == "" && !f.noCheck {
-		o.PreviousFrom = func(ctx context.Context, family, release string) (*manifest.Manifest, error) {
+		o.PreviousFrom = func(ctx context.Context, family, version string) (*manifest.Manifest, error) {
 			c, err := optional(ctx)
 			if c == nil || err != nil {
 				return nil, err
 			}
-			return previousIn(ctx, c, family, release)
+			return release.PreviousIn(ctx, c, family, version)
 		}
 	}
 	return nil

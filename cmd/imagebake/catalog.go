@@ -125,38 +125,6 @@ func warnExpiry(w io.Writer, where string, c *catalog.Catalog) {
 	}
 }
 
-// previousIn reads, from the catalog o, the manifest of the release of
-// family numbered just below version: what the number of version is
-// checked against. nil when the catalog holds no release below version,
-// or holds version itself (published: nothing to check).
-func previousIn(ctx context.Context, o *catalog.Opened, family, version string) (*manifest.Manifest, error) {
-	f := o.Family(family, false)
-	if f == nil || f.Release(version) != nil { // first of its family, or published: nothing to check
-		return nil, nil
-	}
-	prev := f.Previous(version)
-	if prev == nil {
-		return nil, nil
-	}
-	return o.Manifest(ctx, family, prev.Version)
-}
-
-// laterMajor says whether a major above major has an active release whose
-// own end of life is after when (or not set).
-func laterMajor(f *catalog.Family, major uint64, when time.Time) bool {
-	for _, r := range f.Releases {
-		v := r.SemVer()
-		if v.Major() <= major || r.State != catalog.Active {
-			continue
-		}
-		if s, ok := f.SupportOf(v.Major()); ok && !s.EOL.IsZero() && !s.EOL.After(when) {
-			continue
-		}
-		return true
-	}
-	return false
-}
-
 func newKeyCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys (minisign format; cosign with --cosign)"}
 	var dir, name string
@@ -271,14 +239,22 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rel, added, err := st.Publish(cmd.Context(), args[0], signer, catalog.WithFixes(sec.fixes))
+			rel, added, err := st.Publish(cmd.Context(), args[0], signer, catalog.WithFixes(sec.Fixes))
 			if err != nil {
 				return err
 			}
 			// the supported releases of higher lines that lack what this
 			// one fixed: each needs a security release of its own
-			if err := sec.forwardPorts(cmd.Context(), g, rel, cmd.OutOrStdout()); err != nil {
+			found, err := sec.ForwardPorts(cmd.Context(), rel)
+			if err != nil {
 				return err
+			}
+			w := cmd.OutOrStdout()
+			if g.json {
+				w = g.progress()
+			}
+			for _, f := range found {
+				fmt.Fprintln(w, f)
 			}
 			if s3, ok := st.(*catalog.S3Store); ok {
 				reportRetries(cmd, "catalog", s3.Retries.Load())
@@ -300,86 +276,25 @@ func newPublishCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// published is what publish learnt of the store before publishing: the
-// catalog (nil for a store's first release), the candidate's manifest and
-// the fixes its catalog entry records.
-type published struct {
-	opened *catalog.Opened
-	cand   *manifest.Manifest
-	fixes  []manifest.Fix
-}
-
-// checkRelease reads the catalog of store and, when check is set, checks
-// the release in dir against it: its number against the release before it
-// (by the rules it was baked with: its manifest's major packages and
-// advisories), and that it lacks no fix a release numbered below it
-// published (exit 4 naming the advisory, the package and both versions).
-// A security release whose manifest records no fixes (baked without its
-// number checked) gets them derived from the release before it.
-func checkRelease(ctx context.Context, g *globals, store string, kr *signing.Keyring, dir string, check bool) (*published, error) {
+// checkRelease reads the release in dir and the catalog of store, and
+// checks the one against the other when check is set (release.CheckCandidate).
+func checkRelease(ctx context.Context, g *globals, store string, kr *signing.Keyring, dir string, check bool) (*release.Candidate, error) {
 	cand, err := manifest.Read(filepath.Join(dir, manifest.FileName))
 	if err != nil {
 		return nil, err
 	}
-	out := &published{cand: cand, fixes: cand.Fixes}
 	o, err := openCatalog(ctx, store, kr)
 	if errors.Is(err, failure.ErrNotFound) {
-		return out, nil // the store's first release
+		o, err = nil, nil // the store's first release
 	}
 	if err != nil {
 		return nil, err
 	}
-	out.opened = o
-	prev, err := previousIn(ctx, o, cand.Family, cand.Release)
-	if err != nil {
-		return nil, err
+	c, err := release.CheckCandidate(ctx, o, cand, check)
+	if err == nil && c.Follows != "" {
+		fmt.Fprintf(g.progress(), "%s follows %s in %s\n", cand.Release, c.Follows, store)
 	}
-	if prev != nil && len(cand.Advisories) > 0 && len(cand.Fixes) == 0 {
-		out.fixes = release.FixesOf(prev, cand, release.RulesOf(cand))
-	}
-	if f := o.Family(cand.Family, false); !check || (f != nil && f.Release(cand.Release) != nil) {
-		return out, nil // published already: the publish is a no-op, or refused as other content
-	}
-	var problems []error
-	if prev != nil {
-		if err := release.Check(prev, cand, cand.Release, release.RulesOf(cand)); err != nil {
-			problems = append(problems, err)
-		} else {
-			fmt.Fprintf(g.progress(), "%s follows %s in %s\n", cand.Release, prev.Release, store)
-		}
-	}
-	if lacks := release.MissingFixes(o.Family(cand.Family, false), cand); len(lacks) > 0 {
-		var lines []string
-		for _, l := range lacks {
-			lines = append(lines, fmt.Sprintf("%s (%s), fixed in %s", l.Advisory, l.Lack, l.FixedIn))
-		}
-		problems = append(problems, fmt.Errorf("%w: %s %s would bring back what releases below it fixed:\n  %s\nbake it on a base (and modules) with these fixes",
-			release.ErrLacksFix, cand.Family, cand.Release, strings.Join(lines, "\n  ")))
-	}
-	if err := errors.Join(problems...); err != nil {
-		return nil, fmt.Errorf("%w\n(--no-release-check publishes anyway)", err)
-	}
-	return out, nil
-}
-
-// forwardPorts prints, after a security release rel was published, each
-// supported release of a higher line that lacks its fixes, with the
-// release to cut. They are findings, not failures: publish succeeded.
-func (p *published) forwardPorts(ctx context.Context, g *globals, rel *catalog.Release, w io.Writer) error {
-	if p.opened == nil || len(rel.Fixes) == 0 {
-		return nil
-	}
-	if g.json {
-		w = g.progress()
-	}
-	found, err := release.ForwardPorts(ctx, p.opened.Family(p.cand.Family, false), rel.Version, rel.Fixes, p.opened.Manifest, time.Now())
-	if err != nil {
-		return err
-	}
-	for _, f := range found {
-		fmt.Fprintln(w, f)
-	}
-	return nil
+	return c, err
 }
 
 func newCatalogCommand(g *globals) *cobra.Command {
@@ -578,7 +493,7 @@ func newEOLCommand(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.progress(), "major %d of %s reaches end of life on %s (users warned from %d days before)\n", major, args[0], when.Format("2006-01-02"), notice)
 			// the only supported major: its users have nowhere to go
-			if f := c.Family(args[0], false); f != nil && !laterMajor(f, major, when) {
+			if f := c.Family(args[0], false); f != nil && !f.SupportedAbove(major, when) {
 				fmt.Fprintf(g.progress(), "warning: no major of %s above %d has an active release supported past %s: its users will have no release to move to; publish one before then\n", args[0], major, when.Format("2006-01-02"))
 			}
 			return nil

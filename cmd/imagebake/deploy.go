@@ -19,7 +19,6 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/osv"
 	"github.com/imagebake/imagebake/manifests/catalog"
-	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
 )
 
@@ -212,35 +211,11 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 			return err
 		}
 	}
-	read := release.Memo(o.Manifest)
-	var findings []deploy.Finding
-	var missing []error
-	var passed []string
-	errs, warned := 0, 0
-	for _, s := range df.Selections {
-		r, err := deploy.Resolve(c, src, s)
-		if err != nil {
-			missing = append(missing, err) // the other selections are still checked
-			continue
-		}
-		fixes, err := fixFindings(cmd.Context(), c, r, read, db, now)
-		if err != nil {
-			return err
-		}
-		failed := false
-		for _, fd := range append(deploy.Check(r, now), fixes...) {
-			findings = append(findings, fd)
-			failed = failed || fd.Severity == "error"
-		}
-		switch n := len(findings); {
-		case failed:
-			errs++ // selections, not findings: one may have several
-		case n > 0 && findings[n-1].Pos == r.Pos:
-			warned++
-		default:
-			passed = append(passed, fmt.Sprintf("%s: %s: %s %s passes%s", r.Pos, r.Key, r.Family, r.Release, newestNote(c, r)))
-		}
+	rep, err := deploy.CheckAll(cmd.Context(), df, c, src, release.Memo(o.Manifest), db, now)
+	if err != nil {
+		return err
 	}
+	findings, passed := rep.Findings, rep.Passed
 	if g.json {
 		if findings == nil {
 			findings = []deploy.Finding{}
@@ -256,13 +231,9 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 			fmt.Fprintln(cmd.OutOrStdout(), p)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "%s: %d selection(s): %d pass, %d with warnings, %d fail, %d match nothing\n",
-			name, len(df.Selections), len(passed), warned, errs, len(missing))
+			name, len(df.Selections), len(passed), rep.Warned, rep.Failed, len(rep.Missing))
 	}
-	var policy error
-	if errs > 0 {
-		policy = fmt.Errorf("%w: %d of the selections in %s fail", deploy.ErrPolicy, errs, name)
-	}
-	return failure.Worst(append(missing, policy)...)
+	return rep.Err(name)
 }
 
 // printSteps prints an upgrade plan: per selection the move (or why it
@@ -300,62 +271,6 @@ func printSteps(w io.Writer, steps []deploy.Step) {
 	}
 }
 
-// newestNote names the newest supported release of r's family when it is
-// above r: what the selection could move to.
-func newestNote(c *catalog.Catalog, r *deploy.Resolved) string {
-	f := c.Family(r.Family, false)
-	if f == nil {
-		return ""
-	}
-	var newest *catalog.Release
-	for i := range f.Releases {
-		x := &f.Releases[i]
-		if (x.State == catalog.Active || x.State == catalog.Deprecated) && x.SemVer().Prerelease() == "" && (newest == nil || newest.SemVer().LessThan(x.SemVer())) {
-			newest = x
-		}
-	}
-	cur := f.Release(r.Release)
-	if newest == nil || cur == nil || !cur.SemVer().LessThan(newest.SemVer()) {
-		return " (the newest of " + r.Family + ")"
-	}
-	how := "imagebake upgrade"
-	if newest.SemVer().Major() != cur.SemVer().Major() {
-		how += " --major"
-	}
-	return fmt.Sprintf(" (the newest of %s is %s: %s)", r.Family, newest.Version, how)
-}
-
-// fixFindings are the security fixes the release r resolved to lacks
-// (release.Advise), as findings at r's position: a warning while the
-// release to move to is inside the family's grace days (or none carries
-// the fix yet), an error after.
-func fixFindings(ctx context.Context, c *catalog.Catalog, r *deploy.Resolved, read release.ManifestFunc, db *osv.DB, now time.Time) ([]deploy.Finding, error) {
-	f := c.Family(r.Family, false)
-	if f == nil {
-		return nil, nil
-	}
-	advice, err := release.Advise(ctx, f, r.Release, read, db)
-	if err != nil {
-		return nil, err
-	}
-	var out []deploy.Finding
-	for _, a := range advice {
-		msg := a.Message(r.Family, r.Release)
-		sev := "warning"
-		if a.MoveTo != nil {
-			deadline := a.MoveTo.Date.AddDate(0, 0, f.GraceDays)
-			if now.Before(deadline) {
-				msg += fmt.Sprintf(" (mandatory; grace period ends %s)", deadline.UTC().Format("2006-01-02"))
-			} else {
-				sev = "error"
-				msg += fmt.Sprintf(" (mandatory; grace period ended %s); select %s or newer", deadline.UTC().Format("2006-01-02"), a.MoveTo.Version)
-			}
-		}
-		out = append(out, deploy.Finding{Pos: r.Pos, Severity: sev, Msg: msg})
-	}
-	return out, nil
-}
-
 func newUpgradeCommand(g *globals) *cobra.Command {
 	f := &deployFlags{}
 	var patch, minor, major, write bool
@@ -384,7 +299,7 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 			}
 			for i := range steps {
 				if steps[i].MajorMove {
-					compareMajor(cmd.Context(), o, &steps[i])
+					deploy.CompareMajor(cmd.Context(), o, &steps[i])
 				}
 			}
 			if g.json {
@@ -429,26 +344,4 @@ func fileMode(name string) os.FileMode {
 		return fi.Mode().Perm()
 	}
 	return 0o644
-}
-
-// compareMajor fills in what changes across a major move, as release
-// plan lists it, from the two releases' signed manifests in the catalog's
-// store.
-func compareMajor(ctx context.Context, o *catalog.Opened, s *deploy.Step) {
-	var ms [2]*manifest.Manifest
-	for i, v := range []string{s.From, s.To} {
-		m, err := o.Manifest(ctx, s.Family, v)
-		if err == nil && m == nil {
-			err = fmt.Errorf("%s %s is not in the catalog %s", s.Family, v, o.Where)
-		}
-		if err != nil {
-			s.CompareError = err.Error()
-			return
-		}
-		ms[i] = m
-	}
-	s.Compared = true
-	for _, c := range release.Compare(ms[0], ms[1], release.Rules{}) {
-		s.Changes = append(s.Changes, fmt.Sprintf("%-8s %s: %s", c.Level, c.What, c.Reason))
-	}
 }

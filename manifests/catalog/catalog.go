@@ -391,3 +391,20 @@ func (c *Catalog) RecordPush(family, version, manifestDigest, repo string) (bool
 	sort.Strings(rel.Repositories)
 	return true, nil
 }
+
+// SupportedAbove says whether a major above major has an active release
+// whose own end of life is after when (or not set): where the users of
+// major can go when it ends.
+func (f *Family) SupportedAbove(major uint64, when time.Time) bool {
+	for _, r := range f.Releases {
+		v := r.SemVer()
+		if v.Major() <= major || r.State != Active {
+			continue
+		}
+		if s, ok := f.SupportOf(v.Major()); ok && !s.EOL.IsZero() && !s.EOL.After(when) {
+			continue
+		}
+		return true
+	}
+	return false
+}
