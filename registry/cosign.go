@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -41,8 +42,14 @@ type cosignBundle struct {
 	body      json.RawMessage // nil for a signature
 }
 
+// subjectRef is a manifest that gets signed and attested.
+type subjectRef struct {
+	d    v1.Descriptor
+	name string // for messages
+}
+
 // cosignAttach signs the index and every image (cosign's signature
-// predicate) and attests the provenance and the SBOM on the index, each a
+// predicate) and attests the provenance and the SBOM on each, each a
 // Sigstore bundle attached as a referrer, as cosign v3 writes them. A
 // bundle of the same kind by the same key already attached is kept:
 // pushing again adds nothing.
@@ -51,15 +58,7 @@ func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key *ecd
 	if err != nil {
 		return nil, err
 	}
-	idx := v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(r.m.IndexDigest), Size: int64(len(raw))}
-	todo := []cosignBundle{{subject: idx, name: r.m.Family + "-" + r.m.Release, predicate: cosignkey.SignPredicate}}
-	for _, im := range r.m.Images {
-		b, err := r.images[im.Arch].RawManifest()
-		if err != nil {
-			return nil, err
-		}
-		todo = append(todo, cosignBundle{subject: v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: mustHash(im.Digest), Size: int64(len(b))}, name: im.Name, predicate: cosignkey.SignPredicate})
-	}
+	var prov json.RawMessage
 	if provenance != nil {
 		var st struct {
 			Predicate json.RawMessage `json:"predicate"`
@@ -67,9 +66,26 @@ func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key *ecd
 		if err := json.Unmarshal(provenance, &st); err != nil || st.Predicate == nil {
 			return nil, fmt.Errorf("%s of %s-%s is not an in-toto statement: %v", provenanceFile, r.m.Family, r.m.Release, err)
 		}
-		todo = append(todo, cosignBundle{subject: idx, name: r.m.Family + "-" + r.m.Release, predicate: ProvenancePredicate, body: st.Predicate})
+		prov = st.Predicate
 	}
-	todo = append(todo, cosignBundle{subject: idx, name: r.m.Family + "-" + r.m.Release, predicate: SPDXPredicate, body: r.sbom})
+	// the index and each image: signed, with the release's provenance
+	// and SBOM attested about that digest (a policy may name either)
+	subjects := []subjectRef{{v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(r.m.IndexDigest), Size: int64(len(raw))}, r.m.Family + "-" + r.m.Release}}
+	for _, im := range r.m.Images {
+		b, err := r.images[im.Arch].RawManifest()
+		if err != nil {
+			return nil, err
+		}
+		subjects = append(subjects, subjectRef{v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: mustHash(im.Digest), Size: int64(len(b))}, im.Name})
+	}
+	var todo []cosignBundle
+	for _, s := range subjects {
+		todo = append(todo, cosignBundle{subject: s.d, name: s.name, predicate: cosignkey.SignPredicate})
+		if prov != nil {
+			todo = append(todo, cosignBundle{subject: s.d, name: s.name, predicate: ProvenancePredicate, body: prov})
+		}
+		todo = append(todo, cosignBundle{subject: s.d, name: s.name, predicate: SPDXPredicate, body: r.sbom})
+	}
 	hint := cosignkey.Hint(&key.PublicKey)
 	created := r.created()
 	var out []Pushed
@@ -200,15 +216,26 @@ func bundleManifests(d name.Digest, predicate string, opts []remote.Option) []bu
 }
 
 // VerifyCosign checks, for the release m pushed to repo, that the index
-// and every image carry a cosign signature by pub, and the index the
-// provenance and SBOM attestations, each statement about that digest.
+// and every image carry a cosign signature by pub and the provenance and
+// SBOM attestations, each statement about that digest.
 // Every missing or bad one is named.
 func VerifyCosign(ctx context.Context, repo name.Repository, index string, images map[string]string, pub *ecdsa.PublicKey, o Options) error {
 	opts := o.Remote(ctx)
 	type want struct{ digest, what, predicate string }
-	wants := []want{{index, "the index", cosignkey.SignPredicate}, {index, "the index", ProvenancePredicate}, {index, "the index", SPDXPredicate}}
-	for arch, d := range images {
-		wants = append(wants, want{d, "the " + arch + " image", cosignkey.SignPredicate})
+	var wants []want
+	arches := make([]string, 0, len(images))
+	for a := range images {
+		arches = append(arches, a)
+	}
+	sort.Strings(arches)
+	targets := [][2]string{{index, "the index"}}
+	for _, a := range arches {
+		targets = append(targets, [2]string{images[a], "the " + a + " image"})
+	}
+	for _, t := range targets {
+		for _, p := range []string{cosignkey.SignPredicate, ProvenancePredicate, SPDXPredicate} {
+			wants = append(wants, want{t[0], t[1], p})
+		}
 	}
 	var problems []string
 	for _, w := range wants {

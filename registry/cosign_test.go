@@ -70,9 +70,11 @@ func TestCosignSignaturesAndAttestations(t *testing.T) {
 			t.Errorf("cosign verify %s: %v\n%s", d, err, out)
 		}
 	}
-	for _, ty := range []string{"slsaprovenance1", "spdxjson"} {
-		if out, err := run("verify-attestation", "--type", ty, "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", repo+"@"+b.m.IndexDigest); err != nil {
-			t.Errorf("cosign verify-attestation --type %s: %v\n%s", ty, err, out)
+	for _, d := range targets { // the index and each arch's image
+		for _, ty := range []string{"slsaprovenance1", "spdxjson"} {
+			if out, err := run("verify-attestation", "--type", ty, "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", repo+"@"+d); err != nil {
+				t.Errorf("cosign verify-attestation --type %s of %s: %v\n%s", ty, d, err, out)
+			}
 		}
 	}
 	rp, _ := name.NewRepository(repo)
@@ -92,8 +94,8 @@ func TestCosignSignaturesAndAttestations(t *testing.T) {
 	}
 	opk, _ := cosignkey.LoadPublic(otherPub)
 	err = VerifyCosign(ctx, rp, b.m.IndexDigest, images, opk, Options{})
-	if failure.Code(err) != failure.ExitVerify || strings.Count(err.Error(), "no cosign") != 5 {
-		t.Errorf("VerifyCosign with another key = %v, want exit 4 naming the 3 signatures and 2 attestations", err)
+	if want := 3 * len(targets); failure.Code(err) != failure.ExitVerify || strings.Count(err.Error(), "no cosign") != want {
+		t.Errorf("VerifyCosign with another key = %v, want exit 4 naming %d: a signature and 2 attestations of the index and of each image", err, want)
 	}
 
 	// a second push signs nothing again
