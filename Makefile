@@ -39,6 +39,9 @@ SPDX_SCHEMA := $(CURDIR)/.cache/spdx/spdx-schema-2.3.json
 # cosign v3.0.4, built once (scripts/ensure-cosign): the tests check it
 # verifies imagebake's signatures and attestations.
 COSIGN := $(CURDIR)/.cache/cosign/cosign
+# local-kms, an AWS KMS API server on loopback, built once
+# (scripts/ensure-local-kms): push signs for cosign with an awskms:// key.
+LOCAL_KMS := $(CURDIR)/.cache/local-kms/local-kms
 # the OSV JSON schema (osv-schema v1.7.5, pinned sha256): the embedded copy
 # catalog audit validates OSV records with is checked against it.
 OSV_SCHEMA := $(CURDIR)/.cache/osv/osv-schema-1.7.5.json
@@ -51,8 +54,9 @@ test-tools:
 	@./scripts/ensure-spdx-schema $(SPDX_SCHEMA)
 	@./scripts/ensure-osv-schema $(OSV_SCHEMA)
 	@./scripts/ensure-cosign $(COSIGN)
+	@./scripts/ensure-local-kms $(LOCAL_KMS)
 
-TEST_ENV := IMAGEBAKE_NO_SKIP=1 IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA) IMAGEBAKE_OSV_SCHEMA=$(OSV_SCHEMA) IMAGEBAKE_COSIGN=$(COSIGN)
+TEST_ENV := IMAGEBAKE_NO_SKIP=1 IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA) IMAGEBAKE_OSV_SCHEMA=$(OSV_SCHEMA) IMAGEBAKE_COSIGN=$(COSIGN) IMAGEBAKE_LOCAL_KMS=$(LOCAL_KMS)
 test: test-tools
 	$(GO) vet $(PKGS)
 	$(GO) vet -C $(PLUGIN) ./...

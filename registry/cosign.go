@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
@@ -53,7 +54,11 @@ type subjectRef struct {
 // Sigstore bundle attached as a referrer, as cosign v3 writes them. A
 // bundle of the same kind by the same key already attached is kept:
 // pushing again adds nothing.
-func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key *ecdsa.PrivateKey, provenance []byte, opts []remote.Option) ([]Pushed, error) {
+func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key crypto.Signer, provenance []byte, opts []remote.Option) ([]Pushed, error) {
+	pub, ok := key.Public().(*ecdsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: a %T key; cosign verifies offline with ECDSA P-256 keys", cosignkey.ErrKey, key.Public())
+	}
 	raw, err := r.index.RawManifest()
 	if err != nil {
 		return nil, err
@@ -86,7 +91,7 @@ func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key *ecd
 		}
 		todo = append(todo, cosignBundle{subject: s.d, name: s.name, predicate: SPDXPredicate, body: r.sbom})
 	}
-	hint := cosignkey.Hint(&key.PublicKey)
+	hint := cosignkey.Hint(pub)
 	created := r.created()
 	var out []Pushed
 	for _, c := range todo {

@@ -5,7 +5,7 @@
 package registry
 
 import (
-	"crypto/ecdsa"
+	"crypto"
 	"fmt"
 	"io"
 
@@ -19,8 +19,9 @@ type Options struct {
 	Force bool
 	// Cosign, when set, signs the pushed release for cosign: the index and
 	// every image, and attests its provenance and SBOM (Sigstore bundles
-	// as referrers, as cosign v3 writes them).
-	Cosign *ecdsa.PrivateKey
+	// as referrers, as cosign v3 writes them): a key file's ECDSA P-256
+	// key or a KMS key (cosignkey.Open).
+	Cosign crypto.Signer
 	Log    io.Writer
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -72,12 +74,13 @@ release, published before), the push is recorded in the catalog, signed
 with --key: deploy select then prints REGISTRY/REPO@sha256:... for each
 image.
 
-With --cosign-key (or $IMAGEBAKE_COSIGN_KEY; a cosign key file, its
-password in $COSIGN_PASSWORD), the index and every image are signed for
-cosign, and the provenance and the SBOM attested on the index (Sigstore
-bundles as referrers): cosign verify --key and cosign verify-attestation
---type slsaprovenance1 or spdxjson accept them, offline with
---insecure-ignore-tlog=true.
+With --cosign-key (or $IMAGEBAKE_COSIGN_KEY: a cosign key file, its
+password in $COSIGN_PASSWORD, or an AWS KMS key, awskms:///alias/NAME or
+awskms://HOST:PORT/KEY-ID, with the usual AWS settings), the index and
+every image are signed for cosign, and the provenance and the SBOM
+attested on each (Sigstore bundles as referrers): cosign verify --key and
+cosign verify-attestation --type slsaprovenance1 or spdxjson accept them,
+offline with --insecure-ignore-tlog=true.
 
 Credentials come from the Docker config (DOCKER_CONFIG,
 ~/.docker/config.json, credential helpers).`
@@ -123,8 +126,9 @@ func newPushCommand(g *globals) *cobra.Command {
 				sig = s.Sign(raw, manifest.FileName, catalog.ManifestSubject(m.Family, m.Release))
 			}
 			if k := stringSetting(cosignKey, envCosignKey); k != "" {
-				// before anything is pushed: a key that does not open stops it
-				if o.Cosign, err = cosignkey.Load(k, []byte(os.Getenv("COSIGN_PASSWORD"))); err != nil {
+				// before anything is pushed: a key that does not open (or a
+				// KMS that cannot be reached) stops it
+				if o.Cosign, err = openCosignKey(cmd.Context(), k); err != nil {
 					return err
 				}
 			}
@@ -158,7 +162,7 @@ func newPushCommand(g *globals) *cobra.Command {
 	addRegistryFlags(cmd.Flags(), &o.Options)
 	cmd.Flags().BoolVar(&o.Force, "force", false, "move a tag that names other content (releases should be immutable)")
 	cmd.Flags().StringVar(&store, "store", "", "record the push in this store's catalog (a directory or s3://BUCKET/PREFIX)")
-	cmd.Flags().StringVar(&cosignKey, "cosign-key", "", "sign for cosign with this cosign key file (default $IMAGEBAKE_COSIGN_KEY; password in $COSIGN_PASSWORD)")
+	cmd.Flags().StringVar(&cosignKey, "cosign-key", "", "sign for cosign with this cosign key file or awskms:// key (default $IMAGEBAKE_COSIGN_KEY; a file's password in $COSIGN_PASSWORD)")
 	return cmd
 }
 
@@ -190,4 +194,17 @@ func (kf *keyFlags) recordPush(cmd *cobra.Command, store, dir, ref string, ro oc
 		fmt.Fprintf(cmd.ErrOrStderr(), "recorded in %s: %s %s is in %s\n", store, m.Family, m.Release, repo)
 	}
 	return err
+}
+
+// openCosignKey opens a cosign key file (password in COSIGN_PASSWORD) or
+// a KMS key URI.
+func openCosignKey(ctx context.Context, ref string) (crypto.Signer, error) {
+	if cosignkey.IsKMS(ref) {
+		return cosignkey.Open(ctx, ref)
+	}
+	k, err := cosignkey.Load(ref, []byte(os.Getenv("COSIGN_PASSWORD")))
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
 }

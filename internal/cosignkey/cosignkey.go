@@ -6,6 +6,7 @@
 package cosignkey
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -148,17 +149,21 @@ func pae(payloadType string, payload []byte) []byte {
 	return []byte(fmt.Sprintf("DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(payload), payload))
 }
 
-// Sign wraps the in-toto statement in a DSSE envelope signed by k, as a
-// Sigstore bundle.
-func Sign(k *ecdsa.PrivateKey, statement []byte) ([]byte, error) {
+// Sign wraps the in-toto statement in a DSSE envelope signed by k (a
+// key file's ECDSA key, or a KMS key: see Open), as a Sigstore bundle.
+func Sign(k crypto.Signer, statement []byte) ([]byte, error) {
+	pub, ok := k.Public().(*ecdsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: a %T key; cosign verifies offline with ECDSA P-256 keys", ErrKey, k.Public())
+	}
 	sum := sha256.Sum256(pae(InTotoType, statement))
-	sig, err := ecdsa.SignASN1(rand.Reader, k, sum[:])
+	sig, err := k.Sign(rand.Reader, sum[:], crypto.SHA256) // ASN.1 DER, as cosign wants
 	if err != nil {
 		return nil, err
 	}
 	var b Bundle
 	b.MediaType = BundleType
-	b.VerificationMaterial.PublicKey.Hint = Hint(&k.PublicKey)
+	b.VerificationMaterial.PublicKey.Hint = Hint(pub)
 	b.DSSEEnvelope.Payload = base64.StdEncoding.EncodeToString(statement)
 	b.DSSEEnvelope.PayloadType = InTotoType
 	b.DSSEEnvelope.Signatures = []struct {

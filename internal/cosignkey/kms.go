@@ -1,0 +1,62 @@
+package cosignkey
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sigstore/sigstore/pkg/signature/kms"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws" // awskms://
+)
+
+// ErrKMS marks a KMS key that cannot be reached or used.
+var ErrKMS = errors.New("cosign KMS key")
+
+// checkKMS says what to check when a KMS key cannot be used.
+const checkKMS = " (check the key's URI, AWS_REGION and the credentials, and that the KMS is reachable: AWS_ENDPOINT_URL_KMS or the URI's HOST:PORT)"
+
+// kmsSchemes are the KMS URI schemes cosign knows, and whether this build
+// signs with them.
+var kmsSchemes = map[string]bool{"awskms": true, "gcpkms": false, "azurekms": false, "hashivault": false}
+
+// IsKMS says whether ref names a KMS key (awskms://, gcpkms://,
+// azurekms://, hashivault://) rather than a key file.
+func IsKMS(ref string) bool {
+	scheme, _, ok := strings.Cut(ref, "://")
+	_, known := kmsSchemes[scheme]
+	return ok && known
+}
+
+// Open returns the signer of the KMS key ref, through sigstore's KMS
+// providers, after reading its public key: a key that cannot be reached,
+// or is not ECDSA P-256, is refused here, before anything is pushed. AWS
+// keys take the usual AWS settings (AWS_REGION, credentials,
+// AWS_ENDPOINT_URL_KMS or an endpoint in the URI:
+// awskms://HOST:PORT/KEY).
+func Open(ctx context.Context, ref string) (crypto.Signer, error) {
+	scheme, _, _ := strings.Cut(ref, "://")
+	if supported, known := kmsSchemes[scheme]; !known || !supported {
+		return nil, fmt.Errorf("%w: %s: %s:// keys are not supported by this build (awskms:// is); sign with awskms:// or a cosign key file", ErrKey, ref, scheme)
+	}
+	sv, err := kms.Get(ctx, ref, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %v%s", ErrKMS, ref, err, checkKMS)
+	}
+	var pubErr error
+	signer, _, err := sv.CryptoSigner(ctx, func(err error) { pubErr = err })
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %v%s", ErrKMS, ref, err, checkKMS)
+	}
+	pub, ok := signer.Public().(*ecdsa.PublicKey)
+	if pubErr != nil || pub == nil && ok {
+		return nil, fmt.Errorf("%w %s: reading its public key: %v%s", ErrKMS, ref, pubErr, checkKMS)
+	}
+	if !ok || pub.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%w: %s is a %T key; cosign verifies offline with ECDSA P-256 keys (an ECC_NIST_P256 SIGN_VERIFY key in AWS KMS)", ErrKey, ref, signer.Public())
+	}
+	return signer, nil
+}
