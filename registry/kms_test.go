@@ -2,19 +2,14 @@ package registry
 
 import (
 	"context"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -23,64 +18,6 @@ import (
 	"github.com/imagebake/imagebake/internal/testutil"
 )
 
-// localKMS starts local-kms (the AWS KMS API) on a loopback port and
-// points the AWS settings of this test at it.
-func localKMS(t *testing.T) *kms.Client {
-	t.Helper()
-	bin := os.Getenv("IMAGEBAKE_LOCAL_KMS")
-	if bin == "" {
-		bin = filepath.Join(testutil.ModuleRoot(t), ".cache", "local-kms", "local-kms")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatal("local-kms is needed: make test builds it (scripts/ensure-local-kms)")
-	}
-	port := testutil.FreePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "KMS_DATA_PATH="+t.TempDir(),
-		"KMS_REGION=eu-west-1", "KMS_ACCOUNT_ID=111122223333")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("local-kms did not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Setenv("AWS_REGION", "eu-west-1")
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_ENDPOINT_URL_KMS", "http://"+addr)
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	return kms.New(kms.Options{Region: "eu-west-1", BaseEndpoint: aws.String("http://" + addr),
-		Credentials: aws.AnonymousCredentials{}})
-}
-
-// newKMSKey creates a signing key of spec under alias and returns the PEM
-// of its public key.
-func newKMSKey(t *testing.T, c *kms.Client, spec kmstypes.KeySpec, alias string) []byte {
-	t.Helper()
-	k, err := c.CreateKey(ctx, &kms.CreateKeyInput{KeySpec: spec, KeyUsage: kmstypes.KeyUsageTypeSignVerify})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(alias), TargetKeyId: k.KeyMetadata.KeyId}); err != nil {
-		t.Fatal(err)
-	}
-	p, err := c.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: k.KeyMetadata.KeyId})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: p.PublicKey})
-}
-
 // A release signed with an AWS KMS key (awskms://, through sigstore's
 // provider, against local-kms): the real cosign verifies every signature
 // and attestation with the key's public half, as imagebake does. A key of
@@ -88,8 +25,8 @@ func newKMSKey(t *testing.T, c *kms.Client, spec kmstypes.KeySpec, alias string)
 // naming the key, before anything could be pushed.
 func TestCosignKMSKey(t *testing.T) {
 	cosign := cosignBin(t)
-	c := localKMS(t)
-	pubPEM := newKMSKey(t, c, kmstypes.KeySpecEccNistP256, "alias/imagebake-release")
+	c := testutil.LocalKMS(t)
+	pubPEM := testutil.NewKMSKey(t, c, kmstypes.KeySpecEccNistP256, "alias/imagebake-release")
 	dir := t.TempDir()
 	pub := filepath.Join(dir, "kms.pub")
 	if err := os.WriteFile(pub, pubPEM, 0o644); err != nil {
@@ -131,7 +68,7 @@ func TestCosignKMSKey(t *testing.T) {
 	}
 
 	// a key cosign cannot verify offline: refused, named
-	newKMSKey(t, c, kmstypes.KeySpecEccNistP384, "alias/imagebake-p384")
+	testutil.NewKMSKey(t, c, kmstypes.KeySpecEccNistP384, "alias/imagebake-p384")
 	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/imagebake-p384"); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "awskms:///alias/imagebake-p384") || !strings.Contains(err.Error(), "P-256") {
 		t.Errorf("a P-384 KMS key = %v, want exit 2 naming the key and P-256", err)
 	}

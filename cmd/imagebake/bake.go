@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"os"
@@ -310,7 +311,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&artifactsOnly, "artifacts-only", false, "hash the release's files against the manifest; no rebuild")
-	cmd.Flags().StringVar(&cosignPub, "cosign-key", "", "with a registry reference: also check the cosign signatures of the index and every image, and the provenance and SBOM attestations, with this cosign public key")
+	cmd.Flags().StringVar(&cosignPub, "cosign-key", "", "with a registry reference: also check the cosign signatures of the index and every image, and the provenance and SBOM attestations, with this cosign public key (a file, or an awskms:// key's public half)")
 	cmd.Flags().StringVar(&published, "catalog", "", "with a registry reference: the store whose catalog says the release's lifecycle state (revoked or obsolete: exit 4)")
 	addCacheFlag(cmd.Flags(), &cache)
 	addContextFlag(cmd.Flags(), &o.Context)
@@ -387,10 +388,23 @@ func indexNote(m *manifest.Manifest) string {
 	return "index " + m.IndexDigest
 }
 
+// cosignPublic reads a cosign public key file, or the public half of a
+// KMS key (awskms://).
+func cosignPublic(ctx context.Context, ref string) (*ecdsa.PublicKey, error) {
+	if !cosignkey.IsKMS(ref) {
+		return cosignkey.LoadPublic(ref)
+	}
+	k, err := cosignkey.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return k.Public().(*ecdsa.PublicKey), nil // Open takes ECDSA P-256 keys only
+}
+
 // verifyCosign checks the cosign signatures and attestations of the
 // release m verified at ref.
 func verifyCosign(cmd *cobra.Command, ref, pubPath string, m *manifest.Manifest, o registry.Options) error {
-	pub, err := cosignkey.LoadPublic(pubPath)
+	pub, err := cosignPublic(cmd.Context(), pubPath)
 	if err != nil {
 		return err
 	}
