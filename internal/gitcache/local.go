@@ -229,7 +229,8 @@ func writePack(s storer.EncodedObjectStorer, hashes []plumbing.Hash, packDir str
 	}
 	defer os.Remove(xf.Name())
 	xw := bufio.NewWriter(xf)
-	if _, err := idxfile.NewEncoder(xw).Encode(idx); err == nil {
+	_, err = idxfile.NewEncoder(xw).Encode(idx)
+	if err == nil {
 		err = xw.Flush()
 	}
 	if err != nil {
