@@ -6,10 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/internal/failure"
-	"github.com/imagebake/imagebake/internal/testutil"
-	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -17,22 +14,13 @@ import (
 // manifest names the control repo, and the rebuild is byte for byte the
 // published release.
 func TestBakeFromCatalogWithoutRepo(t *testing.T) {
-	signingEnv(t)
-	root := t.TempDir()
-	ctl := testutil.Example(t, root)
-	store := agentstest.Store(t, filepath.Join(root, "store"))
-	for _, a := range []string{"amd64", "arm64"} {
-		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
-	}
+	root := bakedExample(t)
 	run := func(args ...string) error {
 		c := newRootCommand()
 		c.SetArgs(append(args, "--quiet"))
 		var out strings.Builder
 		c.SetOut(&out)
 		return c.ExecuteContext(context.Background())
-	}
-	if err := run("bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", filepath.Join(root, "dist")); err != nil {
-		t.Fatal(err)
 	}
 	releases := filepath.Join(root, "releases")
 	if err := run("publish", filepath.Join(root, "dist", "example-1.0.0"), "--store", releases); err != nil {

@@ -24,16 +24,7 @@ import (
 // reached, a KMS this build does not speak) stops push before anything
 // reaches the registry, with an error naming the key.
 func TestPushRefusesAnUnusableCosignKeyFirst(t *testing.T) {
-	signingEnv(t)
-	root := t.TempDir()
-	ctl := testutil.Example(t, root)
-	store := agentstest.Store(t, filepath.Join(root, "store"))
-	for _, a := range []string{"amd64", "arm64"} {
-		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
-	}
-	if code := run(context.Background(), []string{"bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", filepath.Join(root, "dist"), "--quiet"}); code != 0 {
-		t.Fatalf("bake exit %d", code)
-	}
+	root := bakedExample(t)
 	_, keyFile, err := cosignkey.Generate(t.TempDir(), "cosign", []byte("right"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,16 +63,7 @@ func TestPushRefusesAnUnusableCosignKeyFirst(t *testing.T) {
 // read from the KMS) or with the public key file; another key's public
 // half is refused (exit 4).
 func TestPushAndVerifyWithAKMSKey(t *testing.T) {
-	signingEnv(t)
-	root := t.TempDir()
-	ctl := testutil.Example(t, root)
-	store := agentstest.Store(t, filepath.Join(root, "store"))
-	for _, a := range []string{"amd64", "arm64"} {
-		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
-	}
-	if code := run(context.Background(), []string{"bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", filepath.Join(root, "dist"), "--quiet"}); code != 0 {
-		t.Fatalf("bake exit %d", code)
-	}
+	root := bakedExample(t)
 	c := testutil.LocalKMS(t)
 	pubPEM := testutil.NewKMSKey(t, c, kmstypes.KeySpecEccNistP256, "alias/golden")
 	pub := filepath.Join(root, "kms.pub")
@@ -110,4 +92,22 @@ func TestPushAndVerifyWithAKMSKey(t *testing.T) {
 	if err := cli("verify", repo+":1.0.0", "--cosign-key", otherPub); failure.Code(err) != failure.ExitVerify {
 		t.Errorf("verify with another key's public half = %v, want exit 4", err)
 	}
+}
+
+// bakedExample bakes the embedded example's 1.0.0 into ROOT/dist (its
+// agent binaries in ROOT/store, signing keys in the environment) and
+// returns ROOT.
+func bakedExample(t *testing.T) string {
+	t.Helper()
+	signingEnv(t)
+	root := t.TempDir()
+	ctl := testutil.Example(t, root)
+	store := agentstest.Store(t, filepath.Join(root, "store"))
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
+	}
+	if code := run(context.Background(), []string{"bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", filepath.Join(root, "dist"), "--quiet"}); code != 0 {
+		t.Fatalf("bake exit %d", code)
+	}
+	return root
 }
