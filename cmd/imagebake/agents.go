@@ -185,11 +185,11 @@ func newAgentsPublishCommand(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), e)
 			}
-			state := "published"
 			if !added {
-				state = "already published, identical"
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is in %s already, the same bytes (sha256:%s): nothing to do\n", e.Path, store, e.SHA256)
+				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s sha256:%s\n", e.Path, state, e.SHA256)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s published into %s (sha256:%s)\n", e.Path, store, e.SHA256)
 			return nil
 		},
 	}

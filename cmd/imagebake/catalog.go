@@ -262,11 +262,11 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), rel)
 			}
-			verb := "published"
 			if !added {
-				verb = "already published, identical"
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s is in %s already, the same content (manifest %s): nothing to do\n", sec.Manifest.Family, rel.Version, store, rel.ManifestDigest)
+				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s into %s (manifest %s)\n", rel.Version, verb, st.Path(), rel.ManifestDigest)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s published into %s (manifest %s; catalog %s)\n", sec.Manifest.Family, rel.Version, store, rel.ManifestDigest, st.Path())
 			return nil
 		},
 	}
