@@ -54,14 +54,14 @@ type subjectRef struct {
 // Sigstore bundle attached as a referrer, as cosign v3 writes them. A
 // bundle of the same kind by the same key already attached is kept:
 // pushing again adds nothing.
+//
+// A per-arch (partial) release has no index yet: its images are signed and
+// attested alone, and the merged release's push signs its index (an image
+// already signed by the key keeps its bundles).
 func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key crypto.Signer, provenance []byte, opts []remote.Option) ([]Pushed, error) {
 	pub, ok := key.Public().(*ecdsa.PublicKey)
 	if !ok {
 		return nil, fmt.Errorf("%w: a %T key; cosign verifies offline with ECDSA P-256 keys", cosignkey.ErrKey, key.Public())
-	}
-	raw, err := r.index.RawManifest()
-	if err != nil {
-		return nil, err
 	}
 	var prov json.RawMessage
 	if provenance != nil {
@@ -75,7 +75,14 @@ func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key cryp
 	}
 	// the index and each image: signed, with the release's provenance
 	// and SBOM attested about that digest (a policy may name either)
-	subjects := []subjectRef{{v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(r.m.IndexDigest), Size: int64(len(raw))}, r.m.Family + "-" + r.m.Release}}
+	var subjects []subjectRef
+	if len(r.m.PartialOf) == 0 {
+		raw, err := r.index.RawManifest()
+		if err != nil {
+			return nil, err
+		}
+		subjects = append(subjects, subjectRef{v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(r.m.IndexDigest), Size: int64(len(raw))}, r.m.Family + "-" + r.m.Release})
+	}
 	for _, im := range r.m.Images {
 		b, err := r.images[im.Arch].RawManifest()
 		if err != nil {

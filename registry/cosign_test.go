@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/internal/cosignkey"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
@@ -131,5 +132,87 @@ func TestCosignSignaturesAndAttestations(t *testing.T) {
 	}
 	if out, err := run("verify-attestation", "--type", "slsaprovenance1", "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", bare+"@"+b.m.IndexDigest); err == nil {
 		t.Errorf("cosign accepted an attestation about another digest:\n%s", out)
+	}
+}
+
+// CI runners push their arch's image signed: each per-arch push signs and
+// attests its image at once (cosign accepts it before any merge), and the
+// merged release's push signs the index and keeps the images' bundles.
+func TestCosignPerArchPushes(t *testing.T) {
+	cosign := cosignBin(t)
+	b := bakeExample(t)
+	repo := testutil.Registry(t) + "/golden/parts"
+	dir := t.TempDir()
+	pub, keyPath, err := cosignkey.Generate(dir, "cosign", []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cosignkey.Load(keyPath, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosignOK := func(ref string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(cosign, append(args, "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", ref)...)
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("cosign %s %s: %v\n%s", strings.Join(args, " "), ref, err, out)
+		}
+	}
+	var refs, dirs []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		part := b.bakePart(t, arch)
+		pushed, err := Push(ctx, part, repo, nil, Options{Cosign: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed := 0
+		for _, p := range pushed {
+			if strings.Contains(p.Name, "sigstore") || strings.Contains(p.Name, "slsa") || strings.Contains(p.Name, "spdx") {
+				signed++
+			}
+		}
+		if signed != 3 {
+			t.Errorf("the %s push attached %d cosign bundles, want its image's signature and 2 attestations: %+v", arch, signed, pushed)
+		}
+		var d string
+		for _, im := range b.m.Images {
+			if im.Arch == arch {
+				d = im.Digest
+			}
+		}
+		cosignOK(repo+"@"+d, "verify")
+		cosignOK(repo+"@"+d, "verify-attestation", "--type", "slsaprovenance1")
+		cosignOK(repo+"@"+d, "verify-attestation", "--type", "spdxjson")
+		refs = append(refs, repo+":1.0.0-"+arch)
+		pd := t.TempDir()
+		if _, err := PullPartial(ctx, repo+":1.0.0-"+arch, pd, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, pd)
+	}
+	out := filepath.Join(b.root, "merged-signed")
+	m, err := bake.MergeNamed(ctx, bake.Options{Out: out}, dirs, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := Push(ctx, filepath.Join(out, "example-1.0.0"), repo, b.sig(t), Options{Cosign: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pushed {
+		if p.New && strings.Contains(p.Name, "example-1.0.0-") {
+			t.Errorf("the merged push signed an image again: %s", p.Name)
+		}
+	}
+	cosignOK(repo+"@"+m.IndexDigest, "verify")
+	images := map[string]string{}
+	for _, im := range m.Images {
+		images[im.Arch] = im.Digest
+	}
+	rp, _ := name.NewRepository(repo)
+	pk, _ := cosignkey.LoadPublic(pub)
+	if err := VerifyCosign(ctx, rp, m.IndexDigest, images, pk, Options{}); err != nil {
+		t.Errorf("VerifyCosign of the merged release: %v", err)
 	}
 }

@@ -216,6 +216,10 @@ func Push(ctx context.Context, dir, repo string, sig []byte, o Options) ([]Pushe
 		}
 		out = append(out, refs...)
 	}
+	if o.Cosign != nil { // after the images landed
+		signed, err := r.cosignAttach(ctx, rp, o.Cosign, r.provenance, opts)
+		return append(out, signed...), err
+	}
 	return out, nil
 }
 
