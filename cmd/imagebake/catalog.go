@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,14 +11,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
-	"github.com/imagebake/imagebake/internal/cosignkey"
-	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
-	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
-	"github.com/imagebake/imagebake/release"
 )
 
 // keyFlags name the signing key and the trusted public keys:
@@ -123,178 +117,6 @@ func warnExpiry(w io.Writer, where string, c *catalog.Catalog) {
 	case notice != "":
 		fmt.Fprintln(w, notice)
 	}
-}
-
-func newKeyCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys (minisign format; cosign with --cosign)"}
-	var dir, name string
-	var cosign, unencrypted bool
-	gen := &cobra.Command{
-		Use:   "generate [--dir D] [--name N] [--cosign] [--unencrypted]",
-		Short: "Make a key pair: N.key (private, password-protected) and N.pub",
-		Long: `Make an ed25519 key pair in minisign's format (N.key, N.pub) for the
-catalog and manifests, or with --cosign an ECDSA P-256 pair in cosign's
-format (cosign.key, cosign.pub) for push --cosign-key.
-
-The secret key is encrypted with a password: $IMAGEBAKE_KEY_PASSWORD
-($COSIGN_PASSWORD with --cosign) when set, as in CI; else it is asked for
-twice on the terminal. --unencrypted writes it in the clear (anyone who
-reads the file can sign releases).`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			env := envKeyPass
-			if cosign {
-				env = "COSIGN_PASSWORD"
-				if !cmd.Flags().Changed("name") {
-					name = "cosign"
-				}
-			}
-			pass, err := newKeyPassword(cmd, env, unencrypted)
-			if err != nil {
-				return err
-			}
-			var pub, key string
-			if cosign { // as cosign generate-key-pair writes it
-				pub, key, err = cosignkey.Generate(dir, name, []byte(pass))
-			} else {
-				pub, key, err = signing.Generate(dir, name, pass)
-			}
-			if err != nil {
-				return err
-			}
-			if pass == "" {
-				fmt.Fprintf(progressOf(cmd, g), "warning: %s is not encrypted (--unencrypted): anyone who can read it can sign releases\n", key)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s\n%s\n", pub, key)
-			return nil
-		},
-	}
-	gen.Flags().StringVar(&dir, "dir", ".", "where to write the keys")
-	gen.Flags().StringVar(&name, "name", "imagebake", "file name of the keys, without extension (cosign with --cosign)")
-	gen.Flags().BoolVar(&cosign, "cosign", false, "a cosign key pair (ECDSA P-256) for push --cosign-key, readable by cosign")
-	gen.Flags().BoolVar(&unencrypted, "unencrypted", false, "write the secret key unencrypted (no password)")
-	cmd.AddCommand(gen)
-	return cmd
-}
-
-// newKeyPassword is the password a new secret key is encrypted with: the
-// variable env when set (CI), "" with --unencrypted, else asked twice on
-// the terminal. Without any of them the key is not written.
-func newKeyPassword(cmd *cobra.Command, env string, unencrypted bool) (string, error) {
-	if p := os.Getenv(env); p != "" {
-		return p, nil
-	}
-	if unencrypted {
-		return "", nil
-	}
-	fd := int(os.Stdin.Fd())
-	if !term.IsTerminal(fd) {
-		return "", usageErr("the secret key would be written in the clear: set %s to its password (CI), run on a terminal to be asked, or pass --unencrypted", env)
-	}
-	ask := func(prompt string) (string, error) {
-		fmt.Fprint(cmd.ErrOrStderr(), prompt)
-		b, err := term.ReadPassword(fd)
-		fmt.Fprintln(cmd.ErrOrStderr())
-		return string(b), err
-	}
-	p, err := ask("password for the new secret key: ")
-	if err != nil {
-		return "", err
-	}
-	again, err := ask("the same again: ")
-	if err != nil {
-		return "", err
-	}
-	if p != again || p == "" {
-		return "", usageErr("the passwords differ or are empty; nothing written")
-	}
-	return p, nil
-}
-
-func newPublishCommand(g *globals) *cobra.Command {
-	kf := &keyFlags{}
-	var store string
-	var noCheck bool
-	cmd := &cobra.Command{
-		Use:   "publish dist/NAME-X.Y.Z --store DIR|s3://B/P",
-		Short: "Add a baked release to a store's signed catalog (immutable; identical re-publish is a no-op)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if store == "" {
-				return usageErr("--store is required")
-			}
-			kr, err := kf.keyring()
-			if err != nil {
-				return err
-			}
-			signer, err := kf.signer(kr)
-			if err != nil {
-				return err
-			}
-			st, err := openWriter(cmd.Context(), store, kr, false)
-			if err != nil {
-				return err
-			}
-			sec, err := checkRelease(cmd.Context(), g, store, kr, args[0], !noCheck)
-			if err != nil {
-				return err
-			}
-			rel, added, err := st.Publish(cmd.Context(), args[0], signer, catalog.WithFixes(sec.Fixes))
-			if err != nil {
-				return err
-			}
-			// the supported releases of higher lines that lack what this
-			// one fixed: each needs a security release of its own
-			found, err := sec.ForwardPorts(cmd.Context(), rel)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if g.json {
-				w = g.progress()
-			}
-			for _, f := range found {
-				fmt.Fprintln(w, f)
-			}
-			if s3, ok := st.(*catalog.S3Store); ok {
-				reportRetries(cmd, "catalog", s3.Retries.Load())
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), rel)
-			}
-			if !added {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s is in %s already, the same content (manifest %s): nothing to do\n", sec.Manifest.Family, rel.Version, store, rel.ManifestDigest)
-				return nil
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s published into %s (manifest %s; catalog %s)\n", sec.Manifest.Family, rel.Version, store, rel.ManifestDigest, st.Path())
-			return nil
-		},
-	}
-	kf.register(cmd, true)
-	cmd.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
-	cmd.Flags().BoolVar(&noCheck, "no-release-check", false, "skip the check of the release number against the release before it in the store")
-	return cmd
-}
-
-// checkRelease reads the release in dir and the catalog of store, and
-// checks the one against the other when check is set (release.CheckCandidate).
-func checkRelease(ctx context.Context, g *globals, store string, kr *signing.Keyring, dir string, check bool) (*release.Candidate, error) {
-	cand, err := manifest.Read(filepath.Join(dir, manifest.FileName))
-	if err != nil {
-		return nil, err
-	}
-	o, err := openCatalog(ctx, store, kr)
-	if errors.Is(err, failure.ErrNotFound) {
-		o, err = nil, nil // the store's first release
-	}
-	if err != nil {
-		return nil, err
-	}
-	c, err := release.CheckCandidate(ctx, o, cand, check)
-	if err == nil && c.Follows != "" {
-		fmt.Fprintf(g.progress(), "%s follows %s in %s\n", cand.Release, c.Follows, store)
-	}
-	return c, err
 }
 
 func newCatalogCommand(g *globals) *cobra.Command {
