@@ -102,6 +102,7 @@ fuzz:
 	$(FUZZ) ./builders -fuzz FuzzScanTar
 	$(FUZZ) ./internal/pkgversion -fuzz FuzzCompare
 	$(FUZZ) ./internal/osv -fuzz FuzzRecord
+	$(FUZZ) ./internal/osv -fuzz FuzzMayConcern
 	$(FUZZ) ./internal/gitcache -fuzz FuzzRedact
 	$(FUZZ) ./internal/gitarg -fuzz FuzzRef
 	$(FUZZ) ./deploy -fuzz FuzzParse

@@ -224,3 +224,24 @@ func ManifestEcosystems(ms ...*manifest.Manifest) []string {
 	sort.Strings(out)
 	return out
 }
+
+// ManifestScope is what OSV records must bear on to matter for the
+// releases ms: their bases' ecosystems and packages (binary and source
+// names).
+func ManifestScope(ms ...*manifest.Manifest) osv.Scope {
+	names := map[string]bool{}
+	for _, m := range ms {
+		for _, im := range m.Images {
+			if im.Base.Packages == nil {
+				continue
+			}
+			for _, p := range im.Base.Packages.List {
+				names[p.Name] = true
+				if p.Source != "" {
+					names[p.Source] = true
+				}
+			}
+		}
+	}
+	return osv.Scope{Ecosystems: ManifestEcosystems(ms...), Packages: names}
+}

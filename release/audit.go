@@ -391,9 +391,8 @@ func AuditOSV(ctx context.Context, c *catalog.Catalog, read ManifestFunc, now ti
 	return out, unknownOS, nil
 }
 
-// Ecosystems lists the OSV ecosystems of the bases of every release of c
-// that is not revoked (what AuditOSV will look up), sorted.
-func Ecosystems(ctx context.Context, c *catalog.Catalog, read ManifestFunc) ([]string, error) {
+// ScopeOf is ManifestScope of the releases of c that are not revoked.
+func ScopeOf(ctx context.Context, c *catalog.Catalog, read ManifestFunc) (osv.Scope, error) {
 	var ms []*manifest.Manifest
 	for fi := range c.Families {
 		f := &c.Families[fi]
@@ -404,12 +403,12 @@ func Ecosystems(ctx context.Context, c *catalog.Catalog, read ManifestFunc) ([]s
 			}
 			m, err := read(ctx, f.Name, r.Version)
 			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", f.Name, r.Version, err)
+				return osv.Scope{}, fmt.Errorf("%s %s: %w", f.Name, r.Version, err)
 			}
 			ms = append(ms, m)
 		}
 	}
-	return ManifestEcosystems(ms...), nil
+	return ManifestScope(ms...), nil
 }
 
 // osvMatch is what OSV says of one release's bases.

@@ -150,11 +150,12 @@ func loadOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string) 
 }
 
 func loadOSVWith(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, read release.ManifestFunc) (*osv.DB, error) {
-	ecos, err := release.Ecosystems(cmd.Context(), o.Catalog, read)
+	scope, err := release.ScopeOf(cmd.Context(), o.Catalog, read)
 	if err != nil {
 		return nil, err
 	}
-	db, err := osv.LoadFor(paths, ecos)
+	ecos := scope.Ecosystems
+	db, err := osv.LoadScoped(paths, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +163,7 @@ func loadOSVWith(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []stri
 	for _, n := range db.Notes {
 		fmt.Fprintf(w, "note: %s (left out)\n", n)
 	}
-	fmt.Fprintf(w, "read %d OSV records of %s from %d files; %d records of other ecosystems passed over; %d affected entries of other ecosystems or GIT/SEMVER ranges skipped; %d left out (notes above)\n",
+	fmt.Fprintf(w, "read %d OSV records of %s from %d files; %d records of other ecosystems or of packages no base has passed over; %d affected entries of other ecosystems or GIT/SEMVER ranges skipped; %d left out (notes above)\n",
 		db.Records, strings.Join(ecos, ", "), db.Files, db.Unconcerned, db.Skipped, len(db.Notes))
 	return db, nil
 }

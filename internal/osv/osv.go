@@ -128,6 +128,23 @@ func Load(paths []string) (*DB, error) { return LoadFor(paths, nil) }
 // distribution; a base is one). A record with \u escapes is always read:
 // an ecosystem could hide in one.
 func LoadFor(paths []string, ecosystems []string) (*DB, error) {
+	return LoadScoped(paths, Scope{Ecosystems: ecosystems})
+}
+
+// Scope is what the records read may bear on: ecosystems (nil: all) and
+// package names, binary or source (nil: all).
+type Scope struct {
+	Ecosystems []string
+	Packages   map[string]bool
+}
+
+// LoadScoped is Load of the records that can bear on s: a record whose
+// text names none of its ecosystems, or whose "name" fields name none of
+// its packages, is counted in Unconcerned and not checked further. A base
+// holds a few hundred of the tens of thousands of packages a
+// distribution's archive has advisories for. A record with \u escapes is
+// always read: a name could hide in one.
+func LoadScoped(paths []string, s Scope) (*DB, error) {
 	sch, err := schema()
 	if err != nil {
 		return nil, err
@@ -165,7 +182,7 @@ func LoadFor(paths []string, ecosystems []string) (*DB, error) {
 				switch {
 				case j.note != "":
 					results <- parsed{where: j.where, notes: []string{j.where + ": " + j.note}}
-				case !mayConcern(b, ecosystems):
+				case !mayConcern(b, s):
 					results <- parsed{where: j.where, unconcerned: true}
 				default:
 					results <- parse(sch, j.where, b)
@@ -276,18 +293,57 @@ func readZip(path string, jobs chan<- job, open *[]io.Closer) error {
 	return nil
 }
 
-// mayConcern says whether record b may name one of ecosystems (as
-// "Debian:12" or a suffixed "Debian:12:...").
-func mayConcern(b []byte, ecosystems []string) bool {
-	if ecosystems == nil || bytes.Contains(b, []byte(`\u`)) {
+// mayConcern says whether record b may name one of the ecosystems of s
+// (as "Debian:12" or a suffixed "Debian:12:...") and one of its packages
+// (the value of a "name" field). It errs towards yes.
+func mayConcern(b []byte, s Scope) bool {
+	if bytes.Contains(b, []byte(`\u`)) {
 		return true
 	}
-	for _, e := range ecosystems {
-		if bytes.Contains(b, []byte(`"`+e+`"`)) || bytes.Contains(b, []byte(`"`+e+`:`)) {
-			return true
+	if s.Ecosystems != nil {
+		found := false
+		for _, e := range s.Ecosystems {
+			if bytes.Contains(b, []byte(`"`+e+`"`)) || bytes.Contains(b, []byte(`"`+e+`:`)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
 		}
 	}
-	return false
+	return s.Packages == nil || namesOne(b, s.Packages)
+}
+
+// namesOne says whether a "name" field of the JSON text b has a value in
+// names, or one it cannot read simply (an escape): yes then.
+func namesOne(b []byte, names map[string]bool) bool {
+	key := []byte(`"name"`)
+	for {
+		i := bytes.Index(b, key)
+		if i < 0 {
+			return false
+		}
+		rest := bytes.TrimLeft(b[i+len(key):], " \t\r\n")
+		if len(rest) == 0 || rest[0] != ':' {
+			b = b[i+len(key)-1:] // "name" as a value, not a key; its closing quote may open one
+			continue
+		}
+		b = rest
+		b = bytes.TrimLeft(b[1:], " \t\r\n")
+		if len(b) == 0 || b[0] != '"' {
+			continue
+		}
+		end := bytes.IndexByte(b[1:], '"')
+		if end < 0 {
+			return true
+		}
+		v := b[1 : 1+end]
+		if bytes.IndexByte(v, '\\') >= 0 || names[string(v)] {
+			return true
+		}
+		// on from the value's opening quote: each turn passes one key
+	}
 }
 
 // parsed is one record checked: its affected packages to index, or

@@ -2,6 +2,7 @@ package osv
 
 import (
 	"archive/zip"
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -184,6 +185,47 @@ func FuzzRecord(f *testing.F) {
 					e.affects(v)
 				}
 			}
+		}
+	})
+}
+
+// A record is read only when it may bear on the scope: one of its
+// ecosystems and one of its package names; where it cannot tell (an
+// escape), it reads the record.
+func TestMayConcern(t *testing.T) {
+	scope := Scope{Ecosystems: []string{"Debian:12"}, Packages: map[string]bool{"openssl": true, "libssl3": true}}
+	for _, c := range []struct {
+		rec  string
+		want bool
+	}{
+		{`{"affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"}}]}`, true},
+		{`{"affected":[{"package":{"name" :  "libssl3", "ecosystem":"Debian:12:LTS"}}]}`, true},
+		{`{"affected":[{"package":{"ecosystem":"Debian:12","name":"curl"}}]}`, false},
+		{`{"affected":[{"package":{"ecosystem":"Alpine:v3.19","name":"openssl"}}]}`, false},
+		{`{"summary":"name","affected":[{"package":{"ecosystem":"Debian:12","name":"curl"},"x":"name"}]}`, false},
+		{`{"affected":[{"package":{"ecosystem":"Debian:12","name":"open\"ssl"}}]}`, true},
+		{`{"affected":[{"package":{"ecosystem":"Debian:12","name":"open\u0073sl"}}]}`, true},
+		{`{"affected":[{"package":{"ecosystem":"Debian:12","name":"curl"}},{"package":{"ecosystem":"Debian:12","name":"openssl"}}]}`, true},
+		{`{"affected":[{"package":{"ecosystem":"Debian:12","name":"openssl`, true},
+	} {
+		if got := mayConcern([]byte(c.rec), scope); got != c.want {
+			t.Errorf("mayConcern(%s) = %v, want %v", c.rec, got, c.want)
+		}
+	}
+	if !mayConcern([]byte(`{"affected":[{"package":{"ecosystem":"Debian:12","name":"curl"}}]}`), Scope{Ecosystems: []string{"Debian:12"}}) {
+		t.Error("with no package names in the scope, a record of its ecosystem is not read")
+	}
+}
+
+func FuzzMayConcern(f *testing.F) {
+	f.Add([]byte(`{"affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"}}]}`))
+	f.Add([]byte(`"name":"name": "openssl"`))
+	f.Add([]byte(`"name":"name":"openssl"`))
+	scope := Scope{Packages: map[string]bool{"openssl": true}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := mayConcern(b, scope)
+		if bytes.Contains(b, []byte(`"name":"openssl"`)) && !got {
+			t.Errorf("a record naming openssl is passed over: %q", b)
 		}
 	})
 }
