@@ -3,12 +3,15 @@ package release
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/osv"
@@ -203,18 +206,25 @@ func lineLacks(ctx context.Context, f *catalog.Family, rs []*catalog.Release, fi
 
 // Memo reads each published manifest once (its signature checked once),
 // however many audits, families and lines ask for it.
+// It may be called from several goroutines.
 func Memo(read ManifestFunc) ManifestFunc {
+	var mu sync.Mutex
 	seen := map[string]*manifest.Manifest{}
 	return func(ctx context.Context, family, version string) (*manifest.Manifest, error) {
 		k := family + "\x00" + version
-		if m, ok := seen[k]; ok {
+		mu.Lock()
+		m, ok := seen[k]
+		mu.Unlock()
+		if ok {
 			return m, nil
 		}
 		m, err := read(ctx, family, version)
 		if err != nil {
 			return nil, err
 		}
+		mu.Lock()
 		seen[k] = m
+		mu.Unlock()
 		return m, nil
 	}
 }
@@ -391,22 +401,34 @@ func AuditOSV(ctx context.Context, c *catalog.Catalog, read ManifestFunc, now ti
 	return out, unknownOS, nil
 }
 
-// ScopeOf is ManifestScope of the releases of c that are not revoked.
+// ScopeOf is ManifestScope of the releases of c that are not revoked,
+// their manifests read on every CPU (read must allow it: Memo does).
 func ScopeOf(ctx context.Context, c *catalog.Catalog, read ManifestFunc) (osv.Scope, error) {
-	var ms []*manifest.Manifest
+	type want struct{ family, version string }
+	var wants []want
 	for fi := range c.Families {
 		f := &c.Families[fi]
 		for ri := range f.Releases {
-			r := &f.Releases[ri]
-			if r.State == catalog.Revoked {
-				continue
+			if r := &f.Releases[ri]; r.State != catalog.Revoked {
+				wants = append(wants, want{f.Name, r.Version})
 			}
-			m, err := read(ctx, f.Name, r.Version)
-			if err != nil {
-				return osv.Scope{}, fmt.Errorf("%s %s: %w", f.Name, r.Version, err)
-			}
-			ms = append(ms, m)
 		}
+	}
+	ms := make([]*manifest.Manifest, len(wants))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, w := range wants {
+		g.Go(func() error {
+			m, err := read(gctx, w.family, w.version)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", w.family, w.version, err)
+			}
+			ms[i] = m
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return osv.Scope{}, err
 	}
 	return ManifestScope(ms...), nil
 }
