@@ -285,7 +285,14 @@ func counted(bar *progress.Bar, write func(...remote.Option) error, opts []remot
 		}
 	}()
 	err := write(append(opts[:len(opts):len(opts)], remote.WithProgress(ch))...)
-	<-done
+	if err == nil {
+		<-done // the client closed ch when the write ended
+		return nil
+	}
+	select { // a write refused before it began leaves ch open
+	case <-done:
+	case <-time.After(time.Second):
+	}
 	return err
 }
 
