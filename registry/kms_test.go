@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -32,7 +34,7 @@ func TestCosignKMSKey(t *testing.T) {
 	if err := os.WriteFile(pub, pubPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := cosignkey.Open(context.Background(), "awskms:///alias/imagebake-release")
+	signer, err := cosignkey.Open(context.Background(), "awskms:///alias/imagebake-release", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,20 +71,46 @@ func TestCosignKMSKey(t *testing.T) {
 
 	// a key cosign cannot verify offline: refused, named
 	testutil.NewKMSKey(t, c, kmstypes.KeySpecEccNistP384, "alias/imagebake-p384")
-	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/imagebake-p384"); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "awskms:///alias/imagebake-p384") || !strings.Contains(err.Error(), "P-256") {
+	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/imagebake-p384", 0); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "awskms:///alias/imagebake-p384") || !strings.Contains(err.Error(), "P-256") {
 		t.Errorf("a P-384 KMS key = %v, want exit 2 naming the key and P-256", err)
 	}
 	// no such alias, and no KMS at all: errors naming the key
-	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/nothing-here"); err == nil || !strings.Contains(err.Error(), "alias/nothing-here") {
+	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/nothing-here", 0); err == nil || !strings.Contains(err.Error(), "alias/nothing-here") {
 		t.Errorf("a missing KMS key = %v, want an error naming it", err)
 	}
 	t.Setenv("AWS_ENDPOINT_URL_KMS", fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t)))
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/imagebake-release"); !errors.Is(err, cosignkey.ErrKMS) || !strings.Contains(err.Error(), "reachable") {
+	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/imagebake-release", 0); !errors.Is(err, cosignkey.ErrKMS) || !strings.Contains(err.Error(), "reachable") {
 		t.Errorf("an unreachable KMS = %v, want ErrKMS naming the key and what to check", err)
 	}
+	// a KMS that accepts and never answers: given up after the stall
+	// timeout, naming the key
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	t.Setenv("AWS_ENDPOINT_URL_KMS", "http://"+ln.Addr().String())
+	start := time.Now()
+	_, err = cosignkey.Open(context.Background(), "awskms:///alias/imagebake-release", 300*time.Millisecond)
+	if !errors.Is(err, cosignkey.ErrKMS) || !strings.Contains(err.Error(), "alias/imagebake-release") || !strings.Contains(err.Error(), "no answer within 300ms") {
+		t.Errorf("a stalled KMS = %v, want ErrKMS naming the key and the stall", err)
+	}
+	t.Logf("a stalled KMS, after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("a stalled KMS was given up after %v", d)
+	}
 	// the schemes this build does not sign with: refused, saying which does
-	if _, err := cosignkey.Open(context.Background(), "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k"); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "awskms://") {
+	if _, err := cosignkey.Open(context.Background(), "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k", 0); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "awskms://") {
 		t.Errorf("a gcpkms:// key = %v, want exit 2 saying awskms:// is supported", err)
 	}
 }

@@ -390,11 +390,11 @@ func indexNote(m *manifest.Manifest) string {
 
 // cosignPublic reads a cosign public key file, or the public half of a
 // KMS key (awskms://).
-func cosignPublic(ctx context.Context, ref string) (*ecdsa.PublicKey, error) {
+func cosignPublic(ctx context.Context, ref string, stallAfter time.Duration) (*ecdsa.PublicKey, error) {
 	if !cosignkey.IsKMS(ref) {
 		return cosignkey.LoadPublic(ref)
 	}
-	k, err := cosignkey.Open(ctx, ref)
+	k, err := cosignkey.Open(ctx, ref, stallOr(stallAfter))
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +404,7 @@ func cosignPublic(ctx context.Context, ref string) (*ecdsa.PublicKey, error) {
 // verifyCosign checks the cosign signatures and attestations of the
 // release m verified at ref.
 func verifyCosign(cmd *cobra.Command, ref, pubPath string, m *manifest.Manifest, o registry.Options) error {
-	pub, err := cosignPublic(cmd.Context(), pubPath)
+	pub, err := cosignPublic(cmd.Context(), pubPath, o.Stall)
 	if err != nil {
 		return err
 	}

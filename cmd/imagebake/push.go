@@ -43,6 +43,14 @@ func remoteOptions(o ociremote.Options) ociremote.Options {
 	return o
 }
 
+// stallOr is d, or the default stall timeout when d is 0.
+func stallOr(d time.Duration) time.Duration {
+	if d <= 0 {
+		return stall.Default
+	}
+	return d
+}
+
 // stallFromEnv is IMAGEBAKE_STALL_TIMEOUT (0 when unset or not a
 // duration: the default applies, and a bad value is said once).
 func stallFromEnv() time.Duration {
@@ -128,7 +136,7 @@ func newPushCommand(g *globals) *cobra.Command {
 			if k := stringSetting(cosignKey, envCosignKey); k != "" {
 				// before anything is pushed: a key that does not open (or a
 				// KMS that cannot be reached) stops it
-				if o.Cosign, err = openCosignKey(cmd.Context(), k); err != nil {
+				if o.Cosign, err = openCosignKey(cmd.Context(), k, o.Stall); err != nil {
 					return err
 				}
 			}
@@ -197,10 +205,10 @@ func (kf *keyFlags) recordPush(cmd *cobra.Command, store, dir, ref string, ro oc
 }
 
 // openCosignKey opens a cosign key file (password in COSIGN_PASSWORD) or
-// a KMS key URI.
-func openCosignKey(ctx context.Context, ref string) (crypto.Signer, error) {
+// a KMS key URI (a KMS that sends nothing for stallAfter is given up).
+func openCosignKey(ctx context.Context, ref string, stallAfter time.Duration) (crypto.Signer, error) {
 	if cosignkey.IsKMS(ref) {
-		return cosignkey.Open(ctx, ref)
+		return cosignkey.Open(ctx, ref, stallOr(stallAfter))
 	}
 	k, err := cosignkey.Load(ref, []byte(os.Getenv("COSIGN_PASSWORD")))
 	if err != nil {

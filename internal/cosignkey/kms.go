@@ -7,10 +7,12 @@ import (
 	"crypto/elliptic"
 	"errors"
 	"fmt"
+	"time"
 	"strings"
 
-	"github.com/sigstore/sigstore/pkg/signature/kms"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws" // awskms://
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awskms "github.com/sigstore/sigstore/pkg/signature/kms/aws"
 )
 
 // ErrKMS marks a KMS key that cannot be reached or used.
@@ -18,6 +20,16 @@ var ErrKMS = errors.New("cosign KMS key")
 
 // checkKMS says what to check when a KMS key cannot be used.
 const checkKMS = " (check the key's URI, AWS_REGION and the credentials, and that the KMS is reachable: AWS_ENDPOINT_URL_KMS or the URI's HOST:PORT)"
+
+// why says what to check about a KMS error: the stall timeout when the
+// KMS did not answer in time, else checkKMS.
+func why(err error, requestTimeout time.Duration) string {
+	var ne interface{ Timeout() bool }
+	if requestTimeout > 0 && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Sprintf(" (the KMS gave no answer within %s, the stall timeout: --stall-timeout or IMAGEBAKE_STALL_TIMEOUT)", requestTimeout)
+	}
+	return checkKMS
+}
 
 // kmsSchemes are the KMS URI schemes cosign knows, and whether this build
 // signs with them.
@@ -37,23 +49,32 @@ func IsKMS(ref string) bool {
 // keys take the usual AWS settings (AWS_REGION, credentials,
 // AWS_ENDPOINT_URL_KMS or an endpoint in the URI:
 // awskms://HOST:PORT/KEY).
-func Open(ctx context.Context, ref string) (crypto.Signer, error) {
+//
+// Each request to the KMS (a few hundred bytes each way) is given up after
+// requestTimeout (0: the SDK's own rules), so that a KMS that stops
+// answering stops the push. The SDK's own client is kept, with its
+// AWS_CA_BUNDLE.
+func Open(ctx context.Context, ref string, requestTimeout time.Duration) (crypto.Signer, error) {
 	scheme, _, _ := strings.Cut(ref, "://")
 	if supported, known := kmsSchemes[scheme]; !known || !supported {
 		return nil, fmt.Errorf("%w: %s: %s:// keys are not supported by this build (awskms:// is); sign with awskms:// or a cosign key file", ErrKey, ref, scheme)
 	}
-	sv, err := kms.Get(ctx, ref, crypto.SHA256)
+	var opts []func(*config.LoadOptions) error
+	if requestTimeout > 0 {
+		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(requestTimeout)))
+	}
+	sv, err := awskms.LoadSignerVerifier(ctx, ref, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v%s", ErrKMS, ref, err, checkKMS)
+		return nil, fmt.Errorf("%w %s: %v%s", ErrKMS, ref, err, why(err, requestTimeout))
 	}
 	var pubErr error
 	signer, _, err := sv.CryptoSigner(ctx, func(err error) { pubErr = err })
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v%s", ErrKMS, ref, err, checkKMS)
+		return nil, fmt.Errorf("%w %s: %v%s", ErrKMS, ref, err, why(err, requestTimeout))
 	}
 	pub, ok := signer.Public().(*ecdsa.PublicKey)
 	if pubErr != nil || pub == nil && ok {
-		return nil, fmt.Errorf("%w %s: reading its public key: %v%s", ErrKMS, ref, pubErr, checkKMS)
+		return nil, fmt.Errorf("%w %s: reading its public key: %v%s", ErrKMS, ref, pubErr, why(pubErr, requestTimeout))
 	}
 	if !ok || pub.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("%w: %s is a %T key; cosign verifies offline with ECDSA P-256 keys (an ECC_NIST_P256 SIGN_VERIFY key in AWS KMS)", ErrKey, ref, signer.Public())
