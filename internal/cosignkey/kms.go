@@ -7,8 +7,8 @@ import (
 	"crypto/elliptic"
 	"errors"
 	"fmt"
-	"time"
 	"strings"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
