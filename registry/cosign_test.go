@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"crypto/ecdsa"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,14 +42,7 @@ func TestCosignSignaturesAndAttestations(t *testing.T) {
 	host := testutil.Registry(t)
 	repo := host + "/golden/example"
 	dir := t.TempDir()
-	pub, keyPath, err := cosignkey.Generate(dir, "cosign", []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := cosignkey.Load(keyPath, []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, keyPath, key := cosignTestKey(t, dir)
 	if _, err := cosignkey.Load(keyPath, []byte("wrong")); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), keyPath) {
 		t.Errorf("a wrong password = %v, want exit 2 naming the key", err)
 	}
@@ -143,14 +137,7 @@ func TestCosignPerArchPushes(t *testing.T) {
 	b := bakeExample(t)
 	repo := testutil.Registry(t) + "/golden/parts"
 	dir := t.TempDir()
-	pub, keyPath, err := cosignkey.Generate(dir, "cosign", []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := cosignkey.Load(keyPath, []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, _, key := cosignTestKey(t, dir)
 	cosignOK := func(ref string, args ...string) {
 		t.Helper()
 		cmd := exec.Command(cosign, append(args, "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", ref)...)
@@ -215,4 +202,19 @@ func TestCosignPerArchPushes(t *testing.T) {
 	if err := VerifyCosign(ctx, rp, m.IndexDigest, images, pk, Options{}); err != nil {
 		t.Errorf("VerifyCosign of the merged release: %v", err)
 	}
+}
+
+// cosignTestKey writes a cosign key pair (password "pw") into dir and
+// returns the public key's path, the private key's path and the key.
+func cosignTestKey(t *testing.T, dir string) (string, string, *ecdsa.PrivateKey) {
+	t.Helper()
+	pub, keyPath, err := cosignkey.Generate(dir, "cosign", []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cosignkey.Load(keyPath, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, keyPath, key
 }
