@@ -37,15 +37,7 @@ func TestPlainTarBaseCompressedOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := layout.FromPath(filepath.Join(o.Out, "example-1.1.0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, _ := v1.NewHash(m.Images[0].Digest)
-		img, err := p.Image(h)
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := layoutImage(t, filepath.Join(o.Out, "example-1.1.0"), m.Images[0].Digest)
 		mf, _ := img.Manifest()
 		if mt := mf.Layers[0].MediaType; mt != types.OCILayer {
 			t.Errorf("the plain tar base is a %s layer, want %s", mt, types.OCILayer)
@@ -83,15 +75,7 @@ func TestImageConfigHasPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := layout.FromPath(filepath.Join(o.Out, "example-1.0.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, _ := v1.NewHash(m.Images[0].Digest)
-	img, err := p.Image(h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := layoutImage(t, filepath.Join(o.Out, "example-1.0.0"), m.Images[0].Digest)
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -99,4 +83,22 @@ func TestImageConfigHasPath(t *testing.T) {
 	if len(cf.Config.Env) != 1 || cf.Config.Env[0] != "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" {
 		t.Errorf("image config Env = %v, want the default PATH", cf.Config.Env)
 	}
+}
+
+// layoutImage is the image of digest in the OCI layout at dir.
+func layoutImage(t *testing.T, dir, digest string) v1.Image {
+	t.Helper()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := p.Image(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
@@ -100,15 +98,7 @@ func TestBuildersGiveTheSameTree(t *testing.T) {
 			trees[builder] = treeOf(t, mustGunzip(t, raw))
 			continue
 		}
-		p, err := layout.FromPath(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, _ := v1.NewHash(m.Images[0].Digest)
-		img, err := p.Image(h)
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := layoutImage(t, dir, m.Images[0].Digest)
 		rc := mutate.Extract(img)
 		trees[builder] = treeOf(t, rc)
 		rc.Close()

@@ -409,16 +409,7 @@ func compressedBase(ctx context.Context, plain, sum, cache, blobDir string) (Lay
 	if err == nil {
 		err = zw.Close()
 	}
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(out.Name(), 0o644)
-	}
-	if err != nil {
+	if err = closeTemp(out, err); err != nil {
 		return l, err
 	}
 	zsum := hex.EncodeToString(zh.Sum(nil))
@@ -449,6 +440,16 @@ func copyHashed(ctx context.Context, name, dir string) (string, string, int64, e
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(out, h), ctxio.Reader(ctx, f))
+	if err = closeTemp(out, err); err != nil {
+		os.Remove(out.Name())
+		return "", "", 0, err
+	}
+	return out.Name(), hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// closeTemp ends the temporary file out that a write left with err: made
+// durable and 0644 when err is nil; closed either way.
+func closeTemp(out *os.File, err error) error {
 	if err == nil {
 		err = out.Sync()
 	}
@@ -458,11 +459,7 @@ func copyHashed(ctx context.Context, name, dir string) (string, string, int64, e
 	if err == nil {
 		err = os.Chmod(out.Name(), 0o644)
 	}
-	if err != nil {
-		os.Remove(out.Name())
-		return "", "", 0, err
-	}
-	return out.Name(), hex.EncodeToString(h.Sum(nil)), n, nil
+	return err
 }
 
 func logf(w io.Writer, format string, args ...any) {

@@ -28,14 +28,7 @@ type Advice struct {
 // Message is "example 1.1.0 lacks DSA-9999-1 (openssl 3.0.11-1~deb12u1 <
 // 3.0.11-1~deb12u3); move to 1.1.1" (or "no release carries the fix yet").
 func (a Advice) Message(family, version string) string {
-	adv := a.Advisory
-	if len(a.Aliases) > 0 {
-		adv += " (" + strings.Join(a.Aliases, ", ") + ")"
-	}
-	s := fmt.Sprintf("%s %s lacks %s (%s)", family, version, adv, a.Lack)
-	if a.FixedIn != "" {
-		s += ", fixed in " + a.FixedIn
-	}
+	s := a.Lack.of(family, version, a.Aliases, a.FixedIn)
 	if a.MoveTo == nil {
 		return s + "; no release of " + family + " above " + version + " carries the fix yet"
 	}
@@ -176,11 +169,25 @@ type OSVFix struct {
 }
 
 func (f OSVFix) String() string {
-	adv := f.Advisory
-	if len(f.Aliases) > 0 {
-		adv += " (" + strings.Join(f.Aliases, ", ") + ")"
+	return fmt.Sprintf("%s: %s %s -> %s", withAliases(f.Advisory, f.Aliases), f.Package, f.Old, f.New)
+}
+
+// of is "example 1.1.0 lacks DSA-9999-1 (CVE-...) (openssl OLD < NEW),
+// fixed in 1.1.1": the start of an Advice's and a Finding's line.
+func (l Lack) of(family, version string, aliases []string, fixedIn string) string {
+	s := fmt.Sprintf("%s %s lacks %s (%s)", family, version, withAliases(l.Advisory, aliases), l)
+	if fixedIn != "" {
+		s += ", fixed in " + fixedIn
 	}
-	return fmt.Sprintf("%s: %s %s -> %s", adv, f.Package, f.Old, f.New)
+	return s
+}
+
+// withAliases is "DSA-9999-1 (CVE-2026-9999, ...)", or the advisory alone.
+func withAliases(advisory string, aliases []string) string {
+	if len(aliases) == 0 {
+		return advisory
+	}
+	return advisory + " (" + strings.Join(aliases, ", ") + ")"
 }
 
 // OSVFixes lists the advisories of db that affect prev's bases and not

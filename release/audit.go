@@ -45,15 +45,7 @@ type Finding struct {
 // String is "example 1.1.0 lacks DSA-9999-1 (openssl 3.0.11-1~deb12u1 <
 // 3.0.11-1~deb12u3): cut 1.1.1".
 func (f Finding) String() string {
-	adv := f.Advisory
-	if len(f.Aliases) > 0 {
-		adv += " (" + strings.Join(f.Aliases, ", ") + ")"
-	}
-	s := fmt.Sprintf("%s %s lacks %s (%s)", f.Family, f.Release, adv, f.Lack)
-	if f.FixedIn != "" {
-		s += ", fixed in " + f.FixedIn
-	}
-	return s + ": cut " + f.Cut
+	return f.Lack.of(f.Family, f.Release, f.Aliases, f.FixedIn) + ": cut " + f.Cut
 }
 
 // Supported says whether users may run r at now: active or deprecated,

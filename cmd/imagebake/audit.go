@@ -121,7 +121,7 @@ func printFindings(cmd *cobra.Command, found []release.Finding) {
 // count of what was skipped) and audits the catalog against them.
 func auditOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, at time.Time) ([]release.Finding, error) {
 	read := release.Memo(o.Manifest)
-	db, err := loadOSVWith(cmd, g, o, paths, read)
+	db, err := loadOSV(cmd, g, o, paths, read)
 	if err != nil {
 		return nil, err
 	}
@@ -144,12 +144,9 @@ func progressOf(cmd *cobra.Command, g *globals) io.Writer {
 }
 
 // loadOSV reads the OSV advisories at paths that can bear on the bases of
-// the releases of o (notes for bad records, a count of what was skipped).
-func loadOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string) (*osv.DB, error) {
-	return loadOSVWith(cmd, g, o, paths, release.Memo(o.Manifest))
-}
-
-func loadOSVWith(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, read release.ManifestFunc) (*osv.DB, error) {
+// the releases of o (notes for bad records, a count of what was skipped),
+// their manifests through read.
+func loadOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, read release.ManifestFunc) (*osv.DB, error) {
 	scope, err := release.ScopeOf(cmd.Context(), o.Catalog, read)
 	if err != nil {
 		return nil, err

@@ -205,13 +205,14 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 		return err
 	}
 	c, src := o.Catalog, o.Where
+	read := release.Memo(o.Manifest) // each manifest read once, for OSV's scope and the check
 	var db *osv.DB
 	if len(osvPaths) > 0 {
-		if db, err = loadOSV(cmd, g, o, osvPaths); err != nil {
+		if db, err = loadOSV(cmd, g, o, osvPaths, read); err != nil {
 			return err
 		}
 	}
-	rep, err := deploy.CheckAll(cmd.Context(), df, c, src, release.Memo(o.Manifest), db, now)
+	rep, err := deploy.CheckAll(cmd.Context(), df, c, src, read, db, now)
 	if err != nil {
 		return err
 	}

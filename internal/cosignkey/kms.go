@@ -72,11 +72,11 @@ func Open(ctx context.Context, ref string, requestTimeout time.Duration) (crypto
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %v%s", ErrKMS, ref, err, why(err, requestTimeout))
 	}
-	pub, ok := signer.Public().(*ecdsa.PublicKey)
-	if pubErr != nil || pub == nil && ok {
+	pub, ok := signer.Public().(*ecdsa.PublicKey) // read from the KMS: errors go to pubErr
+	if pubErr != nil {
 		return nil, fmt.Errorf("%w %s: reading its public key: %v%s", ErrKMS, ref, pubErr, why(pubErr, requestTimeout))
 	}
-	if !ok || pub.Curve != elliptic.P256() {
+	if !ok || pub == nil || pub.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("%w: %s is a %T key; cosign verifies offline with ECDSA P-256 keys (an ECC_NIST_P256 SIGN_VERIFY key in AWS KMS)", ErrKey, ref, signer.Public())
 	}
 	return signer, nil

@@ -16,7 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"golang.org/x/sys/unix"
+
+	"github.com/imagebake/imagebake/internal/atomicfile"
 )
 
 // localRepo returns the git directory of a remote that is a repository on
@@ -162,8 +163,9 @@ func (m *Mirror) copyObjects(src *git.Repository, srcObj, dstObj string) error {
 	return syncDir(packDir)
 }
 
-// copyWhole puts a synced copy of src at dst unless dst is there whole
-// (a pack is named by its checksum, so its size is enough to tell).
+// copyWhole puts a synced copy of src at dst (atomicfile.Copy: a
+// reflink where there is one, never a hard link) unless dst is there
+// whole: a pack is named by its checksum, so its size is enough to tell.
 func copyWhole(src, dst string) error {
 	sfi, err := os.Stat(src)
 	if err != nil {
@@ -172,23 +174,7 @@ func copyWhole(src, dst string) error {
 	if dfi, err := os.Lstat(dst); err == nil && dfi.Size() == sfi.Size() {
 		return nil
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), "tmp_copy_")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(out.Name())
-	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil { // a reflink where there is one
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return fmt.Errorf("copying %s: %w", src, err)
-		}
-	}
-	return finish(out, dst)
+	return atomicfile.Copy(src, dst, 0o444)
 }
 
 // writePack writes the objects hashes of s as one pack (deltas as s
