@@ -126,9 +126,9 @@ func (c *Cache) Mirror(ctx context.Context, url string) (*Mirror, error) {
 	return m, nil
 }
 
-// clearStale removes what a killed git left in the repository at p: its
-// lock files (shallow.lock, packed-refs.lock, refs/**.lock) and temporary
-// packs. The caller holds the repository's flock, so no git works in it.
+// clearStale removes what a killed git (or copy) left in the repository
+// at p: its lock files (shallow.lock, packed-refs.lock, refs/**.lock) and
+// temporary packs. The caller holds the repository's flock, so no git works in it.
 func clearStale(p string) error {
 	for _, f := range []string{"shallow.lock", "packed-refs.lock", "config.lock", "HEAD.lock", "FETCH_HEAD.lock"} {
 		if err := os.Remove(filepath.Join(p, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -136,7 +136,8 @@ func clearStale(p string) error {
 		}
 	}
 	tmp, _ := filepath.Glob(filepath.Join(p, "objects", "pack", "tmp_*"))
-	for _, f := range tmp {
+	copies, _ := filepath.Glob(filepath.Join(p, "objects", "pack", ".pack-*.tmp-*")) // atomicfile.Copy's
+	for _, f := range append(tmp, copies...) {
 		if err := os.Remove(f); err != nil {
 			return err
 		}

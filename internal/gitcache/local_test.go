@@ -105,3 +105,36 @@ func packFiles(t *testing.T, gitDir string) []string {
 	}
 	return out
 }
+
+// A copy a crash left half-written in a mirror's pack directory is removed
+// the next time the mirror is opened.
+func TestStaleCopyRemoved(t *testing.T) {
+	root := t.TempDir()
+	work := filepath.Join(root, "work")
+	testutil.Git(t, root, "init", "-q", "-b", "main", work)
+	if err := os.WriteFile(filepath.Join(work, "a"), []byte("a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Git(t, work, "add", "-A")
+	testutil.Git(t, work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "a")
+	c, err := Open(filepath.Join(root, "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Mirror(context.Background(), "file://"+work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(m.path, "objects", "pack", ".pack-0123.pack.tmp-42")
+	if err := os.WriteFile(stale, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if m, err = c.Mirror(context.Background(), "file://"+work); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("a half-written pack copy survived the next open of the mirror")
+	}
+}
