@@ -1,7 +1,6 @@
 package bake
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,14 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,8 +22,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/internal/sandbox"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/tarball"
 )
@@ -151,14 +151,17 @@ func readFacts(name string) (map[string]string, error) {
 }
 
 // compileImage lays out im's root file system and runs the base's Puppet
-// there. The base's layers are unpacked once per base into the cache
-// (compile/KEY/root) and the release's own layers (environment, agents)
-// into a scratch directory; an overlay mount joins them, with the writes
-// of the run going to the scratch directory, so a second bake on the
-// same base pays only for its payload. A rootfs release is one flattened
-// layer, unpacked whole.
+// there, in a sandbox (internal/sandbox: bubblewrap, unprivileged, no
+// network, no host /proc, limits): Puppet runs modules' Ruby while it
+// compiles, and that code is treated as hostile. The base's layers are
+// unpacked once per base into the cache (compile/KEY/root, its tree
+// digest checked before each use) and the release's own layers
+// (environment, agents) into a scratch directory; the sandbox sees their
+// union read-only, with private tmpfs mounts where Puppet writes, so a
+// second bake on the same base pays only for its payload. A rootfs
+// release is one flattened layer, unpacked whole.
 func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir string, facts map[string]string, o Options) error {
-	scratch, err := os.MkdirTemp(dir, ".compile-")
+	scratch, err := gateScratch(dir)
 	if err != nil {
 		return err
 	}
@@ -166,89 +169,85 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 	t0 := time.Now()
 	lower, err := lowerDirs(ctx, m, im, dir, scratch, o)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("compile gate: unpacking %s: %w", im.Name, err)
 	}
 	o.logf("compile gate: %s laid out in %s\n", im.Name, time.Since(t0).Round(10*time.Millisecond))
-	up, work, root, err := overlayDirs(scratch, lower)
-	if err != nil {
-		return err
-	}
 	node := nodeName(o, im)
 	// --tags with a tag no resource has: the catalog is compiled whole
 	// (every error a compile can find), and no resource is evaluated, so
-	// no provider runs a command of a module's (an exec's unless) here
+	// no provider runs a command of a module's (an exec's unless) here.
+	// Puppet's own state goes to the private /tmp: the rest is read-only.
 	puppetArgs := []string{"/usr/bin/puppet", "apply", "--noop", "--tags", "imagebake_compile_only", "--color=false", "--certname", node,
+		"--vardir", "/tmp/puppet/var", "--logdir", "/tmp/puppet/log", "--rundir", "/tmp/puppet/run", "--ssldir", "/tmp/puppet/ssl", "--devicedir", "/tmp/puppet/devices", "--deviceconfdir", "/tmp/puppet/deviceconf", "--user", "root", "--group", "root",
 		"--environmentpath", path.Dir(m.Environment), "--environment", path.Base(m.Environment),
 		path.Join(m.Environment, "manifests")}
-	// in the new mount namespace: the overlay, /proc, a /dev/null and a
-	// /tmp of its own, then the chroot
-	script := `set -e; lower=$1 up=$2 work=$3 r=$4; shift 4
-mount -t overlay overlay -o "lowerdir=$lower,upperdir=$up,workdir=$work" "$r"
-mkdir -p "$r/proc" "$r/dev" "$r/tmp"; chmod 1777 "$r/tmp"
-mount -t proc proc "$r/proc"
-: >"$r/dev/null"; mount --bind /dev/null "$r/dev/null"
-exec chroot "$r" "$@"`
-	args := []string{"--net", "--mount", "--pid", "--fork"}
-	if os.Geteuid() != 0 {
-		args = append([]string{"--user", "--map-root-user"}, args...)
-	}
-	args = append(args, "/bin/sh", "-c", script, "gate", strings.Join(lower, ":"), up, work, root)
-	args = append(args, puppetArgs...)
 	timeout := o.Compile.Timeout
 	if timeout <= 0 {
 		timeout = DefaultCompileTimeout
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, "unshare", args...)
-	cmd.Env = gateEnv(node, facts)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	if cctx.Err() == context.DeadlineExceeded {
+	res, err := sandbox.Run(cctx, sandbox.Spec{
+		Lower:    lower,
+		Writable: []string{"/tmp", "/run", "/var/tmp"},
+		Args:     puppetArgs,
+		Env:      gateEnv(node, facts),
+		Limits:   sandbox.Limits{CPU: timeout},
+	})
+	out := string(res.Output)
+	switch {
+	case cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
 		return fmt.Errorf("%w: %s: %s apply stopped after %s (the compile timeout: --compile-timeout or [compile] timeout)", ErrCompile, im.Name, im.Puppet.Package, timeout)
-	}
-	if ctx.Err() != nil {
+	case ctx.Err() != nil:
 		return ctx.Err()
+	case errors.Is(err, sandbox.ErrLimit):
+		return fmt.Errorf("%w: %s on %s %s (node %s): %v; its last lines:\n  %s", ErrCompile, im.Name, im.Puppet.Package, im.Puppet.PackageVersion, node, err, lastLines(out, 10))
+	case errors.Is(err, sandbox.ErrUnavailable):
+		return fmt.Errorf("%w: compile gate for %s: %v", failure.ErrUsage, im.Name, err)
+	}
+	var ee *sandbox.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("%w: %s on %s %s (node %s, exit %d):\n  %s", ErrCompile, im.Name, im.Puppet.Package, im.Puppet.PackageVersion, node, ee.Code, puppetErrors(out, m.Environment))
 	}
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return fmt.Errorf("%w: %s on %s %s (node %s):\n  %s", ErrCompile, im.Name, im.Puppet.Package, im.Puppet.PackageVersion, node, puppetErrors(out.String(), m.Environment))
-		}
-		return fmt.Errorf("compile gate: running unshare (util-linux) for %s: %w", im.Name, err)
+		return fmt.Errorf("compile gate for %s: %w", im.Name, err)
 	}
 	return nil
 }
 
-// overlayDirs makes the overlay's upper, work and mount directories in
-// scratch, and makes scratch and the lower directories absolute (no path
-// reaches mount or chroot as an option), refusing what overlay's option
-// string reads as separators.
-func overlayDirs(scratch string, lower []string) (up, work, root string, err error) {
-	for i := range lower {
-		if lower[i], err = filepath.Abs(lower[i]); err != nil {
-			return "", "", "", err
+// gateScratch makes the scratch directory of one gate run in dir, or in
+// the system's temporary directory when the sandbox's user could not reach
+// dir (imagebake running as root in a home directory).
+func gateScratch(dir string) (string, error) {
+	if os.Geteuid() == 0 && sandbox.Reachable(dir) != nil {
+		dir = ""
+	}
+	scratch, err := os.MkdirTemp(dir, ".imagebake-compile-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(scratch, 0o755); err != nil {
+		os.RemoveAll(scratch)
+		return "", err
+	}
+	return scratch, nil
+}
+
+// lastLines is the last n lines of out, each cut at 200 bytes.
+func lastLines(out string, n int) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i, l := range lines {
+		if len(l) > 200 {
+			lines[i] = l[:200] + "…"
 		}
 	}
-	if scratch, err = filepath.Abs(scratch); err != nil {
-		return "", "", "", err
-	}
-	for _, p := range append([]string{scratch}, lower...) {
-		if strings.ContainsAny(p, ":,\\") {
-			return "", "", "", fmt.Errorf("%w: compile gate: the overlay mount cannot take the path %s (it holds ':', ',' or '\\'); bake into another --out or --cache", failure.ErrUsage, p)
-		}
-	}
-	up, work, root = filepath.Join(scratch, "upper"), filepath.Join(scratch, "work"), filepath.Join(scratch, "root")
-	for _, d := range []string{up, work, root} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", "", "", err
-		}
-	}
-	return up, work, root, nil
+	return strings.Join(lines, "\n  ")
 }
 
 // gateEnv is the Puppet run's environment: a plain PATH, and the node's
@@ -266,11 +265,11 @@ func gateEnv(node string, facts map[string]string) []string {
 	return env
 }
 
-// lowerDirs unpacks the image's file system as overlay lower directories,
+// lowerDirs unpacks the image's file system as the sandbox's directories,
 // top first: the release's own layers in scratch, the base's from the
-// cache (unpacked there on the first use).
+// cache (unpacked there on the first use, checked on every use).
 func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir, scratch string, o Options) ([]string, error) {
-	opts := tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000, Ctx: ctx}
+	opts := tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, NoSetID: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000, Ctx: ctx}
 	if m.Builder == "rootfs" {
 		root := filepath.Join(scratch, "image")
 		gz := opts
@@ -311,22 +310,112 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 	if nBase == 0 {
 		return []string{payload}, nil
 	}
-	base := filepath.Join(o.Cache, "compile", hex.EncodeToString(key.Sum(nil))[:32])
-	lf, err := flock.LockContext(ctx, base+".lock")
+	cache, err := gateCache(o)
 	if err != nil {
 		return nil, err
 	}
-	defer lf.Close()
-	if _, err := os.Stat(filepath.Join(base, "root")); err != nil {
-		o.logf("compile gate: unpacking the base of %s into %s (once per base)\n", im.Name, base)
-		if err := os.MkdirAll(base, 0o755); err != nil {
-			return nil, err
+	base, err := cachedBase(ctx, cache, hex.EncodeToString(key.Sum(nil))[:32], im.Name, o, func(dst string) error {
+		return extractLayers(ls[:nBase], dst, opts)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []string{payload, base}, nil
+}
+
+// gateCache is the directory the gate's unpacked bases are kept in:
+// CACHE/compile, or, when imagebake runs as root and the sandbox's user
+// could not reach CACHE, /var/cache/imagebake/compile.
+func gateCache(o Options) (string, error) {
+	c := filepath.Join(o.Cache, "compile")
+	if os.Geteuid() == 0 {
+		if err := os.MkdirAll(o.Cache, 0o755); err != nil {
+			return "", err
 		}
-		if err := extractLayers(ls[:nBase], filepath.Join(base, "root"), opts); err != nil {
-			return nil, err
+		if sandbox.Reachable(o.Cache) != nil {
+			c = "/var/cache/imagebake/compile"
 		}
 	}
-	return []string{payload, filepath.Join(base, "root")}, nil
+	if err := os.MkdirAll(c, 0o755); err != nil {
+		return "", err
+	}
+	return c, os.Chmod(c, 0o755)
+}
+
+// treeFile holds the digest of an unpacked base's tree, next to it.
+const treeFile = "tree.sha256"
+
+// cachedBase returns cache/key/root, unpacking it with fill first when it
+// is missing, and again when its tree no longer has the digest recorded
+// when it was unpacked (with a note). It is unpacked into a temporary
+// directory and renamed into place, so a bake stopped half-way leaves no
+// half tree to be used; the gate's sandbox sees it read-only.
+func cachedBase(ctx context.Context, cache, key, image string, o Options, fill func(dst string) error) (string, error) {
+	final := filepath.Join(cache, key)
+	lf, err := flock.LockContext(ctx, final+".lock")
+	if err != nil {
+		return "", err
+	}
+	defer lf.Close()
+	// what a stopped unpack of this key left
+	old, _ := filepath.Glob(filepath.Join(cache, "."+key+".tmp-*"))
+	for _, d := range old {
+		os.RemoveAll(d)
+	}
+	root := filepath.Join(final, "root")
+	if want, err := os.ReadFile(filepath.Join(final, treeFile)); err == nil {
+		got, err := filehash.Tree(ctx, root)
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if err == nil && got == strings.TrimSpace(string(want)) {
+			return root, nil
+		}
+		o.logf("note: compile gate: the unpacked base %s changed since it was unpacked (tree %s, recorded %s): unpacking it again\n", final, orNone(got, err), strings.TrimSpace(string(want)))
+	} else if _, serr := os.Stat(final); serr == nil {
+		o.logf("note: compile gate: the unpacked base %s has no tree digest (%s): unpacking it again\n", final, treeFile)
+	}
+	if _, err := os.Stat(final); err == nil {
+		stale := filepath.Join(cache, "."+key+".tmp-stale")
+		os.RemoveAll(stale)
+		if err := os.Rename(final, stale); err != nil {
+			return "", err
+		}
+		os.RemoveAll(stale)
+	}
+	o.logf("compile gate: unpacking the base of %s into %s (once per base)\n", image, final)
+	tmp, err := os.MkdirTemp(cache, "."+key+".tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := fill(filepath.Join(tmp, "root")); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", err
+	}
+	sum, err := filehash.Tree(ctx, filepath.Join(tmp, "root"))
+	if err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(tmp, treeFile), []byte(sum+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", err
+	}
+	return root, nil
+}
+
+func orNone(s string, err error) string {
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	return s
 }
 
 // extractLayers unpacks layers (whiteouts applied) into dst.

@@ -47,6 +47,10 @@ type ExtractOptions struct {
 	// them (a base's /dev, unpacked to run a program in: a runtime makes
 	// its own /dev).
 	SkipDevices bool
+	// NoSetID drops the setuid and setgid bits a RootFS archive carries:
+	// a tree unpacked to be run in a sandbox (where no_new_privs makes
+	// them void) must not leave root-owned setuid programs on the host.
+	NoSetID bool
 	// Plain reads an uncompressed tar stream.
 	Plain bool
 	// Ctx, when set, stops the extraction when it ends (Ctrl-C); nothing
@@ -187,7 +191,7 @@ func (x *extractor) entry(h *tar.Header, name, target string) error {
 		}
 		mode := os.FileMode(0o755)
 		if x.o.RootFS {
-			mode = modeOf(h)
+			mode = x.modeOf(h)
 		}
 		return os.Chmod(target, mode)
 	case tar.TypeReg:
@@ -219,7 +223,7 @@ func (x *extractor) file(h *tar.Header, name, target string) error {
 		mode = 0o755
 	}
 	if x.o.RootFS {
-		mode = modeOf(h)
+		mode = x.modeOf(h)
 	}
 	os.Remove(target) // a later entry of the same name replaces an earlier one
 	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
@@ -239,13 +243,14 @@ func (x *extractor) file(h *tar.Header, name, target string) error {
 	return nil
 }
 
-// modeOf is a header's permission, setuid, setgid and sticky bits.
-func modeOf(h *tar.Header) os.FileMode {
+// modeOf is a header's permission, setuid, setgid and sticky bits (no
+// setuid or setgid with NoSetID).
+func (x *extractor) modeOf(h *tar.Header) os.FileMode {
 	m := os.FileMode(h.Mode & 0o777)
-	if h.Mode&0o4000 != 0 {
+	if h.Mode&0o4000 != 0 && !x.o.NoSetID {
 		m |= os.ModeSetuid
 	}
-	if h.Mode&0o2000 != 0 {
+	if h.Mode&0o2000 != 0 && !x.o.NoSetID {
 		m |= os.ModeSetgid
 	}
 	if h.Mode&0o1000 != 0 {

@@ -1,0 +1,478 @@
+// Package sandbox runs a program of an image's own, with code imagebake
+// must treat as hostile (a module's Ruby, run by the base's Puppet while
+// it compiles), so that nothing it does reaches the build host.
+//
+// It uses bubblewrap (bwrap, Debian's bubblewrap 0.8 or later) rather than
+// mount and unshare calls of its own: bwrap is small, audited and used by
+// Flatpak for exactly this. The program runs
+//   - as an unprivileged user: when imagebake runs as root, bwrap itself is
+//     started as the unprivileged user nobody (65534), so nothing in the
+//     sandbox is root on the host, whoever runs imagebake;
+//   - in its own user, mount, PID, network, IPC, UTS and cgroup
+//     namespaces, with no capabilities, no_new_privs, no further user
+//     namespaces (--disable-userns) and a new session (no terminal);
+//   - on a root made by pivot_root: a tmpfs holding the given directories,
+//     unioned read-only (the top one wins, as in an overlay), a /proc of
+//     its own PID namespace (never the host's), a /dev with only null,
+//     zero and urandom, and empty private tmpfs mounts where it may write;
+//   - under limits: processes, address space, CPU time, open files, file
+//     size and tmpfs size, with the last bytes of its output kept and a run
+//     that writes too much stopped.
+//
+// A host must allow unprivileged user namespaces (user.max_user_namespaces
+// above 0; on Ubuntu 24.04 and later, AppArmor's
+// kernel.apparmor_restrict_unprivileged_userns must let bwrap make them).
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrUnavailable marks a host where the sandbox cannot be made: bwrap is
+// missing, or user namespaces are not allowed.
+var ErrUnavailable = errors.New("the sandbox cannot be made on this host")
+
+// ErrLimit marks a run stopped because it passed a limit (its output).
+var ErrLimit = errors.New("the sandboxed program passed a limit")
+
+// NobodyUID is the host user the sandbox runs as when imagebake is root.
+const NobodyUID = 65534
+
+// Limits bound what the sandboxed program may use. Zero fields take the
+// defaults (DefaultLimits).
+type Limits struct {
+	Procs  int           // processes and threads at once
+	Memory int64         // address space of each process, bytes
+	CPU    time.Duration // CPU time of each process
+	Files  int           // open files of each process
+	Tmp    int64         // size of each private tmpfs, bytes
+	Output int64         // bytes of output before the run is stopped
+	Tail   int           // bytes of output kept (the last ones)
+}
+
+// DefaultLimits are generous for a Puppet compile and small for a host.
+var DefaultLimits = Limits{Procs: 512, Memory: 4 << 30, CPU: 10 * time.Minute, Files: 1024, Tmp: 256 << 20, Output: 32 << 20, Tail: 64 << 10}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.Procs > 0 {
+		d.Procs = l.Procs
+	}
+	if l.Memory > 0 {
+		d.Memory = l.Memory
+	}
+	if l.CPU > 0 {
+		d.CPU = l.CPU
+	}
+	if l.Files > 0 {
+		d.Files = l.Files
+	}
+	if l.Tmp > 0 {
+		d.Tmp = l.Tmp
+	}
+	if l.Output > 0 {
+		d.Output = l.Output
+	}
+	if l.Tail > 0 {
+		d.Tail = l.Tail
+	}
+	return d
+}
+
+// Spec is one run.
+type Spec struct {
+	// Lower are host directories, top first, whose union (as an overlay
+	// would show it) is the sandbox's read-only root.
+	Lower []string
+	// Writable are absolute sandbox paths that get an empty private tmpfs.
+	Writable []string
+	// Args is the program (a path inside the sandbox) and its arguments.
+	Args []string
+	// Env is the program's whole environment.
+	Env []string
+	// Limits bound the run.
+	Limits Limits
+	// Bwrap is the bwrap program (default: bwrap from PATH).
+	Bwrap string
+}
+
+// Result is what a run left.
+type Result struct {
+	// Output is the last Limits.Tail bytes of stdout and stderr.
+	Output []byte
+	// Written is how many bytes of output there were in all.
+	Written int64
+}
+
+// ExitError is a program that ran and exited other than 0.
+type ExitError struct {
+	Code int
+}
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// Run runs s.Args in a sandbox and waits for it; ctx ending kills every
+// process in it. A program that exits other than 0 is an *ExitError.
+func Run(ctx context.Context, s Spec) (Result, error) {
+	lim := s.Limits.withDefaults()
+	bw := s.Bwrap
+	if bw == "" {
+		var err error
+		if bw, err = exec.LookPath("bwrap"); err != nil {
+			return Result{}, fmt.Errorf("%w: bwrap (bubblewrap) not found in PATH=%s: install it (Debian and Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)", ErrUnavailable, os.Getenv("PATH"))
+		}
+	}
+	prl, err := exec.LookPath("prlimit")
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: prlimit (util-linux) not found in PATH=%s", ErrUnavailable, os.Getenv("PATH"))
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	asRoot := uid == 0
+	if asRoot {
+		uid, gid = NobodyUID, NobodyUID
+		for _, d := range s.Lower {
+			if err := Reachable(d); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	args, err := bwrapArgs(s, lim)
+	if err != nil {
+		return Result{}, err
+	}
+	// RLIMIT_NPROC counts the host user's tasks too (the user namespace's
+	// parent level): allow what the user runs now plus the sandbox's own
+	nproc := TasksOf(uid) + lim.Procs
+	prArgs := []string{
+		"--nproc=" + strconv.Itoa(nproc),
+		"--as=" + strconv.FormatInt(lim.Memory, 10),
+		"--cpu=" + strconv.Itoa(int(lim.CPU/time.Second)+1),
+		"--nofile=" + strconv.Itoa(lim.Files),
+		"--fsize=" + strconv.FormatInt(lim.Tmp, 10),
+		"--core=0",
+		"--", bw,
+	}
+	status, statusW, err := os.Pipe()
+	if err != nil {
+		return Result{}, err
+	}
+	defer status.Close()
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	cmd := exec.CommandContext(cctx, prl, append(prArgs, append(append([]string{"--json-status-fd", "3"}, args...), s.Args...)...)...)
+	cmd.Env = s.Env
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{statusW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if asRoot {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	out := &tail{max: lim.Tail, limit: lim.Output, over: func() { cancel(ErrLimit) }}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		statusW.Close()
+		return Result{}, fmt.Errorf("%w: starting %s: %v", ErrUnavailable, bw, err)
+	}
+	statusW.Close()
+	started := make(chan bool, 1)
+	go func() { started <- childStarted(status) }()
+	err = cmd.Wait()
+	res := Result{Output: out.bytes(), Written: out.total()}
+	if cause := context.Cause(cctx); errors.Is(cause, ErrLimit) {
+		return res, fmt.Errorf("%w: it wrote more than %d MiB of output and was stopped", ErrLimit, lim.Output>>20)
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	var ok bool
+	select {
+	case ok = <-started:
+	case <-time.After(5 * time.Second):
+	}
+	if !ok {
+		return res, fmt.Errorf("%w: bwrap could not set the sandbox up (a host must allow unprivileged user namespaces: sysctl user.max_user_namespaces > 0, and on Ubuntu 24.04 or later an AppArmor profile for bwrap): %s", ErrUnavailable, strings.TrimSpace(string(res.Output)))
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code := ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+		return res, &ExitError{Code: code}
+	}
+	return res, err
+}
+
+// childStarted reads bwrap's JSON status: a "child-pid" line means the
+// sandbox was made and the program started.
+func childStarted(r io.Reader) bool {
+	sc := bufio.NewScanner(r)
+	ok := false
+	for sc.Scan() {
+		var v map[string]any
+		if json.Unmarshal(sc.Bytes(), &v) == nil {
+			if _, has := v["child-pid"]; has {
+				ok = true
+			}
+		}
+	}
+	return ok
+}
+
+// bwrapArgs are bwrap's options for s, up to the program.
+func bwrapArgs(s Spec, lim Limits) ([]string, error) {
+	if len(s.Lower) == 0 || len(s.Args) == 0 || !path.IsAbs(s.Args[0]) {
+		return nil, fmt.Errorf("sandbox: a root (%d directories) and an absolute program path (%q) are needed", len(s.Lower), s.Args)
+	}
+	writable := map[string]bool{}
+	under := map[string]bool{"/": true}
+	for _, w := range s.Writable {
+		w = path.Clean(w)
+		if !path.IsAbs(w) || w == "/" {
+			return nil, fmt.Errorf("sandbox: writable path %q is not an absolute path below /", w)
+		}
+		writable[w] = true
+		for d := path.Dir(w); d != "/"; d = path.Dir(d) {
+			under[d] = true
+		}
+	}
+	a := []string{
+		"--unshare-all", "--unshare-user", "--uid", "0", "--gid", "0",
+		"--disable-userns", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
+		"--hostname", "imagebake-gate", "--chdir", "/",
+	}
+	sp := splicer{writable: writable, under: under, tmp: lim.Tmp}
+	if err := sp.dir("/", s.Lower); err != nil {
+		return nil, err
+	}
+	a = append(a, sp.args...)
+	a = append(a, "--proc", "/proc", "--dir", "/dev")
+	for _, d := range []string{"/dev/null", "/dev/zero", "/dev/urandom"} {
+		a = append(a, "--dev-bind", d, d)
+	}
+	a = append(a, "--remount-ro", "/")
+	return a, nil
+}
+
+// splicer lays the union of directories out as bwrap binds: a directory
+// only one of them has, with nothing writable below it, is one read-only
+// bind; one several have is made on the tmpfs root and its entries
+// spliced in one by one, the top directory's entry winning.
+type splicer struct {
+	writable, under map[string]bool
+	tmp             int64
+	args            []string
+}
+
+type entry struct {
+	mode   os.FileMode
+	src    string   // the top source's path
+	dirs   []string // for a directory: each source's directory, top first
+	closed bool     // a lower source's non-directory ended the merge
+}
+
+func (sp *splicer) dir(dst string, srcs []string) error {
+	names := map[string]*entry{}
+	for _, src := range srcs {
+		des, err := os.ReadDir(src)
+		if err != nil {
+			return fmt.Errorf("sandbox: reading %s: %w", src, err)
+		}
+		for _, de := range des {
+			p := filepath.Join(src, de.Name())
+			e, seen := names[de.Name()]
+			if !seen {
+				names[de.Name()] = &entry{mode: de.Type(), src: p}
+				if de.IsDir() {
+					names[de.Name()].dirs = []string{p}
+				}
+				continue
+			}
+			// a lower directory merges into an upper one; anything else
+			// hides what lies below it
+			if e.mode.IsDir() && de.IsDir() && !e.closed {
+				e.dirs = append(e.dirs, p)
+			} else {
+				e.closed = true
+			}
+		}
+	}
+	for w := range sp.writable {
+		if path.Dir(w) == dst {
+			if _, ok := names[path.Base(w)]; !ok {
+				names[path.Base(w)] = &entry{mode: os.ModeDir}
+			}
+		}
+	}
+	for d := range sp.under {
+		if d != "/" && path.Dir(d) == dst {
+			if _, ok := names[path.Base(d)]; !ok {
+				names[path.Base(d)] = &entry{mode: os.ModeDir}
+			}
+		}
+	}
+	keys := make([]string, 0, len(names))
+	for k := range names {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, name := range keys {
+		e, p := names[name], path.Join(dst, name)
+		if dst == "/" && (name == "proc" || name == "dev" || name == "sys") {
+			continue // the sandbox's own
+		}
+		dirs := e.dirs
+		switch {
+		case sp.writable[p]:
+			if e.src != "" && !e.mode.IsDir() {
+				return fmt.Errorf("sandbox: writable path %s is not a directory in the image (%s)", p, e.mode.Type())
+			}
+			sp.args = append(sp.args, "--size", strconv.FormatInt(sp.tmp, 10), "--tmpfs", p)
+		case e.mode.IsDir() && len(dirs) == 1 && !sp.under[p]:
+			sp.args = append(sp.args, "--ro-bind", dirs[0], p)
+		case e.mode.IsDir():
+			sp.args = append(sp.args, "--dir", p)
+			if err := sp.dir(p, dirs); err != nil {
+				return err
+			}
+		case sp.under[p]:
+			return fmt.Errorf("sandbox: %s is a %s in the image, and a writable path lies below it", p, e.mode.Type())
+		case e.mode&os.ModeSymlink != 0:
+			target, err := os.Readlink(e.src)
+			if err != nil {
+				return err
+			}
+			sp.args = append(sp.args, "--symlink", target, p)
+		case e.mode.IsRegular():
+			sp.args = append(sp.args, "--ro-bind", e.src, p)
+		}
+		// devices, FIFOs and sockets are left out
+	}
+	return nil
+}
+
+// Reachable says whether the unprivileged user the sandbox runs as (when
+// imagebake is root) can reach dir: every directory on the way must let
+// others search it.
+func Reachable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		ok := fi.Mode().Perm()&0o001 != 0 ||
+			(st != nil && st.Uid == NobodyUID && fi.Mode().Perm()&0o100 != 0) ||
+			(st != nil && st.Gid == NobodyUID && fi.Mode().Perm()&0o010 != 0)
+		if !ok {
+			return fmt.Errorf("%w: the sandbox runs as the unprivileged user nobody (%d) when imagebake is root, and it cannot reach %s: %s is mode %v; put the cache and output somewhere others may search",
+				ErrUnavailable, NobodyUID, abs, d, fi.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// TasksOf counts the tasks (threads) the host user uid runs now.
+func TasksOf(uid int) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	want := strconv.Itoa(uid)
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var real bool
+		threads := 0
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 {
+				switch f[0] {
+				case "Uid:":
+					real = f[1] == want
+				case "Threads:":
+					threads, _ = strconv.Atoi(f[1])
+				}
+			}
+		}
+		if real {
+			n += threads
+		}
+	}
+	return n
+}
+
+// tail keeps the last max bytes written to it and calls over once more
+// than limit were written.
+type tail struct {
+	mu      sync.Mutex
+	max     int
+	limit   int64
+	over    func()
+	buf     []byte
+	n       int64
+	tripped bool
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n += int64(len(p))
+	q := p
+	if len(q) > t.max {
+		q = q[len(q)-t.max:]
+	}
+	t.buf = append(t.buf, q...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	if t.n > t.limit && !t.tripped {
+		t.tripped = true
+		t.over()
+	}
+	return len(p), nil
+}
+
+func (t *tail) bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return bytes.Clone(t.buf)
+}
+
+func (t *tail) total() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.n
+}

@@ -1,0 +1,107 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tree writes files (path: content; "->x" makes a symlink to x) under dir.
+func tree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if target, ok := strings.CutPrefix(c, "->"); ok {
+			if err := os.Symlink(target, full); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(full, []byte(c), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The sandbox's root is the union of its directories, the top one
+// winning, read-only but for its private tmpfs mounts; the program sees
+// no host /proc (only its own PID namespace), no network but loopback,
+// no capabilities, and a /dev with null, zero and urandom.
+func TestRunUnionReadOnly(t *testing.T) {
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if os.Getenv("IMAGEBAKE_NO_SKIP") != "" {
+			t.Fatal("bwrap is needed (make test installs bubblewrap)")
+		}
+		t.Skip("no bwrap")
+	}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no busybox (busybox-static)")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	for d := filepath.Dir(dir); d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // reachable by nobody when the test runs as root
+	}
+	base, top := filepath.Join(dir, "base"), filepath.Join(dir, "top")
+	tree(t, base, map[string]string{"etc/a": "base-a", "etc/b": "base-b", "etc/sub/x": "base-x", "bin": "->usr/bin", "usr/bin/.keep": ""})
+	tree(t, top, map[string]string{"etc/b": "top-b", "etc/sub/y": "top-y", "opt/app/run": "app"})
+	b, _ := os.ReadFile(bb)
+	os.WriteFile(filepath.Join(base, "usr", "bin", "busybox"), b, 0o755)
+	script := `cat /etc/a /etc/b /etc/sub/x /etc/sub/y /opt/app/run; echo;
+ls /bin/busybox >/dev/null && echo symlink-ok
+echo w > /etc/new 2>/dev/null && echo WROTE-ETC
+echo w > /tmp/new && echo tmp-ok
+ls /proc | grep -c '^[0-9]'
+grep CapEff /proc/self/status
+ip link 2>/dev/null | grep -c 'eth'
+head -c 4 /dev/urandom | wc -c`
+	t.Setenv("SANDBOX_SECRET", "s3cret")
+	res, err := Run(context.Background(), Spec{Lower: []string{top, base}, Writable: []string{"/tmp"}, Args: []string{"/usr/bin/busybox", "sh", "-c", script}, Env: []string{"PATH=/usr/bin"}})
+	out := string(res.Output)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"base-atop-bbase-xtop-yapp\nsymlink-ok\n", "Read-only file system", "tmp-ok", "CapEff:\t0000000000000000\n0\n4"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("in the sandbox, want %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "WROTE-ETC") || strings.Contains(out, "s3cret") {
+		t.Errorf("the sandbox wrote its root or saw the host's environment:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(top, "etc", "new")); err == nil {
+		t.Error("a write reached a lower directory")
+	}
+
+	// an exit status comes back as an *ExitError; output past the limit
+	// stops the run
+	_, err = Run(context.Background(), Spec{Lower: []string{base}, Args: []string{"/usr/bin/busybox", "sh", "-c", "exit 3"}})
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 3 {
+		t.Errorf("exit 3 = %v", err)
+	}
+	res, err = Run(context.Background(), Spec{Lower: []string{base}, Args: []string{"/usr/bin/busybox", "sh", "-c", "while :; do echo yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy; done"},
+		Limits: Limits{Output: 1 << 20, Tail: 100}})
+	if !errors.Is(err, ErrLimit) || len(res.Output) != 100 || res.Written < 1<<20 {
+		t.Errorf("endless output = %v, kept %d bytes of %d", err, len(res.Output), res.Written)
+	}
+}
+
+// A writable path under a symlink of the image, or a missing program
+// path, is refused before anything runs.
+func TestBwrapArgsRefuses(t *testing.T) {
+	dir := t.TempDir()
+	tree(t, dir, map[string]string{"var/run": "->/run", "etc/x": ""})
+	if _, err := bwrapArgs(Spec{Lower: []string{dir}, Writable: []string{"/var/run/puppet"}, Args: []string{"/bin/sh"}}, DefaultLimits); err == nil {
+		t.Error("a writable path below a symlink was taken")
+	}
+	if _, err := bwrapArgs(Spec{Lower: []string{dir}, Args: []string{"sh"}}, DefaultLimits); err == nil {
+		t.Error("a relative program path was taken")
+	}
+}
