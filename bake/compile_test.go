@@ -109,3 +109,46 @@ func TestReadFacts(t *testing.T) {
 		}
 	}
 }
+
+// The gate's unpacked base is unpacked through a temporary directory,
+// and its tree is checked before each use: a tree changed since (a
+// rewritten puppet) is unpacked again with a note, and what a stopped
+// unpack left is removed.
+func TestCachedBaseChecked(t *testing.T) {
+	cache := t.TempDir()
+	fills := 0
+	fill := func(dst string) error {
+		fills++
+		os.MkdirAll(filepath.Join(dst, "usr", "bin"), 0o755)
+		return os.WriteFile(filepath.Join(dst, "usr", "bin", "puppet"), []byte("#!/usr/bin/ruby\n"), 0o755)
+	}
+	var log strings.Builder
+	o := Options{Log: &log}
+	root, err := cachedBase(ctx, cache, "k1", "img", o, fill)
+	if err != nil || fills != 1 {
+		t.Fatalf("cachedBase = %s, %v (%d fills)", root, err, fills)
+	}
+	if _, err := cachedBase(ctx, cache, "k1", "img", o, fill); err != nil || fills != 1 {
+		t.Fatalf("a second use unpacked again (%d fills): %v", fills, err)
+	}
+	os.WriteFile(filepath.Join(root, "usr", "bin", "puppet"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	os.MkdirAll(filepath.Join(cache, ".k1.tmp-123", "root"), 0o755)
+	root, err = cachedBase(ctx, cache, "k1", "img", o, fill)
+	if err != nil || fills != 2 || !strings.Contains(log.String(), "changed since it was unpacked") {
+		t.Fatalf("a rewritten puppet: %v, %d fills, log %q", err, fills, log.String())
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "usr", "bin", "puppet")); string(b) != "#!/usr/bin/ruby\n" {
+		t.Errorf("puppet after the new unpack: %q", b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, ".k1.tmp-*")); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	// a failed unpack leaves nothing to be used
+	_, err = cachedBase(ctx, cache, "k2", "img", o, func(dst string) error { os.MkdirAll(dst, 0o755); return errors.New("broken layer") })
+	if err == nil {
+		t.Fatal("a failed unpack was taken")
+	}
+	if _, err := os.Stat(filepath.Join(cache, "k2")); err == nil {
+		t.Error("a failed unpack left a base in place")
+	}
+}
