@@ -541,6 +541,14 @@ func (m *Mirror) Tree(sha string) (*object.Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading commit %s of %s: %w", sha, m.URL, err)
 	}
+	// the object go-git read under this id must hash to it (go-git names
+	// an object read through a pack index by its content's hash)
+	if err := VerifyObject(m.repo.Storer, plumbing.NewHash(sha)); err != nil {
+		return nil, fmt.Errorf("reading commit %s of %s: %w", sha, m.URL, err)
+	}
+	if err := VerifyObject(m.repo.Storer, c.TreeHash); err != nil {
+		return nil, fmt.Errorf("reading the tree of commit %s of %s: %w", sha, m.URL, err)
+	}
 	t, err := c.Tree()
 	if err != nil {
 		return nil, fmt.Errorf("reading tree of %s in %s: %w", sha, m.URL, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // localRepo returns the git directory of a remote that is a repository on
@@ -57,6 +58,12 @@ func (m *Mirror) localFetch(src, root string) error {
 		return fmt.Errorf("fetching %s: %w", m.URL, err)
 	}
 	if err := m.copyObjects(srcRepo, filepath.Join(src, "objects"), filepath.Join(root, "objects")); err != nil {
+		if errors.Is(err, ErrForgedPack) {
+			// no object of this mirror is trusted any more: the next
+			// fetch starts afresh
+			os.RemoveAll(root)
+			return fmt.Errorf("fetching %s: %w; the remote's repository is corrupt or forged (git fsck there says more), and the cache's mirror of it (%s) was dropped", m.URL, err, root)
+		}
 		return fmt.Errorf("fetching %s: copying objects: %w", m.URL, err)
 	}
 	want, err := branchesAndTags(srcRepo)
@@ -149,10 +156,8 @@ func (m *Mirror) copyObjects(src *git.Repository, srcObj, dstObj string) error {
 		return err
 	}
 	for _, base := range packs {
-		for _, ext := range []string{".pack", ".idx"} {
-			if err := copyWhole(filepath.Join(srcObj, base+ext), filepath.Join(dstObj, base+ext)); err != nil {
-				return err
-			}
+		if err := copyPack(filepath.Join(srcObj, base), filepath.Join(dstObj, base)); err != nil {
+			return err
 		}
 	}
 	if len(loose) > 0 {
@@ -163,18 +168,144 @@ func (m *Mirror) copyObjects(src *git.Repository, srcObj, dstObj string) error {
 	return syncDir(packDir)
 }
 
-// copyWhole puts a synced copy of src at dst (atomicfile.Copy: a
-// reflink where there is one, never a hard link) unless dst is there
-// whole: a pack is named by its checksum, so its size is enough to tell.
-func copyWhole(src, dst string) error {
-	sfi, err := os.Stat(src)
+// ErrForgedPack marks a remote's pack whose index (or name) says other
+// than its content: objects are never taken from it.
+var ErrForgedPack = fmt.Errorf("a pack's index does not match its content: %w", failure.ErrVerify)
+
+// indexedMark is the file (in the mirror's imagebake-indexed/) that says
+// imagebake wrote the index of the mirror's pack dst itself, from the
+// pack's content (git would take a file next to the pack for garbage).
+func indexedMark(dst string) string {
+	root := filepath.Dir(filepath.Dir(filepath.Dir(dst))) // root/objects/pack/pack-X
+	return filepath.Join(root, "imagebake-indexed", filepath.Base(dst))
+}
+
+// copyPack brings the pack src.pack into the mirror as dst.pack, never
+// trusting the remote's index: the copy is indexed here (go-git's pack
+// parser inflates every object and computes its id), and its checksum
+// must be its name and its index the remote's. A pack already there is
+// kept when this mirror indexed it; one an older imagebake copied with
+// the remote's index is indexed again and checked the same way.
+func copyPack(src, dst string) error {
+	sfi, err := os.Stat(src + ".pack")
 	if err != nil {
 		return err
 	}
-	if dfi, err := os.Lstat(dst); err == nil && dfi.Size() == sfi.Size() {
+	if dfi, err := os.Lstat(dst + ".pack"); err == nil && dfi.Size() == sfi.Size() {
+		if _, err := os.Stat(indexedMark(dst)); err == nil {
+			return nil
+		}
+	}
+	dir := filepath.Dir(dst)
+	pf, err := os.CreateTemp(dir, "tmp_pack_")
+	if err != nil {
+		return err
+	}
+	pf.Close()
+	defer os.Remove(pf.Name())
+	if err := atomicfile.Copy(src+".pack", pf.Name(), 0o444); err != nil {
+		return err
+	}
+	idx, err := indexPack(pf.Name(), filepath.Base(src))
+	if err != nil {
+		return err
+	}
+	for _, theirs := range []string{src + ".idx", dst + ".idx"} {
+		if err := sameIndex(idx, theirs); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrForgedPack, theirs, err)
+		}
+	}
+	xf, err := os.CreateTemp(dir, "tmp_idx_")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(xf.Name())
+	xw := bufio.NewWriter(xf)
+	_, err = idxfile.NewEncoder(xw).Encode(idx)
+	if err == nil {
+		err = xw.Flush()
+	}
+	if err != nil {
+		xf.Close()
+		return err
+	}
+	if err := os.Rename(pf.Name(), dst+".pack"); err != nil {
+		xf.Close()
+		return err
+	}
+	if err := finish(xf, dst+".idx"); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(indexedMark(dst)), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(indexedMark(dst), nil, 0o444)
+}
+
+// indexPack indexes the pack file p from its content; its checksum must
+// be the one its name (pack-SUM) gives.
+func indexPack(p, name string) (*idxfile.MemoryIndex, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	iw := new(idxfile.Writer)
+	parser, err := packfile.NewParser(packfile.NewScanner(f), iw)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := parser.Parse()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s.pack: %v", ErrForgedPack, name, err)
+	}
+	if want := strings.TrimPrefix(name, "pack-"); sum.String() != want {
+		return nil, fmt.Errorf("%w: %s.pack holds a pack whose checksum is %s", ErrForgedPack, name, sum)
+	}
+	return iw.Index()
+}
+
+// sameIndex says whether the index file p, when there is one, names the
+// objects of idx at the same offsets, and no others.
+func sameIndex(idx *idxfile.MemoryIndex, p string) error {
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return atomicfile.Copy(src, dst, 0o444)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	theirs := idxfile.NewMemoryIndex()
+	if err := idxfile.NewDecoder(bufio.NewReader(f)).Decode(theirs); err != nil {
+		return fmt.Errorf("unreadable index: %v", err)
+	}
+	n, _ := idx.Count()
+	m, _ := theirs.Count()
+	if n != m {
+		return fmt.Errorf("it names %d objects, the pack holds %d", m, n)
+	}
+	it, err := theirs.Entries()
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for {
+		e, err := it.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		off, err := idx.FindOffset(e.Hash)
+		if err != nil {
+			return fmt.Errorf("it names object %s, which the pack does not hold", e.Hash)
+		}
+		if uint64(off) != e.Offset {
+			return fmt.Errorf("it names object %s at offset %d, where the pack holds another object (%s is at %d)", e.Hash, e.Offset, e.Hash, off)
+		}
+	}
 }
 
 // writePack writes the objects hashes of s as one pack (deltas as s

@@ -10,9 +10,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"golang.org/x/sys/unix"
+
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // WriteTree writes the tree of commit sha into dir (which must not exist),
@@ -29,7 +33,7 @@ func (m *Mirror) WriteTree(ctx context.Context, sha, dir string, mtime time.Time
 		return err
 	}
 	dirs := []string{dir}
-	if err := writeTree(ctx, tree, dir, "", skip, &dirs); err != nil {
+	if err := writeTree(ctx, m.repo.Storer, tree, dir, "", skip, &dirs); err != nil {
 		return fmt.Errorf("writing %s of %s into %s: %w", sha, m.URL, dir, err)
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
@@ -42,7 +46,7 @@ func (m *Mirror) WriteTree(ctx context.Context, sha, dir string, mtime time.Time
 	return nil
 }
 
-func writeTree(ctx context.Context, t *object.Tree, dir, rel string, skip func(string) bool, dirs *[]string) error {
+func writeTree(ctx context.Context, st storer.EncodedObjectStorer, t *object.Tree, dir, rel string, skip func(string) bool, dirs *[]string) error {
 	for _, e := range t.Entries {
 		if err := ctx.Err(); err != nil { // Ctrl-C, between entries
 			return context.Cause(ctx)
@@ -57,6 +61,9 @@ func writeTree(ctx context.Context, t *object.Tree, dir, rel string, skip func(s
 		dst := filepath.Join(dir, e.Name)
 		switch e.Mode {
 		case filemode.Dir:
+			if err := VerifyObject(st, e.Hash); err != nil {
+				return fmt.Errorf("tree %s: %w", p, err)
+			}
 			sub, err := t.Tree(e.Name)
 			if err != nil {
 				return err
@@ -65,7 +72,7 @@ func writeTree(ctx context.Context, t *object.Tree, dir, rel string, skip func(s
 				return err
 			}
 			*dirs = append(*dirs, dst)
-			if err := writeTree(ctx, sub, dst, p, skip, dirs); err != nil {
+			if err := writeTree(ctx, st, sub, dst, p, skip, dirs); err != nil {
 				return err
 			}
 		case filemode.Submodule:
@@ -95,13 +102,39 @@ func writeTree(ctx context.Context, t *object.Tree, dir, rel string, skip func(s
 			if e.Mode == filemode.Executable {
 				mode = 0o755
 			}
-			if err := writeBlob(f, dst, mode); err != nil {
+			if err := writeBlob(f, e.Hash, dst, mode); err != nil {
 				return err
 			}
 			*dirs = append(*dirs, dst)
 		default:
 			return fmt.Errorf("tree entry %q has unsupported mode %v", p, e.Mode)
 		}
+	}
+	return nil
+}
+
+// ErrObjectMismatch marks a mirror's object whose content does not hash
+// to its id.
+var ErrObjectMismatch = fmt.Errorf("a git object does not hash to its id: %w", failure.ErrVerify)
+
+// VerifyObject reads the object id from st and checks that its content
+// hashes to id.
+func VerifyObject(st storer.EncodedObjectStorer, id plumbing.Hash) error {
+	o, err := st.EncodedObject(plumbing.AnyObject, id)
+	if err != nil {
+		return err
+	}
+	r, err := o.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	h := plumbing.NewHasher(o.Type(), o.Size())
+	if _, err := io.Copy(h, r); err != nil {
+		return err
+	}
+	if got := h.Sum(); got != id {
+		return fmt.Errorf("%w: %s %s holds content whose id is %s", ErrObjectMismatch, o.Type(), id, got)
 	}
 	return nil
 }
@@ -119,7 +152,10 @@ func containsSlash(s string) bool {
 	return false
 }
 
-func writeBlob(f *object.File, dst string, mode os.FileMode) error {
+// writeBlob writes the blob of f at dst, checking that its content
+// hashes to id (the tree's entry): a mirror's object is trusted only
+// after its hash is checked.
+func writeBlob(f *object.File, id plumbing.Hash, dst string, mode os.FileMode) error {
 	r, err := f.Reader()
 	if err != nil {
 		return err
@@ -129,9 +165,14 @@ func writeBlob(f *object.File, dst string, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, r); err != nil {
+	h := plumbing.NewHasher(plumbing.BlobObject, f.Size)
+	if _, err := io.Copy(io.MultiWriter(out, h), r); err != nil {
 		out.Close()
 		return err
+	}
+	if got := h.Sum(); got != id {
+		out.Close()
+		return fmt.Errorf("%w: blob %s (%s) holds content whose id is %s", ErrObjectMismatch, id, filepath.Base(dst), got)
 	}
 	if err := out.Chmod(mode); err != nil { // whatever the umask
 		out.Close()

@@ -1,0 +1,132 @@
+package gitcache
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
+)
+
+// forgeIdx rewrites the version 2 pack index p so that it names commit
+// c1 at the offset of commit c2 (its checksum recomputed): git fsck calls
+// the pack "hash mismatch", a reader trusting the index reads c2 for c1.
+func forgeIdx(t *testing.T, p, c1, c2 string) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(binary.BigEndian.Uint32(b[8+255*4:]))
+	hashes, offs := 8+256*4, 8+256*4+n*20+n*4
+	find := func(hexid string) int {
+		id, _ := hex.DecodeString(hexid)
+		for i := 0; i < n; i++ {
+			if bytes.Equal(b[hashes+i*20:hashes+i*20+20], id) {
+				return i
+			}
+		}
+		t.Fatalf("%s is not in %s", hexid, p)
+		return -1
+	}
+	i, j := find(c1), find(c2)
+	copy(b[offs+i*4:offs+i*4+4], b[offs+j*4:offs+j*4+4])
+	sum := sha1.Sum(b[:len(b)-20])
+	copy(b[len(b)-20:], sum[:])
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, b, 0o444); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A local remote whose pack index names the pinned commit C1 at the
+// offset of another commit C2 is refused (exit 4, naming the remote), and
+// no mirror of it is kept; a mirror an older imagebake filled with such a
+// pack (the remote's index copied) refuses to write C1's tree, is dropped
+// at the next fetch, and a fetch from the repaired remote writes C1's
+// files again.
+func TestForgedPackRefused(t *testing.T) {
+	root := t.TempDir()
+	work := filepath.Join(root, "work")
+	testutil.Git(t, root, "init", "-q", "-b", "main", work)
+	commit := func(text string) string {
+		os.WriteFile(filepath.Join(work, "init.pp"), []byte(text), 0o644)
+		testutil.Git(t, work, "add", "-A")
+		testutil.Git(t, work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", text)
+		return strings.TrimSpace(testutil.Git(t, work, "rev-parse", "HEAD"))
+	}
+	c1 := commit("class pinned {}\n")
+	c2 := commit("class other {}\n")
+	testutil.Git(t, work, "repack", "-a", "-d", "-q")
+	packs, _ := filepath.Glob(filepath.Join(work, ".git", "objects", "pack", "pack-*.idx"))
+	if len(packs) != 1 {
+		t.Fatalf("packs: %v", packs)
+	}
+	good, _ := os.ReadFile(packs[0])
+	forgeIdx(t, packs[0], c1, c2)
+	url := "file://" + work
+
+	c, err := Open(filepath.Join(root, "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = c.Mirror(ctx, url)
+	if !errors.Is(err, ErrForgedPack) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), work) {
+		t.Fatalf("mirroring a remote with a forged pack index = %v (exit %d), want exit 4 naming the remote", err, failure.Code(err))
+	}
+	mirrors, _ := filepath.Glob(filepath.Join(root, "cache", "git", "*", "objects"))
+	if len(mirrors) != 0 {
+		t.Errorf("a mirror of the forged remote was kept: %v", mirrors)
+	}
+
+	// the remote repaired, mirrored; then its index forged in the mirror,
+	// as an older imagebake that copied the remote's index left it
+	os.Chmod(packs[0], 0o644)
+	os.WriteFile(packs[0], good, 0o444)
+	m, err := c.Mirror(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrorPack := filepath.Join(m.path, "objects", "pack", filepath.Base(packs[0]))
+	m.Close()
+	forgeIdx(t, mirrorPack, c1, c2)
+	os.RemoveAll(filepath.Join(m.path, "imagebake-indexed"))
+	m, err = c.Mirror(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.WriteTree(ctx, c1, filepath.Join(root, "tree1"), time.Unix(0, 0), nil)
+	if !errors.Is(err, ErrObjectMismatch) || failure.Code(err) != failure.ExitVerify {
+		t.Errorf("writing C1 from a mirror whose index is forged = %v, want a mismatch (exit 4)", err)
+	}
+	if err := m.Fetch(ctx); !errors.Is(err, ErrForgedPack) {
+		t.Errorf("fetching into a mirror whose pack index is forged = %v, want it refused", err)
+	}
+	m.Close()
+	if _, err := os.Stat(m.path); err == nil {
+		t.Errorf("the forged mirror %s was kept", m.path)
+	}
+	m, err = c.Mirror(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.WriteTree(ctx, c1, filepath.Join(root, "tree2"), time.Unix(0, 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "tree2", "init.pp")); string(b) != "class pinned {}\n" {
+		t.Errorf("C1's init.pp from the repaired remote = %q", b)
+	}
+}
+
+
