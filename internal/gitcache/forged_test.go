@@ -128,5 +128,3 @@ func TestForgedPackRefused(t *testing.T) {
 		t.Errorf("C1's init.pp from the repaired remote = %q", b)
 	}
 }
-
-
