@@ -20,10 +20,16 @@ type pooled interface {
 const storeGCLong = `A store keeps every blob once, in its pool (STORE/blobs/sha256/HEX). gc
 removes the pool blobs no release holds (a directory store: blobs linked
 into no release; an S3 store: blobs no release's index and manifests name)
-that are older than --grace. A publish adds its blobs to the pool and
-links them into its release within seconds, so a publish running during a
-gc loses none: its blobs are younger than the grace period. A gc stopped at
-any point leaves a store every reader accepts.`
+that are older than --grace. A directory store's publish links each blob
+into its release as it adds or finds it in the pool, so gc (which removes
+only blobs linked nowhere else) never takes one a publish holds. On an S3
+store a publish (and a migrate) holds a shared lease (STORE/locks/) from
+before it looks at the pool until the catalog lists its release, and gc an
+exclusive one: a gc does not start while a publish runs, nor a publish
+while a gc runs (the one that comes second stops, naming the other; run it
+again). A lease its holder has not refreshed for 10 minutes is a killed
+holder's: passed over, and removed by gc. A gc stopped at any point leaves
+a store every reader accepts.`
 
 func newStoreCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "store", Short: "Keep a release store: its blob pool (gc, migrate)"}

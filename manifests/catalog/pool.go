@@ -18,6 +18,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/s3obj"
 )
 
@@ -33,10 +34,10 @@ import (
 // Garbage: `store gc` removes pool blobs no release holds (a directory
 // store: a link count of 1, the pool's own; an S3 store: named by no
 // release's index and image manifests) that are older than a grace period
-// (DefaultGrace). A publish writes a blob into the pool and links it into
-// its release within seconds, so an in-flight publish never loses one:
-// its blobs are younger than the grace period. Releases are never
-// removed by gc.
+// (DefaultGrace). A directory store's publish links each blob into its
+// release as it adds or finds it, and gc removes only blobs with no other
+// link; an S3 store's publish holds a shared lease and gc an exclusive one
+// (lease.go), so the two never overlap. Releases are never removed by gc.
 
 // PoolDir is the pool, relative to a store's root.
 const PoolDir = "blobs/sha256"
@@ -70,7 +71,7 @@ func (s *Store) linkFromPool(src, dst, hex string) error {
 		fi, err := os.Stat(pool)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return s.addToPool(src, pool, hex, dst)
+			return s.putInPool(src, pool, hex, dst, false)
 		case err != nil:
 			return err
 		}
@@ -80,6 +81,22 @@ func (s *Store) linkFromPool(src, dst, hex string) error {
 		}
 		if fi.Size() != sfi.Size() {
 			return fmt.Errorf("%w: %s is %d bytes, the release's blob %s is %d", ErrPoolBlob, pool, fi.Size(), src, sfi.Size())
+		}
+		// a blob of the right size may still hold other bytes: it is
+		// linked into a signed release only once its hash is checked
+		got, err := filehash.SHA256(pool)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a gc removed it just now
+		}
+		if err != nil {
+			return err
+		}
+		if got != hex {
+			// the release's own copy, when good, replaces it
+			if err := s.putInPool(src, pool, hex, dst, true); err != nil {
+				return fmt.Errorf("the pool's %s holds sha256:%s, and the release's own copy is no better: %w", pool, got, err)
+			}
+			return nil
 		}
 		err = os.Link(pool, dst)
 		switch {
@@ -93,15 +110,16 @@ func (s *Store) linkFromPool(src, dst, hex string) error {
 			return err
 		}
 	}
-	return s.addToPool(src, pool, hex, dst) // a gc removed it twice: add it anew
+	return s.putInPool(src, pool, hex, dst, false) // a gc removed it twice: add it anew
 }
 
-// addToPool copies src into the pool as hex, checking its bytes, through
+// putInPool copies src into the pool as hex, checking its bytes, through
 // a temporary file: a reader never sees a partial blob, and two
 // publishers adding the same blob both succeed. The copy is linked into
 // the release (dst) before it gets its pool name, so gc never finds it
-// held by the pool alone.
-func (s *Store) addToPool(src, pool, want, dst string) error {
+// held by the pool alone. With replace, it takes the place of a damaged
+// pool blob.
+func (s *Store) putInPool(src, pool, want, dst string, replace bool) error {
 	dir := filepath.Dir(pool)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -144,9 +162,13 @@ func (s *Store) addToPool(src, pool, want, dst string) error {
 			return err
 		}
 	}
-	// link, not rename: a blob another publisher added meanwhile stays
-	// (this release then keeps its own copy, the same bytes)
-	if err := os.Link(tmp.Name(), pool); err != nil && !errors.Is(err, fs.ErrExist) {
+	if replace {
+		if err := os.Rename(tmp.Name(), pool); err != nil {
+			return err
+		}
+	} else if err := os.Link(tmp.Name(), pool); err != nil && !errors.Is(err, fs.ErrExist) {
+		// link, not rename: a blob another publisher added meanwhile
+		// stays (this release then keeps its own copy, the same bytes)
 		return err
 	}
 	syncDir(dir)
@@ -287,6 +309,14 @@ type ociIndex struct {
 // blob the pool lacks is an error naming both (exit 4): the store is
 // damaged, and gc removes nothing.
 func (s *S3Store) GC(ctx context.Context, grace time.Duration, dryRun bool, now time.Time) (*GCReport, error) {
+	l, err := s.takeLease(ctx, true, "gc")
+	if err != nil {
+		return nil, err
+	}
+	defer l.release(ctx)
+	if s.gcHolding != nil {
+		s.gcHolding()
+	}
 	c, err := s.Read(ctx)
 	if err != nil {
 		return nil, err
@@ -400,6 +430,11 @@ func (s *S3Store) walkRefs(ctx context.Context, release string, raw []byte, refs
 // deleted, so no reader of the new layout misses it and no digest
 // changes. It returns how many blobs it moved.
 func (s *S3Store) Migrate(ctx context.Context) (int, error) {
+	l, err := s.takeLease(ctx, false, "store migrate")
+	if err != nil {
+		return 0, err
+	}
+	defer l.release(ctx)
 	objs, err := s.B.List(ctx, "images/")
 	if err != nil {
 		return 0, err

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"context"
+	"errors"
+	"io"
 	"crypto/rand"
 	"os"
 	"os/exec"
@@ -19,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/testutil"
 )
 
@@ -220,5 +224,138 @@ func TestPoolS3Store(t *testing.T) {
 	}
 	if _, err := s3s.GC(ctx, time.Hour, false, time.Now().Add(2*time.Hour)); err == nil || !strings.Contains(err.Error(), bd.String()) {
 		t.Errorf("gc with a blob missing from the pool = %v, want an error naming %s", err, bd)
+	}
+}
+
+// A gc cannot run while a publish is between reusing a pool blob (left
+// by an earlier failed publish, old and unreferenced) and the catalog
+// listing its release: the publish holds a shared lease, so the gc stops
+// (removing nothing) and the release keeps every blob; a publish cannot
+// start while a gc holds its exclusive lease; a killed holder's lease,
+// unrefreshed past LeaseStale, is passed over and removed by gc.
+func TestS3GCRacingPublishHeld(t *testing.T) {
+	srv := testutil.S3(t, "store")
+	srv.Setenv(t)
+	signer, kr, _ := keys(t)
+	ctx := context.Background()
+	w, err := OpenWriter(ctx, "s3://store/releases", kr, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3s := w.(*S3Store)
+	base := randomLayer(t, 1<<20)
+	if _, _, err := s3s.Publish(ctx, layoutRelease(t, "1.0.0", base), signer); err != nil {
+		t.Fatal(err)
+	}
+	// an earlier publish of 1.1.0 died after sending its own layer
+	own := static.NewLayer([]byte("release 1.1.0"), types.OCILayer)
+	od, _ := own.Digest()
+	ob, _ := own.Compressed()
+	b, _ := io.ReadAll(ob)
+	if err := s3s.B.CreateBytes(ctx, "blobs/sha256/"+od.Hex, b); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * time.Hour) // every pool blob is past the grace period
+	var gcErr error
+	s3s.afterUpload = func() {
+		_, gcErr = s3s.GC(ctx, time.Hour, false, later)
+	}
+	before := s3s.Reused.Load()
+	if _, _, err := s3s.Publish(ctx, layoutRelease(t, "1.1.0", base), signer); err != nil {
+		t.Fatal(err)
+	}
+	s3s.afterUpload = nil
+	if s3s.Reused.Load()-before < 2 {
+		t.Errorf("the publish reused %d pool blobs, want the base and its own layer", s3s.Reused.Load()-before)
+	}
+	if !errors.Is(gcErr, ErrLeased) || !strings.Contains(gcErr.Error(), `"publish example-1.1.0"`) {
+		t.Errorf("gc during the publish = %v, want it refused naming the publish", gcErr)
+	}
+	if _, err := s3s.B.Head(ctx, "blobs/sha256/"+od.Hex); err != nil {
+		t.Fatalf("the reused blob is gone after the gc: %v", err)
+	}
+	// the next gc runs, and finds every blob the releases name
+	if r, err := s3s.GC(ctx, time.Hour, false, later); err != nil || r.Removed != 0 {
+		t.Fatalf("gc after the publish = %+v, %v", r, err)
+	}
+
+	// a gc holding its lease refuses a publish
+	var pubErr error
+	s3s.gcHolding = func() {
+		_, _, pubErr = s3s.Publish(ctx, layoutRelease(t, "1.2.0", base), signer)
+	}
+	if _, err := s3s.GC(ctx, time.Hour, true, later); err != nil {
+		t.Fatal(err)
+	}
+	s3s.gcHolding = nil
+	if !errors.Is(pubErr, ErrLeased) || !strings.Contains(pubErr.Error(), `"gc"`) {
+		t.Errorf("publish during a gc = %v, want it refused naming the gc", pubErr)
+	}
+	if c, _ := s3s.Read(ctx); c.find("example", "1.2.0") != nil {
+		t.Error("the refused publish is listed")
+	}
+
+	// a killed publisher's lease, unrefreshed for an hour
+	dead := filepath.Join(srv.Dir, "store", "releases", "locks", "shared-dead.json")
+	if err := s3s.B.CreateBytes(ctx, "locks/shared-dead.json", []byte(`{"kind":"shared","what":"publish example-9.9.9"}`)); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(dead, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3s.GC(ctx, time.Hour, false, later); err != nil {
+		t.Fatalf("gc with a stale lease = %v", err)
+	}
+	if left, _ := s3s.B.List(ctx, "locks/"); len(left) != 0 {
+		t.Errorf("leases left after the gc: %+v", left)
+	}
+}
+
+// A directory store's pool blob of the right size but other bytes is
+// never linked into a new release: the release's own good copy takes its
+// place; when the release's copy is no better, the publish stops (exit 4)
+// naming the blob, and nothing is listed.
+func TestPoolBlobHashChecked(t *testing.T) {
+	signer, kr, _ := keys(t)
+	root := t.TempDir()
+	st := &Store{Root: root, Keys: kr}
+	ctx := context.Background()
+	base := randomLayer(t, 1<<20)
+	bd, _ := base.Digest()
+	if _, _, err := st.Publish(ctx, layoutRelease(t, "1.0.0", base), signer); err != nil {
+		t.Fatal(err)
+	}
+	pool := filepath.Join(root, "blobs", "sha256", bd.Hex)
+	damage := func(p string) {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0xff
+		os.Remove(p) // its own inode: the releases linked to it keep theirs
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage(pool)
+	if _, _, err := st.Publish(ctx, layoutRelease(t, "1.1.0", base), signer); err != nil {
+		t.Fatalf("publish over a damaged pool blob, the release's copy good: %v", err)
+	}
+	for _, p := range []string{pool, filepath.Join(root, "images", "example-1.1.0", "blobs", "sha256", bd.Hex)} {
+		if got, _ := filehash.SHA256(p); got != bd.Hex {
+			t.Errorf("%s holds sha256:%s, want %s", p, got, bd.Hex)
+		}
+	}
+	damage(pool)
+	dir := layoutRelease(t, "1.2.0", base)
+	damage(filepath.Join(dir, "blobs", "sha256", bd.Hex))
+	_, _, err := st.Publish(ctx, dir, signer)
+	if !errors.Is(err, ErrPoolBlob) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), bd.Hex) {
+		t.Fatalf("publish with both copies damaged = %v (exit %d), want exit 4 naming the blob", err, failure.Code(err))
+	}
+	if c, _ := st.Read(); c.find("example", "1.2.0") != nil {
+		t.Error("the release with a damaged blob is listed")
 	}
 }

@@ -41,6 +41,11 @@ type S3Store struct {
 	Retries atomic.Int64
 	// Reused counts the pool blobs a publish found there and did not send.
 	Reused atomic.Int64
+	// afterUpload, in tests, runs when a publish has written its files,
+	// before the catalog lists the release.
+	afterUpload func()
+	// gcHolding, in tests, runs when a gc holds its lease.
+	gcHolding func()
 }
 
 const catalogKey = "catalog/" + FileName
@@ -154,8 +159,18 @@ func (s *S3Store) Publish(ctx context.Context, releaseDir string, signer *signin
 	if ok, err := p.present(c, s.Path()); ok || err != nil {
 		return &p.rel, false, err
 	}
+	// a shared lease: no gc runs from before the pool blobs are looked at
+	// (and some reused) until the catalog lists the release
+	l, err := s.takeLease(ctx, false, "publish "+p.name)
+	if err != nil {
+		return nil, false, err
+	}
+	defer l.release(ctx)
 	if err := s.upload(ctx, releaseDir, p, signer); err != nil {
 		return nil, false, err
+	}
+	if s.afterUpload != nil {
+		s.afterUpload()
 	}
 	added := false
 	_, err = s.Update(ctx, signer, func(c *Catalog) error {
