@@ -2,9 +2,9 @@ package catalog
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
-	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
