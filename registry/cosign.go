@@ -98,12 +98,13 @@ func (r *release) cosignAttach(ctx context.Context, rp name.Repository, key cryp
 		}
 		todo = append(todo, cosignBundle{subject: s.d, name: s.name, predicate: SPDXPredicate, body: r.sbom})
 	}
-	hint := cosignkey.Hint(pub)
 	created := r.created()
 	var out []Pushed
 	for _, c := range todo {
-		have := bundlesOf(rp.Digest(c.subject.Digest.String()), c.predicate, opts)
-		if d, ok := have[hint]; ok {
+		// a bundle already there is kept only when it verifies with this
+		// key and is about this digest: a copied or forged one is signed
+		// again
+		if d, ok := signedBy(rp.Digest(c.subject.Digest.String()), c.predicate, pub, opts); ok {
 			out = append(out, Pushed{Name: c.predicate + " of " + c.name, Ref: rp.Digest(d).String()})
 			continue
 		}
@@ -160,19 +161,41 @@ func putBundle(rp name.Repository, subject v1.Descriptor, predicate, created str
 	return ref.String(), nil
 }
 
-// bundlesOf lists the Sigstore bundles of predicate attached to d, by the
-// hint of the key that signed each; one it cannot read is left out (and
-// signed again).
-func bundlesOf(d name.Digest, predicate string, opts []remote.Option) map[string]string {
-	out := map[string]string{}
+// signedBy finds a bundle of predicate attached to d that pub's
+// signature vouches for, its statement about d: the digest of its
+// artifact manifest.
+func signedBy(d name.Digest, predicate string, pub *ecdsa.PublicKey, opts []remote.Option) (string, bool) {
 	for _, b := range bundleManifests(d, predicate, opts) {
 		raw, err := readBundle(d.Context(), b, opts)
-		var bundle cosignkey.Bundle
-		if err == nil && json.Unmarshal(raw, &bundle) == nil {
-			out[bundle.VerificationMaterial.PublicKey.Hint] = b.digest
+		if err == nil && vouches(pub, raw, d.DigestStr(), predicate) {
+			return b.digest, true
 		}
 	}
-	return out
+	return "", false
+}
+
+// vouches says whether bundle is signed by pub and states predicate
+// about digest (sha256:HEX).
+func vouches(pub *ecdsa.PublicKey, bundle []byte, digest, predicate string) bool {
+	st, err := cosignkey.Verify(pub, bundle)
+	if err != nil {
+		return false
+	}
+	var s struct {
+		Subject []struct {
+			Digest map[string]string `json:"digest"`
+		} `json:"subject"`
+		PredicateType string `json:"predicateType"`
+	}
+	if json.Unmarshal(st, &s) != nil || s.PredicateType != predicate {
+		return false
+	}
+	for _, sub := range s.Subject {
+		if "sha256:"+sub.Digest["sha256"] == digest {
+			return true
+		}
+	}
+	return false
 }
 
 type bundleRef struct{ digest, layer string }
@@ -252,28 +275,7 @@ func VerifyCosign(ctx context.Context, repo name.Repository, index string, image
 	var problems []string
 	for _, w := range wants {
 		d := repo.Digest(w.digest)
-		ok := false
-		for _, b := range bundleManifests(d, w.predicate, opts) {
-			raw, err := readBundle(repo, b, opts)
-			if err != nil {
-				continue
-			}
-			st, err := cosignkey.Verify(pub, raw)
-			if err != nil {
-				continue
-			}
-			var s struct {
-				Subject []struct {
-					Digest map[string]string `json:"digest"`
-				} `json:"subject"`
-				PredicateType string `json:"predicateType"`
-			}
-			if json.Unmarshal(st, &s) == nil && s.PredicateType == w.predicate && len(s.Subject) > 0 && "sha256:"+s.Subject[0].Digest["sha256"] == w.digest {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if _, ok := signedBy(d, w.predicate, pub, opts); !ok {
 			kind := "signature"
 			if w.predicate != cosignkey.SignPredicate {
 				kind = "attestation " + w.predicate

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"crypto/ecdsa"
 	"os"
 	"os/exec"
@@ -217,4 +218,74 @@ func cosignTestKey(t *testing.T, dir string) (string, string, *ecdsa.PrivateKey)
 		t.Fatal(err)
 	}
 	return pub, keyPath, key
+}
+
+// Bundles that carry the key's hint but are about other digests (an
+// earlier release's, copied onto this release's digests, which are known
+// before the push) or whose signature is not the key's do not make a push
+// skip its signing: it signs and attests every digest anew, and cosign
+// v3.0.4 then verifies them.
+func TestCosignPushIgnoresCopiedBundles(t *testing.T) {
+	cosign := cosignBin(t)
+	b := bakeExample(t)
+	host := testutil.Registry(t)
+	repo := host + "/golden/copied"
+	dir := t.TempDir()
+	pub, _, key := cosignTestKey(t, dir)
+	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rp, _ := name.NewRepository(repo)
+	opts := Options{}.Remote(ctx)
+	other := strings.Repeat("ab", 32) // "2.0.0"'s digest
+	targets := []v1.Descriptor{}
+	idxRaw, _ := os.ReadFile(filepath.Join(b.dir, "blobs", "sha256", strings.TrimPrefix(b.m.IndexDigest, "sha256:")))
+	targets = append(targets, v1.Descriptor{MediaType: types.OCIImageIndex, Digest: mustHash(b.m.IndexDigest), Size: int64(len(idxRaw))})
+	for _, im := range b.m.Images {
+		raw, _ := os.ReadFile(filepath.Join(b.dir, "blobs", "sha256", strings.TrimPrefix(im.Digest, "sha256:")))
+		targets = append(targets, v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: mustHash(im.Digest), Size: int64(len(raw))})
+	}
+	for i, d := range targets {
+		for _, p := range []string{cosignkey.SignPredicate, ProvenancePredicate, SPDXPredicate} {
+			st, _ := cosignkey.Statement(other, p, []byte(`{}`))
+			bundle, _ := cosignkey.Sign(key, st)
+			if i%2 == 1 { // the key's hint, another signature
+				st, _ = cosignkey.Statement(strings.TrimPrefix(d.Digest.String(), "sha256:"), p, []byte(`{}`))
+				good, _ := cosignkey.Sign(key, st)
+				var bd cosignkey.Bundle
+				json.Unmarshal(good, &bd)
+				bd.DSSEEnvelope.Signatures[0].Sig = "MEUCIQD" + strings.Repeat("A", 89)
+				bundle, _ = json.Marshal(bd)
+			}
+			if _, err := putBundle(rp, d, p, "2025-01-01T00:00:00Z", bundle, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pushed, err := Push(ctx, b.dir, repo, b.sig(t), Options{Cosign: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := 0
+	for _, p := range pushed {
+		if p.New {
+			fresh++
+		}
+	}
+	if want := 3 * len(targets); fresh != want {
+		t.Errorf("the push signed and attested %d digests anew, want %d (no copied or forged bundle counts)", fresh, want)
+	}
+	images := map[string]string{}
+	for _, im := range b.m.Images {
+		images[im.Arch] = im.Digest
+	}
+	pk, _ := cosignkey.LoadPublic(pub)
+	if err := VerifyCosign(ctx, rp, b.m.IndexDigest, images, pk, Options{}); err != nil {
+		t.Errorf("VerifyCosign after the push: %v", err)
+	}
+	cmd := exec.Command(cosign, "verify", "--key", pub, "--insecure-ignore-tlog=true", "--allow-insecure-registry", repo+"@"+b.m.IndexDigest)
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("cosign verify after the push: %v\n%s", err, out)
+	}
 }
