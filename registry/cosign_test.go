@@ -1,8 +1,8 @@
 package registry
 
 import (
-	"encoding/json"
 	"crypto/ecdsa"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
