@@ -103,6 +103,7 @@ fuzz:
 	$(FUZZ) ./internal/pkgversion -fuzz FuzzCompare
 	$(FUZZ) ./internal/osv -fuzz FuzzRecord
 	$(FUZZ) ./internal/osv -fuzz FuzzMayConcern
+	$(FUZZ) ./internal/osv -fuzz FuzzZip
 	$(FUZZ) ./internal/gitcache -fuzz FuzzRedact
 	$(FUZZ) ./internal/gitarg -fuzz FuzzRef
 	$(FUZZ) ./deploy -fuzz FuzzParse

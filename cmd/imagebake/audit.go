@@ -152,7 +152,7 @@ func loadOSV(cmd *cobra.Command, g *globals, o *catalog.Opened, paths []string, 
 		return nil, err
 	}
 	ecos := scope.Ecosystems
-	db, err := osv.LoadScoped(paths, scope)
+	db, err := osv.LoadScoped(cmd.Context(), paths, scope)
 	if err != nil {
 		return nil, err
 	}

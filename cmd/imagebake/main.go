@@ -15,6 +15,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// the first Ctrl-C or SIGTERM cancels the work, which then cleans up;
+	// a second one finds the default behaviour back and ends the process
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -87,7 +87,7 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if len(osvPaths) > 0 {
-				db, err := osv.LoadScoped(osvPaths, release.ManifestScope(prev, cand))
+				db, err := osv.LoadScoped(cmd.Context(), osvPaths, release.ManifestScope(prev, cand))
 				if err != nil {
 					return err
 				}

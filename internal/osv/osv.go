@@ -19,6 +19,7 @@ package osv
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -30,11 +31,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
+	"github.com/imagebake/imagebake/internal/ctxio"
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/pkgversion"
@@ -122,13 +126,28 @@ type DB struct {
 // and checked on every CPU.
 func Load(paths []string) (*DB, error) { return LoadFor(paths, nil) }
 
+// Bounds on what Load reads, whatever the archive says of itself.
+const (
+	// MaxZipEntries bounds the members of one zip archive (osv.dev's
+	// all.zip of every ecosystem has a few hundred thousand).
+	MaxZipEntries = 2_000_000
+	// MaxRecords bounds the records read in all.
+	MaxRecords = 2_000_000
+	// MaxTotal bounds the bytes of records read (inflated) in all.
+	MaxTotal = 8 << 30
+)
+
+// ErrArchive marks an OSV input refused whole: not a regular file, a zip
+// archive whose members overlap, or more than the bounds allow.
+var ErrArchive = fmt.Errorf("OSV advisories refused: %w", failure.ErrUsage)
+
 // LoadFor is Load of the records that can bear on ecosystems (nil: all):
 // a record whose text names none of them is counted in Unconcerned and not
 // checked further (osv.dev's archives hold every release of a
 // distribution; a base is one). A record with \u escapes is always read:
 // an ecosystem could hide in one.
 func LoadFor(paths []string, ecosystems []string) (*DB, error) {
-	return LoadScoped(paths, Scope{Ecosystems: ecosystems})
+	return LoadScoped(context.Background(), paths, Scope{Ecosystems: ecosystems})
 }
 
 // Scope is what the records read may bear on: ecosystems (nil: all) and
@@ -143,20 +162,28 @@ type Scope struct {
 // its packages, is counted in Unconcerned and not checked further. A base
 // holds a few hundred of the tens of thousands of packages a
 // distribution's archive has advisories for. A record with \u escapes is
-// always read: a name could hide in one.
-func LoadScoped(paths []string, s Scope) (*DB, error) {
+// always read: a name could hide in one. Reading stops when ctx ends.
+func LoadScoped(ctx context.Context, paths []string, s Scope) (*DB, error) {
 	sch, err := schema()
 	if err != nil {
 		return nil, err
 	}
+	var bad []error
 	for _, p := range paths {
-		if _, err := os.Stat(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("OSV advisories %s: no such file or directory: %w", p, failure.ErrNotFound)
-			}
-			return nil, fmt.Errorf("OSV advisories %s: %w", p, err)
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			bad = append(bad, fmt.Errorf("OSV advisories %s: no such file or directory: %w", p, failure.ErrNotFound))
+		case err != nil:
+			bad = append(bad, fmt.Errorf("OSV advisories %s: %w", p, err))
+		case !fi.IsDir() && !fi.Mode().IsRegular():
+			bad = append(bad, notRegular(p, fi.Mode()))
 		}
 	}
+	if len(bad) > 0 {
+		return nil, errors.Join(bad...)
+	}
+	var total, records atomic.Int64
 	db := &DB{byPkg: map[string][]entry{}}
 	jobs := make(chan job, 256)
 	results := make(chan parsed, 256)
@@ -169,15 +196,22 @@ func LoadScoped(paths []string, s Scope) (*DB, error) {
 	}()
 	go func() {
 		defer close(jobs)
-		readErr = readPaths(paths, jobs, &open)
+		readErr = readPaths(ctx, paths, jobs, &open, &records)
 	}()
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for j := range jobs {
-				b, err := j.bytes()
+				if ctx.Err() != nil {
+					continue // drained: the reader stops at its next record
+				}
+				b, err := j.bytes(ctx)
 				if err != nil {
 					j.note = err.Error()
+				}
+				if total.Add(int64(len(b))) > MaxTotal {
+					j.note = fmt.Sprintf("past the %d GiB of records a run reads: left out", MaxTotal>>30)
+					b = nil
 				}
 				switch {
 				case j.note != "":
@@ -197,8 +231,14 @@ func LoadScoped(paths []string, s Scope) (*DB, error) {
 	for r := range results {
 		db.merge(r)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("reading OSV advisories: %w", context.Cause(ctx))
+	}
 	if readErr != nil {
 		return nil, readErr
+	}
+	if n := total.Load(); n > MaxTotal {
+		return nil, fmt.Errorf("%w: %s hold more than %d GiB of records (%d bytes read)", ErrArchive, strings.Join(paths, ", "), MaxTotal>>30, n)
 	}
 	sort.Strings(db.Notes)
 	for k := range db.byPkg {
@@ -217,7 +257,7 @@ type job struct {
 }
 
 // bytes are the job's record: read from its zip member if it has one.
-func (j *job) bytes() ([]byte, error) {
+func (j *job) bytes(ctx context.Context) ([]byte, error) {
 	if j.zf == nil {
 		return j.b, nil
 	}
@@ -226,11 +266,44 @@ func (j *job) bytes() ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
-	return io.ReadAll(io.LimitReader(r, MaxRecord+1))
+	b, err := io.ReadAll(io.LimitReader(ctxio.Reader(ctx, r), MaxRecord+1))
+	if err == nil && len(b) > MaxRecord {
+		return nil, fmt.Errorf("inflates past the %d bytes a record may have", MaxRecord)
+	}
+	return b, err
 }
 
-// readPaths reads every record at paths into jobs.
-func readPaths(paths []string, jobs chan<- job, open *[]io.Closer) error {
+// notRegular refuses an input that is a FIFO, a device or a socket (a
+// FIFO would block the read for ever).
+func notRegular(p string, m fs.FileMode) error {
+	return fmt.Errorf("%w: %s is a %s: OSV advisories are read from regular files (.json, .zip) and directories of them", ErrArchive, p, typeOf(m))
+}
+
+func typeOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// readPaths reads every record at paths into jobs, counting them.
+func readPaths(ctx context.Context, paths []string, jobs chan<- job, open *[]io.Closer, records *atomic.Int64) error {
+	send := func(j job) error {
+		if records.Add(1) > MaxRecords {
+			return fmt.Errorf("%w: %s hold more than %d records", ErrArchive, strings.Join(paths, ", "), MaxRecords)
+		}
+		select {
+		case jobs <- j:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -242,15 +315,18 @@ func readPaths(paths []string, jobs chan<- job, open *[]io.Closer) error {
 				if err != nil {
 					return err
 				}
+				if err := ctx.Err(); err != nil {
+					return context.Cause(ctx)
+				}
 				if d.Type().IsRegular() && strings.HasSuffix(d.Name(), ".json") {
-					return readFile(path, jobs)
+					return readFile(ctx, path, send)
 				}
 				return nil
 			})
 		case strings.HasSuffix(p, ".zip"):
-			err = readZip(p, jobs, open)
+			err = readZip(ctx, p, send, open)
 		default:
-			err = readFile(p, jobs)
+			err = readFile(ctx, p, send)
 		}
 		if err != nil {
 			return err
@@ -259,36 +335,98 @@ func readPaths(paths []string, jobs chan<- job, open *[]io.Closer) error {
 	return nil
 }
 
-func readFile(path string, jobs chan<- job) error {
-	f, err := os.Open(path)
+// openRegular opens path without blocking (a FIFO put in its place after
+// the check) and refuses anything but a regular file.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return fmt.Errorf("OSV advisories %s: %w", path, err)
+		return nil, nil, fmt.Errorf("OSV advisories %s: %w", path, err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxRecord+1))
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(path, fi.Mode())
+	}
 	if err != nil {
-		return fmt.Errorf("OSV advisories %s: %w", path, err)
+		f.Close()
+		return nil, nil, err
 	}
-	jobs <- job{where: path, b: b}
-	return nil
+	return f, fi, nil
 }
 
-func readZip(path string, jobs chan<- job, open *[]io.Closer) error {
-	z, err := zip.OpenReader(path)
+func readFile(ctx context.Context, path string, send func(job) error) error {
+	f, _, err := openRegular(path)
 	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(ctxio.Reader(ctx, f), MaxRecord+1))
+	if err != nil {
+		return fmt.Errorf("OSV advisories %s: %w", path, err)
+	}
+	return send(job{where: path, b: b})
+}
+
+// readZip sends each .json member of the zip archive at path, to be
+// inflated by the workers. An archive with more members than
+// MaxZipEntries, or whose members share bytes (a zip bomb: many entries
+// inflating one deflate stream), is refused whole.
+func readZip(ctx context.Context, path string, send func(job) error, open *[]io.Closer) error {
+	f, fi, err := openRegular(path)
+	if err != nil {
+		return err
+	}
+	z, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		f.Close()
 		return fmt.Errorf("OSV advisories %s: not a zip archive: %w", path, err)
 	}
-	*open = append(*open, z) // its members are read by the workers
+	*open = append(*open, f) // its members are read by the workers
+	if len(z.File) > MaxZipEntries {
+		return fmt.Errorf("%w: %s has %d members, more than the %d an archive may have", ErrArchive, path, len(z.File), MaxZipEntries)
+	}
+	if err := overlapping(ctx, path, z.File); err != nil {
+		return err
+	}
 	for _, zf := range z.File {
 		if !strings.HasSuffix(zf.Name, ".json") {
 			continue
 		}
 		where := path + ":" + zf.Name
+		var err error
 		if zf.UncompressedSize64 > MaxRecord {
-			jobs <- job{where: where, note: fmt.Sprintf("%d bytes, over the %d a record may have", zf.UncompressedSize64, MaxRecord)}
-			continue
+			err = send(job{where: where, note: fmt.Sprintf("%d bytes, over the %d a record may have", zf.UncompressedSize64, MaxRecord)})
+		} else {
+			err = send(job{where: where, zf: zf}) // inflated by the worker
 		}
-		jobs <- job{where: where, zf: zf} // inflated by the worker
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// overlapping refuses members whose data share bytes of the archive.
+func overlapping(ctx context.Context, path string, fs []*zip.File) error {
+	type span struct {
+		start, end uint64
+		name       string
+	}
+	spans := make([]span, 0, len(fs))
+	for i, zf := range fs {
+		if i%4096 == 0 && ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		off, err := zf.DataOffset()
+		if err != nil {
+			return fmt.Errorf("%w: %s: member %q: %v", ErrArchive, path, zf.Name, err)
+		}
+		spans = append(spans, span{uint64(off), uint64(off) + zf.CompressedSize64, zf.Name})
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].start < spans[i-1].end {
+			return fmt.Errorf("%w: %s is a zip archive whose members overlap (%q and %q share bytes): a zip bomb, not an OSV export", ErrArchive, path, spans[i-1].name, spans[i].name)
+		}
 	}
 	return nil
 }
