@@ -244,5 +244,8 @@ func OpenWriter(ctx context.Context, dest string, keys *signing.Keyring, mustExi
 			return nil, fmt.Errorf("no catalog in store %s (looked for %s); publish a release there first: %w", dest, st.Path(), failure.ErrNotFound)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dest, "images")); err == nil {
+		st.clearTemps() // what a killed publish or migrate left
+	}
 	return st, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/filehash"
+	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/s3obj"
 )
 
@@ -50,6 +51,37 @@ const DefaultGrace = time.Hour
 var ErrPoolBlob = fmt.Errorf("pool blob does not match its digest: %w", failure.ErrVerify)
 
 var hexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// poolLock is the lock file of a directory store's pool: a publish and a
+// migrate hold it shared while they write temporaries into the pool and
+// the releases; clearTemps removes what killed ones left only when it can
+// hold it alone.
+const poolLock = ".pool.lock"
+
+// sharePool holds the pool's lock shared until the returned func is run.
+func (s *Store) sharePool() (func(), error) {
+	f, err := flock.Shared(filepath.Join(s.Root, poolLock))
+	if err != nil {
+		return nil, fmt.Errorf("locking the pool of %s: %w", s.Root, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// clearTemps removes the temporaries a killed publish (pool .add-*) or
+// migrate (images/NAME/blobs/sha256/.migrate-*) left, when no publish or
+// migrate is at work.
+func (s *Store) clearTemps() {
+	f, ok, err := flock.TryExclusive(filepath.Join(s.Root, poolLock))
+	if err != nil || !ok {
+		return
+	}
+	defer f.Close()
+	adds, _ := filepath.Glob(filepath.Join(s.Root, filepath.FromSlash(PoolDir), ".add-*"))
+	migrates, _ := filepath.Glob(filepath.Join(s.Root, "images", "*", filepath.FromSlash(PoolDir), ".migrate-*"))
+	for _, p := range append(adds, migrates...) {
+		os.Remove(p)
+	}
+}
 
 // isPoolBlob says whether the release-relative path rel is a layout blob
 // the pool keeps (blobs/sha256/HEX).
@@ -235,6 +267,12 @@ func (s *Store) GC(ctx context.Context, grace time.Duration, dryRun bool, now ti
 // pool's copy, through a rename, so no reader ever sees it missing and
 // no digest changes. It returns how many blobs it linked.
 func (s *Store) Migrate(ctx context.Context) (int, error) {
+	s.clearTemps()
+	done, err := s.sharePool()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	rels, err := filepath.Glob(filepath.Join(s.Root, "images", "*", filepath.FromSlash(PoolDir)))
 	if err != nil {
 		return 0, err

@@ -359,3 +359,41 @@ func TestPoolBlobHashChecked(t *testing.T) {
 		t.Error("the release with a damaged blob is listed")
 	}
 }
+
+// What a SIGKILLed publish or migrate leaves (pool .add-* and release
+// .migrate-* temporaries) goes when the store is next opened, unless a
+// publish or migrate is at work (it holds the pool's lock shared).
+func TestKilledTemporariesCleared(t *testing.T) {
+	signer, kr, _ := keys(t)
+	root := t.TempDir()
+	st := &Store{Root: root, Keys: kr}
+	ctx := context.Background()
+	if _, _, err := st.Publish(ctx, layoutRelease(t, "1.0.0", randomLayer(t, 1<<10)), signer); err != nil {
+		t.Fatal(err)
+	}
+	left := []string{filepath.Join(root, "blobs", "sha256", ".add-123"), filepath.Join(root, "images", "example-1.0.0", "blobs", "sha256", ".migrate-"+strings.Repeat("a", 64))}
+	for _, p := range left {
+		os.WriteFile(p, []byte("half"), 0o644)
+	}
+	done, err := st.sharePool() // a publish at work
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenWriter(ctx, root, kr, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range left {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed while a publish held the pool", p)
+		}
+	}
+	done()
+	if _, err := OpenWriter(ctx, root, kr, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range left {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is still there after the store was opened", p)
+		}
+	}
+}

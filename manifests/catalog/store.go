@@ -289,6 +289,12 @@ func (s *Store) Publish(ctx context.Context, releaseDir string, signer *signing.
 	if err != nil {
 		return nil, false, err
 	}
+	s.clearTemps()
+	done, err := s.sharePool()
+	if err != nil {
+		return nil, false, err
+	}
+	defer done()
 	added := false
 	_, err = s.Update(ctx, signer, func(c *Catalog) error {
 		if ok, err := p.present(c, s.Path()); ok || err != nil {
