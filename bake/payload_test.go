@@ -2,11 +2,13 @@ package bake
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
@@ -68,5 +70,19 @@ func TestPayloadExclude(t *testing.T) {
 	o.Release = "1.2.0"
 	if _, err := Bake(ctx, o); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), `[payload] exclude: "["`) {
 		t.Errorf("a bad exclude glob = %v", err)
+	}
+	// patterns that leave out what Puppet reads are refused, each named
+	for i, c := range []struct{ globs, want string }{
+		{`"*"`, `"*" leaves out environment.conf; "*" leaves out hiera.yaml; "*" leaves out manifests/`},
+		{`"manifests/*.pp"`, `"manifests/*.pp" leaves out every file of manifests/`},
+		{`"*.conf"`, `"*.conf" leaves out environment.conf`},
+	} {
+		os.WriteFile(cfg, append(b, "\n[payload]\nexclude = ["+c.globs+"]\n"...), 0o644)
+		testutil.Git(t, repo, "commit", "-qam", "exclude "+c.globs)
+		o.Release = fmt.Sprintf("1.3.%d", i)
+		testutil.Git(t, repo, "tag", "v"+o.Release)
+		if _, err := Bake(ctx, o); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("exclude = [%s]: %v, want exit 2 saying %s", c.globs, err, c.want)
+		}
 	}
 }

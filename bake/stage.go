@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/imagebake/imagebake/manifests/manifest"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/metadata"
 )
@@ -58,6 +61,10 @@ func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) er
 	}
 	var skip func(string) bool
 	if ex := in.Manifest.PayloadExclude; len(ex) > 0 {
+		if err := keepsWhatPuppetReads(mir, in.Manifest.Repo.Commit, ex); err != nil {
+			mir.Close()
+			return err
+		}
 		skip = func(p string) bool { return manifest.Excluded(ex, p) }
 	}
 	err = mir.WriteTree(ctx, in.Manifest.Repo.Commit, env, in.Epoch, skip)
@@ -84,6 +91,49 @@ func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) er
 		}
 	}
 	return nil
+}
+
+// keepsWhatPuppetReads refuses exclude patterns that leave out what
+// Puppet reads from an environment: environment.conf and hiera.yaml when
+// the control repo has them, and the manifests directory (or every file
+// in it).
+func keepsWhatPuppetReads(mir *gitcache.Mirror, commit string, globs []string) error {
+	t, err := mir.Tree(commit)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, f := range []string{"environment.conf", "hiera.yaml"} {
+		if _, err := t.File(f); err == nil {
+			if g := manifest.ExcludedBy(globs, f); g != "" {
+				problems = append(problems, fmt.Sprintf("%q leaves out %s", g, f))
+			}
+		}
+	}
+	if mt, err := t.Tree("manifests"); err == nil {
+		if g := manifest.ExcludedBy(globs, "manifests"); g != "" {
+			problems = append(problems, fmt.Sprintf("%q leaves out manifests/", g))
+		} else {
+			var kept bool
+			var by string
+			mt.Files().ForEach(func(f *object.File) error {
+				if g := manifest.ExcludedBy(globs, "manifests/"+f.Name); g == "" {
+					kept = true
+				} else if by == "" {
+					by = g
+				}
+				return nil
+			})
+			if !kept && by != "" {
+				problems = append(problems, fmt.Sprintf("%q leaves out every file of manifests/", by))
+			}
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: imagebake.toml [payload] exclude: %s, which Puppet reads from the environment; narrow the patterns (\"docs/*\", \"/README.md\")",
+		failure.ErrUsage, strings.Join(problems, "; "))
 }
 
 // releaseFile is /etc/imagebake/release.toml inside an image.

@@ -423,18 +423,21 @@ func CheckExclude(globs []string) error {
 // the root) is left out by globs: a glob without "/" matches p's base name
 // (a name at any depth), one with "/" the whole path from the root (a
 // leading "/" only anchors it).
-func Excluded(globs []string, p string) bool {
+func Excluded(globs []string, p string) bool { return ExcludedBy(globs, p) != "" }
+
+// ExcludedBy is the first of globs that leaves p out ("" for none).
+func ExcludedBy(globs []string, p string) string {
 	for _, g := range globs {
 		target := p
 		if !strings.Contains(g, "/") { // "README.md": a name at any depth
 			target = path.Base(p)
 		}
-		g = strings.TrimPrefix(g, "/") // "/README.md": the path from the root
-		if ok, _ := path.Match(g, target); ok {
-			return true
+		// "/README.md": the path from the root
+		if ok, _ := path.Match(strings.TrimPrefix(g, "/"), target); ok {
+			return g
 		}
 	}
-	return false
+	return ""
 }
 
 // CheckFixes refuses fixes of advisories not declared, and fixes that name
