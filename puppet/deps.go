@@ -47,6 +47,10 @@ func readMetadata(pf *puppetfile.Puppetfile, t *targets) (map[string]*metadata.M
 			var md *metadata.Metadata
 			if md, err = metadata.Parse(root.Path(file), b); err == nil {
 				out[m.Name] = md
+				if metadata.Short(md.Name) != m.Short {
+					notes = append(notes, fmt.Sprintf("%s: module %q is installed as %s, and its %s names it %q: Puppet finds it as %s, so it meets no dependency on %s",
+						m.Pos, m.Name, m.Short, metadata.FileName, md.Name, m.Short, metadata.Slug(md.Name)))
+				}
 				continue
 			}
 		}
@@ -78,7 +82,10 @@ func ModuleVersion(md *metadata.Metadata, pin lockfile.Module) string {
 func CheckDependencies(pf *puppetfile.Puppetfile, pins []lockfile.Module, metas map[string]*metadata.Metadata) error {
 	bySlug, byShort := map[string]int{}, map[string]int{}
 	for i, m := range pf.Modules {
-		if md := metas[m.Name]; md != nil {
+		// a metadata name counts only for the directory Puppet finds it
+		// in: modules/fake whose metadata says puppetlabs-stdlib is not
+		// stdlib to Puppet
+		if md := metas[m.Name]; md != nil && metadata.Short(md.Name) == m.Short {
 			bySlug[metadata.Slug(md.Name)] = i
 		}
 		if m.Author != "" {

@@ -166,3 +166,34 @@ func BenchmarkDependencyCheck(b *testing.B) {
 		}
 	}
 }
+
+// A module installed as modules/fake whose metadata.json says it is
+// puppetlabs-stdlib is not stdlib to Puppet: a note says so, and another
+// module's dependency on stdlib counts as missing.
+func TestMetadataNameMustMatchDirectory(t *testing.T) {
+	env := t.TempDir()
+	write := func(dir, meta string) {
+		os.MkdirAll(filepath.Join(env, "modules", dir), 0o755)
+		os.WriteFile(filepath.Join(env, "modules", dir, "metadata.json"), []byte(meta), 0o644)
+	}
+	write("fake", `{"name": "puppetlabs-stdlib", "version": "9.9.9", "dependencies": []}`)
+	write("app", `{"name": "acme-app", "version": "1.0.0", "dependencies": [{"name": "puppetlabs/stdlib", "version_requirement": ">= 9.0.0 < 10.0.0"}]}`)
+	os.WriteFile(filepath.Join(env, "Puppetfile"), []byte("mod 'fake', :git => 'git://h/fake.git', :tag => 'v1.0.0'\nmod 'app', :git => 'git://h/app.git', :tag => 'v1.0.0'\n"), 0o644)
+	pf, err := puppetfile.ReadFile(filepath.Join(env, "Puppetfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := openTargets(env, filepath.Join(env, "modules"), pf.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.close()
+	metas, notes := readMetadata(pf, tg)
+	if len(notes) != 1 || !strings.Contains(notes[0], `is installed as fake, and its metadata.json names it "puppetlabs-stdlib"`) {
+		t.Errorf("notes = %q", notes)
+	}
+	err = CheckDependencies(pf, nil, metas)
+	if !errors.Is(err, ErrDependencies) || !strings.Contains(err.Error(), "needs puppetlabs-stdlib >= 9.0.0 < 10.0.0: no module of that name is in the Puppetfile") {
+		t.Errorf("CheckDependencies = %v, want stdlib missing", err)
+	}
+}
