@@ -104,6 +104,7 @@ fuzz:
 	$(FUZZ) ./internal/osv -fuzz FuzzRecord
 	$(FUZZ) ./internal/osv -fuzz FuzzMayConcern
 	$(FUZZ) ./internal/osv -fuzz FuzzZip
+	$(FUZZ) ./internal/printable -fuzz FuzzString
 	$(FUZZ) ./internal/gitcache -fuzz FuzzRedact
 	$(FUZZ) ./internal/gitarg -fuzz FuzzRef
 	$(FUZZ) ./deploy -fuzz FuzzParse

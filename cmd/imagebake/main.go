@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/printable"
 )
 
 func main() {
@@ -41,7 +42,7 @@ func run(ctx context.Context, args []string) (code int) {
 	if err == nil {
 		return failure.ExitOK
 	}
-	fmt.Fprintf(os.Stderr, "error: %v\n", err)
+	fmt.Fprintf(os.Stderr, "error: %s\n", printable.String(err.Error()))
 	if errors.Is(err, context.Canceled) {
 		return failure.ExitError
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/printable"
 	"github.com/imagebake/imagebake/internal/progress"
 )
 
@@ -48,6 +49,10 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 			cmd.SetContext(progress.With(cmd.Context(), progress.New(os.Stderr)))
 		}
 	}
+	// names, versions and error lines from modules, advisories and Puppet
+	// are printed with their control characters escaped
+	root.SetOut(printable.Writer(os.Stdout))
+	root.SetErr(printable.Writer(os.Stderr))
 	root.Version = clientVersion() // --version, as the version command prints it
 	root.SetVersionTemplate(fmt.Sprintf("imagebake %s (%s, %s/%s)\n", clientVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH))
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
@@ -93,7 +98,7 @@ func (g *globals) progress() io.Writer {
 	if g.quiet {
 		return io.Discard
 	}
-	return os.Stderr
+	return printable.Writer(os.Stderr)
 }
 
 func printJSON(w io.Writer, v any) error {
