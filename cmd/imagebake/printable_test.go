@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // stderrOf runs the command line and returns what it printed on stderr.
@@ -33,5 +35,39 @@ func TestErrorsEscapeControlCharacters(t *testing.T) {
 	out := stderrOf(t, "puppetfile", "check", "--puppetfile", p)
 	if strings.Contains(out, "\x1b") || !strings.Contains(out, `Puppetfile\x1b[2J\x1b[31m`) {
 		t.Errorf("stderr = %q, want the escape shown as \\x1b", out)
+	}
+}
+
+// IMAGEBAKE_STALL_TIMEOUT reaches every HTTP client: an agent store and a
+// catalog on a server that accepts and never answers are given up after
+// it (300ms here), not after the default minute.
+func TestStallTimeoutReachesEveryHTTPClient(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	url := "http://" + ln.Addr().String()
+	t.Setenv("IMAGEBAKE_STALL_TIMEOUT", "300ms")
+	deploy := filepath.Join(t.TempDir(), "deploy.yaml")
+	os.WriteFile(deploy, []byte("images:\n  web:\n    image: example\n    version: \"1.0\"\n"), 0o644)
+	for _, args := range [][]string{
+		{"agents", "list", "--store", url + "/tools"},
+		{"check", deploy, "--catalog", url + "/catalog.toml"},
+	} {
+		start := time.Now()
+		out := stderrOf(t, args...)
+		if took := time.Since(start); took > 20*time.Second || !strings.Contains(out, "300ms") {
+			t.Errorf("%v against a server that never answers: %s, stderr %q", args, took, out)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/internal/stall"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -70,7 +71,7 @@ func (f *pfFlags) options(g *globals) ([]puppet.Option, error) {
 		opts = append(opts, puppet.WithJobs(f.jobs))
 	}
 	if f.stall == 0 {
-		f.stall = stallFromEnv()
+		f.stall = stall.Current() // IMAGEBAKE_STALL_TIMEOUT, resolved once (root.go)
 	}
 	if f.stall > 0 {
 		opts = append(opts, puppet.WithStall(f.stall))
@@ -307,7 +308,7 @@ the git modules' metadata.json names is pinned in its range (exit 4).`,
 				if err != nil {
 					return err
 				}
-				if _, err := puppet.Lock(cmd.Context(), pf, puppet.WithCache(dir), puppet.WithLog(g.progress()), puppet.WithStall(stallFromEnv())); err != nil {
+				if _, err := puppet.Lock(cmd.Context(), pf, puppet.WithCache(dir), puppet.WithLog(g.progress()), puppet.WithStall(stall.Current())); err != nil {
 					return err
 				}
 			}

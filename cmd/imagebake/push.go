@@ -38,7 +38,7 @@ func registryOptions(o registry.Options, g *globals) registry.Options {
 func remoteOptions(o ociremote.Options) ociremote.Options {
 	o.Insecure = listSetting(o.Insecure, envInsecure)
 	if o.Stall == 0 {
-		o.Stall = stallFromEnv()
+		o.Stall = stall.Current() // the flag's or IMAGEBAKE_STALL_TIMEOUT's (root.go)
 	}
 	return o
 }
@@ -46,7 +46,7 @@ func remoteOptions(o ociremote.Options) ociremote.Options {
 // stallOr is d, or the default stall timeout when d is 0.
 func stallOr(d time.Duration) time.Duration {
 	if d <= 0 {
-		return stall.Default
+		return stall.Current()
 	}
 	return d
 }

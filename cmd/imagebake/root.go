@@ -17,6 +17,7 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/printable"
 	"github.com/imagebake/imagebake/internal/progress"
+	"github.com/imagebake/imagebake/internal/stall"
 )
 
 // globals are the flags every command has.
@@ -48,6 +49,15 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 		if !g.quiet && !g.json && progress.Terminal(os.Stderr) {
 			cmd.SetContext(progress.With(cmd.Context(), progress.New(os.Stderr)))
 		}
+		// one stall rule for every HTTP client of the command: its
+		// --stall-timeout, else IMAGEBAKE_STALL_TIMEOUT, else the default
+		d := stallFromEnv()
+		if f := cmd.Flags().Lookup("stall-timeout"); f != nil && f.Changed {
+			if v, err := time.ParseDuration(f.Value.String()); err == nil && v > 0 {
+				d = v
+			}
+		}
+		stall.SetCurrent(d)
 	}
 	// names, versions and error lines from modules, advisories and Puppet
 	// are printed with their control characters escaped

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,14 +60,36 @@ func (e *Error) Timeout() bool { return true }
 // Temporary is net.Error's other method.
 func (e *Error) Temporary() bool { return false }
 
+// current is the timeout of transports made with 0: Default, unless the
+// command line set another (SetCurrent).
+var current atomic.Int64
+
+// SetCurrent makes d (when positive) the timeout of every transport and
+// client made with 0 from now on: the command line resolves the setting
+// (--stall-timeout, IMAGEBAKE_STALL_TIMEOUT) once, and every HTTP client
+// (agent stores, the Forge, catalogs, registries, S3) follows it.
+func SetCurrent(d time.Duration) {
+	if d > 0 {
+		current.Store(int64(d))
+	}
+}
+
+// Current is the timeout a transport made with 0 gets.
+func Current() time.Duration {
+	if d := time.Duration(current.Load()); d > 0 {
+		return d
+	}
+	return Default
+}
+
 // Transport wraps base (nil: http.DefaultTransport) with the stall rule of
-// d (0: Default).
+// d (0: Current).
 func Transport(base http.RoundTripper, d time.Duration) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	if d <= 0 {
-		d = Default
+		d = Current()
 	}
 	return &transport{base: base, d: d}
 }
