@@ -1,7 +1,9 @@
 package bake
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/tarball"
 )
 
 // debianPuppetTarball is the real Debian 12 base with Debian's puppet
@@ -150,5 +153,23 @@ func TestCachedBaseChecked(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cache, "k2")); err == nil {
 		t.Error("a failed unpack left a base in place")
+	}
+}
+
+// Ctrl-C during the gate's first unpack of a base is a cancel (the
+// context's error), not an unsafe archive, and leaves no base behind.
+func TestCachedBaseCancelled(t *testing.T) {
+	cache := t.TempDir()
+	cctx, cancel := context.WithCancel(ctx)
+	_, err := cachedBase(cctx, cache, "k", "img", Options{}, func(dst string) error {
+		os.MkdirAll(dst, 0o755)
+		cancel()
+		return fmt.Errorf("%w: verification failed", tarball.ErrUnsafe)
+	})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, tarball.ErrUnsafe) || failure.Code(err) == failure.ExitVerify {
+		t.Errorf("a cancelled unpack = %v (exit %d), want the cancel", err, failure.Code(err))
+	}
+	if left, _ := os.ReadDir(cache); len(left) > 1 { // the lock file only
+		t.Errorf("left in the cache: %v", left)
 	}
 }
