@@ -106,6 +106,7 @@ fuzz:
 	$(FUZZ) ./internal/osv -fuzz FuzzZip
 	$(FUZZ) ./internal/printable -fuzz FuzzString
 	$(FUZZ) ./internal/gitcache -fuzz FuzzRedact
+	$(FUZZ) ./internal/gitcache -fuzz FuzzIndexPack
 	$(FUZZ) ./internal/gitarg -fuzz FuzzRef
 	$(FUZZ) ./deploy -fuzz FuzzParse
 	$(FUZZ) ./internal/strict -fuzz FuzzDecodeTOML

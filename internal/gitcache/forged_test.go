@@ -128,3 +128,19 @@ func TestForgedPackRefused(t *testing.T) {
 		t.Errorf("C1's init.pp from the repaired remote = %q", b)
 	}
 }
+
+// Any bytes as a remote's pack: indexed or refused, never a panic.
+func FuzzIndexPack(f *testing.F) {
+	f.Add([]byte("PACK\x00\x00\x00\x02\x00\x00\x00\x00"))
+	f.Add([]byte("PACK\x00\x00\x00\x02\x00\x00\x00\x01\x30\x78\x9c\x03\x00\x00\x00\x00\x01"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "pack")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if idx, err := indexPack(p, "pack-"+strings.Repeat("0", 40)); err == nil && idx == nil {
+			t.Fatal("no index and no error")
+		}
+	})
+}

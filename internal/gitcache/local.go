@@ -2,6 +2,7 @@ package gitcache
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -250,6 +251,24 @@ func indexPack(p, name string) (*idxfile.MemoryIndex, error) {
 		return nil, err
 	}
 	defer f.Close()
+	// the header's object count sizes the parser's tables: it must be one
+	// the file can hold (an object takes at least 9 bytes: a type and
+	// size byte and the smallest zlib stream), or a forged count of 2^32
+	// would take all memory
+	var hdr [12]byte
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(f, hdr[:]); err != nil || string(hdr[:4]) != "PACK" {
+		return nil, fmt.Errorf("%w: %s.pack is not a pack file", ErrForgedPack, name)
+	}
+	if n := int64(binary.BigEndian.Uint32(hdr[8:])); n*9 > fi.Size()-12-20 && n > 0 {
+		return nil, fmt.Errorf("%w: %s.pack says it holds %d objects, more than its %d bytes can", ErrForgedPack, name, n, fi.Size())
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
 	iw := new(idxfile.Writer)
 	parser, err := packfile.NewParser(packfile.NewScanner(f), iw)
 	if err != nil {
