@@ -168,20 +168,8 @@ func LoadScoped(ctx context.Context, paths []string, s Scope) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	var bad []error
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			bad = append(bad, fmt.Errorf("OSV advisories %s: no such file or directory: %w", p, failure.ErrNotFound))
-		case err != nil:
-			bad = append(bad, fmt.Errorf("OSV advisories %s: %w", p, err))
-		case !fi.IsDir() && !fi.Mode().IsRegular():
-			bad = append(bad, notRegular(p, fi.Mode()))
-		}
-	}
-	if len(bad) > 0 {
-		return nil, errors.Join(bad...)
+	if err := checkPaths(paths); err != nil {
+		return nil, err
 	}
 	var total, records atomic.Int64
 	db := &DB{byPkg: map[string][]entry{}}
@@ -200,29 +188,7 @@ func LoadScoped(ctx context.Context, paths []string, s Scope) (*DB, error) {
 	}()
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for j := range jobs {
-				if ctx.Err() != nil {
-					continue // drained: the reader stops at its next record
-				}
-				b, err := j.bytes(ctx)
-				if err != nil {
-					j.note = err.Error()
-				}
-				if total.Add(int64(len(b))) > MaxTotal {
-					j.note = fmt.Sprintf("past the %d GiB of records a run reads: left out", MaxTotal>>30)
-					b = nil
-				}
-				switch {
-				case j.note != "":
-					results <- parsed{where: j.where, notes: []string{j.where + ": " + j.note}}
-				case !mayConcern(b, s):
-					results <- parsed{where: j.where, unconcerned: true}
-				default:
-					results <- parse(sch, j.where, b)
-				}
-			}
-		})
+		wg.Go(func() { work(ctx, sch, s, jobs, results, &total) })
 	}
 	go func() {
 		wg.Wait()
@@ -246,6 +212,50 @@ func LoadScoped(ctx context.Context, paths []string, s Scope) (*DB, error) {
 		sort.SliceStable(es, func(i, j int) bool { return es[i].id < es[j].id })
 	}
 	return db, nil
+}
+
+// checkPaths refuses paths that do not exist or are not regular files or
+// directories, naming each.
+func checkPaths(paths []string) error {
+	var bad []error
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			bad = append(bad, fmt.Errorf("OSV advisories %s: no such file or directory: %w", p, failure.ErrNotFound))
+		case err != nil:
+			bad = append(bad, fmt.Errorf("OSV advisories %s: %w", p, err))
+		case !fi.IsDir() && !fi.Mode().IsRegular():
+			bad = append(bad, notRegular(p, fi.Mode()))
+		}
+	}
+	return errors.Join(bad...)
+}
+
+// work reads, scopes and parses the records of jobs into results, on one
+// CPU, counting their bytes in total.
+func work(ctx context.Context, sch *jsonschema.Schema, s Scope, jobs <-chan job, results chan<- parsed, total *atomic.Int64) {
+	for j := range jobs {
+		if ctx.Err() != nil {
+			continue // drained: the reader stops at its next record
+		}
+		b, err := j.bytes(ctx)
+		if err != nil {
+			j.note = err.Error()
+		}
+		if total.Add(int64(len(b))) > MaxTotal {
+			j.note = fmt.Sprintf("past the %d GiB of records a run reads: left out", MaxTotal>>30)
+			b = nil
+		}
+		switch {
+		case j.note != "":
+			results <- parsed{where: j.where, notes: []string{j.where + ": " + j.note}}
+		case !mayConcern(b, s):
+			results <- parsed{where: j.where, unconcerned: true}
+		default:
+			results <- parse(sch, j.where, b)
+		}
+	}
 }
 
 // job is one record's bytes, or why they could not be read.

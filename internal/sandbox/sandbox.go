@@ -131,67 +131,14 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 // process in it. A program that exits other than 0 is an *ExitError.
 func Run(ctx context.Context, s Spec) (Result, error) {
 	lim := s.Limits.withDefaults()
-	bw := s.Bwrap
-	if bw == "" {
-		var err error
-		if bw, err = exec.LookPath("bwrap"); err != nil {
-			return Result{}, fmt.Errorf("%w: bwrap (bubblewrap) not found in PATH=%s: install it (Debian and Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)", ErrUnavailable, os.Getenv("PATH"))
-		}
-	}
-	prl, err := exec.LookPath("prlimit")
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: prlimit (util-linux) not found in PATH=%s", ErrUnavailable, os.Getenv("PATH"))
-	}
-	uid, gid := os.Getuid(), os.Getgid()
-	asRoot := uid == 0
-	if asRoot {
-		uid, gid = NobodyUID, NobodyUID
-		for _, d := range s.Lower {
-			if err := Reachable(d); err != nil {
-				return Result{}, err
-			}
-		}
-	}
-	args, err := bwrapArgs(s, lim)
-	if err != nil {
-		return Result{}, err
-	}
-	// RLIMIT_NPROC counts the host user's tasks too (the user namespace's
-	// parent level): allow what the user runs now plus the sandbox's own
-	nproc := TasksOf(uid) + lim.Procs
-	prArgs := []string{
-		"--nproc=" + strconv.Itoa(nproc),
-		"--as=" + strconv.FormatInt(lim.Memory, 10),
-		"--cpu=" + strconv.Itoa(int(lim.CPU/time.Second)+1),
-		"--nofile=" + strconv.Itoa(lim.Files),
-		"--fsize=" + strconv.FormatInt(lim.Tmp, 10),
-		"--core=0",
-		"--", bw,
-	}
-	status, statusW, err := os.Pipe()
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	out := &tail{max: lim.Tail, limit: lim.Output, over: func() { cancel(ErrLimit) }}
+	cmd, status, err := command(cctx, s, lim, out)
 	if err != nil {
 		return Result{}, err
 	}
 	defer status.Close()
-	cctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	cmd := exec.CommandContext(cctx, prl, append(prArgs, append(append([]string{"--json-status-fd", "3"}, args...), s.Args...)...)...)
-	cmd.Env = s.Env
-	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{statusW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if asRoot {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-	}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	out := &tail{max: lim.Tail, limit: lim.Output, over: func() { cancel(ErrLimit) }}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		statusW.Close()
-		return Result{}, fmt.Errorf("%w: starting %s: %v", ErrUnavailable, bw, err)
-	}
-	statusW.Close()
 	started := make(chan bool, 1)
 	go func() { started <- childStarted(status) }()
 	err = cmd.Wait()
@@ -219,6 +166,69 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		return res, &ExitError{Code: code}
 	}
 	return res, err
+}
+
+// command starts bwrap under prlimit for s, as nobody when imagebake is
+// root, its output into out; status is bwrap's JSON status pipe.
+func command(ctx context.Context, s Spec, lim Limits, out io.Writer) (*exec.Cmd, *os.File, error) {
+	bw := s.Bwrap
+	if bw == "" {
+		var err error
+		if bw, err = exec.LookPath("bwrap"); err != nil {
+			return nil, nil, fmt.Errorf("%w: bwrap (bubblewrap) not found in PATH=%s: install it (Debian and Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)", ErrUnavailable, os.Getenv("PATH"))
+		}
+	}
+	prl, err := exec.LookPath("prlimit")
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: prlimit (util-linux) not found in PATH=%s", ErrUnavailable, os.Getenv("PATH"))
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	asRoot := uid == 0
+	if asRoot {
+		uid, gid = NobodyUID, NobodyUID
+		for _, d := range s.Lower {
+			if err := Reachable(d); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	args, err := bwrapArgs(s, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	// RLIMIT_NPROC counts the host user's tasks too (the user namespace's
+	// parent level): allow what the user runs now plus the sandbox's own
+	prArgs := []string{
+		"--nproc=" + strconv.Itoa(TasksOf(uid)+lim.Procs),
+		"--as=" + strconv.FormatInt(lim.Memory, 10),
+		"--cpu=" + strconv.Itoa(int(lim.CPU/time.Second)+1),
+		"--nofile=" + strconv.Itoa(lim.Files),
+		"--fsize=" + strconv.FormatInt(lim.Tmp, 10),
+		"--core=0",
+		"--", bw, "--json-status-fd", "3",
+	}
+	status, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, prl, append(append(prArgs, args...), s.Args...)...)
+	cmd.Env = s.Env
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{statusW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if asRoot {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Stdout, cmd.Stderr = out, out
+	err = cmd.Start()
+	statusW.Close()
+	if err != nil {
+		status.Close()
+		return nil, nil, fmt.Errorf("%w: starting %s: %v", ErrUnavailable, bw, err)
+	}
+	return cmd, status, nil
 }
 
 // childStarted reads bwrap's JSON status: a "child-pid" line means the
@@ -290,44 +300,9 @@ type entry struct {
 }
 
 func (sp *splicer) dir(dst string, srcs []string) error {
-	names := map[string]*entry{}
-	for _, src := range srcs {
-		des, err := os.ReadDir(src)
-		if err != nil {
-			return fmt.Errorf("sandbox: reading %s: %w", src, err)
-		}
-		for _, de := range des {
-			p := filepath.Join(src, de.Name())
-			e, seen := names[de.Name()]
-			if !seen {
-				names[de.Name()] = &entry{mode: de.Type(), src: p}
-				if de.IsDir() {
-					names[de.Name()].dirs = []string{p}
-				}
-				continue
-			}
-			// a lower directory merges into an upper one; anything else
-			// hides what lies below it
-			if e.mode.IsDir() && de.IsDir() && !e.closed {
-				e.dirs = append(e.dirs, p)
-			} else {
-				e.closed = true
-			}
-		}
-	}
-	for w := range sp.writable {
-		if path.Dir(w) == dst {
-			if _, ok := names[path.Base(w)]; !ok {
-				names[path.Base(w)] = &entry{mode: os.ModeDir}
-			}
-		}
-	}
-	for d := range sp.under {
-		if d != "/" && path.Dir(d) == dst {
-			if _, ok := names[path.Base(d)]; !ok {
-				names[path.Base(d)] = &entry{mode: os.ModeDir}
-			}
-		}
+	names, err := sp.union(dst, srcs)
+	if err != nil {
+		return err
 	}
 	keys := make([]string, 0, len(names))
 	for k := range names {
@@ -335,37 +310,82 @@ func (sp *splicer) dir(dst string, srcs []string) error {
 	}
 	sort.Strings(keys)
 	for _, name := range keys {
-		e, p := names[name], path.Join(dst, name)
 		if dst == "/" && (name == "proc" || name == "dev" || name == "sys") {
 			continue // the sandbox's own
 		}
-		dirs := e.dirs
-		switch {
-		case sp.writable[p]:
-			if e.src != "" && !e.mode.IsDir() {
-				return fmt.Errorf("sandbox: writable path %s is not a directory in the image (%s)", p, e.mode.Type())
-			}
-			sp.args = append(sp.args, "--size", strconv.FormatInt(sp.tmp, 10), "--tmpfs", p)
-		case e.mode.IsDir() && len(dirs) == 1 && !sp.under[p]:
-			sp.args = append(sp.args, "--ro-bind", dirs[0], p)
-		case e.mode.IsDir():
-			sp.args = append(sp.args, "--dir", p)
-			if err := sp.dir(p, dirs); err != nil {
-				return err
-			}
-		case sp.under[p]:
-			return fmt.Errorf("sandbox: %s is a %s in the image, and a writable path lies below it", p, e.mode.Type())
-		case e.mode&os.ModeSymlink != 0:
-			target, err := os.Readlink(e.src)
-			if err != nil {
-				return err
-			}
-			sp.args = append(sp.args, "--symlink", target, p)
-		case e.mode.IsRegular():
-			sp.args = append(sp.args, "--ro-bind", e.src, p)
+		if err := sp.entry(path.Join(dst, name), names[name]); err != nil {
+			return err
 		}
-		// devices, FIFOs and sockets are left out
 	}
+	return nil
+}
+
+// union lists the entries of the directory dst: those of each source
+// (the top one's winning), and the writable paths and their parents that
+// lie in it.
+func (sp *splicer) union(dst string, srcs []string) (map[string]*entry, error) {
+	names := map[string]*entry{}
+	for _, src := range srcs {
+		des, err := os.ReadDir(src)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: reading %s: %w", src, err)
+		}
+		for _, de := range des {
+			p := filepath.Join(src, de.Name())
+			e, seen := names[de.Name()]
+			switch {
+			case !seen:
+				e = &entry{mode: de.Type(), src: p}
+				if de.IsDir() {
+					e.dirs = []string{p}
+				}
+				names[de.Name()] = e
+			case e.mode.IsDir() && de.IsDir() && !e.closed:
+				// a lower directory merges into an upper one
+				e.dirs = append(e.dirs, p)
+			default:
+				// anything else hides what lies below it
+				e.closed = true
+			}
+		}
+	}
+	for _, set := range []map[string]bool{sp.writable, sp.under} {
+		for w := range set {
+			if w != "/" && path.Dir(w) == dst {
+				if _, ok := names[path.Base(w)]; !ok {
+					names[path.Base(w)] = &entry{mode: os.ModeDir}
+				}
+			}
+		}
+	}
+	return names, nil
+}
+
+// entry lays out one entry e at p.
+func (sp *splicer) entry(p string, e *entry) error {
+	switch {
+	case sp.writable[p]:
+		if e.src != "" && !e.mode.IsDir() {
+			return fmt.Errorf("sandbox: writable path %s is not a directory in the image (%s)", p, e.mode.Type())
+		}
+		sp.args = append(sp.args, "--size", strconv.FormatInt(sp.tmp, 10), "--tmpfs", p)
+	case e.mode.IsDir() && len(e.dirs) == 1 && !sp.under[p]:
+		sp.args = append(sp.args, "--ro-bind", e.dirs[0], p)
+	case e.mode.IsDir():
+		sp.args = append(sp.args, "--dir", p)
+		return sp.dir(p, e.dirs)
+	case sp.under[p]:
+		return fmt.Errorf("sandbox: %s is a %s in the image, and a writable path lies below it", p, e.mode.Type())
+	case e.mode&os.ModeSymlink != 0:
+		target, err := os.Readlink(e.src)
+		if err != nil {
+			return err
+		}
+		sp.args = append(sp.args, "--symlink", target, p)
+	case e.mode.IsRegular():
+		sp.args = append(sp.args, "--ro-bind", e.src, p)
+	}
+	// devices, FIFOs and sockets are left out
 	return nil
 }
 
