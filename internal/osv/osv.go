@@ -130,7 +130,7 @@ func Load(paths []string) (*DB, error) { return LoadFor(paths, nil) }
 const (
 	// MaxZipEntries bounds the members of one zip archive (osv.dev's
 	// all.zip of every ecosystem has a few hundred thousand).
-	MaxZipEntries = 2_000_000
+	MaxZipEntries = 500_000
 	// MaxRecords bounds the records read in all.
 	MaxRecords = 2_000_000
 	// MaxTotal bounds the bytes of records read (inflated) in all.
