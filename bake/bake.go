@@ -56,6 +56,9 @@ type Options struct {
 	// in the manifest, and needed by the number check for a SECURITY
 	// number.
 	Advisories []string
+	// AdvisoryFixes say which packages and modules an advisory fixes
+	// (--advisory ID=NAME,...): recorded, and only those are its fix.
+	AdvisoryFixes map[string][]string
 
 	// AgentsPerArch takes each arch's newest agent binaries instead of the
 	// newest version every arch has.
@@ -120,7 +123,7 @@ func Plan(ctx context.Context, o Options) (*manifest.Manifest, release.Rules, er
 	if err != nil {
 		return nil, release.Rules{}, err
 	}
-	return m, in.Config.Rules(o.Advisories), nil
+	return m, in.Config.Rules(o.Advisories, o.AdvisoryFixes), nil
 }
 
 // Bake bakes the release into Out/FAMILY-X.Y.Z and returns its manifest:

@@ -113,8 +113,8 @@ type ReleaseConfig struct {
 }
 
 // Rules are the release rules of the config, with advisories.
-func (c *Config) Rules(advisories []string) release.Rules {
-	r := release.Rules{Advisories: advisories}
+func (c *Config) Rules(advisories []string, fixes map[string][]string) release.Rules {
+	r := release.Rules{Advisories: advisories, AdvisoryFixes: fixes}
 	if c.Release != nil && c.Release.MajorPackages != nil {
 		r.MajorPackages = append([]string{}, *c.Release.MajorPackages...)
 	}

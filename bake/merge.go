@@ -142,6 +142,9 @@ func joinParts(parts []string, ms []*manifest.Manifest) (*manifest.Manifest, map
 		if a, b := strings.Join(first.Advisories, ", "), strings.Join(m.Advisories, ", "); a != b {
 			problems = append(problems, fmt.Sprintf("advisories: [%s] in %s, [%s] in %s", a, parts[0], b, parts[i]))
 		}
+		if a, b := fmt.Sprint(first.AdvisoryFixes), fmt.Sprint(m.AdvisoryFixes); a != b {
+			problems = append(problems, fmt.Sprintf("what the advisories fix: %s in %s, %s in %s", a, parts[0], b, parts[i]))
+		}
 		if a, b := strings.Join(first.PartialOf, ","), strings.Join(m.PartialOf, ","); a != b {
 			problems = append(problems, fmt.Sprintf("arches of the release: [%s] in %s, [%s] in %s", a, parts[0], b, parts[i]))
 		}

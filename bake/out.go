@@ -211,7 +211,8 @@ func (in *Inputs) keepArches(ctx context.Context, o Options, old *manifest.Manif
 // from the same inputs, with their artifacts in place: the index, each
 // image and each layer (the files are not hashed here; verify does that).
 func upToDate(old, now *manifest.Manifest, dir string) bool {
-	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) || !slices.Equal(old.Advisories, now.Advisories) {
+	if old.InputsDigest != now.InputsDigest || len(old.Images) != len(now.Images) || !slices.Equal(old.Advisories, now.Advisories) ||
+		fmt.Sprint(old.AdvisoryFixes) != fmt.Sprint(now.AdvisoryFixes) {
 		return false
 	}
 	b, err := builders.Lookup(old.Builder)

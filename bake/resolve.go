@@ -119,7 +119,7 @@ func ResolveManifest(ctx context.Context, want *manifest.Manifest, arches []stri
 	}
 	o.Release, o.Arches, o.Builder = want.Release, arches, want.Builder
 	o.Epoch, o.Version, o.Stores, o.Previous, o.Ref = time.Unix(want.Epoch, 0), want.Imagebake.Version, nil, nil, ""
-	o.Advisories = want.Advisories
+	o.Advisories, o.AdvisoryFixes = want.Advisories, want.AdvisoryFixes
 	if o.Arches == nil {
 		for _, im := range want.Images {
 			o.Arches = append(o.Arches, im.Arch)
@@ -250,7 +250,7 @@ func resolve(ctx context.Context, o Options, want *manifest.Manifest) (*Inputs, 
 		return nil, fmt.Errorf("%w: --locked, and these inputs are not pinned by the control repo at %s:\n  %s\ncommit a Puppetfile.lock (imagebake puppetfile lock) and pin the agent binaries exactly in imagebake.toml ([agents] version = \"X.Y.Z\")",
 			ErrFloating, src.where, strings.Join(in.Floating, "\n  "))
 	}
-	in.Manifest.Advisories = o.Advisories
+	in.Manifest.Advisories, in.Manifest.AdvisoryFixes = o.Advisories, o.AdvisoryFixes
 	if cfg.Release != nil && cfg.Release.MajorPackages != nil {
 		mp := append([]string{}, *cfg.Release.MajorPackages...)
 		in.Manifest.MajorPackages = &mp
@@ -339,7 +339,7 @@ func (in *Inputs) checkNumber(ctx context.Context, o Options, want *manifest.Man
 	if err != nil {
 		return err
 	}
-	rules := in.Config.Rules(o.Advisories)
+	rules := in.Config.Rules(o.Advisories, o.AdvisoryFixes)
 	rules.RepoFiles = RepoChanges(ctx, o, o.Previous.Repo.Commit, cand.Repo.Commit)
 	if err := release.Check(o.Previous, cand, o.Release, rules); err != nil {
 		return fmt.Errorf("%w\n(--no-release-check skips this)", err)

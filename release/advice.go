@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -166,6 +167,55 @@ type OSVFix struct {
 	Package  string   `json:"package"`
 	Old      string   `json:"old"`
 	New      string   `json:"new"`
+	From     string   `json:"from"` // the record's file (or zip:member)
+}
+
+// ClaimsFromOSV gives each advisory r declares without saying what it
+// fixes the packages its OSV record fixes in the candidate (fixes), so a
+// new upstream version the record names is judged a security fix and
+// credited to that advisory alone.
+func ClaimsFromOSV(r Rules, fixes []OSVFix) Rules {
+	for _, a := range r.Advisories {
+		if len(r.AdvisoryFixes[a]) > 0 {
+			continue
+		}
+		for _, f := range fixes {
+			if f.Advisory != a && !slices.Contains(f.Aliases, a) {
+				continue
+			}
+			if r.AdvisoryFixes == nil {
+				r.AdvisoryFixes, r.FixesFrom = map[string][]string{}, map[string]string{}
+			} else if r.FixesFrom == nil {
+				r.FixesFrom = map[string]string{}
+			}
+			if !slices.Contains(r.AdvisoryFixes[a], f.Package) {
+				r.AdvisoryFixes[a] = append(r.AdvisoryFixes[a], f.Package)
+			}
+			r.FixesFrom[a] = "OSV record " + f.From
+		}
+	}
+	return r
+}
+
+// AdvisoryFlags are the --advisory flags that declare fixes, each with
+// the packages its record fixes (--advisory DSA-6001-1=libssl3,openssl).
+func AdvisoryFlags(fixes []OSVFix) []string {
+	pkgs := map[string][]string{}
+	var order []string
+	for _, f := range fixes {
+		if _, ok := pkgs[f.Advisory]; !ok {
+			order = append(order, f.Advisory)
+		}
+		if !slices.Contains(pkgs[f.Advisory], f.Package) {
+			pkgs[f.Advisory] = append(pkgs[f.Advisory], f.Package)
+		}
+	}
+	var out []string
+	for _, a := range order {
+		sort.Strings(pkgs[a])
+		out = append(out, "--advisory "+a+"="+strings.Join(pkgs[a], ","))
+	}
+	return out
 }
 
 func (f OSVFix) String() string {
@@ -211,7 +261,7 @@ func OSVFixes(prev, cand *manifest.Manifest, db *osv.DB) []OSVFix {
 			continue
 		}
 		seen[k] = true
-		out = append(out, OSVFix{Advisory: h.ID, Aliases: h.Aliases, Package: h.Package, Old: h.Version, New: now[h.Package]})
+		out = append(out, OSVFix{Advisory: h.ID, Aliases: h.Aliases, Package: h.Package, Old: h.Version, New: now[h.Package], From: h.From})
 	}
 	return out
 }

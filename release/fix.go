@@ -38,37 +38,61 @@ func pinVersion(m lockfile.Module) string {
 }
 
 // FixesOf is what a security release cand fixed since prev, the release
-// before it in its line: for each advisory r declares, every package and
-// module whose version changed. A security release carries only security
-// changes, so all of them are the fix; which change fixed which advisory
-// is not known, so each advisory gets them all. Advisories whose release
+// before it in its line, per advisory r declares: the package and module
+// changes the advisory claims (its OSV record or --advisory ID=NAME,...
+// names them), and for advisories that name nothing, the changes no
+// other advisory claims. Never every change with every advisory: a fix is
+// credited to the advisory that names it. Advisories whose release
 // changed no package or module (a control repo fix) get no entry: no
 // version says whether another release carries them.
 func FixesOf(prev, cand *manifest.Manifest, r Rules) []manifest.Fix {
 	if len(r.Advisories) == 0 {
 		return nil
 	}
-	var pkgs []manifest.PackageFix
-	var mods []manifest.ModuleFix
-	seen := map[string]bool{}
-	for _, c := range Compare(prev, cand, r) {
-		switch {
-		case c.Package != nil && !seen["p "+c.Package.Name]:
-			seen["p "+c.Package.Name] = true
-			pkgs = append(pkgs, *c.Package)
-		case c.Module != nil && !seen["m "+c.Module.Name]:
-			seen["m "+c.Module.Name] = true
-			mods = append(mods, *c.Module)
+	type fix struct {
+		pkgs []manifest.PackageFix
+		mods []manifest.ModuleFix
+		seen map[string]bool
+	}
+	per := map[string]*fix{}
+	for _, a := range r.Advisories {
+		per[a] = &fix{seen: map[string]bool{}}
+	}
+	var unnamed []string // advisories that say nothing of what they fix
+	for _, a := range r.Advisories {
+		if len(r.AdvisoryFixes[a]) == 0 {
+			unnamed = append(unnamed, a)
 		}
 	}
-	if len(pkgs)+len(mods) == 0 {
-		return nil
+	for _, c := range Compare(prev, cand, r) {
+		if c.Package == nil && c.Module == nil {
+			continue
+		}
+		to := r.claimants(&c)
+		if len(to) == 0 {
+			to = unnamed
+		}
+		for _, a := range to {
+			f := per[a]
+			switch {
+			case c.Package != nil && !f.seen["p "+c.Package.Name]:
+				f.seen["p "+c.Package.Name] = true
+				f.pkgs = append(f.pkgs, *c.Package)
+			case c.Module != nil && !f.seen["m "+c.Module.Name]:
+				f.seen["m "+c.Module.Name] = true
+				f.mods = append(f.mods, *c.Module)
+			}
+		}
 	}
-	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].Name < pkgs[j].Name })
-	sort.Slice(mods, func(i, j int) bool { return mods[i].Name < mods[j].Name })
 	var out []manifest.Fix
 	for _, a := range r.Advisories {
-		out = append(out, manifest.Fix{Advisory: a, Packages: pkgs, Modules: mods})
+		f := per[a]
+		if len(f.pkgs)+len(f.mods) == 0 {
+			continue
+		}
+		sort.Slice(f.pkgs, func(i, j int) bool { return f.pkgs[i].Name < f.pkgs[j].Name })
+		sort.Slice(f.mods, func(i, j int) bool { return f.mods[i].Name < f.mods[j].Name })
+		out = append(out, manifest.Fix{Advisory: a, Packages: f.pkgs, Modules: f.mods})
 	}
 	return out
 }

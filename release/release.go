@@ -48,6 +48,136 @@ const (
 	Major
 )
 
+// credit names the advisories that claim c's package or module in its
+// reason; a new upstream version an advisory claims is a security fix
+// (Debian ships openssl's and firefox-esr's fixes as point releases).
+func (r Rules) credit(c *Change) {
+	by := r.claimants(c)
+	if len(by) == 0 {
+		return
+	}
+	from := r.FixesFrom[by[0]]
+	if from == "" {
+		from = "--advisory " + by[0] + "=..."
+	}
+	if c.Level == Minor && c.Package != nil && strings.HasSuffix(c.Reason, "new upstream version") {
+		c.Level = Security
+		c.Reason += fmt.Sprintf(" fixing %s (%s): SECURITY", strings.Join(by, ", "), from)
+		return
+	}
+	c.Reason += fmt.Sprintf(", fixing %s (%s)", strings.Join(by, ", "), from)
+}
+
+// claimants are the advisories whose fixes name c's package (or its
+// source package) or module, sorted.
+func (r Rules) claimants(c *Change) []string {
+	var names []string
+	switch {
+	case c.Package != nil:
+		names = []string{c.Package.Name, c.Package.Source}
+	case c.Module != nil:
+		names = []string{c.Module.Name}
+	default:
+		return nil
+	}
+	var by []string
+	for _, a := range r.Advisories {
+		for _, n := range r.AdvisoryFixes[a] {
+			if n != "" && slices.Contains(names, n) {
+				by = append(by, a)
+				break
+			}
+		}
+	}
+	sort.Strings(by)
+	return by
+}
+
+// ParseAdvisories reads --advisory values: ID, or ID=NAME[,NAME...] naming
+// the packages (binary or source) and modules the advisory fixes. A value
+// that is a bare name after an ID=... one continues its list (the
+// comma-separated IMAGEBAKE_ADVISORIES splits it).
+func ParseAdvisories(values []string) (ids []string, fixes map[string][]string, err error) {
+	last := ""
+	for _, v := range values {
+		id, names, mapped := strings.Cut(v, "=")
+		if !mapped && last != "" && !advisoryRE.MatchString(v) {
+			fixes[last] = append(fixes[last], v)
+			continue
+		}
+		ids = append(ids, id)
+		last = ""
+		if mapped {
+			if fixes == nil {
+				fixes = map[string][]string{}
+			}
+			for _, n := range strings.Split(names, ",") {
+				if n = strings.TrimSpace(n); n != "" {
+					fixes[id] = append(fixes[id], n)
+				}
+			}
+			if len(fixes[id]) == 0 {
+				return nil, nil, fmt.Errorf("%w: --advisory %s: name the packages or modules it fixes after '=' (DSA-6001-1=openssl,libssl3)", failure.ErrUsage, v)
+			}
+			last = id
+		}
+	}
+	if err := CheckAdvisories(ids); err != nil {
+		return nil, nil, err
+	}
+	return ids, fixes, nil
+}
+
+// checkClaims refuses an advisory's fixes that name a package or module
+// the candidate does not change, naming both.
+func (r Rules) checkClaims(ch []Change) error {
+	changed := map[string]bool{}
+	var list []string
+	for _, c := range ch {
+		switch {
+		case c.Package != nil:
+			changed[c.Package.Name], changed[c.Package.Source] = true, true
+			list = append(list, c.Package.Name)
+		case c.Module != nil:
+			changed[c.Module.Name] = true
+			list = append(list, c.Module.Name)
+		}
+	}
+	var bad []string
+	for _, a := range r.Advisories {
+		for _, n := range r.AdvisoryFixes[a] {
+			if !changed[n] {
+				bad = append(bad, fmt.Sprintf("%s names %s, which the candidate does not change", a, n))
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if len(list) == 0 {
+		list = []string{"none"}
+	}
+	return fmt.Errorf("%w: --advisory: %s (the packages and modules it changes: %s)", failure.ErrUsage, strings.Join(bad, "; "), strings.Join(list, ", "))
+}
+
+// unclaimed lists the package and module changes no advisory claims, when
+// every advisory says what it fixes: a security release carries nothing
+// else.
+func (r Rules) unclaimed(ch []Change) []string {
+	for _, a := range r.Advisories {
+		if len(r.AdvisoryFixes[a]) == 0 {
+			return nil // an advisory without a list claims the rest
+		}
+	}
+	var out []string
+	for i := range ch {
+		if (ch[i].Package != nil || ch[i].Module != nil) && len(r.claimants(&ch[i])) == 0 {
+			out = append(out, fmt.Sprintf("%s: %s", ch[i].What, ch[i].Reason))
+		}
+	}
+	return out
+}
+
 func (l Level) String() string {
 	return [...]string{"none", "SECURITY", "MINOR", "MAJOR"}[l]
 }
@@ -63,6 +193,14 @@ type Rules struct {
 	MajorPackages []string
 	// Advisories declare a security release: the CVE, DSA, ... it fixes.
 	Advisories []string
+	// AdvisoryFixes say which packages (binary or source names) and
+	// modules an advisory fixes, from an OSV record or the
+	// --advisory ID=NAME,... mapping; an advisory without an entry
+	// claims the changes no other advisory does.
+	AdvisoryFixes map[string][]string
+	// FixesFrom says where each advisory's entry came from, for the
+	// plan's reasons ("OSV record debian/DSA-6001-1.json").
+	FixesFrom map[string]string
 	// RepoFiles are the control repo's files changed between the two
 	// releases' commits ("M manifests/site.pp"), when they are known.
 	RepoFiles []string
@@ -176,6 +314,9 @@ func Compare(prev, cand *manifest.Manifest, r Rules) []Change {
 	if prev.Repo.Commit != cand.Repo.Commit {
 		// a code change: MINOR, or part of a declared security release
 		add(Security, "control repo", fmt.Sprintf("commit %s -> %s%s", short(prev.Repo.Commit), short(cand.Repo.Commit), filesText(r.RepoFiles)))
+	}
+	for i := range out {
+		r.credit(&out[i])
 	}
 	return out
 }
@@ -333,11 +474,20 @@ func Propose(prev, cand *manifest.Manifest, r Rules) (*Plan, error) {
 		return nil, err
 	}
 	ch := Compare(prev, cand, r)
+	if err := r.checkClaims(ch); err != nil {
+		return nil, err
+	}
 	l := Needed(ch)
 	note := ""
 	if l == Security && len(r.Advisories) == 0 {
 		l = Minor
 		note = "every change fits a security release, proposed as MINOR: " + declare
+	}
+	if l == Security {
+		if left := r.unclaimed(ch); len(left) > 0 {
+			l = Minor
+			note = "no advisory claims these changes, and a security release carries only its advisories' fixes, so MINOR: " + strings.Join(left, "; ")
+		}
 	}
 	next, err := Next(prev.Release, l)
 	if err != nil {
@@ -352,7 +502,7 @@ func Propose(prev, cand *manifest.Manifest, r Rules) (*Plan, error) {
 // RulesOf are the rules a release was baked with (its major packages and
 // advisories), read from its manifest.
 func RulesOf(m *manifest.Manifest) Rules {
-	r := Rules{Advisories: m.Advisories}
+	r := Rules{Advisories: m.Advisories, AdvisoryFixes: m.AdvisoryFixes}
 	if m.MajorPackages != nil {
 		r.MajorPackages = append([]string{}, *m.MajorPackages...)
 	}
@@ -367,6 +517,9 @@ func Check(prev, cand *manifest.Manifest, number string, r Rules) error {
 		return err
 	}
 	ch := Compare(prev, cand, r)
+	if err := r.checkClaims(ch); err != nil {
+		return err
+	}
 	need := Needed(ch)
 	if need == None && number != prev.Release {
 		return fmt.Errorf("%w: %s would repeat the content of %s: nothing changed (the same control repo commit, modules, agent binaries and bases); a release number names one content",
@@ -393,6 +546,13 @@ func Check(prev, cand *manifest.Manifest, number string, r Rules) error {
 			}
 			if need == None {
 				return nil
+			}
+		}
+		if levels[i] == Security && need == Security {
+			if left := r.unclaimed(ch); len(left) > 0 {
+				want, _ := Next(prev.Release, Minor)
+				return fmt.Errorf("%w: %s is a SECURITY release after %s (%s), and a security release carries only the fixes its advisories name; no advisory claims these changes, which make %s (MINOR):\n  %s",
+					ErrNumber, number, prev.Release, strings.Join(r.Advisories, ", "), want, strings.Join(left, "\n  "))
 			}
 		}
 		if levels[i] >= need {

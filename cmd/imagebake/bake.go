@@ -99,11 +99,11 @@ func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
 	if (o.Repo == "" || o.Release == "") && f.pinned == "" && (f.published == "" || o.Release == "") {
 		return usageErr("--repo and --release are required (or --manifest, or --catalog with --release of a published release)")
 	}
-	o.Stores, o.Advisories = listSetting(o.Stores, envStores), listSetting(o.Advisories, envAdvisories)
-	if err := release.CheckAdvisories(o.Advisories); err != nil {
+	o.Stores = listSetting(o.Stores, envStores)
+	var err error
+	if o.Advisories, o.AdvisoryFixes, err = release.ParseAdvisories(listSetting(o.Advisories, envAdvisories)); err != nil {
 		return err
 	}
-	var err error
 	if o.Cache, err = cacheDir(f.cache); err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -32,7 +31,7 @@ func (f *candidateFlags) register(cmd *cobra.Command) {
 
 // addAdvisoryFlag adds --advisory, which declares a security release.
 func addAdvisoryFlag(cmd *cobra.Command, to *[]string) {
-	cmd.Flags().StringArrayVar(to, "advisory", nil, "a security advisory the release fixes (CVE-2014-0160, DSA-2896-1); declares a SECURITY release; repeatable (default $IMAGEBAKE_ADVISORIES, comma-separated)")
+	cmd.Flags().StringArrayVar(to, "advisory", nil, "a security advisory the release fixes (CVE-2014-0160, DSA-2896-1), or ID=NAME,... with the packages (binary or source) and modules it fixes (DSA-6001-1=openssl); declares a SECURITY release; repeatable (default $IMAGEBAKE_ADVISORIES, comma-separated)")
 }
 
 // load pins the candidate's inputs and reads the previous manifest.
@@ -40,8 +39,8 @@ func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manif
 	if f.o.Repo == "" || f.previous == "" {
 		return nil, nil, rules, usageErr("--repo and --previous are required")
 	}
-	f.o.Stores, f.o.Advisories = listSetting(f.o.Stores, envStores), listSetting(f.o.Advisories, envAdvisories)
-	if err := release.CheckAdvisories(f.o.Advisories); err != nil {
+	f.o.Stores = listSetting(f.o.Stores, envStores)
+	if f.o.Advisories, f.o.AdvisoryFixes, err = release.ParseAdvisories(listSetting(f.o.Advisories, envAdvisories)); err != nil {
 		return nil, nil, rules, err
 	}
 	if prev, err = manifest.Read(f.previous); err != nil {
@@ -82,10 +81,7 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := release.Propose(prev, cand, rules)
-			if err != nil {
-				return err
-			}
+			var fixes []release.OSVFix
 			if len(osvPaths) > 0 {
 				db, err := osv.LoadScoped(cmd.Context(), osvPaths, release.ManifestScope(prev, cand))
 				if err != nil {
@@ -94,8 +90,15 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				for _, n := range db.Notes {
 					fmt.Fprintf(progressOf(cmd, g), "note: %s (left out)\n", n)
 				}
-				p.OSVFixes = release.OSVFixes(prev, cand, db)
+				fixes = release.OSVFixes(prev, cand, db)
+				// a declared advisory's OSV record says what it fixes
+				rules = release.ClaimsFromOSV(rules, fixes)
 			}
+			p, err := release.Propose(prev, cand, rules)
+			if err != nil {
+				return err
+			}
+			p.OSVFixes = fixes
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), p)
 			}
@@ -115,15 +118,11 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "note: %s\n", p.Note)
 			}
 			if len(p.OSVFixes) > 0 {
-				var ids []string
 				fmt.Fprintf(w, "OSV advisories the candidate fixes (declare a security release with them):\n")
 				for _, f := range p.OSVFixes {
 					fmt.Fprintf(w, "  %s\n", f)
-					if !slices.Contains(ids, "--advisory "+f.Advisory) {
-						ids = append(ids, "--advisory "+f.Advisory)
-					}
 				}
-				fmt.Fprintf(w, "  %s\n", strings.Join(ids, " "))
+				fmt.Fprintf(w, "  %s\n", strings.Join(release.AdvisoryFlags(p.OSVFixes), " "))
 			}
 			return nil
 		},

@@ -77,6 +77,11 @@ type Manifest struct {
 	// Advisories are the security advisories (CVE, DSA, ... IDs) the
 	// release fixes, declared when it was baked (bake --advisory).
 	Advisories []string `toml:"advisories,omitempty" json:"advisories,omitempty"`
+	// AdvisoryFixes say, for an advisory declared with what it fixes
+	// (bake --advisory DSA-6001-1=openssl,libssl3), the packages (binary
+	// or source names) and modules it fixes: only those changes are its
+	// fix, and a new upstream version of one is a security fix.
+	AdvisoryFixes map[string][]string `toml:"advisory_fixes,omitempty" json:"advisory_fixes,omitempty"`
 	// Fixes say, per advisory, what fixed it: the package and module
 	// changes from the release before it in its line (a security release
 	// carries only those). Recorded when the bake checked its number
