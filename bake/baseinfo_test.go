@@ -227,3 +227,48 @@ func TestStoreOutsideContextNamed(t *testing.T) {
 		t.Errorf("Plan with the store outside --context = %v", err)
 	}
 }
+
+// The DSA case on real bakes: a security release whose base moves openssl
+// to a new upstream point release (3.0.11-1~deb12u2 -> 3.0.13-1~deb12u1)
+// and patches libc-bin bakes as 1.1.1 with each advisory naming what it
+// fixes; the manifest records the mapping and credits each fix to its own
+// advisory; without the mapping the same bake is refused as MINOR.
+func TestSecurityReleaseWithUpstreamPointRelease(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+	rel, sum := writeBase(t, root, "deb-1", bookworm, dpkg("openssl 3.0.11-1~deb12u2", "libc-bin 2.36-9+deb12u3"))
+	useBase(t, repo, rel, sum, "1.1.0")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Arches, o.Release = []string{"amd64"}, "1.1.0"
+	prev, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, sum = writeBase(t, root, "deb-2", bookworm, dpkg("openssl 3.0.13-1~deb12u1", "libc-bin 2.36-9+deb12u4"))
+	useBase(t, repo, rel, sum, "1.1.1")
+	o.Release, o.Previous = "1.1.1", prev
+	o.Advisories = []string{"DSA-6001-1", "DSA-6002-1"}
+	if _, err := Bake(ctx, o); !errors.Is(err, release.ErrNumber) || !strings.Contains(err.Error(), "new upstream version (MINOR)") {
+		t.Errorf("the bake with bare advisories = %v, want refused: the upstream move is MINOR", err)
+	}
+	o.AdvisoryFixes = map[string][]string{"DSA-6001-1": {"openssl"}, "DSA-6002-1": {"libc-bin"}}
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatalf("the bake with each advisory's package: %v", err)
+	}
+	rm, err := manifest.Read(filepath.Join(o.Out, "example-1.1.1", manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rm.AdvisoryFixes) != "map[DSA-6001-1:[openssl] DSA-6002-1:[libc-bin]]" {
+		t.Errorf("manifest advisory_fixes = %v", rm.AdvisoryFixes)
+	}
+	got := map[string]string{}
+	for _, f := range m.Fixes {
+		for _, p := range f.Packages {
+			got[f.Advisory] += p.Name + " " + p.Old + " -> " + p.New + ";"
+		}
+	}
+	if got["DSA-6001-1"] != "openssl 3.0.11-1~deb12u2 -> 3.0.13-1~deb12u1;" || got["DSA-6002-1"] != "libc-bin 2.36-9+deb12u3 -> 2.36-9+deb12u4;" {
+		t.Errorf("fixes = %v, want each advisory with its own package", got)
+	}
+}
