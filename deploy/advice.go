@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -12,29 +13,42 @@ import (
 	"github.com/imagebake/imagebake/release"
 )
 
-// NewestNote names the newest supported release of r's family when it is
-// above r: what the selection could move to.
-func NewestNote(c *catalog.Catalog, r *Resolved) string {
+// NewestNote names the newest supported release of r's family above r
+// that lacks no security fix r's line has: where the selection can
+// safely move (a newer release lacking such a fix is not offered).
+func NewestNote(ctx context.Context, c *catalog.Catalog, r *Resolved, read release.ManifestFunc) string {
 	f := c.Family(r.Family, false)
 	if f == nil {
 		return ""
 	}
-	var newest *catalog.Release
+	cur := f.Release(r.Release)
+	if cur == nil {
+		return ""
+	}
+	var cands []*catalog.Release
 	for i := range f.Releases {
 		x := &f.Releases[i]
-		if (x.State == catalog.Active || x.State == catalog.Deprecated) && x.SemVer().Prerelease() == "" && (newest == nil || newest.SemVer().LessThan(x.SemVer())) {
-			newest = x
+		if (x.State == catalog.Active || x.State == catalog.Deprecated) && x.SemVer().Prerelease() == "" && cur.SemVer().LessThan(x.SemVer()) {
+			cands = append(cands, x)
 		}
 	}
-	cur := f.Release(r.Release)
-	if newest == nil || cur == nil || !cur.SemVer().LessThan(newest.SemVer()) {
+	sort.Slice(cands, func(i, j int) bool { return cands[j].SemVer().LessThan(cands[i].SemVer()) })
+	for _, x := range cands {
+		if read != nil {
+			if lacks, err := release.FixesLacking(ctx, f, x.Version, release.LineOf(cur.Version), read); err != nil || len(lacks) > 0 {
+				continue
+			}
+		}
+		how := "imagebake upgrade"
+		if x.SemVer().Major() != cur.SemVer().Major() {
+			how += " --major"
+		}
+		return fmt.Sprintf(" (the newest of %s is %s: %s)", r.Family, x.Version, how)
+	}
+	if len(cands) == 0 {
 		return " (the newest of " + r.Family + ")"
 	}
-	how := "imagebake upgrade"
-	if newest.SemVer().Major() != cur.SemVer().Major() {
-		how += " --major"
-	}
-	return fmt.Sprintf(" (the newest of %s is %s: %s)", r.Family, newest.Version, how)
+	return " (the newer releases of " + r.Family + " lack fixes its line has: stay on it)"
 }
 
 // FixFindings are the security fixes the release r resolved to lacks
@@ -126,7 +140,7 @@ func CheckAll(ctx context.Context, df *File, c *catalog.Catalog, src string, rea
 		case n > 0 && rep.Findings[n-1].Pos == r.Pos:
 			rep.Warned++
 		default:
-			rep.Passed = append(rep.Passed, fmt.Sprintf("%s: %s: %s %s passes%s", r.Pos, r.Key, r.Family, r.Release, NewestNote(c, r)))
+			rep.Passed = append(rep.Passed, fmt.Sprintf("%s: %s: %s %s passes%s", r.Pos, r.Key, r.Family, r.Release, NewestNote(ctx, c, r, read)))
 		}
 	}
 	return rep, nil

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,7 +107,7 @@ func TestUpgradeGoldenAndRewrite(t *testing.T) {
 		name  string
 		scope Scope
 	}{{"patch", Patch}, {"minor", Minor}, {"major", Major}} {
-		steps, err := Upgrade(c, "catalog.toml", f, sc.scope)
+		steps, err := Upgrade(context.Background(), c, "catalog.toml", f, sc.scope, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,12 +392,12 @@ func TestRevokedSecurityReleases(t *testing.T) {
 	}
 
 	f := &File{Selections: []Selection{{Family: "refspec", Version: "1.4.1"}}}
-	steps, err := Upgrade(fixture(t), "catalog.toml", f, Patch)
+	steps, err := Upgrade(context.Background(), fixture(t), "catalog.toml", f, Patch, nil)
 	if err != nil || len(steps) != 1 || steps[0].To != "1.4.2" || !strings.Contains(steps[0].Withdrawn, "refspec 1.4.1 is revoked since 2026-05-03: the agent binaries crash on arm64; replacement: 1.4.2") ||
 		strings.Join(steps[0].Advisories, ",") != "CVE-2026-2222,DSA-5999-1" {
 		t.Errorf("upgrade --patch of the revoked 1.4.1 = %+v, %v", steps, err)
 	}
-	steps, err = Upgrade(c, "catalog.toml", f, Patch)
+	steps, err = Upgrade(context.Background(), c, "catalog.toml", f, Patch, nil)
 	if err != nil || len(steps) != 1 || steps[0].To != "1.4.1" || !strings.Contains(steps[0].Withdrawn, "no release in this scope replaces it: pass --minor") {
 		t.Errorf("upgrade --patch of 1.4.1 with 1.4.2 revoked too = %+v, %v; want the revocation and --minor named", steps, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -16,6 +17,7 @@ import (
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/versionq"
 	"github.com/imagebake/imagebake/manifests/catalog"
+	"github.com/imagebake/imagebake/release"
 )
 
 // Scope is how far an upgrade may go.
@@ -54,10 +56,15 @@ type Step struct {
 	selection    int
 }
 
-// Upgrade plans each selection's move to the newest release within scope.
-// Ranges and exact versions keep their shape: "1.4" becomes "1.5", an
-// exact version stays exact.
-func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, error) {
+// Upgrade plans each selection's move to the newest release within scope
+// that lacks no security fix the selection's own line has: a revoked or
+// obsolete selection moves to its replacement, and a newer release that
+// lacks a fix of the current line is passed over, named in the step's
+// note ("1.1.0 lacks DSA-6001-1 ...: staying on 1.0.2"). read reads
+// published manifests (nil: fixes are not compared). Ranges and exact
+// versions keep their shape: "1.4" becomes "1.5", an exact version stays
+// exact.
+func Upgrade(ctx context.Context, c *catalog.Catalog, source string, f *File, scope Scope, read release.ManifestFunc) ([]Step, error) {
 	var steps []Step
 	var errs []error
 	for i, s := range f.Selections {
@@ -66,61 +73,130 @@ func Upgrade(c *catalog.Catalog, source string, f *File, scope Scope) ([]Step, e
 			errs = append(errs, err) // and the other selections are still planned
 			continue
 		}
-		cur := r.rel.SemVer()
-		best := newestInScope(r.fam, cur, scope)
-		st := Step{Key: s.Key, Family: s.Family, From: r.Release, To: r.Release, Pos: s.VersionPos, selection: i}
-		if r.rel.State == catalog.Revoked || r.rel.State == catalog.Obsolete {
-			st.Withdrawn = fmt.Sprintf("%s %s is %s since %s: %s%s", r.Family, r.Release, r.rel.State, day(r.rel.StateDate), r.rel.Reason, replacement(r.rel))
-			if best == nil {
-				st.Withdrawn += "; no release in this scope replaces it: " + widerScope(scope)
-			}
+		st, err := upgradeOne(ctx, r, s, scope, read)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if best != nil {
-			st.To = best.Version
-			st.MajorMove = best.SemVer().Major() != cur.Major()
-			st.Security, st.Advisories = crossed(r.fam, cur, best.SemVer())
-			nv, note := rewriteValue(s.Version, best.SemVer())
-			st.Note = note
-			if nv != s.Version {
-				st.NewValue = nv
-			}
-		}
+		st.selection = i
 		steps = append(steps, st)
 	}
 	return steps, failure.Worst(errs...)
 }
 
-// newestInScope is the newest active release of f above cur in scope
-// (nil: none).
-func newestInScope(f *catalog.Family, cur *semver.Version, scope Scope) *catalog.Release {
+// upgradeOne plans the move of one resolved selection.
+func upgradeOne(ctx context.Context, r *Resolved, s Selection, scope Scope, read release.ManifestFunc) (Step, error) {
+	cur := r.rel.SemVer()
+	st := Step{Key: s.Key, Family: s.Family, From: r.Release, To: r.Release, Pos: s.VersionPos}
+	withdrawn := r.rel.State == catalog.Revoked || r.rel.State == catalog.Obsolete
 	var best *catalog.Release
-	for j := range f.Releases {
-		x := &f.Releases[j]
-		xv := x.SemVer()
-		if x.State != catalog.Active || xv.Prerelease() != "" || !xv.GreaterThan(cur) {
-			continue
-		}
-		if scope == Patch && (xv.Major() != cur.Major() || xv.Minor() != cur.Minor()) || scope == Minor && xv.Major() != cur.Major() {
-			continue
-		}
-		if best == nil || xv.GreaterThan(best.SemVer()) {
+	if withdrawn && r.rel.Replacement != "" {
+		if x := r.fam.Release(r.rel.Replacement); x != nil && x.State == catalog.Active && inScope(x.SemVer(), cur, scope) {
 			best = x
 		}
 	}
-	return best
+	if best == nil {
+		var err error
+		if best, st.Note, err = safestInScope(ctx, r.fam, r.rel, scope, read); err != nil {
+			return st, err
+		}
+	}
+	if withdrawn {
+		st.Withdrawn = fmt.Sprintf("%s %s is %s since %s: %s%s", r.Family, r.Release, r.rel.State, day(r.rel.StateDate), r.rel.Reason, replacement(r.rel))
+		if best == nil {
+			st.Withdrawn += "; no release in this scope replaces it: " + widerScope(scope)
+		}
+	}
+	if best == nil {
+		return st, nil
+	}
+	st.To = best.Version
+	st.MajorMove = best.SemVer().Major() != cur.Major()
+	var lacking []string
+	if read != nil {
+		var err error
+		if lacking, err = release.FixesLacking(ctx, r.fam, best.Version, "", read); err != nil {
+			return st, err
+		}
+	}
+	st.Security, st.Advisories = crossed(r.fam, cur, best.SemVer(), lacking)
+	nv, note := rewriteValue(s.Version, best.SemVer())
+	if note != "" {
+		st.Note = strings.TrimPrefix(st.Note+"; "+note, "; ")
+	}
+	if nv != s.Version {
+		st.NewValue = nv
+	}
+	return st, nil
+}
+
+// inScope says whether xv is a move from cur that scope allows.
+func inScope(xv, cur *semver.Version, scope Scope) bool {
+	return !(scope == Patch && (xv.Major() != cur.Major() || xv.Minor() != cur.Minor()) || scope == Minor && xv.Major() != cur.Major())
+}
+
+// safestInScope is the newest active release of f above r in scope that
+// lacks no fix r's line has (nil: none), and a note naming the newer ones
+// passed over and what they lack.
+func safestInScope(ctx context.Context, f *catalog.Family, r *catalog.Release, scope Scope, read release.ManifestFunc) (*catalog.Release, string, error) {
+	cur := r.SemVer()
+	var cands []*catalog.Release
+	for j := range f.Releases {
+		x := &f.Releases[j]
+		xv := x.SemVer()
+		if x.State == catalog.Active && xv.Prerelease() == "" && xv.GreaterThan(cur) && inScope(xv, cur, scope) {
+			cands = append(cands, x)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[j].SemVer().LessThan(cands[i].SemVer()) })
+	if read == nil || len(cands) == 0 {
+		if len(cands) == 0 {
+			return nil, "", nil
+		}
+		return cands[0], "", nil
+	}
+	line := release.LineOf(r.Version)
+	var passed []string
+	for _, x := range cands {
+		lacks, err := release.FixesLacking(ctx, f, x.Version, line, read)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(lacks) == 0 {
+			return x, heldNote(passed, x.Version), nil
+		}
+		passed = append(passed, fmt.Sprintf("%s lacks %s, which %s has", x.Version, strings.Join(lacks, ", "), line))
+	}
+	return nil, heldNote(passed, r.Version), nil
+}
+
+// heldNote says which newer releases an upgrade passed over, and why.
+func heldNote(passed []string, to string) string {
+	if len(passed) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: moving to %s, which does; a newer release that carries the fix is still to be cut", strings.Join(passed, "; "), to)
 }
 
 // crossed lists the security releases (not revoked) above cur up to to,
-// and the advisories they fix.
-func crossed(f *catalog.Family, cur, to *semver.Version) (versions, advisories []string) {
+// and the advisories they fix, leaving out those whose fixes the target
+// lacks (a security release of another line than the target's).
+func crossed(f *catalog.Family, cur, to *semver.Version, lacking []string) (versions, advisories []string) {
 	for _, x := range f.Releases {
-		if x.Security && x.State != catalog.Revoked && x.SemVer().GreaterThan(cur) && !x.SemVer().GreaterThan(to) {
-			versions = append(versions, x.Version)
-			for _, a := range x.Advisories {
+		if !x.Security || x.State == catalog.Revoked || !x.SemVer().GreaterThan(cur) || x.SemVer().GreaterThan(to) {
+			continue
+		}
+		carried := false
+		for _, a := range x.Advisories {
+			if !slices.Contains(lacking, a) {
+				carried = true
 				if !slices.Contains(advisories, a) {
 					advisories = append(advisories, a)
 				}
 			}
+		}
+		if carried || len(x.Advisories) == 0 {
+			versions = append(versions, x.Version)
 		}
 	}
 	return versions, advisories

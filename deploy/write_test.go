@@ -26,7 +26,7 @@ func TestWriteFileRefusesAChangeMadeMeanwhile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps, err := Upgrade(c, "catalog.toml", f, Minor)
+	steps, err := Upgrade(context.Background(), c, "catalog.toml", f, Minor, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestWriteFileThroughSymlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps, err := Upgrade(c, "catalog.toml", f, Minor)
+	steps, err := Upgrade(context.Background(), c, "catalog.toml", f, Minor, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -302,3 +302,29 @@ func ManifestScope(ms ...*manifest.Manifest) osv.Scope {
 	}
 	return osv.Scope{Ecosystems: ManifestEcosystems(ms...), Packages: names}
 }
+
+// FixesLacking lists, sorted, the advisories of the fixes releases of f
+// published that the release version lacks (by its manifest, read with
+// read); with line set, only the fixes releases of that line published
+// ("1.0": what a user of 1.0 already has, or will by staying on it).
+func FixesLacking(ctx context.Context, f *catalog.Family, version, line string, read ManifestFunc) ([]string, error) {
+	fixes := publishedFixes(f)
+	var m *manifest.Manifest
+	var out []string
+	for _, p := range fixes {
+		if line != "" && LineOf(p.in.Version) != line || slices.Contains(out, p.fix.Advisory) {
+			continue
+		}
+		if m == nil {
+			var err error
+			if m, err = read(ctx, f.Name, version); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", f.Name, version, err)
+			}
+		}
+		if len(Lacks(m, p.fix)) > 0 {
+			out = append(out, p.fix.Advisory)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

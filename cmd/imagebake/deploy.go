@@ -294,7 +294,9 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 				return err
 			}
 			c, src := o.Catalog, o.Where
-			steps, failed := deploy.Upgrade(c, src, df, scope) // the selections that resolve are planned
+			// the selections that resolve are planned; each moves only where
+			// no fix of its line is lacking (manifests read once each)
+			steps, failed := deploy.Upgrade(cmd.Context(), c, src, df, scope, release.Memo(o.Manifest))
 			if failed != nil && len(steps) == 0 {
 				return failed
 			}
