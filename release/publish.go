@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/Masterminds/semver/v3"
 	"strings"
 	"time"
 
@@ -91,4 +92,35 @@ func (c *Candidate) ForwardPorts(ctx context.Context, rel *catalog.Release) ([]F
 		return nil, nil
 	}
 	return ForwardPorts(ctx, c.Opened.Family(c.Manifest.Family, false), rel.Version, rel.Fixes, c.Opened.Manifest, time.Now())
+}
+
+// NextFree is the number a change of level l after prev takes when f
+// (the published releases of its family; nil: none) already holds
+// Next(prev, l): the next patch of prev's own line, the next minor of its
+// major, or the next major, above every published one; "" when Next's
+// number is free. A maintenance branch of 1.0 gets 1.0.3 even when 1.1.0
+// exists.
+func NextFree(f *catalog.Family, prev string, l Level) (string, error) {
+	next, err := Next(prev, l)
+	if err != nil || f == nil || f.Release(next) == nil {
+		return "", err
+	}
+	pv, _ := semver.StrictNewVersion(prev)
+	var top *semver.Version
+	for i := range f.Releases {
+		xv := f.Releases[i].SemVer()
+		same := false
+		switch l {
+		case Security:
+			same = xv.Major() == pv.Major() && xv.Minor() == pv.Minor()
+		case Minor:
+			same = xv.Major() == pv.Major()
+		default:
+			same = true
+		}
+		if same && (top == nil || top.LessThan(xv)) {
+			top = xv
+		}
+	}
+	return Next(top.String(), l)
 }

@@ -178,6 +178,16 @@ func (r Rules) unclaimed(ch []Change) []string {
 	return out
 }
 
+// LevelOf is the level named s (as String gives it; None otherwise).
+func LevelOf(s string) Level {
+	for _, l := range []Level{Security, Minor, Major} {
+		if l.String() == s {
+			return l
+		}
+	}
+	return None
+}
+
 func (l Level) String() string {
 	return [...]string{"none", "SECURITY", "MINOR", "MAJOR"}[l]
 }

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -36,5 +41,59 @@ func TestBakeFromCatalogWithoutRepo(t *testing.T) {
 	}
 	if err := run("bake", "--catalog", releases, "--release", "9.9.9", "--context", root, "--out", filepath.Join(root, "none")); failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "no release 9.9.9 in") {
 		t.Errorf("bake --catalog of an unpublished release without --repo = %v", err)
+	}
+}
+
+// release plan and check know the catalog: --previous names a published
+// version, a number already published is neither proposed nor accepted,
+// and a plan on a maintenance branch gets the next free number of its
+// line (the MINOR 1.1.0 is taken: 1.2.0; with an advisory, 1.0.1).
+func TestReleasePlanKnowsTheCatalog(t *testing.T) {
+	signingEnv(t)
+	root := t.TempDir()
+	ctl := testutil.Example(t, root)
+	store := agentstest.Store(t, filepath.Join(root, "store"))
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
+	}
+	releases := filepath.Join(root, "releases")
+	cmdline := func(args ...string) (string, error) {
+		c := newRootCommand()
+		c.SetArgs(append(args, "--quiet"))
+		var out strings.Builder
+		c.SetOut(&out)
+		err := c.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	site := filepath.Join(ctl, "manifests", "site.pp")
+	for i, v := range []string{"1.0.0", "1.1.0"} {
+		if i > 0 {
+			os.WriteFile(site, []byte(fmt.Sprintf("# release %s\nnode default { include role::base }\n", v)), 0o644)
+			testutil.Git(t, ctl, "commit", "-qam", "release "+v)
+			testutil.Git(t, ctl, "tag", "v"+v)
+		}
+		if _, err := cmdline("bake", "--repo", ctl, "--release", v, "--context", root, "--out", filepath.Join(root, "dist"), "--catalog", releases); err != nil {
+			t.Fatalf("bake %s: %v", v, err)
+		}
+		if _, err := cmdline("publish", filepath.Join(root, "dist", "example-"+v), "--store", releases); err != nil {
+			t.Fatalf("publish %s: %v", v, err)
+		}
+	}
+	// a maintenance branch of 1.0 with a fix in the control repo
+	testutil.Git(t, ctl, "checkout", "-q", "-b", "maint-1.0", "v1.0.0")
+	os.WriteFile(site, []byte("# a fix on 1.0\nnode default { include role::base }\n"), 0o644)
+	testutil.Git(t, ctl, "commit", "-qam", "a fix on 1.0")
+	base := []string{"release", "plan", "--repo", ctl, "--release-candidate", "maint-1.0", "--previous", "1.0.0", "--catalog", releases, "--context", root}
+	out, err := cmdline(base...)
+	if err != nil || !strings.Contains(out, "next release: 1.2.0 (MINOR after 1.0.0)") || !strings.Contains(out, "1.1.0 is published in") {
+		t.Errorf("plan on the maintenance branch = %v\n%s", err, out)
+	}
+	out, err = cmdline(append(base, "--advisory", "DSA-6001-1")...)
+	if err != nil || !strings.Contains(out, "next release: 1.0.1 (SECURITY after 1.0.0)") {
+		t.Errorf("plan with an advisory = %v\n%s", err, out)
+	}
+	_, err = cmdline("release", "check", "--release", "1.1.0", "--repo", ctl, "--release-candidate", "maint-1.0", "--previous", "1.0.0", "--catalog", releases, "--context", root)
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "example 1.1.0 is published in") {
+		t.Errorf("release check of a published number = %v", err)
 	}
 }

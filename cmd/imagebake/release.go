@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/osv"
+	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
 )
@@ -18,15 +23,49 @@ type candidateFlags struct {
 	o        bake.Options
 	cache    string
 	previous string
+	catalog  string
+	kf       keyFlags
+	opened   *catalog.Opened // --catalog, once loaded
 }
 
 func (f *candidateFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.o.Repo, "repo", "", "control repo URL or path")
-	cmd.Flags().StringVar(&f.previous, "previous", "", "manifest.toml of the previous release")
+	cmd.Flags().StringVar(&f.previous, "previous", "", "manifest.toml of the previous release, or with --catalog its version (1.0.2)")
+	cmd.Flags().StringVar(&f.catalog, "catalog", "", "the store or catalog (path or URL) the releases are published in: numbers already published there are not proposed or accepted")
+	f.kf.register(cmd, false)
 	addCacheFlag(cmd.Flags(), &f.cache)
 	addContextFlag(cmd.Flags(), &f.o.Context)
 	cmd.Flags().StringArrayVar(&f.o.Stores, "store", nil, "agent binaries store; repeat for a chain (default $IMAGEBAKE_STORES, then imagebake.toml's)")
 	addAdvisoryFlag(cmd, &f.o.Advisories)
+}
+
+// previousManifest reads --previous: a manifest file, or with --catalog
+// the version of a release published there.
+func (f *candidateFlags) previousManifest(ctx context.Context) (*manifest.Manifest, error) {
+	if _, err := os.Stat(f.previous); err == nil || f.opened == nil {
+		return manifest.Read(f.previous)
+	}
+	var fams []string
+	for _, fam := range f.opened.Families {
+		if fam.Release(f.previous) != nil {
+			fams = append(fams, fam.Name)
+		}
+	}
+	if len(fams) != 1 {
+		return nil, fmt.Errorf("%w: --previous %s: %d families of %s publish that version (%s); give the manifest.toml",
+			failure.ErrNotFound, f.previous, len(fams), f.opened.Where, strings.Join(fams, ", "))
+	}
+	return f.opened.Manifest(ctx, fams[0], f.previous)
+}
+
+// nextFree is, with --catalog, the number level takes after prev when
+// the plain next one is published already ("": it is free, or no
+// catalog).
+func (f *candidateFlags) nextFree(family, prev string, level release.Level) (string, error) {
+	if f.opened == nil {
+		return "", nil
+	}
+	return release.NextFree(f.opened.Family(family, false), prev, level)
 }
 
 // addAdvisoryFlag adds --advisory, which declares a security release.
@@ -43,10 +82,23 @@ func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manif
 	if f.o.Advisories, f.o.AdvisoryFixes, err = release.ParseAdvisories(listSetting(f.o.Advisories, envAdvisories)); err != nil {
 		return nil, nil, rules, err
 	}
-	if prev, err = manifest.Read(f.previous); err != nil {
+	if f.o.Cache, err = cacheDir(f.cache); err != nil {
 		return nil, nil, rules, err
 	}
-	if f.o.Cache, err = cacheDir(f.cache); err != nil {
+	if f.catalog != "" {
+		kr, err := f.kf.keyring()
+		if err != nil {
+			return nil, nil, rules, err
+		}
+		guard, err := catalogGuard(f.cache, time.Time{})
+		if err != nil {
+			return nil, nil, rules, err
+		}
+		if f.opened, err = catalog.Open(cmd.Context(), f.catalog, kr, nil, guard); err != nil {
+			return nil, nil, rules, err
+		}
+	}
+	if prev, err = f.previousManifest(cmd.Context()); err != nil {
 		return nil, nil, rules, err
 	}
 	if f.o.Release == "" {
@@ -99,6 +151,12 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				return err
 			}
 			p.OSVFixes = fixes
+			if free, err := pf.nextFree(cand.Family, prev.Release, release.LevelOf(p.Level)); err != nil {
+				return err
+			} else if free != "" {
+				p.Note = strings.TrimPrefix(p.Note+"; ", "; ") + fmt.Sprintf("%s is published in %s already: the next free %s number on this line is %s", p.Next, pf.opened.Where, p.Level, free)
+				p.Next = free
+			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), p)
 			}
@@ -151,6 +209,12 @@ func newReleaseCheckCommand(g *globals) *cobra.Command {
 			}
 			if err != nil {
 				return err
+			}
+			if cf.opened != nil {
+				if fam := cf.opened.Family(cand.Family, false); fam != nil && fam.Release(number) != nil {
+					return fmt.Errorf("%w: %s %s is published in %s already; a release number names one content (plan the next one: imagebake release plan --catalog %s)",
+						release.ErrNumber, cand.Family, number, cf.opened.Where, cf.catalog)
+				}
 			}
 			if err := release.Check(prev, cand, number, rules); err != nil {
 				return err
