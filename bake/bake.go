@@ -68,6 +68,10 @@ type Options struct {
 	// are not pinned in range; the manifest records it.
 	IgnoreDependencies bool
 
+	// dependencies, set by Plan, takes unmet module dependencies instead
+	// of failing on them: a plan gives the level and lists them.
+	dependencies *error
+
 	// Compile runs the compile gate (bake --compile).
 	Compile CompileOptions
 
@@ -111,10 +115,16 @@ type Options struct {
 // binaries, bases) without building: the manifest's inputs part, with what
 // each base holds (OS and packages, read without building), and the
 // release rules of the candidate's imagebake.toml with o.Advisories.
+//
+// Unmet module dependencies do not stop a plan: the manifest and rules
+// come back with an error wrapping puppet.ErrDependencies that lists
+// them.
 func Plan(ctx context.Context, o Options) (*manifest.Manifest, release.Rules, error) {
 	if err := o.normalise(); err != nil {
 		return nil, release.Rules{}, err
 	}
+	var deps error
+	o.dependencies = &deps
 	in, err := resolve(ctx, o, nil)
 	if err != nil {
 		return nil, release.Rules{}, err
@@ -123,7 +133,7 @@ func Plan(ctx context.Context, o Options) (*manifest.Manifest, release.Rules, er
 	if err != nil {
 		return nil, release.Rules{}, err
 	}
-	return m, in.Config.Rules(o.Advisories, o.AdvisoryFixes), nil
+	return m, in.Config.Rules(o.Advisories, o.AdvisoryFixes), deps
 }
 
 // Bake bakes the release into Out/FAMILY-X.Y.Z and returns its manifest:

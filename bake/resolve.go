@@ -491,6 +491,11 @@ func (in *Inputs) pinModules(ctx context.Context, o Options, src *source, want *
 		pf.DefaultExcludeSpec(cfg.Puppetfile.ExcludeSpec)
 	}
 	popts := append(puppetOptions(o, src.epoch, ""), puppet.WithControlBranch(cfg.ControlBranch()))
+	if o.IgnoreDependencies || (cfg.Puppetfile != nil && cfg.Puppetfile.IgnoreDependencies) {
+		popts = append(popts, puppet.WithoutDependencyCheck()) // the candidate's imagebake.toml counts
+	} else if o.dependencies != nil {
+		popts = append(popts, puppet.WithDependencyReport(func(err error) { *o.dependencies = err }))
+	}
 	var lk *lockfile.Lock
 	committed := false
 	switch {

@@ -129,7 +129,7 @@ func CheckDependencies(pf *puppetfile.Puppetfile, pins []lockfile.Module, metas 
 		return nil
 	}
 	sort.Strings(misses)
-	return fmt.Errorf("%w (%d): pin each dependency in its range, or pass --ignore-dependencies if you know better:\n  %s", ErrDependencies, len(misses), strings.Join(misses, "\n  "))
+	return fmt.Errorf("%w (%d): pin each dependency in its range; or, knowing better, set [puppetfile] ignore_dependencies = true in imagebake.toml (bake and puppetfile install also take --ignore-dependencies):\n  %s", ErrDependencies, len(misses), strings.Join(misses, "\n  "))
 }
 
 func rangeText(r string) string {

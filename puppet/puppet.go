@@ -50,6 +50,7 @@ type config struct {
 	lockChecked   bool
 	stall         time.Duration
 	ignoreDeps    bool
+	depsTo        func(error)
 }
 
 // Option configures Lock, Install and Verify.
@@ -89,6 +90,13 @@ func WithoutInstallState() Option { return func(c *config) { c.noState = true } 
 // WithoutDependencyCheck installs modules whose metadata.json names
 // dependencies that are not pinned in range (the user knows better).
 func WithoutDependencyCheck() Option { return func(c *config) { c.ignoreDeps = true } }
+
+// WithDependencyReport hands unmet dependencies (ErrDependencies) to
+// report instead of failing: Lock goes on and returns its lock, so a
+// release plan still gives the level and lists them.
+func WithDependencyReport(report func(error)) Option {
+	return func(c *config) { c.depsTo = report }
+}
 
 // WithLockChecked tells Install that the caller has already compared the
 // lock with the Puppetfile (with Stale) and refused a stale one.
@@ -223,7 +231,10 @@ func Lock(ctx context.Context, pf *puppetfile.Puppetfile, opts ...Option) (*lock
 	// installed; git modules' are checked here
 	if !c.ignoreDeps {
 		if err := CheckDependencies(pf, pins, byName); err != nil {
-			return nil, err
+			if c.depsTo == nil {
+				return nil, err
+			}
+			c.depsTo(err)
 		}
 	}
 	return newLock(pf, r.forgeURL, pins), nil

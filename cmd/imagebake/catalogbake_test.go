@@ -97,3 +97,38 @@ func TestReleasePlanKnowsTheCatalog(t *testing.T) {
 		t.Errorf("release check of a published number = %v", err)
 	}
 }
+
+// A candidate whose module dependencies are unmet still gets its plan
+// (the level and every change), then exit 4 listing the dependencies and
+// suggesting only what exists; the candidate's own [puppetfile]
+// ignore_dependencies = true is honoured.
+func TestReleasePlanWithUnmetDependencies(t *testing.T) {
+	root := bakedExample(t)
+	ctl := filepath.Join(root, "control")
+	src := filepath.Join(root, "src", "profile")
+	testutil.Git(t, src, "checkout", "-q", "develop")
+	os.WriteFile(filepath.Join(src, "metadata.json"), []byte(`{"name": "example-profile", "version": "1.1.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/p", "dependencies": [{"name": "example/ntp", "version_requirement": ">= 2.0.0"}]}`), 0o644)
+	testutil.Git(t, src, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "needs ntp 2")
+	testutil.Git(t, src, "push", "-q", filepath.Join(root, "remotes", "profile.git"), "develop")
+	prev := filepath.Join(root, "dist", "example-1.0.0", manifest.FileName)
+	plan := func() (string, error) {
+		c := newRootCommand()
+		c.SetArgs([]string{"release", "plan", "--repo", ctl, "--release-candidate", "production", "--previous", prev, "--context", root, "--quiet"})
+		var out strings.Builder
+		c.SetOut(&out)
+		err := c.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	out, err := plan()
+	if !strings.Contains(out, "next release: 1.1.0 (MINOR after 1.0.0)") || failure.Code(err) != failure.ExitVerify ||
+		!strings.Contains(err.Error(), "needs example-ntp >= 2.0.0") || strings.Contains(err.Error(), "pass --ignore-dependencies") {
+		t.Errorf("plan with an unmet dependency: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(ctl, "imagebake.toml")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, "\n[puppetfile]\nignore_dependencies = true\n"...), 0o644)
+	testutil.Git(t, ctl, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "dependencies known better")
+	if out, err := plan(); err != nil || !strings.Contains(out, "next release: 1.1.0") {
+		t.Errorf("plan with [puppetfile] ignore_dependencies: %v\n%s", err, out)
+	}
+}

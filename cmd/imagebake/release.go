@@ -15,6 +15,7 @@ import (
 	"github.com/imagebake/imagebake/internal/osv"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/release"
 )
 
@@ -26,6 +27,9 @@ type candidateFlags struct {
 	catalog  string
 	kf       keyFlags
 	opened   *catalog.Opened // --catalog, once loaded
+	// deps are the candidate's unmet module dependencies: the plan and
+	// the check still judge the number, then exit 4 with them
+	deps error
 }
 
 func (f *candidateFlags) register(cmd *cobra.Command) {
@@ -105,7 +109,9 @@ func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manif
 		f.o.Release = prev.Release // the number is not known yet; the inputs do not depend on it
 	}
 	f.o.Version, f.o.Log = clientVersion(), g.progress()
-	if cand, rules, err = bake.Plan(cmd.Context(), f.o); err != nil {
+	if cand, rules, err = bake.Plan(cmd.Context(), f.o); errors.Is(err, puppet.ErrDependencies) && cand != nil {
+		f.deps = err
+	} else if err != nil {
 		return nil, nil, rules, err
 	}
 	rules.RepoFiles = bake.RepoChanges(cmd.Context(), f.o, prev.Repo.Commit, cand.Repo.Commit)
@@ -158,12 +164,15 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				p.Next = free
 			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), p)
+				if err := printJSON(cmd.OutOrStdout(), p); err != nil {
+					return err
+				}
+				return pf.deps
 			}
 			w := cmd.OutOrStdout()
 			if p.Level == release.None.String() {
 				fmt.Fprintf(w, "no change since %s: no release needed\n", p.Previous)
-				return nil
+				return pf.deps
 			}
 			fmt.Fprintf(w, "next release: %s (%s after %s)\n", p.Next, p.Level, p.Previous)
 			if len(p.Advisories) > 0 {
@@ -182,7 +191,7 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "  %s\n", strings.Join(release.AdvisoryFlags(p.OSVFixes), " "))
 			}
-			return nil
+			return pf.deps // the level is given; unmet dependencies still fail it
 		},
 	}
 	pf.register(plan)
@@ -220,7 +229,7 @@ func newReleaseCheckCommand(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.progress(), "%s follows %s by the rules\n", number, prev.Release)
-			return nil
+			return cf.deps
 		},
 	}
 	cf.register(check)

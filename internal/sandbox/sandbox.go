@@ -139,9 +139,21 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 		return Result{}, err
 	}
 	defer status.Close()
-	started := make(chan bool, 1)
+	started := make(chan int, 1)
 	go func() { started <- childStarted(status) }()
 	err = cmd.Wait()
+	child := 0
+	select {
+	case child = <-started:
+	case <-time.After(5 * time.Second):
+	}
+	// bwrap's child is the sandbox's PID 1: killed with bwrap (it dies
+	// with its parent), it takes every process of the namespace with it
+	// before it exits. Wait for that, so that nothing of the sandbox
+	// outlives Run.
+	if child > 0 {
+		waitGone(child, 10*time.Second)
+	}
 	res := Result{Output: out.bytes(), Written: out.total()}
 	if cause := context.Cause(cctx); errors.Is(cause, ErrLimit) {
 		return res, fmt.Errorf("%w: it wrote more than %d MiB of output and was stopped", ErrLimit, lim.Output>>20)
@@ -149,12 +161,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	var ok bool
-	select {
-	case ok = <-started:
-	case <-time.After(5 * time.Second):
-	}
-	if !ok {
+	if child <= 0 {
 		return res, fmt.Errorf("%w: bwrap could not set the sandbox up (a host must allow unprivileged user namespaces: sysctl user.max_user_namespaces > 0, and on Ubuntu 24.04 or later an AppArmor profile for bwrap): %s", ErrUnavailable, strings.TrimSpace(string(res.Output)))
 	}
 	var ee *exec.ExitError
@@ -232,19 +239,38 @@ func command(ctx context.Context, s Spec, lim Limits, out io.Writer) (*exec.Cmd,
 }
 
 // childStarted reads bwrap's JSON status: a "child-pid" line means the
-// sandbox was made and the program started.
-func childStarted(r io.Reader) bool {
+// sandbox was made and the program started; it gives the host PID of the
+// sandbox's init (0: not started).
+func childStarted(r io.Reader) int {
 	sc := bufio.NewScanner(r)
-	ok := false
+	pid := 0
 	for sc.Scan() {
-		var v map[string]any
-		if json.Unmarshal(sc.Bytes(), &v) == nil {
-			if _, has := v["child-pid"]; has {
-				ok = true
-			}
+		var v struct {
+			ChildPID int `json:"child-pid"`
+		}
+		if json.Unmarshal(sc.Bytes(), &v) == nil && v.ChildPID > 0 && pid == 0 {
+			pid = v.ChildPID
 		}
 	}
-	return ok
+	return pid
+}
+
+// waitGone waits until the process pid has exited (gone, or a zombie:
+// a PID namespace's init becomes one only after every other process of
+// the namespace is gone), for at most d.
+func waitGone(pid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return
+		}
+		// pid (comm) STATE ...: comm may hold spaces and parentheses
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X') {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // bwrapArgs are bwrap's options for s, up to the program.

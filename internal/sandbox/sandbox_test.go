@@ -3,11 +3,13 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // tree writes files (path: content; "->x" makes a symlink to x) under dir.
@@ -90,6 +92,22 @@ head -c 4 /dev/urandom | wc -c`
 		Limits: Limits{Output: 1 << 20, Tail: 100}})
 	if !errors.Is(err, ErrLimit) || len(res.Output) != 100 || res.Written < 1<<20 {
 		t.Errorf("endless output = %v, kept %d bytes of %d", err, len(res.Output), res.Written)
+	}
+
+	// a run stopped by its context leaves no process behind, not even
+	// for a moment: Run returns once the sandbox's PID namespace is gone
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	mark := fmt.Sprintf("%d", time.Now().UnixNano())
+	_, err = Run(ctx, Spec{Lower: []string{base}, Args: []string{"/usr/bin/busybox", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /usr/bin/busybox sleep 600 " + mark + " & done; wait"}})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a run past its context = %v", err)
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(b), mark) {
+			t.Errorf("process %s outlived Run: %q", e.Name(), b)
+		}
 	}
 }
 
