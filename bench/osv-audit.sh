@@ -22,4 +22,4 @@ rc=0
 /usr/bin/time -f "osv-audit: %e s wall, %M KiB peak RSS" "$BIN" catalog audit --store "$w/store" --osv "$w/all.zip" >"$w/out.txt" 2>"$w/err.txt" || rc=$?
 tail -1 "$w/err.txt"
 grep -m1 "read " "$w/err.txt" || true
-echo "osv-audit: exit $rc, $(($(wc -l <"$w/out.txt") - 1)) findings"
+echo "osv-audit: exit $rc, $(grep -c '^  ' "$w/out.txt") findings (one per release and advisory) in $(grep -c '^[^ ]' "$w/out.txt") release lines"

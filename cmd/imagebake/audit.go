@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,8 +29,11 @@ not past end of life), list:
   - with --osv, each package of its bases that an OSV advisory affects
     (files, directories of .json files, or osv.dev's per-ecosystem .zip),
     while no release of its line has the fixed version.
-Each finding names the release, the package or module, its version, the
-advisory (with its aliases) and the fixed version, and the release to cut.
+Findings are grouped by release line, each line naming the release to cut
+once; then one finding per release and advisory (the catalog's and the OSV
+records' of one advisory are one), with its aliases and related ids, and
+its packages folded ("libssl3, openssl 3.0.11-1~deb12u2 < 3.0.13-1~deb12u1").
+--json prints the same structure.
 Exit 4 when anything is listed, 0 when clean, 3 when the store or an OSV
 path is missing.`,
 		Args: cobra.NoArgs,
@@ -66,18 +68,20 @@ path is missing.`,
 				}
 				found = append(found, more...)
 			}
+			lines := release.Group(found)
+			n := 0
+			for _, l := range lines {
+				n += len(l.Findings)
+			}
 			if g.json {
-				if found == nil {
-					found = []release.Finding{}
-				}
-				if err := printJSON(cmd.OutOrStdout(), found); err != nil {
+				if err := printJSON(cmd.OutOrStdout(), lines); err != nil {
 					return err
 				}
-			} else if len(found) > 0 {
-				printFindings(cmd, found)
+			} else {
+				printLines(cmd, lines)
 			}
-			if len(found) > 0 {
-				return fmt.Errorf("%w: %d finding(s) in %s", errAudit, len(found), o.Where)
+			if n > 0 {
+				return fmt.Errorf("%w: %d finding(s) in %s", errAudit, n, o.Where)
 			}
 			fmt.Fprintf(g.progress(), "no supported release in %s lacks a known fix\n", o.Where)
 			return nil
@@ -93,28 +97,16 @@ path is missing.`,
 // errAudit marks findings: exit 4, the message already printed above.
 var errAudit = fmt.Errorf("releases lack security fixes: %w", failure.ErrVerify)
 
-func printFindings(cmd *cobra.Command, found []release.Finding) {
-	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FAMILY\tRELEASE\tPACKAGE\tINSTALLED\tADVISORY\tFIXED\tCUT\tFROM")
-	for _, f := range found {
-		adv := f.Advisory
-		if len(f.Aliases) > 0 {
-			adv += " (" + strings.Join(f.Aliases, ", ") + ")"
+// printLines prints the findings by release line: the release to cut
+// once, then one line per release and advisory, its packages folded.
+func printLines(cmd *cobra.Command, lines []release.Line) {
+	w := cmd.OutOrStdout()
+	for _, l := range lines {
+		fmt.Fprintf(w, "%s %s: cut %s\n", l.Family, l.Line, l.Cut)
+		for _, f := range l.Findings {
+			fmt.Fprintf(w, "  %s\n", f)
 		}
-		name := f.Name
-		if f.Kind == "module" {
-			name = "module " + name
-		}
-		if f.Arches != "" {
-			name += " on " + f.Arches
-		}
-		from := f.From
-		if f.FixedIn != "" {
-			from += " (fixed in " + f.FixedIn + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Family, f.Release, name, f.Have, adv, f.Fixed, f.Cut, from)
 	}
-	tw.Flush()
 }
 
 // auditOSV reads the OSV advisories at paths (notes for bad records, a
