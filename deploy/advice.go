@@ -65,7 +65,7 @@ func FixFindings(ctx context.Context, c *catalog.Catalog, r *Resolved, read rele
 		return nil, err
 	}
 	var out []Finding
-	for _, a := range advice {
+	for _, a := range release.FoldAdvice(advice) { // one line per advisory
 		msg := a.Message(r.Family, r.Release)
 		sev := "warning"
 		if a.MoveTo != nil {

@@ -141,3 +141,48 @@ func (g Grouped) String() string {
 	}
 	return s + " (" + strings.Join(g.From, ", ") + ")"
 }
+
+// FoldAdvice makes one piece of advice per advisory: the catalog's and
+// an OSV record's advice about one advisory (by id or alias) are one,
+// packages lacking it at the same versions are folded into one lack
+// ("libssl3, openssl 3.0.11-1~deb12u1 < 3.0.11-1~deb12u3"), and the
+// release to move to is the lowest that carries all of them (none when
+// one is carried nowhere yet).
+func FoldAdvice(in []Advice) []Advice {
+	var out []Advice
+	same := func(a, b Advice) bool {
+		ids := append([]string{a.Advisory}, a.Aliases...)
+		return slices.Contains(ids, b.Advisory) || slices.ContainsFunc(b.Aliases, func(x string) bool { return slices.Contains(ids, x) })
+	}
+	for _, a := range in {
+		i := slices.IndexFunc(out, func(o Advice) bool {
+			return same(o, a) && o.Kind == a.Kind && o.Have == a.Have && o.Fixed == a.Fixed && o.Arches == a.Arches
+		})
+		if i < 0 {
+			out = append(out, a)
+			continue
+		}
+		o := &out[i]
+		names := strings.Split(o.Name, ", ")
+		if !slices.Contains(names, a.Name) {
+			names = append(names, a.Name)
+			sort.Strings(names)
+			o.Name = strings.Join(names, ", ")
+		}
+		for _, x := range append([]string{a.Advisory}, a.Aliases...) {
+			if x != o.Advisory && !slices.Contains(o.Aliases, x) {
+				o.Aliases = append(o.Aliases, x)
+			}
+		}
+		if o.FixedIn == "" {
+			o.FixedIn = a.FixedIn
+		}
+		switch {
+		case o.MoveTo == nil || a.MoveTo == nil:
+			o.MoveTo = nil
+		case o.MoveTo.SemVer().LessThan(a.MoveTo.SemVer()):
+			o.MoveTo = a.MoveTo
+		}
+	}
+	return out
+}
