@@ -54,6 +54,13 @@ const (
 func (r Rules) credit(c *Change) {
 	by := r.claimants(c)
 	if len(by) == 0 {
+		if len(r.Advisories) > 0 && c.Level == Minor && c.Package != nil && strings.HasSuffix(c.Reason, "new upstream version") {
+			name := c.Package.Name
+			if c.Package.Source != "" {
+				name = c.Package.Source
+			}
+			c.Reason += fmt.Sprintf("; no declared advisory says it fixes %s: if one does, say so (--advisory %s=%s, or its OSV record with release plan --osv) and it is a security fix", name, r.Advisories[0], name)
+		}
 		return
 	}
 	from := r.FixesFrom[by[0]]
