@@ -163,19 +163,19 @@ func safestInScope(ctx context.Context, f *catalog.Family, r *catalog.Release, s
 			return nil, "", err
 		}
 		if len(lacks) == 0 {
-			return x, heldNote(passed, x.Version), nil
+			return x, heldNote(passed, "moving to "+x.Version), nil
 		}
 		passed = append(passed, fmt.Sprintf("%s lacks %s, which %s has", x.Version, strings.Join(lacks, ", "), line))
 	}
-	return nil, heldNote(passed, r.Version), nil
+	return nil, heldNote(passed, "staying on "+r.Version), nil
 }
 
 // heldNote says which newer releases an upgrade passed over, and why.
-func heldNote(passed []string, to string) string {
+func heldNote(passed []string, move string) string {
 	if len(passed) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s: moving to %s, which does; a newer release that carries the fix is still to be cut", strings.Join(passed, "; "), to)
+	return fmt.Sprintf("%s: %s; a newer release that carries the fix is still to be cut", strings.Join(passed, "; "), move)
 }
 
 // crossed lists the security releases (not revoked) above cur up to to,

@@ -246,7 +246,10 @@ func printSteps(w io.Writer, steps []deploy.Step) {
 			fmt.Fprintf(w, "%s: %s\n", label(s.Key, s.Family), s.Withdrawn)
 		}
 		if s.From == s.To {
-			if s.Withdrawn == "" {
+			switch {
+			case s.Note != "":
+				fmt.Fprintf(w, "%s: %s %s stays: %s\n", label(s.Key, s.Family), s.Family, s.From, s.Note)
+			case s.Withdrawn == "":
 				fmt.Fprintf(w, "%s: %s %s is the newest in scope\n", label(s.Key, s.Family), s.Family, s.From)
 			}
 			continue
