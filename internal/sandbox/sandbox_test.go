@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // tree writes files (path: content; "->x" makes a symlink to x) under dir.
@@ -47,9 +49,7 @@ func TestRunUnionReadOnly(t *testing.T) {
 	}
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
-	for d := filepath.Dir(dir); d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755) // reachable by nobody when the test runs as root
-	}
+	testutil.Searchable(t, filepath.Dir(dir)) // reachable by nobody when the test runs as root
 	base, top := filepath.Join(dir, "base"), filepath.Join(dir, "top")
 	tree(t, base, map[string]string{"etc/a": "base-a", "etc/b": "base-b", "etc/sub/x": "base-x", "bin": "->usr/bin", "usr/bin/.keep": ""})
 	tree(t, top, map[string]string{"etc/b": "top-b", "etc/sub/y": "top-y", "opt/app/run": "app"})

@@ -237,3 +237,24 @@ func GitHTTP(t testing.TB, dir string, wrap func(http.Handler) http.Handler) str
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// Searchable lets other users search every directory from dir up to /
+// (a test's temporary directories are 0700), adding the others' search
+// bit and changing nothing else: /tmp keeps its 1777.
+func Searchable(t testing.TB, dir string) {
+	t.Helper()
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode()|0o001); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return
+		}
+	}
+}
