@@ -55,6 +55,7 @@ type Record struct {
 	ID        string     `json:"id"`
 	Aliases   []string   `json:"aliases"`
 	Upstream  []string   `json:"upstream"` // Debian's DSA and DLA name their CVEs here
+	Related   []string   `json:"related"`  // and some name them here
 	Withdrawn string     `json:"withdrawn"`
 	Affected  []Affected `json:"affected"`
 }
@@ -559,8 +560,8 @@ func parse(sch *jsonschema.Schema, where string, b []byte) parsed {
 // compile parses the versions of an affected package checkRanges accepted.
 func compile(where string, rec *Record, format string, a *Affected) entry {
 	e := entry{id: rec.ID, where: where, format: format, key: a.Package.Ecosystem + "\x00" + a.Package.Name}
-	if n := len(rec.Aliases) + len(rec.Upstream); n > 0 {
-		e.aliases = append(append(make([]string, 0, n), rec.Aliases...), rec.Upstream...)
+	if n := len(rec.Aliases) + len(rec.Upstream) + len(rec.Related); n > 0 {
+		e.aliases = append(append(append(make([]string, 0, n), rec.Aliases...), rec.Upstream...), rec.Related...)
 	}
 	for _, r := range a.Ranges {
 		var evs []event
@@ -865,7 +866,7 @@ func schema() (*jsonschema.Schema, error) {
 // generic JSON document it was checked as).
 func recordOf(doc any) *Record {
 	m, _ := doc.(map[string]any)
-	r := &Record{ID: str(m["id"]), Withdrawn: str(m["withdrawn"]), Aliases: strs(m["aliases"]), Upstream: strs(m["upstream"])}
+	r := &Record{ID: str(m["id"]), Withdrawn: str(m["withdrawn"]), Aliases: strs(m["aliases"]), Upstream: strs(m["upstream"]), Related: strs(m["related"])}
 	affected, _ := m["affected"].([]any)
 	for _, x := range affected {
 		am, _ := x.(map[string]any)
