@@ -67,6 +67,10 @@ type Options struct {
 	// IgnoreDependencies bakes modules whose metadata.json dependencies
 	// are not pinned in range; the manifest records it.
 	IgnoreDependencies bool
+	// IgnoreDependenciesSet says IgnoreDependencies was given on the
+	// command line: then it overrides [puppetfile] ignore_dependencies,
+	// false included.
+	IgnoreDependenciesSet bool
 
 	// dependencies, set by Plan, takes unmet module dependencies instead
 	// of failing on them: a plan gives the level and lists them.
@@ -205,7 +209,7 @@ func stageAndBuild(ctx context.Context, in *Inputs, dir string, o Options) (*man
 	if err != nil {
 		return nil, err
 	}
-	if o.Compile.Enabled || (in.Config.Compile != nil && in.Config.Compile.Enabled) {
+	if o.Compile.Enabled || (!o.Compile.Set && in.Config.Compile != nil && in.Config.Compile.Enabled) {
 		if in.Config.Compile != nil {
 			o.Compile = in.Config.Compile.merged(o.Compile)
 		}

@@ -42,6 +42,9 @@ const DefaultCompileTimeout = 5 * time.Minute
 type CompileOptions struct {
 	// Enabled runs the gate.
 	Enabled bool
+	// Set says Enabled was given on the command line: then it overrides
+	// imagebake.toml's [compile] enabled, false included (--compile=false).
+	Set bool
 	// Node is the node name the catalog is compiled for (default: the
 	// image's name).
 	Node string

@@ -491,7 +491,8 @@ func (in *Inputs) pinModules(ctx context.Context, o Options, src *source, want *
 		pf.DefaultExcludeSpec(cfg.Puppetfile.ExcludeSpec)
 	}
 	popts := append(puppetOptions(o, src.epoch, ""), puppet.WithControlBranch(cfg.ControlBranch()))
-	if o.IgnoreDependencies || (cfg.Puppetfile != nil && cfg.Puppetfile.IgnoreDependencies) {
+	ignoreDeps := o.IgnoreDependencies || (!o.IgnoreDependenciesSet && cfg.Puppetfile != nil && cfg.Puppetfile.IgnoreDependencies)
+	if ignoreDeps {
 		popts = append(popts, puppet.WithoutDependencyCheck()) // the candidate's imagebake.toml counts
 	} else if o.dependencies != nil {
 		popts = append(popts, puppet.WithDependencyReport(func(err error) { *o.dependencies = err }))
@@ -518,8 +519,7 @@ func (in *Inputs) pinModules(ctx context.Context, o Options, src *source, want *
 	}
 	in.Puppetfile, in.Lock = pf, lk
 	in.Manifest.Puppetfile = manifest.Puppetfile{SHA256: pf.SHA256, LockCommitted: committed, Forge: lk.Forge, Moduledir: lk.Moduledir, Modules: lk.Modules}
-	in.Manifest.Puppetfile.IgnoreDependencies = o.IgnoreDependencies || (cfg.Puppetfile != nil && cfg.Puppetfile.IgnoreDependencies) ||
-		(want != nil && want.Puppetfile.IgnoreDependencies)
+	in.Manifest.Puppetfile.IgnoreDependencies = ignoreDeps || (want != nil && want.Puppetfile.IgnoreDependencies)
 	switch {
 	case want != nil:
 		in.Manifest.Puppetfile.ControlBranch = want.Puppetfile.ControlBranch

@@ -96,6 +96,10 @@ func (f *bakeFlags) register(cmd *cobra.Command) {
 // the number check, then the bake.
 func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
 	o := &f.o
+	// an explicit --compile=false or --ignore-dependencies=false overrides
+	// imagebake.toml, as flags do (flag > environment > file)
+	o.Compile.Set = cmd.Flags().Changed("compile")
+	o.IgnoreDependenciesSet = cmd.Flags().Changed("ignore-dependencies")
 	if (o.Repo == "" || o.Release == "") && f.pinned == "" && (f.published == "" || o.Release == "") {
 		return usageErr("--repo and --release are required (or --manifest, or --catalog with --release of a published release)")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,48 @@ func TestReleasePlanWithUnmetDependencies(t *testing.T) {
 	testutil.Git(t, ctl, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "dependencies known better")
 	if out, err := plan(); err != nil || !strings.Contains(out, "next release: 1.1.0") {
 		t.Errorf("plan with [puppetfile] ignore_dependencies: %v\n%s", err, out)
+	}
+}
+
+// A boolean flag given false overrides imagebake.toml: --compile=false
+// turns off [compile] enabled = true (the gate would refuse the example's
+// base, which has no Puppet), --ignore-dependencies=false turns off
+// [puppetfile] ignore_dependencies = true.
+func TestBooleanFlagsOverrideTheFile(t *testing.T) {
+	root := bakedExample(t)
+	ctl := filepath.Join(root, "control")
+	cfg := filepath.Join(ctl, "imagebake.toml")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, "\n[compile]\nenabled = true\n"...), 0o644)
+	testutil.Git(t, ctl, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "the gate on")
+	testutil.Git(t, ctl, "tag", "v1.1.0")
+	bake := func(args ...string) error {
+		c := newRootCommand()
+		c.SetArgs(append([]string{"bake", "--repo", ctl, "--context", root, "--out", filepath.Join(root, "out"), "--quiet"}, args...))
+		c.SetOut(io.Discard)
+		return c.ExecuteContext(context.Background())
+	}
+	if err := bake("--release", "1.1.0"); err == nil || !strings.Contains(err.Error(), "--compile needs the Puppet") {
+		t.Errorf("bake with [compile] enabled = true on a base without Puppet = %v", err)
+	}
+	if err := bake("--release", "1.1.0", "--compile=false"); err != nil {
+		t.Errorf("bake --compile=false over [compile] enabled = true: %v", err)
+	}
+
+	// a module needing what the Puppetfile does not pin, known better in the file
+	src := filepath.Join(root, "src", "profile")
+	testutil.Git(t, src, "checkout", "-q", "develop")
+	os.WriteFile(filepath.Join(src, "metadata.json"), []byte(`{"name": "example-profile", "version": "1.1.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/p", "dependencies": [{"name": "example/ntp", "version_requirement": ">= 2.0.0"}]}`), 0o644)
+	testutil.Git(t, src, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "needs ntp 2")
+	testutil.Git(t, src, "push", "-q", filepath.Join(root, "remotes", "profile.git"), "develop")
+	b, _ = os.ReadFile(cfg)
+	os.WriteFile(cfg, append(b, "\n[puppetfile]\nignore_dependencies = true\n"...), 0o644)
+	testutil.Git(t, ctl, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "dependencies known better")
+	testutil.Git(t, ctl, "tag", "v1.2.0")
+	if err := bake("--release", "1.2.0", "--compile=false"); err != nil {
+		t.Errorf("bake with [puppetfile] ignore_dependencies = true: %v", err)
+	}
+	if err := bake("--release", "1.2.0", "--compile=false", "--ignore-dependencies=false", "--force"); failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "needs example-ntp >= 2.0.0") {
+		t.Errorf("bake --ignore-dependencies=false over the file = %v", err)
 	}
 }

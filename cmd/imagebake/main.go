@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -32,7 +33,7 @@ func main() {
 func run(ctx context.Context, args []string) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(os.Stderr, "imagebake: internal error (a bug, please report it): %v\n", r)
+			fmt.Fprintf(os.Stderr, "imagebake: internal error (a bug: please report it with what follows): %v\n%s", r, debug.Stack())
 			code = failure.ExitInternal
 		}
 	}()
