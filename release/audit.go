@@ -12,6 +12,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/osv"
@@ -197,10 +198,12 @@ func lineLacks(ctx context.Context, f *catalog.Family, rs []*catalog.Release, fi
 }
 
 // Memo reads each published manifest once (its signature checked once),
-// however many audits, families and lines ask for it.
-// It may be called from several goroutines.
+// however many audits, families and lines ask for it, also when several
+// goroutines ask at once (singleflight). The manifests it hands out are
+// shared: callers read them and never change them.
 func Memo(read ManifestFunc) ManifestFunc {
 	var mu sync.Mutex
+	var group singleflight.Group
 	seen := map[string]*manifest.Manifest{}
 	return func(ctx context.Context, family, version string) (*manifest.Manifest, error) {
 		k := family + "\x00" + version
@@ -210,14 +213,20 @@ func Memo(read ManifestFunc) ManifestFunc {
 		if ok {
 			return m, nil
 		}
-		m, err := read(ctx, family, version)
+		v, err, _ := group.Do(k, func() (any, error) {
+			m, err := read(ctx, family, version)
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			seen[k] = m
+			mu.Unlock()
+			return m, nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		mu.Lock()
-		seen[k] = m
-		mu.Unlock()
-		return m, nil
+		return v.(*manifest.Manifest), nil
 	}
 }
 

@@ -1,9 +1,15 @@
 package release
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
 // One finding per release and advisory: the catalog's finding and the
@@ -41,5 +47,33 @@ example 1.1: cut 1.1.1
 	j, _ := json.Marshal(lines)
 	if !strings.Contains(string(j), `"packages":["libssl3, openssl 3.0.11-1~deb12u2 \u003c 3.0.13-1~deb12u1"]`) || !strings.Contains(string(j), `"cut":"1.1.1"`) {
 		t.Errorf("--json: %s", j)
+	}
+}
+
+// Memo reads a manifest once even when many goroutines ask for it at
+// once.
+func TestMemoReadsOnce(t *testing.T) {
+	var reads atomic.Int32
+	gate := make(chan struct{})
+	read := Memo(func(ctx context.Context, family, version string) (*manifest.Manifest, error) {
+		reads.Add(1)
+		<-gate // every caller arrives before the first read ends
+		return &manifest.Manifest{Family: family, Release: version}, nil
+	})
+	var wg sync.WaitGroup
+	got := make([]*manifest.Manifest, 16)
+	for i := range got {
+		wg.Go(func() { got[i], _ = read(context.Background(), "example", "1.0.0") })
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	if n := reads.Load(); n != 1 {
+		t.Errorf("16 concurrent asks read the manifest %d times, want once", n)
+	}
+	for _, m := range got {
+		if m != got[0] || m == nil {
+			t.Fatalf("callers got different manifests")
+		}
 	}
 }
