@@ -71,28 +71,21 @@ var DefaultLimits = Limits{Procs: 512, Memory: 4 << 30, CPU: 10 * time.Minute, F
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
-	if l.Procs > 0 {
-		d.Procs = l.Procs
-	}
-	if l.Memory > 0 {
-		d.Memory = l.Memory
-	}
-	if l.CPU > 0 {
-		d.CPU = l.CPU
-	}
-	if l.Files > 0 {
-		d.Files = l.Files
-	}
-	if l.Tmp > 0 {
-		d.Tmp = l.Tmp
-	}
-	if l.Output > 0 {
-		d.Output = l.Output
-	}
-	if l.Tail > 0 {
-		d.Tail = l.Tail
-	}
+	or(&d.Procs, l.Procs)
+	or(&d.Memory, l.Memory)
+	or(&d.CPU, l.CPU)
+	or(&d.Files, l.Files)
+	or(&d.Tmp, l.Tmp)
+	or(&d.Output, l.Output)
+	or(&d.Tail, l.Tail)
 	return d
+}
+
+// or sets *dst to v when v is set (above zero).
+func or[T int | int64 | time.Duration](dst *T, v T) {
+	if v > 0 {
+		*dst = v
+	}
 }
 
 // Spec is one run.
@@ -131,6 +124,17 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 // process in it. A program that exits other than 0 is an *ExitError.
 func Run(ctx context.Context, s Spec) (Result, error) {
 	lim := s.Limits.withDefaults()
+	// bwrap runs in /: a relative directory (bake --out dist) would bind
+	// the wrong tree
+	lower := make([]string, len(s.Lower))
+	for i, d := range s.Lower {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return Result{}, err
+		}
+		lower[i] = abs
+	}
+	s.Lower = lower
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	out := &tail{max: lim.Tail, limit: lim.Output, over: func() { cancel(ErrLimit) }}

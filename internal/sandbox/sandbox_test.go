@@ -61,6 +61,7 @@ echo w > /etc/new 2>/dev/null && echo WROTE-ETC
 echo w > /tmp/new && echo tmp-ok
 ls /proc | grep -c '^[0-9]'
 grep CapEff /proc/self/status
+grep NoNewPrivs /proc/self/status
 ip link 2>/dev/null | grep -c 'eth'
 head -c 4 /dev/urandom | wc -c`
 	t.Setenv("SANDBOX_SECRET", "s3cret")
@@ -69,7 +70,7 @@ head -c 4 /dev/urandom | wc -c`
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"base-atop-bbase-xtop-yapp\nsymlink-ok\n", "Read-only file system", "tmp-ok", "CapEff:\t0000000000000000\n0\n4"} {
+	for _, want := range []string{"base-atop-bbase-xtop-yapp\nsymlink-ok\n", "Read-only file system", "tmp-ok", "CapEff:\t0000000000000000\nNoNewPrivs:\t1\n0\n4"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("in the sandbox, want %q:\n%s", want, out)
 		}
@@ -79,6 +80,14 @@ head -c 4 /dev/urandom | wc -c`
 	}
 	if _, err := os.Stat(filepath.Join(top, "etc", "new")); err == nil {
 		t.Error("a write reached a lower directory")
+	}
+
+	// directories given relative to the working directory (bake --out
+	// dist) are the ones bound
+	t.Chdir(dir)
+	res, err = Run(context.Background(), Spec{Lower: []string{"top", "base"}, Args: []string{"/usr/bin/busybox", "cat", "/etc/b", "/etc/a"}})
+	if err != nil || string(res.Output) != "top-bbase-a" {
+		t.Errorf("relative directories: %q, %v", res.Output, err)
 	}
 
 	// an exit status comes back as an *ExitError; output past the limit
