@@ -67,6 +67,9 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Option
 		o.logf("note: the compile gate runs on oci and rootfs releases; %s: skipped\n", m.Builder)
 		return nil
 	}
+	if err := checkNode(o.Compile.Node); err != nil {
+		return err
+	}
 	facts, err := readFacts(o.Compile.Facts)
 	if err != nil {
 		return err
@@ -100,6 +103,20 @@ func packagesSeen(ps *manifest.Packages) string {
 		return "no package database"
 	}
 	return fmt.Sprintf("its %d %s packages", ps.Count, ps.Format)
+}
+
+// certnameRE is what Puppet takes as a certname: lower-case letters,
+// digits, '.', '-' and '_', not starting with '-' (Puppet would read one
+// as an option).
+var certnameRE = regexp.MustCompile(`^[a-z0-9_][a-z0-9._-]{0,252}$`)
+
+// checkNode refuses a --node (or [compile] node) Puppet would not take as
+// a certname.
+func checkNode(node string) error {
+	if node == "" || certnameRE.MatchString(node) {
+		return nil
+	}
+	return fmt.Errorf("%w: compile gate: node %q is not a Puppet certname (lower-case letters, digits, '.', '-' and '_', not starting with '-'); give another with --node or [compile] node", failure.ErrUsage, node)
 }
 
 func nodeName(o Options, im *manifest.Image) string {

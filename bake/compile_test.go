@@ -173,3 +173,16 @@ func TestCachedBaseCancelled(t *testing.T) {
 		t.Errorf("left in the cache: %v", left)
 	}
 }
+
+// A node name reaches Puppet as --certname's value: one Puppet would not
+// take as a certname, or would read as an option, is refused (exit 2).
+func TestCheckNode(t *testing.T) {
+	for _, c := range []struct {
+		node string
+		ok   bool
+	}{{"", true}, {"web01.example.org", true}, {"example-1.0.0-amd64", true}, {"--confdir=/x", false}, {"-v", false}, {"Web01", false}, {"a b", false}} {
+		if err := checkNode(c.node); (err == nil) != c.ok || (err != nil && failure.Code(err) != failure.ExitUsage) {
+			t.Errorf("checkNode(%q) = %v", c.node, err)
+		}
+	}
+}

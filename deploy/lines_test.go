@@ -95,3 +95,25 @@ func TestUpgradeFollowsSecurityLines(t *testing.T) {
 		t.Errorf("check's note for 1.0.2 with 1.1.1 out = %q", n)
 	}
 }
+
+// A revoked release whose replacement lacks a fix its line has (1.0.2
+// fixed more after 1.0.0 was revoked for 1.0.1) moves to the release that
+// carries every fix of the line, not to the named replacement.
+func TestUpgradeReplacementLackingLineFix(t *testing.T) {
+	ctx := context.Background()
+	c, read := linesCatalog(t, false)
+	f := c.Family("example", false)
+	r := f.Release("1.0.0")
+	r.Replacement = "1.0.1"
+	df, err := Parse("deploy.yaml", []byte("images:\n  pinned:\n    image: example\n    version: \"1.0.0\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := Upgrade(ctx, c, "catalog.toml", df, Patch, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if steps[0].To != "1.0.2" {
+		t.Errorf("the revoked pin replaced by 1.0.1 (which lacks DSA-6002-1) moved to %s, want 1.0.2", steps[0].To)
+	}
+}

@@ -91,8 +91,17 @@ func upgradeOne(ctx context.Context, r *Resolved, s Selection, scope Scope, read
 	withdrawn := r.rel.State == catalog.Revoked || r.rel.State == catalog.Obsolete
 	var best *catalog.Release
 	if withdrawn && r.rel.Replacement != "" {
-		if x := r.fam.Release(r.rel.Replacement); x != nil && x.State == catalog.Active && inScope(x.SemVer(), cur, scope) {
-			best = x
+		// the replacement, unless it lacks a fix the line has (a later
+		// security release of the line fixed more): then the safest
+		x := r.fam.Release(r.rel.Replacement)
+		if x != nil && x.State == catalog.Active && inScope(x.SemVer(), cur, scope) {
+			lacks, err := lacking(ctx, r.fam, x.Version, release.LineOf(r.Release), read)
+			if err != nil {
+				return st, err
+			}
+			if len(lacks) == 0 {
+				best = x
+			}
 		}
 	}
 	if best == nil {
@@ -112,14 +121,11 @@ func upgradeOne(ctx context.Context, r *Resolved, s Selection, scope Scope, read
 	}
 	st.To = best.Version
 	st.MajorMove = best.SemVer().Major() != cur.Major()
-	var lacking []string
-	if read != nil {
-		var err error
-		if lacking, err = release.FixesLacking(ctx, r.fam, best.Version, "", read); err != nil {
-			return st, err
-		}
+	lacks, err := lacking(ctx, r.fam, best.Version, "", read)
+	if err != nil {
+		return st, err
 	}
-	st.Security, st.Advisories = crossed(r.fam, cur, best.SemVer(), lacking)
+	st.Security, st.Advisories = crossed(r.fam, cur, best.SemVer(), lacks)
 	nv, note := rewriteValue(s.Version, best.SemVer())
 	if note != "" {
 		st.Note = strings.TrimPrefix(st.Note+"; "+note, "; ")
@@ -149,16 +155,10 @@ func safestInScope(ctx context.Context, f *catalog.Family, r *catalog.Release, s
 		}
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[j].SemVer().LessThan(cands[i].SemVer()) })
-	if read == nil || len(cands) == 0 {
-		if len(cands) == 0 {
-			return nil, "", nil
-		}
-		return cands[0], "", nil
-	}
 	line := release.LineOf(r.Version)
 	var passed []string
 	for _, x := range cands {
-		lacks, err := release.FixesLacking(ctx, f, x.Version, line, read)
+		lacks, err := lacking(ctx, f, x.Version, line, read)
 		if err != nil {
 			return nil, "", err
 		}
@@ -168,6 +168,15 @@ func safestInScope(ctx context.Context, f *catalog.Family, r *catalog.Release, s
 		passed = append(passed, fmt.Sprintf("%s lacks %s, which %s has", x.Version, strings.Join(lacks, ", "), line))
 	}
 	return nil, heldNote(passed, "staying on "+r.Version), nil
+}
+
+// lacking is release.FixesLacking, or nothing when no manifests can be
+// read (read nil).
+func lacking(ctx context.Context, f *catalog.Family, version, line string, read release.ManifestFunc) ([]string, error) {
+	if read == nil {
+		return nil, nil
+	}
+	return release.FixesLacking(ctx, f, version, line, read)
 }
 
 // heldNote says which newer releases an upgrade passed over, and why.
