@@ -16,6 +16,7 @@ import (
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 )
@@ -138,7 +139,11 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 	for _, n := range []string{"deb-2", "deb-3"} {
 		link(filepath.Join(bases, n+".tar"), filepath.Join(root, "base", n+".tar"))
 	}
-	sums["deb-1"] = sha256Of(t, src)
+	sum, err := filehash.SHA256(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums["deb-1"] = sum
 	cli := func(args ...string) (string, error) {
 		t.Helper()
 		c := newRootCommand()
@@ -237,16 +242,4 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 	if err != nil || !strings.Contains(up, "example 1.0.2 -> 1.1.1") {
 		t.Errorf("upgrade after 1.1.1: %v", err)
 	}
-}
-
-func sha256Of(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -22,14 +22,19 @@ func Lock(path string) (*os.File, error) {
 
 // LockContext is Lock that gives up when ctx is done.
 func LockContext(ctx context.Context, path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := openLockFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return wait(ctx, f)
+}
+
+// openLockFile opens the lock file at path, creating it and its directory.
+func openLockFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 }
 
 // LockDir takes an exclusive lock on the directory dir itself (no lock file

@@ -3,7 +3,6 @@ package flock
 import (
 	"errors"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,10 +11,7 @@ import (
 // directory, if missing), waiting while an exclusive holder has it: many
 // shared holders work side by side, and TryExclusive fails while any does.
 func Shared(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := openLockFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -35,11 +31,7 @@ func Shared(path string) (*os.File, error) {
 // TryExclusive takes an exclusive lock on the file at path if no one
 // holds it; ok is false (and f nil) when someone does.
 func TryExclusive(path string) (f *os.File, ok bool, err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, false, err
-	}
-	f, err = os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
+	if f, err = openLockFile(path); err != nil {
 		return nil, false, err
 	}
 	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)

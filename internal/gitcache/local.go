@@ -216,20 +216,11 @@ func copyPack(src, dst string) error {
 			return fmt.Errorf("%w: %s: %v", ErrForgedPack, theirs, err)
 		}
 	}
-	xf, err := os.CreateTemp(dir, "tmp_idx_")
+	xf, err := writeIndex(dir, idx)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(xf.Name())
-	xw := bufio.NewWriter(xf)
-	_, err = idxfile.NewEncoder(xw).Encode(idx)
-	if err == nil {
-		err = xw.Flush()
-	}
-	if err != nil {
-		xf.Close()
-		return err
-	}
 	if err := os.Rename(pf.Name(), dst+".pack"); err != nil {
 		xf.Close()
 		return err
@@ -359,11 +350,25 @@ func writePack(s storer.EncodedObjectStorer, hashes []plumbing.Hash, packDir str
 	if err != nil {
 		return err
 	}
-	xf, err := os.CreateTemp(packDir, "tmp_idx_")
+	xf, err := writeIndex(packDir, idx)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(xf.Name())
+	base := filepath.Join(packDir, "pack-"+sum.String())
+	if err := finish(pf, base+".pack"); err != nil {
+		return err
+	}
+	return finish(xf, base+".idx")
+}
+
+// writeIndex writes idx into a temporary file in dir (tmp_idx_*, which a
+// next open clears if it is left), left open for finish to name it.
+func writeIndex(dir string, idx *idxfile.MemoryIndex) (*os.File, error) {
+	xf, err := os.CreateTemp(dir, "tmp_idx_")
+	if err != nil {
+		return nil, err
+	}
 	xw := bufio.NewWriter(xf)
 	_, err = idxfile.NewEncoder(xw).Encode(idx)
 	if err == nil {
@@ -371,13 +376,10 @@ func writePack(s storer.EncodedObjectStorer, hashes []plumbing.Hash, packDir str
 	}
 	if err != nil {
 		xf.Close()
-		return err
+		os.Remove(xf.Name())
+		return nil, err
 	}
-	base := filepath.Join(packDir, "pack-"+sum.String())
-	if err := finish(pf, base+".pack"); err != nil {
-		return err
-	}
-	return finish(xf, base+".idx")
+	return xf, nil
 }
 
 // finish makes f read-only and durable, closes it and gives it the name dst.
