@@ -93,6 +93,13 @@ func TestReleasePlanKnowsTheCatalog(t *testing.T) {
 	if err != nil || !strings.Contains(out, "next release: 1.0.1 (SECURITY after 1.0.0)") {
 		t.Errorf("plan with an advisory = %v\n%s", err, out)
 	}
+	// a version --previous names must be published there, and needs --catalog
+	if _, err := cmdline("release", "plan", "--repo", ctl, "--release-candidate", "maint-1.0", "--previous", "9.9.9", "--catalog", releases, "--context", root); failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "no release 9.9.9 is published in") || !strings.Contains(err.Error(), "example 1.0.0") {
+		t.Errorf("--previous of an unpublished version = %v", err)
+	}
+	if _, err := cmdline("release", "plan", "--repo", ctl, "--release-candidate", "maint-1.0", "--previous", "1.0.0", "--context", root); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "add --catalog STORE") {
+		t.Errorf("--previous 1.0.0 without --catalog = %v", err)
+	}
 	_, err = cmdline("release", "check", "--release", "1.1.0", "--repo", ctl, "--release-candidate", "maint-1.0", "--previous", "1.0.0", "--catalog", releases, "--context", root)
 	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "example 1.1.0 is published in") {
 		t.Errorf("release check of a published number = %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/nearest"
 	"github.com/imagebake/imagebake/internal/osv"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -46,21 +48,35 @@ func (f *candidateFlags) register(cmd *cobra.Command) {
 // previousManifest reads --previous: a manifest file, or with --catalog
 // the version of a release published there.
 func (f *candidateFlags) previousManifest(ctx context.Context) (*manifest.Manifest, error) {
-	if _, err := os.Stat(f.previous); err == nil || f.opened == nil {
+	_, statErr := os.Stat(f.previous)
+	if statErr == nil || f.opened == nil {
+		if statErr != nil && versionRE.MatchString(f.previous) {
+			return nil, usageErr("--previous %s is a version, not a manifest.toml: a version names a release published in the store --catalog names (add --catalog STORE), or give the path of its manifest.toml", f.previous)
+		}
 		return manifest.Read(f.previous)
 	}
-	var fams []string
+	var fams, near []string
 	for _, fam := range f.opened.Families {
 		if fam.Release(f.previous) != nil {
 			fams = append(fams, fam.Name)
 		}
+		for _, r := range fam.Releases {
+			near = append(near, fam.Name+" "+r.Version)
+		}
 	}
-	if len(fams) != 1 {
-		return nil, fmt.Errorf("%w: --previous %s: %d families of %s publish that version (%s); give the manifest.toml",
-			failure.ErrNotFound, f.previous, len(fams), f.opened.Where, strings.Join(fams, ", "))
+	switch {
+	case len(fams) == 0:
+		return nil, fmt.Errorf("%w: --previous %s: no release %s is published in %s (it has: %s)",
+			failure.ErrNotFound, f.previous, f.previous, f.opened.Where, strings.Join(nearest.Names(f.previous, near, 5), ", "))
+	case len(fams) > 1:
+		return nil, fmt.Errorf("%w: --previous %s: the families %s of %s all publish %s; give the path of the manifest.toml you mean",
+			failure.ErrUsage, f.previous, strings.Join(fams, ", "), f.opened.Where, f.previous)
 	}
 	return f.opened.Manifest(ctx, fams[0], f.previous)
 }
+
+// versionRE is a release number X.Y.Z.
+var versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
 
 // nextFree is, with --catalog, the number level takes after prev when
 // the plain next one is published already ("": it is free, or no
