@@ -15,6 +15,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet/compiled"
 )
 
 // ErrArtifact marks a release whose files on disk are not what its
@@ -62,7 +63,37 @@ func artifactProblems(ctx context.Context, name string, m *manifest.Manifest) ([
 	default:
 		return nil, fmt.Errorf("%w: %s was built by %s; its artifacts are recorded (with sha256) in its manifest, where Packer wrote them", failure.ErrUsage, name, m.Builder)
 	}
+	bad = append(bad, checkCatalogs(dir, m)...)
 	return append(append(bad, checkSBOM(dir, m)...), checkProvenance(dir, m)...), nil
+}
+
+// checkCatalogs checks the compiled catalogs the release keeps against
+// the digests its manifest records, and that it keeps no other.
+func checkCatalogs(dir string, m *manifest.Manifest) []string {
+	var bad []string
+	listed := map[string]bool{}
+	for _, im := range m.Images {
+		for _, c := range im.Catalogs {
+			listed[c.File] = true
+			p := filepath.Join(dir, c.File)
+			if c.File != compiled.FileName(c.Node) {
+				bad = append(bad, fmt.Sprintf("%s: the catalog of node %s is kept as %s", dir, c.Node, compiled.FileName(c.Node)))
+				continue
+			}
+			if got, err := fileDigest(p); err != nil {
+				bad = append(bad, fmt.Sprintf("%s: %v", p, err))
+			} else if got != c.SHA256 {
+				bad = append(bad, fmt.Sprintf("%s: sha256 %s, manifest %s (the catalog of node %s was changed)", p, got, c.SHA256, c.Node))
+			}
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if compiled.IsFileName(e.Name()) && !listed[e.Name()] {
+			bad = append(bad, fmt.Sprintf("%s: a catalog the manifest does not record", filepath.Join(dir, e.Name())))
+		}
+	}
+	return bad
 }
 
 // checkLayout checks an OCI layout: every blob's content against its name,

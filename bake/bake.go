@@ -205,14 +205,15 @@ func stageAndBuild(ctx context.Context, in *Inputs, dir string, o Options) (*man
 	if err != nil {
 		return nil, err
 	}
+	o.Compile.Enabled = o.Compile.Enabled || (!o.Compile.Set && in.Config.Compile != nil && in.Config.Compile.Enabled)
+	if in.Config.Compile != nil {
+		o.Compile = in.Config.Compile.merged(o.Compile)
+	}
 	m, err := buildRelease(ctx, in, p, dir, o)
 	if err != nil {
 		return nil, err
 	}
-	if o.Compile.Enabled || (!o.Compile.Set && in.Config.Compile != nil && in.Config.Compile.Enabled) {
-		if in.Config.Compile != nil {
-			o.Compile = in.Config.Compile.merged(o.Compile)
-		}
+	if o.Compile.Enabled {
 		if err := compileGate(ctx, m, dir, o); err != nil {
 			return nil, err
 		}

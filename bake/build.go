@@ -70,7 +70,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 			im.Layers = append(im.Layers, manifest.Layer{Role: l.Role, MediaType: string(l.MediaType), DiffID: l.DiffID.String(), Digest: l.Digest.String(), Size: l.Size})
 		}
 	}
-	if err := checkBasePuppet(&m, in.Metadata, o.logf); err != nil {
+	if err := checkBasePuppet(&m, in.Metadata, o.Compile.Enabled, o.logf); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(filepath.Join(dir, builders.ScratchDir)); err != nil {

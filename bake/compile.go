@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
@@ -28,6 +28,7 @@ import (
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/sandbox"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet/compiled"
 	"github.com/imagebake/imagebake/tarball"
 )
 
@@ -53,15 +54,19 @@ type CompileOptions struct {
 	Facts string
 	// Timeout stops a Puppet that hangs (0: DefaultCompileTimeout).
 	Timeout time.Duration
+	// Nodes are the nodes compiled, with their fact sets ([compile]
+	// nodes); none: the base's own node, on each image.
+	Nodes []NodeConfig
 }
 
-// compileGate has the base's own Puppet compile (puppet apply --noop) the
-// baked environment inside each image's root file system, for the arches
-// this machine can run: a catalog that does not compile refuses the
-// release (ErrCompile) with Puppet's error and the control repo file and
-// line. It runs in a scratch copy of the image, in its own network, mount
-// and PID namespaces (no network), chrooted; nothing outside the copy is
-// written. What ran is recorded in each image's manifest entry.
+// compileGate has the base's own Puppet compile the baked environment
+// (puppet catalog compile) for each node, inside the image's root file
+// system, for the arches this machine can run: a catalog that does not
+// compile refuses the release (ErrCompile) with Puppet's errors and the
+// control repo files and lines. Each node's catalog is kept, normalised,
+// as a release file (catalog-NODE.json) with its digest in the manifest,
+// for the next release's plan to diff against. Puppet runs in a sandbox:
+// a module's Ruby is hostile code.
 func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Options) error {
 	if m.Builder != "oci" && m.Builder != "rootfs" {
 		o.logf("note: the compile gate runs on oci and rootfs releases; %s: skipped\n", m.Builder)
@@ -70,7 +75,11 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Option
 	if err := checkNode(o.Compile.Node); err != nil {
 		return err
 	}
-	facts, err := readFacts(o.Compile.Facts)
+	overrides, err := readFacts(o.Compile.Facts)
+	if err != nil {
+		return err
+	}
+	sets, err := o.factSets()
 	if err != nil {
 		return err
 	}
@@ -82,19 +91,83 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Option
 				failure.ErrUsage, im.Name, im.Arch, im.Base.Ref, packagesSeen(im.Base.Packages)))
 			continue
 		}
+		nodes := gateNodes(m, im, sets, o)
+		if len(nodes) == 0 {
+			continue
+		}
 		if !canRun(im.Arch) {
 			o.logf("note: compile gate: %s is for %s and this machine runs %s with no binfmt handler for it: skipped\n", im.Name, im.Arch, runtime.GOARCH)
 			continue
 		}
 		start := time.Now()
-		if err := compileImage(ctx, m, im, dir, facts, o); err != nil {
+		cats, err := compileImage(ctx, m, im, dir, nodes, overrides, o)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		im.Compiled = fmt.Sprintf("catalog compiled by %s %s (puppet apply --noop, no resource evaluated), node %s", im.Puppet.Package, im.Puppet.PackageVersion, nodeName(o, im))
-		o.logf("compile gate: %s compiles on %s %s (%s)\n", im.Name, im.Puppet.Package, im.Puppet.PackageVersion, time.Since(start).Round(10*time.Millisecond))
+		im.Catalogs = cats
+		names := make([]string, len(cats))
+		for i, c := range cats {
+			names[i] = c.Node
+		}
+		im.Compiled = fmt.Sprintf("catalogs compiled by %s %s (puppet catalog compile), nodes %s", im.Puppet.Package, im.Puppet.PackageVersion, strings.Join(names, ", "))
+		o.logf("compile gate: %s compiles on %s %s for %s (%s)\n", im.Name, im.Puppet.Package, im.Puppet.PackageVersion, strings.Join(names, ", "), time.Since(start).Round(10*time.Millisecond))
 	}
 	return errors.Join(errs...)
+}
+
+// factSet is one [compile] nodes entry, its fact set read.
+type factSet struct {
+	NodeConfig
+	facts  map[string]any
+	sha256 string
+}
+
+// factSets reads the fact sets of [compile] nodes, every problem in one
+// error.
+func (o Options) factSets() ([]factSet, error) {
+	var out []factSet
+	var errs []error
+	for _, n := range o.Compile.Nodes {
+		p := n.Facts
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(o.Context, filepath.FromSlash(p))
+		}
+		f, sum, err := readFactSet(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("[compile] node %s: %w", n.Name, err))
+			continue
+		}
+		if n.Arch == "" {
+			n.Arch = factArch(f)
+		}
+		out = append(out, factSet{NodeConfig: n, facts: f, sha256: sum})
+	}
+	return out, errors.Join(errs...)
+}
+
+// gateNodes are the nodes compiled on im: the [compile] nodes of its arch
+// (a node whose arch no image has goes to the first image), or, without
+// any, the base's own node, named FAMILY-ARCH (or --node).
+func gateNodes(m *manifest.Manifest, im *manifest.Image, sets []factSet, o Options) []factSet {
+	if len(sets) == 0 {
+		name := o.Compile.Node
+		if name == "" {
+			name = m.Family + "-" + im.Arch
+		}
+		return []factSet{{NodeConfig: NodeConfig{Name: name, Arch: im.Arch}}}
+	}
+	has := map[string]bool{}
+	for _, x := range m.Images {
+		has[x.Arch] = true
+	}
+	var out []factSet
+	for _, s := range sets {
+		if s.Arch == im.Arch || (!has[s.Arch] && im.Arch == m.Images[0].Arch) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // packagesSeen says how many packages of which format a base has.
@@ -117,13 +190,6 @@ func checkNode(node string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: compile gate: node %q is not a Puppet certname (lower-case letters, digits, '.', '-' and '_', not starting with '-'); give another with --node or [compile] node", failure.ErrUsage, node)
-}
-
-func nodeName(o Options, im *manifest.Image) string {
-	if o.Compile.Node != "" {
-		return o.Compile.Node
-	}
-	return im.Name
 }
 
 // canRun says whether this machine runs programs built for arch.
@@ -170,72 +236,135 @@ func readFacts(name string) (map[string]string, error) {
 	return out, nil
 }
 
-// compileImage lays out im's root file system and runs the base's Puppet
-// there, in a sandbox (internal/sandbox: bubblewrap, unprivileged, no
-// network, no host /proc, limits): Puppet runs modules' Ruby while it
-// compiles, and that code is treated as hostile. The base's layers are
-// unpacked once per base into the cache (compile/KEY/root, its tree
-// digest checked before each use) and the release's own layers
-// (environment, agents) into a scratch directory; the sandbox sees their
-// union read-only, with private tmpfs mounts where Puppet writes, so a
-// second bake on the same base pays only for its payload. A rootfs
-// release is one flattened layer, unpacked whole.
-func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir string, facts map[string]string, o Options) error {
+// compileImage lays out im's root file system and has the base's Puppet
+// compile each node's catalog there, in a sandbox (internal/sandbox:
+// bubblewrap, unprivileged, no network, no host /proc, limits): Puppet
+// runs modules' Ruby while it compiles, and that code is treated as
+// hostile. The base's layers are unpacked once per base into the cache
+// (compile/KEY/root, its tree digest checked before each use), with the
+// base's facts (Facter run once per base); the release's own layers
+// (environment, agents) go to a scratch directory. The sandbox sees their
+// union read-only, with private tmpfs mounts where Puppet writes. A
+// rootfs release is one flattened layer, unpacked whole.
+func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir string, nodes []factSet, overrides map[string]string, o Options) ([]manifest.NodeCatalog, error) {
 	scratch, err := gateScratch(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(scratch)
 	t0 := time.Now()
-	lower, err := lowerDirs(ctx, m, im, dir, scratch, o)
+	lay, err := lowerDirs(ctx, m, im, dir, scratch, o)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return fmt.Errorf("compile gate: unpacking %s: %w", im.Name, err)
+		return nil, fmt.Errorf("compile gate: unpacking %s: %w", im.Name, err)
 	}
 	o.logf("compile gate: %s laid out in %s\n", im.Name, time.Since(t0).Round(10*time.Millisecond))
-	node := nodeName(o, im)
-	// --tags with a tag no resource has: the catalog is compiled whole
-	// (every error a compile can find), and no resource is evaluated, so
-	// no provider runs a command of a module's (an exec's unless) here.
+	var base map[string]any
+	for _, n := range nodes {
+		if n.facts == nil && base == nil {
+			if base, err = baseFacts(ctx, im, lay.base, lay.factsCache); err != nil {
+				return nil, fmt.Errorf("compile gate: the facts of %s: %w", im.Name, err)
+			}
+		}
+	}
+	// the nodes' facts, where Puppet's yaml facts terminus reads them
+	gateFS := filepath.Join(scratch, "gate")
+	yamlDir := filepath.Join(gateFS, filepath.FromSlash(strings.TrimPrefix(gateYAMLDir, "/")))
+	for _, n := range nodes {
+		if err := writeFactsYAML(yamlDir, n.Name, nodeFacts(n.Name, n.facts, base, overrides)); err != nil {
+			return nil, err
+		}
+	}
+	lower := append([]string{gateFS}, lay.all...)
+	var out []manifest.NodeCatalog
+	var errs []error
+	for _, n := range nodes {
+		c, err := compileNode(ctx, m, im, lower, n, o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		nc, err := keepCatalog(dir, c, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nc)
+	}
+	return out, errors.Join(errs...)
+}
+
+// gateYAMLDir is where the sandbox sees the nodes' facts.
+const gateYAMLDir = "/var/lib/imagebake-gate/yaml"
+
+// compileNode has Puppet compile node n's catalog in the sandbox whose
+// root is the union of lower.
+func compileNode(ctx context.Context, m *manifest.Manifest, im *manifest.Image, lower []string, n factSet, o Options) (*compiled.Catalog, error) {
 	// Puppet's own state goes to the private /tmp: the rest is read-only.
-	puppetArgs := []string{"/usr/bin/puppet", "apply", "--noop", "--tags", "imagebake_compile_only", "--color=false", "--certname", node,
-		"--vardir", "/tmp/puppet/var", "--logdir", "/tmp/puppet/log", "--rundir", "/tmp/puppet/run", "--ssldir", "/tmp/puppet/ssl", "--devicedir", "/tmp/puppet/devices", "--deviceconfdir", "/tmp/puppet/deviceconf", "--user", "root", "--group", "root",
-		"--environmentpath", path.Dir(m.Environment), "--environment", path.Base(m.Environment),
-		path.Join(m.Environment, "manifests")}
+	// A catalog is compiled, and no resource evaluated: no provider runs.
+	args := []string{im.Puppet.Program(), "catalog", "compile", n.Name, "--color=false",
+		"--vardir", "/tmp/puppet/var", "--logdir", "/tmp/puppet/log", "--rundir", "/tmp/puppet/run", "--ssldir", "/tmp/puppet/ssl",
+		"--facts_terminus", "yaml", "--yamldir", gateYAMLDir,
+		"--environmentpath", path.Dir(m.Environment), "--environment", path.Base(m.Environment)}
 	timeout := o.Compile.Timeout
 	if timeout <= 0 {
 		timeout = DefaultCompileTimeout
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	stdout := &capped{max: compiled.MaxSize}
 	res, err := sandbox.Run(cctx, sandbox.Spec{
 		Lower:    lower,
 		Writable: []string{"/tmp", "/run", "/var/tmp"},
-		Args:     puppetArgs,
-		Env:      gateEnv(node, facts),
+		Args:     args,
+		Env:      []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"},
 		Limits:   sandbox.Limits{CPU: timeout},
+		Stdout:   stdout,
 	})
 	out := string(res.Output)
+	what := fmt.Sprintf("%s on %s %s (node %s", im.Name, im.Puppet.Package, im.Puppet.PackageVersion, n.Name)
 	switch {
 	case cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
-		return fmt.Errorf("%w: %s: %s apply stopped after %s (the compile timeout: --compile-timeout or [compile] timeout)", ErrCompile, im.Name, im.Puppet.Package, timeout)
+		return nil, fmt.Errorf("%w: %s): Puppet stopped after %s (the compile timeout: --compile-timeout or [compile] timeout)", ErrCompile, what, timeout)
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return nil, ctx.Err()
 	case errors.Is(err, sandbox.ErrLimit):
-		return fmt.Errorf("%w: %s on %s %s (node %s): %v; its last lines:\n  %s", ErrCompile, im.Name, im.Puppet.Package, im.Puppet.PackageVersion, node, err, lastLines(out, 10))
+		return nil, fmt.Errorf("%w: %s): %v; its last lines:\n  %s", ErrCompile, what, err, lastLines(out, 10))
 	case errors.Is(err, sandbox.ErrUnavailable):
-		return fmt.Errorf("%w: compile gate for %s: %v", failure.ErrUsage, im.Name, err)
+		return nil, fmt.Errorf("%w: compile gate for %s: %v", failure.ErrUsage, im.Name, err)
 	}
 	var ee *sandbox.ExitError
 	if errors.As(err, &ee) {
-		return fmt.Errorf("%w: %s on %s %s (node %s, exit %d):\n  %s", ErrCompile, im.Name, im.Puppet.Package, im.Puppet.PackageVersion, node, ee.Code, puppetErrors(out, m.Environment))
+		return nil, fmt.Errorf("%w: %s, exit %d):\n  %s", ErrCompile, what, ee.Code, puppetErrors(out+"\n"+stdout.buf.String(), m.Environment))
 	}
 	if err != nil {
-		return fmt.Errorf("compile gate for %s: %w", im.Name, err)
+		return nil, fmt.Errorf("compile gate for %s: %w", im.Name, err)
 	}
-	return nil
+	c, err := compiled.FromPuppet(stdout.buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s): Puppet printed no catalog: %v; its last lines:\n  %s", ErrCompile, what, err, lastLines(out, 10))
+	}
+	if c.Node != n.Name {
+		return nil, fmt.Errorf("%w: %s): Puppet printed the catalog of node %q", ErrCompile, what, c.Node)
+	}
+	return c, nil
+}
+
+// keepCatalog writes c, normalised, into the release directory dir as
+// catalog-NODE.json and says what the manifest records of it.
+func keepCatalog(dir string, c *compiled.Catalog, n factSet) (manifest.NodeCatalog, error) {
+	b, err := c.Marshal()
+	if err != nil {
+		return manifest.NodeCatalog{}, err
+	}
+	name := compiled.FileName(n.Name)
+	if err := atomicfile.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		return manifest.NodeCatalog{}, err
+	}
+	sum := sha256.Sum256(b)
+	nc := manifest.NodeCatalog{Node: n.Name, Facts: n.Facts, FactsSHA256: n.sha256, File: name, SHA256: "sha256:" + hex.EncodeToString(sum[:]), Resources: len(c.Resources)}
+	return nc, nil
 }
 
 // gateScratch makes the scratch directory of one gate run in dir, or in
@@ -270,47 +399,43 @@ func lastLines(out string, n int) string {
 	return strings.Join(lines, "\n  ")
 }
 
-// gateEnv is the Puppet run's environment: a plain PATH, and the node's
-// name and the facts given as FACTER_ variables (sorted).
-func gateEnv(node string, facts map[string]string) []string {
-	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8", "FACTER_hostname=" + node, "FACTER_fqdn=" + node}
-	keys := make([]string, 0, len(facts))
-	for k := range facts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, "FACTER_"+k+"="+facts[k])
-	}
-	return env
+// gateLayout is an image's file system as the sandbox sees it.
+type gateLayout struct {
+	// all are the sandbox's directories, top first.
+	all []string
+	// base are the base's alone (Facter runs there).
+	base []string
+	// factsCache is where the base's facts are kept ("": not kept).
+	factsCache string
 }
 
-// lowerDirs unpacks the image's file system as the sandbox's directories,
-// top first: the release's own layers in scratch, the base's from the
-// cache (unpacked there on the first use, checked on every use).
-func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir, scratch string, o Options) ([]string, error) {
+// lowerDirs unpacks the image's file system as the sandbox's directories:
+// the release's own layers in scratch, the base's from the cache
+// (unpacked there on the first use, while the payload is, and checked on
+// every use).
+func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir, scratch string, o Options) (gateLayout, error) {
 	opts := tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, NoSetID: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000, Ctx: ctx}
 	if m.Builder == "rootfs" {
 		root := filepath.Join(scratch, "image")
 		gz := opts
 		gz.Plain = false
-		return []string{root}, tarball.ExtractFile(filepath.Join(dir, im.Artifact), root, gz)
+		return gateLayout{all: []string{root}, base: []string{root}}, tarball.ExtractFile(filepath.Join(dir, im.Artifact), root, gz)
 	}
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
-		return nil, err
+		return gateLayout{}, err
 	}
 	h, err := v1.NewHash(im.Digest)
 	if err != nil {
-		return nil, err
+		return gateLayout{}, err
 	}
 	img, err := idx.Image(h)
 	if err != nil {
-		return nil, err
+		return gateLayout{}, err
 	}
 	ls, err := img.Layers()
 	if err != nil {
-		return nil, err
+		return gateLayout{}, err
 	}
 	nBase := 0
 	key := sha256.New()
@@ -321,26 +446,30 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 		}
 	}
 	if nBase > len(ls) {
-		return nil, fmt.Errorf("image %s has %d layers, its manifest %d base layers", im.Name, len(ls), nBase)
+		return gateLayout{}, fmt.Errorf("image %s has %d layers, its manifest %d base layers", im.Name, len(ls), nBase)
 	}
 	payload := filepath.Join(scratch, "payload")
-	if err := extractLayers(ls[nBase:], payload, opts); err != nil {
-		return nil, err
-	}
 	if nBase == 0 {
-		return []string{payload}, nil
+		return gateLayout{all: []string{payload}, base: []string{payload}}, extractLayers(ls, payload, opts)
 	}
 	cache, err := gateCache(o)
 	if err != nil {
-		return nil, err
+		return gateLayout{}, err
 	}
-	base, err := cachedBase(ctx, cache, hex.EncodeToString(key.Sum(nil))[:32], im.Name, o, func(dst string) error {
-		return extractLayers(ls[:nBase], dst, opts)
+	var g errgroup.Group
+	g.Go(func() error { return extractLayers(ls[nBase:], payload, opts) })
+	var base string
+	k := hex.EncodeToString(key.Sum(nil))[:32]
+	g.Go(func() (err error) {
+		base, err = cachedBase(ctx, cache, k, im.Name, o, func(dst string) error {
+			return extractLayers(ls[:nBase], dst, opts)
+		})
+		return err
 	})
-	if err != nil {
-		return nil, err
+	if err := g.Wait(); err != nil {
+		return gateLayout{}, err
 	}
-	return []string{payload, base}, nil
+	return gateLayout{all: []string{payload, base}, base: []string{base}, factsCache: filepath.Dir(base)}, nil
 }
 
 // gateCache is the directory the gate's unpacked bases are kept in:

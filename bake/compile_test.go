@@ -61,12 +61,31 @@ func TestCompileGate(t *testing.T) {
 		t.Fatalf("bake --compile of the example: %v\n%s", err, log.String())
 	}
 	t.Logf("bake --compile took %s", time.Since(start))
-	if im := m.Images[0]; !strings.Contains(im.Compiled, "catalog compiled by puppet 7.23") || im.Puppet == nil || im.Puppet.CodeDir != "/etc/puppet/code" {
+	im := m.Images[0]
+	if !strings.Contains(im.Compiled, "catalogs compiled by puppet 7.23") || im.Puppet == nil || im.Puppet.CodeDir != "/etc/puppet/code" || im.Puppet.Binary != "/usr/bin/puppet" {
 		t.Errorf("manifest: compiled %q, puppet %+v", im.Compiled, im.Puppet)
 	}
-	if b, _ := os.ReadFile(filepath.Join(o.Out, "example-1.1.0", "manifest.toml")); !strings.Contains(string(b), "compiled = ") {
+	relDir := filepath.Join(o.Out, "example-1.1.0")
+	if b, _ := os.ReadFile(filepath.Join(relDir, "manifest.toml")); !strings.Contains(string(b), "compiled = ") {
 		t.Errorf("manifest.toml does not record the gate")
 	}
+	// the node's catalog is kept, normalised, and checked by verify
+	node := "example-" + arch
+	if len(im.Catalogs) != 1 || im.Catalogs[0].Node != node || im.Catalogs[0].File != "catalog-"+node+".json" || im.Catalogs[0].Resources < 3 {
+		t.Fatalf("catalogs recorded: %+v", im.Catalogs)
+	}
+	cat, err := os.ReadFile(filepath.Join(relDir, im.Catalogs[0].File))
+	if err != nil || !strings.Contains(string(cat), `"Role::Base"`) || strings.Contains(string(cat), "catalog_uuid") {
+		t.Fatalf("the kept catalog (%v):\n%.1400s", err, cat)
+	}
+	if _, err := CheckArtifacts(ctx, filepath.Join(relDir, "manifest.toml")); err != nil {
+		t.Fatalf("verify of the compiled release: %v", err)
+	}
+	os.WriteFile(filepath.Join(relDir, im.Catalogs[0].File), []byte(strings.Replace(string(cat), "Role::Base", "Role::Other", 1)), 0o644)
+	if _, err := CheckArtifacts(ctx, filepath.Join(relDir, "manifest.toml")); !errors.Is(err, ErrArtifact) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "catalog of node "+node+" was changed") {
+		t.Errorf("verify of a release whose catalog was edited = %v", err)
+	}
+	os.WriteFile(filepath.Join(relDir, im.Catalogs[0].File), cat, 0o644)
 
 	site := filepath.Join(repo, "manifests", "site.pp")
 	os.WriteFile(site, []byte("# the site\n\nnode default { include nosuch::klass }\n"), 0o644)

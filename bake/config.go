@@ -64,6 +64,20 @@ type CompileConfig struct {
 	Enabled bool   `toml:"enabled"`
 	Node    string `toml:"node"`
 	Timeout string `toml:"timeout"` // a duration: "2m"
+	// Nodes are the nodes the gate compiles a catalog for, each with the
+	// facts of a real one (what `facter --yaml` prints there); none: the
+	// base's own node.
+	Nodes []NodeConfig `toml:"nodes"`
+}
+
+// NodeConfig is one node of [compile] nodes.
+type NodeConfig struct {
+	Name string `toml:"name"`
+	// Facts is a fact set file, relative to the context directory.
+	Facts string `toml:"facts"`
+	// Arch is the image the node is compiled on (default: the fact set's
+	// architecture, else the release's first arch).
+	Arch string `toml:"arch"`
 }
 
 // merged is o with what the file sets and the flags leave unset.
@@ -73,6 +87,9 @@ func (c *CompileConfig) merged(o CompileOptions) CompileOptions {
 	}
 	if o.Timeout == 0 && c.Timeout != "" {
 		o.Timeout, _ = time.ParseDuration(c.Timeout) // checked with the file
+	}
+	if len(o.Nodes) == 0 {
+		o.Nodes = c.Nodes
 	}
 	return o
 }
@@ -268,6 +285,38 @@ func (c *Config) checkSections() error {
 		if d, err := time.ParseDuration(c.Compile.Timeout); err != nil || d <= 0 {
 			return badConfig("[compile] timeout %q is not a duration like \"2m\"", c.Compile.Timeout)
 		}
+	}
+	if c.Compile != nil {
+		return checkNodes(c.Compile.Nodes)
+	}
+	return nil
+}
+
+// checkNodes checks [compile] nodes, every problem in one error.
+func checkNodes(nodes []NodeConfig) error {
+	var bad []string
+	seen := map[string]bool{}
+	for i, n := range nodes {
+		switch {
+		case n.Name == "":
+			bad = append(bad, fmt.Sprintf("node %d has no name", i+1))
+		case !certnameRE.MatchString(n.Name):
+			bad = append(bad, fmt.Sprintf("node %q is not a Puppet certname (lower-case letters, digits, '.', '-' and '_'; no '/' or control characters)", n.Name))
+		case seen[n.Name]:
+			bad = append(bad, fmt.Sprintf("node %q is named twice", n.Name))
+		}
+		seen[n.Name] = true
+		if n.Facts == "" {
+			bad = append(bad, fmt.Sprintf("node %q names no facts file (facts = \"facts/%s.yaml\", what facter --yaml prints on the node)", n.Name, n.Name))
+		} else if err := contextPath(n.Facts); err != nil {
+			bad = append(bad, fmt.Sprintf("node %q: facts %q %v", n.Name, n.Facts, err))
+		}
+		if n.Arch != "" && !archRE.MatchString(n.Arch) {
+			bad = append(bad, fmt.Sprintf("node %q: arch %q is not an arch name (amd64, arm64)", n.Name, n.Arch))
+		}
+	}
+	if len(bad) > 0 {
+		return badConfig("[compile] nodes:\n  %s", strings.Join(bad, "\n  "))
 	}
 	return nil
 }

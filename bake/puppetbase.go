@@ -37,9 +37,9 @@ func basePuppet(ps *manifest.Packages) *manifest.Puppet {
 		r := &manifest.Puppet{Package: p.Name, Version: up[1], PackageVersion: p.Version}
 		switch {
 		case p.Name == "openvox-agent", p.Name == "puppet-agent" && (ps.Format != "dpkg" || aioRevisionRE.MatchString(p.Version)):
-			r.CodeDir = "/etc/puppetlabs/code"
+			r.CodeDir, r.Binary = "/etc/puppetlabs/code", "/opt/puppetlabs/bin/puppet"
 		case p.Name == "puppet" || p.Name == "puppet-agent":
-			r.CodeDir = "/etc/puppet/code"
+			r.CodeDir, r.Binary = "/etc/puppet/code", "/usr/bin/puppet"
 		default:
 			continue
 		}
@@ -48,11 +48,13 @@ func basePuppet(ps *manifest.Packages) *manifest.Puppet {
 	return nil
 }
 
-// checkBasePuppet records each image's Puppet, warns when the environment
-// is not where that Puppet reads code, and refuses modules whose
-// metadata.json requirements exclude it (unless dependencies are ignored).
-func checkBasePuppet(m *manifest.Manifest, metas map[string]*metadata.Metadata, logf func(string, ...any)) error {
-	var misses []string
+// checkBasePuppet records each image's Puppet, refuses modules whose
+// metadata.json requirements exclude it (unless dependencies are ignored),
+// and says when the environment is not where that Puppet reads code: a
+// warning, or with the compile gate on (gate) a refusal, since a tree
+// Puppet does not read compiles nothing on the nodes.
+func checkBasePuppet(m *manifest.Manifest, metas map[string]*metadata.Metadata, gate bool, logf func(string, ...any)) error {
+	var misses, elsewhere []string
 	for i := range m.Images {
 		im := &m.Images[i]
 		im.Puppet = basePuppet(im.Base.Packages)
@@ -61,6 +63,11 @@ func checkBasePuppet(m *manifest.Manifest, metas map[string]*metadata.Metadata, 
 			continue
 		}
 		if !strings.HasPrefix(m.Environment+"/", bp.CodeDir+"/") {
+			if gate {
+				elsewhere = append(elsewhere, fmt.Sprintf("%s: the environment goes to %s, but the base's Puppet (package %s %s) reads %s: set environment = %q in imagebake.toml",
+					im.Name, m.Environment, bp.Package, bp.PackageVersion, bp.CodeDir, bp.CodeDir+"/environments/production"))
+				continue
+			}
 			logf("warning: %s: the environment goes to %s, but the base's Puppet (package %s %s) reads %s: puppet in the image will not find it; set environment = %q in imagebake.toml\n",
 				im.Name, m.Environment, bp.Package, bp.PackageVersion, bp.CodeDir, bp.CodeDir+"/environments/production")
 		}
@@ -79,6 +86,9 @@ func checkBasePuppet(m *manifest.Manifest, metas map[string]*metadata.Metadata, 
 				misses = append(misses, fmt.Sprintf("module %s %s needs Puppet %s; the %s base has Puppet %s (package %s %s)", n, md.Version, req.Range, im.Arch, bp.Version, bp.Package, bp.PackageVersion))
 			}
 		}
+	}
+	if len(elsewhere) > 0 {
+		return fmt.Errorf("%w: Puppet in the image would not find the environment:\n  %s", ErrCompile, strings.Join(elsewhere, "\n  "))
 	}
 	if len(misses) > 0 {
 		return fmt.Errorf("%w:\n  %s\npin module versions that run on it, or give the image a base with another Puppet", ErrPuppetVersion, strings.Join(misses, "\n  "))

@@ -103,6 +103,9 @@ type Spec struct {
 	Limits Limits
 	// Bwrap is the bwrap program (default: bwrap from PATH).
 	Bwrap string
+	// Stdout, when set, takes the program's standard output (its standard
+	// error alone is then Result.Output); a write error stops the run.
+	Stdout io.Writer
 }
 
 // Result is what a run left.
@@ -138,7 +141,11 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	out := &tail{max: lim.Tail, limit: lim.Output, over: func() { cancel(ErrLimit) }}
-	cmd, status, err := command(cctx, s, lim, out)
+	var stdout io.Writer = out
+	if s.Stdout != nil {
+		stdout = &stopOnError{w: s.Stdout, stop: func(err error) { cancel(fmt.Errorf("%w: %v", ErrLimit, err)) }}
+	}
+	cmd, status, err := command(cctx, s, lim, stdout, out)
 	if err != nil {
 		return Result{}, err
 	}
@@ -160,6 +167,9 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	res := Result{Output: out.bytes(), Written: out.total()}
 	if cause := context.Cause(cctx); errors.Is(cause, ErrLimit) {
+		if out.total() <= lim.Output {
+			return res, fmt.Errorf("its output was refused and it was stopped: %w", cause)
+		}
 		return res, fmt.Errorf("%w: it wrote more than %d MiB of output and was stopped", ErrLimit, lim.Output>>20)
 	}
 	if ctx.Err() != nil {
@@ -181,7 +191,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 
 // command starts bwrap under prlimit for s, as nobody when imagebake is
 // root, its output into out; status is bwrap's JSON status pipe.
-func command(ctx context.Context, s Spec, lim Limits, out io.Writer) (*exec.Cmd, *os.File, error) {
+func command(ctx context.Context, s Spec, lim Limits, stdout, stderr io.Writer) (*exec.Cmd, *os.File, error) {
 	bw := s.Bwrap
 	if bw == "" {
 		var err error
@@ -232,7 +242,7 @@ func command(ctx context.Context, s Spec, lim Limits, out io.Writer) (*exec.Cmd,
 	}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err = cmd.Start()
 	statusW.Close()
 	if err != nil {
@@ -240,6 +250,25 @@ func command(ctx context.Context, s Spec, lim Limits, out io.Writer) (*exec.Cmd,
 		return nil, nil, fmt.Errorf("%w: starting %s: %v", ErrUnavailable, bw, err)
 	}
 	return cmd, status, nil
+}
+
+// stopOnError passes writes to w; the first error stops the run.
+type stopOnError struct {
+	w    io.Writer
+	stop func(error)
+	err  error
+}
+
+func (s *stopOnError) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+		s.stop(err)
+	}
+	return n, err
 }
 
 // childStarted reads bwrap's JSON status: a "child-pid" line means the

@@ -209,6 +209,21 @@ type Image struct {
 	// Compiled says the compile gate ran on this image, and how (bake
 	// --compile); empty when it did not.
 	Compiled string `toml:"compiled,omitempty" json:"compiled,omitempty"`
+	// Catalogs are the catalogs the compile gate compiled on this image,
+	// one per node, kept as release files (catalog-NODE.json).
+	Catalogs []NodeCatalog `toml:"catalog,omitempty" json:"catalogs,omitempty"`
+}
+
+// NodeCatalog is one node's compiled catalog, a file of the release.
+type NodeCatalog struct {
+	Node string `toml:"node" json:"node"`
+	// Facts is the fact set the node was compiled with, as imagebake.toml
+	// names it; empty: the base's own facts.
+	Facts       string `toml:"facts,omitempty" json:"facts,omitempty"`
+	FactsSHA256 string `toml:"facts_sha256" json:"facts_sha256"`
+	File        string `toml:"file" json:"file"`
+	SHA256      string `toml:"sha256" json:"sha256"`
+	Resources   int    `toml:"resources" json:"resources"`
 }
 
 // Puppet is the Puppet a base carries and where it reads code.
@@ -217,6 +232,17 @@ type Puppet struct {
 	PackageVersion string `toml:"package_version" json:"package_version"`
 	Version        string `toml:"version" json:"version"` // upstream X.Y.Z
 	CodeDir        string `toml:"code_dir" json:"code_dir"`
+	// Binary is the puppet program the package installs (empty in
+	// releases made before it was recorded: /usr/bin/puppet).
+	Binary string `toml:"binary,omitempty" json:"binary,omitempty"`
+}
+
+// Program is p's puppet program.
+func (p *Puppet) Program() string {
+	if p.Binary != "" {
+		return p.Binary
+	}
+	return "/usr/bin/puppet"
 }
 
 // Base is an image's base, pinned, and what its files say it is.

@@ -1,0 +1,193 @@
+package compiled
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// Diff is what changes between two catalogs of one node, resource by
+// resource. What has no effect on the node is left out, as
+// octocatalog-diff leaves it out: tags, the manifest file and line a
+// resource was declared at, exported resources, the ordering parameters
+// before and require, and the order of notify, subscribe and tag.
+type Diff struct {
+	Node    string   `json:"node"`
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+	Changed []Change `json:"changed"`
+}
+
+// Change is a resource in both catalogs whose parameters differ.
+type Change struct {
+	Resource   string        `json:"resource"`
+	Parameters []ParamChange `json:"parameters"`
+}
+
+// ParamChange is one parameter's old and new value (nil: unset).
+type ParamChange struct {
+	Name string `json:"name"`
+	Old  any    `json:"old"`
+	New  any    `json:"new"`
+}
+
+// Empty says nothing changes.
+func (d *Diff) Empty() bool { return len(d.Added)+len(d.Removed)+len(d.Changed) == 0 }
+
+// Compare diffs the catalog a node had (old) with the one it gets (new).
+func Compare(old, new *Catalog) *Diff {
+	d := &Diff{Node: new.Node, Added: []string{}, Removed: []string{}, Changed: []Change{}}
+	a, b := effective(old), effective(new)
+	for _, ref := range sortedKeys(b) {
+		if _, ok := a[ref]; !ok {
+			d.Added = append(d.Added, ref)
+		}
+	}
+	for _, ref := range sortedKeys(a) {
+		nb, ok := b[ref]
+		if !ok {
+			d.Removed = append(d.Removed, ref)
+			continue
+		}
+		if ch := paramChanges(a[ref], nb); len(ch) > 0 {
+			d.Changed = append(d.Changed, Change{Resource: ref, Parameters: ch})
+		}
+	}
+	return d
+}
+
+// effective is each resource's parameters that have an effect, by the
+// reference that names it on the node (a File by its path).
+func effective(c *Catalog) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, r := range c.Resources {
+		if r.Exported {
+			continue
+		}
+		params := map[string]any{}
+		for k, v := range r.Parameters {
+			params[k] = v
+		}
+		title := r.Title
+		if p, ok := params["path"].(string); ok && r.Type == "File" {
+			title = p
+			delete(params, "path")
+		}
+		delete(params, "before")
+		delete(params, "require")
+		for _, k := range []string{"notify", "subscribe", "tag"} {
+			params[k] = sortedAny(params[k])
+			if params[k] == nil {
+				delete(params, k)
+			}
+		}
+		out[r.Type+"["+title+"]"] = params
+	}
+	return out
+}
+
+func sortedAny(v any) any {
+	l, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	out := append([]any{}, l...)
+	sort.Slice(out, func(i, j int) bool { return render(out[i]) < render(out[j]) })
+	return out
+}
+
+func paramChanges(a, b map[string]any) []ParamChange {
+	names := map[string]bool{}
+	for k := range a {
+		names[k] = true
+	}
+	for k := range b {
+		names[k] = true
+	}
+	var out []ParamChange
+	for _, k := range sortedKeys(names) {
+		if !same(a[k], b[k]) {
+			out = append(out, ParamChange{Name: k, Old: a[k], New: b[k]})
+		}
+	}
+	return out
+}
+
+// same compares JSON values, numbers by value (1 and 1.0 are one).
+func same(a, b any) bool {
+	if na, ok := a.(json.Number); ok {
+		if nb, ok := b.(json.Number); ok {
+			fa, ea := na.Float64()
+			fb, eb := nb.Float64()
+			if ea == nil && eb == nil {
+				return fa == fb
+			}
+			return na == nb
+		}
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Lines is the diff as people read it, one line each:
+//
+//	+ File[/etc/golden-new]
+//	- Package[telnet]
+//	~ Ini_setting[app] value: 'info' -> 'debug'
+func (d *Diff) Lines() []string {
+	var out []string
+	for _, r := range d.Added {
+		out = append(out, "+ "+r)
+	}
+	for _, r := range d.Removed {
+		out = append(out, "- "+r)
+	}
+	for _, c := range d.Changed {
+		for _, p := range c.Parameters {
+			out = append(out, fmt.Sprintf("~ %s %s: %s -> %s", c.Resource, p.Name, render(p.Old), render(p.New)))
+		}
+	}
+	return out
+}
+
+// render shows a value as Puppet code writes it: 'string', 42, true,
+// [a, b], {k => v}, undef; long values are cut.
+func render(v any) string {
+	s := renderFull(v)
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}
+
+func renderFull(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "undef"
+	case string:
+		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(x) + "'"
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = renderFull(e)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case map[string]any:
+		parts := make([]string, 0, len(x))
+		for _, k := range sortedKeys(x) {
+			parts = append(parts, renderFull(k)+" => "+renderFull(x[k]))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	}
+	return fmt.Sprint(v)
+}
