@@ -330,7 +330,7 @@ func compileNode(ctx context.Context, m *manifest.Manifest, im *manifest.Image, 
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case errors.Is(err, sandbox.ErrLimit):
-		return nil, fmt.Errorf("%w: %s): %v; its last lines:\n  %s", ErrCompile, what, err, lastLines(out, 10))
+		return nil, fmt.Errorf("%w: %s): %v; its last lines of output:\n  %s\nand of errors:\n  %s", ErrCompile, what, err, lastLines(stdout.buf.String(), 6), lastLines(out, 6))
 	case errors.Is(err, sandbox.ErrUnavailable):
 		return nil, fmt.Errorf("%w: compile gate for %s: %v", failure.ErrUsage, im.Name, err)
 	}

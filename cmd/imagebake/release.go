@@ -29,6 +29,9 @@ type candidateFlags struct {
 	catalog  string
 	kf       keyFlags
 	opened   *catalog.Opened // --catalog, once loaded
+	// compile bakes the candidate with the compile gate and diffs its
+	// catalogs against the previous release's (--compile)
+	compile bool
 	// deps are the candidate's unmet module dependencies: the plan and
 	// the check still judge the number, then exit 4 with them
 	deps error
@@ -43,6 +46,7 @@ func (f *candidateFlags) register(cmd *cobra.Command) {
 	addContextFlag(cmd.Flags(), &f.o.Context)
 	cmd.Flags().StringArrayVar(&f.o.Stores, "store", nil, "agent binaries store; repeat for a chain (default $IMAGEBAKE_STORES, then imagebake.toml's)")
 	addAdvisoryFlag(cmd, &f.o.Advisories)
+	cmd.Flags().BoolVar(&f.compile, "compile", false, "bake the candidate with the compile gate and show what it changes on each node: its catalogs against those the previous release keeps, resource by resource (nodes: imagebake.toml's [compile] nodes)")
 }
 
 // previousManifest reads --previous: a manifest file, or with --catalog
@@ -179,8 +183,17 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				p.Note = strings.TrimPrefix(p.Note+"; ", "; ") + fmt.Sprintf("%s is published in %s already: the next free %s number on this line is %s", p.Next, pf.opened.Where, p.Level, free)
 				p.Next = free
 			}
+			var changes *catalogChanges
+			if pf.compile && p.Level != release.None.String() && pf.deps == nil {
+				if changes, err = pf.catalogDiff(cmd.Context(), prev, p.Next); err != nil {
+					return err
+				}
+			}
 			if g.json {
-				if err := printJSON(cmd.OutOrStdout(), p); err != nil {
+				if err := printJSON(cmd.OutOrStdout(), struct {
+					*release.Plan
+					Catalogs *catalogChanges `json:"catalogs,omitempty"`
+				}{p, changes}); err != nil {
 					return err
 				}
 				return pf.deps
@@ -190,6 +203,11 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "no change since %s: no release needed\n", p.Previous)
 				return pf.deps
 			}
+			defer func() {
+				if changes != nil {
+					changes.print(w)
+				}
+			}()
 			fmt.Fprintf(w, "next release: %s (%s after %s)\n", p.Next, p.Level, p.Previous)
 			if len(p.Advisories) > 0 {
 				fmt.Fprintf(w, "advisories: %s\n", strings.Join(p.Advisories, ", "))
@@ -245,6 +263,18 @@ func newReleaseCheckCommand(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.progress(), "%s follows %s by the rules\n", number, prev.Release)
+			if cf.compile && cf.deps == nil {
+				changes, err := cf.catalogDiff(cmd.Context(), prev, number)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), struct {
+						Catalogs *catalogChanges `json:"catalogs"`
+					}{changes})
+				}
+				changes.print(cmd.OutOrStdout())
+			}
 			return cf.deps
 		},
 	}

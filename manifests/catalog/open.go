@@ -26,6 +26,25 @@ type Opened struct {
 	Notice string
 	// read reads the manifest of a release the catalog holds.
 	read func(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error)
+	// file reads a file of a published release's directory.
+	file func(ctx context.Context, family, version, name string) ([]byte, error)
+}
+
+// MaxReleaseFile bounds what ReleaseFile reads.
+const MaxReleaseFile = 256 << 20
+
+// ReleaseFile reads the file name (catalog-NODE.json) of family's
+// published release version, as it is in the store: the caller checks it
+// against the digest the release's signed manifest records. A file the
+// store does not have is failure.ErrNotFound.
+func (o *Opened) ReleaseFile(ctx context.Context, family, version, name string) ([]byte, error) {
+	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+		return nil, fmt.Errorf("%w: %q is not the name of a release file", failure.ErrUsage, name)
+	}
+	if o.file == nil {
+		return nil, fmt.Errorf("%w: %s keeps no release files", failure.ErrNotFound, o.Where)
+	}
+	return o.file(ctx, family, version, name)
 }
 
 // Manifest reads the signed manifest of family's release version and
@@ -74,7 +93,14 @@ func open(ctx context.Context, src string, keys *signing.Keyring, client *http.C
 		if err != nil {
 			return nil, err
 		}
-		return &Opened{Catalog: c, Where: st.Path(), read: st.readManifest}, nil
+		return &Opened{Catalog: c, Where: st.Path(), read: st.readManifest, file: func(ctx context.Context, family, version, name string) ([]byte, error) {
+			key := "images/" + family + "-" + version + "/" + name
+			data, _, err := b.Get(ctx, key)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", b.URL(key), err)
+			}
+			return data, nil
+		}}, nil
 	case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
 		return openHTTP(ctx, src, keys, client, g)
 	}
@@ -105,6 +131,21 @@ func (s *Store) opened(c *Catalog) *Opened { return s.openedAt(c, s.Path()) }
 func (s *Store) openedAt(c *Catalog, where string) *Opened {
 	return &Opened{Catalog: c, Where: where, read: func(_ context.Context, rel *Release, family, version string) (*manifest.Manifest, error) {
 		return s.readManifest(rel, family, version)
+	}, file: func(_ context.Context, family, version, name string) ([]byte, error) {
+		p := filepath.Join(s.Root, "images", family+"-"+version, name)
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", p, failure.ErrNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, MaxReleaseFile+1))
+		if err == nil && len(b) > MaxReleaseFile {
+			err = fmt.Errorf("%s: more than %d MiB", p, MaxReleaseFile>>20)
+		}
+		return b, err
 	}}
 }
 
@@ -145,6 +186,8 @@ func openHTTP(ctx context.Context, src string, keys *signing.Keyring, client *ht
 		u := base + "images/" + family + "-" + version + "/" + manifest.FileName
 		fetch := func(u string) ([]byte, error) { return get(ctx, client, u) }
 		return readPublished(fetch, u, keys, rel, src, family, version)
+	}, file: func(ctx context.Context, family, version, name string) ([]byte, error) {
+		return get(ctx, client, base+"images/"+family+"-"+version+"/"+name)
 	}}, nil
 }
 

@@ -45,7 +45,7 @@ type Edge struct {
 }
 
 // MaxSize bounds a catalog read.
-const MaxSize = 256 << 20
+const MaxSize = 64 << 20
 
 // ErrFormat marks bytes that are not a catalog.
 var ErrFormat = errors.New("not a Puppet catalog")
