@@ -12,7 +12,9 @@ import (
 // resource. What has no effect on the node is left out, as
 // octocatalog-diff leaves it out: tags, the manifest file and line a
 // resource was declared at, exported resources, the ordering parameters
-// before and require, and the order of notify, subscribe and tag.
+// before and require, and the order of notify and subscribe. Unlike
+// octocatalog-diff, the tag metaparameter is left out too: like the tags
+// Puppet adds, it only selects resources for puppet agent --tags.
 type Diff struct {
 	Node    string   `json:"node"`
 	Added   []string `json:"added"`
@@ -77,7 +79,8 @@ func effective(c *Catalog) map[string]map[string]any {
 		}
 		delete(params, "before")
 		delete(params, "require")
-		for _, k := range []string{"notify", "subscribe", "tag"} {
+		delete(params, "tag")
+		for _, k := range []string{"notify", "subscribe"} {
 			params[k] = sortedAny(params[k])
 			if params[k] == nil {
 				delete(params, k)
