@@ -34,6 +34,9 @@ DEBIAN_BASE := $(CURDIR)/.cache/debian/bookworm-essential.tar
 # a real Debian 12 with Debian's puppet (7.23): the base's Puppet and the
 # compile gate (mmdebstrap --variant=apt --include=puppet), built once.
 DEBIAN_PUPPET_BASE := $(CURDIR)/.cache/debian/bookworm-puppet.tar
+# an AIO-style base (puppet-agent, /opt/puppetlabs/bin/puppet) made from
+# it: the real AIO package cannot be fetched here.
+AIO_PUPPET_BASE := $(CURDIR)/.cache/debian/bookworm-aio.tar
 # the SPDX 2.3 JSON schema every SBOM is validated against (pinned sha256).
 SPDX_SCHEMA := $(CURDIR)/.cache/spdx/spdx-schema-2.3.json
 # cosign v3.0.4, built once (scripts/ensure-cosign): the tests check it
@@ -50,13 +53,14 @@ test-tools:
 	@./scripts/ensure-packer $(PACKER)
 	@./scripts/ensure-debian-base $(DEBIAN_BASE)
 	@./scripts/ensure-debian-puppet-base $(DEBIAN_PUPPET_BASE)
+	@./scripts/ensure-aio-puppet-base $(DEBIAN_PUPPET_BASE) $(AIO_PUPPET_BASE)
 	@./scripts/ensure-versitygw $(VERSITYGW)
 	@./scripts/ensure-spdx-schema $(SPDX_SCHEMA)
 	@./scripts/ensure-osv-schema $(OSV_SCHEMA)
 	@./scripts/ensure-cosign $(COSIGN)
 	@./scripts/ensure-local-kms $(LOCAL_KMS)
 
-TEST_ENV := IMAGEBAKE_NO_SKIP=1 IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA) IMAGEBAKE_OSV_SCHEMA=$(OSV_SCHEMA) IMAGEBAKE_COSIGN=$(COSIGN) IMAGEBAKE_LOCAL_KMS=$(LOCAL_KMS)
+TEST_ENV := IMAGEBAKE_NO_SKIP=1 IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$(VERSITYGW) IMAGEBAKE_DEBIAN_BASE=$(DEBIAN_BASE) IMAGEBAKE_DEBIAN_PUPPET_BASE=$(DEBIAN_PUPPET_BASE) IMAGEBAKE_AIO_PUPPET_BASE=$(AIO_PUPPET_BASE) IMAGEBAKE_SPDX_SCHEMA=$(SPDX_SCHEMA) IMAGEBAKE_OSV_SCHEMA=$(OSV_SCHEMA) IMAGEBAKE_COSIGN=$(COSIGN) IMAGEBAKE_LOCAL_KMS=$(LOCAL_KMS)
 test: test-tools
 	$(GO) vet $(PKGS)
 	$(GO) vet -C $(PLUGIN) ./...

@@ -109,6 +109,61 @@ func TestCompileGate(t *testing.T) {
 	}
 }
 
+// The gate on an AIO-style base (puppet-agent 7.23.0-1bookworm in the
+// dpkg database, puppet at /opt/puppetlabs/bin/puppet and none in
+// /usr/bin: scripts/ensure-aio-puppet-base): the environment under
+// /etc/puppetlabs/code compiles with that program, which the manifest
+// records; an environment under /etc/puppet, which that Puppet does not
+// read, refuses the gated bake (exit 4) and is only a warning without
+// the gate.
+func TestCompileGateOnAIOBase(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("the Debian base here is amd64; this machine is %s", runtime.GOARCH)
+	}
+	src := os.Getenv("IMAGEBAKE_AIO_PUPPET_BASE")
+	if src == "" {
+		src = filepath.Join(testutil.ModuleRoot(t), ".cache", "debian", "bookworm-aio.tar")
+	}
+	if _, err := os.Stat(src); err != nil {
+		t.Fatalf("an AIO-style base is needed: make test makes it (scripts/ensure-aio-puppet-base): %v", err)
+	}
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+	rel := filepath.Join("base", "aio.tar")
+	copyFile(t, src, filepath.Join(root, rel))
+	useBase(t, repo, rel, strings.TrimPrefix(sha256File(t, filepath.Join(root, rel)), "sha256:"), "1.1.0")
+	var log strings.Builder
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Arches, o.Release, o.Log = []string{"amd64"}, "1.1.0", &log
+	o.Compile.Enabled = true
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatalf("bake --compile on the AIO base: %v\n%s", err, log.String())
+	}
+	im := m.Images[0]
+	if im.Puppet == nil || im.Puppet.Package != "puppet-agent" || im.Puppet.Binary != "/opt/puppetlabs/bin/puppet" || im.Puppet.CodeDir != "/etc/puppetlabs/code" || !strings.Contains(im.Compiled, "puppet-agent 7.23.0-1bookworm") || len(im.Catalogs) != 1 {
+		t.Errorf("manifest: puppet %+v, compiled %q, catalogs %+v", im.Puppet, im.Compiled, im.Catalogs)
+	}
+	if b, _ := os.ReadFile(filepath.Join(o.Out, "example-1.1.0", "manifest.toml")); !strings.Contains(string(b), `binary = "/opt/puppetlabs/bin/puppet"`) {
+		t.Errorf("manifest.toml does not record the puppet program:\n%s", b)
+	}
+
+	cfg := filepath.Join(repo, "imagebake.toml")
+	b, _ := os.ReadFile(cfg)
+	b = regexp.MustCompile(`(?m)^environment = .*$`).ReplaceAll(b, []byte(`environment = "/etc/puppet/code/environments/production"`))
+	os.WriteFile(cfg, b, 0o644)
+	testutil.Git(t, repo, "commit", "-qam", "the environment where Debian's puppet reads")
+	testutil.Git(t, repo, "tag", "v1.2.0")
+	o.Release = "1.2.0"
+	if _, err := Bake(ctx, o); !errors.Is(err, ErrCompile) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "reads /etc/puppetlabs/code") {
+		t.Errorf("a gated bake of an environment the base's Puppet does not read = %v", err)
+	}
+	log.Reset()
+	o.Compile.Enabled = false
+	if _, err := Bake(ctx, o); err != nil || !strings.Contains(log.String(), "warning: ") || !strings.Contains(log.String(), "will not find it") {
+		t.Errorf("the same bake without the gate = %v, want a warning:\n%s", err, log.String())
+	}
+}
+
 // A facts file is a mapping of fact names to scalars; each becomes
 // FACTER_NAME in Puppet's environment, so a name that could be read as
 // another variable (or hold '=') is refused.

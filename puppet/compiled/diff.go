@@ -144,9 +144,9 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // Lines is the diff as people read it, one line each:
 //
-//	+ File[/etc/golden-new]
-//	- Package[telnet]
-//	~ Ini_setting[app] value: 'info' -> 'debug'
+//   - File[/etc/golden-new]
+//   - Package[telnet]
+//     ~ Ini_setting[app] value: 'info' -> 'debug'
 func (d *Diff) Lines() []string {
 	var out []string
 	for _, r := range d.Added {
