@@ -1,13 +1,16 @@
 package bake
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/metadata"
 )
 
@@ -81,9 +84,8 @@ func checkBasePuppet(m *manifest.Manifest, metas map[string]*metadata.Metadata, 
 		sort.Strings(names)
 		for _, n := range names {
 			md := metas[n]
-			req, ok := md.Puppet()
-			if ok && !req.Allows(bp.Version) {
-				misses = append(misses, fmt.Sprintf("module %s %s needs Puppet %s; the %s base has Puppet %s (package %s %s)", n, md.Version, req.Range, im.Arch, bp.Version, bp.Package, bp.PackageVersion))
+			if miss := puppetMiss(md, bp.Version); miss != "" {
+				misses = append(misses, fmt.Sprintf("module %s %s needs %s; the %s base has Puppet %s (package %s %s)", n, md.Version, miss, im.Arch, bp.Version, bp.Package, bp.PackageVersion))
 			}
 		}
 	}
@@ -94,4 +96,45 @@ func checkBasePuppet(m *manifest.Manifest, metas map[string]*metadata.Metadata, 
 		return fmt.Errorf("%w:\n  %s\npin module versions that run on it, or give the image a base with another Puppet", ErrPuppetVersion, strings.Join(misses, "\n  "))
 	}
 	return nil
+}
+
+// puppetMiss is md's Puppet requirements as written ("openvox >= 8.19.0
+// < 9.0.0") when none allows version, else "".
+func puppetMiss(md *metadata.Metadata, version string) string {
+	reqs := md.Puppets()
+	var names []string
+	for _, r := range reqs {
+		if r.Allows(version) {
+			return ""
+		}
+		names = append(names, r.Name+" "+r.Range)
+	}
+	return strings.Join(names, " or ")
+}
+
+// BasePlatforms reads the Puppet each arch's base carries, for the
+// Puppetfile commands to check modules' requirements against before any
+// bake (puppet.WithPlatforms): the bases imagebake.toml names (cfg), read
+// from their layers, nothing run. A base that cannot be read here (a
+// registry out of reach) is left out, with a note.
+func BasePlatforms(ctx context.Context, cfg *Config, o Options) ([]puppet.Platform, []string) {
+	var out []puppet.Platform
+	var notes []string
+	for _, arch := range cfg.Arches {
+		b, err := o.base(cfg, arch)
+		if err == nil {
+			var found builders.FoundBase
+			if found, err = builders.Inspect(ctx, b, arch); err == nil {
+				_, ps := baseContent(found.Info)
+				if bp := basePuppet(ps); bp != nil {
+					out = append(out, puppet.Platform{Where: "the " + arch + " base", Version: bp.Version, Package: bp.Package + " " + bp.PackageVersion})
+				} else {
+					notes = append(notes, fmt.Sprintf("the %s base carries no Puppet package (puppet, puppet-agent, openvox-agent): modules' Puppet requirements are not checked against it", arch))
+				}
+				continue
+			}
+		}
+		notes = append(notes, fmt.Sprintf("the %s base could not be read (%v): modules' Puppet requirements are checked at bake time", arch, err))
+	}
+	return out, notes
 }

@@ -43,7 +43,7 @@ func TestBasePuppetChecked(t *testing.T) {
 	o.Arches, o.Release, o.Log = []string{"amd64"}, "1.1.0", &log
 	_, err := Bake(ctx, o)
 	if !errors.Is(err, ErrPuppetVersion) || failure.Code(err) != failure.ExitVerify ||
-		!strings.Contains(err.Error(), "module apt 11.3.2 needs Puppet >= 8.0.0 < 9.0.0; the amd64 base has Puppet 7.23.0 (package puppet 7.23.0-1)") {
+		!strings.Contains(err.Error(), "module apt 11.3.2 needs puppet >= 8.0.0 < 9.0.0; the amd64 base has Puppet 7.23.0 (package puppet 7.23.0-1)") {
 		t.Fatalf("bake of apt 11.3.2 onto Puppet 7.23 = %v (exit %d)", err, failure.Code(err))
 	}
 	if _, err := os.Stat(filepath.Join(o.Out, "example-1.1.0")); err == nil {

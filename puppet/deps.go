@@ -132,6 +132,52 @@ func CheckDependencies(pf *puppetfile.Puppetfile, pins []lockfile.Module, metas 
 	return fmt.Errorf("%w (%d): pin each dependency in its range; or, knowing better, set [puppetfile] ignore_dependencies = true in imagebake.toml (bake and puppetfile install also take --ignore-dependencies):\n  %s", ErrDependencies, len(misses), strings.Join(misses, "\n  "))
 }
 
+// Platform is a Puppet modules will run on: a base's.
+type Platform struct {
+	// Where names it for people: "the amd64 base".
+	Where string
+	// Version is its upstream version, X.Y.Z.
+	Version string
+	// Package is the package it comes from, with its version.
+	Package string
+}
+
+// ErrPuppetRequirement marks modules whose metadata.json requirements
+// exclude the Puppet they will run on.
+var ErrPuppetRequirement = fmt.Errorf("modules do not run on the base's Puppet: %w", failure.ErrVerify)
+
+// CheckPuppet checks every module's Puppet requirement (puppet or openvox,
+// named as the module writes it) against each platform, naming each miss
+// with its Puppetfile line.
+func CheckPuppet(pf *puppetfile.Puppetfile, metas map[string]*metadata.Metadata, platforms []Platform) error {
+	var misses []string
+	for _, m := range pf.Modules {
+		md := metas[m.Name]
+		if md == nil {
+			continue
+		}
+		reqs := md.Puppets()
+		if len(reqs) == 0 {
+			continue
+		}
+		for _, p := range platforms {
+			ok := false
+			names := make([]string, len(reqs))
+			for i, r := range reqs {
+				ok = ok || r.Allows(p.Version)
+				names[i] = r.Name + " " + rangeText(r.Range)
+			}
+			if !ok {
+				misses = append(misses, fmt.Sprintf("%s: module %s %s needs %s; %s has Puppet %s (package %s)", m.Pos, m.Name, md.Version, strings.Join(names, " or "), p.Where, p.Version, p.Package))
+			}
+		}
+	}
+	if len(misses) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (%d): pin module versions that run on it, or give the image a base with another Puppet:\n  %s", ErrPuppetRequirement, len(misses), strings.Join(misses, "\n  "))
+}
+
 func rangeText(r string) string {
 	if strings.TrimSpace(r) == "" {
 		return "(any version)"

@@ -11,6 +11,7 @@ package puppet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -51,7 +52,12 @@ type config struct {
 	stall         time.Duration
 	ignoreDeps    bool
 	depsTo        func(error)
+	platforms     []Platform
 }
+
+// WithPlatforms checks each module's Puppet requirement against the
+// Puppets its modules will run on (the bases'), with the dependencies.
+func WithPlatforms(ps ...Platform) Option { return func(c *config) { c.platforms = ps } }
 
 // Option configures Lock, Install and Verify.
 type Option func(*config)
@@ -230,7 +236,8 @@ func Lock(ctx context.Context, pf *puppetfile.Puppetfile, opts ...Option) (*lock
 	// Forge modules' dependencies are read once their tarballs are
 	// installed; git modules' are checked here
 	if !c.ignoreDeps {
-		if err := CheckDependencies(pf, pins, byName); err != nil {
+		err := errors.Join(CheckDependencies(pf, pins, byName), CheckPuppet(pf, byName, c.platforms))
+		if err != nil {
 			if c.depsTo == nil {
 				return nil, err
 			}

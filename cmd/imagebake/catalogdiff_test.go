@@ -184,3 +184,31 @@ func TestCompileNodesWithFactSets(t *testing.T) {
 		t.Errorf("a node named ../web1 = %v", err)
 	}
 }
+
+// Puppet requirements before any bake: a module whose metadata.json needs
+// openvox >= 8.19.0 (as voxpupuli's systemd 9 writes it), for a base with
+// Debian's puppet 7.23, is refused by puppetfile check --deep and by lock
+// (exit 4), with its Puppetfile line and the requirement as written.
+func TestPuppetRequirementsBeforeBake(t *testing.T) {
+	root, ctl := puppetExample(t)
+	work := filepath.Join(root, "profile-work")
+	testutil.Git(t, root, "clone", "-q", "-b", "develop", filepath.Join(root, "remotes", "profile.git"), work)
+	os.WriteFile(filepath.Join(work, "metadata.json"), []byte(`{"name": "example-profile", "version": "0.3.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/profile", "dependencies": [], "requirements": [{"name": "openvox", "version_requirement": ">= 8.19.0 < 9.0.0"}]}`), 0o644)
+	testutil.Git(t, work, "add", "-A")
+	testutil.Git(t, work, "commit", "-qm", "openvox 8 only")
+	testutil.Git(t, work, "push", "-q", "origin", "develop")
+	pf := filepath.Join(ctl, "Puppetfile")
+	_, err := runCmd("puppetfile", "check", "--deep", "--puppetfile", pf, "--context", root, "--cache", filepath.Join(root, "cache"))
+	for _, want := range []string{pf + ":11", "module profile 0.3.0 needs openvox >= 8.19.0 < 9.0.0", "the amd64 base has Puppet 7.23.0 (package puppet 7.23.0"} {
+		if failure.Code(err) != failure.ExitVerify || !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("puppetfile check --deep = %v (exit %d), lacks %q", err, failure.Code(err), want)
+		}
+	}
+	_, err = runCmd("puppetfile", "lock", "--puppetfile", pf, "--context", root, "--cache", filepath.Join(root, "cache"))
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(fmt.Sprint(err), "needs openvox >= 8.19.0") {
+		t.Errorf("puppetfile lock = %v", err)
+	}
+	if _, err := os.Stat(pf + ".lock"); err == nil {
+		t.Error("lock wrote a lock whose modules do not run on the base")
+	}
+}

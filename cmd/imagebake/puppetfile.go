@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/internal/stall"
 	"github.com/imagebake/imagebake/manifests/lockfile"
@@ -31,6 +32,7 @@ type pfFlags struct {
 	stall      time.Duration
 	noSpec     bool
 	ignoreDeps bool
+	context    string // lock: where imagebake.toml's paths are relative to
 }
 
 func (f *pfFlags) register(cmd *cobra.Command, withLock bool) {
@@ -130,6 +132,7 @@ func newPuppetfileLockCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			opts = append(opts, basePlatforms(cmd, f.puppetfile, f.context, g)...)
 			lk, err := puppet.Lock(cmd.Context(), pf, opts...)
 			if err != nil {
 				return err
@@ -148,6 +151,7 @@ func newPuppetfileLockCommand(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd, false)
+	addContextFlag(cmd.Flags(), &f.context)
 	cmd.Flags().StringVar(&out, "out", "", "where to write the lock (default: the Puppetfile's path + .lock)")
 	return cmd
 }
@@ -281,7 +285,7 @@ func newPuppetfileShowCommand(g *globals) *cobra.Command {
 }
 
 func newPuppetfileCheckCommand(g *globals) *cobra.Command {
-	var name, cache string
+	var name, cache, context string
 	var deep bool
 	cmd := &cobra.Command{
 		Use:   "check [--puppetfile P]",
@@ -292,7 +296,9 @@ modules by kind (exit 0); an invalid one every error, each as
 FILE:LINE:COL: message, at most 50 with a count of the rest (exit 2).
 With --deep it also resolves every module (fetching git remotes and asking
 the Forge, as lock does, writing nothing) and checks that every dependency
-the git modules' metadata.json names is pinned in its range (exit 4).`,
+the git modules' metadata.json names is pinned in its range, and that the
+Puppet each base of the imagebake.toml beside the Puppetfile carries is one
+the modules' requirements (puppet or openvox) allow (exit 4).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pf, err := puppetfile.ReadFile(name)
@@ -308,7 +314,8 @@ the git modules' metadata.json names is pinned in its range (exit 4).`,
 				if err != nil {
 					return err
 				}
-				if _, err := puppet.Lock(cmd.Context(), pf, puppet.WithCache(dir), puppet.WithLog(g.progress()), puppet.WithStall(stall.Current())); err != nil {
+				opts := append([]puppet.Option{puppet.WithCache(dir), puppet.WithLog(g.progress()), puppet.WithStall(stall.Current())}, basePlatforms(cmd, name, context, g)...)
+				if _, err := puppet.Lock(cmd.Context(), pf, opts...); err != nil {
 					return err
 				}
 			}
@@ -324,7 +331,29 @@ the git modules' metadata.json names is pinned in its range (exit 4).`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "puppetfile", "Puppetfile", "the Puppetfile to check")
-	cmd.Flags().BoolVar(&deep, "deep", false, "also resolve every module (fetching) and check the dependencies in their metadata.json")
+	cmd.Flags().BoolVar(&deep, "deep", false, "also resolve every module (fetching) and check the dependencies in their metadata.json, and their Puppet requirements against the bases imagebake.toml (beside the Puppetfile) names")
+	addContextFlag(cmd.Flags(), &context)
 	addCacheFlag(cmd.Flags(), &cache)
 	return cmd
+}
+
+// basePlatforms are the Puppets of the bases the imagebake.toml beside the
+// Puppetfile names (paths relative to contextDir), as Lock options: each
+// module's Puppet requirement is checked against them before any bake.
+// Nothing when there is no imagebake.toml; a base it cannot read is a note.
+func basePlatforms(cmd *cobra.Command, puppetfilePath, contextDir string, g *globals) []puppet.Option {
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(puppetfilePath), bake.ConfigName))
+	if err != nil {
+		return nil
+	}
+	cfg, err := bake.ParseConfig(raw)
+	if err != nil {
+		fmt.Fprintf(g.progress(), "note: %s beside %s: %v: modules' Puppet requirements are checked at bake time\n", bake.ConfigName, puppetfilePath, err)
+		return nil
+	}
+	ps, notes := bake.BasePlatforms(cmd.Context(), cfg, bake.Options{Context: contextDir})
+	for _, n := range notes {
+		fmt.Fprintf(g.progress(), "note: %s\n", n)
+	}
+	return []puppet.Option{puppet.WithPlatforms(ps...)}
 }

@@ -125,6 +125,20 @@ func Short(name string) string {
 	return s
 }
 
+// Puppets are the module's requirements on Puppet, named "puppet" or
+// "openvox" (the fork that carries Puppet's version line on) as written:
+// a module runs on a Puppet any of them allows.
+func (m *Metadata) Puppets() []Dependency {
+	var out []Dependency
+	for _, r := range m.Requirements {
+		switch strings.ToLower(r.Name) {
+		case "puppet", "openvox":
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Puppet is the module's Puppet range (requirements named "puppet" or
 // "openvox"), ok false when it states none.
 func (m *Metadata) Puppet() (Dependency, bool) {
