@@ -57,7 +57,7 @@ func TestBasePuppetChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &manifest.Puppet{Package: "puppet", PackageVersion: "7.23.0-1", Version: "7.23.0", CodeDir: "/etc/puppet/code"}
+	want := &manifest.Puppet{Package: "puppet", PackageVersion: "7.23.0-1", Version: "7.23.0", CodeDir: "/etc/puppet/code", Binary: "/usr/bin/puppet"}
 	if p := m.Images[0].Puppet; p == nil || *p != *want || !m.Puppetfile.IgnoreDependencies {
 		t.Errorf("manifest puppet %+v, ignore_dependencies %v", p, m.Puppetfile.IgnoreDependencies)
 	}
