@@ -57,6 +57,9 @@ type CompileOptions struct {
 	// Nodes are the nodes compiled, with their fact sets ([compile]
 	// nodes); none: the base's own node, on each image.
 	Nodes []NodeConfig
+	// CacheMax caps the bytes of unpacked bases the gate keeps in the
+	// cache (0: DefaultCompileCacheMax; negative: no cap).
+	CacheMax int64
 }
 
 // compileGate has the base's own Puppet compile the baked environment
@@ -260,6 +263,9 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 		}
 		return nil, fmt.Errorf("compile gate: unpacking %s: %w", im.Name, err)
 	}
+	if lay.release != nil {
+		defer lay.release()
+	}
 	o.logf("compile gate: %s laid out in %s\n", im.Name, time.Since(t0).Round(10*time.Millisecond))
 	var base map[string]any
 	for _, n := range nodes {
@@ -407,6 +413,8 @@ type gateLayout struct {
 	base []string
 	// factsCache is where the base's facts are kept ("": not kept).
 	factsCache string
+	// release lets the cached base go (nil: nothing to let go).
+	release func()
 }
 
 // lowerDirs unpacks the image's file system as the sandbox's directories:
@@ -459,17 +467,36 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 	var g errgroup.Group
 	g.Go(func() error { return extractLayers(ls[nBase:], payload, opts) })
 	var base string
+	var held *os.File
 	k := hex.EncodeToString(key.Sum(nil))[:32]
 	g.Go(func() (err error) {
-		base, err = cachedBase(ctx, cache, k, im.Name, o, func(dst string) error {
+		base, held, err = cachedBase(ctx, cache, k, im.Name, o, func(dst string) error {
 			return extractLayers(ls[:nBase], dst, opts)
 		})
 		return err
 	})
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	if held != nil && err != nil {
+		held.Close()
+	}
+	if err != nil {
 		return gateLayout{}, err
 	}
-	return gateLayout{all: []string{payload, base}, base: []string{base}, factsCache: filepath.Dir(base)}, nil
+	return gateLayout{all: []string{payload, base}, base: []string{base}, factsCache: filepath.Dir(base), release: func() {
+		held.Close()
+		// the cache stays under its cap: least recently used bases go
+		max := o.Compile.CacheMax
+		if max == 0 {
+			max = DefaultCompileCacheMax
+		}
+		if max > 0 {
+			if gone, err := pruneCompileDir(ctx, cache, max, 0, k); err != nil {
+				o.logf("note: compile gate: pruning its cache: %v\n", err)
+			} else if len(gone) > 0 {
+				o.logf("compile gate: %d unpacked bases removed from its cache (cap %d MiB; imagebake cache prune)\n", len(gone), max>>20)
+			}
+		}
+	}}, nil
 }
 
 // gateCache is the directory the gate's unpacked bases are kept in:
@@ -498,14 +525,58 @@ const treeFile = "tree.sha256"
 // is missing, and again when its tree no longer has the digest recorded
 // when it was unpacked (with a note). It is unpacked into a temporary
 // directory and renamed into place, so a bake stopped half-way leaves no
-// half tree to be used; the gate's sandbox sees it read-only.
-func cachedBase(ctx context.Context, cache, key, image string, o Options, fill func(dst string) error) (string, error) {
+// half tree to be used; the gate's sandbox sees it read-only. The base's
+// lock is returned held shared: close it once the base is no longer used
+// (a prune leaves a base alone while someone holds it).
+func cachedBase(ctx context.Context, cache, key, image string, o Options, fill func(dst string) error) (root string, held *os.File, err error) {
 	final := filepath.Join(cache, key)
+	// the common case, a base unpacked and whole: several bakes use it
+	// side by side
+	sf, err := flock.Shared(final + ".lock")
+	if err != nil {
+		return "", nil, err
+	}
+	if intact(ctx, final) {
+		markUsed(final)
+		return filepath.Join(final, "root"), sf, nil
+	}
+	sf.Close()
+	if ctx.Err() != nil {
+		return "", nil, ctx.Err()
+	}
 	lf, err := flock.LockContext(ctx, final+".lock")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	defer lf.Close()
+	defer func() {
+		if err == nil {
+			markUsed(final)
+			err = flock.Downgrade(lf)
+		}
+		if err != nil {
+			lf.Close()
+			return
+		}
+		held = lf
+	}()
+	root, err = unpackedBase(ctx, cache, key, image, o, fill)
+	return root, nil, err
+}
+
+// intact says whether the base unpacked at final has the tree digest
+// recorded when it was unpacked.
+func intact(ctx context.Context, final string) bool {
+	want, err := os.ReadFile(filepath.Join(final, treeFile))
+	if err != nil {
+		return false
+	}
+	got, err := filehash.Tree(ctx, filepath.Join(final, "root"))
+	return err == nil && got == strings.TrimSpace(string(want))
+}
+
+// unpackedBase is cachedBase's work, its lock held.
+func unpackedBase(ctx context.Context, cache, key, image string, o Options, fill func(dst string) error) (string, error) {
+	final := filepath.Join(cache, key)
 	// what a stopped unpack of this key left
 	old, _ := filepath.Glob(filepath.Join(cache, "."+key+".tmp-*"))
 	for _, d := range old {

@@ -201,16 +201,27 @@ func TestCachedBaseChecked(t *testing.T) {
 	}
 	var log strings.Builder
 	o := Options{Log: &log}
-	root, err := cachedBase(ctx, cache, "k1", "img", o, fill)
+	root, held, err := cachedBase(ctx, cache, "k1", "img", o, fill)
 	if err != nil || fills != 1 {
 		t.Fatalf("cachedBase = %s, %v (%d fills)", root, err, fills)
 	}
-	if _, err := cachedBase(ctx, cache, "k1", "img", o, fill); err != nil || fills != 1 {
+	// a second bake uses it while the first does
+	_, held2, err := cachedBase(ctx, cache, "k1", "img", o, fill)
+	if err != nil || fills != 1 {
 		t.Fatalf("a second use unpacked again (%d fills): %v", fills, err)
 	}
+	// a prune leaves a base in use alone
+	if gone, err := pruneCompileDir(ctx, cache, 1, 0, ""); err != nil || len(gone) != 0 {
+		t.Errorf("a prune removed a base in use: %v, %v", gone, err)
+	}
+	held.Close()
+	held2.Close()
 	os.WriteFile(filepath.Join(root, "usr", "bin", "puppet"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
 	os.MkdirAll(filepath.Join(cache, ".k1.tmp-123", "root"), 0o755)
-	root, err = cachedBase(ctx, cache, "k1", "img", o, fill)
+	root, held, err = cachedBase(ctx, cache, "k1", "img", o, fill)
+	if err == nil {
+		held.Close()
+	}
 	if err != nil || fills != 2 || !strings.Contains(log.String(), "changed since it was unpacked") {
 		t.Fatalf("a rewritten puppet: %v, %d fills, log %q", err, fills, log.String())
 	}
@@ -221,7 +232,7 @@ func TestCachedBaseChecked(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 	// a failed unpack leaves nothing to be used
-	_, err = cachedBase(ctx, cache, "k2", "img", o, func(dst string) error { os.MkdirAll(dst, 0o755); return errors.New("broken layer") })
+	_, _, err = cachedBase(ctx, cache, "k2", "img", o, func(dst string) error { os.MkdirAll(dst, 0o755); return errors.New("broken layer") })
 	if err == nil {
 		t.Fatal("a failed unpack was taken")
 	}
@@ -235,7 +246,7 @@ func TestCachedBaseChecked(t *testing.T) {
 func TestCachedBaseCancelled(t *testing.T) {
 	cache := t.TempDir()
 	cctx, cancel := context.WithCancel(ctx)
-	_, err := cachedBase(cctx, cache, "k", "img", Options{}, func(dst string) error {
+	_, _, err := cachedBase(cctx, cache, "k", "img", Options{}, func(dst string) error {
 		os.MkdirAll(dst, 0o755)
 		cancel()
 		return fmt.Errorf("%w: verification failed", tarball.ErrUnsafe)
@@ -258,5 +269,48 @@ func TestCheckNode(t *testing.T) {
 		if err := checkNode(c.node); (err == nil) != c.ok || (err != nil && failure.Code(err) != failure.ExitUsage) {
 			t.Errorf("checkNode(%q) = %v", c.node, err)
 		}
+	}
+}
+
+// The gate's cache stays under its cap: ten bases used one after another
+// with a cap of three leave the three used last, the one in use always
+// kept.
+func TestCompileCacheCapped(t *testing.T) {
+	cache := t.TempDir()
+	fill := func(dst string) error {
+		os.MkdirAll(dst, 0o755)
+		return os.WriteFile(filepath.Join(dst, "blob"), make([]byte, 1<<20), 0o644)
+	}
+	size := int64(0)
+	for i := 0; i < 10; i++ {
+		key := fmt.Sprintf("base%02d", i)
+		_, held, err := cachedBase(ctx, cache, key, "img", Options{}, fill)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size == 0 {
+			entries, _ := compileEntries(cache)
+			size = entries[0].Size
+		}
+		held.Close()
+		if _, err := pruneCompileDir(ctx, cache, 3*size, 0, key); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // distinct last-use times
+	}
+	entries, err := compileEntries(cache)
+	var total int64
+	var keys []string
+	for _, e := range entries {
+		total += e.Size
+		keys = append(keys, e.Key)
+	}
+	if err != nil || total > 3*size || strings.Join(keys, " ") != "base07 base08 base09" {
+		t.Errorf("after 10 bases under a cap of 3: %v (%d bytes), %v", keys, total, err)
+	}
+	// by age: none used in the last hour goes
+	gone, err := pruneCompileDir(ctx, cache, 0, time.Nanosecond, "base09")
+	if err != nil || len(gone) != 2 {
+		t.Errorf("prune by age removed %d: %v", len(gone), err)
 	}
 }

@@ -108,6 +108,9 @@ func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
 	if o.Advisories, o.AdvisoryFixes, err = release.ParseAdvisories(listSetting(o.Advisories, envAdvisories)); err != nil {
 		return err
 	}
+	if o.Compile.CacheMax, err = compileCacheMax(""); err != nil {
+		return err
+	}
 	if o.Cache, err = cacheDir(f.cache); err != nil {
 		return err
 	}

@@ -212,3 +212,21 @@ func TestPuppetRequirementsBeforeBake(t *testing.T) {
 		t.Error("lock wrote a lock whose modules do not run on the base")
 	}
 }
+
+// cache prune takes sizes as people write them and refuses others
+// (exit 2); cache du says where the gate's cache is and how large.
+func TestCachePruneSizes(t *testing.T) {
+	cache := t.TempDir()
+	testutil.Searchable(t, cache)
+	if _, err := runCmd("cache", "prune", "--max-size", "lots", "--cache", cache); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), `"lots"`) || !strings.Contains(err.Error(), "is not a size like 4GiB") {
+		t.Errorf("cache prune --max-size lots = %v", err)
+	}
+	out, err := runCmd("cache", "prune", "--max-size", "500MB", "--older-than", "720h", "--cache", cache)
+	if err != nil || !strings.Contains(out, "removed 0 unpacked bases") {
+		t.Errorf("cache prune of an empty cache = %v\n%s", err, out)
+	}
+	out, err = runCmd("cache", "du", "--cache", cache)
+	if err != nil || !strings.Contains(out, "in 0 unpacked bases") {
+		t.Errorf("cache du = %v\n%s", err, out)
+	}
+}

@@ -21,6 +21,8 @@ const (
 	envInsecure   = "IMAGEBAKE_INSECURE_REGISTRIES" // registries over plain HTTP
 	envAdvisories = "IMAGEBAKE_ADVISORIES"          // advisories a security release fixes
 	envCosignKey  = "IMAGEBAKE_COSIGN_KEY"          // the cosign key push signs with
+	// the compile gate's cache cap
+	envCompileCacheMax = "IMAGEBAKE_COMPILE_CACHE_MAX"
 )
 
 // listSetting is a repeatable flag's values, else the variable env's

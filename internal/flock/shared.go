@@ -45,3 +45,14 @@ func TryExclusive(path string) (f *os.File, ok bool, err error) {
 	}
 	return f, true, nil
 }
+
+// Downgrade turns the exclusive lock f holds into a shared one: others
+// may then take it shared, and TryExclusive fails while f holds it.
+func Downgrade(f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_SH)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
