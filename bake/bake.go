@@ -188,7 +188,7 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 				return nil, err
 			}
 		}
-		if upToDate(old, in.Manifest, final) {
+		if upToDate(old, in.Manifest, final) && gateDone(old, in.Config, o) {
 			o.logf("%s is up to date (inputs %s)\n", final, in.Manifest.InputsDigest)
 			return old, nil
 		}
@@ -214,7 +214,7 @@ func stageAndBuild(ctx context.Context, in *Inputs, dir string, o Options) (*man
 		return nil, err
 	}
 	if o.Compile.Enabled {
-		if err := compileGate(ctx, m, dir, o); err != nil {
+		if err := compileGate(ctx, m, dir, p, o); err != nil {
 			return nil, err
 		}
 		if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {

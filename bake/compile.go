@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -70,7 +71,7 @@ type CompileOptions struct {
 // as a release file (catalog-NODE.json) with its digest in the manifest,
 // for the next release's plan to diff against. Puppet runs in a sandbox:
 // a module's Ruby is hostile code.
-func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Options) error {
+func compileGate(ctx context.Context, m *manifest.Manifest, dir string, p *staged, o Options) error {
 	if m.Builder != "oci" && m.Builder != "rootfs" {
 		o.logf("note: the compile gate runs on oci and rootfs releases; %s: skipped\n", m.Builder)
 		return nil
@@ -103,7 +104,7 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Option
 			continue
 		}
 		start := time.Now()
-		cats, err := compileImage(ctx, m, im, dir, nodes, overrides, o)
+		cats, err := compileImage(ctx, m, im, dir, p, nodes, overrides, o)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -117,6 +118,38 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, o Option
 		o.logf("compile gate: %s compiles on %s %s for %s (%s)\n", im.Name, im.Puppet.Package, im.Puppet.PackageVersion, strings.Join(names, ", "), time.Since(start).Round(10*time.Millisecond))
 	}
 	return errors.Join(errs...)
+}
+
+// gateDone says whether a release in --out, up to date otherwise, needs
+// no compile gate run: the gate is off, or it compiled every image this
+// machine can run, for the nodes now configured.
+func gateDone(old *manifest.Manifest, cfg *Config, o Options) bool {
+	on := o.Compile.Enabled || (!o.Compile.Set && cfg != nil && cfg.Compile != nil && cfg.Compile.Enabled)
+	if !on {
+		return true
+	}
+	if cfg != nil && cfg.Compile != nil {
+		o.Compile = cfg.Compile.merged(o.Compile)
+	}
+	want := map[string]bool{}
+	for _, n := range o.Compile.Nodes {
+		want[n.Name] = true
+	}
+	has := map[string]bool{}
+	for _, im := range old.Images {
+		if im.Puppet != nil && canRun(im.Arch) && im.Compiled == "" {
+			return false
+		}
+		for _, c := range im.Catalogs {
+			has[c.Node] = true
+		}
+	}
+	for n := range want {
+		if !has[n] {
+			return false
+		}
+	}
+	return len(want) == 0 || len(has) == len(want)
 }
 
 // factSet is one [compile] nodes entry, its fact set read.
@@ -249,14 +282,14 @@ func readFacts(name string) (map[string]string, error) {
 // (environment, agents) go to a scratch directory. The sandbox sees their
 // union read-only, with private tmpfs mounts where Puppet writes. A
 // rootfs release is one flattened layer, unpacked whole.
-func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir string, nodes []factSet, overrides map[string]string, o Options) ([]manifest.NodeCatalog, error) {
+func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir string, p *staged, nodes []factSet, overrides map[string]string, o Options) ([]manifest.NodeCatalog, error) {
 	scratch, err := gateScratch(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(scratch)
 	t0 := time.Now()
-	lay, err := lowerDirs(ctx, m, im, dir, scratch, o)
+	lay, err := lowerDirs(ctx, m, im, dir, scratch, p, o)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -309,7 +342,7 @@ const gateYAMLDir = "/var/lib/imagebake-gate/yaml"
 func compileNode(ctx context.Context, m *manifest.Manifest, im *manifest.Image, lower []string, n factSet, o Options) (*compiled.Catalog, error) {
 	// Puppet's own state goes to the private /tmp: the rest is read-only.
 	// A catalog is compiled, and no resource evaluated: no provider runs.
-	args := []string{im.Puppet.Program(), "catalog", "compile", n.Name, "--color=false",
+	args := []string{im.Puppet.Program(), "catalog", "compile", n.Name, "--color=false", "--certname", n.Name, "--node_terminus", "plain",
 		"--vardir", "/tmp/puppet/var", "--logdir", "/tmp/puppet/log", "--rundir", "/tmp/puppet/run", "--ssldir", "/tmp/puppet/ssl",
 		"--facts_terminus", "yaml", "--yamldir", gateYAMLDir,
 		"--environmentpath", path.Dir(m.Environment), "--environment", path.Base(m.Environment)}
@@ -354,8 +387,14 @@ func compileNode(ctx context.Context, m *manifest.Manifest, im *manifest.Image, 
 	if c.Node != n.Name {
 		return nil, fmt.Errorf("%w: %s): Puppet printed the catalog of node %q", ErrCompile, what, c.Node)
 	}
+	if sec := compiledInRE.FindSubmatch(stdout.buf.Bytes()); sec != nil {
+		o.logf("compile gate: node %s: %d resources, compiled by Puppet in %s s (the rest of its run is Puppet starting)\n", n.Name, len(c.Resources), sec[1])
+	}
 	return c, nil
 }
+
+// compiledInRE is Puppet's own note of its compile time.
+var compiledInRE = regexp.MustCompile(`Compiled catalog for \S+ in environment \S+ in ([0-9.]+) seconds`)
 
 // keepCatalog writes c, normalised, into the release directory dir as
 // catalog-NODE.json and says what the manifest records of it.
@@ -421,7 +460,7 @@ type gateLayout struct {
 // the release's own layers in scratch, the base's from the cache
 // (unpacked there on the first use, while the payload is, and checked on
 // every use).
-func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir, scratch string, o Options) (gateLayout, error) {
+func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, dir, scratch string, p *staged, o Options) (gateLayout, error) {
 	opts := tarball.ExtractOptions{Plain: true, RootFS: true, SkipDevices: true, NoSetID: true, MaxBytes: 64 << 30, MaxEntries: 10_000_000, Ctx: ctx}
 	if m.Builder == "rootfs" {
 		root := filepath.Join(scratch, "image")
@@ -465,17 +504,29 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 		return gateLayout{}, err
 	}
 	var g errgroup.Group
-	g.Go(func() error { return extractLayers(ls[nBase:], payload, opts) })
+	var tPayload, tBase time.Duration
+	g.Go(func() error {
+		t0 := time.Now()
+		defer func() { tPayload = time.Since(t0) }()
+		if p != nil && linkPayload(p, im.Arch, m.Environment, payload) == nil {
+			return nil
+		}
+		os.RemoveAll(payload)
+		return extractLayers(ls[nBase:], payload, opts)
+	})
 	var base string
 	var held *os.File
 	k := hex.EncodeToString(key.Sum(nil))[:32]
 	g.Go(func() (err error) {
+		t0 := time.Now()
+		defer func() { tBase = time.Since(t0) }()
 		base, held, err = cachedBase(ctx, cache, k, im.Name, o, func(dst string) error {
 			return extractLayers(ls[:nBase], dst, opts)
 		})
 		return err
 	})
 	err = g.Wait()
+	o.logf("compile gate: %s: its own layers unpacked in %s, the base ready in %s\n", im.Name, tPayload.Round(10*time.Millisecond), tBase.Round(10*time.Millisecond))
 	if held != nil && err != nil {
 		held.Close()
 	}
@@ -497,6 +548,47 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 			}
 		}
 	}}, nil
+}
+
+// linkPayload lays the staged payload the release's own layers were made
+// from out in dst as they are in the image (the environment at env, the
+// agents tree at the root), as hard links: no file is copied or unpacked,
+// and the sandbox sees them read-only. It fails where links cannot be
+// made (another file system), and the layers are unpacked instead.
+func linkPayload(p *staged, arch, env, dst string) error {
+	agents, ok := p.Arches[arch]
+	if !ok {
+		return fmt.Errorf("no staged payload of %s", arch)
+	}
+	if err := linkTree(agents, dst); err != nil {
+		return err
+	}
+	return linkTree(p.Env, filepath.Join(dst, filepath.FromSlash(strings.TrimPrefix(env, "/"))))
+}
+
+// linkTree makes dst a tree of hard links to src's files (directories
+// made, symlinks copied).
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		t := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(t, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, t)
+		case d.Type().IsRegular():
+			return os.Link(path, t)
+		}
+		return fmt.Errorf("%s: not a file, directory or symlink", path)
+	})
 }
 
 // gateCache is the directory the gate's unpacked bases are kept in:
@@ -563,15 +655,33 @@ func cachedBase(ctx context.Context, cache, key, image string, o Options, fill f
 	return root, nil, err
 }
 
+// statFile holds the TreeStat of an unpacked base whose content was last
+// found whole, next to it.
+const statFile = "tree.stat"
+
 // intact says whether the base unpacked at final has the tree digest
-// recorded when it was unpacked.
+// recorded when it was unpacked. What the file system says of every entry
+// (filehash.TreeStat: sizes, inodes, change times) is compared first, a
+// walk; only when that changed are the files read and hashed again.
 func intact(ctx context.Context, final string) bool {
 	want, err := os.ReadFile(filepath.Join(final, treeFile))
 	if err != nil {
 		return false
 	}
-	got, err := filehash.Tree(ctx, filepath.Join(final, "root"))
-	return err == nil && got == strings.TrimSpace(string(want))
+	root := filepath.Join(final, "root")
+	st, err := filehash.TreeStat(ctx, root)
+	if err != nil {
+		return false
+	}
+	if was, err := os.ReadFile(filepath.Join(final, statFile)); err == nil && strings.TrimSpace(string(was)) == st {
+		return true
+	}
+	got, err := filehash.Tree(ctx, root)
+	if err != nil || got != strings.TrimSpace(string(want)) {
+		return false
+	}
+	atomicfile.WriteFile(filepath.Join(final, statFile), []byte(st+"\n"), 0o644)
+	return true
 }
 
 // unpackedBase is cachedBase's work, its lock held.

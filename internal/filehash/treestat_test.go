@@ -1,0 +1,35 @@
+package filehash
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A file rewritten with the same size and its old modification time put
+// back still changes TreeStat (its change time moved); an untouched tree
+// keeps it.
+func TestTreeStatSeesRewrites(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	p := filepath.Join(root, "usr", "bin", "puppet")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte("#!/usr/bin/ruby\n"), 0o755)
+	old := time.Unix(1700000000, 0)
+	os.Chtimes(p, old, old)
+	a, err := TreeStat(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := TreeStat(ctx, root); b != a {
+		t.Fatalf("an untouched tree: %s, then %s", a, b)
+	}
+	time.Sleep(10 * time.Millisecond)
+	os.WriteFile(p, []byte("#!/bin/sh\nexit 0\n"[:16]), 0o755)
+	os.Chtimes(p, old, old)
+	if c, _ := TreeStat(ctx, root); c == a {
+		t.Error("a rewrite with the same size and mtime kept the TreeStat")
+	}
+}
