@@ -63,7 +63,7 @@ func TestCompare(t *testing.T) {
 	want := []string{
 		"+ File[/etc/golden-new]",
 		"- Package[telnet]",
-		"~ Apt::Source[debian] pin: {'origin' => 'deb.debian.org', 'priority' => 500} -> {'origin' => 'deb.debian.org', 'priority' => 990}",
+		"~ Apt::Source[debian] pin.priority: 500 -> 990",
 		"~ File[/etc/app.conf] mode: '0644' -> '0640'",
 		"~ Ini_setting[app] value: 'info' -> 'debug'",
 	}
@@ -179,4 +179,11 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = Compare(c, again).Lines()
 	})
+}
+
+// A value with terminal control characters is shown escaped.
+func TestRenderEscapes(t *testing.T) {
+	if got := render("a\x1b[2Jb\n'c"); got != `'a\u001b[2Jb\n\'c'` {
+		t.Errorf("render = %s", got)
+	}
 }

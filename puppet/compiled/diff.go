@@ -10,7 +10,8 @@ import (
 
 // Diff is what changes between two catalogs of one node, resource by
 // resource. What has no effect on the node is left out, as
-// octocatalog-diff leaves it out: tags, the manifest file and line a
+// octocatalog-diff leaves it out: classes themselves (what they declare is
+// compared, not their parameters), tags, the manifest file and line a
 // resource was declared at, exported resources, the ordering parameters
 // before and require, and the order of notify and subscribe. Unlike
 // octocatalog-diff, the tag metaparameter is left out too: like the tags
@@ -65,7 +66,7 @@ func Compare(old, new *Catalog) *Diff {
 func effective(c *Catalog) map[string]map[string]any {
 	out := map[string]map[string]any{}
 	for _, r := range c.Resources {
-		if r.Exported {
+		if r.Exported || r.Type == "Class" {
 			continue
 		}
 		params := map[string]any{}
@@ -157,7 +158,31 @@ func (d *Diff) Lines() []string {
 	}
 	for _, c := range d.Changed {
 		for _, p := range c.Parameters {
-			out = append(out, fmt.Sprintf("~ %s %s: %s -> %s", c.Resource, p.Name, render(p.Old), render(p.New)))
+			out = append(out, nested(c.Resource, p.Name, p.Old, p.New)...)
+		}
+	}
+	return out
+}
+
+// nested is one changed value's lines: a hash in both catalogs shows each
+// key that changed (config_files.list.ext), as octocatalog-diff does.
+func nested(ref, name string, old, new any) []string {
+	a, aok := old.(map[string]any)
+	b, bok := new.(map[string]any)
+	if !aok || !bok {
+		return []string{fmt.Sprintf("~ %s %s: %s -> %s", ref, name, render(old), render(new))}
+	}
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	var out []string
+	for _, k := range sortedKeys(keys) {
+		if !same(a[k], b[k]) {
+			out = append(out, nested(ref, name+"."+k, a[k], b[k])...)
 		}
 	}
 	return out
@@ -178,7 +203,23 @@ func renderFull(v any) string {
 	case nil:
 		return "undef"
 	case string:
-		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(x) + "'"
+		var b strings.Builder
+		b.WriteByte('\'')
+		for _, r := range x {
+			switch {
+			case r == '\\' || r == '\'':
+				b.WriteByte('\\')
+				b.WriteRune(r)
+			case r == '\n':
+				b.WriteString(`\n`)
+			case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+				fmt.Fprintf(&b, `\u%04x`, r) // no terminal control from a catalog
+			default:
+				b.WriteRune(r)
+			}
+		}
+		b.WriteByte('\'')
+		return b.String()
 	case []any:
 		parts := make([]string, len(x))
 		for i, e := range x {
