@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/klauspost/pgzip"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
 
@@ -303,8 +304,12 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 	var base map[string]any
 	for _, n := range nodes {
 		if n.facts == nil && base == nil {
+			t1 := time.Now()
 			if base, err = baseFacts(ctx, im, lay.base, lay.factsCache); err != nil {
 				return nil, fmt.Errorf("compile gate: the facts of %s: %w", im.Name, err)
+			}
+			if d := time.Since(t1); d > 100*time.Millisecond {
+				o.logf("compile gate: the base's facts read by Facter in %s (once per base)\n", d.Round(10*time.Millisecond))
 			}
 		}
 	}
@@ -521,7 +526,7 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 		t0 := time.Now()
 		defer func() { tBase = time.Since(t0) }()
 		base, held, err = cachedBase(ctx, cache, k, im.Name, o, func(dst string) error {
-			return extractLayers(ls[:nBase], dst, opts)
+			return extractBase(ls[:nBase], dst, opts)
 		})
 		return err
 	})
@@ -722,17 +727,27 @@ func unpackedBase(ctx context.Context, cache, key, image string, o Options, fill
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}
+	t0 := time.Now()
 	if err := fill(filepath.Join(tmp, "root")); err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		return "", err
 	}
+	t1 := time.Now()
 	sum, err := filehash.Tree(ctx, filepath.Join(tmp, "root"))
 	if err != nil {
 		return "", err
 	}
+	st, err := filehash.TreeStat(ctx, filepath.Join(tmp, "root"))
+	if err != nil {
+		return "", err
+	}
+	o.logf("compile gate: base unpacked in %s, its tree digest taken in %s\n", t1.Sub(t0).Round(10*time.Millisecond), time.Since(t1).Round(10*time.Millisecond))
 	if err := atomicfile.WriteFile(filepath.Join(tmp, treeFile), []byte(sum+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(tmp, statFile), []byte(st+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, final); err != nil {
@@ -746,6 +761,32 @@ func orNone(s string, err error) string {
 		return "unreadable: " + err.Error()
 	}
 	return s
+}
+
+// extractBase unpacks a base's layers into dst. One gzip layer (the
+// common base) is read straight from its blob and decompressed on every
+// CPU, its whiteout markers (which hide nothing below a first layer) left
+// out; several are applied in order by extractLayers.
+func extractBase(ls []v1.Layer, dst string, opts tarball.ExtractOptions) error {
+	if len(ls) != 1 {
+		return extractLayers(ls, dst, opts)
+	}
+	mt, err := ls[0].MediaType()
+	if err != nil || !strings.HasSuffix(string(mt), "gzip") {
+		return extractLayers(ls, dst, opts)
+	}
+	rc, err := ls[0].Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	zr, err := pgzip.NewReader(rc)
+	if err != nil {
+		return fmt.Errorf("base layer: %w", err)
+	}
+	defer zr.Close()
+	opts.Skip = func(name string) bool { return strings.HasPrefix(path.Base(name), ".wh.") }
+	return tarball.Extract(zr, dst, opts)
 }
 
 // extractLayers unpacks layers (whiteouts applied) into dst.

@@ -112,7 +112,7 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 		return err
 	}
 	defer root.Close()
-	x := &extractor{o: o, tmp: tmp, root: root, tr: tar.NewReader(zr), seen: map[string]bool{}}
+	x := &extractor{o: o, tmp: tmp, root: root, tr: tar.NewReader(zr), seen: map[string]bool{}, dirs: map[string]bool{".": true}}
 	if err := x.run(); err != nil {
 		return err
 	}
@@ -137,6 +137,9 @@ type extractor struct {
 	tr     *tar.Reader
 	total  int64
 	seen   map[string]bool
+	// dirs are directories this extraction made and nothing replaced
+	// since: their parents need no check again
+	dirs   map[string]bool
 	times  []string // entries whose mtimes are set at the end, in order
 	mtimes []time.Time
 }
@@ -164,9 +167,17 @@ func (x *extractor) run() error {
 			continue
 		}
 		// parents are made inside the tree, never through a symlink an
-		// earlier entry made (confine refuses it by name)
-		if err := x.root.MkdirAll(path.Dir(name)); err != nil {
-			return fmt.Errorf("%w: entry %s: %v", ErrUnsafe, name, err)
+		// earlier entry made (confine refuses it by name); a parent this
+		// extraction made as a directory, and nothing replaced since, is
+		// one still
+		if parent := path.Dir(name); !x.dirs[parent] {
+			if err := x.root.MkdirAll(parent); err != nil {
+				return fmt.Errorf("%w: entry %s: %v", ErrUnsafe, name, err)
+			}
+			x.dirs[parent] = true
+		}
+		if h.Typeflag != tar.TypeDir {
+			x.replaced(name)
 		}
 		target := filepath.Join(x.tmp, filepath.FromSlash(name))
 		if err := x.entry(h, name, target); err != nil {
@@ -182,6 +193,19 @@ func (x *extractor) run() error {
 	}
 }
 
+// replaced forgets name, and all below it, as directories made: a file or
+// link takes its place.
+func (x *extractor) replaced(name string) {
+	if !x.dirs[name] {
+		return
+	}
+	for d := range x.dirs {
+		if d == name || strings.HasPrefix(d, name+"/") {
+			delete(x.dirs, d)
+		}
+	}
+}
+
 // entry writes one entry at target.
 func (x *extractor) entry(h *tar.Header, name, target string) error {
 	switch h.Typeflag {
@@ -189,6 +213,7 @@ func (x *extractor) entry(h *tar.Header, name, target string) error {
 		if err := x.root.MkdirAll(name); err != nil {
 			return fmt.Errorf("%w: entry %s: %v", ErrUnsafe, name, err)
 		}
+		x.dirs[name] = true
 		mode := os.FileMode(0o755)
 		if x.o.RootFS {
 			mode = x.modeOf(h)
@@ -200,14 +225,18 @@ func (x *extractor) entry(h *tar.Header, name, target string) error {
 		if escapes(name, h.Linkname) && !(x.o.RootFS && strings.HasPrefix(h.Linkname, "/")) {
 			return fmt.Errorf("%w: symlink %s -> %s points outside", ErrUnsafe, name, h.Linkname)
 		}
-		os.Remove(target)
+		if x.seen[name] {
+			os.Remove(target)
+		}
 		return os.Symlink(h.Linkname, target)
 	case tar.TypeLink:
 		ln, ok, err := clean(h.Linkname, x.o.StripComponents)
 		if err != nil || !ok || !x.seen[ln] {
 			return fmt.Errorf("%w: hard link %s -> %s points outside or at nothing extracted before it", ErrUnsafe, name, h.Linkname)
 		}
-		os.Remove(target)
+		if x.seen[name] {
+			os.Remove(target)
+		}
 		return os.Link(filepath.Join(x.tmp, filepath.FromSlash(ln)), target)
 	}
 	return fmt.Errorf("%w: %s is a %s, only files, directories and links are allowed", ErrUnsafe, name, typeName(h.Typeflag))
@@ -225,7 +254,9 @@ func (x *extractor) file(h *tar.Header, name, target string) error {
 	if x.o.RootFS {
 		mode = x.modeOf(h)
 	}
-	os.Remove(target) // a later entry of the same name replaces an earlier one
+	if x.seen[name] {
+		os.Remove(target) // a later entry of the same name replaces an earlier one
+	}
 	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 	if err != nil {
 		return err
