@@ -508,12 +508,19 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 	if err != nil {
 		return gateLayout{}, err
 	}
+	return layOut(ctx, im, ls, nBase, hex.EncodeToString(key.Sum(nil))[:32], cache, payload, p, m.Environment, opts, o)
+}
+
+// layOut lays an OCI image out for the gate: the release's own files in
+// payload while the base is made ready in the cache (under key), side by
+// side.
+func layOut(ctx context.Context, im *manifest.Image, ls []v1.Layer, nBase int, k, cache, payload string, p *staged, env string, opts tarball.ExtractOptions, o Options) (gateLayout, error) {
 	var g errgroup.Group
 	var tPayload, tBase time.Duration
 	g.Go(func() error {
 		t0 := time.Now()
 		defer func() { tPayload = time.Since(t0) }()
-		if p != nil && linkPayload(p, im.Arch, m.Environment, payload) == nil {
+		if p != nil && linkPayload(p, im.Arch, env, payload) == nil {
 			return nil
 		}
 		os.RemoveAll(payload)
@@ -521,7 +528,6 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 	})
 	var base string
 	var held *os.File
-	k := hex.EncodeToString(key.Sum(nil))[:32]
 	g.Go(func() (err error) {
 		t0 := time.Now()
 		defer func() { tBase = time.Since(t0) }()
@@ -530,7 +536,7 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 		})
 		return err
 	})
-	err = g.Wait()
+	err := g.Wait()
 	o.logf("compile gate: %s: its own layers unpacked in %s, the base ready in %s\n", im.Name, tPayload.Round(10*time.Millisecond), tBase.Round(10*time.Millisecond))
 	if held != nil && err != nil {
 		held.Close()

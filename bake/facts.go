@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -238,14 +237,4 @@ func (c *capped) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("more than %d MiB of output", c.max>>20)
 	}
 	return c.buf.Write(p)
-}
-
-// sortedNames are m's keys, sorted.
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

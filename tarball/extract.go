@@ -131,12 +131,12 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 
 // extractor is one Extract in progress.
 type extractor struct {
-	o      ExtractOptions
-	tmp    string
-	root   *confine.Dir // writes never go through a link an entry made
-	tr     *tar.Reader
-	total  int64
-	seen   map[string]bool
+	o     ExtractOptions
+	tmp   string
+	root  *confine.Dir // writes never go through a link an entry made
+	tr    *tar.Reader
+	total int64
+	seen  map[string]bool
 	// dirs are directories this extraction made and nothing replaced
 	// since: their parents need no check again
 	dirs   map[string]bool

@@ -176,7 +176,7 @@ func TestCompileNodesWithFactSets(t *testing.T) {
 		t.Errorf("a fact set that is not YAML or JSON = %v", err)
 	}
 	b, _ = os.ReadFile(cfg)
-	os.WriteFile(cfg, []byte(strings.Replace(string(b), `name = "web1.example.com"`, `name = "../web1"`, 1)), 0o644)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), `nodes = [{name = "web1.example.com"`, `nodes = [{name = "../web1"`, 1)), 0o644)
 	testutil.Git(t, ctl, "commit", "-qam", "bad node")
 	testutil.Git(t, ctl, "tag", "v3.0.1")
 	_, err = runCmd("bake", "--repo", ctl, "--release", "3.0.1", "--context", root, "--out", filepath.Join(root, "d3"), "--compile")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -201,33 +202,7 @@ func newReleasePlanCommand(g *globals) *cobra.Command {
 				}
 				return pf.deps
 			}
-			w := cmd.OutOrStdout()
-			if p.Level == release.None.String() {
-				fmt.Fprintf(w, "no change since %s: no release needed\n", p.Previous)
-				return pf.deps
-			}
-			defer func() {
-				if changes != nil {
-					changes.print(w)
-				}
-			}()
-			fmt.Fprintf(w, "next release: %s (%s after %s)\n", p.Next, p.Level, p.Previous)
-			if len(p.Advisories) > 0 {
-				fmt.Fprintf(w, "advisories: %s\n", strings.Join(p.Advisories, ", "))
-			}
-			for _, c := range p.Changes {
-				fmt.Fprintf(w, "  %-8s %s: %s\n", c.Level, c.What, c.Reason)
-			}
-			if p.Note != "" {
-				fmt.Fprintf(w, "note: %s\n", p.Note)
-			}
-			if len(p.OSVFixes) > 0 {
-				fmt.Fprintf(w, "OSV advisories the candidate fixes (declare a security release with them):\n")
-				for _, f := range p.OSVFixes {
-					fmt.Fprintf(w, "  %s\n", f)
-				}
-				fmt.Fprintf(w, "  %s\n", strings.Join(release.AdvisoryFlags(p.OSVFixes), " "))
-			}
+			printPlan(cmd.OutOrStdout(), p, changes)
 			return pf.deps // the level is given; unmet dependencies still fail it
 		},
 	}
@@ -285,4 +260,33 @@ func newReleaseCheckCommand(g *globals) *cobra.Command {
 	check.Flags().StringVar(&number, "release", "", "the number to check")
 	check.Flags().StringVar(&cf.o.Ref, "release-candidate", "", "branch, tag or commit of the candidate (default: tag vX.Y.Z)")
 	return check
+}
+
+// printPlan writes a plan for people: the number, each change, the OSV
+// advisories the candidate fixes, and what it changes on the nodes.
+func printPlan(w io.Writer, p *release.Plan, changes *catalogChanges) {
+	if p.Level == release.None.String() {
+		fmt.Fprintf(w, "no change since %s: no release needed\n", p.Previous)
+		return
+	}
+	fmt.Fprintf(w, "next release: %s (%s after %s)\n", p.Next, p.Level, p.Previous)
+	if len(p.Advisories) > 0 {
+		fmt.Fprintf(w, "advisories: %s\n", strings.Join(p.Advisories, ", "))
+	}
+	for _, c := range p.Changes {
+		fmt.Fprintf(w, "  %-8s %s: %s\n", c.Level, c.What, c.Reason)
+	}
+	if p.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", p.Note)
+	}
+	if len(p.OSVFixes) > 0 {
+		fmt.Fprintf(w, "OSV advisories the candidate fixes (declare a security release with them):\n")
+		for _, f := range p.OSVFixes {
+			fmt.Fprintf(w, "  %s\n", f)
+		}
+		fmt.Fprintf(w, "  %s\n", strings.Join(release.AdvisoryFlags(p.OSVFixes), " "))
+	}
+	if changes != nil {
+		changes.print(w)
+	}
 }
