@@ -79,6 +79,11 @@ type Options struct {
 	// Compile runs the compile gate (bake --compile).
 	Compile CompileOptions
 
+	// Stored, when set, are the sources a published release keeps: a
+	// rebuild of its manifest takes its inputs from them first, asking
+	// no upstream for what they hold.
+	Stored *Stored
+
 	// Pinned, when set, is the release's manifest: the bake rebuilds
 	// exactly its pins (commit, modules, agent binaries by sha256, epoch),
 	// as verify does, whatever was published or moved since.
@@ -211,6 +216,9 @@ func stageAndBuild(ctx context.Context, in *Inputs, dir string, o Options) (*man
 	}
 	m, err := buildRelease(ctx, in, p, dir, o)
 	if err != nil {
+		return nil, err
+	}
+	if err := writeSources(ctx, m, in, dir, o); err != nil {
 		return nil, err
 	}
 	if o.Compile.Enabled {

@@ -101,6 +101,12 @@ func (o *Options) base(cfg *Config, arch string) (builders.Base, error) {
 	if bb.Rootfs, err = o.inContext("base rootfs", base.Rootfs); err != nil {
 		return builders.Base{}, err
 	}
+	if r, ok := o.Stored.base(base.SHA256); ok && base.Rootfs != "" {
+		if _, err := os.Stat(bb.Rootfs); errors.Is(err, fs.ErrNotExist) {
+			o.logf("base rootfs %s of %s is gone: taken from the release's sources (sha256 %s)\n", base.Rootfs, arch, base.SHA256[:12])
+			bb.Rootfs = r
+		}
+	}
 	for what, p := range map[string][2]string{"layout": {base.Layout, bb.Layout}, "rootfs": {base.Rootfs, bb.Rootfs}} {
 		if p[0] == "" {
 			continue

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/builders/oci"
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
@@ -84,6 +86,9 @@ func writeMerged(ctx context.Context, stage string, m *manifest.Manifest, byArch
 	if m.IndexDigest, err = oci.Merge(req, ps); err != nil {
 		return nil, err
 	}
+	if err := mergeExtras(stage, m, byArch, dirs); err != nil {
+		return nil, err
+	}
 	if err := m.Write(filepath.Join(stage, manifest.FileName)); err != nil {
 		return nil, err
 	}
@@ -100,6 +105,78 @@ func writeMerged(ctx context.Context, stage string, m *manifest.Manifest, byArch
 		o.logf("%s-%s still lacks %s of its arches %s: merge a bake of %s in too\n", m.Family, m.Release, strings.Join(missing, ", "), strings.Join(m.PartialOf, ", "), strings.Join(missing, ", "))
 	}
 	return m, nil
+}
+
+// mergeExtras carries into the merged release what each part keeps
+// beside its images: the compiled catalogs of its images, and its sources
+// (sources.toml and their blobs), each source once.
+func mergeExtras(stage string, m *manifest.Manifest, byArch map[string]int, dirs []string) error {
+	for _, im := range m.Images {
+		for _, c := range im.Catalogs {
+			if err := linkOrCopy(filepath.Join(dirs[byArch[im.Arch]], c.File), filepath.Join(stage, c.File)); err != nil {
+				return fmt.Errorf("the catalog of node %s: %w", c.Node, err)
+			}
+		}
+	}
+	// the order one bake of every arch writes: the control repo and the
+	// modules (as every part lists them), then each image's agents and base
+	byKey := map[string]manifest.Source{}
+	from := map[string]string{}
+	var shared []string
+	for _, d := range dirs {
+		s, err := manifest.ReadSources(filepath.Join(d, manifest.SourcesFileName))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, x := range s.Source {
+			k := x.Kind + "\x00" + x.Name
+			if _, ok := byKey[k]; ok {
+				continue
+			}
+			byKey[k], from[k] = x, d
+			if x.Kind != manifest.SourceAgent && x.Kind != manifest.SourceBase {
+				shared = append(shared, k)
+			}
+		}
+	}
+	if len(byKey) == 0 {
+		return nil
+	}
+	order := shared
+	for _, im := range m.Images {
+		order = append(order, manifest.SourceAgent+"\x00"+im.Arch, manifest.SourceBase+"\x00"+im.Arch)
+	}
+	merged := &manifest.Sources{Version: 1}
+	for _, k := range order {
+		x, ok := byKey[k]
+		if !ok {
+			continue
+		}
+		hex := strings.TrimPrefix(x.Blob, "sha256:")
+		if err := linkOrCopy(filepath.Join(from[k], "blobs", "sha256", hex), filepath.Join(stage, "blobs", "sha256", hex)); err != nil {
+			return fmt.Errorf("the source of %s: %w", sourceLabel(x), err)
+		}
+		merged.Source = append(merged.Source, x)
+	}
+	return merged.Write(filepath.Join(stage, manifest.SourcesFileName))
+}
+
+// linkOrCopy makes dst the file src (a hard link where it can), leaving a
+// dst that is there.
+func linkOrCopy(src, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	return atomicfile.Copy(src, dst, 0o644)
 }
 
 // readParts reads each part's manifest; every problem is reported.

@@ -128,6 +128,11 @@ func ResolveManifest(ctx context.Context, want *manifest.Manifest, arches []stri
 	if err := o.normalise(); err != nil {
 		return nil, err
 	}
+	if o.Stored != nil {
+		if err := o.Stored.restore(ctx, want, o); err != nil {
+			return nil, err
+		}
+	}
 	return resolve(ctx, o, want)
 }
 
@@ -177,7 +182,9 @@ func readSource(ctx context.Context, o Options, want *manifest.Manifest) (*sourc
 		return nil, fmt.Errorf("control repo: %w", err)
 	}
 	defer mir.Close()
-	if !mir.Fetched() {
+	// a manifest's commit the cache holds (from the release's sources, or
+	// an earlier fetch) needs nothing of the upstream: its id is its content
+	if !mir.Fetched() && (want == nil || !mir.HasCommit(want.Repo.Commit)) {
 		if err := mir.Fetch(ctx); err != nil {
 			return nil, fmt.Errorf("control repo: %w", err)
 		}
@@ -544,6 +551,10 @@ func selectAgents(ctx context.Context, o Options, cfg *Config, arches []string, 
 			}
 			if im == nil {
 				return nil, fmt.Errorf("%w: the manifest has no image for %s", failure.ErrUsage, a)
+			}
+			if sel, ok := o.Stored.agent(o.Cache, im); ok {
+				out[a] = sel
+				continue
 			}
 			st, err := agents.NewStore(strings.TrimSuffix(im.Agent.Source, "/tools"), o.HTTP)
 			if err != nil {

@@ -48,6 +48,11 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 	if o.Version != want.Imagebake.Version {
 		o.logf("note: the release was baked by imagebake %s, this is %s; rebuilding as %s\n", want.Imagebake.Version, o.Version, want.Imagebake.Version)
 	}
+	if o.Stored == nil {
+		if o.Stored, err = LocalSources(name); err != nil {
+			return nil, err
+		}
+	}
 	in, err := ResolveManifest(ctx, want, nil, o)
 	if err != nil {
 		return nil, fmt.Errorf("rebuilding %s: %w", name, err)

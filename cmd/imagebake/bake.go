@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -196,6 +197,9 @@ func (f *bakeFlags) catalogHooks(cmd *cobra.Command, g *globals) error {
 			return err
 		}
 		o.Repo, o.Published = o.Pinned.Repo.URL, nil
+		if o.Stored, err = storedSources(cmd.Context(), c, o.Pinned); err != nil {
+			return err
+		}
 	}
 	if f.previous == "" && !f.noCheck {
 		o.PreviousFrom = func(ctx context.Context, family, version string) (*manifest.Manifest, error) {
@@ -428,4 +432,24 @@ func verifyCosign(cmd *cobra.Command, ref, pubPath string, m *manifest.Manifest,
 		images[im.Arch] = im.Digest
 	}
 	return registry.VerifyCosign(cmd.Context(), r, m.IndexDigest, images, pub, o)
+}
+
+// storedSources are the sources the store keeps with release m (nil for
+// a release published before stores kept them: a rebuild then reads
+// every upstream, as it always did).
+func storedSources(ctx context.Context, c *catalog.Opened, m *manifest.Manifest) (*bake.Stored, error) {
+	b, err := c.ReleaseFile(ctx, m.Family, m.Release, manifest.SourcesFileName)
+	if errors.Is(err, failure.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := manifest.ParseSources(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s in %s: %w", m.Family, m.Release, c.Where, err)
+	}
+	return &bake.Stored{Sources: s, Where: "the store " + c.Where, Read: func(ctx context.Context, blob string) (io.ReadCloser, error) {
+		return c.Blob(ctx, strings.TrimPrefix(blob, "sha256:"))
+	}}, nil
 }

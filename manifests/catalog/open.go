@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,21 @@ type Opened struct {
 	read func(ctx context.Context, rel *Release, family, version string) (*manifest.Manifest, error)
 	// file reads a file of a published release's directory.
 	file func(ctx context.Context, family, version, name string) ([]byte, error)
+	// blob reads a blob of the store's pool.
+	blob func(ctx context.Context, hex string) (io.ReadCloser, error)
+}
+
+// Blob reads the store's pool blob hex (a release's layer or source),
+// unchecked: the caller checks it against its name as it reads. A blob
+// the pool lacks is failure.ErrNotFound.
+func (o *Opened) Blob(ctx context.Context, hex string) (io.ReadCloser, error) {
+	if !hexRE.MatchString(hex) {
+		return nil, fmt.Errorf("%w: %q is not a blob's sha256", failure.ErrUsage, hex)
+	}
+	if o.blob == nil {
+		return nil, fmt.Errorf("%w: %s keeps no blobs", failure.ErrNotFound, o.Where)
+	}
+	return o.blob(ctx, hex)
 }
 
 // MaxReleaseFile bounds what ReleaseFile reads.
@@ -93,7 +109,13 @@ func open(ctx context.Context, src string, keys *signing.Keyring, client *http.C
 		if err != nil {
 			return nil, err
 		}
-		return &Opened{Catalog: c, Where: st.Path(), read: st.readManifest, file: func(ctx context.Context, family, version, name string) ([]byte, error) {
+		return &Opened{Catalog: c, Where: st.Path(), read: st.readManifest, blob: func(ctx context.Context, hex string) (io.ReadCloser, error) {
+			data, _, err := b.Get(ctx, PoolDir+"/"+hex)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", b.URL(PoolDir+"/"+hex), err)
+			}
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}, file: func(ctx context.Context, family, version, name string) ([]byte, error) {
 			key := "images/" + family + "-" + version + "/" + name
 			data, _, err := b.Get(ctx, key)
 			if err != nil {
@@ -131,6 +153,13 @@ func (s *Store) opened(c *Catalog) *Opened { return s.openedAt(c, s.Path()) }
 func (s *Store) openedAt(c *Catalog, where string) *Opened {
 	return &Opened{Catalog: c, Where: where, read: func(_ context.Context, rel *Release, family, version string) (*manifest.Manifest, error) {
 		return s.readManifest(rel, family, version)
+	}, blob: func(_ context.Context, hex string) (io.ReadCloser, error) {
+		p := filepath.Join(s.Root, filepath.FromSlash(PoolDir), hex)
+		f, err := os.Open(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", p, failure.ErrNotFound)
+		}
+		return f, err
 	}, file: func(_ context.Context, family, version, name string) ([]byte, error) {
 		p := filepath.Join(s.Root, "images", family+"-"+version, name)
 		f, err := os.Open(p)
@@ -188,6 +217,12 @@ func openHTTP(ctx context.Context, src string, keys *signing.Keyring, client *ht
 		return readPublished(fetch, u, keys, rel, src, family, version)
 	}, file: func(ctx context.Context, family, version, name string) ([]byte, error) {
 		return get(ctx, client, base+"images/"+family+"-"+version+"/"+name)
+	}, blob: func(ctx context.Context, hex string) (io.ReadCloser, error) {
+		b, err := get(ctx, client, base+PoolDir+"/"+hex)
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(b)), nil
 	}}, nil
 }
 

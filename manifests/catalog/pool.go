@@ -21,6 +21,7 @@ import (
 	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/s3obj"
+	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
 // The blob pool. A store keeps each blob once, content-addressed at
@@ -384,6 +385,9 @@ func (s *S3Store) GC(ctx context.Context, grace time.Duration, dryRun bool, now 
 			if err := s.walkRefs(ctx, name, raw, refs, have, &missing, 0); err != nil {
 				return nil, err
 			}
+			if err := s.sourceRefs(ctx, name, refs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if len(missing) > 0 {
@@ -407,6 +411,26 @@ func (s *S3Store) GC(ctx context.Context, grace time.Duration, dryRun bool, now 
 		}
 	}
 	return rep, nil
+}
+
+// sourceRefs adds the blobs a release's sources.toml names: a store keeps
+// a release's sources as long as the release is in the catalog.
+func (s *S3Store) sourceRefs(ctx context.Context, release string, refs map[string]bool) error {
+	raw, _, err := s.B.Get(ctx, "images/"+release+"/"+manifest.SourcesFileName)
+	if errors.Is(err, failure.ErrNotFound) {
+		return nil // a release published before stores kept sources
+	}
+	if err != nil {
+		return err
+	}
+	src, err := manifest.ParseSources(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %s of %s: %v", ErrPoolBlob, manifest.SourcesFileName, release, err)
+	}
+	for _, x := range src.Source {
+		refs[strings.TrimPrefix(x.Blob, "sha256:")] = true
+	}
+	return nil
 }
 
 // walkRefs adds the digests an index or manifest (raw) names, following

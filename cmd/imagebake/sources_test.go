@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/internal/testutil/agentstest"
+	"github.com/imagebake/imagebake/manifests/manifest"
+)
+
+// A release proves and rebuilds itself with every upstream gone: 1.0.0
+// of the example is published into a directory store, then the control
+// repo, the module remotes, the agent store, the base file and the cache
+// are all removed. verify of the published manifest rebuilds every image
+// from the store's sources alone, and bake --catalog rebuilds the release
+// to its published digests. A source blob edited in the store is refused
+// (exit 4), naming it.
+func TestReleaseRebuildsWithUpstreamsGone(t *testing.T) {
+	signingEnv(t)
+	root := t.TempDir()
+	ctl := testutil.Example(t, root)
+	store := agentstest.Store(t, filepath.Join(root, "store"))
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
+	}
+	releases := filepath.Join(root, "releases")
+	cache := filepath.Join(root, "cache")
+	if out, err := runCmd("bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", filepath.Join(root, "dist"), "--cache", cache); err != nil {
+		t.Fatalf("bake: %v\n%s", err, out)
+	}
+	if _, err := runCmd("publish", filepath.Join(root, "dist", "example-1.0.0"), "--store", releases); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	rel := filepath.Join(releases, "images", "example-1.0.0")
+	src, err := manifest.ReadSources(filepath.Join(rel, manifest.SourcesFileName))
+	if err != nil {
+		t.Fatalf("the published release keeps no sources: %v", err)
+	}
+	kinds := map[string]int{}
+	for _, s := range src.Source {
+		kinds[s.Kind]++
+	}
+	if kinds["control"] != 1 || kinds["git"] != 3 || kinds["agent"] != 2 || kinds["base"] != 2 {
+		t.Errorf("sources kept: %v", kinds)
+	}
+	published, err := manifest.Read(filepath.Join(rel, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// every upstream goes
+	for _, p := range []string{ctl, filepath.Join(root, "remotes"), filepath.Join(root, "store"), filepath.Join(root, "base"), cache, filepath.Join(root, "dist"), filepath.Join(root, "src")} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := runCmd("verify", filepath.Join(rel, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "cache2"))
+	if err != nil {
+		t.Fatalf("verify with every upstream gone: %v\n%s", err, out)
+	}
+	if _, err := runCmd("bake", "--catalog", releases, "--release", "1.0.0", "--context", root, "--out", filepath.Join(root, "rebuilt"), "--cache", filepath.Join(root, "cache3")); err != nil {
+		t.Fatalf("bake --catalog with every upstream gone: %v", err)
+	}
+	got, err := manifest.Read(filepath.Join(root, "rebuilt", "example-1.0.0", manifest.FileName))
+	if err != nil || got.IndexDigest != published.IndexDigest {
+		t.Fatalf("the rebuild's index %s, published %s (%v)", got.IndexDigest, published.IndexDigest, err)
+	}
+
+	// a source blob edited in the store is refused, naming it
+	var ntp manifest.Source
+	for _, s := range src.Source {
+		if s.Name == "ntp" {
+			ntp = s
+		}
+	}
+	blob := filepath.Join(releases, "blobs", "sha256", strings.TrimPrefix(ntp.Blob, "sha256:"))
+	b, _ := os.ReadFile(blob)
+	os.Remove(blob) // a hard link shared with the release directory
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(blob, b, 0o644)
+	os.Remove(filepath.Join(rel, "blobs", "sha256", strings.TrimPrefix(ntp.Blob, "sha256:")))
+	os.Link(blob, filepath.Join(rel, "blobs", "sha256", strings.TrimPrefix(ntp.Blob, "sha256:")))
+	_, err = runCmd("verify", filepath.Join(rel, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "cache4"))
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "module ntp of example-1.0.0") || !strings.Contains(err.Error(), "example-1.0.0") {
+		t.Errorf("verify with an edited source = %v (exit %d)", err, failure.Code(err))
+	}
+}
