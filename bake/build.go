@@ -1,14 +1,18 @@
 package bake
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/builders"
 	_ "github.com/imagebake/imagebake/builders/oci"    // registers "oci"
 	_ "github.com/imagebake/imagebake/builders/rootfs" // registers "rootfs"
@@ -43,10 +47,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 	req := &builders.Request{Dir: dir, BlobDir: blobDir, Family: m.Family, Release: m.Release,
 		Revision: m.Repo.Commit, Epoch: in.Epoch, Log: o.Log, Defaults: m.Imagebake.Defaults}
 	for _, im := range m.Images {
-		al, err := builders.WriteLayer(ctx, blobDir, "agents", in.Epoch, func(tw *tarball.Writer) error {
-			tw.AtEpoch = true // the store's tarball carries its own times
-			return tw.AddTree(p.Arches[im.Arch], "")
-		})
+		layers, err := archLayers(ctx, blobDir, in, p, im.Arch, envLayer, o)
 		if err != nil {
 			return nil, err
 		}
@@ -55,7 +56,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 			return nil, err
 		}
 		bb.CompressPlain = m.Imagebake.Defaults >= 1
-		req.Images = append(req.Images, builders.Image{Arch: im.Arch, Name: im.Name, Base: bb, Layers: []builders.Layer{envLayer, al}})
+		req.Images = append(req.Images, builders.Image{Arch: im.Arch, Name: im.Name, Base: bb, Layers: layers})
 	}
 	res, err := b.Build(ctx, req)
 	if err != nil {
@@ -86,6 +87,76 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 		return nil, err
 	}
 	return &m, publicModes(dir)
+}
+
+// archLayers are an arch's image layers above its base. From defaults 2
+// on, each layer's bytes depend on its own content only, so a layer
+// repeats (and a store keeps it once) when its content does: the
+// environment at the release commit's time; the agents (opt/NAME/tools)
+// at the time of their archive's newest entry; release.toml, which names
+// the release, in a layer of its own. Before, release.toml was in the
+// agents layer and every entry had the release commit's time, so each
+// release had agents layers of its own; a release baked so is rebuilt so.
+func archLayers(ctx context.Context, blobDir string, in *Inputs, p *staged, arch string, env builders.Layer, o Options) ([]builders.Layer, error) {
+	dir := p.Arches[arch]
+	if in.Manifest.Imagebake.Defaults < 2 {
+		al, err := builders.WriteLayer(ctx, blobDir, "agents", in.Epoch, func(tw *tarball.Writer) error {
+			tw.AtEpoch = true
+			return tw.AddTree(dir, "")
+		})
+		return []builders.Layer{env, al}, err
+	}
+	file, err := agents.Fetch(ctx, in.Agents[arch], o.Cache)
+	if err != nil {
+		return nil, err
+	}
+	at, err := newestEntry(file)
+	if err != nil {
+		return nil, fmt.Errorf("agent binaries %s: %w", file, err)
+	}
+	if at.IsZero() {
+		at = in.Epoch
+	}
+	al, err := builders.WriteLayer(ctx, blobDir, "agents", at, func(tw *tarball.Writer) error {
+		tw.AtEpoch = true
+		return tw.AddTree(filepath.Join(dir, "opt"), "opt")
+	})
+	if err != nil {
+		return nil, err
+	}
+	rl, err := builders.WriteLayer(ctx, blobDir, "release", in.Epoch, func(tw *tarball.Writer) error {
+		tw.AtEpoch = true
+		return tw.AddTree(filepath.Join(dir, "etc", "imagebake"), "etc/imagebake")
+	})
+	return []builders.Layer{env, al, rl}, err
+}
+
+// newestEntry is the newest modification time among the entries of the
+// gzip-compressed tar at name (zero for none).
+func newestEntry(name string) (time.Time, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var newest time.Time
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return newest.UTC().Truncate(time.Second), nil
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		if h.ModTime.After(newest) {
+			newest = h.ModTime
+		}
+	}
 }
 
 // base resolves the base of arch with paths inside the context.

@@ -115,6 +115,12 @@ func TestIndexCopiesUnchangedAndFilesAtEpoch(t *testing.T) {
 		if l.Role == "base" {
 			continue
 		}
+		want := epoch
+		if l.Role == "agents" {
+			// the agents layer takes its archive's time (the test store's
+			// archives are at 1970): its bytes depend on the agents alone
+			want = time.Unix(0, 0)
+		}
 		tr := tar.NewReader(mustGunzipFile(t, filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))))
 		n := 0
 		for ; ; n++ {
@@ -125,8 +131,8 @@ func TestIndexCopiesUnchangedAndFilesAtEpoch(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s layer, after %d entries: %v", l.Role, n, err)
 			}
-			if !h.ModTime.Equal(epoch) {
-				t.Errorf("%s layer: %s has mtime %v, want the epoch %v", l.Role, h.Name, h.ModTime.UTC(), epoch.UTC())
+			if !h.ModTime.Equal(want) {
+				t.Errorf("%s layer: %s has mtime %v, want %v", l.Role, h.Name, h.ModTime.UTC(), want.UTC())
 				break
 			}
 		}

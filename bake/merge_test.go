@@ -170,7 +170,7 @@ func TestMergeRefusesEditedPartial(t *testing.T) {
 		}, true, []string{"base.os: evilos"}},
 		{"layer record", func(m *manifest.Manifest) {
 			m.Images[0].Layers[len(m.Images[0].Layers)-1].Size++
-		}, true, []string{"(agents): size is"}},
+		}, true, []string{"(release): size is"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := manifest.Parse(orig)

@@ -96,6 +96,10 @@ func checkLayers(ls []v1.Layer, im manifest.Image, where string) (bad []string, 
 		case "base":
 			base = append(base, ls[i])
 		case "agents":
+			if agents == nil {
+				agents = ls[i]
+			}
+		case "release": // defaults 2 on: release.toml has a layer of its own
 			agents = ls[i]
 		}
 	}
@@ -103,14 +107,15 @@ func checkLayers(ls []v1.Layer, im manifest.Image, where string) (bad []string, 
 }
 
 // checkReleaseFile compares the image's /etc/imagebake/release.toml (in
-// its agents layer) with the manifest.
+// its release layer, or its agents layer before defaults 2) with the
+// manifest.
 func checkReleaseFile(agents v1.Layer, pm *manifest.Manifest, im manifest.Image, want string) []string {
 	if agents == nil {
-		return []string{"no agents layer: release.toml cannot be read"}
+		return []string{"no release or agents layer: release.toml cannot be read"}
 	}
 	rf, err := readReleaseFile(agents)
 	if err != nil {
-		return []string{fmt.Sprintf("release.toml in the agents layer: %v", err)}
+		return []string{fmt.Sprintf("release.toml in the image's layers: %v", err)}
 	}
 	var bad []string
 	for _, f := range []struct{ field, image, man string }{

@@ -80,7 +80,7 @@ func TestBakeOnRegistryBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, im := range m.Images {
-		if len(im.Layers) != 4 || im.Layers[0].Digest != first[im.Arch] || im.Base.Ref != ref || !strings.HasPrefix(im.Base.Digest, "sha256:") {
+		if len(im.Layers) != 5 || im.Layers[0].Digest != first[im.Arch] || im.Base.Ref != ref || !strings.HasPrefix(im.Base.Digest, "sha256:") {
 			t.Errorf("%s: base %+v, layers %+v; want the base's layers first (%s)", im.Name, im.Base, im.Layers, first[im.Arch])
 		}
 	}

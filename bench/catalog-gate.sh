@@ -110,6 +110,23 @@ to=$(python3 -c "print(round($s1-$s0,2))")
 echo "diff: imagebake release plan --compile $tp s (bakes and compiles the candidate; 1.0.0's catalog stored) | octocatalog-diff $to s (compiles both) | ratio $(python3 -c "print(round($tp/$to,2))")x (figure: at most 1.0x)"
 echo "--- imagebake release plan --compile:"; cat "$W/plan.txt"
 echo "--- octocatalog-diff:"; grep -v "^I, \|^W, " "$W/od.txt" | head -80
+# verify of 3.0.0 (six real modules) published into a store, with its
+# upstreams there and with every upstream gone (module remotes, control
+# repo, agent store, base file, cache): the store's sources alone
+"$BIN" --quiet key generate --dir "$W" --name k --unencrypted >/dev/null 2>&1
+export IMAGEBAKE_KEY=$W/k.key IMAGEBAKE_TRUSTED_KEYS=$W/k.pub
+"$BIN" --quiet publish --no-release-check "$W/dist/example-3.0.0" --store "$W/releases" >/dev/null
+VM=$W/releases/images/example-3.0.0/manifest.toml
+vup=$(t "$BIN" --quiet verify "$VM" --context "$W" --cache "$W/vc1")
+kill $srv 2>/dev/null; wait $srv 2>/dev/null || true
+mkdir -p "$W/gone"; mv "$CTL" "$W/store" "$W/base" "$W/gone/"
+vgone=$(t "$BIN" --quiet verify "$VM" --context "$W" --cache "$W/vc2")
+echo "verify of 3.0.0 (six real modules, the 250 MiB Debian puppet base): upstreams there $vup s, every upstream gone $vgone s ($(python3 -c "print(round($vgone/$vup,2))")x; figure: at most 1.0x); its sources: $(python3 -c "
+import tomllib,sys; s=tomllib.load(open('$W/releases/images/example-3.0.0/sources.toml','rb'))
+print(', '.join(f'{x[\"kind\"]} {x[\"name\"]} {x[\"size\"]//1024} KiB' for x in s['source']))")"
+mv "$W/gone/"* "$W/"
+git daemon --export-all --base-path="$W/git" --reuseaddr --listen=127.0.0.1 --port=$port "$W/git" >/dev/null 2>&1 & srv=$!
+sleep 1
 # the cache cap: 10 bases (the same base with one file changed each time)
 export IMAGEBAKE_COMPILE_CACHE_MAX=1GiB
 for i in $(seq 1 10); do

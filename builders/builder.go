@@ -46,7 +46,7 @@ var ErrDigestMismatch = fmt.Errorf("digest mismatch: %w", failure.ErrVerify)
 // Layer is a compressed layer blob on disk.
 type Layer struct {
 	Path      string
-	Role      string // "base", "environment", "agents"
+	Role      string // "base", "environment", "agents", "release"
 	MediaType types.MediaType
 	DiffID    v1.Hash
 	Digest    v1.Hash

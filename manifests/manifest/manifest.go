@@ -21,7 +21,7 @@
 //	              release.toml), digest, artifact (path in the release dir)
 //	  [image.base]   ref ("scratch", "oci:PATH@sha256:...", "rootfs:PATH@sha256:..."), digest
 //	  [image.agent]  name, version, os, arch, size, sha256, source (store), path (in the store)
-//	  [[image.layer]] role ("base", "environment", "agents"), media_type, diff_id, digest, size
+//	  [[image.layer]] role ("base", "environment", "agents", "release"), media_type, diff_id, digest, size
 //	[[artifact]]  build, builder_id, id; [[artifact.file]] path, sha256  (Packer builds)
 //
 // Images are sorted by arch; nothing in it is a wall-clock time, so baking
@@ -166,8 +166,10 @@ type Tool struct {
 	Defaults int `toml:"defaults,omitempty" json:"defaults,omitempty"`
 }
 
-// CurrentDefaults is the Defaults new bakes get.
-const CurrentDefaults = 1
+// CurrentDefaults is the Defaults new bakes get. 2: release.toml in a
+// layer of its own ("release"), and the agents layer at its archive's
+// time, so that releases with the same agents share that layer.
+const CurrentDefaults = 2
 
 // Repo is the control repo at the release.
 type Repo struct {
