@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,6 +55,9 @@ func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, er
 		}
 	}
 	in, err := ResolveManifest(ctx, want, nil, o)
+	if err != nil && o.Stored == nil && errors.Is(err, failure.ErrNotFound) {
+		return nil, fmt.Errorf("rebuilding %s: %w\n(the release keeps no sources, no %s beside its manifest: it was baked before releases kept them, so its upstreams are needed)", name, err, manifest.SourcesFileName)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rebuilding %s: %w", name, err)
 	}

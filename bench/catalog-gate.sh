@@ -107,7 +107,7 @@ odc() { octocatalog-diff --catalog-only -n example-amd64 --bootstrapped-to-dir "
 odd() { octocatalog-diff --from-catalog "$W/od-old.json" --to-catalog "$W/od-new.json" --no-color "$@" || [ $? = 2 ]; }  # 2: there are differences
 s0=$(date +%s.%N); odc "$W/root$ENV" "$W/od-old.json" >/dev/null 2>&1; odc "$W/root2$ENV" "$W/od-new.json" >/dev/null 2>&1; odd >"$W/od.txt" 2>&1; s1=$(date +%s.%N)
 to=$(python3 -c "print(round($s1-$s0,2))")
-echo "diff: imagebake release plan --compile $tp s (bakes and compiles the candidate; 1.0.0's catalog stored) | octocatalog-diff $to s (compiles both) | ratio $(python3 -c "print(round($tp/$to,2))")x (figure: at most 1.0x)"
+echo "diff: imagebake release plan --compile $tp s (bakes and compiles the candidate; 3.0.0's catalog stored) | octocatalog-diff $to s (compiles both) | ratio $(python3 -c "print(round($tp/$to,2))")x (figure: at most 1.0x)"
 echo "--- imagebake release plan --compile:"; cat "$W/plan.txt"
 echo "--- octocatalog-diff:"; grep -v "^I, \|^W, " "$W/od.txt" | head -80
 # verify of 3.0.0 (six real modules) published into a store, with its

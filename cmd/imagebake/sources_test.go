@@ -108,3 +108,29 @@ func upstreamsGone(t *testing.T, s3 string) {
 		t.Errorf("verify with an edited source = %v (exit %d)", err, failure.Code(err))
 	}
 }
+
+// A release baked before releases kept sources still verifies while its
+// upstreams are there, and says what it lacks when they are not (exit 3).
+func TestReleaseWithoutSources(t *testing.T) {
+	signingEnv(t)
+	root := t.TempDir()
+	ctl := testutil.Example(t, root)
+	store := agentstest.Store(t, filepath.Join(root, "store"))
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
+	}
+	dist := filepath.Join(root, "dist")
+	if _, err := runCmd("bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", dist); err != nil {
+		t.Fatal(err)
+	}
+	rel := filepath.Join(dist, "example-1.0.0")
+	os.Remove(filepath.Join(rel, manifest.SourcesFileName)) // as a release of before
+	if _, err := runCmd("verify", filepath.Join(rel, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "c1")); err != nil {
+		t.Fatalf("verify of a release without sources, upstreams there: %v", err)
+	}
+	os.RemoveAll(ctl)
+	_, err := runCmd("verify", filepath.Join(rel, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "c2"))
+	if failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "keeps no sources") {
+		t.Errorf("verify of a release without sources, its control repo gone = %v (exit %d)", err, failure.Code(err))
+	}
+}
