@@ -27,6 +27,7 @@ import (
 
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/internal/gitcache"
 	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
@@ -78,6 +79,10 @@ type Options struct {
 
 	// Compile runs the compile gate (bake --compile).
 	Compile CompileOptions
+
+	// Remaps point moved remotes at their new home (--remap OLD=NEW): the
+	// pins (commit, tree) are checked as ever.
+	Remaps []gitcache.Remap
 
 	// Stored, when set, are the sources a published release keeps: a
 	// rebuild of its manifest takes its inputs from them first, asking
@@ -199,6 +204,15 @@ func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
 		}
 	}
 	return o.intoOut(final, func(stage string) (*manifest.Manifest, error) { return stageAndBuild(ctx, in, stage, o) })
+}
+
+// gitCache is the git cache of o, with its remaps.
+func (o Options) gitCache() (*gitcache.Cache, error) {
+	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
+	if err == nil {
+		gc.SetRemaps(o.Remaps)
+	}
+	return gc, err
 }
 
 // stageAndBuild stages the payload in dir/.payload, builds the release in

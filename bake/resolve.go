@@ -173,7 +173,7 @@ type source struct {
 // readSource reads the control repo at the release commit (or the
 // manifest's) and closes the mirror before anything else opens one.
 func readSource(ctx context.Context, o Options, want *manifest.Manifest) (*source, error) {
-	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
+	gc, err := o.gitCache()
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +389,7 @@ func RepoChanges(ctx context.Context, o Options, from, to string) []string {
 	if from == to {
 		return nil
 	}
-	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
+	gc, err := o.gitCache()
 	if err == nil {
 		var mir *gitcache.Mirror
 		if mir, err = gc.Mirror(ctx, o.Repo); err == nil {
@@ -463,7 +463,7 @@ func releaseCommit(mir *gitcache.Mirror, o Options, want *manifest.Manifest) (st
 
 // puppetOptions are the options every module operation of a bake takes.
 func puppetOptions(o Options, epoch time.Time, forge string) []puppet.Option {
-	opts := []puppet.Option{puppet.WithCache(o.Cache), puppet.WithEpoch(epoch), puppet.WithoutInstallState()}
+	opts := []puppet.Option{puppet.WithCache(o.Cache), puppet.WithEpoch(epoch), puppet.WithoutInstallState(), puppet.WithRemaps(o.Remaps)}
 	if o.Log != nil {
 		opts = append(opts, puppet.WithLog(o.Log))
 	}

@@ -52,7 +52,7 @@ func writeSources(ctx context.Context, m *manifest.Manifest, in *Inputs, dir str
 		}
 	}
 	s := &manifest.Sources{Version: 1}
-	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
+	gc, err := o.gitCache()
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // pinned sha256), base tarballs made again from their layers. What the
 // cache holds already is left. Each input restored is said.
 func (st *Stored) restore(ctx context.Context, want *manifest.Manifest, o Options) error {
-	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
+	gc, err := o.gitCache()
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*stag
 // stageEnvironment writes the control repo tree at the release commit into
 // env (which must not exist), with the modules materialised from the pins.
 func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) error {
-	gc, err := gitcache.Open(o.Cache, o.Registry.Stall)
+	gc, err := o.gitCache()
 	if err != nil {
 		return err
 	}

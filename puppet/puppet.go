@@ -53,7 +53,12 @@ type config struct {
 	ignoreDeps    bool
 	depsTo        func(error)
 	platforms     []Platform
+	remaps        []gitcache.Remap
 }
+
+// WithRemaps fetches moved remotes from their new home (--remap OLD=NEW);
+// the pins are checked as ever.
+func WithRemaps(r []gitcache.Remap) Option { return func(c *config) { c.remaps = r } }
 
 // WithPlatforms checks each module's Puppet requirement against the
 // Puppets its modules will run on (the bases'), with the dependencies.

@@ -31,6 +31,9 @@ func newResolver(c *config, pf *puppetfile.Puppetfile) (*resolver, error) {
 		return nil, errors.New("no cache directory configured")
 	}
 	gc, err := gitcache.Open(c.cacheDir, c.stall)
+	if err == nil {
+		gc.SetRemaps(c.remaps)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/internal/cosignkey"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/ociremote"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
@@ -48,6 +49,7 @@ type bakeFlags struct {
 	epoch, cache, previous, template, packerBin, pinned, published string
 	noCheck                                                        bool
 	kf                                                             keyFlags
+	remap                                                          []string
 }
 
 func newBakeCommand(g *globals) *cobra.Command {
@@ -88,6 +90,7 @@ func (f *bakeFlags) register(cmd *cobra.Command) {
 	f.kf.register(cmd, false)
 	addRegistryFlags(fs, &f.o.Registry)
 	fs.BoolVar(&f.o.Locked, "locked", false, "refuse inputs the control repo does not pin (no committed Puppetfile.lock, agent binaries by range), like cargo --locked")
+	addRemapFlag(fs, &f.remap)
 	fs.BoolVar(&f.o.Force, "force", false, "replace a release in --out baked from other inputs (a release number should name one content)")
 	fs.StringVar(&f.template, "template", "", "with --builder packer: the embedded template (chroot, qemu, amazon-ebs)")
 	fs.StringVar(&f.packerBin, "packer", "", "with --builder packer: the packer binary (default: packer on PATH)")
@@ -110,6 +113,9 @@ func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	if o.Compile.CacheMax, err = compileCacheMax(""); err != nil {
+		return err
+	}
+	if o.Remaps, err = remaps(f.remap); err != nil {
 		return err
 	}
 	if o.Cache, err = cacheDir(f.cache); err != nil {
@@ -258,6 +264,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	var ro registry.Options
 	var cache, published, cosignPub string
 	var artifactsOnly bool
+	var remap []string
 	kf := &keyFlags{}
 	cmd := &cobra.Command{
 		Use:   "verify dist/NAME-X.Y.Z/manifest.toml [--artifacts-only] | REGISTRY/REPO:X.Y.Z",
@@ -305,23 +312,11 @@ func newVerifyCommand(g *globals) *cobra.Command {
 				fmt.Fprintf(os.Stderr, "%s: every file of %s-%s matches the manifest (%s; not rebuilt)\n", args[0], m.Family, m.Release, indexNote(m))
 				return nil
 			}
-			var err error
-			if o.Cache, err = cacheDir(cache); err != nil {
-				return err
-			}
-			o.Version, o.Log, o.Registry = clientVersion(), g.progress(), remoteOptions(ro.Options)
-			m, err := bake.Verify(cmd.Context(), args[0], o)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), m)
-			}
-			fmt.Fprintf(os.Stderr, "%s: rebuilt %d images, every digest matches (%s)\n", args[0], len(m.Images), indexNote(m))
-			return nil
+			return verifyRebuild(cmd, g, args[0], o, cache, remoteOptions(ro.Options), remap)
 		},
 	}
 	cmd.Flags().BoolVar(&artifactsOnly, "artifacts-only", false, "hash the release's files against the manifest; no rebuild")
+	addRemapFlag(cmd.Flags(), &remap)
 	cmd.Flags().StringVar(&cosignPub, "cosign-key", "", "with a registry reference: also check the cosign signatures of the index and every image, and the provenance and SBOM attestations, with this cosign public key (a file, or an awskms:// key's public half)")
 	cmd.Flags().StringVar(&published, "catalog", "", "with a registry reference: the store whose catalog says the release's lifecycle state (revoked or obsolete: exit 4)")
 	addCacheFlag(cmd.Flags(), &cache)
@@ -329,6 +324,28 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	kf.register(cmd, false)
 	addRegistryFlags(cmd.Flags(), &ro.Options)
 	return cmd
+}
+
+// verifyRebuild rebuilds the release whose manifest is at name and
+// compares every digest (verify MANIFEST).
+func verifyRebuild(cmd *cobra.Command, g *globals, name string, o bake.Options, cache string, ro ociremote.Options, remap []string) error {
+	var err error
+	if o.Cache, err = cacheDir(cache); err != nil {
+		return err
+	}
+	o.Version, o.Log, o.Registry = clientVersion(), g.progress(), ro
+	if o.Remaps, err = remaps(remap); err != nil {
+		return err
+	}
+	m, err := bake.Verify(cmd.Context(), name, o)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(cmd.OutOrStdout(), m)
+	}
+	fmt.Fprintf(os.Stderr, "%s: rebuilt %d images, every digest matches (%s)\n", name, len(m.Images), indexNote(m))
+	return nil
 }
 
 // isRegistryRef says whether arg names an image in a registry rather

@@ -2,6 +2,10 @@ package main
 
 import (
 	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/imagebake/imagebake/internal/gitcache"
 	"strings"
 	"sync"
 
@@ -23,6 +27,8 @@ const (
 	envCosignKey  = "IMAGEBAKE_COSIGN_KEY"          // the cosign key push signs with
 	// the compile gate's cache cap
 	envCompileCacheMax = "IMAGEBAKE_COMPILE_CACHE_MAX"
+	// moved remotes: OLD=NEW rules, comma- or space-separated
+	envRemap = "IMAGEBAKE_REMAP"
 )
 
 // listSetting is a repeatable flag's values, else the variable env's
@@ -67,4 +73,14 @@ func loadSigner(path, password string) (*signing.Signer, error) {
 	}
 	signers[k] = s
 	return s, nil
+}
+
+// addRemapFlag adds --remap, which points moved remotes at their new home.
+func addRemapFlag(f *pflag.FlagSet, to *[]string) {
+	f.StringArrayVar(to, "remap", nil, "OLD=NEW: fetch a remote whose URL starts with OLD from NEW instead (a moved control repo or module remote, as git's insteadOf); the pins (commit, tree) are checked as ever; repeatable (default $IMAGEBAKE_REMAP)")
+}
+
+// remaps are --remap's rules, else $IMAGEBAKE_REMAP's.
+func remaps(flag []string) ([]gitcache.Remap, error) {
+	return gitcache.ParseRemaps(listSetting(flag, envRemap))
 }

@@ -31,13 +31,7 @@ func TestReleaseRebuildsWithUpstreamsGone(t *testing.T) {
 // upstreamsGone is the story on the store at s3 (a directory store when
 // empty).
 func upstreamsGone(t *testing.T, s3 string) {
-	signingEnv(t)
-	root := t.TempDir()
-	ctl := testutil.Example(t, root)
-	store := agentstest.Store(t, filepath.Join(root, "store"))
-	for _, a := range []string{"amd64", "arm64"} {
-		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
-	}
+	root, ctl := exampleWithAgents(t)
 	releases := filepath.Join(root, "releases")
 	if s3 != "" {
 		releases = s3
@@ -112,19 +106,8 @@ func upstreamsGone(t *testing.T, s3 string) {
 // A release baked before releases kept sources still verifies while its
 // upstreams are there, and says what it lacks when they are not (exit 3).
 func TestReleaseWithoutSources(t *testing.T) {
-	signingEnv(t)
-	root := t.TempDir()
-	ctl := testutil.Example(t, root)
-	store := agentstest.Store(t, filepath.Join(root, "store"))
-	for _, a := range []string{"amd64", "arm64"} {
-		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
-	}
-	dist := filepath.Join(root, "dist")
-	if _, err := runCmd("bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", dist); err != nil {
-		t.Fatal(err)
-	}
-	rel := filepath.Join(dist, "example-1.0.0")
-	os.Remove(filepath.Join(rel, manifest.SourcesFileName)) // as a release of before
+	root, ctl := exampleWithAgents(t)
+	rel := bakeWithoutSources(t, root, ctl)
 	if _, err := runCmd("verify", filepath.Join(rel, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "c1")); err != nil {
 		t.Fatalf("verify of a release without sources, upstreams there: %v", err)
 	}
@@ -133,4 +116,63 @@ func TestReleaseWithoutSources(t *testing.T) {
 	if failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "keeps no sources") {
 		t.Errorf("verify of a release without sources, its control repo gone = %v (exit %d)", err, failure.Code(err))
 	}
+}
+
+// --remap points moved remotes at their new home: a release without
+// sources verifies once its control repo and module remotes have moved,
+// given where; a remap onto a repository that lacks the pinned commit is
+// exit 4.
+func TestRemapMovedRemotes(t *testing.T) {
+	root, ctl := exampleWithAgents(t)
+	rel := bakeWithoutSources(t, root, ctl) // its upstreams are needed
+	moved := filepath.Join(root, "moved")
+	os.MkdirAll(moved, 0o755)
+	for _, d := range []string{"control", "remotes"} {
+		if err := os.Rename(filepath.Join(root, d), filepath.Join(moved, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := filepath.Join(rel, manifest.FileName)
+	remotes := "file://" + filepath.Join(root, "remotes")
+	_, err := runCmd("verify", m, "--context", root, "--cache", filepath.Join(root, "c1"),
+		"--remap", ctl+"="+filepath.Join(moved, "control"), "--remap", remotes+"="+"file://"+filepath.Join(moved, "remotes"))
+	if err != nil {
+		t.Fatalf("verify with the moved remotes remapped: %v", err)
+	}
+	// ntp's remote remapped onto motd's: not the pinned commit
+	t.Setenv("IMAGEBAKE_REMAP", ctl+"="+filepath.Join(moved, "control")+","+remotes+"/ntp.git="+"file://"+filepath.Join(moved, "remotes", "motd.git")+","+remotes+"="+"file://"+filepath.Join(moved, "remotes"))
+	_, err = runCmd("verify", m, "--context", root, "--cache", filepath.Join(root, "c2"))
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "motd.git, where --remap moves") {
+		t.Errorf("verify with ntp remapped onto motd = %v (exit %d)", err, failure.Code(err))
+	}
+	if _, err := runCmd("verify", m, "--remap", "nonsense", "--cache", filepath.Join(root, "c3")); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), `"nonsense" is not OLD=NEW`) {
+		t.Errorf("--remap nonsense = %v", err)
+	}
+}
+
+// exampleWithAgents is the example control repo with a signing key and
+// its agents store (amd64, arm64) set up.
+func exampleWithAgents(t *testing.T) (root, ctl string) {
+	t.Helper()
+	signingEnv(t)
+	root = t.TempDir()
+	ctl = testutil.Example(t, root)
+	store := agentstest.Store(t, filepath.Join(root, "store"))
+	for _, a := range []string{"amd64", "arm64"} {
+		agentstest.Publish(t, store, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: a}, "")
+	}
+	return root, ctl
+}
+
+// bakeWithoutSources bakes 1.0.0 and removes its sources.toml, as in a
+// release baked before releases kept them; it returns the release dir.
+func bakeWithoutSources(t *testing.T, root, ctl string) string {
+	t.Helper()
+	dist := filepath.Join(root, "dist")
+	if _, err := runCmd("bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", dist); err != nil {
+		t.Fatal(err)
+	}
+	rel := filepath.Join(dist, "example-1.0.0")
+	os.Remove(filepath.Join(rel, manifest.SourcesFileName))
+	return rel
 }

@@ -49,8 +49,9 @@ var ErrRefNotFound = fmt.Errorf("ref %w", failure.ErrNotFound)
 
 // Cache is a directory of bare repositories.
 type Cache struct {
-	dir   string
-	stall time.Duration
+	dir    string
+	stall  time.Duration
+	remaps []Remap
 }
 
 // Open returns the cache rooted at dir, creating it. A git command that
@@ -89,6 +90,7 @@ type Mirror struct {
 	lock    *os.File
 	repo    *git.Repository
 	stall   time.Duration
+	movedTo string            // where a remapped remote is fetched from ("": not remapped)
 	fetched bool              // every branch and tag was fetched
 	refs    map[string]string // the remote's advertisement, once listed
 	seen    map[string]string // refs fetched by name: where the remote has them now
@@ -103,11 +105,21 @@ func (c *Cache) Mirror(ctx context.Context, url string) (*Mirror, error) {
 	}
 	rem := splitRemote(url)
 	p := filepath.Join(c.dir, "git", key(rem.shown))
+	from, movedTo := url, c.remapped(url)
+	if movedTo != "" {
+		if err := gitarg.Remote(movedTo); err != nil {
+			return nil, fmt.Errorf("git remote %q (--remap of %s) %v: %w", Redact(movedTo), Redact(url), err, failure.ErrUsage)
+		}
+		from = movedTo
+	}
 	lf, err := flock.LockContext(ctx, p+".lock")
 	if err != nil {
 		return nil, fmt.Errorf("locking cache of %s at %s: %w", rem.shown, p, err)
 	}
-	m := &Mirror{URL: rem.shown, remote: rem, local: localRepo(url), path: p, root: p, lock: lf, stall: c.stall}
+	m := &Mirror{URL: rem.shown, remote: splitRemote(from), local: localRepo(from), path: p, root: p, lock: lf, stall: c.stall}
+	if movedTo != "" {
+		m.movedTo = splitRemote(movedTo).shown
+	}
 	if _, err := os.Stat(filepath.Join(p, "objects")); err == nil {
 		if err := clearStale(p); err != nil {
 			m.Close()
@@ -329,6 +341,9 @@ func (m *Mirror) Ensure(ctx context.Context, sha, fallback string) error {
 		}
 	}
 	if !m.HasCommit(sha) {
+		if m.movedTo != "" {
+			return fmt.Errorf("%w: %s, where --remap moves %s, has no commit %s (the pin): not the same repository", failure.ErrVerify, m.movedTo, m.URL, sha)
+		}
 		return fmt.Errorf("%w: no commit %s in %s", ErrRefNotFound, sha, m.URL)
 	}
 	return nil
