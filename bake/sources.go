@@ -16,7 +16,9 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
+	"github.com/imagebake/imagebake/puppet/forge"
 )
 
 // SourceReader reads a blob of a release's sources ("sha256:HEX") from
@@ -62,6 +64,10 @@ func writeSources(ctx context.Context, m *manifest.Manifest, in *Inputs, dir str
 			return err
 		}
 		defer mir.Close()
+		// a bake has it; a migration of an old release fetches it
+		if err := mir.Ensure(ctx, commit, ""); err != nil {
+			return fmt.Errorf("keeping the source of %s: %w", name, err)
+		}
 		var tree string
 		blob, size, err := writeBlob(blobs, func(w io.Writer) (err error) {
 			tree, err = mir.PackTree(ctx, commit, w)
@@ -83,7 +89,7 @@ func writeSources(ctx context.Context, m *manifest.Manifest, in *Inputs, dir str
 				return err
 			}
 		case "forge":
-			if err := keepForge(s, mod.Name, mod.Version, mod.SHA256, filepath.Join(o.Cache, "forge"), blobs); err != nil {
+			if err := keepForge(ctx, s, mod, filepath.Join(o.Cache, "forge"), blobs, o); err != nil {
 				return err
 			}
 		}
@@ -128,10 +134,21 @@ func baseSource(cfg *Config, im manifest.Image) *manifest.Source {
 	return nil
 }
 
-// keepForge keeps the cached tarball of a Forge module (checked against
-// its pinned sha256).
-func keepForge(s *manifest.Sources, name, version, sum, cache, blobs string) error {
+// keepForge keeps the tarball of a Forge module (checked against its
+// pinned sha256): the cached one, else downloaded from its pinned URL.
+func keepForge(ctx context.Context, s *manifest.Sources, mod lockfile.Module, cache, blobs string, o Options) error {
+	name, version, sum := mod.Name, mod.Version, mod.SHA256
 	found, _ := filepath.Glob(filepath.Join(cache, "*-"+version+".tar.gz"))
+	if len(found) == 0 && mod.URL != "" {
+		slug := strings.ReplaceAll(name, "/", "-")
+		var fo []forge.Option
+		if o.HTTP != nil {
+			fo = append(fo, forge.WithHTTPClient(o.HTTP))
+		}
+		if p, err := forge.New("", fo...).Fetch(ctx, forge.Release{Slug: slug, Version: version, URL: mod.URL, SHA256: sum}, cache); err == nil {
+			found = []string{p}
+		}
+	}
 	for _, p := range found {
 		if got, err := filehash.SHA256(p); err == nil && got == sum {
 			blob, size, err := copyBlob(blobs, p)
@@ -193,6 +210,28 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// KeepSources adds to the release directory dir, baked before releases
+// kept their sources, what writeSources keeps, taken from its upstreams
+// (the control repo, module remotes, the Forge, the agent store) by the
+// pins its manifest holds. A release that keeps them already is left.
+func KeepSources(ctx context.Context, dir string, o Options) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, manifest.SourcesFileName)); err == nil {
+		return false, nil
+	}
+	m, err := manifest.Read(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		return false, err
+	}
+	if m.Builder == BuilderPacker {
+		return false, fmt.Errorf("%w: %s-%s was built by Packer: its sources are not kept", failure.ErrUsage, m.Family, m.Release)
+	}
+	in, err := ResolveManifest(ctx, m, nil, o)
+	if err != nil {
+		return false, err
+	}
+	return true, writeSources(ctx, m, in, dir, o)
 }
 
 // restore puts the release's sources where a rebuild reads its inputs,

@@ -176,3 +176,35 @@ func bakeWithoutSources(t *testing.T, root, ctl string) string {
 	os.Remove(filepath.Join(rel, manifest.SourcesFileName))
 	return rel
 }
+
+// store migrate adds sources to a release published before stores kept
+// them, from its upstreams; then it rebuilds with every upstream gone. A
+// release whose upstreams are gone too is named (exit 3).
+func TestStoreMigrateAddsSources(t *testing.T) {
+	root, ctl := exampleWithAgents(t)
+	rel := bakeWithoutSources(t, root, ctl)
+	releases := filepath.Join(root, "releases")
+	if _, err := runCmd("publish", rel, "--store", releases); err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(releases, "images", "example-1.0.0")
+	if _, err := os.Stat(filepath.Join(pub, manifest.SourcesFileName)); err == nil {
+		t.Fatal("the release keeps sources already")
+	}
+	out, err := runCmd("store", "migrate", "--store", releases, "--cache", filepath.Join(root, "mc"))
+	if err != nil || !strings.Contains(out, "sources added to 1 releases") {
+		t.Fatalf("store migrate = %v\n%s", err, out)
+	}
+	for _, p := range []string{ctl, filepath.Join(root, "remotes"), filepath.Join(root, "store"), filepath.Join(root, "base")} {
+		os.RemoveAll(p)
+	}
+	if _, err := runCmd("verify", filepath.Join(pub, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "vc")); err != nil {
+		t.Fatalf("verify after migrate, every upstream gone: %v", err)
+	}
+	// a second release of before, whose upstreams are gone
+	os.RemoveAll(filepath.Join(pub, manifest.SourcesFileName))
+	_, err = runCmd("store", "migrate", "--store", releases, "--cache", filepath.Join(root, "mc2"))
+	if failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "example-1.0.0: ") || !strings.Contains(err.Error(), "keep no sources") {
+		t.Errorf("store migrate with the upstreams gone = %v", err)
+	}
+}
