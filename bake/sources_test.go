@@ -1,11 +1,21 @@
 package bake
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/manifests/lockfile"
+	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
 // Two releases with the same agents share the agents layer byte for
@@ -44,5 +54,48 @@ func TestAgentsLayerRepeats(t *testing.T) {
 		if d := got[r]; d[0] == "" || d[0] == d[1] {
 			t.Errorf("the %s layers of 1.1.0 and 1.2.0: %v, want two", r, d)
 		}
+	}
+}
+
+// A Forge module's tarball is kept from the cache, else downloaded from
+// its pinned URL; restored into a fresh cache under the name the Forge
+// client reads it by, checked against its pinned sha256.
+func TestForgeSourceKeptAndRestored(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "puppet", "testdata", "forge", "acme-hello-1.1.0.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	hexsum := hex.EncodeToString(sum[:])
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(b) }))
+	defer srv.Close()
+	root := t.TempDir()
+	blobs := filepath.Join(root, "rel", "blobs", "sha256")
+	os.MkdirAll(blobs, 0o755)
+	s := &manifest.Sources{Version: 1}
+	mod := lockfile.Module{Name: "acme/hello", Kind: "forge", Version: "1.1.0", URL: srv.URL + "/v3/files/acme-hello-1.1.0.tar.gz", SHA256: hexsum}
+	// not in the cache: downloaded from the pinned URL
+	if err := keepForge(ctx, s, mod, filepath.Join(root, "cache", "forge"), blobs, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Source) != 1 || s.Source[0].File != "acme-hello-1.1.0.tar.gz" || s.Source[0].Blob != "sha256:"+hexsum {
+		t.Fatalf("kept: %+v", s.Source)
+	}
+	st := &Stored{Sources: s, Where: "the test", Read: func(_ context.Context, blob string) (io.ReadCloser, error) {
+		return os.Open(filepath.Join(blobs, strings.TrimPrefix(blob, "sha256:")))
+	}}
+	fresh := filepath.Join(root, "fresh")
+	want := &manifest.Manifest{Family: "example", Release: "1.0.0"}
+	if err := st.restore(ctx, want, Options{Cache: fresh}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(fresh, "forge", "acme-hello-1.1.0.tar.gz")); err != nil || string(got) != string(b) {
+		t.Fatalf("restored tarball: %v", err)
+	}
+	// a blob edited in the store is refused, naming the module
+	os.WriteFile(filepath.Join(blobs, hexsum), append(b, 0), 0o644)
+	err = st.restore(ctx, want, Options{Cache: filepath.Join(root, "fresh2")})
+	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "module acme/hello of example-1.0.0") {
+		t.Errorf("restore of an edited blob = %v", err)
 	}
 }
