@@ -80,6 +80,10 @@ type Options struct {
 	// Compile runs the compile gate (bake --compile).
 	Compile CompileOptions
 
+	// BuilderID names who runs the bake in the provenance it writes: the
+	// CI workflow the command found ("": imagebake itself).
+	BuilderID string
+
 	// Remaps point moved remotes at their new home (--remap OLD=NEW): the
 	// pins (commit, tree) are checked as ever.
 	Remaps []gitcache.Remap

@@ -83,7 +83,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 	if err := writeSBOM(&m, filepath.Join(dir, SBOMName)); err != nil {
 		return nil, err
 	}
-	if err := writeProvenance(&m, dir, o.started, time.Now()); err != nil {
+	if err := writeProvenance(&m, dir, o.started, time.Now(), o.BuilderID); err != nil {
 		return nil, err
 	}
 	return &m, publicModes(dir)

@@ -95,7 +95,7 @@ func writeMerged(ctx context.Context, stage string, m *manifest.Manifest, byArch
 	if err := writeSBOM(m, filepath.Join(stage, SBOMName)); err != nil {
 		return nil, err
 	}
-	if err := writeProvenance(m, stage, o.started, time.Now()); err != nil {
+	if err := writeProvenance(m, stage, o.started, time.Now(), o.BuilderID); err != nil {
 		return nil, err
 	}
 	if err := publicModes(stage); err != nil {

@@ -90,7 +90,7 @@ type runMetadata struct {
 // from the manifest alone (a rebuild writes the same), its run details
 // name the builder (imagebake and its version, or the CI workflow the
 // environment names) and the times the release was made in.
-func provenanceOf(m *manifest.Manifest, started, finished time.Time) statement {
+func provenanceOf(m *manifest.Manifest, started, finished time.Time, builder string) statement {
 	hex := func(d string) map[string]string { return map[string]string{"sha256": strings.TrimPrefix(d, "sha256:")} }
 	var subs []subject
 	if m.IndexDigest != "" {
@@ -129,7 +129,7 @@ func provenanceOf(m *manifest.Manifest, started, finished time.Time) statement {
 			ExternalParameters:   externalParameters{Repository: plainURL(m.Repo.URL), Tag: m.Repo.Tag, Release: m.Release, Arches: arches, Builder: m.Builder, Advisories: m.Advisories},
 			InternalParameters:   internalParameters{Epoch: m.Epoch, Environment: m.Environment, Compressor: m.Imagebake.Compressor},
 			ResolvedDependencies: deps},
-		RunDetails: runDetails{Builder: ciBuilder(m.Imagebake.Version)},
+		RunDetails: runDetails{Builder: builderOf(m.Imagebake.Version, builder)},
 	}}
 	if !started.IsZero() {
 		st.Predicate.RunDetails.Metadata.StartedOn = started.UTC().Format(time.RFC3339)
@@ -140,21 +140,13 @@ func provenanceOf(m *manifest.Manifest, started, finished time.Time) statement {
 	return st
 }
 
-// ciBuilder is who ran the build: the CI workflow when the environment
-// names one (GitHub Actions, GitLab CI), else imagebake itself.
-func ciBuilder(version string) builderID {
-	b := builderID{ID: "https://github.com/imagebake/imagebake", Version: map[string]string{"imagebake": version}}
-	switch {
-	case os.Getenv("GITHUB_WORKFLOW_REF") != "":
-		server := os.Getenv("GITHUB_SERVER_URL")
-		if server == "" {
-			server = "https://github.com"
-		}
-		b.ID = server + "/" + os.Getenv("GITHUB_WORKFLOW_REF")
-	case os.Getenv("CI_PROJECT_URL") != "" && os.Getenv("CI_CONFIG_PATH") != "":
-		b.ID = os.Getenv("CI_PROJECT_URL") + "/-/blob/" + os.Getenv("CI_COMMIT_SHA") + "/" + os.Getenv("CI_CONFIG_PATH")
+// builderOf is who ran the build: id (the CI workflow the command found
+// in its environment), else imagebake itself.
+func builderOf(version, id string) builderID {
+	if id == "" {
+		id = "https://github.com/imagebake/imagebake"
 	}
-	return b
+	return builderID{ID: id, Version: map[string]string{"imagebake": version}}
 }
 
 // plainURL drops credentials from a URL (user:token@host); anything that
@@ -169,8 +161,8 @@ func plainURL(s string) string {
 }
 
 // writeProvenance writes m's statement into dir.
-func writeProvenance(m *manifest.Manifest, dir string, started, finished time.Time) error {
-	b, err := json.MarshalIndent(provenanceOf(m, started, finished), "", "  ")
+func writeProvenance(m *manifest.Manifest, dir string, started, finished time.Time, builder string) error {
+	b, err := json.MarshalIndent(provenanceOf(m, started, finished, builder), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -196,7 +188,7 @@ func checkProvenance(dir string, m *manifest.Manifest) []string {
 	if err := dec.Decode(&got); err != nil {
 		return []string{fmt.Sprintf("%s is not imagebake's provenance: %v", p, err)}
 	}
-	want := provenanceOf(m, time.Time{}, time.Time{})
+	want := provenanceOf(m, time.Time{}, time.Time{}, "")
 	got.Predicate.RunDetails, want.Predicate.RunDetails = runDetails{}, runDetails{}
 	a, _ := json.Marshal(got)
 	b, _ := json.Marshal(want)

@@ -17,9 +17,8 @@ import (
 // it against the manifest.
 func TestProvenance(t *testing.T) {
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
-	t.Setenv("GITHUB_WORKFLOW_REF", "acme/control/.github/workflows/golden-image.yml@refs/tags/v1.0.0")
-	t.Setenv("GITHUB_SERVER_URL", "https://github.example")
 	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.BuilderID = "https://github.example/acme/control/.github/workflows/golden-image.yml@refs/tags/v1.0.0"
 	m, err := Bake(ctx, o)
 	if err != nil {
 		t.Fatal(err)

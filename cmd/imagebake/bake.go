@@ -118,6 +118,7 @@ func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
 	if o.Remaps, err = remaps(f.remap); err != nil {
 		return err
 	}
+	o.BuilderID = builderIdentity()
 	if o.Cache, err = cacheDir(f.cache); err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -43,7 +42,7 @@ func (f *keyFlags) signer(kr *signing.Keyring) (*signing.Signer, error) {
 	if k == "" {
 		return nil, usageErr("no signing key: give --key or set IMAGEBAKE_KEY (make one with `imagebake key generate`)")
 	}
-	s, err := loadSigner(k, os.Getenv(envKeyPass))
+	s, err := loadSigner(k, envSetting(envKeyPass))
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,7 @@ reads the file can sign releases).`,
 // variable env when set (CI), "" with --unencrypted, else asked twice on
 // the terminal. Without any of them the key is not written.
 func newKeyPassword(cmd *cobra.Command, env string, unencrypted bool) (string, error) {
-	if p := os.Getenv(env); p != "" {
+	if p := envSetting(env); p != "" {
 		return p, nil
 	}
 	if unencrypted {

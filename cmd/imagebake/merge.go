@@ -52,6 +52,7 @@ refused (exit 4), naming the part, the input and both values.`,
 				}
 				dirs[i] = tmp
 			}
+			o.BuilderID = builderIdentity()
 			m, err := bake.MergeNamed(cmd.Context(), o, dirs, args)
 			if err != nil {
 				return err

@@ -210,7 +210,7 @@ func openCosignKey(ctx context.Context, ref string, stallAfter time.Duration) (c
 	if cosignkey.IsKMS(ref) {
 		return cosignkey.Open(ctx, ref, stallOr(stallAfter))
 	}
-	k, err := cosignkey.Load(ref, []byte(os.Getenv("COSIGN_PASSWORD")))
+	k, err := cosignkey.Load(ref, []byte(envSetting(envCosignPassword)))
 	if err != nil {
 		return nil, err
 	}

@@ -144,7 +144,7 @@ func cacheDir(flag string) (string, error) {
 func sourceDateEpoch(flag string) (time.Time, error) {
 	v, from := flag, "--source-date-epoch"
 	if v == "" {
-		v, from = os.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH"
+		v, from = envSetting(envSourceDateEpoch), envSourceDateEpoch
 	}
 	if v == "" {
 		return time.Time{}, nil

@@ -29,7 +29,15 @@ const (
 	envCompileCacheMax = "IMAGEBAKE_COMPILE_CACHE_MAX"
 	// moved remotes: OLD=NEW rules, comma- or space-separated
 	envRemap = "IMAGEBAKE_REMAP"
+	// the build epoch (reproducible-builds.org)
+	envSourceDateEpoch = "SOURCE_DATE_EPOCH"
+	// the password of a cosign key file (cosign's own variable)
+	envCosignPassword = "COSIGN_PASSWORD"
 )
+
+// envSetting is the variable name's value: every setting the commands
+// read from the environment is read here.
+func envSetting(name string) string { return os.Getenv(name) }
 
 // listSetting is a repeatable flag's values, else the variable env's
 // (comma- or space-separated), else nil (the file or the default decide).
@@ -83,4 +91,20 @@ func addRemapFlag(f *pflag.FlagSet, to *[]string) {
 // remaps are --remap's rules, else $IMAGEBAKE_REMAP's.
 func remaps(flag []string) ([]gitcache.Remap, error) {
 	return gitcache.ParseRemaps(listSetting(flag, envRemap))
+}
+
+// builderIdentity is who runs a bake, for its provenance: the CI workflow
+// the environment names (GitHub Actions, GitLab CI), else "" (imagebake).
+func builderIdentity() string {
+	switch {
+	case os.Getenv("GITHUB_WORKFLOW_REF") != "":
+		server := os.Getenv("GITHUB_SERVER_URL")
+		if server == "" {
+			server = "https://github.com"
+		}
+		return server + "/" + os.Getenv("GITHUB_WORKFLOW_REF")
+	case os.Getenv("CI_PROJECT_URL") != "" && os.Getenv("CI_CONFIG_PATH") != "":
+		return os.Getenv("CI_PROJECT_URL") + "/-/blob/" + os.Getenv("CI_COMMIT_SHA") + "/" + os.Getenv("CI_CONFIG_PATH")
+	}
+	return ""
 }

@@ -67,3 +67,24 @@ func TestEnvironmentSettingsPerCommand(t *testing.T) {
 		})
 	}
 }
+
+// The provenance's builder is the CI workflow the environment names; the
+// library reads no environment (bake.Options.BuilderID).
+func TestBuilderIdentity(t *testing.T) {
+	for _, k := range []string{"GITHUB_WORKFLOW_REF", "GITHUB_SERVER_URL", "CI_PROJECT_URL", "CI_CONFIG_PATH", "CI_COMMIT_SHA"} {
+		t.Setenv(k, "")
+	}
+	if got := builderIdentity(); got != "" {
+		t.Errorf("no CI: %q", got)
+	}
+	t.Setenv("CI_PROJECT_URL", "https://gitlab.example/acme/control")
+	t.Setenv("CI_CONFIG_PATH", ".gitlab-ci.yml")
+	t.Setenv("CI_COMMIT_SHA", "abc")
+	if got := builderIdentity(); got != "https://gitlab.example/acme/control/-/blob/abc/.gitlab-ci.yml" {
+		t.Errorf("GitLab CI: %q", got)
+	}
+	t.Setenv("GITHUB_WORKFLOW_REF", "acme/control/.github/workflows/golden.yml@refs/tags/v1.0.0")
+	if got := builderIdentity(); got != "https://github.com/acme/control/.github/workflows/golden.yml@refs/tags/v1.0.0" {
+		t.Errorf("GitHub Actions: %q", got)
+	}
+}
