@@ -46,15 +46,19 @@ func Write(name string, perm os.FileMode, fill func(io.Writer) error) (err error
 	if err = os.Rename(f.Name(), name); err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	return syncDir(dir)
+	// the rename happened; a directory that cannot be synced loses nothing
+	// the file system had not already promised
+	_ = SyncDir(dir)
+	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir makes the entries of dir (a file renamed into it) durable: the
+// one place imagebake syncs a directory.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return nil // the rename happened; a directory we cannot open cannot be synced
+		return err
 	}
 	defer d.Close()
-	_ = d.Sync()
-	return nil
+	return d.Sync()
 }

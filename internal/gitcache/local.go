@@ -398,14 +398,7 @@ func finish(f *os.File, dst string) error {
 	return os.Rename(f.Name(), dst)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // localRemoteRefs is RemoteRefs for a repository on this machine.
 func (m *Mirror) localRemoteRefs(src string) (map[string]string, error) {

@@ -181,12 +181,7 @@ func writeSync(name string, data []byte) error {
 	return f.Close()
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
+func syncDir(dir string) { _ = atomicfile.SyncDir(dir) }
 
 // pending is a release about to be published: its manifest, as bytes and
 // parsed, and the catalog entry it gets.
