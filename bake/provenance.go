@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/redact"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -149,16 +149,8 @@ func builderOf(version, id string) builderID {
 	return builderID{ID: id, Version: map[string]string{"imagebake": version}}
 }
 
-// plainURL drops credentials from a URL (user:token@host); anything that
-// is not a URL is kept as it is.
-func plainURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = nil
-	return u.String()
-}
+// plainURL drops credentials from a URL (user:token@host).
+func plainURL(s string) string { return redact.WithoutUser(s) }
 
 // writeProvenance writes m's statement into dir.
 func writeProvenance(m *manifest.Manifest, dir string, started, finished time.Time, builder string) error {

@@ -23,7 +23,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -38,6 +37,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/redact"
 	"github.com/imagebake/imagebake/internal/stall"
 )
 
@@ -118,7 +118,7 @@ func Open(ctx context.Context, raw string) (*Bucket, error) {
 	})
 	shown := "AWS S3 (" + cfg.Region + ")"
 	if endpoint != "" {
-		shown = redactURL(endpoint)
+		shown = redact.WithoutUser(endpoint)
 	}
 	return &Bucket{client: client, bucket: bucket, prefix: prefix, endpoint: shown}, nil
 }
@@ -130,16 +130,6 @@ func firstEnv(names ...string) string {
 		}
 	}
 	return ""
-}
-
-// redactURL drops user information from a URL shown to people.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = nil
-	return u.String()
 }
 
 func parse(raw string) (bucket, prefix string, err error) {
