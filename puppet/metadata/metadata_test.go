@@ -81,3 +81,36 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Ranges as SemanticPuppet's grammar writes them, and the versions each
+// must refuse: a module outside its dependency's range is never taken
+// for in it.
+func TestRangesRefuse(t *testing.T) {
+	for _, c := range []struct {
+		rng      string
+		in, out []string
+	}{
+		{">= 1.0.0 < 2.0.0", []string{"1.0.0", "1.9.9"}, []string{"0.9.9", "2.0.0", "2.1.0", "1.0.0-rc1"}},
+		{"1.x", []string{"1.0.0", "1.7.3"}, []string{"0.9.0", "2.0.0"}},
+		{"1.2.x", []string{"1.2.0", "1.2.9"}, []string{"1.3.0", "1.1.9"}},
+		{"^1.2.3", []string{"1.2.3", "1.9.0"}, []string{"1.2.2", "2.0.0"}},
+		{"~1.2.3", []string{"1.2.3", "1.2.9"}, []string{"1.3.0"}},
+		{"1.2.3 - 2.3.4", []string{"1.2.3", "2.3.4"}, []string{"1.2.2", "2.3.5"}},
+		{">= 4.13.0 < 10.0.0 || >= 11.0.0", []string{"9.6.0", "11.2.0"}, []string{"10.0.0", "4.12.0"}},
+	} {
+		d := Dependency{Name: "puppetlabs/stdlib", Range: c.rng}
+		for _, v := range c.in {
+			if !d.Allows(v) {
+				t.Errorf("%q does not allow %s", c.rng, v)
+			}
+		}
+		for _, v := range c.out {
+			if d.Allows(v) {
+				t.Errorf("%q allows %s", c.rng, v)
+			}
+		}
+		if d.Allows("main") {
+			t.Errorf("%q allows the branch name main", c.rng)
+		}
+	}
+}
