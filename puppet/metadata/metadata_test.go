@@ -87,7 +87,7 @@ func FuzzParse(f *testing.F) {
 // for in it.
 func TestRangesRefuse(t *testing.T) {
 	for _, c := range []struct {
-		rng      string
+		rng     string
 		in, out []string
 	}{
 		{">= 1.0.0 < 2.0.0", []string{"1.0.0", "1.9.9"}, []string{"0.9.9", "2.0.0", "2.1.0", "1.0.0-rc1"}},
