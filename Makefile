@@ -24,7 +24,7 @@ build:
 # docker-registry (distribution 2.8) is the real registry pushes are tested on.
 # rpm (rpm and rpmbuild) makes the real rpm databases bases are read from;
 # mmdebstrap the real Debian base (scripts/ensure-debian-base).
-TEST_PKGS := git skopeo umoci minisign busybox-static docker-registry rpm mmdebstrap bubblewrap octocatalog-diff
+TEST_PKGS := git skopeo umoci minisign busybox-static docker-registry rpm mmdebstrap bubblewrap octocatalog-diff gcc libc6-dev
 # packer 1.9.4, built once from the Go module cache (scripts/ensure-packer).
 PACKER := $(CURDIR)/.cache/packer/packer
 # versitygw v1.8.0, the S3 gateway (POSIX backend) S3 stores are tested on.
