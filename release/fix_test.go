@@ -1,10 +1,13 @@
 package release
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/osv"
+	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -110,5 +113,36 @@ func TestOSVFixes(t *testing.T) {
 	}
 	if e := ManifestEcosystems(prev, cand); strings.Join(e, ",") != "Debian:12" {
 		t.Errorf("ecosystems = %v", e)
+	}
+}
+
+// StillFollows refuses a candidate whose neighbour below changed since its
+// number was checked (exit 4, naming both), and passes one whose did not.
+func TestStillFollows(t *testing.T) {
+	cand := &manifest.Manifest{Family: "example", Release: "1.2.0"}
+	c := &Candidate{Manifest: cand, Follows: "1.0.0"}
+	parsed := func(versions ...string) *catalog.Catalog {
+		t.Helper()
+		src := &catalog.Catalog{}
+		f := src.Family("example", true)
+		for _, v := range versions {
+			f.Releases = append(f.Releases, catalog.Release{Version: v, State: "active", ManifestDigest: "sha256:" + strings.Repeat("a", 64)})
+		}
+		b, err := src.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := catalog.Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := c.StillFollows()(parsed("1.0.0")); err != nil {
+		t.Errorf("unchanged neighbour: %v", err)
+	}
+	err := c.StillFollows()(parsed("1.0.0", "1.1.0"))
+	if !errors.Is(err, ErrNumber) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "checked against 1.0.0, but the catalog now has 1.1.0") {
+		t.Errorf("a release published in between = %v", err)
 	}
 }

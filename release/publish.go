@@ -84,6 +84,32 @@ func CheckCandidate(ctx context.Context, o *catalog.Opened, cand *manifest.Manif
 	return out, nil
 }
 
+// StillFollows is the check Publish runs under the store's lock (or
+// inside the S3 compare-and-swap): the release just below the candidate
+// in the catalog it goes into must be the one its number was checked
+// against. Another publisher may have published one in between since;
+// then the publish is refused, to be run again and checked against it.
+func (c *Candidate) StillFollows() func(*catalog.Catalog) error {
+	want, fam, ver := c.Follows, c.Manifest.Family, c.Manifest.Release
+	return func(cat *catalog.Catalog) error {
+		now := ""
+		if f := cat.Family(fam, false); f != nil {
+			if p := f.Previous(ver); p != nil {
+				now = p.Version
+			}
+		}
+		if now == want {
+			return nil
+		}
+		was := want
+		if was == "" {
+			was = "nothing (the first release of " + fam + ")"
+		}
+		return fmt.Errorf("%w: %s %s was checked against %s, but the catalog now has %s just below it (published meanwhile by another publisher): run publish again, to check it against %s",
+			ErrNumber, fam, ver, was, now, now)
+	}
+}
+
 // ForwardPorts lists, once the security release rel of c was published,
 // each supported release of a higher line that lacks its fixes, with the
 // release to cut. They are findings, not failures: the publish succeeded.

@@ -43,7 +43,11 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rel, added, err := st.Publish(cmd.Context(), args[0], signer, catalog.WithFixes(sec.Fixes))
+			opts := []catalog.PublishOption{catalog.WithFixes(sec.Fixes)}
+			if !noCheck {
+				opts = append(opts, catalog.WithCheck(sec.StillFollows()))
+			}
+			rel, added, err := st.Publish(cmd.Context(), args[0], signer, opts...)
 			if err != nil {
 				return err
 			}

@@ -190,6 +190,9 @@ type pending struct {
 	mbytes []byte
 	name   string // FAMILY-X.Y.Z
 	rel    Release
+	// check, when set, judges the catalog the release is added to, under
+	// the store's lock (or inside the S3 compare-and-swap)
+	check func(*Catalog) error
 }
 
 // readPending reads the release directory's manifest and makes its
@@ -226,13 +229,26 @@ func readPending(releaseDir string, opts []PublishOption) (*pending, error) {
 		}
 		rel.Fixes = po.fixes
 	}
-	return &pending{m: m, mbytes: mbytes, name: name, rel: rel}, nil
+	return &pending{m: m, mbytes: mbytes, name: name, rel: rel, check: po.check}, nil
 }
 
 // PublishOption adds to what Publish records.
 type PublishOption func(*publishOptions)
 
-type publishOptions struct{ fixes []manifest.Fix }
+type publishOptions struct {
+	fixes []manifest.Fix
+	check func(*Catalog) error
+}
+
+// WithCheck has Publish run check on the catalog the release is added to,
+// as it is under the store's lock (in an S3 store, inside the
+// compare-and-swap of the catalog, again on each retry): a release number
+// checked against the catalog read before is checked again against the
+// one it goes into, so two publishers cannot both pass on what the other
+// changes. An error refuses the release, nothing listed.
+func WithCheck(check func(*Catalog) error) PublishOption {
+	return func(o *publishOptions) { o.check = check }
+}
 
 // WithFixes records fixes in the catalog entry of a release whose manifest
 // has none (a security release baked without its number checked: publish
@@ -265,10 +281,15 @@ func (p *pending) present(c *Catalog, where string) (bool, error) {
 }
 
 // add puts the release into c unless it is there; it says whether it was
-// added.
+// added. The check runs first, on c as it is now.
 func (p *pending) add(c *Catalog, where string) (bool, error) {
 	if ok, err := p.present(c, where); ok || err != nil {
 		return false, err
+	}
+	if p.check != nil {
+		if err := p.check(c); err != nil {
+			return false, err
+		}
 	}
 	f := c.Family(p.m.Family, true)
 	f.Releases = append(f.Releases, p.rel)
@@ -294,6 +315,11 @@ func (s *Store) Publish(ctx context.Context, releaseDir string, signer *signing.
 	_, err = s.Update(ctx, signer, func(c *Catalog) error {
 		if ok, err := p.present(c, s.Path()); ok || err != nil {
 			return err
+		}
+		if p.check != nil {
+			if err := p.check(c); err != nil {
+				return err
+			}
 		}
 		dst := filepath.Join(s.Root, "images", p.name)
 		// a directory without a catalog entry was left by a killed publish
