@@ -21,6 +21,11 @@ import (
 type keyFlags struct {
 	key     string
 	trusted []string
+	// loaded is the signing key decrypted for this command's run (from the
+	// file loadedFrom): dropped with the command, never kept for the
+	// process
+	loaded     *signing.Signer
+	loadedFrom string
 }
 
 func (f *keyFlags) register(cmd *cobra.Command, signing bool) {
@@ -35,19 +40,23 @@ func (f *keyFlags) keyring() (*signing.Keyring, error) {
 }
 
 // signer loads the signing key; its own public key is trusted too. A key
-// is decrypted once per process (scrypt, as minisign's: seconds and about
-// 1 GiB for each decryption), however many steps sign.
+// is decrypted once per command run (scrypt, as minisign's: seconds and
+// about 1 GiB for each decryption), however many steps sign; the command
+// holds it, and it goes with the command.
 func (f *keyFlags) signer(kr *signing.Keyring) (*signing.Signer, error) {
 	k := stringSetting(f.key, envKey)
 	if k == "" {
 		return nil, usageErr("no signing key: give --key or set IMAGEBAKE_KEY (make one with `imagebake key generate`)")
 	}
-	s, err := loadSigner(k, envSetting(envKeyPass))
-	if err != nil {
-		return nil, err
+	if f.loaded == nil || f.loadedFrom != k {
+		s, err := signing.LoadSigner(k, envSetting(envKeyPass))
+		if err != nil {
+			return nil, err
+		}
+		f.loaded, f.loadedFrom = s, k
 	}
-	kr.Add(s.Public(), k)
-	return s, nil
+	kr.Add(f.loaded.Public(), k)
+	return f.loaded, nil
 }
 
 // catalogGuard checks catalogs read against rollback (the serials seen

@@ -7,9 +7,6 @@ import (
 
 	"github.com/imagebake/imagebake/internal/gitcache"
 	"strings"
-	"sync"
-
-	"github.com/imagebake/imagebake/manifests/signing"
 )
 
 // Every setting resolves the same way, in every command: the flag, then
@@ -59,28 +56,6 @@ func stringSetting(flag, env string) string {
 // splitList splits a list setting's value at commas and white space.
 func splitList(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
-}
-
-var (
-	signersMu sync.Mutex
-	signers   = map[string]*signing.Signer{} // key file and password -> the key, decrypted
-)
-
-// loadSigner is signing.LoadSigner, once per key file and password in a
-// process.
-func loadSigner(path, password string) (*signing.Signer, error) {
-	k := path + "\x00" + password
-	signersMu.Lock()
-	defer signersMu.Unlock()
-	if s, ok := signers[k]; ok {
-		return s, nil
-	}
-	s, err := signing.LoadSigner(path, password)
-	if err != nil {
-		return nil, err
-	}
-	signers[k] = s
-	return s, nil
 }
 
 // addRemapFlag adds --remap, which points moved remotes at their new home.

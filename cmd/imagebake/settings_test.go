@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/manifests/signing"
 )
 
 // Every setting with an environment variable is read by every command
@@ -87,4 +88,40 @@ func TestBuilderIdentity(t *testing.T) {
 	if got := builderIdentity(); got != "https://github.com/acme/control/.github/workflows/golden.yml@refs/tags/v1.0.0" {
 		t.Errorf("GitHub Actions: %q", got)
 	}
+}
+
+// A password-protected key is decrypted once per command run, however many
+// steps sign, and held by the command alone: another command (another
+// keyFlags) decrypts it again, and no process-wide cache keeps it.
+func TestSignerHeldByTheCommand(t *testing.T) {
+	dir := t.TempDir()
+	_, key, err := signing.Generate(dir, "k", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("IMAGEBAKE_KEY", key)
+	t.Setenv("IMAGEBAKE_KEY_PASSWORD", "pw")
+	f := &keyFlags{}
+	a, err := f.signer(mustKeyring(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := f.signer(mustKeyring(t))
+	if a != b {
+		t.Error("one command decrypted its key twice")
+	}
+	other := &keyFlags{}
+	c, err := other.signer(mustKeyring(t))
+	if err != nil || c == a {
+		t.Errorf("another command got the first one's decrypted key (%v)", err)
+	}
+}
+
+func mustKeyring(t *testing.T) *signing.Keyring {
+	t.Helper()
+	kr, err := signing.LoadKeyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
 }
