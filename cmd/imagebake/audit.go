@@ -53,7 +53,7 @@ path is missing.`,
 			if err != nil {
 				return err
 			}
-			o, err := openCatalog(cmd.Context(), store, kr)
+			o, err := openCatalog(cmd.Context(), store, kr, "")
 			if err != nil {
 				return err
 			}

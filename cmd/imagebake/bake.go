@@ -282,7 +282,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				state, err := verifiedState(cmd, kr, published, m)
+				state, err := verifiedState(cmd, kr, published, cache, m)
 				if err != nil {
 					return err
 				}
@@ -383,11 +383,11 @@ func publishedOnly(ctx context.Context, c *catalog.Opened, release string) (*man
 // store ("": not asked): a revoked or obsolete release is an error (exit
 // 4, naming its reason and replacement); otherwise a note for the line
 // verify prints.
-func verifiedState(cmd *cobra.Command, kr *signing.Keyring, store string, m *manifest.Manifest) (string, error) {
+func verifiedState(cmd *cobra.Command, kr *signing.Keyring, store, cache string, m *manifest.Manifest) (string, error) {
 	if store == "" {
 		return "", nil
 	}
-	c, err := openCatalog(cmd.Context(), store, kr)
+	c, err := openCatalog(cmd.Context(), store, kr, cache)
 	if err != nil {
 		return "", err
 	}

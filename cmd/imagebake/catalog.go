@@ -71,9 +71,10 @@ func catalogGuard(cache string, now time.Time) (*catalog.Guard, error) {
 }
 
 // openCatalog reads the catalog of store (a directory, its URL or the URL
-// of its catalog.toml), its signature and serial checked.
-func openCatalog(ctx context.Context, store string, kr *signing.Keyring) (*catalog.Opened, error) {
-	guard, err := catalogGuard("", time.Time{})
+// of its catalog.toml), its signature and serial checked against those
+// the cache (--cache, else the default) remembers.
+func openCatalog(ctx context.Context, store string, kr *signing.Keyring, cache string) (*catalog.Opened, error) {
+	guard, err := catalogGuard(cache, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +82,8 @@ func openCatalog(ctx context.Context, store string, kr *signing.Keyring) (*catal
 }
 
 // openWriter opens the store at dest for writing, its serials checked.
-func openWriter(ctx context.Context, dest string, kr *signing.Keyring, mustExist bool) (catalog.Writer, error) {
-	guard, err := catalogGuard("", time.Time{})
+func openWriter(ctx context.Context, dest string, kr *signing.Keyring, mustExist bool, cache string) (catalog.Writer, error) {
+	guard, err := catalogGuard(cache, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +100,7 @@ func (f *keyFlags) updateCatalog(ctx context.Context, store string, w io.Writer,
 	if err != nil {
 		return nil, err
 	}
-	st, err := openWriter(ctx, store, kr, true)
+	st, err := openWriter(ctx, store, kr, true, "")
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +144,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := openCatalog(cmd.Context(), store, kr)
+			c, err := openCatalog(cmd.Context(), store, kr, "")
 			if err != nil {
 				return err
 			}

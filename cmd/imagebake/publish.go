@@ -35,7 +35,7 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := openWriter(cmd.Context(), store, kr, false)
+			st, err := openWriter(cmd.Context(), store, kr, false, "")
 			if err != nil {
 				return err
 			}
@@ -91,7 +91,7 @@ func checkRelease(ctx context.Context, g *globals, store string, kr *signing.Key
 	if err != nil {
 		return nil, err
 	}
-	o, err := openCatalog(ctx, store, kr)
+	o, err := openCatalog(ctx, store, kr, "")
 	if errors.Is(err, failure.ErrNotFound) {
 		o, err = nil, nil // the store's first release
 	}

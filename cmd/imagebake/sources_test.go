@@ -10,6 +10,7 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/internal/testutil/agentstest"
+	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -206,5 +207,27 @@ func TestStoreMigrateAddsSources(t *testing.T) {
 	_, err = runCmd("store", "migrate", "--store", releases, "--cache", filepath.Join(root, "mc2"))
 	if failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "example-1.0.0: ") || !strings.Contains(err.Error(), "keep no sources") {
 		t.Errorf("store migrate with the upstreams gone = %v", err)
+	}
+}
+
+// A command's --cache holds the catalog serials it saw (rollback
+// protection), not the default cache: store gc of an S3 store reads its
+// catalog.
+func TestCatalogGuardUsesCache(t *testing.T) {
+	testutil.S3(t, "golden").Setenv(t)
+	root, ctl := exampleWithAgents(t)
+	if _, err := runCmd("bake", "--repo", ctl, "--release", "1.0.0", "--context", root, "--out", filepath.Join(root, "dist")); err != nil {
+		t.Fatal(err)
+	}
+	releases := "s3://golden/releases"
+	if _, err := runCmd("publish", filepath.Join(root, "dist", "example-1.0.0"), "--store", releases); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(root, "my-cache")
+	if _, err := runCmd("store", "gc", "--store", releases, "--cache", mine); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mine, catalog.StateFile)); err != nil {
+		t.Errorf("store gc --cache %s kept no catalog serials there: %v", mine, err)
 	}
 }

@@ -51,7 +51,7 @@ func newStoreCommand(g *globals) *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
-		st, err := openWriter(ctx, store, kr, true)
+		st, err := openWriter(ctx, store, kr, true, cache)
 		if err != nil {
 			return nil, err
 		}
@@ -91,6 +91,7 @@ func newStoreCommand(g *globals) *cobra.Command {
 	gc.Flags().DurationVar(&grace, "grace", catalog.DefaultGrace, "keep unheld blobs younger than this (an in-flight publish's)")
 	migrate := newStoreMigrateCommand(g, open, &store, &cache)
 	addCacheFlag(migrate.Flags(), &cache)
+	addCacheFlag(gc.Flags(), &cache)
 	for _, c := range []*cobra.Command{gc, migrate} {
 		c.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
 		kf.register(c, false)

@@ -62,7 +62,7 @@ func printImageVersions(cmd *cobra.Command, g *globals, kf *keyFlags, mpath, cpa
 		if image == "" {
 			return usageErr("--catalog needs --image NAME-X.Y.Z-ARCH")
 		}
-		o, err := openCatalog(cmd.Context(), cpath, kr)
+		o, err := openCatalog(cmd.Context(), cpath, kr, "")
 		if err != nil {
 			return err
 		}
