@@ -28,6 +28,8 @@ type Reporter struct {
 	w      io.Writer
 	mu     sync.Mutex
 	active bool
+	// now is the clock steps are timed by (time.Now; tests set their own)
+	now func() time.Time
 }
 
 type key struct{}
@@ -38,7 +40,7 @@ func With(ctx context.Context, r *Reporter) context.Context {
 }
 
 // New draws on w whatever it is; Terminal says whether to.
-func New(w io.Writer) *Reporter { return &Reporter{w: w} }
+func New(w io.Writer) *Reporter { return &Reporter{w: w, now: time.Now} }
 
 // Terminal says whether bars belong on f: a terminal that is not dumb,
 // outside CI (the CI variable most CI systems set).
@@ -78,7 +80,7 @@ func Start(ctx context.Context, desc string, total int64, bytes bool) *Bar {
 		return &Bar{}
 	}
 	r.active = true
-	return &Bar{r: r, desc: desc, total: total, bytes: bytes, started: time.Now()}
+	return &Bar{r: r, desc: desc, total: total, bytes: bytes, started: r.now()}
 }
 
 // Add counts n more units done.
@@ -93,7 +95,7 @@ func (b *Bar) Add(n int64) {
 	}
 	b.n += n
 	if b.bar == nil {
-		if time.Since(b.started) < Delay {
+		if b.r.now().Sub(b.started) < Delay {
 			return
 		}
 		opts := []progressbar.Option{

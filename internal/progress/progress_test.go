@@ -18,7 +18,10 @@ import (
 // step overlapping another draw nothing.
 func TestBarOnlyForLongSteps(t *testing.T) {
 	var out bytes.Buffer
-	ctx := With(context.Background(), New(&out))
+	r := New(&out)
+	clock := time.Unix(1700000000, 0)
+	r.now = func() time.Time { return clock }
+	ctx := With(context.Background(), r)
 
 	quick := Start(ctx, "quick step", 10, false)
 	quick.Add(10)
@@ -30,7 +33,7 @@ func TestBarOnlyForLongSteps(t *testing.T) {
 	long := Start(ctx, "installing the modules", 3, false)
 	inner := Start(ctx, "an overlapping step", 5, false)
 	long.Add(1)
-	time.Sleep(Delay + 100*time.Millisecond)
+	clock = clock.Add(Delay + 100*time.Millisecond)
 	long.Add(1)
 	inner.Add(5)
 	time.Sleep(150 * time.Millisecond) // past the throttle
@@ -50,7 +53,7 @@ func TestBarOnlyForLongSteps(t *testing.T) {
 
 	// after the first ended, the next step may draw again
 	next := Start(ctx, "compressing", 100, true)
-	time.Sleep(Delay + 50*time.Millisecond)
+	clock = clock.Add(Delay + 50*time.Millisecond)
 	if _, err := io.Copy(io.Discard, next.Reader(strings.NewReader(strings.Repeat("x", 100)))); err != nil {
 		t.Fatal(err)
 	}
