@@ -228,15 +228,12 @@ func stageAndBuild(ctx context.Context, in *Inputs, dir string, o Options) (*man
 	if err != nil {
 		return nil, err
 	}
-	o.Compile.Enabled = o.Compile.Enabled || (!o.Compile.Set && in.Config.Compile != nil && in.Config.Compile.Enabled)
-	if in.Config.Compile != nil {
-		o.Compile = in.Config.Compile.merged(o.Compile)
-	}
+	o.Compile = in.Config.compileOptions(o.Compile)
 	m, err := buildRelease(ctx, in, p, dir, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeSources(ctx, m, in, dir, o); err != nil {
+	if err := writeSources(ctx, m, in, dir, p.AgentFiles, o); err != nil {
 		return nil, err
 	}
 	if o.Compile.Enabled {
@@ -291,7 +288,8 @@ func Payload(ctx context.Context, name, arch, dst string, o Options) error {
 	if err := os.Rename(filepath.Join(tmp, "env"), envDst); err != nil {
 		return err
 	}
-	return stageAgents(ctx, in, arch, dst, o)
+	_, err = stageAgents(ctx, in, arch, dst, o)
+	return err
 }
 
 func (o *Options) logf(format string, args ...any) {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/builders"
 	_ "github.com/imagebake/imagebake/builders/oci"    // registers "oci"
 	_ "github.com/imagebake/imagebake/builders/rootfs" // registers "rootfs"
@@ -47,7 +46,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 	req := &builders.Request{Dir: dir, BlobDir: blobDir, Family: m.Family, Release: m.Release,
 		Revision: m.Repo.Commit, Epoch: in.Epoch, Log: o.Log, Defaults: m.Imagebake.Defaults}
 	for _, im := range m.Images {
-		layers, err := archLayers(ctx, blobDir, in, p, im.Arch, envLayer, o)
+		layers, err := archLayers(ctx, blobDir, in, p, im.Arch, envLayer)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +96,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 // the release, in a layer of its own. Before, release.toml was in the
 // agents layer and every entry had the release commit's time, so each
 // release had agents layers of its own; a release baked so is rebuilt so.
-func archLayers(ctx context.Context, blobDir string, in *Inputs, p *staged, arch string, env builders.Layer, o Options) ([]builders.Layer, error) {
+func archLayers(ctx context.Context, blobDir string, in *Inputs, p *staged, arch string, env builders.Layer) ([]builders.Layer, error) {
 	dir := p.Arches[arch]
 	if in.Manifest.Imagebake.Defaults < 2 {
 		al, err := builders.WriteLayer(ctx, blobDir, "agents", in.Epoch, func(tw *tarball.Writer) error {
@@ -106,10 +105,7 @@ func archLayers(ctx context.Context, blobDir string, in *Inputs, p *staged, arch
 		})
 		return []builders.Layer{env, al}, err
 	}
-	file, err := agents.Fetch(ctx, in.Agents[arch], o.Cache)
-	if err != nil {
-		return nil, err
-	}
+	file := p.AgentFiles[arch]
 	at, err := newestEntry(file)
 	if err != nil {
 		return nil, fmt.Errorf("agent binaries %s: %w", file, err)

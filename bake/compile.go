@@ -125,28 +125,30 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, p *stage
 // no compile gate run: the gate is off, or it compiled every image this
 // machine can run, for the nodes now configured.
 func gateDone(old *manifest.Manifest, cfg *Config, o Options) bool {
-	on := o.Compile.Enabled || (!o.Compile.Set && cfg != nil && cfg.Compile != nil && cfg.Compile.Enabled)
-	if !on {
+	if o.Compile = cfg.compileOptions(o.Compile); !o.Compile.Enabled {
 		return true
 	}
-	if cfg != nil && cfg.Compile != nil {
-		o.Compile = cfg.Compile.merged(o.Compile)
+	// each configured node, with the digest its fact set has now (a fact
+	// set that does not read makes the gate run, and say so)
+	want := map[string]string{}
+	sets, err := o.factSets()
+	if err != nil {
+		return false
 	}
-	want := map[string]bool{}
-	for _, n := range o.Compile.Nodes {
-		want[n.Name] = true
+	for _, n := range sets {
+		want[n.Name] = n.sha256
 	}
-	has := map[string]bool{}
+	has := map[string]string{}
 	for _, im := range old.Images {
 		if im.Puppet != nil && canRun(im.Arch) && im.Compiled == "" {
 			return false
 		}
 		for _, c := range im.Catalogs {
-			has[c.Node] = true
+			has[c.Node] = c.FactsSHA256
 		}
 	}
-	for n := range want {
-		if !has[n] {
+	for n, sum := range want {
+		if got, ok := has[n]; !ok || got != sum {
 			return false
 		}
 	}

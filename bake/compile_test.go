@@ -65,6 +65,22 @@ func TestCompileGate(t *testing.T) {
 	if !strings.Contains(im.Compiled, "catalogs compiled by puppet 7.23") || im.Puppet == nil || im.Puppet.CodeDir != "/etc/puppet/code" || im.Puppet.Binary != "/usr/bin/puppet" {
 		t.Errorf("manifest: compiled %q, puppet %+v", im.Compiled, im.Puppet)
 	}
+	// the base's facts, read once and kept beside the unpacked base, say
+	// what the image is, not what the machine that baked it has
+	cache, err := gateCache(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, _ := filepath.Glob(filepath.Join(cache, "*", "facts.json"))
+	if len(found) == 0 {
+		t.Fatalf("no base facts kept in %s", cache)
+	}
+	for _, f := range found {
+		b, _ := os.ReadFile(f)
+		if !strings.Contains(string(b), `"os":`) || strings.Contains(string(b), `"memory":`) || strings.Contains(string(b), `"processors":`) || strings.Contains(string(b), `"networking":`) {
+			t.Errorf("%s: want the image's os, none of the build host's memory, processors or networking:\n%.300s", f, b)
+		}
+	}
 	relDir := filepath.Join(o.Out, "example-1.1.0")
 	if b, _ := os.ReadFile(filepath.Join(relDir, "manifest.toml")); !strings.Contains(string(b), "compiled = ") {
 		t.Errorf("manifest.toml does not record the gate")

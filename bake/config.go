@@ -80,6 +80,17 @@ type NodeConfig struct {
 	Arch string `toml:"arch"`
 }
 
+// compileOptions are the gate's options: the flags', then [compile]'s
+// for what they leave unset; Enabled is the flag when given (--compile or
+// --compile=false), else the file's.
+func (c *Config) compileOptions(o CompileOptions) CompileOptions {
+	if c == nil || c.Compile == nil {
+		return o
+	}
+	o.Enabled = o.Enabled || (!o.Set && c.Compile.Enabled)
+	return c.Compile.merged(o)
+}
+
 // merged is o with what the file sets and the flags leave unset.
 func (c *CompileConfig) merged(o CompileOptions) CompileOptions {
 	if o.Node == "" {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,7 +44,8 @@ type Stored struct {
 // agent archive; a base given as a rootfs tarball is a layer of the
 // release already, and is listed. Unchanged sources make the same blobs,
 // so a store keeps them once.
-func writeSources(ctx context.Context, m *manifest.Manifest, in *Inputs, dir string, o Options) error {
+// agentFiles are the agent archives staged, by arch (nil: fetched here).
+func writeSources(ctx context.Context, m *manifest.Manifest, in *Inputs, dir string, agentFiles map[string]string, o Options) error {
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		return err
@@ -95,13 +97,16 @@ func writeSources(ctx context.Context, m *manifest.Manifest, in *Inputs, dir str
 		}
 	}
 	for _, im := range m.Images {
-		sel, ok := in.Agents[im.Arch]
+		p, ok := agentFiles[im.Arch]
 		if !ok {
-			continue
-		}
-		p, err := agents.Fetch(ctx, sel, o.Cache)
-		if err != nil {
-			return err
+			sel, ok := in.Agents[im.Arch]
+			if !ok {
+				continue
+			}
+			var err error
+			if p, err = agents.Fetch(ctx, sel, o.Cache); err != nil {
+				return err
+			}
 		}
 		blob, size, err := copyBlob(blobs, p)
 		if err != nil {
@@ -231,7 +236,7 @@ func KeepSources(ctx context.Context, dir string, o Options) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return true, writeSources(ctx, m, in, dir, o)
+	return true, writeSources(ctx, m, in, dir, nil, o)
 }
 
 // restore puts the release's sources where a rebuild reads its inputs,
@@ -299,46 +304,48 @@ func (st *Stored) restoreFile(ctx context.Context, x manifest.Source, dst string
 	if got, err := filehash.SHA256(dst); err == nil && got == x.SHA256 {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	dir := filepath.Dir(dst)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	write := func(decompress bool) (string, error) {
-		rc, err := st.blob(ctx, x.Blob)
-		if err != nil {
-			return "", err
-		}
-		defer rc.Close()
-		var r io.Reader = rc
-		if decompress {
-			zr, err := gzip.NewReader(rc)
-			if err != nil {
-				return "", err
-			}
-			r = zr
-		}
-		_, _, err = writeBlob(filepath.Dir(dst), func(w io.Writer) error { _, err := io.Copy(w, r); return err })
-		return "", err
-	}
-	// the blob named by its sha256 lands beside dst, then takes its name
 	for _, decompress := range []bool{false, true} {
 		if decompress && !gunzip {
 			break
 		}
-		if _, err := write(decompress); err != nil {
+		// written beside dst under its own sha256, then named dst if that
+		// is the pinned one
+		got, _, err := writeBlob(dir, func(w io.Writer) error { return st.copyBlob(ctx, x.Blob, decompress, w) })
+		if err != nil {
 			return err
 		}
-		p := filepath.Join(filepath.Dir(dst), x.SHA256)
-		if _, err := os.Stat(p); err == nil {
+		p := filepath.Join(dir, strings.TrimPrefix(got, "sha256:"))
+		if got == "sha256:"+x.SHA256 {
 			o.logf("%s: sha256 %s from %s\n", sourceLabel(x), x.SHA256[:12], st.Where)
 			return os.Rename(p, dst)
 		}
-		// not the pinned bytes: what was written is removed
-		leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), strings.Repeat("[0-9a-f]", 64)))
-		for _, l := range leftovers {
-			os.Remove(l)
-		}
+		os.Remove(p)
 	}
 	return fmt.Errorf("%w: its blob %s does not hold sha256 %s", failure.ErrVerify, x.Blob, x.SHA256)
+}
+
+// copyBlob copies blob b (checked against its name as it is read) to w,
+// gunzipped when decompress.
+func (st *Stored) copyBlob(ctx context.Context, b string, decompress bool, w io.Writer) error {
+	rc, err := st.blob(ctx, b)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if decompress {
+		zr, err := gzip.NewReader(rc)
+		if err != nil {
+			return err
+		}
+		r = zr
+	}
+	_, err = io.Copy(w, r)
+	return err
 }
 
 // blob opens blob b, checked to be the bytes its name says as it is read.
@@ -352,11 +359,8 @@ func (st *Stored) blob(ctx context.Context, b string) (io.ReadCloser, error) {
 
 // checkedBlob fails its last read when the bytes were not its sha256.
 type checkedBlob struct {
-	rc io.ReadCloser
-	h  interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
+	rc   io.ReadCloser
+	h    hash.Hash
 	want string
 }
 

@@ -99,3 +99,39 @@ func TestForgeSourceKeptAndRestored(t *testing.T) {
 		t.Errorf("restore of an edited blob = %v", err)
 	}
 }
+
+// A release baked with defaults 1 is rebuilt by its own rules: release.toml
+// in its agents layer, no release layer.
+func TestDefaultsOneRebuildsItsOwnWay(t *testing.T) {
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Arches, o.Release = []string{"amd64"}, "1.1.0"
+	testutil.Git(t, repo, "tag", "v1.1.0")
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if roles := layerRoles(m.Images[0].Layers); roles != "base environment agents release" {
+		t.Fatalf("a defaults 2 bake's layers: %s", roles)
+	}
+	m.Imagebake.Defaults = 1
+	o.Out, o.Pinned = filepath.Join(root, "old"), m
+	old, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if roles := layerRoles(old.Images[0].Layers); roles != "base environment agents" || old.Imagebake.Defaults != 1 {
+		t.Fatalf("a defaults 1 rebuild's layers: %s (defaults %d)", roles, old.Imagebake.Defaults)
+	}
+	if _, err := CheckArtifacts(ctx, filepath.Join(o.Out, "example-1.1.0", manifest.FileName)); err != nil {
+		t.Errorf("the defaults 1 release (release.toml in its agents layer) does not check: %v", err)
+	}
+}
+
+func layerRoles(ls []manifest.Layer) string {
+	var r []string
+	for _, l := range ls {
+		r = append(r, l.Role)
+	}
+	return strings.Join(r, " ")
+}

@@ -26,12 +26,15 @@ import (
 type staged struct {
 	Env    string            // goes to Config.Environment
 	Arches map[string]string // arch -> root of its agent tree
+	// AgentFiles are the agent archives staged, by arch: fetched and
+	// checked once, then read by the layers and the sources
+	AgentFiles map[string]string
 }
 
 // stagePayload writes the payload of every image of in under dir (made if
 // missing): dir/env and dir/arch-ARCH.
 func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*staged, error) {
-	p := &staged{Env: filepath.Join(dir, "env"), Arches: map[string]string{}}
+	p := &staged{Env: filepath.Join(dir, "env"), Arches: map[string]string{}, AgentFiles: map[string]string{}}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -40,9 +43,11 @@ func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*stag
 	}
 	for _, im := range in.Manifest.Images {
 		d := filepath.Join(dir, "arch-"+im.Arch)
-		if err := stageAgents(ctx, in, im.Arch, d, o); err != nil {
+		f, err := stageAgents(ctx, in, im.Arch, d, o)
+		if err != nil {
 			return nil, err
 		}
+		p.AgentFiles[im.Arch] = f
 		p.Arches[im.Arch] = d
 	}
 	return p, nil
@@ -153,28 +158,30 @@ type releaseFile struct {
 
 // stageAgents lays out one arch's agent binaries (with the current link)
 // and release.toml under dir, as they appear in the image.
-func stageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) error {
+// stageAgents stages arch's agent tree in dir and returns the archive it
+// came from (checked against its pin).
+func stageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) (string, error) {
 	s, ok := in.Agents[arch]
 	if !ok {
-		return fmt.Errorf("%s has no image for %s", in.Name(), arch)
+		return "", fmt.Errorf("%s has no image for %s", in.Name(), arch)
 	}
 	file, err := agents.Fetch(ctx, s, o.Cache)
 	if err != nil {
-		return err
+		return "", err
 	}
 	tools := filepath.Join(dir, "opt", s.Name, "tools")
 	if err := os.MkdirAll(tools, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	vdir := s.Version + "-" + arch
 	if err := agents.Unpack(file, filepath.Join(tools, vdir), 0); err != nil {
-		return fmt.Errorf("agent binaries %s %s for %s: %w", s.Name, s.Version, s.Platform(), err)
+		return "", fmt.Errorf("agent binaries %s %s for %s: %w", s.Name, s.Version, s.Platform(), err)
 	}
 	if err := agents.CheckMachine(filepath.Join(tools, vdir), s.Name, arch); err != nil {
-		return fmt.Errorf("agent binaries %s %s for %s (%s in %s): %w", s.Name, s.Version, s.Platform(), s.Path, s.Source, err)
+		return "", fmt.Errorf("agent binaries %s %s for %s (%s in %s): %w", s.Name, s.Version, s.Platform(), s.Path, s.Source, err)
 	}
 	if err := os.Symlink(vdir, filepath.Join(tools, "current")); err != nil {
-		return err
+		return "", err
 	}
 	m := in.Manifest
 	var content string
@@ -188,11 +195,11 @@ func stageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) e
 	rf := releaseFile{Family: m.Family, Release: m.Release, Arch: arch, Name: in.Name() + "-" + arch, Tag: m.Repo.Tag,
 		Commit: m.Repo.Commit, Agent: s.Name, AgentVersion: s.Version, ContentDigest: content}
 	if err := toml.NewEncoder(&buf).Encode(rf); err != nil {
-		return err
+		return "", err
 	}
 	p := filepath.Join(dir, "etc", "imagebake", "release.toml")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+		return "", err
 	}
-	return os.WriteFile(p, buf.Bytes(), 0o644)
+	return file, os.WriteFile(p, buf.Bytes(), 0o644)
 }

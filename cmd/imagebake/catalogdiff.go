@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/internal/failure"
@@ -121,7 +122,7 @@ func (f *candidateFlags) catalogDiff(ctx context.Context, prev *manifest.Manifes
 			prev.Family, prev.Release, src, prev.Release, prev.Family, prev.Release)
 		return ch, nil
 	}
-	for _, node := range sortedKeys(cand) {
+	for _, node := range slices.Sorted(maps.Keys(cand)) {
 		o, ok := old[node]
 		if !ok {
 			ch.New = append(ch.New, node)
@@ -129,21 +130,12 @@ func (f *candidateFlags) catalogDiff(ctx context.Context, prev *manifest.Manifes
 		}
 		ch.Nodes = append(ch.Nodes, compiled.Compare(o, cand[node]))
 	}
-	for _, node := range sortedKeys(old) {
+	for _, node := range slices.Sorted(maps.Keys(old)) {
 		if _, ok := cand[node]; !ok {
 			ch.Gone = append(ch.Gone, node)
 		}
 	}
 	return ch, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // print writes the changes for people.

@@ -170,6 +170,15 @@ func TestCompileNodesWithFactSets(t *testing.T) {
 		t.Errorf("db1's catalog does not use its fact set")
 	}
 
+	// a fact set changed since: the release in --out is not up to date
+	os.WriteFile(filepath.Join(root, "facts", "web1.yaml"), []byte("os:\n  family: Debian\n  architecture: amd64\nrole: cache\n"), 0o644)
+	if out, err := runCmd("bake", "--repo", ctl, "--release", "3.0.0", "--context", root, "--out", dist, "--compile"); err != nil {
+		t.Fatalf("bake --compile after web1's facts changed: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dist, "example-3.0.0", "catalog-web1.example.com.json")); !strings.Contains(string(b), `"/etc/role-cache"`) {
+		t.Errorf("web1's catalog was not compiled again with its new facts")
+	}
+
 	os.WriteFile(filepath.Join(root, "facts", "db1.json"), []byte("{\"os\": [unclosed\n"), 0o644)
 	_, err := runCmd("bake", "--repo", ctl, "--release", "3.0.0", "--context", root, "--out", filepath.Join(root, "d2"), "--compile")
 	if failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "facts/db1.json") || !strings.Contains(err.Error(), "not YAML or JSON") {

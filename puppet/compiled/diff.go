@@ -3,7 +3,9 @@ package compiled
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -43,12 +45,12 @@ func (d *Diff) Empty() bool { return len(d.Added)+len(d.Removed)+len(d.Changed) 
 func Compare(old, new *Catalog) *Diff {
 	d := &Diff{Node: new.Node, Added: []string{}, Removed: []string{}, Changed: []Change{}}
 	a, b := effective(old), effective(new)
-	for _, ref := range sortedKeys(b) {
+	for _, ref := range slices.Sorted(maps.Keys(b)) {
 		if _, ok := a[ref]; !ok {
 			d.Added = append(d.Added, ref)
 		}
 	}
-	for _, ref := range sortedKeys(a) {
+	for _, ref := range slices.Sorted(maps.Keys(a)) {
 		nb, ok := b[ref]
 		if !ok {
 			d.Removed = append(d.Removed, ref)
@@ -111,7 +113,7 @@ func paramChanges(a, b map[string]any) []ParamChange {
 		names[k] = true
 	}
 	var out []ParamChange
-	for _, k := range sortedKeys(names) {
+	for _, k := range slices.Sorted(maps.Keys(names)) {
 		if !same(a[k], b[k]) {
 			out = append(out, ParamChange{Name: k, Old: a[k], New: b[k]})
 		}
@@ -132,15 +134,6 @@ func same(a, b any) bool {
 		}
 	}
 	return reflect.DeepEqual(a, b)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Lines is the diff as people read it, one line each:
@@ -180,7 +173,7 @@ func nested(ref, name string, old, new any) []string {
 		keys[k] = true
 	}
 	var out []string
-	for _, k := range sortedKeys(keys) {
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		if !same(a[k], b[k]) {
 			out = append(out, nested(ref, name+"."+k, a[k], b[k])...)
 		}
@@ -228,7 +221,7 @@ func renderFull(v any) string {
 		return "[" + strings.Join(parts, ", ") + "]"
 	case map[string]any:
 		parts := make([]string, 0, len(x))
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			parts = append(parts, renderFull(k)+" => "+renderFull(x[k]))
 		}
 		return "{" + strings.Join(parts, ", ") + "}"
