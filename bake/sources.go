@@ -150,9 +150,11 @@ func keepForge(ctx context.Context, s *manifest.Sources, mod lockfile.Module, ca
 		if o.HTTP != nil {
 			fo = append(fo, forge.WithHTTPClient(o.HTTP))
 		}
-		if p, err := forge.New("", fo...).Fetch(ctx, forge.Release{Slug: slug, Version: version, URL: mod.URL, SHA256: sum}, cache); err == nil {
-			found = []string{p}
+		p, err := forge.New("", fo...).Fetch(ctx, forge.Release{Slug: slug, Version: version, URL: mod.URL, SHA256: sum}, cache)
+		if err != nil {
+			return fmt.Errorf("keeping the source of module %s %s: not in the cache %s, and %w", name, version, cache, err)
 		}
+		found = []string{p}
 	}
 	for _, p := range found {
 		if got, err := filehash.SHA256(p); err == nil && got == sum {
