@@ -138,6 +138,7 @@ func packTo(w io.Writer, from string, epoch time.Time) (int64, string, error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
+		defer failure.Crash()
 		err := tarball.WriteTreeGz(pw, from, "", epoch)
 		pw.CloseWithError(err)
 		done <- err

@@ -59,6 +59,7 @@ func (c *Chain) load(ctx context.Context) {
 		for i, s := range c.Stores {
 			wg.Add(1)
 			go func() {
+				defer failure.Crash()
 				defer wg.Done()
 				c.ixs[i], c.errs[i] = s.Index(ctx)
 			}()

@@ -520,6 +520,7 @@ func layOut(ctx context.Context, im *manifest.Image, ls []v1.Layer, nBase int, k
 	var g errgroup.Group
 	var tPayload, tBase time.Duration
 	g.Go(func() error {
+		defer failure.Crash()
 		t0 := time.Now()
 		defer func() { tPayload = time.Since(t0) }()
 		if p != nil && linkPayload(p, im.Arch, env, payload) == nil {
@@ -531,6 +532,7 @@ func layOut(ctx context.Context, im *manifest.Image, ls []v1.Layer, nBase int, k
 	var base string
 	var held *os.File
 	g.Go(func() (err error) {
+		defer failure.Crash()
 		t0 := time.Now()
 		defer func() { tBase = time.Since(t0) }()
 		base, held, err = cachedBase(ctx, cache, k, im.Name, o, func(dst string) error {

@@ -51,10 +51,12 @@ type Config struct {
 // PayloadConfig is what of the control repo goes into the image
 // ([payload]).
 type PayloadConfig struct {
-	// Exclude lists globs of control repo paths left out of the
-	// environment (CI files, docs): a pattern without "/" matches a name
-	// at any depth, one with "/" the whole path from the repo's root; a
-	// matched directory is left out whole. Recorded in the manifest
+	// Exclude lists control repo paths left out of the environment (CI
+	// files, docs) as the lines of a .gitignore at the repo's root: a
+	// pattern without "/" matches a name at any depth, one with "/" at its
+	// start or in the middle the path from the root, a trailing "/"
+	// directories only, "**" any depth, "!" keeps again; a matched
+	// directory is left out whole. Recorded in the manifest
 	// (payload_exclude), so a rebuild leaves out the same.
 	Exclude []string `toml:"exclude"`
 }

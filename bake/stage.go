@@ -64,13 +64,13 @@ func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) er
 	if err != nil {
 		return fmt.Errorf("control repo: %w", err)
 	}
-	var skip func(string) bool
+	var skip func(string, bool) bool
 	if ex := in.Manifest.PayloadExclude; len(ex) > 0 {
 		if err := keepsWhatPuppetReads(mir, in.Manifest.Repo.Commit, ex); err != nil {
 			mir.Close()
 			return err
 		}
-		skip = func(p string) bool { return manifest.Excluded(ex, p) }
+		skip = func(p string, isDir bool) bool { return manifest.Excluded(ex, p, isDir) }
 	}
 	err = mir.WriteTree(ctx, in.Manifest.Repo.Commit, env, in.Epoch, skip)
 	mir.Close() // before the modules: one of them may be this very repo
@@ -110,19 +110,19 @@ func keepsWhatPuppetReads(mir *gitcache.Mirror, commit string, globs []string) e
 	var problems []string
 	for _, f := range []string{"environment.conf", "hiera.yaml"} {
 		if _, err := t.File(f); err == nil {
-			if g := manifest.ExcludedBy(globs, f); g != "" {
+			if g := manifest.ExcludedBy(globs, f, false); g != "" {
 				problems = append(problems, fmt.Sprintf("%q leaves out %s", g, f))
 			}
 		}
 	}
 	if mt, err := t.Tree("manifests"); err == nil {
-		if g := manifest.ExcludedBy(globs, "manifests"); g != "" {
+		if g := manifest.ExcludedBy(globs, "manifests", true); g != "" {
 			problems = append(problems, fmt.Sprintf("%q leaves out manifests/", g))
 		} else {
 			var kept bool
 			var by string
 			mt.Files().ForEach(func(f *object.File) error {
-				if g := manifest.ExcludedBy(globs, "manifests/"+f.Name); g == "" {
+				if g := manifest.ExcludedBy(globs, "manifests/"+f.Name, false); g == "" {
 					kept = true
 				} else if by == "" {
 					by = g

@@ -281,7 +281,7 @@ func (r *resolver) writeGit(ctx context.Context, m puppetfile.Module, pin lockfi
 			return nil, err
 		}
 	}
-	if err := mir.WriteTree(ctx, pin.Commit, dst, mtime, skipFor(m.ExcludeSpec)); err != nil {
+	if err := mir.WriteTree(ctx, pin.Commit, dst, mtime, treeSkip(m.ExcludeSpec)); err != nil {
 		return nil, fmt.Errorf("module %q: %w", m.Name, err)
 	}
 	return drift, nil

@@ -272,6 +272,7 @@ func parallel(ctx context.Context, jobs, n int, fn func(context.Context, int) er
 	g.SetLimit(max(jobs, 1))
 	for i := range n {
 		g.Go(func() error {
+			defer failure.Crash()
 			errs[i] = fn(ctx, i)
 			return nil
 		})
@@ -297,6 +298,14 @@ func parallel(ctx context.Context, jobs, n int, fn func(context.Context, int) er
 }
 
 func isSpec(p string) bool { return p == "spec" || strings.HasPrefix(p, "spec/") }
+
+// treeSkip is skipFor for a git tree's entries.
+func treeSkip(excludeSpec bool) func(string, bool) bool {
+	if excludeSpec {
+		return func(p string, _ bool) bool { return isSpec(p) }
+	}
+	return nil
+}
 
 func skipFor(excludeSpec bool) func(string) bool {
 	if excludeSpec {

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -78,7 +77,7 @@ func TestCosignKMSKey(t *testing.T) {
 	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/nothing-here", 0); err == nil || !strings.Contains(err.Error(), "alias/nothing-here") {
 		t.Errorf("a missing KMS key = %v, want an error naming it", err)
 	}
-	t.Setenv("AWS_ENDPOINT_URL_KMS", fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t)))
+	t.Setenv("AWS_ENDPOINT_URL_KMS", "http://"+testutil.RefusedAddr(t))
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	if _, err := cosignkey.Open(context.Background(), "awskms:///alias/imagebake-release", 0); !errors.Is(err, cosignkey.ErrKMS) || !strings.Contains(err.Error(), "reachable") {
 		t.Errorf("an unreachable KMS = %v, want ErrKMS naming the key and what to check", err)

@@ -244,6 +244,7 @@ func (r *release) writeImages(ctx context.Context, rp name.Repository, tags []ta
 		}
 		wg.Add(1)
 		go func() {
+			defer failure.Crash()
 			defer wg.Done()
 			if err := raced(ctx, func() error {
 				return counted(bar, func(o ...remote.Option) error { return remote.Write(rp.Tag(t.tag), r.images[t.arch], o...) }, opts)
@@ -275,6 +276,7 @@ func counted(bar *progress.Bar, write func(...remote.Option) error, opts []remot
 	ch := make(chan v1.Update, 64)
 	done := make(chan struct{})
 	go func() {
+		defer failure.Crash()
 		defer close(done)
 		var last int64
 		for u := range ch {
@@ -357,6 +359,7 @@ func checkTags(rp name.Repository, tags []tagged, force bool, opts []remote.Opti
 	for i, t := range tags { // one round trip for all, not one per tag
 		wg.Add(1)
 		go func() {
+			defer failure.Crash()
 			defer wg.Done()
 			found[i], errs[i] = remote.Head(rp.Tag(t.tag), opts...)
 		}()
@@ -436,6 +439,7 @@ func (r *release) attachTo(ctx context.Context, rp name.Repository, subject v1.D
 		for i, f := range blobs {
 			wg.Add(1)
 			go func() {
+				defer failure.Crash()
 				defer wg.Done()
 				errs[i] = remote.WriteLayer(rp, static.NewLayer(f.data, types.MediaType(f.mediaType)), opts...)
 				errs[i] = ociremote.Describe(fmt.Sprintf("pushing %s to %s", f.name, rp), errs[i])

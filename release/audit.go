@@ -420,6 +420,7 @@ func ScopeOf(ctx context.Context, c *catalog.Catalog, read ManifestFunc) (osv.Sc
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, w := range wants {
 		g.Go(func() error {
+			defer failure.Crash()
 			m, err := read(gctx, w.family, w.version)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", w.family, w.version, err)

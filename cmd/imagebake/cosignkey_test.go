@@ -35,7 +35,7 @@ func TestPushRefusesAnUnusableCosignKeyFirst(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	t.Setenv("AWS_ENDPOINT_URL_KMS", fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t)))
+	t.Setenv("AWS_ENDPOINT_URL_KMS", "http://"+testutil.RefusedAddr(t))
 	for _, c := range []struct {
 		key  string
 		want int

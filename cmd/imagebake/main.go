@@ -20,6 +20,7 @@ func main() {
 	// the first Ctrl-C or SIGTERM cancels the work, which then cleans up;
 	// a second one finds the default behaviour back and ends the process
 	go func() {
+		defer failure.Crash()
 		<-ctx.Done()
 		stop()
 	}()

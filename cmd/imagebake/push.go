@@ -54,7 +54,7 @@ func stallOr(d time.Duration) time.Duration {
 // stallFromEnv is IMAGEBAKE_STALL_TIMEOUT (0 when unset or not a
 // duration: the default applies, and a bad value is said once).
 func stallFromEnv() time.Duration {
-	d, err := stall.FromEnv()
+	d, err := stall.Parse(envSetting(stall.Env))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}

@@ -46,7 +46,7 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 	// a bar on stderr for long steps, on a terminal only (not in CI, not
 	// with --quiet or --json)
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
-		if !g.quiet && !g.json && progress.Terminal(os.Stderr) {
+		if !g.quiet && !g.json && progress.Terminal(os.Stderr, noBars()) {
 			cmd.SetContext(progress.With(cmd.Context(), progress.New(os.Stderr)))
 		}
 		// one stall rule for every HTTP client of the command: its

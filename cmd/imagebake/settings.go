@@ -42,7 +42,7 @@ func listSetting(flag []string, env string) []string {
 	if len(flag) > 0 {
 		return flag
 	}
-	return splitList(os.Getenv(env))
+	return splitList(envSetting(env))
 }
 
 // stringSetting is a flag's value, else the variable env's.
@@ -50,7 +50,7 @@ func stringSetting(flag, env string) string {
 	if flag != "" {
 		return flag
 	}
-	return os.Getenv(env)
+	return envSetting(env)
 }
 
 // splitList splits a list setting's value at commas and white space.
@@ -66,6 +66,13 @@ func addRemapFlag(f *pflag.FlagSet, to *[]string) {
 // remaps are --remap's rules, else $IMAGEBAKE_REMAP's.
 func remaps(flag []string) ([]gitcache.Remap, error) {
 	return gitcache.ParseRemaps(listSetting(flag, envRemap))
+}
+
+// noBars says the environment wants no progress bars: a CI run (the CI
+// variable most CI systems set) or a dumb terminal.
+func noBars() bool {
+	ci := envSetting("CI")
+	return ci != "" && ci != "false" || envSetting("TERM") == "dumb"
 }
 
 // builderIdentity is who runs a bake, for its provenance: the CI workflow

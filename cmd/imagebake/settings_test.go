@@ -125,3 +125,17 @@ func mustKeyring(t *testing.T) *signing.Keyring {
 	}
 	return kr
 }
+
+// Bars are off in CI (CI set, not "false") and on a dumb terminal.
+func TestNoBars(t *testing.T) {
+	for _, c := range []struct {
+		ci, term string
+		want     bool
+	}{{"", "xterm", false}, {"true", "xterm", true}, {"false", "xterm", false}, {"1", "", true}, {"", "dumb", true}} {
+		t.Setenv("CI", c.ci)
+		t.Setenv("TERM", c.term)
+		if got := noBars(); got != c.want {
+			t.Errorf("CI=%q TERM=%q: noBars %v, want %v", c.ci, c.term, got, c.want)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // Tree returns a digest of the directory tree at root: every entry's path,
@@ -58,6 +60,7 @@ func Tree(ctx context.Context, root string) (string, error) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
+			defer failure.Crash()
 			defer wg.Done()
 			for it := range work {
 				s, err := SHA256Context(ctx, it.file)

@@ -129,6 +129,7 @@ func (m *Mirror) git(ctx context.Context, args ...string) ([]byte, error) {
 	stall := m.stall
 	done := make(chan struct{})
 	go func() {
+		defer failure.Crash()
 		t := time.NewTimer(stall)
 		defer t.Stop()
 		for {

@@ -24,7 +24,7 @@ import (
 // executables 0755, directories 0755, symlinks as symlinks, submodules as
 // empty directories, no .git. Every mtime is mtime. skip, when not nil,
 // leaves out the entries (and everything below them) it returns true for.
-func (m *Mirror) WriteTree(ctx context.Context, sha, dir string, mtime time.Time, skip func(p string) bool) error {
+func (m *Mirror) WriteTree(ctx context.Context, sha, dir string, mtime time.Time, skip func(p string, isDir bool) bool) error {
 	tree, err := m.Tree(sha)
 	if err != nil {
 		return err
@@ -46,13 +46,13 @@ func (m *Mirror) WriteTree(ctx context.Context, sha, dir string, mtime time.Time
 	return nil
 }
 
-func writeTree(ctx context.Context, st storer.EncodedObjectStorer, t *object.Tree, dir, rel string, skip func(string) bool, dirs *[]string) error {
+func writeTree(ctx context.Context, st storer.EncodedObjectStorer, t *object.Tree, dir, rel string, skip func(string, bool) bool, dirs *[]string) error {
 	for _, e := range t.Entries {
 		if err := ctx.Err(); err != nil { // Ctrl-C, between entries
 			return context.Cause(ctx)
 		}
 		p := path.Join(rel, e.Name)
-		if skip != nil && skip(p) {
+		if skip != nil && skip(p, e.Mode == filemode.Dir || e.Mode == filemode.Submodule) {
 			continue
 		}
 		if !validName(e.Name) {

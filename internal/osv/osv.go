@@ -184,14 +184,19 @@ func LoadScoped(ctx context.Context, paths []string, s Scope) (*DB, error) {
 		}
 	}()
 	go func() {
+		defer failure.Crash()
 		defer close(jobs)
 		readErr = readPaths(ctx, paths, jobs, &open, &records)
 	}()
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() { work(ctx, sch, s, jobs, results, &total) })
+		wg.Go(func() {
+			defer failure.Crash()
+			work(ctx, sch, s, jobs, results, &total)
+		})
 	}
 	go func() {
+		defer failure.Crash()
 		wg.Wait()
 		close(results)
 	}()

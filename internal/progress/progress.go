@@ -42,13 +42,10 @@ func With(ctx context.Context, r *Reporter) context.Context {
 // New draws on w whatever it is; Terminal says whether to.
 func New(w io.Writer) *Reporter { return &Reporter{w: w, now: time.Now} }
 
-// Terminal says whether bars belong on f: a terminal that is not dumb,
-// outside CI (the CI variable most CI systems set).
-func Terminal(f *os.File) bool {
-	if os.Getenv("CI") != "" && os.Getenv("CI") != "false" || os.Getenv("TERM") == "dumb" {
-		return false
-	}
-	return term.IsTerminal(int(f.Fd()))
+// Terminal says whether bars belong on f: a terminal, unless the
+// environment (read by the caller) says a CI run or a dumb terminal.
+func Terminal(f *os.File, ciOrDumb bool) bool {
+	return !ciOrDumb && term.IsTerminal(int(f.Fd()))
 }
 
 // Bar counts one step's work: Add as it goes, Finish when it ends (also

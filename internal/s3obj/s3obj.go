@@ -99,15 +99,11 @@ func Open(ctx context.Context, raw string) (*Bucket, error) {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1" // S3-compatible servers accept any region; AWS needs one to sign
 	}
-	endpoint := firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-	if cfg.BaseEndpoint != nil && endpoint == "" {
-		endpoint = *cfg.BaseEndpoint
-	}
-	// a server that stops sending stops the request (IMAGEBAKE_STALL_TIMEOUT,
-	// read with the AWS_* settings: the S3 configuration is the environment's)
-	sd, _ := stall.FromEnv() // a bad value: the default (the command line warns)
+	endpoint := s3Endpoint(ctx, cfg)
+	// a server that stops sending stops the request (the command's stall
+	// timeout, stall.Current)
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.HTTPClient = stall.Client(sd)
+		o.HTTPClient = stall.Client(0)
 		if endpoint != "" {
 			o.UsePathStyle = true
 		}
@@ -123,11 +119,19 @@ func Open(ctx context.Context, raw string) (*Bucket, error) {
 	return &Bucket{client: client, bucket: bucket, prefix: prefix, endpoint: shown}, nil
 }
 
-func firstEnv(names ...string) string {
-	for _, n := range names {
-		if v := os.Getenv(n); v != "" {
-			return v
+// s3Endpoint is the endpoint the AWS configuration names for S3
+// (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL or the profile's
+// endpoint_url), as the SDK read it; "" for AWS itself.
+func s3Endpoint(ctx context.Context, cfg aws.Config) string {
+	for _, src := range cfg.ConfigSources {
+		if e, ok := src.(config.EnvConfig); ok {
+			if v, found, err := e.GetServiceBaseEndpoint(ctx, s3.ServiceID); err == nil && found && v != "" {
+				return v
+			}
 		}
+	}
+	if cfg.BaseEndpoint != nil {
+		return *cfg.BaseEndpoint
 	}
 	return ""
 }

@@ -7,12 +7,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imagebake/imagebake/internal/stall"
 )
 
 // An S3 server that accepts a request and never answers is stopped after
-// IMAGEBAKE_STALL_TIMEOUT with an error naming the object and endpoint.
+// the stall timeout with an error naming the object and endpoint.
 func TestStalledS3Stopped(t *testing.T) {
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -27,7 +28,9 @@ func TestStalledS3Stopped(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "k")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	t.Setenv("IMAGEBAKE_STALL_TIMEOUT", "300ms")
+	old := stall.Current() // the command line's setting (--stall-timeout, IMAGEBAKE_STALL_TIMEOUT)
+	stall.SetCurrent(300 * time.Millisecond)
+	defer stall.SetCurrent(old)
 	b, err := Open(context.Background(), "s3://bucket/prefix")
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // ErrUnavailable marks a host where the sandbox cannot be made: bwrap is
@@ -151,7 +153,10 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	defer status.Close()
 	started := make(chan int, 1)
-	go func() { started <- childStarted(status) }()
+	go func() {
+		defer failure.Crash()
+		started <- childStarted(status)
+	}()
 	err = cmd.Wait()
 	child := 0
 	select {

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,10 +28,10 @@ const Setting = "--stall-timeout or IMAGEBAKE_STALL_TIMEOUT"
 // Env is the environment variable that sets the timeout.
 const Env = "IMAGEBAKE_STALL_TIMEOUT"
 
-// FromEnv is the timeout Env sets: 0 when it is unset; an error naming it
-// when it is not a positive duration (callers then use Default).
-func FromEnv() (time.Duration, error) {
-	v := os.Getenv(Env)
+// Parse is the timeout v (Env's value) sets: 0 when it is empty; an
+// error naming Env when it is not a positive duration (callers then use
+// Default). The command line reads the variable, with its other settings.
+func Parse(v string) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}

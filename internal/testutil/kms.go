@@ -1,15 +1,13 @@
 package testutil
 
 import (
+	"bytes"
 	"context"
 	"encoding/pem"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -29,25 +27,16 @@ func LocalKMS(t testing.TB) *kms.Client {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatal("local-kms is needed: make test builds it (scripts/ensure-local-kms)")
 	}
-	port := FreePort(t)
+	var out bytes.Buffer
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "KMS_DATA_PATH="+t.TempDir(),
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), "PORT=0", "KMS_DATA_PATH="+t.TempDir(),
 		"KMS_REGION=eu-west-1", "KMS_ACCOUNT_ID=111122223333")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("local-kms did not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	addr := ListeningAddr(t, cmd, &out)
 	t.Setenv("AWS_REGION", "eu-west-1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")

@@ -2,14 +2,11 @@ package testutil
 
 import (
 	"bytes"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // S3Server is a versitygw S3 gateway with its POSIX backend in a
@@ -42,26 +39,16 @@ func S3(t testing.TB, buckets ...string) *S3Server {
 			t.Fatal(err)
 		}
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	var out bytes.Buffer
-	s.cmd = exec.Command(bin, "--port", addr, "posix", s.Dir)
+	s.cmd = exec.Command(bin, "--port", "127.0.0.1:0", "posix", s.Dir)
 	s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s.Key, "ROOT_SECRET_KEY="+s.Secret)
 	s.cmd.Stdout, s.cmd.Stderr = &out, &out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("versitygw: %v", err)
 	}
 	t.Cleanup(s.Stop)
-	for i := 0; i < 200; i++ {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			s.Endpoint = "http://" + addr
-			return s
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("versitygw did not listen on %s:\n%s", addr, out.String())
-	return nil
+	s.Endpoint = "http://" + ListeningAddr(t, s.cmd, &out)
+	return s
 }
 
 // Stop ends the server (the tests of an endpoint that went down).

@@ -9,7 +9,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -19,7 +18,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // GitEnv is the environment tests run git with: a fixed identity and
@@ -120,42 +118,6 @@ func Untar(t testing.TB, b []byte) map[string]string {
 	}
 }
 
-// GitDaemon serves the bare repositories under dir over git:// on a
-// loopback port until the test ends, and returns the base URL
-// ("git://127.0.0.1:PORT").
-func GitDaemon(t testing.TB, dir string) string {
-	t.Helper()
-	port := FreePort(t)
-	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--base-path="+dir,
-		"--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), dir)
-	cmd.Env = append(os.Environ(), GitEnv...)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("git daemon: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 100; i++ {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return fmt.Sprintf("git://127.0.0.1:%d", port)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("git daemon did not listen on port %d", port)
-	return ""
-}
-
-// FreePort returns a loopback TCP port nothing listens on.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Registry starts the Debian docker-registry (distribution 2.8, no
 // referrers API) on a free loopback port with its storage in a temporary
 // directory, until the test ends, and returns its host:port.
@@ -166,8 +128,7 @@ func Registry(t testing.TB) string {
 		t.Fatal("docker-registry (Debian package docker-registry) is needed; make test installs it")
 	}
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n", filepath.Join(dir, "data"))
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -178,16 +139,7 @@ func Registry(t testing.TB) string {
 		t.Fatalf("docker-registry: %v", err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 200; i++ {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("docker-registry did not listen on %s:\n%s", addr, out.String())
-	return ""
+	return ListeningAddr(t, cmd, &out)
 }
 
 var runTimes = regexp.MustCompile(`"(startedOn|finishedOn)": "[^"]*"`)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // Leases on an S3 store, as restic locks its repositories: a publish or a
@@ -73,6 +75,7 @@ func (s *S3Store) takeLease(ctx context.Context, exclusive bool, what string) (*
 	}
 	l.wg.Add(1)
 	go func() {
+		defer failure.Crash()
 		defer l.wg.Done()
 		t := time.NewTicker(leaseRefresh)
 		defer t.Stop()

@@ -260,6 +260,7 @@ func (s *S3Store) uploadFiles(ctx context.Context, dir, prefix string, files []s
 	g.SetLimit(4)
 	for i := range files {
 		g.Go(func() error {
+			defer failure.Crash()
 			errs[i] = s.uploadFile(gctx, filepath.Join(dir, filepath.FromSlash(files[i])), prefix+files[i])
 			return errs[i]
 		})

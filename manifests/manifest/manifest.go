@@ -45,6 +45,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"os"
 	"path"
 	"sort"
@@ -436,38 +437,43 @@ func Parse(b []byte) (*Manifest, error) {
 	return &m, nil
 }
 
-// CheckExclude refuses payload_exclude patterns that are not globs, are
-// empty, or climb out of the repository.
+// CheckExclude refuses exclude patterns that cannot name a path of the
+// control repo: empty ones, malformed globs, ones that climb out ("..").
 func CheckExclude(globs []string) error {
 	var bad []string
 	for _, g := range globs {
-		g2 := strings.TrimPrefix(g, "/")
-		if _, err := path.Match(g2, ""); err != nil || g2 == "" || g2 == "." || strings.HasPrefix(g2, "../") || g2 == ".." {
+		g2 := strings.Trim(strings.TrimPrefix(g, "!"), "/")
+		_, err := path.Match(strings.ReplaceAll(g2, "**", "*"), "")
+		if err != nil || g2 == "" || g2 == "." || g2 == ".." || strings.HasPrefix(g2, "../") || strings.Contains(g2, "/../") {
 			bad = append(bad, fmt.Sprintf("%q", g))
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("exclude: %s: want globs of paths in the control repo (ci, .github, docs/*.md)", strings.Join(bad, ", "))
+		return fmt.Errorf("exclude: %s: want .gitignore patterns of paths in the control repo (ci, .github/, docs/**/*.md, /README.md)", strings.Join(bad, ", "))
 	}
 	return nil
 }
 
 // Excluded says whether the control repo path p (slash-separated, from
-// the root) is left out by globs: a glob without "/" matches p's base name
-// (a name at any depth), one with "/" the whole path from the root (a
-// leading "/" only anchors it).
-func Excluded(globs []string, p string) bool { return ExcludedBy(globs, p) != "" }
+// the root; isDir for a directory) is left out by globs, read as the
+// lines of a .gitignore at the repo's root (go-git's matcher, git's
+// rules): a pattern without a "/" but at its end matches a name at any
+// depth; one with a "/" at its start or in the middle is anchored at the
+// root; a trailing "/" matches directories only; "**" spans directories;
+// a later "!pattern" keeps what an earlier one left out; a directory left
+// out is left out whole.
+func Excluded(globs []string, p string, isDir bool) bool { return ExcludedBy(globs, p, isDir) != "" }
 
-// ExcludedBy is the first of globs that leaves p out ("" for none).
-func ExcludedBy(globs []string, p string) string {
-	for _, g := range globs {
-		target := p
-		if !strings.Contains(g, "/") { // "README.md": a name at any depth
-			target = path.Base(p)
-		}
-		// "/README.md": the path from the root
-		if ok, _ := path.Match(strings.TrimPrefix(g, "/"), target); ok {
-			return g
+// ExcludedBy is the pattern that leaves p out ("" when p is kept): the
+// last of globs that matches p, as in a .gitignore.
+func ExcludedBy(globs []string, p string, isDir bool) string {
+	parts := strings.Split(p, "/")
+	for i := len(globs) - 1; i >= 0; i-- {
+		switch gitignore.ParsePattern(globs[i], nil).Match(parts, isDir) {
+		case gitignore.Exclude:
+			return globs[i]
+		case gitignore.Include:
+			return ""
 		}
 	}
 	return ""

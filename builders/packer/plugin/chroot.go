@@ -59,7 +59,7 @@ func (b *ChrootBuilder) Prepare(raws ...interface{}) ([]string, []string, error)
 	}
 	ep := c.SourceDateEpoch
 	if ep == "" {
-		ep = os.Getenv("SOURCE_DATE_EPOCH")
+		ep = envSetting(envSourceDateEpoch)
 	}
 	if ep != "" {
 		n, err := strconv.ParseInt(ep, 10, 64)

@@ -95,7 +95,7 @@ func (p *Provisioner) Prepare(raws ...interface{}) error {
 }
 
 func defaultCache() string {
-	if env := os.Getenv("IMAGEBAKE_CACHE"); env != "" {
+	if env := envSetting(envCache); env != "" {
 		return env
 	}
 	if d, err := os.UserCacheDir(); err == nil {
