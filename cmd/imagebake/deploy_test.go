@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -223,5 +225,25 @@ func TestKeyGenerateEncryptsByDefault(t *testing.T) {
 	}
 	if _, err := signing.LoadSigner(filepath.Join(dir, "c.key"), "s3cret"); err != nil {
 		t.Errorf("the key does not load with its password: %v", err)
+	}
+	// --kdf interactive: the same password, opened in milliseconds
+	if _, err := gen("--name", "d", "--kdf", "interactive"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.LoadSigner(filepath.Join(dir, "d.key"), "s3cret"); err != nil {
+		t.Errorf("the interactive key does not load with its password: %v", err)
+	}
+	for name, want := range map[string]signing.KDF{"c": signing.Sensitive, "d": signing.Interactive} {
+		b, _ := os.ReadFile(filepath.Join(dir, name+".key"))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		raw, _ := base64.StdEncoding.DecodeString(lines[len(lines)-1])
+		if len(raw) != 158 || binary.LittleEndian.Uint64(raw[38:]) != want.Ops || binary.LittleEndian.Uint64(raw[46:]) != want.Mem {
+			t.Errorf("%s.key does not record the %s limits (ops %d, mem %d)", name, want.Name, want.Ops, want.Mem)
+		}
+	}
+	for _, args := range [][]string{{"--name", "e", "--kdf", "fast"}, {"--name", "f", "--cosign", "--kdf", "interactive"}} {
+		if _, err := gen(args...); failure.Code(err) != failure.ExitUsage {
+			t.Errorf("key generate %v = %v, want exit 2", args, err)
+		}
 	}
 }

@@ -95,7 +95,7 @@ func TestBuilderIdentity(t *testing.T) {
 // keyFlags) decrypts it again, and no process-wide cache keeps it.
 func TestSignerHeldByTheCommand(t *testing.T) {
 	dir := t.TempDir()
-	_, key, err := signing.Generate(dir, "k", "pw")
+	_, key, err := signing.GenerateWith(dir, "k", "pw", signing.Interactive)
 	if err != nil {
 		t.Fatal(err)
 	}

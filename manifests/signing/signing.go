@@ -20,9 +20,15 @@ import (
 // ErrUntrusted marks a document without a valid signature by a trusted key.
 var ErrUntrusted = fmt.Errorf("signature not trusted: %w", failure.ErrVerify)
 
-// Generate writes a new key pair: dir/NAME.key (private; encrypted when
-// password is not empty) and dir/NAME.pub. It refuses to overwrite a key.
+// Generate writes a new key pair: dir/NAME.key (private; encrypted with
+// minisign's default cost when password is not empty) and dir/NAME.pub.
+// It refuses to overwrite a key.
 func Generate(dir, name, password string) (pubPath, keyPath string, err error) {
+	return GenerateWith(dir, name, password, Sensitive)
+}
+
+// GenerateWith is Generate with the password's KDF cost chosen.
+func GenerateWith(dir, name, password string, kdf KDF) (pubPath, keyPath string, err error) {
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", "", err
@@ -35,7 +41,7 @@ func Generate(dir, name, password string) (pubPath, keyPath string, err error) {
 	}
 	var kb []byte
 	if password != "" {
-		kb, err = minisign.EncryptKey(password, priv)
+		kb, err = encryptWith(password, priv, kdf)
 	} else {
 		kb, err = priv.MarshalText()
 	}
