@@ -77,6 +77,7 @@ func httpStore(t *testing.T, url string) Store {
 }
 
 func TestSelectMatrix(t *testing.T) {
+	t.Parallel()
 	private := newDir(t)
 	public := newDir(t)
 	publish(t, public, "mozagent", "1.9.0", "linux", "arm64")
@@ -134,6 +135,7 @@ func TestSelectMatrix(t *testing.T) {
 }
 
 func TestMissNamesStoresAndNearest(t *testing.T) {
+	t.Parallel()
 	private := newDir(t)
 	os.MkdirAll(private.Tools(), 0o755) // a store without an index
 	public := newDir(t)
@@ -165,6 +167,7 @@ func TestMissNamesStoresAndNearest(t *testing.T) {
 }
 
 func TestConflictingStores(t *testing.T) {
+	t.Parallel()
 	a, b := newDir(t), newDir(t)
 	publish(t, a, "mozagent", "2.4.0", "linux", "amd64")
 	publish(t, b, "mozagent", "2.4.0", "linux", "amd64")
@@ -183,6 +186,7 @@ func TestConflictingStores(t *testing.T) {
 }
 
 func TestPublishImmutable(t *testing.T) {
+	t.Parallel()
 	d := newDir(t)
 	e := publish(t, d, "mozagent", "2.4.0", "linux", "amd64")
 	again := publish(t, d, "mozagent", "2.4.0", "linux", "amd64") // same content: no-op
@@ -209,6 +213,7 @@ func TestPublishImmutable(t *testing.T) {
 }
 
 func TestFetchVerifies(t *testing.T) {
+	t.Parallel()
 	d := newDir(t)
 	publish(t, d, "mozagent", "2.4.0", "linux", "amd64")
 	srv, _ := serve(t, d)
@@ -253,6 +258,7 @@ func TestFetchVerifies(t *testing.T) {
 }
 
 func TestSyncResumes(t *testing.T) {
+	t.Parallel()
 	pub := newDir(t)
 	publish(t, pub, "mozagent", "2.3.1", "linux", "amd64")
 	big := publish(t, pub, "mozagent", "2.4.0", "linux", "arm64")
@@ -302,6 +308,7 @@ func TestSyncResumes(t *testing.T) {
 }
 
 func TestParseFileName(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, name, ver, os, arch string }{
 		{"mozagent-2.4.0-amd64.tar.gz", "mozagent", "2.4.0", "linux", "amd64"},
 		{"moz-agent-2.4.0-darwin-arm64.tar.gz", "moz-agent", "2.4.0", "darwin", "arm64"},
@@ -324,6 +331,7 @@ func TestParseFileName(t *testing.T) {
 }
 
 func TestParseIndexRejects(t *testing.T) {
+	t.Parallel()
 	for _, src := range []string{
 		`{"version":2,"agents":[]}`,
 		`{"version":1,"agents":[{"name":"A","version":"1.0.0","os":"linux","arch":"amd64","size":1,"sha256":"` + strings.Repeat("a", 64) + `","path":"a.tar.gz"}]}`,
@@ -367,6 +375,7 @@ func FuzzParseIndex(f *testing.F) {
 // A withdrawn upload is skipped by selection (a miss says why), survives a
 // re-index, and still serves a release that pinned it by sha256.
 func TestWithdraw(t *testing.T) {
+	t.Parallel()
 	d := newDir(t)
 	publish(t, d, "mozagent", "2.4.0", "linux", "amd64")
 	bad := publish(t, d, "mozagent", "2.4.1", "linux", "amd64")

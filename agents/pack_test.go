@@ -29,6 +29,7 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 // returns the copy's error and leaves no goroutine behind, blocked on the
 // pipe with a file of the tree open.
 func TestPackStopsWriterWhenCopyFails(t *testing.T) {
+	t.Parallel()
 	from := t.TempDir()
 	big := make([]byte, 4<<20)
 	rand.Read(big)

@@ -64,6 +64,7 @@ func opts(root, repo, out string) Options {
 }
 
 func TestBakeOCIReadByRealTools(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.3.0", "2.4.1"}, "arm64": {"2.3.0", "2.4.1"}})
 	out := filepath.Join(root, "dist")
 	m, err := Bake(ctx, opts(root, repo, out))
@@ -147,6 +148,7 @@ func TestBakeOCIReadByRealTools(t *testing.T) {
 // TestBakeReproducible bakes the same release in two processes with other
 // out dirs, caches, working dirs, umasks, time zones and GOMAXPROCS.
 func TestBakeReproducible(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	var digests []string
 	for i, env := range [][]string{
@@ -186,6 +188,7 @@ func TestHelperBake(t *testing.T) {
 }
 
 func TestBakeRootfs(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Builder, o.Arches = "rootfs", []string{"arm64"}
@@ -233,6 +236,7 @@ func TestBakeRootfs(t *testing.T) {
 }
 
 func TestBakeBadInput(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	out := filepath.Join(root, "dist")
 	check := func(name string, o Options, is error, contains ...string) {
@@ -272,6 +276,7 @@ func TestBakeBadInput(t *testing.T) {
 }
 
 func TestVerifyNamesFirstDifference(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Arches = []string{"amd64"}
@@ -346,6 +351,7 @@ func rewriteTar(t *testing.T, p, name, content string) {
 }
 
 func TestBakeCommittedLockIsLaw(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	git := func(args ...string) { t.Helper(); testutil.Git(t, repo, args...) }
 	pfPath := filepath.Join(repo, "Puppetfile")
@@ -385,6 +391,7 @@ func TestBakeCommittedLockIsLaw(t *testing.T) {
 // TestBakeOnOCILayoutBase builds on a base given as an OCI layout pinned by
 // its index digest: the base's layers are kept as they are, per arch.
 func TestBakeOnOCILayoutBase(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	// a two-arch base image index, written as an OCI layout
 	idx, imgs := testutil.BaseIndex(t, "amd64", "arm64")
@@ -447,6 +454,7 @@ func TestBakeOnOCILayoutBase(t *testing.T) {
 // TestBakeChecksReleaseNumber refuses a number too small for the changes
 // since the previous release, before anything is written.
 func TestBakeChecksReleaseNumber(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	out := filepath.Join(root, "dist")
 	prev, err := Bake(ctx, opts(root, repo, out))
@@ -582,6 +590,7 @@ func flipByte(t *testing.T, p string) {
 // by verify --artifacts-only, without a rebuild), naming the file and
 // both digests; an untouched release passes.
 func TestVerifyHashesFilesOnDisk(t *testing.T) {
+	t.Parallel()
 	for _, builder := range []string{"oci", "rootfs"} {
 		t.Run(builder, func(t *testing.T) {
 			root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
@@ -628,6 +637,7 @@ func TestVerifyHashesFilesOnDisk(t *testing.T) {
 // agents status on a freshly baked image reports the baked version as
 // running, from the current link the bake laid out.
 func TestBakedAgentStatus(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Builder, o.Arches = "rootfs", []string{"arm64"}
@@ -652,6 +662,7 @@ func TestBakedAgentStatus(t *testing.T) {
 // otherwise; the manifest records it. [puppetfile] exclude_spec sets the
 // default of modules that do not set :exclude_spec.
 func TestControlBranchAndExcludeSpecSettings(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	remote := filepath.Join(root, "remotes", "ntp.git")
 	work := filepath.Join(t.TempDir(), "ntp")

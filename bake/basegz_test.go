@@ -16,6 +16,7 @@ import (
 // cache: the second bake on it takes the cached layer (a damaged cache is
 // compressed anew), and every bake gives the same digests.
 func TestPlainTarBaseCompressedOnce(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	plain := filepath.Join(root, "base", "plain.tar")
 	f, _ := os.Create(plain)
@@ -68,6 +69,7 @@ func TestPlainTarBaseCompressedOnce(t *testing.T) {
 // An image on a base with no config of its own (a rootfs tarball) gets the
 // PATH container runtimes give a shell, so `podman run IMAGE sh` works.
 func TestImageConfigHasPath(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Arches = []string{"amd64"}

@@ -82,6 +82,7 @@ func useBase(t *testing.T, repo, rel, sum, release string) {
 // the manifest then records; a major package configured in imagebake.toml
 // moving its upstream MAJOR.MINOR needs MAJOR.
 func TestReleaseRulesOnBases(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	rel, sum := writeBase(t, root, "deb-1", bookworm, dpkg("openssl 3.0.11-1~deb12u1", "curl 7.88.1-10+deb12u5"))
 	useBase(t, repo, rel, sum, "1.1.0")
@@ -150,6 +151,7 @@ func TestReleaseRulesOnBases(t *testing.T) {
 // the manifest records the OS and the packages and the SBOM lists them
 // with package URLs.
 func TestBaseOSAndPackages(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	rel, sum := debianBase(t, root, "amd64")
 	useBase(t, repo, rel, sum, "1.1.0")
@@ -205,6 +207,7 @@ func TestBaseOSAndPackages(t *testing.T) {
 // release plan and check verify the base pin as bake does: a candidate
 // whose imagebake.toml pins a sha256 the base does not have is exit 4.
 func TestPlanChecksBasePin(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	rel, _ := writeBase(t, root, "deb-1", bookworm, dpkg("openssl 3.0.11-1~deb12u1"))
 	useBase(t, repo, rel, strings.Repeat("0", 64), "1.1.0")
@@ -219,6 +222,7 @@ func TestPlanChecksBasePin(t *testing.T) {
 // A relative store that is not in --context is named as such, with what
 // relative paths are resolved against, not as a store without agents.
 func TestStoreOutsideContextNamed(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	p := opts(root, repo, filepath.Join(root, "dist"))
 	p.Context = t.TempDir()
@@ -234,6 +238,7 @@ func TestStoreOutsideContextNamed(t *testing.T) {
 // fixes; the manifest records the mapping and credits each fix to its own
 // advisory; without the mapping the same bake is refused as MINOR.
 func TestSecurityReleaseWithUpstreamPointRelease(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	rel, sum := writeBase(t, root, "deb-1", bookworm, dpkg("openssl 3.0.11-1~deb12u2", "libc-bin 2.36-9+deb12u3"))
 	useBase(t, repo, rel, sum, "1.1.0")

@@ -15,6 +15,7 @@ import (
 // no release, no staging directory. Both builders; the time from the
 // cancel to the return is logged (the issue asks for under a second).
 func TestBakeCancelled(t *testing.T) {
+	t.Parallel()
 	src := debianTarball(t)
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	rel := filepath.Join("base", "bookworm.tar")
@@ -52,6 +53,7 @@ func TestBakeCancelled(t *testing.T) {
 // manifest only in compressed bytes (every diff_id the same), verify says
 // so and names both compressors.
 func TestVerifyNamesTheCompressor(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Arches = []string{"amd64"}

@@ -37,6 +37,7 @@ func debianPuppetTarball(t *testing.T) string {
 // Puppet's error at manifests/site.pp:3, and no release is written. The
 // base's Puppet reads /etc/puppet/code, where the environment goes.
 func TestCompileGate(t *testing.T) {
+	t.Parallel()
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		t.Skipf("the Debian base here is amd64; this machine is %s", runtime.GOARCH)
 	}
@@ -133,6 +134,7 @@ func TestCompileGate(t *testing.T) {
 // read, refuses the gated bake (exit 4) and is only a warning without
 // the gate.
 func TestCompileGateOnAIOBase(t *testing.T) {
+	t.Parallel()
 	if runtime.GOARCH != "amd64" {
 		t.Skipf("the Debian base here is amd64; this machine is %s", runtime.GOARCH)
 	}
@@ -184,6 +186,7 @@ func TestCompileGateOnAIOBase(t *testing.T) {
 // FACTER_NAME in Puppet's environment, so a name that could be read as
 // another variable (or hold '=') is refused.
 func TestReadFacts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, c := range []struct{ src, want string }{
 		{"role: web\nport: 8080\n", ""},
@@ -208,6 +211,7 @@ func TestReadFacts(t *testing.T) {
 // rewritten puppet) is unpacked again with a note, and what a stopped
 // unpack left is removed.
 func TestCachedBaseChecked(t *testing.T) {
+	t.Parallel()
 	cache := t.TempDir()
 	fills := 0
 	fill := func(dst string) error {
@@ -260,6 +264,7 @@ func TestCachedBaseChecked(t *testing.T) {
 // Ctrl-C during the gate's first unpack of a base is a cancel (the
 // context's error), not an unsafe archive, and leaves no base behind.
 func TestCachedBaseCancelled(t *testing.T) {
+	t.Parallel()
 	cache := t.TempDir()
 	cctx, cancel := context.WithCancel(ctx)
 	_, _, err := cachedBase(cctx, cache, "k", "img", Options{}, func(dst string) error {
@@ -278,6 +283,7 @@ func TestCachedBaseCancelled(t *testing.T) {
 // A node name reaches Puppet as --certname's value: one Puppet would not
 // take as a certname, or would read as an option, is refused (exit 2).
 func TestCheckNode(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		node string
 		ok   bool
@@ -292,6 +298,7 @@ func TestCheckNode(t *testing.T) {
 // with a cap of three leave the three used last, the one in use always
 // kept.
 func TestCompileCacheCapped(t *testing.T) {
+	t.Parallel()
 	cache := t.TempDir()
 	fill := func(dst string) error {
 		os.MkdirAll(dst, 0o755)

@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
+	t.Parallel()
 	example, err := os.ReadFile("../testdata/example/control/imagebake.toml.in")
 	if err != nil {
 		t.Fatal(err)

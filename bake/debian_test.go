@@ -33,6 +33,7 @@ func debianTarball(t *testing.T) string {
 // same database; a bake records them in the manifest and the SBOM, and
 // refuses the amd64 base for arm64.
 func TestRealDebianBase(t *testing.T) {
+	t.Parallel()
 	src := debianTarball(t)
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	rel := filepath.Join("base", "bookworm.tar")

@@ -31,6 +31,7 @@ import (
 // work tree, a clone elsewhere, git:// from a daemon), from two places of
 // the agent store, and one arch at a time, is the same bytes.
 func TestImageBytesDependOnContentOnly(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	clone := filepath.Join(t.TempDir(), "b", "control")
 	testutil.Git(t, root, "clone", "-q", repo, clone)
@@ -87,6 +88,7 @@ func TestImageBytesDependOnContentOnly(t *testing.T) {
 // in the manifest is the digest users pull. The layout's files are 0644
 // and every mtime in the payload layers is the epoch.
 func TestIndexCopiesUnchangedAndFilesAtEpoch(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("skopeo"); err != nil {
 		t.Fatal("skopeo is needed: make test installs it (apt-get install skopeo)")
 	}
@@ -164,6 +166,7 @@ func mustGunzipFile(t *testing.T, p string) io.Reader {
 // published is refused naming the change (exit 4) unless --force; a bake
 // of one arch into an out holding others keeps them, byte for byte.
 func TestReleaseInOutIsPinned(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	out := filepath.Join(root, "dist")
 	one := func(arches ...string) (*manifest.Manifest, error) {
@@ -246,6 +249,7 @@ func TestReleaseInOutIsPinned(t *testing.T) {
 // when the newest differs per arch; --agents-per-arch takes each arch's
 // newest; no common version is an error naming what each arch has.
 func TestOneAgentVersionPerRelease(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.3.0", "2.4.0"}, "arm64": {"2.3.0"}})
 	var log strings.Builder
 	o := opts(root, repo, filepath.Join(root, "dist"))
@@ -275,6 +279,7 @@ func TestOneAgentVersionPerRelease(t *testing.T) {
 // A bake says which inputs floated and what they resolved to; --locked
 // refuses them until the control repo pins everything.
 func TestFloatingInputsAndLocked(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	var log strings.Builder
 	o := opts(root, repo, filepath.Join(root, "dist"))
@@ -323,6 +328,7 @@ func TestFloatingInputsAndLocked(t *testing.T) {
 // A base named relative to --context, looked for in the wrong directory,
 // is an error naming the directory it was resolved against.
 func TestMissingBaseNamesTheContext(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Context, o.Stores = t.TempDir(), []string{filepath.Join(root, "store")}
@@ -335,6 +341,7 @@ func TestMissingBaseNamesTheContext(t *testing.T) {
 // The agent binaries must run on the image's arch: a shell script, or an
 // amd64 binary published as arm64, is refused naming the file.
 func TestAgentMachineChecked(t *testing.T) {
+	t.Parallel()
 	for name, content := range map[string]string{
 		"a script":        agentstest.Script("2.4.1"),
 		"an amd64 binary": agentstest.Binary("amd64", "2.4.1"),
@@ -354,6 +361,7 @@ func TestAgentMachineChecked(t *testing.T) {
 // Given the release's manifest, a bake rebuilds exactly its pins: a newer
 // agent published since changes nothing.
 func TestBakeFromManifestKeepsItsPins(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	first, err := Bake(ctx, opts(root, repo, filepath.Join(root, "dist")))
 	if err != nil {
@@ -377,6 +385,7 @@ func TestBakeFromManifestKeepsItsPins(t *testing.T) {
 // manifest's pins: a newer agent published since changes nothing. A
 // release not in the catalog is baked as usual.
 func TestBakePublishedReleaseKeepsItsPins(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	first, err := Bake(ctx, opts(root, repo, filepath.Join(root, "dist")))
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 // Each arch baked on its own "runner" (own cache, own out), then merged,
 // is byte for byte the release baked with every arch on one machine.
 func TestMergeEqualsOneBake(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	whole, err := Bake(ctx, opts(root, repo, filepath.Join(root, "whole")))
 	if err != nil {
@@ -59,6 +60,7 @@ func TestMergeEqualsOneBake(t *testing.T) {
 // Parts that disagree are refused, naming each input and both values;
 // nothing is written.
 func TestMergeRefusesDisagreeingParts(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	bakeArch := func(a, out string, epoch time.Time, release string) string {
 		o := opts(root, repo, filepath.Join(root, out))
@@ -102,6 +104,7 @@ func TestMergeRefusesDisagreeingParts(t *testing.T) {
 // A part whose layout holds a blob that is not what its digest says is
 // refused before anything is copied, naming the part and the image.
 func TestMergeRefusesCorruptPart(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "a"))
 	o.Arches = []string{"arm64"}
@@ -135,6 +138,7 @@ func TestMergeRefusesCorruptPart(t *testing.T) {
 // part and the field, whether or not the editor also recomputed the
 // content digest; nothing is written.
 func TestMergeRefusesEditedPartial(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	bakeArch := func(a string) string {
 		o := opts(root, repo, filepath.Join(root, "runner-"+a))

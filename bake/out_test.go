@@ -34,6 +34,7 @@ func releaseFor(t *testing.T, edit func(m *manifest.Manifest)) *manifest.Manifes
 // changed, the agent binaries with the rule that chose them, and is never
 // empty when the content changed: a release is not replaced unsaid.
 func TestAgainstNamesEveryChangedInput(t *testing.T) {
+	t.Parallel()
 	old := releaseFor(t, nil)
 	rule := agentRule(&AgentsConfig{Name: "mozagent", Major: "2"})
 	for _, c := range []struct {

@@ -17,6 +17,7 @@ import (
 // the image; the manifest records the globs, so a rebuild from it leaves
 // out the same and matches.
 func TestPayloadExclude(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	for name, content := range map[string]string{
 		"ci/steps.sh":                 "#!/bin/sh\n",

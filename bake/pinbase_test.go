@@ -15,6 +15,7 @@ const pinRef = "registry.example.com/debian@sha256:0123456789abcdef0123456789abc
 // base pin --write edits imagebake.toml in place: the old base's keys
 // give way to image = REF, every comment and other line stays.
 func TestSetBaseImage(t *testing.T) {
+	t.Parallel()
 	in, err := os.ReadFile(filepath.Join(testutil.ModuleRoot(t), "testdata", "example", "control", "imagebake.toml.in"))
 	if err != nil {
 		t.Fatal(err)

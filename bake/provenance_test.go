@@ -16,6 +16,7 @@ import (
 // workflow as the builder when the environment names one; verify checks
 // it against the manifest.
 func TestProvenance(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.BuilderID = "https://github.example/acme/control/.github/workflows/golden-image.yml@refs/tags/v1.0.0"

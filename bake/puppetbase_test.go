@@ -21,6 +21,7 @@ import (
 // the bake goes through and the manifest records the Puppet per arch and
 // that dependencies were not checked.
 func TestBasePuppetChecked(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	w := filepath.Join(root, "src", "apt")
 	testutil.Git(t, root, "init", "-q", "-b", "main", w)
@@ -86,6 +87,7 @@ func TestBasePuppetChecked(t *testing.T) {
 
 // Which Puppet a base carries and where it reads code.
 func TestBasePuppetPackages(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		format, name, version string
 		want                  string

@@ -70,6 +70,7 @@ func setBase(t *testing.T, repo, ref, release string) {
 // A base pinned by digest in a registry: each arch takes its platform's
 // image; a second bake reads the cache and needs no registry at all.
 func TestBakeOnRegistryBase(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	srv, ref, first := pushBase(t, "amd64", "arm64")
 	setBase(t, repo, ref, "1.3.0")
@@ -98,6 +99,7 @@ func TestBakeOnRegistryBase(t *testing.T) {
 // The rootfs builder on a registry base: each arch's tarball holds its
 // base image's files (every layer, in order) under the payload.
 func TestRootfsOnRegistryBase(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	_, ref, imgs := pushBaseImages(t, "amd64", "arm64")
 	setBase(t, repo, ref, "1.3.0")
@@ -142,6 +144,7 @@ func TestRootfsOnRegistryBase(t *testing.T) {
 // An index without the arch's platform: the error names the platforms
 // it has. A base in a registry that is down names the reference.
 func TestRegistryBaseFaults(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	srv, ref, _ := pushBase(t, "amd64")
 	setBase(t, repo, ref, "1.3.0")

@@ -65,6 +65,7 @@ func treeOf(t *testing.T, r io.Reader) []string {
 // symlink and a hard link keeps each in both (/dev/null stays a
 // character device: a chroot of either image needs it).
 func TestBuildersGiveTheSameTree(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	f := filepath.Join(root, "base", "dev.tar.gz")
 	tarGz(t, f, []*tar.Header{

@@ -12,6 +12,7 @@ import (
 // distribution as namespace, arch and distro qualifiers, an rpm epoch as
 // a qualifier.
 func TestBasePackageURLs(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		os     manifest.OS
 		format string
@@ -45,6 +46,7 @@ func TestBasePackageURLs(t *testing.T) {
 // tag; others generic with the metadata version; the pinned commit as the
 // vcs_url; Forge modules with their download URL and sha256.
 func TestModulePURL(t *testing.T) {
+	t.Parallel()
 	c := strings.Repeat("a", 40)
 	for _, tc := range []struct {
 		mod  lockfile.Module

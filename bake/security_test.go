@@ -62,6 +62,7 @@ func hostIntact(t *testing.T, name, d string, wantEntries int) {
 // that commits a symlink cannot make a bake write or delete outside the
 // tree it builds. Each case is a real commit and tag of the example repo.
 func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	pfPath := filepath.Join(repo, "Puppetfile")
 	orig, _ := os.ReadFile(pfPath)
@@ -224,6 +225,7 @@ func setConfig(t *testing.T, repo, tag, base, builder string) {
 // TestBakeReadsStayInContext: a committed imagebake.toml cannot make a
 // host file a layer, and a mismatch does not print the host file's digest.
 func TestBakeReadsStayInContext(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	secret := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secret, []byte("host secret\n"), 0o600)
@@ -268,6 +270,7 @@ func TestBakeReadsStayInContext(t *testing.T) {
 // no file and decompression bombs are refused by every builder, naming the
 // entry; nothing is left in the out dir.
 func TestBakeRefusesHostileBases(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	good := []*tar.Header{{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755}, {Name: "etc/a", Mode: 0o644, Size: 3}}
 	cases := []struct {
@@ -324,6 +327,7 @@ func TestBakeRefusesHostileBases(t *testing.T) {
 // TestNoInodeSharedWithInputs: the release shares no inode with the base
 // file, and a published release none with the dist it came from.
 func TestNoInodeSharedWithInputs(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	for _, builder := range []string{"oci", "rootfs"} {
 		out := filepath.Join(root, "dist-"+builder)
@@ -398,6 +402,7 @@ func TestNoInodeSharedWithInputs(t *testing.T) {
 // waits for the first; a reader never sees the release missing while it
 // is replaced; staging directories of killed bakes are removed.
 func TestBakeOutDirIsLockedSwappedAndCleaned(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	out := filepath.Join(root, "dist")
 	if _, err := Bake(ctx, opts(root, repo, out)); err != nil {
@@ -538,6 +543,7 @@ func TestReleaseFilesReadable(t *testing.T) {
 // TestBakeOnZstdRootfs: a zstd-compressed rootfs base is read like a gzip
 // one: oci keeps it as a zstd layer, rootfs merges it.
 func TestBakeOnZstdRootfs(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
@@ -572,6 +578,7 @@ func TestBakeOnZstdRootfs(t *testing.T) {
 // A killed registry merge's pull directory is removed by the next bake or
 // merge in the out dir; a running merge's is not.
 func TestPullDirsOfKilledMergesRemoved(t *testing.T) {
+	t.Parallel()
 	out := t.TempDir()
 	killed := filepath.Join(out, ".pull-123456")
 	os.MkdirAll(filepath.Join(killed, "blobs", "sha256"), 0o755)

@@ -22,6 +22,7 @@ import (
 // byte (defaults 2): release.toml, which names the release, is in a
 // layer of its own, and the agents layer has its archive's time.
 func TestAgentsLayerRepeats(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Arches, o.Release = []string{"amd64"}, "1.1.0"
@@ -61,6 +62,7 @@ func TestAgentsLayerRepeats(t *testing.T) {
 // its pinned URL; restored into a fresh cache under the name the Forge
 // client reads it by, checked against its pinned sha256.
 func TestForgeSourceKeptAndRestored(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(filepath.Join("..", "puppet", "testdata", "forge", "acme-hello-1.1.0.tar.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +105,7 @@ func TestForgeSourceKeptAndRestored(t *testing.T) {
 // A release baked with defaults 1 is rebuilt by its own rules: release.toml
 // in its agents layer, no release layer.
 func TestDefaultsOneRebuildsItsOwnWay(t *testing.T) {
+	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Arches, o.Release = []string{"amd64"}, "1.1.0"

@@ -61,6 +61,7 @@ func validSPDX(t *testing.T, p string) {
 // The schema check itself finds a broken SBOM: one without its
 // spdxVersion, and one whose package lacks its SPDXID.
 func TestSPDXSchemaCatchesBrokenSBOM(t *testing.T) {
+	t.Parallel()
 	sch := spdxSchema(t)
 	good := `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"x","documentNamespace":"https://example.invalid/x",
 "creationInfo":{"created":"2026-01-01T00:00:00Z","creators":["Tool: imagebake"]},

@@ -27,6 +27,7 @@ func tarOf(entries ...*tar.Header) []byte {
 }
 
 func TestScanTar(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		data []byte
@@ -89,6 +90,7 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 // A scan of a crafted layer (60,000 whiteouts over 60,000 symlinks) stops
 // when its context ends, mid-layer, with the context's error.
 func TestScanStopsWhenCancelled(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for i := range 60000 {

@@ -56,6 +56,7 @@ func load(t *testing.T, name string) *File {
 }
 
 func TestSelectGolden(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	var b strings.Builder
 	for _, name := range []string{"deploy.yaml", "single.yaml"} {
@@ -81,6 +82,7 @@ func label(s Selection) string {
 }
 
 func TestCheckGolden(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	var b strings.Builder
 	for _, day := range []string{"2026-10-10", "2026-10-20", "2026-12-15", "2027-02-01"} {
@@ -100,6 +102,7 @@ func TestCheckGolden(t *testing.T) {
 }
 
 func TestUpgradeGoldenAndRewrite(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	f := load(t, "deploy.yaml")
 	var b strings.Builder
@@ -142,6 +145,7 @@ func TestUpgradeGoldenAndRewrite(t *testing.T) {
 }
 
 func TestNoMatchAndArch(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	tests := []struct{ src, want string }{
 		{"image: refspec\nversion: \"3\"\n", `file:2:10: no release of refspec matches "3" in catalog.toml; it has 1.3.0 (obsolete), 1.4.0, 1.4.1 (revoked), 1.4.2, 1.5.0, 2.0.0, 2.1.0-rc.1`},
@@ -166,6 +170,7 @@ func TestNoMatchAndArch(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		src       string
 		line, col int
@@ -337,6 +342,7 @@ func BenchmarkLargeFile(b *testing.B) {
 // select hands out nothing revoked or obsolete: an exact pin to one is
 // refused naming the replacement; a deprecated release comes with a warning.
 func TestUsableRefusesRevokedAndObsolete(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	for v, want := range map[string]string{"1.4.1": "revoked", "1.3.0": "obsolete"} {
 		r, err := Resolve(c, "catalog.toml", Selection{Family: "refspec", Version: v})
@@ -368,6 +374,7 @@ func TestUsableRefusesRevokedAndObsolete(t *testing.T) {
 // open again. upgrade on a revoked pin names the revocation and, when no
 // release in scope replaces it, the flag the move needs.
 func TestRevokedSecurityReleases(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	if err := c.SetState("refspec", "1.4.2", catalog.Revoked, "a broken openssl build", "", at); err != nil {
@@ -406,6 +413,7 @@ func TestRevokedSecurityReleases(t *testing.T) {
 // End of life with no newer major to move to: check says none exists and
 // who to ask, not to run an upgrade that finds nothing.
 func TestEndOfLifeWithoutNewerMajor(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	f := c.Family("refspec", false)
 	var keep []catalog.Release

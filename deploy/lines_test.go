@@ -58,6 +58,7 @@ func linesCatalog(t *testing.T, fixed111 bool) (*catalog.Catalog, func(context.C
 // points only where a user can safely go; once 1.1.1 carries the fixes,
 // both move there.
 func TestUpgradeFollowsSecurityLines(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c, read := linesCatalog(t, false)
 	f, err := Parse("deploy.yaml", []byte("images:\n  pinned:\n    image: example\n    version: \"1.0.0\"\n  ranged:\n    image: example\n    version: \"1.0\"\n"))
@@ -100,6 +101,7 @@ func TestUpgradeFollowsSecurityLines(t *testing.T) {
 // fixed more after 1.0.0 was revoked for 1.0.1) moves to the release that
 // carries every fix of the line, not to the named replacement.
 func TestUpgradeReplacementLackingLineFix(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c, read := linesCatalog(t, false)
 	f := c.Family("example", false)

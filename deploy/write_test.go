@@ -17,6 +17,7 @@ const oneSelection = "images:\n  web:\n    image: refspec\n    version: \"1.4\"\
 // A selection appended while an upgrade resolved is not lost: the write
 // is refused (exit 4) and the file keeps it.
 func TestWriteFileRefusesAChangeMadeMeanwhile(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	p := filepath.Join(t.TempDir(), "deploy.yaml")
 	if err := os.WriteFile(p, []byte(oneSelection), 0o640); err != nil {
@@ -57,6 +58,7 @@ func TestWriteFileRefusesAChangeMadeMeanwhile(t *testing.T) {
 // A deploy file that is a symlink is written through: the link stays, the
 // file it names gets the new versions.
 func TestWriteFileThroughSymlink(t *testing.T) {
+	t.Parallel()
 	c := fixture(t)
 	dir := t.TempDir()
 	target := filepath.Join(dir, "real", "deploy.yaml")
@@ -94,6 +96,7 @@ func TestWriteFileThroughSymlink(t *testing.T) {
 // Lines are counted as the YAML parser counts them: a comment holding a
 // lone CR, NEL, LS or PS does not move the rewrite into a comment below.
 func TestRewriteCountsLinesAsTheParser(t *testing.T) {
+	t.Parallel()
 	for _, brk := range []string{"\r", "\r\n", "\u0085", "\u2028", "\u2029"} {
 		src := "# a" + brk + "# b\nimages:\n  web:\n    image: refspec\n    version: \"1.4\"\n#   version: \"1.4\"\n"
 		f, err := Parse("d.yaml", []byte(src))
@@ -119,6 +122,7 @@ func TestRewriteCountsLinesAsTheParser(t *testing.T) {
 // A deploy file in UTF-16 is named as such; one over the size cap is
 // refused before the YAML parser reads it.
 func TestNotUTF8AndTooLarge(t *testing.T) {
+	t.Parallel()
 	var u16 []byte
 	u16 = append(u16, 0xff, 0xfe)
 	for _, r := range utf16.Encode([]rune(oneSelection)) {

@@ -51,6 +51,7 @@ func sortedVersions(m map[string]string) []string {
 // lines, in one exit-4 error; --ignore-dependencies installs anyway; the
 // right pins install, and the report carries each module's metadata.
 func TestDependenciesChecked(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	stdlib := moduleRepo(t, root, "stdlib", map[string]string{"8.6.0": "", "9.6.0": ""})
 	concat := moduleRepo(t, root, "concat", map[string]string{"9.0.1": `{"name": "puppetlabs/stdlib", "version_requirement": ">= 9.0.0 < 10.0.0"}`})
@@ -106,6 +107,7 @@ func TestDependenciesChecked(t *testing.T) {
 // A metadata.json that is not JSON, or is 10 MB, is a note naming the
 // module and the file, never a failed install.
 func TestBadMetadataIsANote(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	for name, body := range map[string]string{"broken": "{not json", "huge": `{"name": "a-huge", "version": "1.0.0", "x": "` + strings.Repeat("y", 10<<20) + `"}`} {
 		u := &upstream{work: filepath.Join(root, "src", name), bare: filepath.Join(root, "remotes", name+".git")}
@@ -171,6 +173,7 @@ func BenchmarkDependencyCheck(b *testing.B) {
 // puppetlabs-stdlib is not stdlib to Puppet: a note says so, and another
 // module's dependency on stdlib counts as missing.
 func TestMetadataNameMustMatchDirectory(t *testing.T) {
+	t.Parallel()
 	env := t.TempDir()
 	write := func(dir, meta string) {
 		os.MkdirAll(filepath.Join(env, "modules", dir), 0o755)

@@ -60,6 +60,7 @@ func commitsIn(t *testing.T, repo string) int {
 // A cold install over the network fetches the pinned commits, not the
 // history; a warm one asks the remote nothing for tags and commits.
 func TestNetworkFetchesOnlyThePins(t *testing.T) {
+	t.Parallel()
 	for _, proto := range []string{"git", "http"} {
 		t.Run(proto, func(t *testing.T) {
 			root := t.TempDir()
@@ -104,6 +105,7 @@ mod 'pin',   :git => '%s', :commit => '%s'
 // through the whole history for a commit no ref names; a tag that moved
 // since the lock is reported and the locked commit built.
 func TestOldServerRefusesSHAs(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
 	b := newUpstream(t, root, "beta") // its own cache repository: the modules are fetched in parallel
@@ -193,6 +195,7 @@ func serveTCP(t *testing.T, handle func(net.Conn)) string {
 
 // Hung remotes are stopped, each named; the other modules are installed.
 func TestStalledRemotesStoppedTogether(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
 	serve(t, "git", a)
@@ -254,6 +257,7 @@ mod 'two',   :git => '%s', :branch => 'main'
 // A pack cut short, or a server that stops mid-pack, fails naming the
 // module and URL and leaves a cache the next run uses.
 func TestBrokenPackLeavesUsableCache(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"truncated", "stalled"} {
 		t.Run(mode, func(t *testing.T) {
 			root := t.TempDir()
@@ -347,6 +351,7 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 // A token in a module URL is used to fetch and written nowhere: not in
 // the lock, the cache, the module dir, the log or an error.
 func TestCredentialsNeverWritten(t *testing.T) {
+	t.Parallel()
 	const token = "s3cr3tT0KEN4242"
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
@@ -437,6 +442,7 @@ mod 'beta',  :git => '%s', :tag => 'v1.0.0'
 
 // A module with a 50 MB file installs whole over the network.
 func TestLargeFile(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("50 MB")
 	}

@@ -173,6 +173,7 @@ func sameTree(t *testing.T, got, want string) {
 }
 
 func TestLockInstallMatchesGitArchive(t *testing.T) {
+	t.Parallel()
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) { testLockInstallMatchesGitArchive(t, proto) })
 	}
@@ -283,6 +284,7 @@ mod 'delta', :git => '%s', :ref => 'v1.0.0', :exclude_spec => true
 }
 
 func TestLockedInstallAndDrift(t *testing.T) {
+	t.Parallel()
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) { testLockedInstallAndDrift(t, proto) })
 	}
@@ -354,6 +356,7 @@ mod 'gamma', :git => '%s', :branch => 'main'
 }
 
 func TestStaleLockRefused(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
 	env := filepath.Join(root, "env")
@@ -384,6 +387,7 @@ func TestStaleLockRefused(t *testing.T) {
 }
 
 func TestMissingTagNamesNearest(t *testing.T) {
+	t.Parallel()
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) { testMissingTagNamesNearest(t, proto) })
 	}
@@ -449,6 +453,7 @@ func forgeServer(t *testing.T, corrupt string) *httptest.Server {
 }
 
 func TestForgeModules(t *testing.T) {
+	t.Parallel()
 	srv := forgeServer(t, "")
 	root := t.TempDir()
 	env := filepath.Join(root, "env")
@@ -486,6 +491,7 @@ func TestForgeModules(t *testing.T) {
 }
 
 func TestForgeChecksumMismatchRefused(t *testing.T) {
+	t.Parallel()
 	srv := forgeServer(t, "1.0.0")
 	root := t.TempDir()
 	env := filepath.Join(root, "env")
@@ -518,6 +524,7 @@ func TestForgeChecksumMismatchRefused(t *testing.T) {
 // TestSharedCacheTwoProcesses runs two real processes (this test binary,
 // re-executed) installing from one empty cache at once.
 func TestSharedCacheTwoProcesses(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	var mods []string
 	for i := range 6 {
@@ -554,6 +561,7 @@ func TestSharedCacheTwoProcesses(t *testing.T) {
 }
 
 func TestHelperInstall(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("IMAGEBAKE_HELPER") != "1" {
 		t.Skip("helper process for TestSharedCacheTwoProcesses")
 	}

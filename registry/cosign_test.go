@@ -38,6 +38,7 @@ func cosignBin(t *testing.T) string {
 // by cosign and by VerifyCosign; a second push adds nothing; an
 // attestation about another digest does not count.
 func TestCosignSignaturesAndAttestations(t *testing.T) {
+	t.Parallel()
 	cosign := cosignBin(t)
 	b := bakeExample(t)
 	host := testutil.Registry(t)
@@ -134,6 +135,7 @@ func TestCosignSignaturesAndAttestations(t *testing.T) {
 // attests its image at once (cosign accepts it before any merge), and the
 // merged release's push signs the index and keeps the images' bundles.
 func TestCosignPerArchPushes(t *testing.T) {
+	t.Parallel()
 	cosign := cosignBin(t)
 	b := bakeExample(t)
 	repo := testutil.Registry(t) + "/golden/parts"
@@ -226,6 +228,7 @@ func cosignTestKey(t *testing.T, dir string) (string, string, *ecdsa.PrivateKey)
 // skip its signing: it signs and attests every digest anew, and cosign
 // v3.0.4 then verifies them.
 func TestCosignPushIgnoresCopiedBundles(t *testing.T) {
+	t.Parallel()
 	cosign := cosignBin(t)
 	b := bakeExample(t)
 	host := testutil.Registry(t)

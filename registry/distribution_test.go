@@ -16,6 +16,7 @@ import (
 // skopeo (a peer tool) reading and copying what was pushed with the
 // digests kept.
 func TestPushToDistribution(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	repo := testutil.Registry(t) + "/golden/example"
 	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {

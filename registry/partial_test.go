@@ -29,6 +29,7 @@ func (b *baked) bakePart(t *testing.T, arch string) string {
 // byte the release baked on one machine; the merged release then pushes
 // with its images already there.
 func TestMergeFromRegistry(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	repo := served(t, nil) + "/golden/example"
 	var refs, dirs []string
@@ -121,6 +122,7 @@ func TestMergeFromRegistry(t *testing.T) {
 // A registry serving a layer of a per-arch image that is not what its
 // digest says: the pull is refused (exit 4) naming the reference.
 func TestPullPartialCorruptBlob(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	repo, corrupt := corrupting(t)
 	if _, err := Push(ctx, b.bakePart(t, "arm64"), repo, nil, Options{}); err != nil {
@@ -140,6 +142,7 @@ func TestPullPartialCorruptBlob(t *testing.T) {
 // is deleted) and on the Debian docker-registry (distribution 2.8, the
 // referrers tag: the tag's index is rewritten).
 func TestRepushedPartialSupersedesItsManifest(t *testing.T) {
+	t.Parallel()
 	t.Run("referrers API", func(t *testing.T) { repushPartial(t, served(t, nil)+"/golden/example") })
 	t.Run("distribution 2.8", func(t *testing.T) { repushPartial(t, testutil.Registry(t)+"/golden/example") })
 }

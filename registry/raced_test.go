@@ -11,6 +11,7 @@ import (
 // The waits between the attempts of a raced write end at Ctrl-C: a
 // cancelled push makes one attempt, not four with sleeps between.
 func TestRacedHonoursCancel(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	calls := 0

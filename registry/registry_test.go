@@ -91,6 +91,7 @@ func served(t *testing.T, wrap func(http.Handler) http.Handler) string {
 }
 
 func TestPushVerifyAndCopy(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	host := served(t, nil)
 	repo := host + "/golden/example"
@@ -159,6 +160,7 @@ func TestPushVerifyAndCopy(t *testing.T) {
 // A release tag is immutable: other content under 1.0.0 is refused
 // before anything is written, unless forced.
 func TestPushRefusesMovedTag(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	repo := served(t, nil) + "/golden/example"
 	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
@@ -212,6 +214,7 @@ func corrupting(t *testing.T) (string, *atomic.Value) {
 // A registry serving a layer that is not what its digest says: verify
 // exits 4 naming the layer.
 func TestVerifyCorruptBlob(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	repo, corrupt := corrupting(t)
 	if _, err := Push(ctx, b.dir, repo, b.sig(t), Options{}); err != nil {
@@ -228,6 +231,7 @@ func TestVerifyCorruptBlob(t *testing.T) {
 // An unsigned push cannot be verified; a push to a registry that refuses
 // the credentials or is down says so, naming the repository.
 func TestPushAndVerifyFaults(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	repo := served(t, nil) + "/golden/example"
 	var log strings.Builder
@@ -270,6 +274,7 @@ func TestPushAndVerifyFaults(t *testing.T) {
 // manifest whose blob the other is still linking: the push writes the
 // image again (skipping the blobs that are there) instead of failing.
 func TestPushRetriesRacedUploads(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	var mu sync.Mutex
 	injected := map[string]int{}
@@ -315,6 +320,7 @@ func TestPushRetriesRacedUploads(t *testing.T) {
 // by the manifest's own bytes even where the registry's Content-Type
 // claims an index.
 func TestVerifyTagMovedToAnImage(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	for _, lying := range []bool{false, true} {
 		host := served(t, func(next http.Handler) http.Handler {
@@ -353,6 +359,7 @@ func (w indexContentType) WriteHeader(code int) {
 // 64 MiB, where the reader used to stop short of the digest check) is
 // refused for what it is, not by the signature check.
 func TestVerifyOversizedManifestFile(t *testing.T) {
+	t.Parallel()
 	b := bakeExample(t)
 	raw, err := os.ReadFile(filepath.Join(b.dir, manifest.FileName))
 	if err != nil {

@@ -83,6 +83,7 @@ func withBase(b manifest.Base) *manifest.Manifest {
 // TestBaseRules judges base changes by what is inside the bases, read
 // from os-release and package databases as a bake reads them.
 func TestBaseRules(t *testing.T) {
+	t.Parallel()
 	sec := []string{"CVE-2014-0160"}
 	pkgs12 := []string{"libc6 2.36-9+deb12u4 glibc", "curl 7.88.1-10+deb12u5", "python3 3.11.2-1+b1", "openssl 3.0.11-1~deb12u1"}
 	tests := []struct {
@@ -163,6 +164,7 @@ func TestBaseRules(t *testing.T) {
 // TestSecurityReleaseRefusals: a security release is declared, carries
 // only security fixes, and a MINOR number never hides an OS change.
 func TestSecurityReleaseRefusals(t *testing.T) {
+	t.Parallel()
 	prev := withBase(debian(t, "rootfs:a@sha256:1", bookworm, "openssl 3.0.11-1~deb12u1", "curl 7.88.1-10+deb12u5"))
 	patched := withBase(debian(t, "rootfs:a@sha256:2", bookworm, "openssl 3.0.11-1~deb12u2", "curl 7.88.1-10+deb12u5"))
 	sec := Rules{Advisories: []string{"CVE-2023-5678", "DSA-5532-1"}}
@@ -207,6 +209,7 @@ func TestSecurityReleaseRefusals(t *testing.T) {
 
 // TestPackageChangesByArch names the arch of a change on some arches only.
 func TestPackageChangesByArch(t *testing.T) {
+	t.Parallel()
 	prev, cand := base(), base()
 	a := debian(t, "rootfs:a@sha256:1", bookworm, "openssl 3.0.11-1~deb12u1")
 	b := debian(t, "rootfs:a@sha256:2", bookworm, "openssl 3.0.11-1~deb12u2")
@@ -233,6 +236,7 @@ func TestPackageChangesByArch(t *testing.T) {
 
 // The release guide (docs/releases.md) lists the default major packages as the code has them.
 func TestDefaultMajorPackagesDocumented(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../docs/releases.md")
 	if err != nil {
 		t.Fatal(err)
@@ -253,6 +257,7 @@ func rpmBase(t *testing.T, ref string, pkgs ...testutil.RPM) manifest.Base {
 // The rules on an rpm base: a new release of the same upstream version is
 // security-eligible, a new upstream version of a major package's line MAJOR.
 func TestRpmBaseRules(t *testing.T) {
+	t.Parallel()
 	ssl := func(v, r string) testutil.RPM {
 		return testutil.RPM{Name: "openssl", Version: v, Release: r, Arch: "x86_64"}
 	}

@@ -17,6 +17,7 @@ import (
 // release out; a mapping naming a package the candidate does not change
 // is refused, naming both.
 func TestDSAUpstreamPointRelease(t *testing.T) {
+	t.Parallel()
 	prev := withBase(debian(t, "rootfs:a@sha256:1", bookworm,
 		"openssl 3.0.11-1~deb12u2", "libssl3 3.0.11-1~deb12u2 openssl", "libc-bin 2.36-9+deb12u3 glibc", "curl 7.88.1-10+deb12u5"))
 	cand := withBase(debian(t, "rootfs:a@sha256:2", bookworm,
@@ -110,6 +111,7 @@ func TestDSAUpstreamPointRelease(t *testing.T) {
 // --advisory values: IDs, ID=NAME,..., and IMAGEBAKE_ADVISORIES's comma
 // split of a mapping.
 func TestParseAdvisories(t *testing.T) {
+	t.Parallel()
 	ids, fixes, err := ParseAdvisories([]string{"DSA-6001-1=openssl", "libssl3", "CVE-2026-1", "DSA-6002-1=glibc"})
 	if err != nil || !slices.Equal(ids, []string{"DSA-6001-1", "CVE-2026-1", "DSA-6002-1"}) ||
 		!slices.Equal(fixes["DSA-6001-1"], []string{"openssl", "libssl3"}) || !slices.Equal(fixes["DSA-6002-1"], []string{"glibc"}) || fixes["CVE-2026-1"] != nil {

@@ -16,6 +16,7 @@ import (
 // brings the old openssl back lacks it; a 1.1.1 on deb12u3 (or newer)
 // carries it; a release without openssl is not affected.
 func TestFixesAndLacks(t *testing.T) {
+	t.Parallel()
 	old := []string{"libc6 2.36-9+deb12u4 glibc", "openssl 3.0.11-1~deb12u1", "libssl3 3.0.11-1~deb12u1 openssl"}
 	fixed := []string{"libc6 2.36-9+deb12u4 glibc", "openssl 3.0.11-1~deb12u3", "libssl3 3.0.11-1~deb12u3 openssl"}
 	mk := func(release string, b manifest.Base) *manifest.Manifest {
@@ -88,6 +89,7 @@ func TestFixesAndLacks(t *testing.T) {
 // release plan --osv: the advisories that affect the previous release's
 // base and not the candidate's are what the security release fixes.
 func TestOSVFixes(t *testing.T) {
+	t.Parallel()
 	db, err := osv.Load([]string{"../internal/osv/testdata/DSA-9999-1.json"})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +121,7 @@ func TestOSVFixes(t *testing.T) {
 // StillFollows refuses a candidate whose neighbour below changed since its
 // number was checked (exit 4, naming both), and passes one whose did not.
 func TestStillFollows(t *testing.T) {
+	t.Parallel()
 	cand := &manifest.Manifest{Family: "example", Release: "1.2.0"}
 	c := &Candidate{Manifest: cand, Follows: "1.0.0"}
 	parsed := func(versions ...string) *catalog.Catalog {

@@ -17,6 +17,7 @@ import (
 // folded, its aliases and related ids shown; grouped by line, each line
 // naming the release to cut once.
 func TestGroup(t *testing.T) {
+	t.Parallel()
 	lack := func(adv, name, have, fixed string) Lack {
 		return Lack{Advisory: adv, Kind: "package", Name: name, Have: have, Fixed: fixed}
 	}
@@ -53,6 +54,7 @@ example 1.1: cut 1.1.1
 // Memo reads a manifest once even when many goroutines ask for it at
 // once.
 func TestMemoReadsOnce(t *testing.T) {
+	t.Parallel()
 	var reads atomic.Int32
 	gate := make(chan struct{})
 	read := Memo(func(ctx context.Context, family, version string) (*manifest.Manifest, error) {

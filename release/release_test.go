@@ -19,6 +19,7 @@ func base() *manifest.Manifest {
 }
 
 func TestProposeAndCheck(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		change func(m *manifest.Manifest)
@@ -68,6 +69,7 @@ func TestProposeAndCheck(t *testing.T) {
 }
 
 func TestCheckRefuses(t *testing.T) {
+	t.Parallel()
 	cand := base()
 	cand.Images[0].Base.Ref = "rootfs:debian-13@sha256:2"
 	for _, number := range []string{"1.5.0", "1.4.3"} {
@@ -96,6 +98,7 @@ func TestCheckRefuses(t *testing.T) {
 // SECURITY as "commit a -> b"); the same version at another commit may be
 // a security fix; a move whose version nobody knows is MAJOR, saying why.
 func TestModuleLevelByMetadata(t *testing.T) {
+	t.Parallel()
 	concat := func(refType, ref, commit, version string) lockfile.Module {
 		return lockfile.Module{Name: "concat", Kind: "git", Source: "git://h/concat.git", RefType: refType, Ref: ref,
 			Commit: strings.Repeat(commit, 40), ModuleName: map[bool]string{true: "puppetlabs-concat"}[version != ""], ModuleVersion: version}
@@ -131,6 +134,7 @@ func TestModuleLevelByMetadata(t *testing.T) {
 // A control repo change is listed with its files whatever else changed
 // (it was listed only when nothing else had).
 func TestControlRepoChangeAlwaysListed(t *testing.T) {
+	t.Parallel()
 	cand := base()
 	cand.Repo.Commit = strings.Repeat("b", 40)
 	cand.Puppetfile.Modules[0].Version = "9.7.0"
@@ -150,6 +154,7 @@ func TestControlRepoChangeAlwaysListed(t *testing.T) {
 // A per-arch bake (partial_of) is compared on its own arches: the others
 // are the other runners', not dropped.
 func TestPartialComparedOnItsArches(t *testing.T) {
+	t.Parallel()
 	prev := base()
 	prev.Images = append(prev.Images, manifest.Image{Arch: "arm64", Base: manifest.Base{Ref: "rootfs:debian-12@sha256:1"}, Agent: manifest.Agent{Name: "moz", Version: "2.4.0"}})
 	cand := base()

@@ -122,6 +122,7 @@ func hostile(hs ...*tar.Header) []byte {
 }
 
 func TestExtractRefusesHostileArchives(t *testing.T) {
+	t.Parallel()
 	reg := func(n string) *tar.Header { return &tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644} }
 	tests := []struct {
 		name string
@@ -157,6 +158,7 @@ func TestExtractRefusesHostileArchives(t *testing.T) {
 }
 
 func TestExtractRoundTrip(t *testing.T) {
+	t.Parallel()
 	root := fixture(t)
 	var buf bytes.Buffer
 	if err := WriteTreeGz(&buf, root, "top", time.Unix(1700000000, 0)); err != nil {
@@ -215,6 +217,7 @@ func FuzzExtract(f *testing.F) {
 // absolute symlink is kept (/etc/mtab -> /proc/mounts), but an entry below
 // it must not create directories where it points, on the host.
 func TestExtractRootFSNeverWritesThroughALink(t *testing.T) {
+	t.Parallel()
 	host := t.TempDir()
 	arc := hostile(&tar.Header{Typeflag: tar.TypeSymlink, Name: "lib", Linkname: host},
 		&tar.Header{Typeflag: tar.TypeReg, Name: "lib/x/y", Mode: 0o644})
@@ -229,6 +232,7 @@ func TestExtractRootFSNeverWritesThroughALink(t *testing.T) {
 
 // The compressor version manifests record is the one go.mod requires.
 func TestCompressorVersionIsGoMods(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(filepath.Join("..", "go.mod"))
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +247,7 @@ func TestCompressorVersionIsGoMods(t *testing.T) {
 // are fixed; only how many are compressed at once changes), pinned for a
 // known input; go.mod requires the pgzip version its name records.
 func TestParallelGzipDeterministic(t *testing.T) {
+	t.Parallel()
 	in := make([]byte, 5<<20+1234)
 	for i := range in {
 		in[i] = byte(i*31 + i>>11)

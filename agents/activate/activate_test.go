@@ -57,6 +57,7 @@ func opts(d *agents.DirStore, cache, version string) Options {
 }
 
 func TestActivateCheckRollbackPrune(t *testing.T) {
+	t.Parallel()
 	d := store(t)
 	root, cache := t.TempDir(), t.TempDir()
 	m := NewMachine(root, "mozagent", now)
@@ -129,6 +130,7 @@ func TestActivateCheckRollbackPrune(t *testing.T) {
 // TestCurrentNeverMissing reads current in a tight loop while versions are
 // switched back and forth.
 func TestCurrentNeverMissing(t *testing.T) {
+	t.Parallel()
 	d := store(t)
 	root, cache := t.TempDir(), t.TempDir()
 	m := NewMachine(root, "mozagent", now)
@@ -163,6 +165,7 @@ func TestCurrentNeverMissing(t *testing.T) {
 // TestKilledActivation SIGKILLs an activation at random points: current
 // points at a whole version (old or new) and the state parses.
 func TestKilledActivation(t *testing.T) {
+	t.Parallel()
 	d := store(t)
 	rng := rand.New(rand.NewSource(1))
 	helper := func(root, cache, started string) *exec.Cmd {

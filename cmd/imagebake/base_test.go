@@ -19,6 +19,7 @@ import (
 // in place of the old base, keeping the comments; an arch the index lacks
 // leaves the file as it was.
 func TestBasePinWrite(t *testing.T) {
+	t.Parallel()
 	_, host := testutil.MemRegistry(t, nil)
 	idx, _ := testutil.BaseIndex(t, "amd64", "arm64")
 	tag, _ := name.NewTag(host + "/library/debian:12")
@@ -51,6 +52,7 @@ func TestBasePinWrite(t *testing.T) {
 // base show reads a Debian tree (os-release, dpkg status) from a rootfs
 // tarball and prints its OS, arch and packages, as text and as JSON.
 func TestBaseShow(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
 	os.MkdirAll(filepath.Join(tree, "etc"), 0o755)
@@ -94,6 +96,7 @@ func capture(t *testing.T, args ...string) string {
 // puppetfile check: a summary and exit 0 for a valid file, every error and
 // exit 2 for an invalid one; nothing is fetched.
 func TestPuppetfileCheck(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "Puppetfile")
 	os.WriteFile(good, []byte("forge 'https://forge.invalid'\nmod 'puppetlabs/stdlib', '9.6.0'\nmod 'x', :git => 'https://git.invalid/x.git', :tag => 'v1'\nexclusion 'y'\n"), 0o644)

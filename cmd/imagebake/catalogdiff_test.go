@@ -146,6 +146,7 @@ func TestReleasePlanShowsCatalogChanges(t *testing.T) {
 // --yaml prints on it) and keeps its own catalog; a fact set that is not
 // YAML or JSON, and a node name with '/', are exit 2 naming them.
 func TestCompileNodesWithFactSets(t *testing.T) {
+	t.Parallel()
 	root, ctl := puppetExample(t)
 	os.MkdirAll(filepath.Join(root, "facts"), 0o755)
 	os.WriteFile(filepath.Join(root, "facts", "web1.yaml"), []byte("os:\n  family: Debian\n  architecture: amd64\n  release: {major: '12'}\nnetworking:\n  fqdn: web1.example.com\nrole: web\n"), 0o644)
@@ -199,6 +200,7 @@ func TestCompileNodesWithFactSets(t *testing.T) {
 // Debian's puppet 7.23, is refused by puppetfile check --deep and by lock
 // (exit 4), with its Puppetfile line and the requirement as written.
 func TestPuppetRequirementsBeforeBake(t *testing.T) {
+	t.Parallel()
 	root, ctl := puppetExample(t)
 	work := filepath.Join(root, "profile-work")
 	testutil.Git(t, root, "clone", "-q", "-b", "develop", filepath.Join(root, "remotes", "profile.git"), work)
@@ -225,6 +227,7 @@ func TestPuppetRequirementsBeforeBake(t *testing.T) {
 // cache prune takes sizes as people write them and refuses others
 // (exit 2); cache du says where the gate's cache is and how large.
 func TestCachePruneSizes(t *testing.T) {
+	t.Parallel()
 	cache := t.TempDir()
 	testutil.Searchable(t, cache)
 	if _, err := runCmd("cache", "prune", "--max-size", "lots", "--cache", cache); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), `"lots"`) || !strings.Contains(err.Error(), "is not a size like 4GiB") {

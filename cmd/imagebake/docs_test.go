@@ -12,6 +12,7 @@ import (
 // changed without regenerating it fails here (go run ./cmd/imagebake docs
 // --out docs/reference).
 func TestReferenceIsFresh(t *testing.T) {
+	t.Parallel()
 	got := t.TempDir()
 	if err := writeReference(newRootCommand(), got); err != nil {
 		t.Fatal(err)
@@ -34,6 +35,7 @@ func TestReferenceIsFresh(t *testing.T) {
 // Writing the reference into a directory that holds other files (docs
 // --out .) replaces the pages and leaves the rest alone.
 func TestReferenceKeepsOtherFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keep := filepath.Join(dir, "README.md")
 	stale := filepath.Join(dir, "imagebake_removed-command.md")

@@ -12,6 +12,7 @@ import (
 // TestExitCodes checks the documented exit codes through the real command
 // tree, as a CI script would see them.
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "Bad")
 	os.WriteFile(bad, []byte("mod 'a', :git => 'u', :tga => 'v1'\n"), 0o644)

@@ -25,6 +25,7 @@ import (
 // share only the control repository, the registry and the S3 store. A user's deploy file
 // then resolves to pullable references, and the pushed release verifies.
 func TestCIPipeline(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	work := t.TempDir()
 	bin := filepath.Join(work, "imagebake")

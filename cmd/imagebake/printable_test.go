@@ -31,6 +31,7 @@ func stderrOf(t *testing.T, args ...string) string {
 // escaped: a terminal escape in a path named in an error is shown as
 // \x1b, never sent.
 func TestErrorsEscapeControlCharacters(t *testing.T) {
+	t.Parallel()
 	p := filepath.Join(t.TempDir(), "Puppetfile\x1b[2J\x1b[31m")
 	out := stderrOf(t, "puppetfile", "check", "--puppetfile", p)
 	if strings.Contains(out, "\x1b") || !strings.Contains(out, `Puppetfile\x1b[2J\x1b[31m`) {

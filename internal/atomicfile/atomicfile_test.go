@@ -9,6 +9,7 @@ import (
 )
 
 func TestWriteKeepsOldContentOnFailure(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	name := filepath.Join(dir, "f")
 	if err := WriteFile(name, []byte("old"), 0o644); err != nil {
@@ -30,6 +31,7 @@ func TestWriteKeepsOldContentOnFailure(t *testing.T) {
 }
 
 func TestCopySharesNoInode(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	os.WriteFile(src, []byte("original"), 0o600)

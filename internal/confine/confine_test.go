@@ -8,6 +8,7 @@ import (
 )
 
 func TestWritesStayInside(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	outside := t.TempDir()
 	os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o644)

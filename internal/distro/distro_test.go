@@ -43,6 +43,7 @@ Version: 2024a-0+deb12u1
 `
 
 func TestParseOSRelease(t *testing.T) {
+	t.Parallel()
 	o, notes := ParseOSRelease("/etc/os-release", []byte(debianRelease))
 	if len(notes) != 0 || *o != (OS{ID: "debian", VersionID: "12", Codename: "bookworm", PrettyName: "Debian GNU/Linux 12 (bookworm)"}) {
 		t.Errorf("debian os-release = %+v, %v", o, notes)
@@ -62,6 +63,7 @@ func TestParseOSRelease(t *testing.T) {
 }
 
 func TestParseDpkgStatus(t *testing.T) {
+	t.Parallel()
 	ps, notes := ParseDpkgStatus("/var/lib/dpkg/status", []byte(dpkgStatus))
 	want := []Package{
 		{Name: "libssl3", Version: "3.0.11-1~deb12u1", Arch: "amd64", Source: "openssl"},
@@ -83,6 +85,7 @@ func TestParseDpkgStatus(t *testing.T) {
 }
 
 func TestParseApkInstalled(t *testing.T) {
+	t.Parallel()
 	db := "C:Q1abc=\nP:musl\nV:1.2.4_git20230717-r4\nA:x86_64\no:musl\nL:MIT\n\nP:busybox\nV:1.36.1-r15\nA:x86_64\n\nP:broken\n"
 	ps, notes := ParseApkInstalled("/lib/apk/db/installed", []byte(db))
 	if len(ps) != 2 || ps[0] != (Package{Name: "musl", Version: "1.2.4_git20230717-r4", Arch: "x86_64", Source: "musl", License: "MIT"}) {
@@ -136,6 +139,7 @@ func elfHeader(m byte) string {
 }
 
 func TestCollectorLayers(t *testing.T) {
+	t.Parallel()
 	// usrmerge: /bin -> usr/bin, /bin/sh -> dash; os-release a symlink
 	info := collect(t, map[string]string{
 		"bin":                 "-> usr/bin",
@@ -183,6 +187,7 @@ func TestCollectorLayers(t *testing.T) {
 }
 
 func TestPackagesDigest(t *testing.T) {
+	t.Parallel()
 	a := []Package{{Name: "a", Version: "1", Arch: "amd64"}, {Name: "b", Version: "2", Arch: "all"}}
 	b := []Package{a[1], a[0]}
 	if PackagesDigest(a) != PackagesDigest(b) {

@@ -23,6 +23,7 @@ func rpmRoot(t *testing.T, prefix string, pkgs ...testutil.RPM) map[string]strin
 // go-rpmdb: names, VERSION-RELEASE, arch, source package, license; the
 // arch check counts x86_64 and ignores noarch.
 func TestRpmDatabase(t *testing.T) {
+	t.Parallel()
 	files := rpmRoot(t, "var/lib/rpm/",
 		testutil.RPM{Name: "openssl-libs", Version: "3.0.7", Release: "24.el9", Arch: "x86_64", License: "ASL 2.0"},
 		testutil.RPM{Name: "bash", Version: "5.1.8", Release: "6.el9_1", Arch: "x86_64", License: "GPLv3+"},
@@ -62,6 +63,7 @@ func TestRpmDatabase(t *testing.T) {
 }
 
 func TestSrpmName(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"openssl-3.0.7-24.el9.src.rpm": "openssl", "python3.11-3.11.5-1.el9_3.src.rpm": "python3.11",
 		"gcc-toolset-12-12.0-5.el9.src.rpm": "gcc-toolset-12", "": "", "x.src.rpm": "",

@@ -46,6 +46,7 @@ func header(il, dl uint32, pad int) []byte {
 // the database, not the end of the process (go-rpmdb allocated 32 GiB for
 // an index count of 0x7fffffff: a fatal error recover cannot catch).
 func TestCraftedRpmHeaderRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		blob []byte

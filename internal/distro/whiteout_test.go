@@ -63,6 +63,7 @@ func kept(c *Collector) []string {
 // The indexed whiteouts remove exactly what the obvious scan removes,
 // over random trees, whiteouts and opaque directories in several layers.
 func TestWhiteoutsMatchTheObviousScan(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewSource(1))
 	dirs := []string{"a", "a/b", "a/b/c", "d", "d/e", "a/bc"}
 	for round := range 300 {
@@ -105,6 +106,7 @@ func TestWhiteoutsMatchTheObviousScan(t *testing.T) {
 // A whiteout's cost is what it removes: n whiteouts over n kept symlinks
 // (and n more kept in another directory) look at about n paths, not n*n.
 func TestWhiteoutsLinear(t *testing.T) {
+	t.Parallel()
 	const n = 20000
 	var links, others, outs []string
 	for i := range n {
@@ -159,6 +161,7 @@ func BenchmarkWhiteouts(b *testing.B) {
 // What is kept of status.d/ (one file per package) is capped as a whole:
 // past the cap the rest is named in a note, not held in memory.
 func TestStatusDirCapped(t *testing.T) {
+	t.Parallel()
 	c := NewCollector()
 	c.maxKept = 1 << 20
 	body := strings.Repeat("x", 64<<10)
@@ -198,6 +201,7 @@ func TestStatusDirCapped(t *testing.T) {
 // os-release pointing at a host file, a symlink loop and a chain through
 // .. past the root read nothing from this machine, and end.
 func TestSymlinksStayInTheBase(t *testing.T) {
+	t.Parallel()
 	info := collect(t, map[string]string{
 		"etc/os-release":      "-> /etc/hostname", // the host has one; the base does not
 		"usr/lib/os-release":  "-> ../../../../etc/hostname",

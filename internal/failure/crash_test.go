@@ -9,6 +9,7 @@ import (
 
 // A panic in a goroutine is a bug report and exit 5, with the stack.
 func TestCrashInGoroutine(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	code := -1
 	oldOut, oldExit := crashOut, exit

@@ -9,6 +9,7 @@ import (
 )
 
 func TestSHA256Context(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	if err := os.WriteFile(p, []byte("abc"), 0o644); err != nil {

@@ -12,6 +12,7 @@ import (
 // back still changes TreeStat (its change time moved); an untouched tree
 // keeps it.
 func TestTreeStatSeesRewrites(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	root := t.TempDir()
 	p := filepath.Join(root, "usr", "bin", "puppet")

@@ -7,6 +7,7 @@ import (
 )
 
 func TestRemoteAndRef(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		s      string
 		remote string // "" accepted, else part of the error

@@ -55,6 +55,7 @@ func forgeIdx(t *testing.T, p, c1, c2 string) {
 // at the next fetch, and a fetch from the repaired remote writes C1's
 // files again.
 func TestForgedPackRefused(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	work := filepath.Join(root, "work")
 	testutil.Git(t, root, "init", "-q", "-b", "main", work)

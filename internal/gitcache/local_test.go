@@ -15,6 +15,7 @@ import (
 // pack. git itself finds the mirror whole, every branch and tag is there,
 // and a second fetch packs only the objects the mirror lacks.
 func TestLocalFetchPacksLooseObjects(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	work := filepath.Join(root, "work")
 	testutil.Git(t, root, "init", "-q", "-b", "main", work)
@@ -109,6 +110,7 @@ func packFiles(t *testing.T, gitDir string) []string {
 // A copy a crash left half-written in a mirror's pack directory is removed
 // the next time the mirror is opened.
 func TestStaleCopyRemoved(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	work := filepath.Join(root, "work")
 	testutil.Git(t, root, "init", "-q", "-b", "main", work)

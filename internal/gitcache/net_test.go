@@ -8,6 +8,7 @@ import (
 )
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ in, shown, basic string }{
 		{"https://alice:s3cret@git.example.com/x.git", "https://git.example.com/x.git", "alice:s3cret"},
 		{"https://ghp_T0KEN@github.example/x.git", "https://github.example/x.git", "ghp_T0KEN:"},

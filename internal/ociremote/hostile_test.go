@@ -47,6 +47,7 @@ func hostileBase(t *testing.T, serve func(w http.ResponseWriter, r *http.Request
 // size: the pull fails with a digest error and the cache holds nothing of
 // it (it filled the disk before).
 func TestEndlessBaseLayerBounded(t *testing.T) {
+	t.Parallel()
 	ref, layer := hostileBase(t, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 		w.WriteHeader(http.StatusOK) // no Content-Length: chunked, endless
 		buf := make([]byte, 64<<10)
@@ -76,6 +77,7 @@ func TestEndlessBaseLayerBounded(t *testing.T) {
 // A registry that sends a layer's headers and then nothing is stopped
 // after the stall timeout, with an error naming the registry and the blob.
 func TestStalledRegistryStopped(t *testing.T) {
+	t.Parallel()
 	done := make(chan struct{})
 	ref, layer := hostileBase(t, func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 		w.Header().Set("Content-Length", "1000")

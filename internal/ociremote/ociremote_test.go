@@ -16,6 +16,7 @@ import (
 
 // Plain HTTP goes to loopback registries and named ones only.
 func TestPlainHTTPOnlyWhereAllowed(t *testing.T) {
+	t.Parallel()
 	g := httpGuard{base: roundTripFunc(func(*http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(""))}, nil
 	})}
@@ -56,6 +57,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // base pin resolves a tag to the index digest and each arch's image; an
 // arch the index lacks is named with the platforms it has.
 func TestPin(t *testing.T) {
+	t.Parallel()
 	_, host := testutil.MemRegistry(t, nil)
 	idx, imgs := testutil.BaseIndex(t, "amd64", "arm64")
 	want := map[string]string{}
@@ -85,6 +87,7 @@ func TestPin(t *testing.T) {
 // does not repeat the credential; digests (an @ after the repository)
 // stay references.
 func TestReferenceCredentialsRefused(t *testing.T) {
+	t.Parallel()
 	var o Options
 	for _, ref := range []string{"alice:TOKEN@registry.example/golden/x", "https://alice:TOKEN@registry.example/golden/x:1.0.0", "https://registry.example/golden/x", "TOKEN@127.0.0.1:5000/x"} {
 		_, err1 := o.Reference(ref)

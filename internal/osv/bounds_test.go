@@ -54,6 +54,7 @@ func overlappingZip(t *testing.T, n int, member []byte) []byte {
 // being read (it would block for ever); a cancelled context stops the
 // loader.
 func TestLoadBounds(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bomb := filepath.Join(dir, "bomb.zip")
 	if err := os.WriteFile(bomb, overlappingZip(t, 200, bytes.Repeat([]byte(" "), 4<<20)), 0o644); err != nil {

@@ -15,6 +15,7 @@ import (
 )
 
 func TestEcosystems(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		os   distro.OS
 		want string
@@ -36,6 +37,7 @@ func TestEcosystems(t *testing.T) {
 // package, an Alpine record naming the origin, a Rocky record with an
 // epoch; other ecosystems and GIT ranges are skipped and counted.
 func TestAffecting(t *testing.T) {
+	t.Parallel()
 	db, err := Load([]string{"testdata"})
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +85,7 @@ func TestAffecting(t *testing.T) {
 // A missing path is not found (exit 3). A zip as osv.dev publishes one
 // (all.zip per ecosystem) is read like a directory.
 func TestBadRecordsAndZip(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good, _ := os.ReadFile("testdata/DSA-9999-1.json")
 	bad := map[string]string{
@@ -144,6 +147,7 @@ func TestBadRecordsAndZip(t *testing.T) {
 // The committed schema is the pinned upstream one (scripts/ensure-osv-schema
 // fetches it into .cache; make test sets IMAGEBAKE_OSV_SCHEMA).
 func TestSchemaIsPinned(t *testing.T) {
+	t.Parallel()
 	p := os.Getenv("IMAGEBAKE_OSV_SCHEMA")
 	if p == "" {
 		if os.Getenv("IMAGEBAKE_NO_SKIP") != "" {
@@ -193,6 +197,7 @@ func FuzzRecord(f *testing.F) {
 // ecosystems and one of its package names; where it cannot tell (an
 // escape), it reads the record.
 func TestMayConcern(t *testing.T) {
+	t.Parallel()
 	scope := Scope{Ecosystems: []string{"Debian:12"}, Packages: map[string]bool{"openssl": true, "libssl3": true}}
 	for _, c := range []struct {
 		rec  string

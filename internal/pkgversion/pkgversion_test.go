@@ -8,6 +8,7 @@ import (
 
 // The corner cases of each format's order, each pair a < b.
 func TestOrder(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ format, a, b string }{
 		// dpkg: an epoch beats any version; '~' sorts before the empty
 		// string; the Debian revision counts after the upstream version
@@ -57,6 +58,7 @@ func TestOrder(t *testing.T) {
 }
 
 func TestBadVersions(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ format, v string }{
 		{distro.Dpkg, "a:1.0"},
 		{distro.Dpkg, ""},

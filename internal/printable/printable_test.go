@@ -6,6 +6,7 @@ import (
 )
 
 func TestString(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ in, want string }{
 		{"plain line\n\twith a tab", "plain line\n\twith a tab"},
 		{"module \x1b[2Jcleared", `module \x1b[2Jcleared`},

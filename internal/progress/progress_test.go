@@ -17,6 +17,7 @@ import (
 // and clears it at the end; a quick step, a step without a reporter and a
 // step overlapping another draw nothing.
 func TestBarOnlyForLongSteps(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	r := New(&out)
 	clock := time.Unix(1700000000, 0)
@@ -73,6 +74,7 @@ func TestBarOnlyForLongSteps(t *testing.T) {
 
 // Bars are for terminals: not for a file, not in CI.
 func TestTerminal(t *testing.T) {
+	t.Parallel()
 	f, err := os.CreateTemp(t.TempDir(), "stderr")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 )
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ in, bucket, prefix string }{
 		{"s3://b", "b", ""},
 		{"s3://b/", "b", ""},

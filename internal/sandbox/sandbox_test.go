@@ -123,6 +123,7 @@ head -c 4 /dev/urandom | wc -c`
 // A writable path under a symlink of the image, or a missing program
 // path, is refused before anything runs.
 func TestBwrapArgsRefuses(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tree(t, dir, map[string]string{"var/run": "->/run", "etc/x": ""})
 	if _, err := bwrapArgs(Spec{Lower: []string{dir}, Writable: []string{"/var/run/puppet"}, Args: []string{"/bin/sh"}}, DefaultLimits); err == nil {

@@ -15,6 +15,7 @@ import (
 // and one that is slow but keeps sending: the first two are stopped with
 // an error naming the URL, the third is not.
 func TestStalledTransfersStopped(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

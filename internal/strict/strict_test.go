@@ -17,6 +17,7 @@ type image struct {
 }
 
 func TestDecodeTOML(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ src, want string }{
 		{"family = \"a\"\n[[images]]\narch = \"amd64\"\n[bases.ARM64]\narch = \"arm64\"\n", ""},
 		{"family = \"a\"\nFamily = \"b\"\n", "Family is not a key; did you mean family?"},

@@ -8,6 +8,7 @@ import (
 )
 
 func TestMatch(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		q   string
 		pre bool
@@ -43,6 +44,7 @@ func TestMatch(t *testing.T) {
 }
 
 func TestParseRefuses(t *testing.T) {
+	t.Parallel()
 	for q, want := range map[string]string{
 		"x.2":                    "left-anchored",
 		"*":                      "left-anchored",
@@ -79,6 +81,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestRewriteKeepsShape(t *testing.T) {
+	t.Parallel()
 	to := semver.MustParse("2.1.3")
 	for in, want := range map[string]string{
 		"1": "2", "1.x": "2.x", "1.4": "2.1", "1.4.X": "2.1.X", "~1.4": "~2.1",

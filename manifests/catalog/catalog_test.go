@@ -59,6 +59,7 @@ func keys(t *testing.T) (*signing.Signer, *signing.Keyring, string) {
 }
 
 func TestPublishSignedImmutable(t *testing.T) {
+	t.Parallel()
 	signer, kr, pub := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
 	d := "sha256:" + strings.Repeat("1", 64)
@@ -121,6 +122,7 @@ func TestPublishSignedImmutable(t *testing.T) {
 }
 
 func TestTamperedOrUntrustedRefused(t *testing.T) {
+	t.Parallel()
 	signer, kr, _ := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
 	if _, _, err := st.Publish(t.Context(), release(t, "1.0.0", "sha256:"+strings.Repeat("1", 64)), signer); err != nil {
@@ -149,6 +151,7 @@ func TestTamperedOrUntrustedRefused(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
+	t.Parallel()
 	for _, src := range []string{
 		"format = 1\n[[family]]\nname = \"x\"\n[[family.release]]\nversion = \"1.0.0\"\nstate = \"retired\"\nmanifest_digest = \"sha256:" + strings.Repeat("a", 64) + "\"\n",
 		"format = 1\n[[family]]\nname = \"x\"\ncolour = 1\n",
@@ -165,6 +168,7 @@ func TestParseRejects(t *testing.T) {
 // random points: the catalog always parses, verifies, and holds the old
 // entries and either all or none of the new one.
 func TestPublishKilled(t *testing.T) {
+	t.Parallel()
 	keyDir := t.TempDir()
 	pub, key, _ := signing.Generate(keyDir, "k", "")
 	signer, _ := signing.LoadSigner(key, "")
@@ -232,6 +236,7 @@ func TestPublishKilled(t *testing.T) {
 }
 
 func TestHelperPublish(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("IMAGEBAKE_HELPER") != "1" {
 		t.Skip("helper process for TestPublishKilled")
 	}
@@ -278,6 +283,7 @@ func FuzzParse(f *testing.F) {
 // copied into 1.0.1's directory are refused, whether read through the
 // store (catalog digest) or as a file (signature subject, directory).
 func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
+	t.Parallel()
 	signer, kr, _ := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
 	for i, v := range []string{"1.0.0", "1.0.1"} {
@@ -323,6 +329,7 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 // TestOpenOverHTTP: a catalog served over HTTP is read with its signature,
 // a tampered one refused, a missing one reported as not found.
 func TestOpenOverHTTP(t *testing.T) {
+	t.Parallel()
 	st, kr, srv := servedStore(t)
 	ctx := context.Background()
 	c, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client(), nil)
@@ -343,6 +350,7 @@ func TestOpenOverHTTP(t *testing.T) {
 // A store's root URL opens as well as its catalog's URL; a server that is
 // not a store is "not found", naming the URL looked for.
 func TestOpenStoreRootURL(t *testing.T) {
+	t.Parallel()
 	_, kr, srv := servedStore(t)
 	ctx := context.Background()
 	if c, err := Open(ctx, srv.URL+"/", kr, srv.Client(), nil); err != nil || c.Family("example", false) == nil {
@@ -365,6 +373,7 @@ func TestOpenStoreRootURL(t *testing.T) {
 // Every lifecycle change is kept; a second change keeps the replacement
 // it does not name; an end of life needs a release of that major.
 func TestLifecycleHistory(t *testing.T) {
+	t.Parallel()
 	signer, kr, _ := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
 	for _, v := range []string{"1.0.0", "1.0.1"} {
@@ -415,6 +424,7 @@ func servedStore(t *testing.T) (*Store, *signing.Keyring, *httptest.Server) {
 // path or URL; a release not published gives nil; a manifest swapped on
 // the server for another one is refused.
 func TestPublishedManifest(t *testing.T) {
+	t.Parallel()
 	st, kr, srv := servedStore(t)
 	ctx := context.Background()
 	for _, src := range []string{st.Root, st.Path(), srv.URL, srv.URL + "/catalog/catalog.toml"} {
@@ -438,6 +448,7 @@ func TestPublishedManifest(t *testing.T) {
 // same place signed by the same key is refused, another key or another
 // location starts afresh, and a damaged memory is reported, not ignored.
 func TestGuardSerials(t *testing.T) {
+	t.Parallel()
 	g := &Guard{State: filepath.Join(t.TempDir(), "cache", StateFile)}
 	at := func(n uint64) *Catalog { return &Catalog{Format: Format, Serial: n} }
 	if err := g.Serial("https://a/catalog.toml", "K1", at(5)); err != nil {
@@ -461,6 +472,7 @@ func TestGuardSerials(t *testing.T) {
 // Every write raises the serial; a write that changes nothing writes
 // nothing; Refresh raises it once and sets the expiry.
 func TestSerialGrowsWithEveryWrite(t *testing.T) {
+	t.Parallel()
 	signer, kr, _ := keys(t)
 	st := &Store{Root: t.TempDir(), Keys: kr}
 	ctx := t.Context()

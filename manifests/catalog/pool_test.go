@@ -71,6 +71,7 @@ func duBytes(t *testing.T, dir string) int64 {
 // release as an OCI layout, gc removes only old unheld blobs, and a
 // store in the old layout migrates without a digest changing.
 func TestPoolDirectoryStore(t *testing.T) {
+	t.Parallel()
 	signer, kr, _ := keys(t)
 	root := t.TempDir()
 	st := &Store{Root: root, Keys: kr}
@@ -151,6 +152,7 @@ func TestPoolDirectoryStore(t *testing.T) {
 // A publish racing a gc with no grace period at all loses no blob: a
 // pool blob removed between its adding and its linking is added again.
 func TestPublishRacingGC(t *testing.T) {
+	t.Parallel()
 	signer, kr, _ := keys(t)
 	root := t.TempDir()
 	st := &Store{Root: root, Keys: kr}
@@ -317,6 +319,7 @@ func TestS3GCRacingPublishHeld(t *testing.T) {
 // place; when the release's copy is no better, the publish stops (exit 4)
 // naming the blob, and nothing is listed.
 func TestPoolBlobHashChecked(t *testing.T) {
+	t.Parallel()
 	signer, kr, _ := keys(t)
 	root := t.TempDir()
 	st := &Store{Root: root, Keys: kr}
@@ -364,6 +367,7 @@ func TestPoolBlobHashChecked(t *testing.T) {
 // .migrate-* temporaries) goes when the store is next opened, unless a
 // publish or migrate is at work (it holds the pool's lock shared).
 func TestKilledTemporariesCleared(t *testing.T) {
+	t.Parallel()
 	signer, kr, _ := keys(t)
 	root := t.TempDir()
 	st := &Store{Root: root, Keys: kr}

@@ -25,6 +25,7 @@ func sample() *Lock {
 }
 
 func TestRoundTripIsCanonical(t *testing.T) {
+	t.Parallel()
 	name := filepath.Join(t.TempDir(), "Puppetfile.lock")
 	if err := sample().Write(name); err != nil {
 		t.Fatal(err)
@@ -50,6 +51,7 @@ func TestRoundTripIsCanonical(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
+	t.Parallel()
 	good, err := sample().Encode()
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import "testing"
 
 // [payload] exclude reads as a .gitignore at the control repo's root.
 func TestExcludedAsGitignore(t *testing.T) {
+	t.Parallel()
 	globs := []string{"README.md", "/ci", "docs/**/*.md", "build/", "*.orig", "!keep.orig"}
 	for _, c := range []struct {
 		path  string
@@ -33,6 +34,7 @@ func TestExcludedAsGitignore(t *testing.T) {
 }
 
 func TestCheckExclude(t *testing.T) {
+	t.Parallel()
 	if err := CheckExclude([]string{"ci", ".github/", "docs/**/*.md", "/README.md", "!keep"}); err != nil {
 		t.Errorf("good patterns refused: %v", err)
 	}

@@ -19,6 +19,7 @@ func sample() *Manifest {
 }
 
 func TestEncodeSortedAndStable(t *testing.T) {
+	t.Parallel()
 	b, err := sample().Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestEncodeSortedAndStable(t *testing.T) {
 }
 
 func TestContentDigestIgnoresProvenanceAndOtherArches(t *testing.T) {
+	t.Parallel()
 	a, b := sample(), sample()
 	// provenance and outputs: where things came from, what was built
 	b.Repo.URL, b.Imagebake = "git://elsewhere/control.git", Tool{Version: "v9", Go: "go9"}

@@ -15,6 +15,7 @@ import (
 // imagebake (the library's DecryptKey) and in the minisign tool, records
 // the interactive limits, and refuses a wrong password.
 func TestInteractiveKDF(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pubPath, keyPath, err := GenerateWith(dir, "k", "s3cret", Interactive)
 	if err != nil {
@@ -64,6 +65,7 @@ func TestInteractiveKDF(t *testing.T) {
 }
 
 func TestKDFNamed(t *testing.T) {
+	t.Parallel()
 	for _, n := range []string{"sensitive", "interactive"} {
 		if k, err := KDFNamed(n); err != nil || k.Name != n {
 			t.Errorf("KDFNamed(%q) = %v, %v", n, k, err)

@@ -28,6 +28,7 @@ func read(t *testing.T, name string) *Catalog {
 // What Puppet prints, read twice with other timestamps and UUIDs, is the
 // same bytes; a Sensitive value is kept as its digest, never in clear.
 func TestNormalised(t *testing.T) {
+	t.Parallel()
 	c := read(t, "old.json")
 	b, err := c.Marshal()
 	if err != nil {
@@ -58,6 +59,7 @@ func TestNormalised(t *testing.T) {
 // added and removed resources; tags, manifest lines, ordering parameters,
 // the order of subscribe and exported resources are no change.
 func TestCompare(t *testing.T) {
+	t.Parallel()
 	d := Compare(read(t, "old.json"), read(t, "new.json"))
 	got := strings.Join(d.Lines(), "\n")
 	want := []string{
@@ -89,6 +91,7 @@ func TestCompare(t *testing.T) {
 // resources and parameters changed, but for the tag metaparameter, which
 // imagebake leaves out as it leaves out tags.
 func TestSameAsOctocatalogDiff(t *testing.T) {
+	t.Parallel()
 	od, err := exec.LookPath("octocatalog-diff")
 	if err != nil {
 		if os.Getenv("IMAGEBAKE_NO_SKIP") != "" {
@@ -183,6 +186,7 @@ func FuzzParse(f *testing.F) {
 
 // A value with terminal control characters is shown escaped.
 func TestRenderEscapes(t *testing.T) {
+	t.Parallel()
 	if got := render("a\x1b[2Jb\n'c"); got != `'a\u001b[2Jb\n\'c'` {
 		t.Errorf("render = %s", got)
 	}

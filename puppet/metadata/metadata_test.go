@@ -18,6 +18,7 @@ const concat = `{
 }`
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	m, err := Parse("metadata.json", []byte(concat))
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +47,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ src, want string }{
 		{"{", "is not JSON"},
 		{`{"name": "a-b", "version": 1}`, "version is a JSON number, want a string"},
@@ -86,6 +88,7 @@ func FuzzParse(f *testing.F) {
 // must refuse: a module outside its dependency's range is never taken
 // for in it.
 func TestRangesRefuse(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		rng     string
 		in, out []string

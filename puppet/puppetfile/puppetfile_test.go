@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseConstructs(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		src  string
@@ -72,6 +73,7 @@ func TestParseConstructs(t *testing.T) {
 }
 
 func TestParseForgeAndModuledir(t *testing.T) {
+	t.Parallel()
 	src := "forge 'https://forge.example.org'\nmoduledir 'thirdparty'\n\nmod 'a/b', '1.0.0'\n"
 	pf, err := Parse("P", []byte(src))
 	if err != nil {
@@ -89,6 +91,7 @@ func TestParseForgeAndModuledir(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		src       string
@@ -175,6 +178,7 @@ func TestParseErrors(t *testing.T) {
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func TestParseAcceptsWhatR10kAccepts(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, src string
 		check     func(pf *Puppetfile) bool
@@ -215,6 +219,7 @@ func TestParseAcceptsWhatR10kAccepts(t *testing.T) {
 // Every error of a file in one run, in file order, each at its place: the
 // golden file holds what ten independent mistakes give.
 func TestEveryErrorInOneRun(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile(filepath.Join("testdata", "ten-errors.Puppetfile"))
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +249,7 @@ func TestEveryErrorInOneRun(t *testing.T) {
 }
 
 func TestParseBenchPuppetfile(t *testing.T) {
+	t.Parallel()
 	// The shape the shared benchmark generator writes, with every module kind it uses.
 	src, err := os.ReadFile(filepath.Join("testdata", "seed", "bench.Puppetfile"))
 	if err != nil {
@@ -324,6 +330,7 @@ func FuzzParse(f *testing.F) {
 // TestHugeValuesBounded: a huge value is refused early, and no error
 // echoes more than a few dozen characters of it.
 func TestHugeValuesBounded(t *testing.T) {
+	t.Parallel()
 	big := strings.Repeat("x", 5<<20)
 	tests := []struct{ name, src, want string }{
 		{"huge string", "mod 'a', :git => '" + big + "', :tag => 't'", "longer than 4096 bytes"},
@@ -346,6 +353,7 @@ func TestHugeValuesBounded(t *testing.T) {
 // The exclude_spec setting reaches only the modules that do not set
 // :exclude_spec themselves.
 func TestDefaultExcludeSpec(t *testing.T) {
+	t.Parallel()
 	pf, err := Parse("Puppetfile", []byte("mod 'a', :git => 'https://h/a.git', :tag => 'v1'\nmod 'b', :git => 'https://h/b.git', :tag => 'v1', :exclude_spec => false\nmod 'c', :git => 'https://h/c.git', :tag => 'v1', :exclude_spec => true\n"))
 	if err != nil {
 		t.Fatal(err)
