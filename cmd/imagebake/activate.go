@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -140,7 +139,7 @@ func newAgentsStatusCommand(g *globals) *cobra.Command {
 				sort.Strings(names)
 			}
 			if len(names) == 0 {
-				fmt.Fprintf(os.Stderr, "no agent state under %s\n", filepath.Join(f.root, "var", "lib", "imagebake", "agents"))
+				fmt.Fprintf(cmd.ErrOrStderr(), "no agent state under %s\n", filepath.Join(f.root, "var", "lib", "imagebake", "agents"))
 				return nil
 			}
 			var all []*activate.State

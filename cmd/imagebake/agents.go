@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -221,7 +220,7 @@ func newAgentsIndexCommand(g *globals) *cobra.Command {
 				return err
 			}
 			for _, s := range skipped {
-				fmt.Fprintf(os.Stderr, "warning: %s does not follow NAME-X.Y.Z[-OS]-ARCH.tar.gz; not indexed\n", s)
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s does not follow NAME-X.Y.Z[-OS]-ARCH.tar.gz; not indexed\n", s)
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), ix)

@@ -147,7 +147,7 @@ func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
 			return err
 		}
 	}
-	o.Packer = bake.PackerOptions{Template: f.template, Packer: f.packerBin, Output: os.Stderr}
+	o.Packer = bake.PackerOptions{Template: f.template, Packer: f.packerBin, Output: cmd.ErrOrStderr()}
 	m, err := bake.Bake(cmd.Context(), *o)
 	if err != nil {
 		return err
@@ -296,10 +296,10 @@ func newVerifyCommand(g *globals) *cobra.Command {
 					return printJSON(cmd.OutOrStdout(), m)
 				}
 				if _, arch, ok := registry.ArchTag(args[0]); ok {
-					fmt.Fprintf(os.Stderr, "%s: the %s image of %s-%s, signed; the release's index and %d images match its manifest (index %s)%s\n", args[0], arch, m.Family, m.Release, len(m.Images), m.IndexDigest, state)
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: the %s image of %s-%s, signed; the release's index and %d images match its manifest (index %s)%s\n", args[0], arch, m.Family, m.Release, len(m.Images), m.IndexDigest, state)
 					return nil
 				}
-				fmt.Fprintf(os.Stderr, "%s: %s-%s, signed; index and %d images match the manifest (index %s)%s\n", args[0], m.Family, m.Release, len(m.Images), m.IndexDigest, state)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s-%s, signed; index and %d images match the manifest (index %s)%s\n", args[0], m.Family, m.Release, len(m.Images), m.IndexDigest, state)
 				return nil
 			}
 			if artifactsOnly {
@@ -310,7 +310,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), m)
 				}
-				fmt.Fprintf(os.Stderr, "%s: every file of %s-%s matches the manifest (%s; not rebuilt)\n", args[0], m.Family, m.Release, indexNote(m))
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: every file of %s-%s matches the manifest (%s; not rebuilt)\n", args[0], m.Family, m.Release, indexNote(m))
 				return nil
 			}
 			return verifyRebuild(cmd, g, args[0], o, cache, remoteOptions(ro.Options), remap)
@@ -345,7 +345,7 @@ func verifyRebuild(cmd *cobra.Command, g *globals, name string, o bake.Options, 
 	if g.json {
 		return printJSON(cmd.OutOrStdout(), m)
 	}
-	fmt.Fprintf(os.Stderr, "%s: rebuilt %d images, every digest matches (%s)\n", name, len(m.Images), indexNote(m))
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: rebuilt %d images, every digest matches (%s)\n", name, len(m.Images), indexNote(m))
 	return nil
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -43,7 +42,7 @@ func (f *deployFlags) clock() (time.Time, error) {
 }
 
 // load reads the deploy file and its catalog (signature checked).
-func (f *deployFlags) load(ctx context.Context, name string) (*deploy.File, *catalog.Opened, error) {
+func (f *deployFlags) load(cmd *cobra.Command, name string) (*deploy.File, *catalog.Opened, error) {
 	df, err := deploy.Load(name)
 	if err != nil {
 		return nil, nil, err
@@ -70,12 +69,12 @@ func (f *deployFlags) load(ctx context.Context, name string) (*deploy.File, *cat
 	if err != nil {
 		return nil, nil, err
 	}
-	o, err := catalog.Open(ctx, src, kr, nil, guard)
+	o, err := catalog.Open(cmd.Context(), src, kr, nil, guard)
 	if err != nil {
 		return nil, nil, err
 	}
 	if o.Notice != "" {
-		fmt.Fprintln(os.Stderr, o.Notice)
+		fmt.Fprintln(cmd.ErrOrStderr(), o.Notice)
 	}
 	return df, o, nil
 }
@@ -92,7 +91,7 @@ func newSelectCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			df, o, err := f.load(cmd.Context(), args[0])
+			df, o, err := f.load(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -200,7 +199,7 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 	if err != nil {
 		return err
 	}
-	df, o, err := f.load(cmd.Context(), name)
+	df, o, err := f.load(cmd, name)
 	if err != nil {
 		return err
 	}
@@ -292,7 +291,7 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 			case major:
 				scope = deploy.Major
 			}
-			df, o, err := f.load(cmd.Context(), args[0])
+			df, o, err := f.load(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -323,7 +322,7 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 			}
 			if !write {
 				if !g.json {
-					fmt.Fprintln(os.Stderr, "(dry run: --write changes the file)")
+					fmt.Fprintln(cmd.ErrOrStderr(), "(dry run: --write changes the file)")
 				}
 				return nil
 			}
@@ -332,7 +331,7 @@ func newUpgradeCommand(g *globals) *cobra.Command {
 				return err
 			}
 			if !g.json {
-				fmt.Fprintf(os.Stderr, "%s written\n", written)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s written\n", written)
 			}
 			return nil
 		},

@@ -224,6 +224,9 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 	if err != nil || !strings.Contains(up, "pinned: example 1.0.0 -> 1.0.2") || !strings.Contains(up, "1.1.0 lacks DSA-6001-1, DSA-6002-1, which 1.0 has") {
 		t.Errorf("upgrade: %v", err)
 	}
+	if !strings.Contains(up, deploy+" written") { // on the command's stderr
+		t.Errorf("upgrade --write did not say it wrote %s:\n%s", deploy, up)
+	}
 	check, err := cli("check", deploy)
 	t.Logf("check:\n%s", check)
 	if err != nil || strings.Contains(check, "1.1.0") || !strings.Contains(check, "2 pass") {
@@ -241,5 +244,8 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 	t.Logf("upgrade after 1.1.1:\n%s", up)
 	if err != nil || !strings.Contains(up, "example 1.0.2 -> 1.1.1") {
 		t.Errorf("upgrade after 1.1.1: %v", err)
+	}
+	if !strings.Contains(up, "(dry run: --write changes the file)") {
+		t.Errorf("upgrade without --write did not say it is a dry run:\n%s", up)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -53,10 +54,10 @@ func stallOr(d time.Duration) time.Duration {
 
 // stallFromEnv is IMAGEBAKE_STALL_TIMEOUT (0 when unset or not a
 // duration: the default applies, and a bad value is said once).
-func stallFromEnv() time.Duration {
+func stallFromEnv(w io.Writer) time.Duration {
 	d, err := stall.Parse(envSetting(stall.Env))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+		fmt.Fprintf(w, "warning: %v\n", err)
 	}
 	return d
 }

@@ -24,6 +24,9 @@ import (
 type globals struct {
 	json  bool
 	quiet bool
+	// stderr is where the command's notes and warnings go: the command's
+	// stderr, through the progress reporter when it draws bars
+	stderr io.Writer
 }
 
 func newRootCommand() *cobra.Command {
@@ -46,12 +49,17 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 	// a bar on stderr for long steps, on a terminal only (not in CI, not
 	// with --quiet or --json)
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		g.stderr = cmd.ErrOrStderr()
 		if !g.quiet && !g.json && progress.Terminal(os.Stderr, noBars()) {
-			cmd.SetContext(progress.With(cmd.Context(), progress.New(os.Stderr)))
+			// the reporter owns stderr: a line clears the bar first
+			rep := progress.New(os.Stderr)
+			cmd.SetContext(progress.With(cmd.Context(), rep))
+			g.stderr = printable.Writer(rep.Writer())
+			cmd.Root().SetErr(g.stderr)
 		}
 		// one stall rule for every HTTP client of the command: its
 		// --stall-timeout, else IMAGEBAKE_STALL_TIMEOUT, else the default
-		d := stallFromEnv()
+		d := stallFromEnv(cmd.ErrOrStderr())
 		if f := cmd.Flags().Lookup("stall-timeout"); f != nil && f.Changed {
 			if v, err := time.ParseDuration(f.Value.String()); err == nil && v > 0 {
 				d = v
@@ -107,6 +115,9 @@ func strictGroups(c *cobra.Command) {
 func (g *globals) progress() io.Writer {
 	if g.quiet {
 		return io.Discard
+	}
+	if g.stderr != nil {
+		return g.stderr
 	}
 	return printable.Writer(os.Stderr)
 }

@@ -28,6 +28,7 @@ type Reporter struct {
 	w      io.Writer
 	mu     sync.Mutex
 	active bool
+	cur    *Bar // the step drawing, nil between steps
 	// now is the clock steps are timed by (time.Now; tests set their own)
 	now func() time.Time
 }
@@ -77,7 +78,28 @@ func Start(ctx context.Context, desc string, total int64, bytes bool) *Bar {
 		return &Bar{}
 	}
 	r.active = true
-	return &Bar{r: r, desc: desc, total: total, bytes: bytes, started: r.now()}
+	r.cur = &Bar{r: r, desc: desc, total: total, bytes: bytes, started: r.now()}
+	return r.cur
+}
+
+// Writer is where the command's other lines (warnings, notes) go while
+// bars may be drawn: each write clears the bar's line first, so that no
+// line lands in the middle of a bar; the bar comes back on its next step.
+func (r *Reporter) Writer() io.Writer { return logWriter{r} }
+
+type logWriter struct{ r *Reporter }
+
+func (l logWriter) Write(p []byte) (int, error) {
+	l.r.mu.Lock()
+	defer l.r.mu.Unlock()
+	if b := l.r.cur; b != nil {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.bar != nil && !b.done {
+			_ = b.bar.Clear()
+		}
+	}
+	return l.r.w.Write(p)
 }
 
 // Add counts n more units done.
@@ -129,6 +151,9 @@ func (b *Bar) Finish() {
 	if first {
 		b.r.mu.Lock()
 		b.r.active = false
+		if b.r.cur == b {
+			b.r.cur = nil
+		}
 		b.r.mu.Unlock()
 	}
 }

@@ -114,3 +114,35 @@ func openPTY(t *testing.T) *os.File {
 	t.Cleanup(func() { tty.Close() })
 	return tty
 }
+
+// A line written through the reporter's Writer while a bar is drawn lands
+// on a cleared line, never after the bar's text.
+func TestLinesClearTheBar(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	r := New(&out)
+	clock := time.Unix(1700000000, 0)
+	r.now = func() time.Time { return clock }
+	ctx := With(context.Background(), r)
+	b := Start(ctx, "fetching modules", 10, false)
+	clock = clock.Add(Delay + time.Millisecond)
+	b.Add(3)
+	if !b.Drawn() {
+		t.Fatal("the bar was not drawn")
+	}
+	before := out.Len()
+	fmt.Fprintf(r.Writer(), "warning: a note\n")
+	s := out.String()[before:]
+	i := strings.Index(s, "warning: a note\n")
+	if i < 0 {
+		t.Fatalf("the line did not reach the output: %q", s)
+	}
+	if cleared := s[:i]; !strings.HasSuffix(strings.TrimRight(cleared, " "), "\r") || strings.Contains(cleared, "fetching") {
+		t.Errorf("the line was written after the bar without clearing it: %q", s)
+	}
+	b.Finish()
+	fmt.Fprintf(r.Writer(), "done\n")
+	if !strings.HasSuffix(out.String(), "done\n") {
+		t.Errorf("a line after the step = %q", out.String())
+	}
+}
