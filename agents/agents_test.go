@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 var ctx = context.Background()
@@ -173,9 +174,9 @@ func TestConflictingStores(t *testing.T) {
 	publish(t, b, "mozagent", "2.4.0", "linux", "amd64")
 	// b's 2.4.0 is other content: rebuild it from another script
 	src := t.TempDir()
-	os.WriteFile(filepath.Join(src, "x"), []byte("other"), 0o644)
-	os.Remove(filepath.Join(b.Tools(), "mozagent-2.4.0-amd64.tar.gz"))
-	os.Remove(filepath.Join(b.Tools(), IndexName))
+	testutil.Must(t, os.WriteFile(filepath.Join(src, "x"), []byte("other"), 0o644))
+	testutil.Must(t, os.Remove(filepath.Join(b.Tools(), "mozagent-2.4.0-amd64.tar.gz")))
+	testutil.Must(t, os.Remove(filepath.Join(b.Tools(), IndexName)))
 	if _, _, err := Publish(ctx, b, src, PublishOptions{Name: "mozagent", Version: "2.4.0", OS: "linux", Arch: "amd64"}); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestPublishImmutable(t *testing.T) {
 		t.Errorf("re-publish changed sha256 %s -> %s: the tarball is not deterministic", e.SHA256, again.SHA256)
 	}
 	src := t.TempDir()
-	os.WriteFile(filepath.Join(src, "other"), []byte("x"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(src, "other"), []byte("x"), 0o644))
 	_, _, err := Publish(ctx, d, src, PublishOptions{Name: "mozagent", Version: "2.4.0", OS: "linux", Arch: "amd64"})
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("publishing other content under 2.4.0 = %v, want ErrExists", err)
@@ -204,8 +205,8 @@ func TestPublishImmutable(t *testing.T) {
 		t.Errorf("index after a refused publish = %+v", ix.Agents)
 	}
 	// Reindex finds the same entry from the file alone
-	os.Remove(filepath.Join(d.Tools(), IndexName))
-	os.WriteFile(filepath.Join(d.Tools(), "README.tar.gz"), []byte("x"), 0o644)
+	testutil.Must(t, os.Remove(filepath.Join(d.Tools(), IndexName)))
+	testutil.Must(t, os.WriteFile(filepath.Join(d.Tools(), "README.tar.gz"), []byte("x"), 0o644))
 	rix, skipped, err := Reindex(ctx, d)
 	if err != nil || len(rix.Agents) != 1 || rix.Agents[0].SHA256 != e.SHA256 || len(skipped) != 1 {
 		t.Errorf("Reindex = %+v, skipped %v, %v", rix, skipped, err)
@@ -239,8 +240,8 @@ func TestFetchVerifies(t *testing.T) {
 	file := filepath.Join(d.Tools(), s.Path)
 	b, _ := os.ReadFile(file)
 	b[len(b)-1] ^= 0xff
-	os.WriteFile(file, b, 0o644)
-	os.RemoveAll(cache)
+	testutil.Must(t, os.WriteFile(file, b, 0o644))
+	testutil.Must(t, os.RemoveAll(cache))
 	if _, err := Fetch(ctx, s, cache); !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "sha256") {
 		t.Errorf("Fetch of a tampered tarball = %v, want ErrChecksum on sha256", err)
 	}
@@ -248,7 +249,7 @@ func TestFetchVerifies(t *testing.T) {
 		t.Errorf("Fetch of a tampered tarball from a directory store = %v, want ErrChecksum", err)
 	}
 	// truncated
-	os.WriteFile(file, b[:len(b)/2], 0o644)
+	testutil.Must(t, os.WriteFile(file, b[:len(b)/2], 0o644))
 	if _, err := Fetch(ctx, s, cache); !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "bytes") {
 		t.Errorf("Fetch of a truncated tarball = %v, want ErrChecksum on size", err)
 	}
@@ -268,8 +269,8 @@ func TestSyncResumes(t *testing.T) {
 	to := newDir(t)
 	// an interrupted earlier run left half a file
 	whole, _ := os.ReadFile(filepath.Join(pub.Tools(), big.Path))
-	os.MkdirAll(to.Tools(), 0o755)
-	os.WriteFile(filepath.Join(to.Tools(), big.Path+".part"), whole[:len(whole)/2], 0o644)
+	testutil.Must(t, os.MkdirAll(to.Tools(), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(to.Tools(), big.Path+".part"), whole[:len(whole)/2], 0o644))
 
 	rep, err := Sync(ctx, httpStore(t, srv.URL), to, SyncOptions{Name: "mozagent", Major: "2"})
 	if err != nil {
@@ -297,7 +298,7 @@ func TestSyncResumes(t *testing.T) {
 		t.Errorf("second sync fetched %d skipped %d (%v), want 0 and 2", len(rep.Fetched), len(rep.Skipped), err)
 	}
 	// a corrupt source file is refused and leaves nothing under its final name
-	os.WriteFile(filepath.Join(pub.Tools(), "other-1.0.0-arm64.tar.gz"), []byte("corrupt"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(pub.Tools(), "other-1.0.0-arm64.tar.gz"), []byte("corrupt"), 0o644))
 	_, err = Sync(ctx, httpStore(t, srv.URL), to, SyncOptions{Name: "other"})
 	if !errors.Is(err, ErrChecksum) {
 		t.Errorf("sync of a corrupt file = %v, want ErrChecksum", err)

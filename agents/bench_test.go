@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // BenchmarkSelect4Arches10k reads an index of 10,000 entries from a
@@ -20,12 +22,12 @@ func BenchmarkSelect4Arches10k(b *testing.B) {
 			ix.Agents = append(ix.Agents, Entry{Name: fmt.Sprintf("agent%d", i%5), Version: fmt.Sprintf("%d.%d.%d", i%7, i%50, i), OS: "linux", Arch: a, Size: 1, SHA256: strings.Repeat("a", 64), Path: fmt.Sprintf("f%d-%s.tar.gz", i, a)})
 		}
 	}
-	os.MkdirAll(d.Tools(), 0o755)
+	testutil.Must(b, os.MkdirAll(d.Tools(), 0o755))
 	blob, err := ix.Encode()
 	if err != nil {
 		b.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(d.Tools(), IndexName), blob, 0o644)
+	testutil.Must(b, os.WriteFile(filepath.Join(d.Tools(), IndexName), blob, 0o644))
 	b.ResetTimer()
 	for range b.N {
 		c := NewChain(d)

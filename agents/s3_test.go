@@ -27,8 +27,8 @@ func s3Store(t *testing.T) (*S3Store, *testutil.S3Server) {
 func agentDir(t *testing.T, content string) string {
 	t.Helper()
 	src := t.TempDir()
-	os.MkdirAll(filepath.Join(src, "bin"), 0o755)
-	os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte(content), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Join(src, "bin"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte(content), 0o755))
 	return src
 }
 
@@ -130,7 +130,7 @@ func TestS3AgentStore(t *testing.T) {
 	f := filepath.Join(srv.Dir, "agents", "mirror", "tools", s.Path)
 	b, _ := os.ReadFile(f)
 	b[len(b)-1] ^= 0xff
-	os.WriteFile(f, b, 0o644)
+	testutil.Must(t, os.WriteFile(f, b, 0o644))
 	if _, err := Fetch(ctx, s, t.TempDir()); !errors.Is(err, ErrChecksum) {
 		t.Errorf("Fetch of a tarball changed in the bucket = %v, want ErrChecksum", err)
 	}

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/agents/activate"
-	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -29,6 +28,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
@@ -263,7 +263,7 @@ func TestBakeBadInput(t *testing.T) {
 
 	o = opts(root, repo, out)
 	o.Arches = []string{"amd64"}
-	os.WriteFile(filepath.Join(root, "base", "rootfs.tar.gz"), []byte("tampered"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "base", "rootfs.tar.gz"), []byte("tampered"), 0o644))
 	check("base digest mismatch", o, builders.ErrDigestMismatch, "base rootfs", "rootfs.tar.gz", "imagebake.toml pins")
 
 	o.Arches = []string{"s390x"}
@@ -378,7 +378,7 @@ func TestBakeCommittedLockIsLaw(t *testing.T) {
 	}
 	// the Puppetfile changes, the lock does not: the release is refused
 	b, _ := os.ReadFile(pfPath)
-	os.WriteFile(pfPath, []byte(strings.Replace(string(b), "tag: 'v1.1.0'", "tag: 'v1.0.0'", 1)), 0o644)
+	testutil.Must(t, os.WriteFile(pfPath, []byte(strings.Replace(string(b), "tag: 'v1.1.0'", "tag: 'v1.0.0'", 1)), 0o644))
 	git("commit", "-qam", "unlocked change")
 	git("tag", "v1.2.0")
 	o.Release = "1.2.0"
@@ -420,7 +420,7 @@ func TestBakeOnOCILayoutBase(t *testing.T) {
 			lines[i] = fmt.Sprintf("digest = %q", digest)
 		}
 	}
-	os.WriteFile(cfgPath, []byte(strings.Join(lines, "\n")), 0o644)
+	testutil.Must(t, os.WriteFile(cfgPath, []byte(strings.Join(lines, "\n")), 0o644))
 	for _, args := range [][]string{{"commit", "-qam", "layout base"}, {"tag", "v1.3.0"}} {
 		testutil.Git(t, repo, args...)
 	}
@@ -444,7 +444,7 @@ func TestBakeOnOCILayoutBase(t *testing.T) {
 		t.Errorf("skopeo sees arch %q", insp.Architecture)
 	}
 	// a tampered base blob is refused
-	os.WriteFile(filepath.Join(lp, "blobs", "sha256", digest.Hex), []byte(`{"tampered":true}`), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(lp, "blobs", "sha256", digest.Hex), []byte(`{"tampered":true}`), 0o644))
 	o.Out = filepath.Join(root, "dist2")
 	if _, err := Bake(ctx, o); !errors.Is(err, builders.ErrDigestMismatch) || !strings.Contains(err.Error(), "base layout") {
 		t.Errorf("bake on a tampered layout = %v, want ErrDigestMismatch", err)
@@ -463,7 +463,7 @@ func TestBakeChecksReleaseNumber(t *testing.T) {
 	}
 	pf := filepath.Join(repo, "Puppetfile")
 	b, _ := os.ReadFile(pf)
-	os.WriteFile(pf, append(b, []byte("\nmod 'extra', :git => 'file://"+filepath.Join(root, "remotes", "ntp.git")+"', :tag => 'v1.1.0'\n")...), 0o644)
+	testutil.Must(t, os.WriteFile(pf, append(b, []byte("\nmod 'extra', :git => 'file://"+filepath.Join(root, "remotes", "ntp.git")+"', :tag => 'v1.1.0'\n")...), 0o644))
 	for _, args := range [][]string{{"commit", "-qam", "add a module"}, {"tag", "v1.0.1"}, {"tag", "v1.1.0"}} {
 		testutil.Git(t, repo, args...)
 	}
@@ -541,7 +541,7 @@ func goldenDigests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lf.Close()
-	os.RemoveAll(root)
+	testutil.Must(t, os.RemoveAll(root))
 	defer os.RemoveAll(root)
 	repo := exampleAt(t, root, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	var got strings.Builder
@@ -561,8 +561,8 @@ func goldenDigests(t *testing.T) {
 	}
 	p := filepath.Join("testdata", "golden", "example.digests")
 	if *update {
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(got.String()), 0o644)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		testutil.Must(t, os.WriteFile(p, []byte(got.String()), 0o644))
 	}
 	want, err := os.ReadFile(p)
 	if err != nil {
@@ -646,7 +646,7 @@ func TestBakedAgentStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := filepath.Join(root, "img")
-	os.MkdirAll(img, 0o755)
+	testutil.Must(t, os.MkdirAll(img, 0o755))
 	testutil.Run(t, "tar", "-xzf", filepath.Join(root, "dist", "example-1.0.0", m.Images[0].Artifact), "-C", img)
 	s, err := activate.NewMachine(img, m.Images[0].Agent.Name, time.Now).Status()
 	if err != nil {
@@ -670,7 +670,7 @@ func TestControlBranchAndExcludeSpecSettings(t *testing.T) {
 	defBranch := strings.TrimSpace(testutil.Git(t, work, "rev-parse", "--abbrev-ref", "HEAD"))
 	defHead := strings.TrimSpace(testutil.Git(t, work, "rev-parse", "HEAD"))
 	testutil.Git(t, work, "checkout", "-q", "-b", "production")
-	os.WriteFile(filepath.Join(work, "production.txt"), []byte("on production\n"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(work, "production.txt"), []byte("on production\n"), 0o644))
 	testutil.Git(t, work, "add", ".")
 	testutil.Git(t, work, "commit", "-qm", "production only")
 	testutil.Git(t, work, "push", "-q", "origin", "production")
@@ -678,7 +678,7 @@ func TestControlBranchAndExcludeSpecSettings(t *testing.T) {
 
 	pf := filepath.Join(repo, "Puppetfile")
 	b, _ := os.ReadFile(pf)
-	os.WriteFile(pf, append(b, []byte("\nmod 'cb', :git => 'file://"+remote+"', :branch => :control_branch, :default_branch => '"+defBranch+"'\n")...), 0o644)
+	testutil.Must(t, os.WriteFile(pf, append(b, []byte("\nmod 'cb', :git => 'file://"+remote+"', :branch => :control_branch, :default_branch => '"+defBranch+"'\n")...), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "a module on the control branch")
 	testutil.Git(t, repo, "tag", "v1.1.0")
 	o := opts(root, repo, filepath.Join(root, "dist"))
@@ -700,7 +700,7 @@ func TestControlBranchAndExcludeSpecSettings(t *testing.T) {
 
 	cfg := filepath.Join(repo, ConfigName)
 	c, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(c, []byte("\n[puppetfile]\ncontrol_branch = \""+defBranch+"\"\nexclude_spec = true\n")...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(c, []byte("\n[puppetfile]\ncontrol_branch = \""+defBranch+"\"\nexclude_spec = true\n")...), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "settings")
 	testutil.Git(t, repo, "tag", "v1.2.0")
 	o.Release = "1.2.0"
@@ -716,7 +716,7 @@ func TestControlBranchAndExcludeSpecSettings(t *testing.T) {
 	if m.Puppetfile.ControlBranch != defBranch || pins["cb"].Commit != defHead {
 		t.Errorf("with control_branch = %q: recorded %q, cb at %s; want %s", defBranch, m.Puppetfile.ControlBranch, pins["cb"].Commit, defHead)
 	}
-	os.WriteFile(cfg, append(c, []byte("\n[puppetfile]\ncontrol_branch = \"-x..y\"\n")...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(c, []byte("\n[puppetfile]\ncontrol_branch = \"-x..y\"\n")...), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "bad branch")
 	testutil.Git(t, repo, "tag", "v1.3.0")
 	o.Release = "1.3.0"

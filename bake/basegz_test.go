@@ -10,6 +10,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // A base given as a plain .tar becomes a gzip layer, compressed once per
@@ -60,7 +62,7 @@ func TestPlainTarBaseCompressedOnce(t *testing.T) {
 	if st2, _ := os.Stat(cached[0]); !st2.ModTime().Equal(st1.ModTime()) {
 		t.Error("the second bake compressed the base again")
 	}
-	os.WriteFile(cached[0], []byte("damaged"), 0o644)
+	testutil.Must(t, os.WriteFile(cached[0], []byte("damaged"), 0o644))
 	if third := bake("dist-3"); third != first {
 		t.Errorf("a bake over a damaged cache: %s, want %s", third, first)
 	}

@@ -72,7 +72,7 @@ func useBase(t *testing.T, repo, rel, sum, release string) {
 	b, _ := os.ReadFile(p)
 	s := regexp.MustCompile(`(?m)^rootfs = .*$`).ReplaceAllString(string(b), "rootfs = \""+rel+"\"")
 	s = regexp.MustCompile(`(?m)^sha256 = .*$`).ReplaceAllString(s, "sha256 = \""+sum+"\"")
-	os.WriteFile(p, []byte(s), 0o644)
+	testutil.Must(t, os.WriteFile(p, []byte(s), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "debian base")
 	testutil.Git(t, repo, "tag", "v"+release)
 }
@@ -137,7 +137,7 @@ func TestReleaseRulesOnBases(t *testing.T) {
 	// curl as a major package: 7.88 -> 8.5 needs MAJOR
 	cfg := filepath.Join(repo, "imagebake.toml")
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, "\n[release]\nmajor_packages = [\"curl\", \"python3*\"]\n"...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(b, "\n[release]\nmajor_packages = [\"curl\", \"python3*\"]\n"...), 0o644))
 	rel, sum = writeBase(t, root, "deb-3", bookworm, dpkg("openssl 3.0.11-1~deb12u2", "curl 8.5.0-2"))
 	useBase(t, repo, rel, sum, "1.2.0")
 	o.Release, o.Previous, o.Advisories = "1.2.0", m, nil

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // Ctrl-C during a bake of a real Debian base (140 MB) ends it, at
@@ -34,7 +36,7 @@ func TestBakeCancelled(t *testing.T) {
 			cancel()
 			if cancelled.IsZero() {
 				t.Logf("%s: the bake finished before the cancel at %s", builder, after)
-				os.RemoveAll(o.Out)
+				testutil.Must(t, os.RemoveAll(o.Out))
 				continue
 			}
 			if !errors.Is(err, context.Canceled) {

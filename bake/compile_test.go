@@ -49,7 +49,7 @@ func TestCompileGate(t *testing.T) {
 	cfg := filepath.Join(repo, "imagebake.toml")
 	b, _ := os.ReadFile(cfg)
 	b = regexp.MustCompile(`(?m)^environment = .*$`).ReplaceAll(b, []byte(`environment = "/etc/puppet/code/environments/production"`))
-	os.WriteFile(cfg, b, 0o644)
+	testutil.Must(t, os.WriteFile(cfg, b, 0o644))
 	useBase(t, repo, rel, strings.TrimPrefix(sha256File(t, filepath.Join(root, rel)), "sha256:"), "1.1.0")
 
 	var log strings.Builder
@@ -98,14 +98,14 @@ func TestCompileGate(t *testing.T) {
 	if _, err := CheckArtifacts(ctx, filepath.Join(relDir, "manifest.toml")); err != nil {
 		t.Fatalf("verify of the compiled release: %v", err)
 	}
-	os.WriteFile(filepath.Join(relDir, im.Catalogs[0].File), []byte(strings.Replace(string(cat), "Role::Base", "Role::Other", 1)), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(relDir, im.Catalogs[0].File), []byte(strings.Replace(string(cat), "Role::Base", "Role::Other", 1)), 0o644))
 	if _, err := CheckArtifacts(ctx, filepath.Join(relDir, "manifest.toml")); !errors.Is(err, ErrArtifact) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "catalog of node "+node+" was changed") {
 		t.Errorf("verify of a release whose catalog was edited = %v", err)
 	}
-	os.WriteFile(filepath.Join(relDir, im.Catalogs[0].File), cat, 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(relDir, im.Catalogs[0].File), cat, 0o644))
 
 	site := filepath.Join(repo, "manifests", "site.pp")
-	os.WriteFile(site, []byte("# the site\n\nnode default { include nosuch::klass }\n"), 0o644)
+	testutil.Must(t, os.WriteFile(site, []byte("# the site\n\nnode default { include nosuch::klass }\n"), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "a class that exists nowhere")
 	testutil.Git(t, repo, "tag", "v1.2.0")
 	o.Release = "1.2.0"
@@ -168,7 +168,7 @@ func TestCompileGateOnAIOBase(t *testing.T) {
 	cfg := filepath.Join(repo, "imagebake.toml")
 	b, _ := os.ReadFile(cfg)
 	b = regexp.MustCompile(`(?m)^environment = .*$`).ReplaceAll(b, []byte(`environment = "/etc/puppet/code/environments/production"`))
-	os.WriteFile(cfg, b, 0o644)
+	testutil.Must(t, os.WriteFile(cfg, b, 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "the environment where Debian's puppet reads")
 	testutil.Git(t, repo, "tag", "v1.2.0")
 	o.Release = "1.2.0"
@@ -195,7 +195,7 @@ func TestReadFacts(t *testing.T) {
 		{"[1, 2]\n", "is not a YAML or JSON mapping"},
 	} {
 		p := filepath.Join(dir, "facts.yaml")
-		os.WriteFile(p, []byte(c.src), 0o644)
+		testutil.Must(t, os.WriteFile(p, []byte(c.src), 0o644))
 		facts, err := readFacts(p)
 		switch {
 		case c.want == "" && (err != nil || facts["role"] != "web" || facts["port"] != "8080"):
@@ -216,7 +216,7 @@ func TestCachedBaseChecked(t *testing.T) {
 	fills := 0
 	fill := func(dst string) error {
 		fills++
-		os.MkdirAll(filepath.Join(dst, "usr", "bin"), 0o755)
+		testutil.Must(t, os.MkdirAll(filepath.Join(dst, "usr", "bin"), 0o755))
 		return os.WriteFile(filepath.Join(dst, "usr", "bin", "puppet"), []byte("#!/usr/bin/ruby\n"), 0o755)
 	}
 	var log strings.Builder
@@ -236,8 +236,8 @@ func TestCachedBaseChecked(t *testing.T) {
 	}
 	held.Close()
 	held2.Close()
-	os.WriteFile(filepath.Join(root, "usr", "bin", "puppet"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
-	os.MkdirAll(filepath.Join(cache, ".k1.tmp-123", "root"), 0o755)
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "usr", "bin", "puppet"), []byte("#!/bin/sh\nexit 0\n"), 0o755))
+	testutil.Must(t, os.MkdirAll(filepath.Join(cache, ".k1.tmp-123", "root"), 0o755))
 	root, held, err = cachedBase(ctx, cache, "k1", "img", o, fill)
 	if err == nil {
 		held.Close()
@@ -268,7 +268,7 @@ func TestCachedBaseCancelled(t *testing.T) {
 	cache := t.TempDir()
 	cctx, cancel := context.WithCancel(ctx)
 	_, _, err := cachedBase(cctx, cache, "k", "img", Options{}, func(dst string) error {
-		os.MkdirAll(dst, 0o755)
+		testutil.Must(t, os.MkdirAll(dst, 0o755))
 		cancel()
 		return fmt.Errorf("%w: verification failed", tarball.ErrUnsafe)
 	})
@@ -301,7 +301,7 @@ func TestCompileCacheCapped(t *testing.T) {
 	t.Parallel()
 	cache := t.TempDir()
 	fill := func(dst string) error {
-		os.MkdirAll(dst, 0o755)
+		testutil.Must(t, os.MkdirAll(dst, 0o755))
 		return os.WriteFile(filepath.Join(dst, "blob"), make([]byte, 1<<20), 0o644)
 	}
 	size := int64(0)

@@ -45,7 +45,7 @@ func newHostileRun(t *testing.T) *hostileRun {
 	cfg := filepath.Join(h.repo, "imagebake.toml")
 	b, _ := os.ReadFile(cfg)
 	b = regexp.MustCompile(`(?m)^environment = .*$`).ReplaceAll(b, []byte(`environment = "/etc/puppet/code/environments/production"`))
-	os.WriteFile(cfg, b, 0o644)
+	testutil.Must(t, os.WriteFile(cfg, b, 0o644))
 	useBase(t, h.repo, rel, strings.TrimPrefix(sha256File(t, filepath.Join(h.root, rel)), "sha256:"), "1.1.0")
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,15 +83,15 @@ func (h *hostileRun) commitProbe(t *testing.T, cachePuppets ...string) {
 	s := strings.NewReplacer("@@HOSTFILE@@", h.hostFile, "@@HOSTNAME@@", "pwned-at-root", "@@SECRET@@", h.secret,
 		"@@PORT@@", strconv.Itoa(h.port), "'@@CACHEPUPPET@@'", quoteAll(cachePuppets)).Replace(string(rb))
 	fn := filepath.Join(h.repo, "site-modules", "evil", "lib", "puppet", "functions", "evil", "probe.rb")
-	os.MkdirAll(filepath.Dir(fn), 0o755)
-	os.WriteFile(fn, []byte(s), 0o644)
+	testutil.Must(t, os.MkdirAll(filepath.Dir(fn), 0o755))
+	testutil.Must(t, os.WriteFile(fn, []byte(s), 0o644))
 	for _, c := range []struct{ mode, tag string }{{"flood", "v1.2.0"}, {"forks", "v1.2.1"}} {
-		os.WriteFile(filepath.Join(h.repo, "manifests", "site.pp"), []byte("node default {\n  include role::base\n  notice(evil::probe('"+c.mode+"'))\n}\n"), 0o644)
+		testutil.Must(t, os.WriteFile(filepath.Join(h.repo, "manifests", "site.pp"), []byte("node default {\n  include role::base\n  notice(evil::probe('"+c.mode+"'))\n}\n"), 0o644))
 		testutil.Git(t, h.repo, "add", "-A")
 		testutil.Git(t, h.repo, "commit", "-qm", "a module that attacks the build host: "+c.mode)
 		testutil.Git(t, h.repo, "tag", c.tag)
 	}
-	os.WriteFile(filepath.Join(h.repo, "manifests", "site.pp"), []byte("# the site\n\nnode default { include nosuch::klass }\n"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(h.repo, "manifests", "site.pp"), []byte("# the site\n\nnode default { include nosuch::klass }\n"), 0o644))
 	testutil.Git(t, h.repo, "commit", "-qam", "a class that exists nowhere")
 	testutil.Git(t, h.repo, "tag", "v1.3.0")
 }
@@ -112,7 +112,7 @@ func (h *hostileRun) checkHeld(t *testing.T, err error, out string, puppets map[
 	}
 	for _, f := range []string{h.hostFile, "/pwned-at-root"} {
 		if _, err := os.Stat(f); err == nil {
-			os.Remove(f)
+			testutil.Must(t, os.Remove(f))
 			t.Errorf("the module wrote %s on the host", f)
 		}
 	}
@@ -275,7 +275,7 @@ func TestCompileGateHoldsHostileModuleAsPlainUser(t *testing.T) {
 	// the probe aims at where this user's cache keeps the base
 	key := "*"
 	h.commitProbe(t, filepath.Join(cache, "compile", key, "root", "usr", "bin", "puppet"))
-	os.MkdirAll(filepath.Join(h.root, "home"), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Join(h.root, "home"), 0o755))
 	testutil.Run(t, "chown", "-R", uid+":"+uid, h.root)
 	testutil.Searchable(t, filepath.Dir(h.root))
 	run := func(release string, timeout ...string) (string, error) {

@@ -194,7 +194,7 @@ func TestReleaseInOutIsPinned(t *testing.T) {
 	}
 	// a release missing a blob is baked again, not called up to date
 	index := filepath.Join(out, "example-1.0.0", "blobs", "sha256", strings.TrimPrefix(both.IndexDigest, "sha256:"))
-	os.Remove(index)
+	testutil.Must(t, os.Remove(index))
 	if _, err := one(); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestReleaseInOutIsPinned(t *testing.T) {
 		t.Errorf("--force: %v; the release should be replaced", err)
 	}
 	// a release whose manifest cannot be read is not overwritten blindly
-	os.WriteFile(filepath.Join(out, "example-1.0.0", manifest.FileName), []byte("not a manifest"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(out, "example-1.0.0", manifest.FileName), []byte("not a manifest"), 0o644))
 	if _, err := one(); !errors.Is(err, ErrReleaseChanged) || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("bake over an unreadable manifest: %v, want a refusal naming --force", err)
 	}
@@ -311,7 +311,7 @@ func TestFloatingInputsAndLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(repo, ConfigName)
-	os.WriteFile(cfg, []byte(strings.Replace(string(mustReadFile(t, cfg)), `major = "2"`, `major = "2.4.1"`, 1)), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, []byte(strings.Replace(string(mustReadFile(t, cfg)), `major = "2"`, `major = "2.4.1"`, 1)), 0o644))
 	testutil.Git(t, repo, "add", "-A")
 	testutil.Git(t, repo, "commit", "-qm", "pin everything")
 	testutil.Git(t, repo, "tag", "v1.0.1")

@@ -120,7 +120,7 @@ func TestMergeRefusesCorruptPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	b[len(b)/2] ^= 1
-	os.Chmod(blob, 0o644)
+	testutil.Must(t, os.Chmod(blob, 0o644))
 	if err := os.WriteFile(blob, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

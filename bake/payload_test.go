@@ -27,12 +27,12 @@ func TestPayloadExclude(t *testing.T) {
 		"docs/guide.md":               "# kept\n",
 	} {
 		p := filepath.Join(repo, filepath.FromSlash(name))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(content), 0o644)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		testutil.Must(t, os.WriteFile(p, []byte(content), 0o644))
 	}
 	cfg := filepath.Join(repo, "imagebake.toml")
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, "\n[payload]\nexclude = [\"ci\", \".github\", \"/README.md\"]\n"...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(b, "\n[payload]\nexclude = [\"ci\", \".github\", \"/README.md\"]\n"...), 0o644))
 	testutil.Git(t, repo, "add", "-A")
 	testutil.Git(t, repo, "commit", "-qm", "ci, docs")
 	testutil.Git(t, repo, "tag", "v1.1.0")
@@ -65,7 +65,7 @@ func TestPayloadExclude(t *testing.T) {
 		t.Errorf("verify of a release with payload_exclude: %v", err)
 	}
 	// a glob that is not one is refused with the file named
-	os.WriteFile(cfg, append(b, "\n[payload]\nexclude = [\"[\"]\n"...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(b, "\n[payload]\nexclude = [\"[\"]\n"...), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "bad glob")
 	testutil.Git(t, repo, "tag", "v1.2.0")
 	o.Release = "1.2.0"
@@ -78,7 +78,7 @@ func TestPayloadExclude(t *testing.T) {
 		{`"manifests/*.pp"`, `"manifests/*.pp" leaves out every file of manifests/`},
 		{`"*.conf"`, `"*.conf" leaves out environment.conf`},
 	} {
-		os.WriteFile(cfg, append(b, "\n[payload]\nexclude = ["+c.globs+"]\n"...), 0o644)
+		testutil.Must(t, os.WriteFile(cfg, append(b, "\n[payload]\nexclude = ["+c.globs+"]\n"...), 0o644))
 		testutil.Git(t, repo, "commit", "-qam", "exclude "+c.globs)
 		o.Release = fmt.Sprintf("1.3.%d", i)
 		testutil.Git(t, repo, "tag", "v"+o.Release)

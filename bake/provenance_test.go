@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -70,7 +71,7 @@ func TestProvenance(t *testing.T) {
 		t.Errorf("verify --artifacts-only of a fresh release: %v", err)
 	}
 	// a provenance that claims another commit is named by verify
-	os.WriteFile(filepath.Join(dir, ProvenanceName), []byte(strings.Replace(string(raw), m.Repo.Commit, strings.Repeat("0", 40), 1)), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, ProvenanceName), []byte(strings.Replace(string(raw), m.Repo.Commit, strings.Repeat("0", 40), 1)), 0o644))
 	if _, err := CheckArtifacts(ctx, filepath.Join(dir, manifest.FileName)); err == nil || !strings.Contains(err.Error(), ProvenanceName) {
 		t.Errorf("verify of an edited provenance = %v, want it named", err)
 	}

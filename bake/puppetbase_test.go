@@ -25,17 +25,17 @@ func TestBasePuppetChecked(t *testing.T) {
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}})
 	w := filepath.Join(root, "src", "apt")
 	testutil.Git(t, root, "init", "-q", "-b", "main", w)
-	os.MkdirAll(filepath.Join(w, "manifests"), 0o755)
-	os.WriteFile(filepath.Join(w, "manifests", "init.pp"), []byte("class apt {}\n"), 0o644)
-	os.WriteFile(filepath.Join(w, "metadata.json"), []byte(`{"name": "puppetlabs-apt", "version": "11.3.2",
-  "dependencies": [], "requirements": [{"name": "puppet", "version_requirement": ">= 8.0.0 < 9.0.0"}]}`), 0o644)
+	testutil.Must(t, os.MkdirAll(filepath.Join(w, "manifests"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(w, "manifests", "init.pp"), []byte("class apt {}\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(w, "metadata.json"), []byte(`{"name": "puppetlabs-apt", "version": "11.3.2",
+  "dependencies": [], "requirements": [{"name": "puppet", "version_requirement": ">= 8.0.0 < 9.0.0"}]}`), 0o644))
 	testutil.Git(t, w, "add", "-A")
 	testutil.Git(t, w, "commit", "-q", "-m", "apt")
 	testutil.Git(t, w, "tag", "v11.3.2")
 	testutil.Git(t, root, "clone", "-q", "--bare", w, filepath.Join(root, "remotes", "apt.git"))
 	pf := filepath.Join(repo, "Puppetfile")
 	b, _ := os.ReadFile(pf)
-	os.WriteFile(pf, append(b, fmt.Sprintf("\nmod 'apt', :git => 'file://%s/remotes/apt.git', :tag => 'v11.3.2'\n", root)...), 0o644)
+	testutil.Must(t, os.WriteFile(pf, append(b, fmt.Sprintf("\nmod 'apt', :git => 'file://%s/remotes/apt.git', :tag => 'v11.3.2'\n", root)...), 0o644))
 	rel, sum := writeBase(t, root, "deb-puppet", bookworm, dpkg("puppet 7.23.0-1", "ruby3.1 3.1.2-7+deb12u1"))
 	useBase(t, repo, rel, sum, "1.1.0")
 
@@ -72,7 +72,7 @@ func TestBasePuppetChecked(t *testing.T) {
 	// an imagebake.toml that sets no environment: it follows the base's Puppet
 	cfg := filepath.Join(repo, ConfigName)
 	b, _ = os.ReadFile(cfg)
-	os.WriteFile(cfg, regexp.MustCompile(`(?m)^environment = .*\n`).ReplaceAll(b, nil), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, regexp.MustCompile(`(?m)^environment = .*\n`).ReplaceAll(b, nil), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "no environment")
 	testutil.Git(t, repo, "tag", "v1.2.0")
 	log.Reset()

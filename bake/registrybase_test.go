@@ -62,7 +62,7 @@ func setBase(t *testing.T, repo, ref, release string) {
 			out = append(out, l)
 		}
 	}
-	os.WriteFile(p, []byte(strings.Join(out, "\n")), 0o644)
+	testutil.Must(t, os.WriteFile(p, []byte(strings.Join(out, "\n")), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "registry base")
 	testutil.Git(t, repo, "tag", "v"+release)
 }

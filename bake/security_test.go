@@ -18,12 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagebake/imagebake/internal/testutil"
-
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/confine"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/signing"
 	"github.com/klauspost/compress/zstd"
@@ -68,9 +67,10 @@ func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
 	orig, _ := os.ReadFile(pfPath)
 	release := func(tag string, change func()) {
 		t.Helper()
+		// what the last case left, when it left anything
 		os.Remove(filepath.Join(repo, "modules"))
 		os.Remove(filepath.Join(repo, "site"))
-		os.WriteFile(pfPath, orig, 0o644)
+		testutil.Must(t, os.WriteFile(pfPath, orig, 0o644))
 		change()
 		testutil.Git(t, repo, "add", "-A")
 		testutil.Git(t, repo, "commit", "-qm", tag)
@@ -98,7 +98,7 @@ func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
 	// 1. modules -> /host/dir
 	h1 := hostDir(t, "dir")
 	release("1.1.0", func() {
-		os.RemoveAll(filepath.Join(repo, "modules"))
+		testutil.Must(t, os.RemoveAll(filepath.Join(repo, "modules")))
 		if err := os.Symlink(h1, filepath.Join(repo, "modules")); err != nil {
 			t.Fatal(err)
 		}
@@ -112,12 +112,12 @@ func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
 
 	// 2. site -> ../../../../host/dir2 and a module with :install_path => 'site'
 	h2 := hostDir(t, "dir2")
-	os.MkdirAll(filepath.Join(h2, "extra"), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Join(h2, "extra"), 0o755))
 	up := strings.Repeat("../", 40) + strings.TrimPrefix(h2, "/")
 	release("1.2.0", func() {
-		os.Symlink(up, filepath.Join(repo, "site"))
-		os.WriteFile(pfPath, append(append([]byte(nil), orig...),
-			[]byte("\nmod 'extra', :git => 'file://"+root+"/remotes/ntp.git', :tag => 'v1.0.0', :install_path => 'site'\n")...), 0o644)
+		testutil.Must(t, os.Symlink(up, filepath.Join(repo, "site")))
+		testutil.Must(t, os.WriteFile(pfPath, append(append([]byte(nil), orig...),
+			[]byte("\nmod 'extra', :git => 'file://"+root+"/remotes/ntp.git', :tag => 'v1.0.0', :install_path => 'site'\n")...), 0o644))
 	})
 	want("install_path through a symlink", bake("1.2.0"), "site is a symlink to")
 	hostIntact(t, "install_path through a symlink", h2, 2)
@@ -128,16 +128,16 @@ func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
 	// 3. a module holding outdir -> /host/dir3, another installed into it
 	h3 := hostDir(t, "dir3")
 	sym := filepath.Join(root, "src", "symmod")
-	os.MkdirAll(filepath.Join(sym, "manifests"), 0o755)
-	os.WriteFile(filepath.Join(sym, "manifests", "init.pp"), []byte("class symmod { }\n"), 0o644)
-	os.Symlink(h3, filepath.Join(sym, "outdir"))
+	testutil.Must(t, os.MkdirAll(filepath.Join(sym, "manifests"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(sym, "manifests", "init.pp"), []byte("class symmod { }\n"), 0o644))
+	testutil.Must(t, os.Symlink(h3, filepath.Join(sym, "outdir")))
 	testutil.Git(t, root, "init", "-q", "-b", "main", sym)
 	testutil.Git(t, sym, "add", "-A")
 	testutil.Git(t, sym, "commit", "-qm", "symmod")
 	testutil.Git(t, sym, "tag", "v1.0.0")
 	release("1.3.0", func() {
-		os.WriteFile(pfPath, append(append([]byte(nil), orig...), []byte("\nmod 'symmod', :git => 'file://"+sym+"', :tag => 'v1.0.0'\n"+
-			"mod 'inner', :git => 'file://"+root+"/remotes/ntp.git', :tag => 'v1.0.0', :install_path => 'modules/symmod/outdir'\n")...), 0o644)
+		testutil.Must(t, os.WriteFile(pfPath, append(append([]byte(nil), orig...), []byte("\nmod 'symmod', :git => 'file://"+sym+"', :tag => 'v1.0.0'\n"+
+			"mod 'inner', :git => 'file://"+root+"/remotes/ntp.git', :tag => 'v1.0.0', :install_path => 'modules/symmod/outdir'\n")...), 0o644))
 	})
 	for i := 0; i < 3; i++ { // it used to depend on the order modules were written in
 		want("module inside a module", bake("1.3.0"), "inner", "inside the directory of module symmod")
@@ -146,7 +146,7 @@ func TestBakeNeverWritesThroughCommittedSymlinks(t *testing.T) {
 
 	// the symlink itself, with nothing nested: shipped as a symlink, not followed
 	release("1.4.0", func() {
-		os.WriteFile(pfPath, append(append([]byte(nil), orig...), []byte("\nmod 'symmod', :git => 'file://"+sym+"', :tag => 'v1.0.0'\n")...), 0o644)
+		testutil.Must(t, os.WriteFile(pfPath, append(append([]byte(nil), orig...), []byte("\nmod 'symmod', :git => 'file://"+sym+"', :tag => 'v1.0.0'\n")...), 0o644))
 	})
 	if err := bake("1.4.0"); err != nil {
 		t.Fatalf("a module holding a symlink: %v", err)
@@ -216,7 +216,7 @@ func setConfig(t *testing.T, repo, tag, base, builder string) {
 	j := strings.Index(s, "\n[agents]\n")
 	s = s[:i] + "\n[base]\n" + base + "\n" + s[j:]
 	s = strings.Replace(s, `builder = "oci"`, `builder = "`+builder+`"`, 1)
-	os.WriteFile(p, []byte(s), 0o644)
+	testutil.Must(t, os.WriteFile(p, []byte(s), 0o644))
 	testutil.Git(t, repo, "add", "-A")
 	testutil.Git(t, repo, "commit", "-qm", tag)
 	testutil.Git(t, repo, "tag", "v"+tag)
@@ -228,7 +228,7 @@ func TestBakeReadsStayInContext(t *testing.T) {
 	t.Parallel()
 	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
 	secret := filepath.Join(t.TempDir(), "secret")
-	os.WriteFile(secret, []byte("host secret\n"), 0o600)
+	testutil.Must(t, os.WriteFile(secret, []byte("host secret\n"), 0o600))
 	setConfig(t, repo, "1.1.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", secret, strings.Repeat("0", 64)), "oci")
 	o := opts(root, repo, filepath.Join(root, "dist"))
 	o.Release = "1.1.0"
@@ -237,7 +237,7 @@ func TestBakeReadsStayInContext(t *testing.T) {
 		t.Errorf("absolute rootfs: Bake = %v, want a usage error saying it is absolute", err)
 	}
 	// a symlink inside the context leading out of it
-	os.Symlink(secret, filepath.Join(root, "base", "link.tar"))
+	testutil.Must(t, os.Symlink(secret, filepath.Join(root, "base", "link.tar")))
 	setConfig(t, repo, "1.2.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", "base/link.tar", strings.Repeat("0", 64)), "oci")
 	o.Release = "1.2.0"
 	_, err = Bake(ctx, o)
@@ -257,7 +257,7 @@ func TestBakeReadsStayInContext(t *testing.T) {
 	}
 	// not a tar archive, even pinned correctly
 	junk := filepath.Join(root, "base", "junk.bin")
-	os.WriteFile(junk, []byte(strings.Repeat("this is not a tar archive\n", 100)), 0o644)
+	testutil.Must(t, os.WriteFile(junk, []byte(strings.Repeat("this is not a tar archive\n", 100)), 0o644))
 	setConfig(t, repo, "1.4.0", fmt.Sprintf("rootfs = %q\nsha256 = %q", "base/junk.bin", sha256File(t, junk)), "oci")
 	o.Release = "1.4.0"
 	_, err = Bake(ctx, o)
@@ -412,7 +412,7 @@ func TestBakeOutDirIsLockedSwappedAndCleaned(t *testing.T) {
 
 	// killed bakes left these behind
 	for _, n := range []string{".example-1.0.0.tmp-123456", ".example-1.0.1.tmp-99", "example-1.0.0.old-.example-1.0.0.tmp-42"} {
-		os.MkdirAll(filepath.Join(out, n, ".payload", "env"), 0o755)
+		testutil.Must(t, os.MkdirAll(filepath.Join(out, n, ".payload", "env"), 0o755))
 	}
 	os.MkdirAll(filepath.Join(out, "mine"), 0o755) // not imagebake's: kept
 
@@ -581,7 +581,7 @@ func TestPullDirsOfKilledMergesRemoved(t *testing.T) {
 	t.Parallel()
 	out := t.TempDir()
 	killed := filepath.Join(out, ".pull-123456")
-	os.MkdirAll(filepath.Join(killed, "blobs", "sha256"), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Join(killed, "blobs", "sha256"), 0o755))
 	live, done, err := PullDir(out)
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func TestAgentsLayerRepeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(repo, "manifests", "site.pp"), []byte("# 1.2.0\nnode default { include role::base }\n"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(repo, "manifests", "site.pp"), []byte("# 1.2.0\nnode default { include role::base }\n"), 0o644))
 	testutil.Git(t, repo, "commit", "-qam", "1.2.0")
 	testutil.Git(t, repo, "tag", "v1.2.0")
 	o.Release = "1.2.0"
@@ -73,7 +73,7 @@ func TestForgeSourceKeptAndRestored(t *testing.T) {
 	defer srv.Close()
 	root := t.TempDir()
 	blobs := filepath.Join(root, "rel", "blobs", "sha256")
-	os.MkdirAll(blobs, 0o755)
+	testutil.Must(t, os.MkdirAll(blobs, 0o755))
 	s := &manifest.Sources{Version: 1}
 	mod := lockfile.Module{Name: "acme/hello", Kind: "forge", Version: "1.1.0", URL: srv.URL + "/v3/files/acme-hello-1.1.0.tar.gz", SHA256: hexsum}
 	// not in the cache: downloaded from the pinned URL
@@ -95,7 +95,7 @@ func TestForgeSourceKeptAndRestored(t *testing.T) {
 		t.Fatalf("restored tarball: %v", err)
 	}
 	// a blob edited in the store is refused, naming the module
-	os.WriteFile(filepath.Join(blobs, hexsum), append(b, 0), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(blobs, hexsum), append(b, 0), 0o644))
 	err = st.restore(ctx, want, Options{Cache: filepath.Join(root, "fresh2")})
 	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "module acme/hello of example-1.0.0") {
 		t.Errorf("restore of an edited blob = %v", err)

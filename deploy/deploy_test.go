@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/catalog"
 )
 
@@ -35,7 +36,7 @@ func golden(t *testing.T, name, got string) {
 	t.Helper()
 	p := filepath.Join("testdata", "golden", name)
 	if *update {
-		os.WriteFile(p, []byte(got), 0o644)
+		testutil.Must(t, os.WriteFile(p, []byte(got), 0o644))
 	}
 	want, err := os.ReadFile(p)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 const oneSelection = "images:\n  web:\n    image: refspec\n    version: \"1.4\"\n"
@@ -62,7 +63,7 @@ func TestWriteFileThroughSymlink(t *testing.T) {
 	c := fixture(t)
 	dir := t.TempDir()
 	target := filepath.Join(dir, "real", "deploy.yaml")
-	os.MkdirAll(filepath.Dir(target), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Dir(target), 0o755))
 	if err := os.WriteFile(target, []byte(oneSelection), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 func moduleRepo(t *testing.T, root, name string, versions map[string]string) *upstream {
 	t.Helper()
 	u := &upstream{work: filepath.Join(root, "src", name), bare: filepath.Join(root, "remotes", name+".git")}
-	os.MkdirAll(u.work, 0o755)
+	testutil.Must(t, os.MkdirAll(u.work, 0o755))
 	testutil.Git(t, u.work, "init", "-q", "-b", "main")
 	for _, v := range sortedVersions(versions) {
 		md := fmt.Sprintf(`{"name": "puppetlabs-%s", "version": %q, "author": "puppetlabs", "license": "Apache-2.0",
@@ -30,7 +30,7 @@ func moduleRepo(t *testing.T, root, name string, versions map[string]string) *up
 		u.commit(t, map[string]string{"manifests/init.pp": "class " + name + " {}\n", "metadata.json": md}, v)
 		testutil.Git(t, u.work, "tag", "v"+v)
 	}
-	os.MkdirAll(filepath.Dir(u.bare), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Dir(u.bare), 0o755))
 	testutil.Git(t, root, "clone", "-q", "--bare", u.work, u.bare)
 	u.url = "file://" + u.bare
 	return u
@@ -111,11 +111,11 @@ func TestBadMetadataIsANote(t *testing.T) {
 	root := t.TempDir()
 	for name, body := range map[string]string{"broken": "{not json", "huge": `{"name": "a-huge", "version": "1.0.0", "x": "` + strings.Repeat("y", 10<<20) + `"}`} {
 		u := &upstream{work: filepath.Join(root, "src", name), bare: filepath.Join(root, "remotes", name+".git")}
-		os.MkdirAll(u.work, 0o755)
+		testutil.Must(t, os.MkdirAll(u.work, 0o755))
 		testutil.Git(t, u.work, "init", "-q", "-b", "main")
 		u.commit(t, map[string]string{"metadata.json": body}, "one")
 		testutil.Git(t, u.work, "tag", "v1.0.0")
-		os.MkdirAll(filepath.Dir(u.bare), 0o755)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(u.bare), 0o755))
 		testutil.Git(t, root, "clone", "-q", "--bare", u.work, u.bare)
 	}
 	env := filepath.Join(root, "env")
@@ -143,11 +143,11 @@ func BenchmarkDependencyCheck(b *testing.B) {
 			dep = fmt.Sprintf(`{"name": "acme/m%03d", "version_requirement": ">= 1.0.0 < 2.0.0"}`, i-1)
 		}
 		dir := filepath.Join(env, "modules", fmt.Sprintf("m%03d", i))
-		os.MkdirAll(dir, 0o755)
-		os.WriteFile(filepath.Join(dir, "metadata.json"), []byte(fmt.Sprintf(`{"name": "acme-m%03d", "version": "1.%d.0", "dependencies": [%s], "requirements": [{"name": "puppet", "version_requirement": ">= 7.0.0 < 9.0.0"}]}`, i, i, dep)), 0o644)
+		testutil.Must(b, os.MkdirAll(dir, 0o755))
+		testutil.Must(b, os.WriteFile(filepath.Join(dir, "metadata.json"), []byte(fmt.Sprintf(`{"name": "acme-m%03d", "version": "1.%d.0", "dependencies": [%s], "requirements": [{"name": "puppet", "version_requirement": ">= 7.0.0 < 9.0.0"}]}`, i, i, dep)), 0o644))
 		fmt.Fprintf(&src, "mod 'm%03d', :git => 'git://h/m%03d.git', :tag => 'v1.%d.0'\n", i, i, i)
 	}
-	os.WriteFile(filepath.Join(env, "Puppetfile"), []byte(src.String()), 0o644)
+	testutil.Must(b, os.WriteFile(filepath.Join(env, "Puppetfile"), []byte(src.String()), 0o644))
 	pf, err := puppetfile.ReadFile(filepath.Join(env, "Puppetfile"))
 	if err != nil {
 		b.Fatal(err)
@@ -176,12 +176,12 @@ func TestMetadataNameMustMatchDirectory(t *testing.T) {
 	t.Parallel()
 	env := t.TempDir()
 	write := func(dir, meta string) {
-		os.MkdirAll(filepath.Join(env, "modules", dir), 0o755)
-		os.WriteFile(filepath.Join(env, "modules", dir, "metadata.json"), []byte(meta), 0o644)
+		testutil.Must(t, os.MkdirAll(filepath.Join(env, "modules", dir), 0o755))
+		testutil.Must(t, os.WriteFile(filepath.Join(env, "modules", dir, "metadata.json"), []byte(meta), 0o644))
 	}
 	write("fake", `{"name": "puppetlabs-stdlib", "version": "9.9.9", "dependencies": []}`)
 	write("app", `{"name": "acme-app", "version": "1.0.0", "dependencies": [{"name": "puppetlabs/stdlib", "version_requirement": ">= 9.0.0 < 10.0.0"}]}`)
-	os.WriteFile(filepath.Join(env, "Puppetfile"), []byte("mod 'fake', :git => 'git://h/fake.git', :tag => 'v1.0.0'\nmod 'app', :git => 'git://h/app.git', :tag => 'v1.0.0'\n"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(env, "Puppetfile"), []byte("mod 'fake', :git => 'git://h/fake.git', :tag => 'v1.0.0'\nmod 'app', :git => 'git://h/app.git', :tag => 'v1.0.0'\n"), 0o644))
 	pf, err := puppetfile.ReadFile(filepath.Join(env, "Puppetfile"))
 	if err != nil {
 		t.Fatal(err)

@@ -91,7 +91,7 @@ mod 'pin',   :git => '%s', :commit => '%s'
 			if err := os.Rename(a.bare, a.bare+".gone"); err != nil {
 				t.Fatal(err)
 			}
-			os.RemoveAll(moddir)
+			testutil.Must(t, os.RemoveAll(moddir))
 			if _, err := Install(context.Background(), pf, nil, env, moddir, WithCache(cache), WithoutInstallState()); err != nil {
 				t.Fatalf("warm install without the remote: %v", err)
 			}
@@ -449,7 +449,7 @@ func TestLargeFile(t *testing.T) {
 	root := t.TempDir()
 	a := newUpstream(t, root, "alpha")
 	big := filepath.Join(a.work, "files", "big.bin")
-	os.MkdirAll(filepath.Dir(big), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Dir(big), 0o755))
 	testutil.Run(t, "sh", "-c", "head -c 52428800 /dev/urandom > "+big)
 	testutil.Git(t, a.work, "add", "-A")
 	testutil.Git(t, a.work, "commit", "-q", "-m", "big")

@@ -17,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagebake/imagebake/internal/testutil"
-
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/puppet/forge"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
@@ -35,10 +34,10 @@ func newUpstream(t *testing.T, root, name string) *upstream {
 	t.Helper()
 	u := &upstream{work: filepath.Join(root, "src", name), bare: filepath.Join(root, "remotes", name+".git")}
 	u.url = "file://" + u.bare
-	os.MkdirAll(u.work, 0o755)
+	testutil.Must(t, os.MkdirAll(u.work, 0o755))
 	testutil.Git(t, u.work, "init", "-q", "-b", "main")
 	u.commit(t, map[string]string{"manifests/init.pp": "class " + name + " {}\n", "metadata.json": `{"version":"1.0.0"}`, "spec/init_spec.rb": "# spec\n", "files/run.sh#x": "#!/bin/sh\n"}, "v1")
-	os.Symlink("init.pp", filepath.Join(u.work, "manifests", "link.pp"))
+	testutil.Must(t, os.Symlink("init.pp", filepath.Join(u.work, "manifests", "link.pp")))
 	testutil.Git(t, u.work, "add", "-A")
 	testutil.Git(t, u.work, "commit", "-q", "-m", "link")
 	testutil.Git(t, u.work, "tag", "-a", "v1.0.0", "-m", "annotated")
@@ -47,7 +46,7 @@ func newUpstream(t *testing.T, root, name string) *upstream {
 	testutil.Git(t, u.work, "checkout", "-q", "-b", "feature#1")
 	u.commit(t, map[string]string{"manifests/feature.pp": "class feature {}\n"}, "feature")
 	testutil.Git(t, u.work, "checkout", "-q", "main")
-	os.MkdirAll(filepath.Dir(u.bare), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Dir(u.bare), 0o755))
 	testutil.Git(t, root, "clone", "-q", "--bare", u.work, u.bare)
 	return u
 }
@@ -84,7 +83,7 @@ func (u *upstream) commit(t *testing.T, files map[string]string, msg string) str
 			name, mode = n, 0o755
 		}
 		p := filepath.Join(u.work, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		if err := os.WriteFile(p, []byte(content), mode); err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +104,7 @@ func (u *upstream) rev(t *testing.T, rev string) string {
 
 func writePuppetfile(t *testing.T, dir, src string) *puppetfile.Puppetfile {
 	t.Helper()
-	os.MkdirAll(dir, 0o755)
+	testutil.Must(t, os.MkdirAll(dir, 0o755))
 	p := filepath.Join(dir, "Puppetfile")
 	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -223,7 +222,7 @@ mod 'delta', :git => '%s', :ref => 'v1.0.0', :exclude_spec => true
 	sameTree(t, filepath.Join(moddir, "beta"), archive(t, b, want["beta"]))
 	sameTree(t, filepath.Join(env, "site", "gamma"), archive(t, b, want["gamma"]))
 	deltaWant := archive(t, a, want["delta"])
-	os.RemoveAll(filepath.Join(deltaWant, "spec"))
+	testutil.Must(t, os.RemoveAll(filepath.Join(deltaWant, "spec")))
 	sameTree(t, filepath.Join(moddir, "delta"), deltaWant)
 
 	// every entry has the epoch as mtime and a normalised mode
@@ -251,8 +250,8 @@ mod 'delta', :git => '%s', :ref => 'v1.0.0', :exclude_spec => true
 	}
 	// a hand-edited module is put right; a directory imagebake did not
 	// install is kept (purging deletes only what imagebake made)
-	os.WriteFile(filepath.Join(moddir, "alpha", "metadata.json"), []byte("edited"), 0o644)
-	os.MkdirAll(filepath.Join(moddir, "stray", "x"), 0o755)
+	testutil.Must(t, os.WriteFile(filepath.Join(moddir, "alpha", "metadata.json"), []byte("edited"), 0o644))
+	testutil.Must(t, os.MkdirAll(filepath.Join(moddir, "stray", "x"), 0o755))
 	rep, err = Install(context.Background(), pf, lk, env, moddir, WithCache(cache), WithEpoch(epoch))
 	if err != nil {
 		t.Fatal(err)

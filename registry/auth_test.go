@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 const secret = "s3cr3t-T0KEN-planted"
@@ -22,7 +23,7 @@ const secret = "s3cr3t-T0KEN-planted"
 func dockerConfig(t *testing.T, host string) string {
 	dir := t.TempDir()
 	auth := base64.StdEncoding.EncodeToString([]byte("alice:" + secret))
-	os.WriteFile(filepath.Join(dir, "config.json"), []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, host, auth)), 0o600)
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, host, auth)), 0o600))
 	t.Setenv("DOCKER_CONFIG", dir)
 	return auth
 }
@@ -90,7 +91,7 @@ func TestRegistryCredentialsAndFaults(t *testing.T) {
 		})
 		auths = append(auths, fmt.Sprintf("%q:{\"auth\":%q}", cases[i].host, auth))
 	}
-	os.WriteFile(filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"), []byte(`{"auths":{`+strings.Join(auths, ",")+`}}`), 0o600)
+	testutil.Must(t, os.WriteFile(filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"), []byte(`{"auths":{`+strings.Join(auths, ",")+`}}`), 0o600))
 	for _, c := range cases {
 		t.Run(fmt.Sprint(c.status), func(t *testing.T) {
 			t.Parallel()

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -53,7 +55,7 @@ func TestWriterGolden(t *testing.T) {
 	got := hex.EncodeToString(sum[:])
 	golden := filepath.Join("testdata", "golden", "tree.tar.gz.sha256")
 	if *update {
-		os.WriteFile(golden, []byte(got+"\n"), 0o644)
+		testutil.Must(t, os.WriteFile(golden, []byte(got+"\n"), 0o644))
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {

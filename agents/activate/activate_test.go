@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 var ctx = context.Background()
@@ -32,7 +33,7 @@ func store(t *testing.T) *agents.DirStore {
 	}
 	pub := func(version string, build func(bin string)) {
 		src := t.TempDir()
-		os.MkdirAll(filepath.Join(src, "bin"), 0o755)
+		testutil.Must(t, os.MkdirAll(filepath.Join(src, "bin"), 0o755))
 		build(filepath.Join(src, "bin", "mozagent"))
 		if _, _, err := agents.Publish(ctx, d, src, agents.PublishOptions{Name: "mozagent", Version: version, OS: runtime.GOOS, Arch: runtime.GOARCH}); err != nil {
 			t.Fatal(err)

@@ -29,7 +29,7 @@ func TestBasePinWrite(t *testing.T) {
 	d, _ := idx.Digest()
 	cfg := filepath.Join(t.TempDir(), "imagebake.toml")
 	src := "# the golden image\nfamily = \"example\"\narches = [\"amd64\", \"arm64\"]\n\n[base]  # what we build on\nrootfs = \"base/rootfs.tar.gz\" # old\nsha256 = \"" + strings.Repeat("a", 64) + "\"\n\n[agents]\nname = \"mozagent\"\nmajor = \"2\"\n"
-	os.WriteFile(cfg, []byte(src), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, []byte(src), 0o644))
 	if code := run(context.Background(), []string{"base", "pin", host + "/library/debian:12", "--write", "--config", cfg}); code != failure.ExitOK {
 		t.Fatalf("base pin --write exit %d", code)
 	}
@@ -39,7 +39,7 @@ func TestBasePinWrite(t *testing.T) {
 		t.Errorf("imagebake.toml after base pin --write:\n%s\nwant:\n%s", got, want)
 	}
 	// an arch the index lacks: exit 3, the file untouched
-	os.WriteFile(cfg, []byte(strings.Replace(src, `"arm64"]`, `"arm64", "riscv64"]`, 1)), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, []byte(strings.Replace(src, `"arm64"]`, `"arm64", "riscv64"]`, 1)), 0o644))
 	before, _ := os.ReadFile(cfg)
 	if code := run(context.Background(), []string{"base", "pin", host + "/library/debian:12", "--write", "--config", cfg}); code != failure.ExitNotFound {
 		t.Errorf("base pin --write with an arch the index lacks: exit %d, want %d", code, failure.ExitNotFound)
@@ -55,10 +55,10 @@ func TestBaseShow(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
-	os.MkdirAll(filepath.Join(tree, "etc"), 0o755)
-	os.MkdirAll(filepath.Join(tree, "var", "lib", "dpkg"), 0o755)
-	os.WriteFile(filepath.Join(tree, "etc", "os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n"), 0o644)
-	os.WriteFile(filepath.Join(tree, "var", "lib", "dpkg", "status"), []byte("Package: libssl3\nStatus: install ok installed\nArchitecture: arm64\nVersion: 3.0.11-1~deb12u1\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n"), 0o644)
+	testutil.Must(t, os.MkdirAll(filepath.Join(tree, "etc"), 0o755))
+	testutil.Must(t, os.MkdirAll(filepath.Join(tree, "var", "lib", "dpkg"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(tree, "etc", "os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(tree, "var", "lib", "dpkg", "status"), []byte("Package: libssl3\nStatus: install ok installed\nArchitecture: arm64\nVersion: 3.0.11-1~deb12u1\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n"), 0o644))
 	tarball := filepath.Join(dir, "base.tar.gz")
 	testutil.Run(t, "tar", "-czf", tarball, "-C", tree, ".")
 	out := capture(t, "base", "show", tarball)
@@ -99,13 +99,13 @@ func TestPuppetfileCheck(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "Puppetfile")
-	os.WriteFile(good, []byte("forge 'https://forge.invalid'\nmod 'puppetlabs/stdlib', '9.6.0'\nmod 'x', :git => 'https://git.invalid/x.git', :tag => 'v1'\nexclusion 'y'\n"), 0o644)
+	testutil.Must(t, os.WriteFile(good, []byte("forge 'https://forge.invalid'\nmod 'puppetlabs/stdlib', '9.6.0'\nmod 'x', :git => 'https://git.invalid/x.git', :tag => 'v1'\nexclusion 'y'\n"), 0o644))
 	out := capture(t, "puppetfile", "check", "--puppetfile", good)
 	if !strings.Contains(out, good+": valid, 2 modules (1 git, 1 forge, 0 local)") || !strings.Contains(out, "exclusion \"y\" does nothing") {
 		t.Errorf("check of a valid file:\n%s", out)
 	}
 	bad := filepath.Join(dir, "Bad")
-	os.WriteFile(bad, []byte("mod 'a', :svn => 'u'\nmod 'B', :git => 'u', :tag => 'v'\nmod 'c', :git => 'u'\n"), 0o644)
+	testutil.Must(t, os.WriteFile(bad, []byte("mod 'a', :svn => 'u'\nmod 'B', :git => 'u', :tag => 'v'\nmod 'c', :git => 'u'\n"), 0o644))
 	if code := run(context.Background(), []string{"puppetfile", "check", "--puppetfile", bad}); code != failure.ExitUsage {
 		t.Errorf("check of a file with three errors: exit %d, want %d", code, failure.ExitUsage)
 	}

@@ -69,7 +69,7 @@ func TestReleasePlanKnowsTheCatalog(t *testing.T) {
 	site := filepath.Join(ctl, "manifests", "site.pp")
 	for i, v := range []string{"1.0.0", "1.1.0"} {
 		if i > 0 {
-			os.WriteFile(site, []byte(fmt.Sprintf("# release %s\nnode default { include role::base }\n", v)), 0o644)
+			testutil.Must(t, os.WriteFile(site, []byte(fmt.Sprintf("# release %s\nnode default { include role::base }\n", v)), 0o644))
 			testutil.Git(t, ctl, "commit", "-qam", "release "+v)
 			testutil.Git(t, ctl, "tag", "v"+v)
 		}
@@ -82,7 +82,7 @@ func TestReleasePlanKnowsTheCatalog(t *testing.T) {
 	}
 	// a maintenance branch of 1.0 with a fix in the control repo
 	testutil.Git(t, ctl, "checkout", "-q", "-b", "maint-1.0", "v1.0.0")
-	os.WriteFile(site, []byte("# a fix on 1.0\nnode default { include role::base }\n"), 0o644)
+	testutil.Must(t, os.WriteFile(site, []byte("# a fix on 1.0\nnode default { include role::base }\n"), 0o644))
 	testutil.Git(t, ctl, "commit", "-qam", "a fix on 1.0")
 	base := []string{"release", "plan", "--repo", ctl, "--release-candidate", "maint-1.0", "--previous", "1.0.0", "--catalog", releases, "--context", root}
 	out, err := cmdline(base...)
@@ -115,7 +115,7 @@ func TestReleasePlanWithUnmetDependencies(t *testing.T) {
 	ctl := filepath.Join(root, "control")
 	src := filepath.Join(root, "src", "profile")
 	testutil.Git(t, src, "checkout", "-q", "develop")
-	os.WriteFile(filepath.Join(src, "metadata.json"), []byte(`{"name": "example-profile", "version": "1.1.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/p", "dependencies": [{"name": "example/ntp", "version_requirement": ">= 2.0.0"}]}`), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(src, "metadata.json"), []byte(`{"name": "example-profile", "version": "1.1.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/p", "dependencies": [{"name": "example/ntp", "version_requirement": ">= 2.0.0"}]}`), 0o644))
 	testutil.Git(t, src, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "needs ntp 2")
 	testutil.Git(t, src, "push", "-q", filepath.Join(root, "remotes", "profile.git"), "develop")
 	prev := filepath.Join(root, "dist", "example-1.0.0", manifest.FileName)
@@ -134,7 +134,7 @@ func TestReleasePlanWithUnmetDependencies(t *testing.T) {
 	}
 	cfg := filepath.Join(ctl, "imagebake.toml")
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, "\n[puppetfile]\nignore_dependencies = true\n"...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(b, "\n[puppetfile]\nignore_dependencies = true\n"...), 0o644))
 	testutil.Git(t, ctl, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "dependencies known better")
 	if out, err := plan(); err != nil || !strings.Contains(out, "next release: 1.1.0") {
 		t.Errorf("plan with [puppetfile] ignore_dependencies: %v\n%s", err, out)
@@ -150,7 +150,7 @@ func TestBooleanFlagsOverrideTheFile(t *testing.T) {
 	ctl := filepath.Join(root, "control")
 	cfg := filepath.Join(ctl, "imagebake.toml")
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, "\n[compile]\nenabled = true\n"...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(b, "\n[compile]\nenabled = true\n"...), 0o644))
 	testutil.Git(t, ctl, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "the gate on")
 	testutil.Git(t, ctl, "tag", "v1.1.0")
 	bake := func(args ...string) error {
@@ -169,11 +169,11 @@ func TestBooleanFlagsOverrideTheFile(t *testing.T) {
 	// a module needing what the Puppetfile does not pin, known better in the file
 	src := filepath.Join(root, "src", "profile")
 	testutil.Git(t, src, "checkout", "-q", "develop")
-	os.WriteFile(filepath.Join(src, "metadata.json"), []byte(`{"name": "example-profile", "version": "1.1.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/p", "dependencies": [{"name": "example/ntp", "version_requirement": ">= 2.0.0"}]}`), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(src, "metadata.json"), []byte(`{"name": "example-profile", "version": "1.1.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/p", "dependencies": [{"name": "example/ntp", "version_requirement": ">= 2.0.0"}]}`), 0o644))
 	testutil.Git(t, src, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "needs ntp 2")
 	testutil.Git(t, src, "push", "-q", filepath.Join(root, "remotes", "profile.git"), "develop")
 	b, _ = os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, "\n[puppetfile]\nignore_dependencies = true\n"...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(b, "\n[puppetfile]\nignore_dependencies = true\n"...), 0o644))
 	testutil.Git(t, ctl, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "dependencies known better")
 	testutil.Git(t, ctl, "tag", "v1.2.0")
 	if err := bake("--release", "1.2.0", "--compile=false"); err != nil {

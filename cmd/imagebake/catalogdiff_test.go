@@ -51,7 +51,7 @@ func puppetExample(t *testing.T) (root, ctl string) {
 	s = regexp.MustCompile(`(?m)^sha256 = .*$`).ReplaceAllString(s, `sha256 = "`+sum+`"`)
 	s = regexp.MustCompile(`(?m)^arches = .*$`).ReplaceAllString(s, `arches = ["amd64"]`)
 	s = regexp.MustCompile(`(?m)^environment = .*$`).ReplaceAllString(s, `environment = "/etc/puppet/code/environments/production"`)
-	os.WriteFile(cfg, []byte(s), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, []byte(s), 0o644))
 	return root, ctl
 }
 
@@ -74,7 +74,7 @@ func TestReleasePlanShowsCatalogChanges(t *testing.T) {
 	root, ctl := puppetExample(t)
 	releases := filepath.Join(root, "releases")
 	site := filepath.Join(ctl, "manifests", "site.pp")
-	os.WriteFile(site, []byte("node default {\n  include role::base\n  file { '/etc/app.conf': content => 'level=info', tag => ['a'] }\n  package { 'telnet': ensure => absent }\n}\n"), 0o644)
+	testutil.Must(t, os.WriteFile(site, []byte("node default {\n  include role::base\n  file { '/etc/app.conf': content => 'level=info', tag => ['a'] }\n  package { 'telnet': ensure => absent }\n}\n"), 0o644))
 	testutil.Git(t, ctl, "commit", "-qam", "3.0.0")
 	testutil.Git(t, ctl, "tag", "v3.0.0")
 	if out, err := runCmd("bake", "--repo", ctl, "--release", "3.0.0", "--context", root, "--out", filepath.Join(root, "dist"), "--compile"); err != nil {
@@ -85,7 +85,7 @@ func TestReleasePlanShowsCatalogChanges(t *testing.T) {
 	}
 	// the candidate: a parameter changed, a file added, a package gone,
 	// a tag changed (no effect) and a line moved (no effect)
-	os.WriteFile(site, []byte("# 1.1.0\nnode default {\n  include role::base\n  file { '/etc/app.conf': content => 'level=debug', tag => ['b'] }\n  file { '/etc/golden-new': ensure => file }\n}\n"), 0o644)
+	testutil.Must(t, os.WriteFile(site, []byte("# 1.1.0\nnode default {\n  include role::base\n  file { '/etc/app.conf': content => 'level=debug', tag => ['b'] }\n  file { '/etc/golden-new': ensure => file }\n}\n"), 0o644))
 	testutil.Git(t, ctl, "commit", "-qam", "candidate")
 	plan := []string{"release", "plan", "--repo", ctl, "--release-candidate", "production", "--previous", "3.0.0", "--catalog", releases, "--context", root, "--compile"}
 	out, err := runCmd(plan...)
@@ -126,11 +126,11 @@ func TestReleasePlanShowsCatalogChanges(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the published release keeps no catalog: %v", err)
 	}
-	os.WriteFile(stored, []byte(strings.Replace(string(b), "level=info", "level=debug", 1)), 0o644)
+	testutil.Must(t, os.WriteFile(stored, []byte(strings.Replace(string(b), "level=info", "level=debug", 1)), 0o644))
 	if _, err := runCmd(plan...); failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "catalog-example-amd64.json") || !strings.Contains(err.Error(), "its manifest records") {
 		t.Errorf("plan --compile against an edited catalog = %v", err)
 	}
-	os.WriteFile(stored, b, 0o644)
+	testutil.Must(t, os.WriteFile(stored, b, 0o644))
 
 	// a previous release baked without the gate keeps no catalogs
 	if _, err := runCmd("bake", "--repo", ctl, "--release", "3.0.0", "--context", root, "--out", filepath.Join(root, "plain")); err != nil {
@@ -148,13 +148,13 @@ func TestReleasePlanShowsCatalogChanges(t *testing.T) {
 func TestCompileNodesWithFactSets(t *testing.T) {
 	t.Parallel()
 	root, ctl := puppetExample(t)
-	os.MkdirAll(filepath.Join(root, "facts"), 0o755)
-	os.WriteFile(filepath.Join(root, "facts", "web1.yaml"), []byte("os:\n  family: Debian\n  architecture: amd64\n  release: {major: '12'}\nnetworking:\n  fqdn: web1.example.com\nrole: web\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "facts", "db1.json"), []byte(`{"name": "db1.example.com", "values": {"os": {"family": "RedHat", "architecture": "x86_64"}, "role": "db"}}`), 0o644)
-	os.WriteFile(filepath.Join(ctl, "manifests", "site.pp"), []byte("node default {\n  include role::base\n  file { \"/etc/role-${facts['role']}\": content => $facts['os']['family'] }\n}\n"), 0o644)
+	testutil.Must(t, os.MkdirAll(filepath.Join(root, "facts"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "facts", "web1.yaml"), []byte("os:\n  family: Debian\n  architecture: amd64\n  release: {major: '12'}\nnetworking:\n  fqdn: web1.example.com\nrole: web\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "facts", "db1.json"), []byte(`{"name": "db1.example.com", "values": {"os": {"family": "RedHat", "architecture": "x86_64"}, "role": "db"}}`), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(ctl, "manifests", "site.pp"), []byte("node default {\n  include role::base\n  file { \"/etc/role-${facts['role']}\": content => $facts['os']['family'] }\n}\n"), 0o644))
 	cfg := filepath.Join(ctl, "imagebake.toml")
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, append(b, "\n[compile]\nnodes = [{name = \"web1.example.com\", facts = \"facts/web1.yaml\"}, {name = \"db1.example.com\", facts = \"facts/db1.json\"}]\n"...), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, append(b, "\n[compile]\nnodes = [{name = \"web1.example.com\", facts = \"facts/web1.yaml\"}, {name = \"db1.example.com\", facts = \"facts/db1.json\"}]\n"...), 0o644))
 	testutil.Git(t, ctl, "commit", "-qam", "nodes")
 	testutil.Git(t, ctl, "tag", "v3.0.0")
 	dist := filepath.Join(root, "dist")
@@ -172,7 +172,7 @@ func TestCompileNodesWithFactSets(t *testing.T) {
 	}
 
 	// a fact set changed since: the release in --out is not up to date
-	os.WriteFile(filepath.Join(root, "facts", "web1.yaml"), []byte("os:\n  family: Debian\n  architecture: amd64\nrole: cache\n"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "facts", "web1.yaml"), []byte("os:\n  family: Debian\n  architecture: amd64\nrole: cache\n"), 0o644))
 	if out, err := runCmd("bake", "--repo", ctl, "--release", "3.0.0", "--context", root, "--out", dist, "--compile"); err != nil {
 		t.Fatalf("bake --compile after web1's facts changed: %v\n%s", err, out)
 	}
@@ -180,13 +180,13 @@ func TestCompileNodesWithFactSets(t *testing.T) {
 		t.Errorf("web1's catalog was not compiled again with its new facts")
 	}
 
-	os.WriteFile(filepath.Join(root, "facts", "db1.json"), []byte("{\"os\": [unclosed\n"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(root, "facts", "db1.json"), []byte("{\"os\": [unclosed\n"), 0o644))
 	_, err := runCmd("bake", "--repo", ctl, "--release", "3.0.0", "--context", root, "--out", filepath.Join(root, "d2"), "--compile")
 	if failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "facts/db1.json") || !strings.Contains(err.Error(), "not YAML or JSON") {
 		t.Errorf("a fact set that is not YAML or JSON = %v", err)
 	}
 	b, _ = os.ReadFile(cfg)
-	os.WriteFile(cfg, []byte(strings.Replace(string(b), `nodes = [{name = "web1.example.com"`, `nodes = [{name = "../web1"`, 1)), 0o644)
+	testutil.Must(t, os.WriteFile(cfg, []byte(strings.Replace(string(b), `nodes = [{name = "web1.example.com"`, `nodes = [{name = "../web1"`, 1)), 0o644))
 	testutil.Git(t, ctl, "commit", "-qam", "bad node")
 	testutil.Git(t, ctl, "tag", "v3.0.1")
 	_, err = runCmd("bake", "--repo", ctl, "--release", "3.0.1", "--context", root, "--out", filepath.Join(root, "d3"), "--compile")
@@ -204,7 +204,7 @@ func TestPuppetRequirementsBeforeBake(t *testing.T) {
 	root, ctl := puppetExample(t)
 	work := filepath.Join(root, "profile-work")
 	testutil.Git(t, root, "clone", "-q", "-b", "develop", filepath.Join(root, "remotes", "profile.git"), work)
-	os.WriteFile(filepath.Join(work, "metadata.json"), []byte(`{"name": "example-profile", "version": "0.3.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/profile", "dependencies": [], "requirements": [{"name": "openvox", "version_requirement": ">= 8.19.0 < 9.0.0"}]}`), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(work, "metadata.json"), []byte(`{"name": "example-profile", "version": "0.3.0", "author": "example", "summary": "s", "license": "Apache-2.0", "source": "https://example.invalid/profile", "dependencies": [], "requirements": [{"name": "openvox", "version_requirement": ">= 8.19.0 < 9.0.0"}]}`), 0o644))
 	testutil.Git(t, work, "add", "-A")
 	testutil.Git(t, work, "commit", "-qm", "openvox 8 only")
 	testutil.Git(t, work, "push", "-q", "origin", "develop")

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
 
@@ -44,11 +45,11 @@ func TestDeployReportsEverySelection(t *testing.T) {
 	dir := t.TempDir()
 	data, sig := signedFixtureCatalog(t, dir)
 	cat := filepath.Join(dir, "catalog.toml")
-	os.WriteFile(cat, data, 0o644)
-	os.WriteFile(cat+".minisig", sig, 0o644)
+	testutil.Must(t, os.WriteFile(cat, data, 0o644))
+	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
 	df := filepath.Join(dir, "deploy.yaml")
 	src := "images:\n  gone:\n    image: nope\n    version: \"1\"\n  legacy:\n    image: refspec\n    version: 1.3.0\n  web:\n    image: refspec\n    version: \"1.4\"\n  typo:\n    image: refspec\n    version: \"7\"\n"
-	os.WriteFile(df, []byte(src), 0o644)
+	testutil.Must(t, os.WriteFile(df, []byte(src), 0o644))
 	for _, c := range []struct {
 		verb string
 		code int
@@ -99,7 +100,7 @@ func TestUpgradeWriteKeepsAConcurrentWrite(t *testing.T) {
 	var meddle atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if meddle.Load() && strings.HasSuffix(r.URL.Path, "catalog.toml") {
-			os.WriteFile(df, []byte(appended), 0o644)
+			testutil.Must(t, os.WriteFile(df, []byte(appended), 0o644))
 		}
 		switch {
 		case strings.HasSuffix(r.URL.Path, "catalog.toml"):
@@ -142,10 +143,10 @@ func TestCheckCountsSelections(t *testing.T) {
 	dir := t.TempDir()
 	data, sig := signedFixtureCatalog(t, dir)
 	cat := filepath.Join(dir, "catalog.toml")
-	os.WriteFile(cat, data, 0o644)
-	os.WriteFile(cat+".minisig", sig, 0o644)
+	testutil.Must(t, os.WriteFile(cat, data, 0o644))
+	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
 	df := filepath.Join(dir, "deploy.yaml")
-	os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  legacy:\n    image: refspec\n    version: 1.3.0\n  web:\n    image: refspec\n    version: \"2\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  legacy:\n    image: refspec\n    version: 1.3.0\n  web:\n    image: refspec\n    version: \"2\"\n"), 0o644))
 	root := newRootCommand()
 	var out strings.Builder
 	root.SetOut(&out)
@@ -171,10 +172,10 @@ func TestSelectHeaderAndEndOfLife(t *testing.T) {
 	dir := t.TempDir()
 	data, sig := signedFixtureCatalog(t, dir)
 	cat := filepath.Join(dir, "catalog.toml")
-	os.WriteFile(cat, data, 0o644)
-	os.WriteFile(cat+".minisig", sig, 0o644)
+	testutil.Must(t, os.WriteFile(cat, data, 0o644))
+	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
 	df := filepath.Join(dir, "deploy.yaml")
-	os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.4.2\n"), 0o644)
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.4.2\n"), 0o644))
 	root := newRootCommand()
 	var out, errOut strings.Builder
 	root.SetOut(&out)

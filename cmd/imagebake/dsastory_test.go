@@ -123,7 +123,7 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 	ctl := testutil.Example(t, root)
 	tools := agentstest.Store(t, filepath.Join(root, "store"))
 	agentstest.Publish(t, tools, agents.PublishOptions{Name: "mozagent", Version: "2.4.1", OS: "linux", Arch: "amd64"}, "")
-	os.MkdirAll(filepath.Join(root, "base"), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Join(root, "base"), 0o755))
 	// hard links: imagebake.toml's paths stay inside --context, symlinks
 	// out of it are refused
 	link := func(from, to string) {
@@ -132,7 +132,7 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 			if err != nil {
 				t.Fatal(err)
 			}
-			os.WriteFile(to, b, 0o644)
+			testutil.Must(t, os.WriteFile(to, b, 0o644))
 		}
 	}
 	link(src, filepath.Join(root, "base", "deb-1.tar"))
@@ -162,9 +162,9 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 		s := regexp.MustCompile(`(?m)^arches = .*$`).ReplaceAllString(string(b), `arches = ["amd64"]`)
 		s = regexp.MustCompile(`(?m)^rootfs = .*$`).ReplaceAllString(s, `rootfs = "base/`+base+`.tar"`)
 		s = regexp.MustCompile(`(?m)^sha256 = .*$`).ReplaceAllString(s, `sha256 = "`+sums[base]+`"`)
-		os.WriteFile(cfg, []byte(s), 0o644)
+		testutil.Must(t, os.WriteFile(cfg, []byte(s), 0o644))
 		if change != "" {
-			os.WriteFile(filepath.Join(ctl, "manifests", "site.pp"), []byte("# "+change+"\nnode default { include role::base }\n"), 0o644)
+			testutil.Must(t, os.WriteFile(filepath.Join(ctl, "manifests", "site.pp"), []byte("# "+change+"\nnode default { include role::base }\n"), 0o644))
 		}
 		testutil.Git(t, ctl, "add", "-A")
 		testutil.Git(t, ctl, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "release "+v, "--allow-empty")
@@ -218,7 +218,7 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 
 	// a user's deploy file: a pin on the revoked 1.0.0 and a range on 1.0
 	deploy := filepath.Join(dir, "deploy.yaml")
-	os.WriteFile(deploy, []byte("catalog: "+store+"\nimages:\n  pinned:\n    image: example\n    version: 1.0.0\n  ranged:\n    image: example\n    version: \"1.0\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(deploy, []byte("catalog: "+store+"\nimages:\n  pinned:\n    image: example\n    version: 1.0.0\n  ranged:\n    image: example\n    version: \"1.0\"\n"), 0o644))
 	up, err := cli("upgrade", deploy, "--write")
 	t.Logf("upgrade:\n%s", up)
 	if err != nil || !strings.Contains(up, "pinned: example 1.0.0 -> 1.0.2") || !strings.Contains(up, "1.1.0 lacks DSA-6001-1, DSA-6002-1, which 1.0 has") {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // TestExitCodes checks the documented exit codes through the real command
@@ -15,13 +16,13 @@ func TestExitCodes(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "Bad")
-	os.WriteFile(bad, []byte("mod 'a', :git => 'u', :tga => 'v1'\n"), 0o644)
+	testutil.Must(t, os.WriteFile(bad, []byte("mod 'a', :git => 'u', :tga => 'v1'\n"), 0o644))
 	good := filepath.Join(dir, "Puppetfile")
-	os.WriteFile(good, []byte("# no modules\n"), 0o644)
+	testutil.Must(t, os.WriteFile(good, []byte("# no modules\n"), 0o644))
 	stale := filepath.Join(dir, "Puppetfile.lock")
-	os.WriteFile(stale, []byte("version = 1\npuppetfile_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nmoduledir = \"modules\"\n[[module]]\nname = \"gone\"\nkind = \"local\"\npath = \"modules/gone\"\n"), 0o644)
-	os.MkdirAll(filepath.Join(dir, "store", "tools"), 0o755)
-	os.WriteFile(filepath.Join(dir, "store", "tools", "index.json"), []byte(`{"version":1,"agents":[]}`), 0o644)
+	testutil.Must(t, os.WriteFile(stale, []byte("version = 1\npuppetfile_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nmoduledir = \"modules\"\n[[module]]\nname = \"gone\"\nkind = \"local\"\npath = \"modules/gone\"\n"), 0o644))
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "store", "tools"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "store", "tools", "index.json"), []byte(`{"version":1,"agents":[]}`), 0o644))
 	cache := filepath.Join(dir, "cache")
 	tests := []struct {
 		name string

@@ -61,8 +61,8 @@ func TestCIPipeline(t *testing.T) {
 
 	for _, arch := range []string{"amd64", "arm64"} {
 		src := filepath.Join(work, "agent-"+arch)
-		os.MkdirAll(filepath.Join(src, "bin"), 0o755)
-		os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte(agentstest.Binary(arch, "2.4.1")), 0o755)
+		testutil.Must(t, os.MkdirAll(filepath.Join(src, "bin"), 0o755))
+		testutil.Must(t, os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte(agentstest.Binary(arch, "2.4.1")), 0o755))
 		run(work, nil, bin, "agents", "publish", "--from", src, "--store", "s3://golden/agents", "--name", "mozagent", "--version", "2.4.1", "--arch", arch, "--source-date-epoch", "1735689600")
 	}
 
@@ -74,11 +74,11 @@ func TestCIPipeline(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			dir := filepath.Join(work, "runner-"+arch)
-			os.MkdirAll(dir, 0o755)
+			testutil.Must(t, os.MkdirAll(dir, 0o755))
 			run(dir, []string{"ARCH=" + arch, "IMAGEBAKE_CACHE=" + filepath.Join(dir, "cache")}, steps, "bake")
 		}()
 	}
-	os.MkdirAll(release, 0o755)
+	testutil.Must(t, os.MkdirAll(release, 0o755))
 	wg.Wait()
 	if t.Failed() {
 		t.FailNow()
@@ -96,8 +96,8 @@ func TestCIPipeline(t *testing.T) {
 
 	// a user: a deploy file naming the S3 catalog selects pullable images
 	user := filepath.Join(work, "user")
-	os.MkdirAll(user, 0o755)
-	os.WriteFile(filepath.Join(user, "deploy.yaml"), []byte("catalog: s3://golden/releases\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644)
+	testutil.Must(t, os.MkdirAll(user, 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(user, "deploy.yaml"), []byte("catalog: s3://golden/releases\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644))
 	sel := run(user, nil, bin, "select", "deploy.yaml", "--trusted-key", pub)
 	for _, im := range m.Images {
 		if want := repo + "@" + im.Digest; !strings.Contains(sel, want) {
@@ -133,7 +133,7 @@ func TestCIPipeline(t *testing.T) {
 	// tagged v1.0.1, ADVISORIES given to the runners; each runner checks
 	// 1.0.1 against 1.0.0 in the store's catalog before it pushes
 	change := func(tag, text string) {
-		os.WriteFile(filepath.Join(ctl, "manifests", "fix.pp"), []byte(text), 0o644)
+		testutil.Must(t, os.WriteFile(filepath.Join(ctl, "manifests", "fix.pp"), []byte(text), 0o644))
 		testutil.Git(t, ctl, "add", "-A")
 		testutil.Git(t, ctl, "commit", "-qm", "fix "+tag)
 		testutil.Git(t, ctl, "tag", tag)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // stderrOf runs the command line and returns what it printed on stderr.
@@ -60,7 +62,7 @@ func TestStallTimeoutReachesEveryHTTPClient(t *testing.T) {
 	url := "http://" + ln.Addr().String()
 	t.Setenv("IMAGEBAKE_STALL_TIMEOUT", "300ms")
 	deploy := filepath.Join(t.TempDir(), "deploy.yaml")
-	os.WriteFile(deploy, []byte("images:\n  web:\n    image: example\n    version: \"1.0\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(deploy, []byte("images:\n  web:\n    image: example\n    version: \"1.0\"\n"), 0o644))
 	for _, args := range [][]string{
 		{"agents", "list", "--store", url + "/tools"},
 		{"check", deploy, "--catalog", url + "/catalog.toml"},

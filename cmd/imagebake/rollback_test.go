@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
@@ -21,7 +22,7 @@ import (
 func fakeRelease(t *testing.T, version string, edit ...func(*manifest.Manifest)) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "example-"+version)
-	os.MkdirAll(dir, 0o755)
+	testutil.Must(t, os.MkdirAll(dir, 0o755))
 	digest := "sha256:" + strings.Repeat("1", 64)
 	m := &manifest.Manifest{Family: "example", Release: version, Epoch: 1735732800, Builder: "oci",
 		Repo:        manifest.Repo{URL: "file:///r", Tag: "v" + version, Commit: strings.Repeat("c", 40)},
@@ -95,15 +96,15 @@ func TestCatalogRollbackAndExpiry(t *testing.T) {
 	srv := httptest.NewServer(http.FileServer(http.Dir(store)))
 	defer srv.Close()
 	df := filepath.Join(dir, "deploy.yaml")
-	os.WriteFile(df, []byte("catalog: "+srv.URL+"\nimages:\n  web:\n    image: example\n    version: 1.0.0\n"), 0o644)
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: "+srv.URL+"\nimages:\n  web:\n    image: example\n    version: 1.0.0\n"), 0o644))
 	out, err := cli("check", df)
 	if failure.Code(err) != failure.ExitVerify || !strings.Contains(out, "revoked since") {
 		t.Fatalf("deploy check of a revoked release: exit %d, %v\n%s", failure.Code(err), err, out)
 	}
 
 	// the older copy, validly signed, put back on the server
-	os.WriteFile(catFile, oldCat, 0o644)
-	os.WriteFile(catFile+".minisig", oldSig, 0o644)
+	testutil.Must(t, os.WriteFile(catFile, oldCat, 0o644))
+	testutil.Must(t, os.WriteFile(catFile+".minisig", oldSig, 0o644))
 	out, err = cli("check", df)
 	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "has serial 1, but serial 2") || !strings.Contains(err.Error(), srv.URL) {
 		t.Fatalf("deploy check of a rolled-back catalog: exit %d, %v\n%s\nwant exit 4 naming serials 1 and 2 and the URL", failure.Code(err), err, out)
@@ -130,20 +131,14 @@ func TestCatalogRollbackAndExpiry(t *testing.T) {
 	if !strings.Contains(out, "serial 2, expires 2099-01-31T00:00:00Z") {
 		t.Errorf("catalog refresh said:\n%s", out)
 	}
-	os.WriteFile(df, []byte("catalog: "+store2+"\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: "+store2+"\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644))
 	if out, err := cli("check", df, "--now", "2099-01-01"); err != nil || strings.Contains(out, "expires") {
 		t.Errorf("deploy check a month before expiry: %v\n%s\nwant exit 0 and no warning", err, out)
 	}
-	old := os.Stderr // the notice goes to stderr
-	r, w, _ := os.Pipe()
-	os.Stderr = w
-	_, err = cli("check", df, "--now", "2099-01-25")
-	w.Close()
-	os.Stderr = old
-	notice := make([]byte, 4096)
-	n, _ := r.Read(notice)
-	if err != nil || !strings.Contains(string(notice[:n]), "expires on 2099-01-31T00:00:00Z (in 6 days)") {
-		t.Errorf("deploy check inside the notice window: %v; stderr:\n%s\nwant exit 0 and a warning naming the expiry", err, notice[:n])
+	// the notice goes to the command's stderr
+	notice, err := cli("check", df, "--now", "2099-01-25")
+	if err != nil || !strings.Contains(notice, "expires on 2099-01-31T00:00:00Z (in 6 days)") {
+		t.Errorf("deploy check inside the notice window: %v; output:\n%s\nwant exit 0 and a warning naming the expiry", err, notice)
 	}
 	_, err = cli("check", df, "--now", "2099-02-01")
 	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "expired on 2099-01-31") || !strings.Contains(err.Error(), "catalog refresh") {
@@ -174,7 +169,7 @@ func TestUpgradeMajorListsChanges(t *testing.T) {
 		}
 	}
 	df := filepath.Join(dir, "deploy.yaml")
-	os.WriteFile(df, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644))
 	cli := func(args ...string) string {
 		root := newRootCommand()
 		var out strings.Builder

@@ -107,7 +107,7 @@ func securityLines(t *testing.T, store string) {
 	// lacks, at the selection's line and column; no release above it
 	// carries it yet, so it warns (exit 0)
 	df := filepath.Join(dir, "deploy.yaml")
-	os.WriteFile(df, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: \"1.1\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: \"1.1\"\n"), 0o644))
 	out, _, err = cli("check", df, "--now", "2025-01-02")
 	if err != nil || !strings.Contains(out, df+":5:14: warning: example 1.1.0 lacks DSA-9999-1 (libssl3, openssl 3.0.11-1~deb12u1 < 3.0.11-1~deb12u3), fixed in 1.0.1; no release of example above 1.1.0 carries the fix yet") {
 		t.Errorf("check of a selection lacking a backported fix: %v\n%s", err, out)
@@ -136,7 +136,7 @@ func securityLines(t *testing.T, store string) {
 		t.Errorf("check after 1.1.1: %v\n%s; want it to pass, saying so", err, out)
 	}
 	pinned := filepath.Join(dir, "pinned.yaml")
-	os.WriteFile(pinned, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: 1.1.0\n"), 0o644)
+	testutil.Must(t, os.WriteFile(pinned, []byte("catalog: "+store+"\nimages:\n  web:\n    image: example\n    version: 1.1.0\n"), 0o644))
 	if out, _, err := cli("check", pinned, "--now", "2026-12-02"); failure.Code(err) != failure.ExitVerify || !strings.Contains(out, "lacks security release 1.1.1") || !strings.Contains(out, "DSA-9999-1") {
 		t.Errorf("check of 1.1.0 after the grace days: exit %d, %v\n%s", failure.Code(err), err, out)
 	}
@@ -148,7 +148,7 @@ func securityLines(t *testing.T, store string) {
 		t.Fatal(err)
 	}
 	osvFile := filepath.Join(dir, "DSA-9999-2.json")
-	os.WriteFile(osvFile, []byte(strings.NewReplacer("DSA-9999-1", "DSA-9999-2", "deb12u3", "deb12u4").Replace(string(rec))), 0o644)
+	testutil.Must(t, os.WriteFile(osvFile, []byte(strings.NewReplacer("DSA-9999-1", "DSA-9999-2", "deb12u3", "deb12u4").Replace(string(rec))), 0o644))
 	out, e, err = cli("catalog", "audit", "--store", store, "--osv", osvFile, "--osv", "../../internal/osv/testdata/ALPINE-CVE-2026-9998.json")
 	if failure.Code(err) != failure.ExitVerify {
 		t.Fatalf("catalog audit --osv: exit %d, %v\n%s\n%s", failure.Code(err), err, out, e)

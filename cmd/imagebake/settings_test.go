@@ -20,7 +20,7 @@ func TestEnvironmentSettingsPerCommand(t *testing.T) {
 	repo := testutil.Example(t, filepath.Join(root, "example"))
 	prev := fakeRelease(t, "1.0.0")
 	deploy := filepath.Join(root, "deploy.yaml")
-	os.WriteFile(deploy, []byte("catalog: "+root+"/store\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644)
+	testutil.Must(t, os.WriteFile(deploy, []byte("catalog: "+root+"/store\nimages:\n  web:\n    image: example\n    version: \"1\"\n"), 0o644))
 	missing := filepath.Join(root, "missing")
 	for _, c := range []struct {
 		env, flag, value string

@@ -95,9 +95,9 @@ func upstreamsGone(t *testing.T, s3 string) {
 	b, _ := os.ReadFile(blob)
 	os.Remove(blob) // a hard link shared with the release directory
 	b[len(b)/2] ^= 0xff
-	os.WriteFile(blob, b, 0o644)
-	os.Remove(filepath.Join(rel, "blobs", "sha256", strings.TrimPrefix(ntp.Blob, "sha256:")))
-	os.Link(blob, filepath.Join(rel, "blobs", "sha256", strings.TrimPrefix(ntp.Blob, "sha256:")))
+	testutil.Must(t, os.WriteFile(blob, b, 0o644))
+	testutil.Must(t, os.Remove(filepath.Join(rel, "blobs", "sha256", strings.TrimPrefix(ntp.Blob, "sha256:"))))
+	testutil.Must(t, os.Link(blob, filepath.Join(rel, "blobs", "sha256", strings.TrimPrefix(ntp.Blob, "sha256:"))))
 	_, err = runCmd("verify", filepath.Join(rel, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "cache4"))
 	if failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), "module ntp of example-1.0.0") || !strings.Contains(err.Error(), "example-1.0.0") {
 		t.Errorf("verify with an edited source = %v (exit %d)", err, failure.Code(err))
@@ -112,7 +112,7 @@ func TestReleaseWithoutSources(t *testing.T) {
 	if _, err := runCmd("verify", filepath.Join(rel, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "c1")); err != nil {
 		t.Fatalf("verify of a release without sources, upstreams there: %v", err)
 	}
-	os.RemoveAll(ctl)
+	testutil.Must(t, os.RemoveAll(ctl))
 	_, err := runCmd("verify", filepath.Join(rel, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "c2"))
 	if failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "keeps no sources") {
 		t.Errorf("verify of a release without sources, its control repo gone = %v (exit %d)", err, failure.Code(err))
@@ -127,7 +127,7 @@ func TestRemapMovedRemotes(t *testing.T) {
 	root, ctl := exampleWithAgents(t)
 	rel := bakeWithoutSources(t, root, ctl) // its upstreams are needed
 	moved := filepath.Join(root, "moved")
-	os.MkdirAll(moved, 0o755)
+	testutil.Must(t, os.MkdirAll(moved, 0o755))
 	for _, d := range []string{"control", "remotes"} {
 		if err := os.Rename(filepath.Join(root, d), filepath.Join(moved, d)); err != nil {
 			t.Fatal(err)
@@ -174,7 +174,7 @@ func bakeWithoutSources(t *testing.T, root, ctl string) string {
 		t.Fatal(err)
 	}
 	rel := filepath.Join(dist, "example-1.0.0")
-	os.Remove(filepath.Join(rel, manifest.SourcesFileName))
+	testutil.Must(t, os.Remove(filepath.Join(rel, manifest.SourcesFileName)))
 	return rel
 }
 
@@ -197,13 +197,13 @@ func TestStoreMigrateAddsSources(t *testing.T) {
 		t.Fatalf("store migrate = %v\n%s", err, out)
 	}
 	for _, p := range []string{ctl, filepath.Join(root, "remotes"), filepath.Join(root, "store"), filepath.Join(root, "base")} {
-		os.RemoveAll(p)
+		testutil.Must(t, os.RemoveAll(p))
 	}
 	if _, err := runCmd("verify", filepath.Join(pub, manifest.FileName), "--context", root, "--cache", filepath.Join(root, "vc")); err != nil {
 		t.Fatalf("verify after migrate, every upstream gone: %v", err)
 	}
 	// a second release of before, whose upstreams are gone
-	os.RemoveAll(filepath.Join(pub, manifest.SourcesFileName))
+	testutil.Must(t, os.RemoveAll(filepath.Join(pub, manifest.SourcesFileName)))
 	_, err = runCmd("store", "migrate", "--store", releases, "--cache", filepath.Join(root, "mc2"))
 	if failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "example-1.0.0: ") || !strings.Contains(err.Error(), "keep no sources") {
 		t.Errorf("store migrate with the upstreams gone = %v", err)

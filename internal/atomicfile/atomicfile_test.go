@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 func TestWriteKeepsOldContentOnFailure(t *testing.T) {
@@ -34,7 +36,7 @@ func TestCopySharesNoInode(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
-	os.WriteFile(src, []byte("original"), 0o600)
+	testutil.Must(t, os.WriteFile(src, []byte("original"), 0o600))
 	if err := Copy(src, dst, 0o644); err != nil {
 		t.Fatal(err)
 	}

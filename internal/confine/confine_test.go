@@ -5,17 +5,19 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 func TestWritesStayInside(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	outside := t.TempDir()
-	os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o644))
 	tree := filepath.Join(root, "tree")
-	os.MkdirAll(filepath.Join(tree, "real"), 0o755)
-	os.Symlink(outside, filepath.Join(tree, "abs"))
-	os.Symlink("../../"+filepath.Base(outside), filepath.Join(tree, "rel"))
+	testutil.Must(t, os.MkdirAll(filepath.Join(tree, "real"), 0o755))
+	testutil.Must(t, os.Symlink(outside, filepath.Join(tree, "abs")))
+	testutil.Must(t, os.Symlink("../../"+filepath.Base(outside), filepath.Join(tree, "rel")))
 	os.Symlink("real", filepath.Join(tree, "inner")) // inside, still refused
 	d, err := Open(tree)
 	if err != nil {

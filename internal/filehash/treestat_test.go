@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // A file rewritten with the same size and its old modification time put
@@ -16,10 +18,10 @@ func TestTreeStatSeesRewrites(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	p := filepath.Join(root, "usr", "bin", "puppet")
-	os.MkdirAll(filepath.Dir(p), 0o755)
-	os.WriteFile(p, []byte("#!/usr/bin/ruby\n"), 0o755)
+	testutil.Must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	testutil.Must(t, os.WriteFile(p, []byte("#!/usr/bin/ruby\n"), 0o755))
 	old := time.Unix(1700000000, 0)
-	os.Chtimes(p, old, old)
+	testutil.Must(t, os.Chtimes(p, old, old))
 	a, err := TreeStat(ctx, root)
 	if err != nil {
 		t.Fatal(err)
@@ -28,8 +30,8 @@ func TestTreeStatSeesRewrites(t *testing.T) {
 		t.Fatalf("an untouched tree: %s, then %s", a, b)
 	}
 	time.Sleep(10 * time.Millisecond)
-	os.WriteFile(p, []byte("#!/bin/sh\nexit 0\n"[:16]), 0o755)
-	os.Chtimes(p, old, old)
+	testutil.Must(t, os.WriteFile(p, []byte("#!/bin/sh\nexit 0\n"[:16]), 0o755))
+	testutil.Must(t, os.Chtimes(p, old, old))
 	if c, _ := TreeStat(ctx, root); c == a {
 		t.Error("a rewrite with the same size and mtime kept the TreeStat")
 	}

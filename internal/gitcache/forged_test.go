@@ -42,7 +42,7 @@ func forgeIdx(t *testing.T, p, c1, c2 string) {
 	copy(b[offs+i*4:offs+i*4+4], b[offs+j*4:offs+j*4+4])
 	sum := sha1.Sum(b[:len(b)-20])
 	copy(b[len(b)-20:], sum[:])
-	os.Chmod(p, 0o644)
+	testutil.Must(t, os.Chmod(p, 0o644))
 	if err := os.WriteFile(p, b, 0o444); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestForgedPackRefused(t *testing.T) {
 	work := filepath.Join(root, "work")
 	testutil.Git(t, root, "init", "-q", "-b", "main", work)
 	commit := func(text string) string {
-		os.WriteFile(filepath.Join(work, "init.pp"), []byte(text), 0o644)
+		testutil.Must(t, os.WriteFile(filepath.Join(work, "init.pp"), []byte(text), 0o644))
 		testutil.Git(t, work, "add", "-A")
 		testutil.Git(t, work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", text)
 		return strings.TrimSpace(testutil.Git(t, work, "rev-parse", "HEAD"))
@@ -92,8 +92,8 @@ func TestForgedPackRefused(t *testing.T) {
 
 	// the remote repaired, mirrored; then its index forged in the mirror,
 	// as an older imagebake that copied the remote's index left it
-	os.Chmod(packs[0], 0o644)
-	os.WriteFile(packs[0], good, 0o444)
+	testutil.Must(t, os.Chmod(packs[0], 0o644))
+	testutil.Must(t, os.WriteFile(packs[0], good, 0o444))
 	m, err := c.Mirror(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestForgedPackRefused(t *testing.T) {
 	mirrorPack := filepath.Join(m.path, "objects", "pack", filepath.Base(packs[0]))
 	m.Close()
 	forgeIdx(t, mirrorPack, c1, c2)
-	os.RemoveAll(filepath.Join(m.path, "imagebake-indexed"))
+	testutil.Must(t, os.RemoveAll(filepath.Join(m.path, "imagebake-indexed")))
 	m, err = c.Mirror(ctx, url)
 	if err != nil {
 		t.Fatal(err)

@@ -137,8 +137,8 @@ func TestHostileRemotesHeld(t *testing.T) {
 
 	work := filepath.Join(root, "work")
 	testutil.Git(t, root, "init", "-q", "-b", "main", work)
-	os.WriteFile(filepath.Join(work, ".gitmodules"), []byte("[submodule \"evil\"]\n\tpath = evil\n\turl = ext::sh -c touch% "+marker+"\n"), 0o644)
-	os.WriteFile(filepath.Join(work, "f"), []byte("x\n"), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(work, ".gitmodules"), []byte("[submodule \"evil\"]\n\tpath = evil\n\turl = ext::sh -c touch% "+marker+"\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(work, "f"), []byte("x\n"), 0o644))
 	testutil.Git(t, work, "add", ".gitmodules", "f")
 	// a gitlink (submodule entry) at evil, naming some commit
 	testutil.Git(t, work, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("1", 40)+",evil")

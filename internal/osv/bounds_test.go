@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 // overlappingZip is a zip whose n central-directory entries all point at
@@ -91,7 +92,7 @@ func TestLoadBounds(t *testing.T) {
 		fmt.Fprintf(w, `{"id":"X-%d","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"p%d"}}]}`, i, i)
 	}
 	zw.Close()
-	os.WriteFile(many, buf.Bytes(), 0o644)
+	testutil.Must(t, os.WriteFile(many, buf.Bytes(), 0o644))
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errors.New("interrupted"))
 	if _, err := LoadScoped(ctx, []string{many}, Scope{}); err == nil || !strings.Contains(err.Error(), "interrupted") {

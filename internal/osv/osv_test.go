@@ -12,6 +12,7 @@ import (
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/pkgversion"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 func TestEcosystems(t *testing.T) {
@@ -96,9 +97,9 @@ func TestBadRecordsAndZip(t *testing.T) {
 		"badversion.json": `{"schema_version":"1.6.0","id":"DSA-4-1","modified":"2026-11-30T10:12:00Z","affected":[{"package":{"ecosystem":"Debian:12","name":"openssl"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"a:b"}]}]}]}`,
 	}
 	for n, b := range bad {
-		os.WriteFile(filepath.Join(dir, n), []byte(b), 0o644)
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, n), []byte(b), 0o644))
 	}
-	os.WriteFile(filepath.Join(dir, "good.json"), good, 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "good.json"), good, 0o644))
 	db, err := Load([]string{dir})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ func tree(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	for p, c := range files {
 		full := filepath.Join(dir, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
+		testutil.Must(t, os.MkdirAll(filepath.Dir(full), 0o755))
 		if target, ok := strings.CutPrefix(c, "->"); ok {
 			if err := os.Symlink(target, full); err != nil {
 				t.Fatal(err)
@@ -48,13 +48,13 @@ func TestRunUnionReadOnly(t *testing.T) {
 		t.Skip("no busybox (busybox-static)")
 	}
 	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
+	testutil.Must(t, os.Chmod(dir, 0o755))
 	testutil.Searchable(t, filepath.Dir(dir)) // reachable by nobody when the test runs as root
 	base, top := filepath.Join(dir, "base"), filepath.Join(dir, "top")
 	tree(t, base, map[string]string{"etc/a": "base-a", "etc/b": "base-b", "etc/sub/x": "base-x", "bin": "->usr/bin", "usr/bin/.keep": ""})
 	tree(t, top, map[string]string{"etc/b": "top-b", "etc/sub/y": "top-y", "opt/app/run": "app"})
 	b, _ := os.ReadFile(bb)
-	os.WriteFile(filepath.Join(base, "usr", "bin", "busybox"), b, 0o755)
+	testutil.Must(t, os.WriteFile(filepath.Join(base, "usr", "bin", "busybox"), b, 0o755))
 	script := `cat /etc/a /etc/b /etc/sub/x /etc/sub/y /opt/app/run; echo;
 ls /bin/busybox >/dev/null && echo symlink-ok
 echo w > /etc/new 2>/dev/null && echo WROTE-ETC

@@ -210,3 +210,13 @@ func Searchable(t testing.TB, dir string) {
 		}
 	}
 }
+
+// Must fails the test at once when a setup step (writing a fixture,
+// making a directory) failed, naming the error there rather than in a
+// confusing later failure.
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("test setup: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
@@ -24,8 +25,8 @@ import (
 func release(t *testing.T, version, digest string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "example-"+version)
-	os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
-	os.WriteFile(filepath.Join(dir, "blobs", "sha256", "ab"), []byte("blob "+digest), 0o644)
+	testutil.Must(t, os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "blobs", "sha256", "ab"), []byte("blob "+digest), 0o644))
 	m := &manifest.Manifest{Family: "example", Release: version, Epoch: 1735732800, Builder: "oci",
 		Repo:        manifest.Repo{URL: "file:///r", Tag: "v" + version, Commit: strings.Repeat("c", 40)},
 		Puppetfile:  manifest.Puppetfile{SHA256: strings.Repeat("d", 64), Moduledir: "modules", Modules: []lockfile.Module{}},
@@ -131,12 +132,12 @@ func TestTamperedOrUntrustedRefused(t *testing.T) {
 	// tampered: the file no longer matches its signature
 	p, _ := filepath.EvalSymlinks(st.Path())
 	b, _ := os.ReadFile(p)
-	os.WriteFile(p, []byte(strings.Replace(string(b), `state = "active"`, `state = "deprecated"`, 1)), 0o644)
+	testutil.Must(t, os.WriteFile(p, []byte(strings.Replace(string(b), `state = "active"`, `state = "deprecated"`, 1)), 0o644))
 	_, err := st.Read()
 	if !errors.Is(err, signing.ErrUntrusted) || !strings.Contains(err.Error(), "catalog.toml") || !strings.Contains(err.Error(), signer.KeyID()) {
 		t.Errorf("reading a tampered catalog = %v, want ErrUntrusted naming the file and key %s", err, signer.KeyID())
 	}
-	os.WriteFile(p, b, 0o644)
+	testutil.Must(t, os.WriteFile(p, b, 0o644))
 	// untrusted key
 	_, other, _ := keys(t)
 	_, err = (&Store{Root: st.Root, Keys: other}).Read()
@@ -144,7 +145,7 @@ func TestTamperedOrUntrustedRefused(t *testing.T) {
 		t.Errorf("reading with another key = %v", err)
 	}
 	// unsigned
-	os.Remove(p + ".minisig")
+	testutil.Must(t, os.Remove(p+".minisig"))
 	if _, err := st.Read(); !errors.Is(err, signing.ErrUntrusted) || !strings.Contains(err.Error(), "not signed") {
 		t.Errorf("reading an unsigned catalog = %v", err)
 	}
@@ -305,7 +306,7 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 	dst := filepath.Join(st.Root, "images", "example-1.0.1", manifest.FileName)
 	for _, ext := range []string{"", ".minisig"} {
 		b, _ := os.ReadFile(src + ext)
-		os.WriteFile(dst+ext, b, 0o644)
+		testutil.Must(t, os.WriteFile(dst+ext, b, 0o644))
 	}
 	if _, err := st.ReadManifest(t.Context(), "example", "1.0.1"); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "is not the manifest the catalog") {
 		t.Errorf("ReadManifest of a copied manifest = %v, want ErrManifestMismatch", err)
@@ -319,8 +320,8 @@ func TestManifestCopiedIntoAnotherRelease(t *testing.T) {
 	edited := strings.Replace(string(b), `release = "1.0.0"`, `release = "1.0.1"`, 1)
 	sig := signer.Sign([]byte(edited), manifest.FileName, ManifestSubject("example", "1.0.0"))
 	other := filepath.Join(t.TempDir(), manifest.FileName)
-	os.WriteFile(other, []byte(edited), 0o644)
-	os.WriteFile(other+".minisig", sig, 0o644)
+	testutil.Must(t, os.WriteFile(other, []byte(edited), 0o644))
+	testutil.Must(t, os.WriteFile(other+".minisig", sig, 0o644))
 	if _, err := ReadSignedManifest(other, kr); !errors.Is(err, ErrManifestMismatch) || !strings.Contains(err.Error(), "vouches for family:example release:1.0.0") {
 		t.Errorf("ReadSignedManifest with a subject for another release = %v", err)
 	}
@@ -338,7 +339,7 @@ func TestOpenOverHTTP(t *testing.T) {
 	}
 	p, _ := filepath.EvalSymlinks(st.Path())
 	b, _ := os.ReadFile(p)
-	os.WriteFile(p, []byte(strings.Replace(string(b), `state = "active"`, `state = "revoked"`, 1)), 0o644)
+	testutil.Must(t, os.WriteFile(p, []byte(strings.Replace(string(b), `state = "active"`, `state = "revoked"`, 1)), 0o644))
 	if _, err := Open(ctx, srv.URL+"/catalog/catalog.toml", kr, srv.Client(), nil); !errors.Is(err, signing.ErrUntrusted) {
 		t.Errorf("Open of a tampered catalog over HTTP = %v, want ErrUntrusted", err)
 	}
@@ -438,7 +439,7 @@ func TestPublishedManifest(t *testing.T) {
 	}
 	p := filepath.Join(st.Root, "images", "example-1.0.0", manifest.FileName)
 	b, _ := os.ReadFile(p)
-	os.WriteFile(p, append(b, '\n'), 0o644)
+	testutil.Must(t, os.WriteFile(p, append(b, '\n'), 0o644))
 	if _, err := PublishedManifest(ctx, srv.URL, "example", "1.0.0", kr, srv.Client(), nil); !errors.Is(err, signing.ErrUntrusted) {
 		t.Errorf("PublishedManifest of a changed manifest over HTTP = %v, want untrusted", err)
 	}
@@ -463,7 +464,7 @@ func TestGuardSerials(t *testing.T) {
 			t.Errorf("serial 5 at %s by %s: %v", ok.where, ok.key, err)
 		}
 	}
-	os.WriteFile(g.State, []byte("{not json"), 0o644)
+	testutil.Must(t, os.WriteFile(g.State, []byte("{not json"), 0o644))
 	if err := g.Serial("https://a/catalog.toml", "K1", at(6)); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), g.State) {
 		t.Errorf("a damaged serials file = %v, want a usage error naming it", err)
 	}

@@ -31,7 +31,7 @@ import (
 func layoutRelease(t *testing.T, version string, base v1.Layer) string {
 	t.Helper()
 	dir := release(t, version, "sha256:"+strings.Repeat("1", 64))
-	os.RemoveAll(filepath.Join(dir, "blobs"))
+	testutil.Must(t, os.RemoveAll(filepath.Join(dir, "blobs")))
 	own := static.NewLayer([]byte("release "+version), types.OCILayer)
 	img, err := mutate.AppendLayers(mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1), base, own)
 	if err != nil {
@@ -102,10 +102,10 @@ func TestPoolDirectoryStore(t *testing.T) {
 	// gc: an old unheld blob goes, a young one stays, held ones stay
 	pool := filepath.Join(root, "blobs", "sha256")
 	old, young := filepath.Join(pool, strings.Repeat("a", 64)), filepath.Join(pool, strings.Repeat("b", 64))
-	os.WriteFile(old, []byte("old"), 0o644)
-	os.WriteFile(young, []byte("young"), 0o644)
+	testutil.Must(t, os.WriteFile(old, []byte("old"), 0o644))
+	testutil.Must(t, os.WriteFile(young, []byte("young"), 0o644))
 	past := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(old, past, past)
+	testutil.Must(t, os.Chtimes(old, past, past))
 	r, err := st.GC(context.Background(), time.Hour, true, time.Now())
 	if err != nil || r.Removed != 1 || r.Young != 1 {
 		t.Fatalf("gc --dry-run = %+v, %v", r, err)
@@ -130,11 +130,11 @@ func TestPoolDirectoryStore(t *testing.T) {
 		for _, e := range ents {
 			p := filepath.Join(d, e.Name())
 			b, _ := os.ReadFile(p)
-			os.Remove(p)
-			os.WriteFile(p, b, 0o644)
+			testutil.Must(t, os.Remove(p))
+			testutil.Must(t, os.WriteFile(p, b, 0o644))
 		}
 	}
-	os.RemoveAll(pool)
+	testutil.Must(t, os.RemoveAll(pool))
 	before := duBytes(t, root)
 	n, err := st.Migrate(context.Background())
 	if err != nil || n == 0 {
@@ -377,7 +377,7 @@ func TestKilledTemporariesCleared(t *testing.T) {
 	}
 	left := []string{filepath.Join(root, "blobs", "sha256", ".add-123"), filepath.Join(root, "images", "example-1.0.0", "blobs", "sha256", ".migrate-"+strings.Repeat("a", 64))}
 	for _, p := range left {
-		os.WriteFile(p, []byte("half"), 0o644)
+		testutil.Must(t, os.WriteFile(p, []byte("half"), 0o644))
 	}
 	done, err := st.sharePool() // a publish at work
 	if err != nil {

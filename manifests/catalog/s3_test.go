@@ -77,7 +77,7 @@ func TestS3StorePublish(t *testing.T) {
 	// a catalog changed in the bucket is refused by readers
 	p := srv.Dir + "/releases/golden/catalog/catalog.toml"
 	b, _ := os.ReadFile(p)
-	os.WriteFile(p, []byte(strings.Replace(string(b), `state = "revoked"`, `state = "active"`, 1)), 0o644)
+	testutil.Must(t, os.WriteFile(p, []byte(strings.Replace(string(b), `state = "revoked"`, `state = "active"`, 1)), 0o644))
 	if _, err := Open(ctx, "s3://releases/golden", kr, nil, nil); !errors.Is(err, signing.ErrUntrusted) {
 		t.Errorf("Open of a catalog changed in the bucket = %v, want ErrUntrusted", err)
 	}

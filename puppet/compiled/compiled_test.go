@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 func read(t *testing.T, name string) *Catalog {
@@ -102,7 +104,7 @@ func TestSameAsOctocatalogDiff(t *testing.T) {
 	dir := t.TempDir()
 	for _, n := range []string{"old.json", "new.json"} {
 		b, _ := os.ReadFile(filepath.Join("testdata", n))
-		os.WriteFile(filepath.Join(dir, n), b[bytes.IndexByte(b, '{'):], 0o644)
+		testutil.Must(t, os.WriteFile(filepath.Join(dir, n), b[bytes.IndexByte(b, '{'):], 0o644))
 	}
 	cmd := exec.Command(od, "--from-catalog", filepath.Join(dir, "old.json"), "--to-catalog", filepath.Join(dir, "new.json"), "--output-format", "json")
 	cmd.Dir = dir

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/testutil"
 )
 
 func TestParseConstructs(t *testing.T) {
@@ -231,7 +232,7 @@ func TestEveryErrorInOneRun(t *testing.T) {
 	}
 	golden := filepath.Join("testdata", "ten-errors.golden")
 	if *update {
-		os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644)
+		testutil.Must(t, os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644))
 	}
 	want, _ := os.ReadFile(golden)
 	if err.Error()+"\n" != string(want) {

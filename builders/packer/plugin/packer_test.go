@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
@@ -158,13 +158,13 @@ func TestPackerAcceptance(t *testing.T) {
 	// a small base: busybox as /bin/sh and tar
 	base := filepath.Join(w, "base")
 	for _, d := range []string{"bin", "etc", "tmp"} {
-		os.MkdirAll(filepath.Join(base, d), 0o755)
+		testutil.Must(t, os.MkdirAll(filepath.Join(base, d), 0o755))
 	}
-	os.Chmod(filepath.Join(base, "tmp"), 0o1777)
+	testutil.Must(t, os.Chmod(filepath.Join(base, "tmp"), 0o1777))
 	b, _ := os.ReadFile(busybox)
-	os.WriteFile(filepath.Join(base, "bin", "busybox"), b, 0o755)
+	testutil.Must(t, os.WriteFile(filepath.Join(base, "bin", "busybox"), b, 0o755))
 	for _, c := range []string{"sh", "tar", "rm", "cat", "echo"} {
-		os.Symlink("busybox", filepath.Join(base, "bin", c))
+		testutil.Must(t, os.Symlink("busybox", filepath.Join(base, "bin", c)))
 	}
 	rootfs := filepath.Join(w, "base.tar.gz")
 	if out, err := exec.Command("tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-C", base, "-czf", rootfs, ".").CombinedOutput(); err != nil {
@@ -176,7 +176,7 @@ func TestPackerAcceptance(t *testing.T) {
 	for i := range 2 {
 		outFile := filepath.Join(w, fmt.Sprintf("out%d", i), "example.rootfs.tar.gz")
 		tmpl := filepath.Join(w, "build.pkr.hcl")
-		os.WriteFile(tmpl, []byte(fmt.Sprintf(`
+		testutil.Must(t, os.WriteFile(tmpl, []byte(fmt.Sprintf(`
 source "imagebake-chroot" "example" {
   rootfs            = %q
   rootfs_sha256     = %q
@@ -195,7 +195,7 @@ build {
     inline = ["echo provisioned > /etc/motd", "test -L /opt/mozagent/tools/current"]
   }
 }
-`, rootfs, sum, outFile, m, arch, dir, cache)), 0o644)
+`, rootfs, sum, outFile, m, arch, dir, cache)), 0o644))
 		cmd := exec.Command(pk, "build", "-color=false", tmpl)
 		cmd.Dir = w
 		cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "PACKER_PLUGIN_PATH="+plugins, "PACKER_CONFIG_DIR="+filepath.Join(w, "packer-config"))
@@ -228,7 +228,7 @@ build {
 	repo := filepath.Join(dir, "control")
 	cfg := mustRead(t, filepath.Join(repo, "imagebake.toml"))
 	// imagebake.toml names files inside --context only
-	os.WriteFile(filepath.Join(dir, "base", "busybox.tar.gz"), mustRead(t, rootfs), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "base", "busybox.tar.gz"), mustRead(t, rootfs), 0o644))
 	lines := strings.Split(string(cfg), "\n")
 	for i, l := range lines {
 		switch {
@@ -238,7 +238,7 @@ build {
 			lines[i] = fmt.Sprintf("sha256 = %q", sum)
 		}
 	}
-	os.WriteFile(filepath.Join(repo, "imagebake.toml"), []byte(strings.Join(lines, "\n")), 0o644)
+	testutil.Must(t, os.WriteFile(filepath.Join(repo, "imagebake.toml"), []byte(strings.Join(lines, "\n")), 0o644))
 	for _, args := range [][]string{{"commit", "-qam", "busybox base"}, {"tag", "v1.1.0"}} {
 		testutil.Git(t, repo, args...)
 	}
