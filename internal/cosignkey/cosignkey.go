@@ -6,6 +6,7 @@
 package cosignkey
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
@@ -127,7 +129,8 @@ func Hint(pub *ecdsa.PublicKey) string {
 	return base64.StdEncoding.EncodeToString(s[:])
 }
 
-// Bundle is the part of a Sigstore bundle v0.3 imagebake writes and reads.
+// Bundle is the part of a Sigstore bundle v0.3 imagebake writes and reads:
+// the key's hint and the DSSE envelope (go-securesystemslib's dsse).
 type Bundle struct {
 	MediaType            string `json:"mediaType"`
 	VerificationMaterial struct {
@@ -135,19 +138,31 @@ type Bundle struct {
 			Hint string `json:"hint"`
 		} `json:"publicKey"`
 	} `json:"verificationMaterial"`
-	DSSEEnvelope struct {
-		Payload     string `json:"payload"`
-		PayloadType string `json:"payloadType"`
-		Signatures  []struct {
-			Sig string `json:"sig"`
-		} `json:"signatures"`
-	} `json:"dsseEnvelope"`
+	DSSEEnvelope dsse.Envelope `json:"dsseEnvelope"`
 }
 
-// pae is DSSE's pre-authentication encoding.
-func pae(payloadType string, payload []byte) []byte {
-	return []byte(fmt.Sprintf("DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(payload), payload))
+// ecdsaDSSE signs and verifies DSSE's pre-authentication encoding (which
+// the dsse package computes) as cosign does: sha256, then ECDSA, ASN.1 DER.
+type ecdsaDSSE struct {
+	k   crypto.Signer    // nil when it only verifies
+	pub *ecdsa.PublicKey // the key
 }
+
+func (e ecdsaDSSE) Sign(_ context.Context, data []byte) ([]byte, error) {
+	sum := sha256.Sum256(data)
+	return e.k.Sign(rand.Reader, sum[:], crypto.SHA256)
+}
+
+func (e ecdsaDSSE) Verify(_ context.Context, data, sig []byte) error {
+	sum := sha256.Sum256(data)
+	if !ecdsa.VerifyASN1(e.pub, sum[:], sig) {
+		return errors.New("no signature by the key given")
+	}
+	return nil
+}
+
+func (e ecdsaDSSE) KeyID() (string, error)   { return "", nil } // cosign's bundles name the key by hint
+func (e ecdsaDSSE) Public() crypto.PublicKey { return e.pub }
 
 // Sign wraps the in-toto statement in a DSSE envelope signed by k (a
 // key file's ECDSA key, or a KMS key: see Open), as a Sigstore bundle.
@@ -156,19 +171,18 @@ func Sign(k crypto.Signer, statement []byte) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: a %T key; cosign verifies offline with ECDSA P-256 keys", ErrKey, k.Public())
 	}
-	sum := sha256.Sum256(pae(InTotoType, statement))
-	sig, err := k.Sign(rand.Reader, sum[:], crypto.SHA256) // ASN.1 DER, as cosign wants
+	signer, err := dsse.NewEnvelopeSigner(ecdsaDSSE{k: k, pub: pub})
+	if err != nil {
+		return nil, err
+	}
+	env, err := signer.SignPayload(context.Background(), InTotoType, statement)
 	if err != nil {
 		return nil, err
 	}
 	var b Bundle
 	b.MediaType = BundleType
 	b.VerificationMaterial.PublicKey.Hint = Hint(pub)
-	b.DSSEEnvelope.Payload = base64.StdEncoding.EncodeToString(statement)
-	b.DSSEEnvelope.PayloadType = InTotoType
-	b.DSSEEnvelope.Signatures = []struct {
-		Sig string `json:"sig"`
-	}{{Sig: base64.StdEncoding.EncodeToString(sig)}}
+	b.DSSEEnvelope = *env
 	return json.Marshal(b)
 }
 
@@ -182,18 +196,14 @@ func Verify(pub *ecdsa.PublicKey, bundle []byte) ([]byte, error) {
 	if b.DSSEEnvelope.PayloadType != InTotoType || len(b.DSSEEnvelope.Signatures) == 0 {
 		return nil, errors.New("not a DSSE envelope of an in-toto statement")
 	}
-	payload, err := base64.StdEncoding.DecodeString(b.DSSEEnvelope.Payload)
+	v, err := dsse.NewEnvelopeVerifier(ecdsaDSSE{pub: pub})
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(pae(InTotoType, payload))
-	for _, s := range b.DSSEEnvelope.Signatures {
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
-		if err == nil && ecdsa.VerifyASN1(pub, sum[:], sig) {
-			return payload, nil
-		}
+	if _, err := v.Verify(context.Background(), &b.DSSEEnvelope); err != nil {
+		return nil, fmt.Errorf("no signature by the key given: %w", err)
 	}
-	return nil, errors.New("no signature by the key given")
+	return b.DSSEEnvelope.DecodeB64Payload()
 }
 
 // Statement makes an in-toto Statement v1 about one digest (sha256 hex).
