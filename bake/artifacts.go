@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/imagebake/imagebake/internal/attest"
 	"github.com/imagebake/imagebake/internal/filehash"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -64,7 +65,7 @@ func artifactProblems(ctx context.Context, name string, m *manifest.Manifest) ([
 		return nil, fmt.Errorf("%w: %s was built by %s; its artifacts are recorded (with sha256) in its manifest, where Packer wrote them", failure.ErrUsage, name, m.Builder)
 	}
 	bad = append(bad, checkCatalogs(dir, m)...)
-	return append(append(bad, checkSBOM(dir, m)...), checkProvenance(dir, m)...), nil
+	return append(append(bad, attest.CheckSBOM(dir, m)...), attest.CheckProvenance(dir, m)...), nil
 }
 
 // checkCatalogs checks the compiled catalogs the release keeps against
@@ -177,31 +178,6 @@ func checkLayout(ctx context.Context, dir string, m *manifest.Manifest) []string
 		}
 	}
 	return bad
-}
-
-// checkSBOM compares the release's SBOM with the one its manifest makes.
-func checkSBOM(dir string, m *manifest.Manifest) []string {
-	p := filepath.Join(dir, SBOMName)
-	got, err := fileDigest(p)
-	if err != nil {
-		return []string{fmt.Sprintf("%s: %v", p, err)}
-	}
-	tmp, err := os.MkdirTemp("", "imagebake-sbom-")
-	if err != nil {
-		return []string{err.Error()}
-	}
-	defer os.RemoveAll(tmp)
-	if err := writeSBOM(m, filepath.Join(tmp, SBOMName)); err != nil {
-		return []string{fmt.Sprintf("making the SBOM of %s: %v", dir, err)}
-	}
-	want, err := fileDigest(filepath.Join(tmp, SBOMName))
-	if err != nil {
-		return []string{err.Error()}
-	}
-	if got != want {
-		return []string{fmt.Sprintf("%s: sha256 %s, the manifest's SBOM %s", p, got, want)}
-	}
-	return nil
 }
 
 func fileDigest(p string) (string, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	_ "github.com/imagebake/imagebake/builders/oci"    // registers "oci"
 	_ "github.com/imagebake/imagebake/builders/rootfs" // registers "rootfs"
+	"github.com/imagebake/imagebake/internal/attest"
 	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -79,10 +80,10 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 	if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
 		return nil, err
 	}
-	if err := writeSBOM(&m, filepath.Join(dir, SBOMName)); err != nil {
+	if err := attest.WriteSBOM(&m, filepath.Join(dir, SBOMName)); err != nil {
 		return nil, err
 	}
-	if err := writeProvenance(&m, dir, o.started, time.Now(), o.BuilderID); err != nil {
+	if err := attest.WriteProvenance(&m, dir, o.started, time.Now(), o.BuilderID); err != nil {
 		return nil, err
 	}
 	return &m, publicModes(dir)

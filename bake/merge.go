@@ -15,6 +15,7 @@ import (
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/builders/oci"
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/attest"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
@@ -92,10 +93,10 @@ func writeMerged(ctx context.Context, stage string, m *manifest.Manifest, byArch
 	if err := m.Write(filepath.Join(stage, manifest.FileName)); err != nil {
 		return nil, err
 	}
-	if err := writeSBOM(m, filepath.Join(stage, SBOMName)); err != nil {
+	if err := attest.WriteSBOM(m, filepath.Join(stage, SBOMName)); err != nil {
 		return nil, err
 	}
-	if err := writeProvenance(m, stage, o.started, time.Now(), o.BuilderID); err != nil {
+	if err := attest.WriteProvenance(m, stage, o.started, time.Now(), o.BuilderID); err != nil {
 		return nil, err
 	}
 	if err := publicModes(stage); err != nil {

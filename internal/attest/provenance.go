@@ -1,4 +1,7 @@
-package bake
+// Package attest writes and checks what a release says of itself for
+// scanners and verifiers: the SPDX 2.3 SBOM and the SLSA v1 provenance
+// (an in-toto Statement v1), both made from the release's manifest.
+package attest
 
 import (
 	"bytes"
@@ -153,7 +156,7 @@ func builderOf(version, id string) builderID {
 func plainURL(s string) string { return redact.WithoutUser(s) }
 
 // writeProvenance writes m's statement into dir.
-func writeProvenance(m *manifest.Manifest, dir string, started, finished time.Time, builder string) error {
+func WriteProvenance(m *manifest.Manifest, dir string, started, finished time.Time, builder string) error {
 	b, err := json.MarshalIndent(provenanceOf(m, started, finished, builder), "", "  ")
 	if err != nil {
 		return err
@@ -165,7 +168,7 @@ func writeProvenance(m *manifest.Manifest, dir string, started, finished time.Ti
 // its manifest makes: the subjects and the build definition must be the
 // same (the run details, builder and times, are the run's). A release
 // made before provenance was written has none: nothing to check.
-func checkProvenance(dir string, m *manifest.Manifest) []string {
+func CheckProvenance(dir string, m *manifest.Manifest) []string {
 	p := filepath.Join(dir, ProvenanceName)
 	raw, err := os.ReadFile(p)
 	if os.IsNotExist(err) {

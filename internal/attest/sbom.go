@@ -1,12 +1,16 @@
-package bake
+package attest
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/package-url/packageurl-go"
@@ -69,7 +73,7 @@ func spdxID(kind, name string) string {
 // writeSBOM writes the release's modules and agent binaries as SPDX 2.3.
 // Its time is the build epoch and its namespace comes from the inputs
 // digest, so it is as reproducible as the images.
-func writeSBOM(m *manifest.Manifest, name string) error {
+func WriteSBOM(m *manifest.Manifest, name string) error {
 	repoID := spdxID("Package", "control-repo")
 	doc := spdxDoc{
 		SPDXVersion: "SPDX-2.3", DataLicense: "CC0-1.0", SPDXID: "SPDXRef-DOCUMENT",
@@ -202,4 +206,34 @@ func basePackages(doc *spdxDoc, im manifest.Image) {
 		doc.Packages = append(doc.Packages, sp)
 		doc.Relationships = append(doc.Relationships, spdxRelation{baseID, "CONTAINS", sp.SPDXID})
 	}
+}
+
+// CheckSBOM compares the release's SBOM with the one its manifest makes.
+func CheckSBOM(dir string, m *manifest.Manifest) []string {
+	p := filepath.Join(dir, SBOMName)
+	got, err := fileDigest(p)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", p, err)}
+	}
+	tmp, err := os.MkdirTemp("", "imagebake-sbom-")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer os.RemoveAll(tmp)
+	if err := WriteSBOM(m, filepath.Join(tmp, SBOMName)); err != nil {
+		return []string{fmt.Sprintf("making the SBOM of %s: %v", dir, err)}
+	}
+	want, err := fileDigest(filepath.Join(tmp, SBOMName))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if got != want {
+		return []string{fmt.Sprintf("%s: sha256 %s, the manifest's SBOM %s", p, got, want)}
+	}
+	return nil
+}
+
+func fileDigest(p string) (string, error) {
+	h, err := filehash.SHA256(p)
+	return "sha256:" + h, err
 }
