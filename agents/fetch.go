@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/tarball"
 )
@@ -45,28 +46,24 @@ func Fetch(ctx context.Context, s Selection, cacheDir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(dir, ".download-*")
+	tmp, err := atomicfile.CreateTemp(dir, ".download-*")
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Cleanup()
 	r, err := s.Store.Open(ctx, s.Path, 0)
 	if err != nil {
-		tmp.Close()
 		return "", fmt.Errorf("agent binaries %s %s for %s: %w", s.Name, s.Version, s.Platform(), err)
 	}
 	n, sum, err := copyHash(tmp, r)
 	r.Close()
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return "", fmt.Errorf("agent binaries %s %s for %s: downloading %s: %w", s.Name, s.Version, s.Platform(), s.URL, err)
 	}
 	if err := s.Entry.match(n, sum, s.URL); err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err := tmp.Commit(dst, 0o644); err != nil {
 		return "", err
 	}
 	return dst, nil

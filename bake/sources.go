@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/gitcache"
@@ -184,28 +185,18 @@ func copyBlob(blobs, p string) (string, int64, error) {
 // writeBlob writes what fill writes as a blob of blobs, named by its
 // sha256 (whole or not at all).
 func writeBlob(blobs string, fill func(io.Writer) error) (string, int64, error) {
-	f, err := os.CreateTemp(blobs, ".source-*")
+	f, err := atomicfile.CreateTemp(blobs, ".source-*")
 	if err != nil {
 		return "", 0, err
 	}
-	defer os.Remove(f.Name())
+	defer f.Cleanup()
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(f, h)}
-	err = fill(cw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := fill(cw); err != nil {
 		return "", 0, err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return "", 0, err
-	}
-	return "sha256:" + sum, cw.n, os.Rename(f.Name(), filepath.Join(blobs, sum))
+	return "sha256:" + sum, cw.n, f.Commit(filepath.Join(blobs, sum), 0o644)
 }
 
 type countWriter struct {

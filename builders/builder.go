@@ -389,11 +389,11 @@ func compressedBase(ctx context.Context, plain, sum, cache, blobDir string) (Lay
 		return l, err
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(blobDir, ".basegz-*")
+	out, err := atomicfile.CreateTemp(blobDir, ".basegz-*")
 	if err != nil {
 		return l, err
 	}
-	defer os.Remove(out.Name())
+	defer out.Cleanup()
 	zh := sha256.New()
 	cw := &ctxio.Counter{W: io.MultiWriter(out, zh)}
 	zw, err := tarball.NewParallelGzip(cw)
@@ -409,17 +409,20 @@ func compressedBase(ctx context.Context, plain, sum, cache, blobDir string) (Lay
 	if err == nil {
 		err = zw.Close()
 	}
-	if err = closeTemp(out, err); err != nil {
+	if err != nil {
 		return l, err
 	}
 	zsum := hex.EncodeToString(zh.Sum(nil))
 	l.Digest, l.Size, l.Path = v1.Hash{Algorithm: "sha256", Hex: zsum}, cw.N, filepath.Join(blobDir, zsum)
+	if err := out.Commit(l.Path, 0o644); err != nil {
+		return l, err
+	}
 	if cached != "" { // best effort: a cache that cannot be written costs the next bake a compression
-		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err == nil && atomicfile.Copy(out.Name(), cached, 0o644) == nil {
+		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err == nil && atomicfile.Copy(l.Path, cached, 0o644) == nil {
 			atomicfile.WriteFile(cached+".sha256", []byte(zsum+"\n"), 0o644)
 		}
 	}
-	return l, os.Rename(out.Name(), l.Path)
+	return l, nil
 }
 
 // copyHashed copies the file name into a new temporary file in dir while

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
 )
 
@@ -56,11 +57,11 @@ func (c cache) put(h v1.Hash, r io.Reader, size int64) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(dst), ".pull-")
+	f, err := atomicfile.CreateTemp(filepath.Dir(dst), ".pull-")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer f.Cleanup()
 	sum := sha256.New()
 	if size >= 0 {
 		r = io.LimitReader(r, size+1)
@@ -69,19 +70,13 @@ func (c cache) put(h v1.Hash, r io.Reader, size int64) error {
 	if err == nil && size >= 0 && n > size {
 		err = fmt.Errorf("%w: blob %s is longer than the %d bytes its descriptor gives: stopped there", ErrDigest, h, size)
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return err
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != h.Hex {
 		return fmt.Errorf("%w: blob %s has sha256:%s", ErrDigest, h, got)
 	}
-	return os.Rename(f.Name(), dst)
+	return f.Commit(dst, 0o644)
 }
 
 // manifest returns the manifest (or index) d from the cache, or fetches it.

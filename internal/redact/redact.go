@@ -15,3 +15,12 @@ func WithoutUser(s string) string {
 	u.User = nil
 	return u.String()
 }
+
+// URL is u as shown in a message about a request: without its user
+// information, query or fragment, where tokens and signatures travel
+// (a presigned S3 URL, ?access_token=).
+func URL(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery, c.Fragment, c.RawFragment = nil, "", "", ""
+	return c.String()
+}

@@ -1,6 +1,9 @@
 package redact
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+)
 
 func TestWithoutUser(t *testing.T) {
 	t.Parallel()
@@ -13,5 +16,19 @@ func TestWithoutUser(t *testing.T) {
 		if got := WithoutUser(in); got != want {
 			t.Errorf("WithoutUser(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestURL(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse("https://bot:tok@store.example/b/k.tar.gz?X-Amz-Signature=abc#frag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := URL(u); got != "https://store.example/b/k.tar.gz" {
+		t.Errorf("URL = %q, want no user, query or fragment", got)
+	}
+	if u.User == nil || u.RawQuery == "" {
+		t.Error("URL changed the URL it was given")
 	}
 }

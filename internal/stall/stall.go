@@ -13,10 +13,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imagebake/imagebake/internal/redact"
 )
 
 // Default is the stall timeout when none is set.
@@ -101,15 +102,9 @@ type transport struct {
 	d    time.Duration
 }
 
-func shown(u *url.URL) string {
-	c := *u
-	c.User, c.RawQuery, c.Fragment = nil, "", ""
-	return c.String()
-}
-
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(r.Context())
-	se := &Error{URL: shown(r.URL), After: t.d}
+	se := &Error{URL: redact.URL(r.URL), After: t.d}
 	timer := time.AfterFunc(t.d, func() { cancel(se) })
 	resp, err := t.base.RoundTrip(r.WithContext(ctx))
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/nearest"
 	"github.com/imagebake/imagebake/internal/stall"
 
@@ -179,23 +180,19 @@ func (c *Client) Fetch(ctx context.Context, rel Release, cacheDir string) (strin
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("module %s version %s: downloading %s: %s", rel.Slug, rel.Version, rel.URL, resp.Status)
 	}
-	tmp, err := os.CreateTemp(cacheDir, ".download-*")
+	tmp, err := atomicfile.CreateTemp(cacheDir, ".download-*")
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Cleanup()
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(tmp, h), resp.Body)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if _, err = io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
 		return "", fmt.Errorf("module %s version %s: downloading %s: %w", rel.Slug, rel.Version, rel.URL, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != rel.SHA256 {
 		return "", fmt.Errorf("module %s version %s: %s has sha256 %s, expected %s: %w", rel.Slug, rel.Version, rel.URL, got, rel.SHA256, ErrChecksum)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err := tmp.Commit(dst, 0o644); err != nil {
 		return "", err
 	}
 	return dst, nil
