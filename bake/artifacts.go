@@ -12,9 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/imagebake/imagebake/internal/attest"
-	"github.com/imagebake/imagebake/internal/filehash"
-
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet/compiled"
 )

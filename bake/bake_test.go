@@ -18,17 +18,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imagebake/imagebake/agents/activate"
-	"github.com/imagebake/imagebake/internal/testutil/agentstest"
-
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/imagebake/imagebake/agents"
+	"github.com/imagebake/imagebake/agents/activate"
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"

@@ -3,7 +3,6 @@ package bake
 import (
 	"errors"
 	"fmt"
-	"github.com/imagebake/imagebake/manifests/manifest"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/strict"
 	"github.com/imagebake/imagebake/internal/versionq"
+	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
 )
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/Masterminds/semver/v3"
+
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/builders/oci"
 	"github.com/imagebake/imagebake/internal/atomicfile"

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/confine"
 	"github.com/imagebake/imagebake/internal/failure"
@@ -25,7 +27,6 @@ import (
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/signing"
-	"github.com/klauspost/compress/zstd"
 )
 
 // hostDir makes a directory standing in for a host directory, holding one

@@ -112,7 +112,7 @@ func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
 	if o.Advisories, o.AdvisoryFixes, err = release.ParseAdvisories(listSetting(o.Advisories, envAdvisories)); err != nil {
 		return err
 	}
-	if o.Compile.CacheMax, err = compileCacheMax(""); err != nil {
+	if o.Compile.CacheMax, err = compileCacheMax(setting{}); err != nil {
 		return err
 	}
 	if o.Remaps, err = remaps(f.remap); err != nil {

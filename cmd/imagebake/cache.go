@@ -14,7 +14,7 @@ import (
 
 // compileCacheMax is the compile cache's cap: the flag, else
 // $IMAGEBAKE_COMPILE_CACHE_MAX, else bake's default; "0" or "none": no cap.
-func compileCacheMax(flag string) (int64, error) {
+func compileCacheMax(flag setting) (int64, error) {
 	v := stringSetting(flag, envCompileCacheMax)
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "":
@@ -61,7 +61,7 @@ func newCacheCommand(g *globals) *cobra.Command {
 		},
 	}
 	addCacheFlag(du.Flags(), &cache)
-	var maxSize string
+	var maxSize setting
 	var olderThan time.Duration
 	prune := &cobra.Command{
 		Use:   "prune [--max-size 4GiB] [--older-than 720h]",
@@ -101,7 +101,7 @@ bake uses is kept. A base removed is unpacked again by its next bake.`,
 		},
 	}
 	addCacheFlag(prune.Flags(), &cache)
-	prune.Flags().StringVar(&maxSize, "max-size", "", "keep at most this much (4GiB, 500MB; none: no cap) (default $IMAGEBAKE_COMPILE_CACHE_MAX, else 4GiB)")
+	prune.Flags().Var(&maxSize, "max-size", "keep at most this much (4GiB, 500MB; none: no cap) (default $IMAGEBAKE_COMPILE_CACHE_MAX, else 4GiB)")
 	prune.Flags().DurationVar(&olderThan, "older-than", 0, "also remove every base not used for this long (720h)")
 	cmd.AddCommand(du, prune)
 	return cmd

@@ -19,7 +19,7 @@ import (
 // --key > IMAGEBAKE_KEY, --trusted-key > IMAGEBAKE_TRUSTED_KEYS (comma-separated);
 // the password of an encrypted key comes from IMAGEBAKE_KEY_PASSWORD.
 type keyFlags struct {
-	key     string
+	key     setting
 	trusted []string
 	// loaded is the signing key decrypted for this command's run (from the
 	// file loadedFrom): dropped with the command, never kept for the
@@ -30,7 +30,7 @@ type keyFlags struct {
 
 func (f *keyFlags) register(cmd *cobra.Command, signing bool) {
 	if signing {
-		cmd.Flags().StringVar(&f.key, "key", "", "minisign private key to sign with (default $IMAGEBAKE_KEY)")
+		cmd.Flags().Var(&f.key, "key", "minisign private key to sign with (default $IMAGEBAKE_KEY)")
 	}
 	cmd.Flags().StringArrayVar(&f.trusted, "trusted-key", nil, "trusted minisign public key; repeatable (default $IMAGEBAKE_TRUSTED_KEYS)")
 }

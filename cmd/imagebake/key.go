@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/imagebake/imagebake/internal/failure"
 	"os"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/imagebake/imagebake/internal/cosignkey"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
 

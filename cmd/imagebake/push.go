@@ -96,7 +96,8 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 
 func newPushCommand(g *globals) *cobra.Command {
 	var o registry.Options
-	var store, cosignKey string
+	var store string
+	var cosignKey setting
 	kf := &keyFlags{}
 	cmd := &cobra.Command{
 		Use:   "push dist/NAME-X.Y.Z REGISTRY/REPO",
@@ -171,7 +172,7 @@ func newPushCommand(g *globals) *cobra.Command {
 	addRegistryFlags(cmd.Flags(), &o.Options)
 	cmd.Flags().BoolVar(&o.Force, "force", false, "move a tag that names other content (releases should be immutable)")
 	cmd.Flags().StringVar(&store, "store", "", "record the push in this store's catalog (a directory or s3://BUCKET/PREFIX)")
-	cmd.Flags().StringVar(&cosignKey, "cosign-key", "", "sign for cosign with this cosign key file or awskms:// key (default $IMAGEBAKE_COSIGN_KEY; a file's password in $COSIGN_PASSWORD)")
+	cmd.Flags().Var(&cosignKey, "cosign-key", "sign for cosign with this cosign key file or awskms:// key (default $IMAGEBAKE_COSIGN_KEY; a file's password in $COSIGN_PASSWORD)")
 	return cmd
 }
 

@@ -104,7 +104,7 @@ func (f *candidateFlags) load(cmd *cobra.Command, g *globals) (prev, cand *manif
 		return nil, nil, rules, usageErr("--repo and --previous are required")
 	}
 	f.o.Stores = listSetting(f.o.Stores, envStores)
-	if f.o.Compile.CacheMax, err = compileCacheMax(""); err != nil {
+	if f.o.Compile.CacheMax, err = compileCacheMax(setting{}); err != nil {
 		return nil, nil, rules, err
 	}
 	if f.o.Advisories, f.o.AdvisoryFixes, err = release.ParseAdvisories(listSetting(f.o.Advisories, envAdvisories)); err != nil {

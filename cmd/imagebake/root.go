@@ -141,7 +141,10 @@ func addContextFlag(f *pflag.FlagSet, p *string) {
 }
 
 func cacheDir(flag string) (string, error) {
-	if v := stringSetting(flag, envCache); v != "" {
+	if flag != "" { // an empty --cache is no choice: the default applies
+		return flag, nil
+	}
+	if v := envSetting(envCache); v != "" {
 		return v, nil
 	}
 	base, err := os.UserCacheDir()

@@ -2,11 +2,11 @@ package main
 
 import (
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/imagebake/imagebake/internal/gitcache"
-	"strings"
 )
 
 // Every setting resolves the same way, in every command: the flag, then
@@ -45,10 +45,22 @@ func listSetting(flag []string, env string) []string {
 	return splitList(envSetting(env))
 }
 
-// stringSetting is a flag's value, else the variable env's.
-func stringSetting(flag, env string) string {
-	if flag != "" {
-		return flag
+// setting is a string flag that knows whether it was given: --key="" is
+// the user's choice of none, not a fall-back to $IMAGEBAKE_KEY.
+type setting struct {
+	v   string
+	set bool
+}
+
+func (s *setting) String() string     { return s.v }
+func (s *setting) Set(v string) error { s.v, s.set = v, true; return nil }
+func (s *setting) Type() string       { return "string" }
+
+// stringSetting is the flag's value when it was given (even empty), else
+// the variable env's.
+func stringSetting(flag setting, env string) string {
+	if flag.set {
+		return flag.v
 	}
 	return envSetting(env)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
@@ -136,6 +138,27 @@ func TestNoBars(t *testing.T) {
 		t.Setenv("TERM", c.term)
 		if got := noBars(); got != c.want {
 			t.Errorf("CI=%q TERM=%q: noBars %v, want %v", c.ci, c.term, got, c.want)
+		}
+	}
+}
+
+// A string setting given on the command line wins even when empty
+// (--key="" is no key, whatever IMAGEBAKE_KEY says); one not given falls
+// back to its variable.
+func TestEmptyFlagIsAChoice(t *testing.T) {
+	t.Setenv(envKey, "/keys/from-env.key")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{nil, "/keys/from-env.key"}, {[]string{"--key="}, ""}, {[]string{"--key", "/keys/flag.key"}, "/keys/flag.key"}} {
+		var s setting
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		fs.Var(&s, "key", "")
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := stringSetting(s, envKey); got != c.want {
+			t.Errorf("%v: key %q, want %q", c.args, got, c.want)
 		}
 	}
 }

@@ -9,11 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/package-url/packageurl-go"
+
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
-	"github.com/package-url/packageurl-go"
 )
 
 // SBOMName is the SPDX 2.3 JSON SBOM beside the manifest.

@@ -1,9 +1,10 @@
 package strict
 
 import (
-	"github.com/BurntSushi/toml"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 type doc struct {

@@ -10,12 +10,12 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/s3obj"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // S3Store is a store under s3://BUCKET/PREFIX, laid out as a directory

@@ -45,17 +45,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 	"os"
 	"path"
 	"sort"
 	"strings"
 
-	"github.com/imagebake/imagebake/internal/distro"
-
 	"github.com/BurntSushi/toml"
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/distro"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/strict"
 	"github.com/imagebake/imagebake/manifests/lockfile"

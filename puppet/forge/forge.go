@@ -21,10 +21,9 @@ import (
 	"strings"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/nearest"
 	"github.com/imagebake/imagebake/internal/stall"
-
-	"github.com/imagebake/imagebake/internal/failure"
 )
 
 // DefaultURL is the public Forge API.

@@ -13,14 +13,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagebake/imagebake/internal/testutil/agentstest"
-
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/bake"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/manifests/signing"
 )
