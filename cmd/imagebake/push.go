@@ -97,7 +97,7 @@ Credentials come from the Docker config (DOCKER_CONFIG,
 func newPushCommand(g *globals) *cobra.Command {
 	var o registry.Options
 	var store string
-	var cosignKey setting
+	var cosignKey setting // the flag, else $IMAGEBAKE_COSIGN_KEY
 	kf := &keyFlags{}
 	cmd := &cobra.Command{
 		Use:   "push dist/NAME-X.Y.Z REGISTRY/REPO",
@@ -116,24 +116,9 @@ func newPushCommand(g *globals) *cobra.Command {
 				return usageErr("--store records the push in the store's signed catalog: give --key or set IMAGEBAKE_KEY")
 			}
 			if stringSetting(kf.key, envKey) != "" {
-				kr, err := kf.keyring()
-				if err != nil {
+				if sig, err = kf.signManifest(args[0]); err != nil {
 					return err
 				}
-				s, err := kf.signer(kr)
-				if err != nil {
-					return err
-				}
-				mpath := filepath.Join(args[0], manifest.FileName)
-				m, err := manifest.Read(mpath)
-				if err != nil {
-					return err
-				}
-				raw, err := os.ReadFile(mpath)
-				if err != nil {
-					return err
-				}
-				sig = s.Sign(raw, manifest.FileName, catalog.ManifestSubject(m.Family, m.Release))
 			}
 			if k := stringSetting(cosignKey, envCosignKey); k != "" {
 				// before anything is pushed: a key that does not open (or a
@@ -174,6 +159,29 @@ func newPushCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&store, "store", "", "record the push in this store's catalog (a directory or s3://BUCKET/PREFIX)")
 	cmd.Flags().Var(&cosignKey, "cosign-key", "sign for cosign with this cosign key file or awskms:// key (default $IMAGEBAKE_COSIGN_KEY; a file's password in $COSIGN_PASSWORD)")
 	return cmd
+}
+
+// signManifest is the signature of the manifest of the release in dir
+// by the command's key.
+func (kf *keyFlags) signManifest(dir string) ([]byte, error) {
+	kr, err := kf.keyring()
+	if err != nil {
+		return nil, err
+	}
+	s, err := kf.signer(kr)
+	if err != nil {
+		return nil, err
+	}
+	mpath := filepath.Join(dir, manifest.FileName)
+	m, err := manifest.Read(mpath)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(mpath)
+	if err != nil {
+		return nil, err
+	}
+	return s.Sign(raw, manifest.FileName, catalog.ManifestSubject(m.Family, m.Release)), nil
 }
 
 // recordPush notes in the store's catalog that the release in dir was
