@@ -26,6 +26,6 @@ echo "rootfs-vs-pigz: $(($(stat -c %s "$W/rootfs.tar")/1048576)) MiB tarball: ro
 # slow), against pigz -n of the bake's own output, both writing to disk
 mkdir -p "$W/aside"; mv "$IMAGEBAKE_CACHE" "$W/aside/cache"
 mkdir -p "$IMAGEBAKE_CACHE/git"; cp -a "$W/aside/cache/git/." "$IMAGEBAKE_CACHE/git/" # the modules' mirrors only: the base is new
-f=$(t "$BIN" --quiet bake --repo "$CTL" --release 1.1.0 --arch amd64 --builder rootfs --context "$W" --out "$W/first" --no-release-check)
+f=$(t /usr/bin/time -o "$W/first.rss" -f %M "$BIN" --quiet bake --repo "$CTL" --release 1.1.0 --arch amd64 --builder rootfs --context "$W" --out "$W/first" --no-release-check)
 pd=$(t sh -c "pigz -n -c '$W/rootfs.tar' >'$W/pigz.out'")
-echo "rootfs-vs-pigz: first bake on the new base (empty cache but the git mirrors) $f s, pigz -n to disk $pd s ($(python3 -c "print(round($f/$pd,2))")x; figure: at most 1.0x)"
+echo "rootfs-vs-pigz: first bake on the new base (empty cache but the git mirrors) $f s, pigz -n to disk $pd s ($(python3 -c "print(round($f/$pd,2))")x; figure: at most 1.0x); peak RSS of the bake $(($(cat "$W/first.rss")/1024)) MiB (figure: under 300 MiB)"

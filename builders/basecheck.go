@@ -273,6 +273,12 @@ func scanFile(ctx context.Context, name string, h, raw io.Writer, rep *BaseRepor
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("%w: base rootfs %s is not a regular file", ErrBadBase, name)
 	}
+	return scanReader(ctx, f, fi.Size(), name, h, raw, rep)
+}
+
+// scanReader is scanFile of the base file name read through f (size
+// bytes).
+func scanReader(ctx context.Context, f io.Reader, size int64, name string, h, raw io.Writer, rep *BaseReport) (types.MediaType, error) {
 	var in io.Reader = f
 	if raw != nil {
 		in = io.TeeReader(f, raw)
@@ -282,7 +288,7 @@ func scanFile(ctx context.Context, name string, h, raw io.Writer, rep *BaseRepor
 		return "", fmt.Errorf("%w: base rootfs %s: %v", ErrBadBase, name, err)
 	}
 	defer done()
-	n, _, err := scanTar(ctx, io.TeeReader(r, h), fi.Size(), "base rootfs "+name, rep)
+	n, _, err := scanTar(ctx, io.TeeReader(r, h), size, "base rootfs "+name, rep)
 	if err != nil {
 		return "", err
 	}

@@ -46,6 +46,7 @@ var ErrDigestMismatch = fmt.Errorf("digest mismatch: %w", failure.ErrVerify)
 // Layer is a compressed layer blob on disk.
 type Layer struct {
 	Path      string
+	src       *inPlace // a base read where it is (Path is then the user's file)
 	Role      string // "base", "environment", "agents", "release"
 	MediaType types.MediaType
 	DiffID    v1.Hash
@@ -100,16 +101,22 @@ func (f *fileLayer) Digest() (v1.Hash, error)            { return f.l.Digest, ni
 func (f *fileLayer) DiffID() (v1.Hash, error)            { return f.l.DiffID, nil }
 func (f *fileLayer) Size() (int64, error)                { return f.l.Size, nil }
 func (f *fileLayer) MediaType() (types.MediaType, error) { return f.l.MediaType, nil }
-func (f *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(f.l.Path) }
-func (f *fileLayer) Uncompressed() (io.ReadCloser, error) {
-	return uncompressed(f.l.Path, f.l.MediaType)
+func (f *fileLayer) Compressed() (io.ReadCloser, error) {
+	if f.l.src != nil {
+		return f.l.src.reader(), nil
+	}
+	return os.Open(f.l.Path)
 }
 
-func uncompressed(path string, mt types.MediaType) (io.ReadCloser, error) {
-	file, err := os.Open(path)
+func (f *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	file, err := f.Compressed()
 	if err != nil {
 		return nil, err
 	}
+	return uncompressed(file, f.l.MediaType)
+}
+
+func uncompressed(file io.ReadCloser, mt types.MediaType) (io.ReadCloser, error) {
 	switch mt {
 	case types.OCIUncompressedLayer:
 		return file, nil
@@ -160,6 +167,10 @@ type Base struct {
 	// CompressPlain stores a Rootfs given as a plain tar as a gzip layer
 	// (cached in Cache), as releases of manifest defaults 1 do.
 	CompressPlain bool `json:"-"`
+	// ReadInPlace reads a Rootfs where it is, through one descriptor
+	// checked not to change, instead of copying it into the blob dir: for
+	// a builder that keeps none of its bytes (rootfs).
+	ReadInPlace bool `json:"-"`
 
 	// Remote and Cache say how an Image is pulled and where its blobs
 	// are kept.
@@ -248,6 +259,9 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 	if img, found, ok, err := cachedBase(ctx, b, blobDir, epoch, log); ok || err != nil {
 		return img, found, err
 	}
+	if b.ReadInPlace {
+		return inPlaceBase(ctx, b, epoch, log)
+	}
 	tmp, sum, size, err := copyHashed(ctx, b.Rootfs, blobDir)
 	if err != nil {
 		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
@@ -282,6 +296,43 @@ func rootfsBase(ctx context.Context, b Base, blobDir string, epoch time.Time, lo
 			return nil, FoundBase{}, err
 		}
 	}
+	img, err := AppendLayers(empty.Image, epoch, l)
+	if err != nil {
+		return nil, FoundBase{}, err
+	}
+	return img, FoundBase{Digest: "sha256:" + sum, Info: rep.Collect.Info()}, nil
+}
+
+// inPlaceBase is rootfsBase for a base read where it is (b.ReadInPlace):
+// hashed through one descriptor, the pin checked, scanned and then read by
+// the builder through the same descriptor, each read checking at its end
+// that the file did not change (inPlace). Nothing is copied.
+func inPlaceBase(ctx context.Context, b Base, epoch time.Time, log io.Writer) (v1.Image, FoundBase, error) {
+	p, err := openInPlace(b.Rootfs)
+	if err != nil {
+		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+	}
+	h := sha256.New()
+	r := p.reader()
+	if _, err := io.Copy(h, ctxio.Reader(ctx, r)); err != nil {
+		return nil, FoundBase{}, fmt.Errorf("base rootfs %s: %w", b.Rootfs, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := checkRootfsPin(b, sum); err != nil {
+		return nil, FoundBase{}, err
+	}
+	uh := sha256.New()
+	rep := &BaseReport{Collect: distro.NewCollector()}
+	mt, err := scanReader(ctx, p.reader(), p.size(), b.Rootfs, uh, nil, rep) // after the pin
+	if err != nil {
+		return nil, FoundBase{}, fmt.Errorf("%w (base rootfs %s)", err, b.Rootfs)
+	}
+	for _, w := range rep.Warnings("base rootfs " + b.Rootfs) {
+		logf(log, "note: %s\n", w)
+	}
+	l := Layer{Role: "base", MediaType: mt, Size: p.size(), Path: b.Rootfs, src: p,
+		Digest: v1.Hash{Algorithm: "sha256", Hex: sum},
+		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(uh.Sum(nil))}}
 	img, err := AppendLayers(empty.Image, epoch, l)
 	if err != nil {
 		return nil, FoundBase{}, err

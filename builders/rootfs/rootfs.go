@@ -50,9 +50,9 @@ func (Builder) Build(ctx context.Context, req *builders.Request) (*builders.Resu
 func Build(ctx context.Context, req *builders.Request) (*builders.Result, error) {
 	res := &builders.Result{}
 	for _, im := range req.Images {
-		// the layers are merged here, never shipped: a plain-tar base is
-		// read as it is, not compressed into a layer first
-		im.Base.CompressPlain = false
+		// the layers are merged here, never shipped: a rootfs base is read
+		// where it is (not copied) and as it is (not compressed first)
+		im.Base.CompressPlain, im.Base.ReadInPlace = false, true
 		img, _, base, err := builders.Assemble(ctx, req, im)
 		if err != nil {
 			return nil, err
