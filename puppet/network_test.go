@@ -244,6 +244,17 @@ mod 'two',   :git => '%s', :branch => 'main'
 		}
 	}
 	sameTree(t, filepath.Join(moddir, "alpha"), archive(t, a, "v1.0.0"))
+	// a server notes a dropped connection once its read returns, which may
+	// come a moment after Install returned
+	for i := 0; i < 100; i++ {
+		mu.Lock()
+		n := len(dropped)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(accepted) != 2 || len(dropped) != 2 {

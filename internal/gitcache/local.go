@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -76,6 +78,9 @@ func (m *Mirror) localFetch(src, root string) error {
 		return fmt.Errorf("fetching %s: %w", m.URL, err)
 	}
 	repo := m.repo
+	if m.root != m.path { // a new mirror: its refs in one file, not one per ref
+		return writePackedRefs(root, want)
+	}
 	have, err := branchesAndTags(repo)
 	if err != nil {
 		return err
@@ -96,6 +101,18 @@ func (m *Mirror) localFetch(src, root string) error {
 		}
 	}
 	return nil
+}
+
+// writePackedRefs writes refs as the packed-refs file of the new mirror
+// at root (git's format, sorted; readers peel tags themselves): one file
+// instead of one per branch and tag.
+func writePackedRefs(root string, refs map[plumbing.ReferenceName]plumbing.Hash) error {
+	var b strings.Builder
+	b.WriteString("# pack-refs with: sorted \n")
+	for _, name := range slices.Sorted(maps.Keys(refs)) {
+		fmt.Fprintf(&b, "%s %s\n", refs[name], name)
+	}
+	return atomicfile.WriteFile(filepath.Join(root, "packed-refs"), []byte(b.String()), 0o644)
 }
 
 func branchesAndTags(r *git.Repository) (map[plumbing.ReferenceName]plumbing.Hash, error) {
