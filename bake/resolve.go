@@ -148,17 +148,26 @@ func (o *Options) normalise() error {
 	if o.Context, err = filepath.Abs(o.Context); err != nil {
 		return err
 	}
-	if !strings.Contains(o.Repo, "://") {
-		if abs, err := filepath.Abs(o.Repo); err == nil {
-			if _, serr := os.Stat(abs); serr == nil {
-				o.Repo = abs
-			}
-		}
-	}
+	o.Repo = absRepo(o.Repo)
 	if o.Out == "" {
 		o.Out = "dist"
 	}
 	return nil
+}
+
+// absRepo is a control repo path made absolute (when it names one that
+// exists), so that every step finds the same mirror whatever the working
+// directory; a URL as it is.
+func absRepo(repo string) string {
+	if strings.Contains(repo, "://") {
+		return repo
+	}
+	if abs, err := filepath.Abs(repo); err == nil {
+		if _, serr := os.Stat(abs); serr == nil {
+			return abs
+		}
+	}
+	return repo
 }
 
 // source is what is read from the control repo at the release commit.
@@ -392,7 +401,7 @@ func RepoChanges(ctx context.Context, o Options, from, to string) []string {
 	gc, err := o.gitCache()
 	if err == nil {
 		var mir *gitcache.Mirror
-		if mir, err = gc.Mirror(ctx, o.Repo); err == nil {
+		if mir, err = gc.Mirror(ctx, absRepo(o.Repo)); err == nil {
 			defer mir.Close()
 			var files []string
 			if files, err = mir.ChangedFiles(from, to); err == nil {

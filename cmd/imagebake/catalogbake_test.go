@@ -93,6 +93,13 @@ func TestReleasePlanKnowsTheCatalog(t *testing.T) {
 	if err != nil || !strings.Contains(out, "next release: 1.0.1 (SECURITY after 1.0.0)") {
 		t.Errorf("plan with an advisory = %v\n%s", err, out)
 	}
+	// --repo relative to the working directory lists the changed files too
+	t.Chdir(root)
+	rel, _ := filepath.Rel(root, ctl)
+	out, err = cmdline("release", "plan", "--repo", rel, "--release-candidate", "maint-1.0", "--previous", "1.0.0", "--catalog", releases, "--context", ".")
+	if err != nil || !strings.Contains(out, "manifests/site.pp") {
+		t.Errorf("plan with --repo %s (relative) = %v; want the changed file listed:\n%s", rel, err, out)
+	}
 	// a version --previous names must be published there, and needs --catalog
 	if _, err := cmdline("release", "plan", "--repo", ctl, "--release-candidate", "maint-1.0", "--previous", "9.9.9", "--catalog", releases, "--context", root); failure.Code(err) != failure.ExitNotFound || !strings.Contains(err.Error(), "no release 9.9.9 is published in") || !strings.Contains(err.Error(), "example 1.0.0") {
 		t.Errorf("--previous of an unpublished version = %v", err)
