@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/failure"
@@ -41,6 +43,8 @@ func TestExitCodes(t *testing.T) {
 		{"catalog list of a missing store", []string{"catalog", "list", "--store", filepath.Join(dir, "no-store")}, failure.ExitNotFound},
 		{"revoke in a missing store", []string{"catalog", "revoke", "example", "1.0.0", "--store", filepath.Join(dir, "no-store"), "--reason", "r"}, failure.ExitNotFound},
 		{"missing Puppetfile", []string{"puppetfile", "show", "--puppetfile", filepath.Join(dir, "nope"), "--cache", cache}, failure.ExitNotFound},
+		{"too many arguments", []string{"catalog", "revoke", "example", "1.0.0", "r", "x"}, failure.ExitUsage},
+		{"too few arguments", []string{"publish"}, failure.ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,5 +55,14 @@ func TestExitCodes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "no-store")); err == nil {
 		t.Error("a failed catalog command created the store directory")
+	}
+	// a wrong argument count shows the command's usage line
+	root := newRootCommand()
+	root.SetArgs([]string{"publish", "a", "b"})
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	err := root.ExecuteContext(context.Background())
+	if failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "usage: imagebake publish dist/NAME-X.Y.Z") {
+		t.Errorf("publish with two arguments = %v, want exit 2 with its usage line", err)
 	}
 }

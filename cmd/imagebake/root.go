@@ -83,7 +83,26 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 		newSelectCommand(g), newCheckCommand(g), newUpgradeCommand(g), newPackerCommand(g), newPushCommand(g), newMergeCommand(g), newBaseCommand(g),
 		newDocsCommand(g))
 	strictGroups(root)
+	usageOnBadArgs(root)
 	return root
+}
+
+// usageOnBadArgs makes a wrong number of arguments a usage error (exit 2)
+// that shows the command's usage line, for every command.
+func usageOnBadArgs(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		usageOnBadArgs(sub)
+	}
+	if c.Args == nil {
+		return
+	}
+	check := c.Args
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return fmt.Errorf("%w: %v\nusage: %s (see %s --help)", failure.ErrUsage, err, cmd.UseLine(), cmd.CommandPath())
+		}
+		return nil
+	}
 }
 
 // strictGroups makes every command that only groups others (catalog,
