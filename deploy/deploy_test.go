@@ -207,6 +207,35 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// Every problem of a deploy file is reported in one run, in file order,
+// a misspelt key with the key it is nearest to; each is a usage error.
+func TestParseReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	src := "catalog: s\nimages:\n  web:\n    imgae: refspec\n    version: \"1\"\n  db:\n    image: refspec\n    version: \"x.2\"\n  cache:\n    image: refspec\n    verison: \"2\"\n    arhc: amd64\n"
+	_, err := Parse("d.yaml", []byte(src))
+	var es Errors
+	if !errors.As(err, &es) || !errors.Is(err, failure.ErrUsage) {
+		t.Fatalf("Parse = %v, want Errors (usage errors)", err)
+	}
+	want := []string{
+		`d.yaml:4:5: unknown key "imgae": did you mean "image"?`,
+		`d.yaml:8:14: version "x.2": versions are left-anchored`,
+		`d.yaml:11:5: unknown key "verison": did you mean "version"?`,
+		`d.yaml:12:5: unknown key "arhc": did you mean "arch"?`,
+	}
+	if len(es) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(es), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(es[i].Error(), w) {
+			t.Errorf("problem %d = %q, want it to start %q", i+1, es[i].Error(), w)
+		}
+	}
+	if _, err := Parse("d.yaml", []byte("image: r\nversion: \"1\"\nfoo: bar\n")); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("a key near none = %v, want it unknown without a suggestion", err)
+	}
+}
+
 // yamlBomb is the billion laughs: nine levels of nine aliases each.
 func yamlBomb() string {
 	b := "a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n"

@@ -25,9 +25,11 @@ package deploy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -35,6 +37,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/nearest"
+	"github.com/imagebake/imagebake/internal/versionq"
 )
 
 // Pos is a place in a deploy file, 1-based.
@@ -56,6 +60,54 @@ func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
 
 // Unwrap classifies deploy file errors as usage errors.
 func (e *Error) Unwrap() error { return failure.ErrUsage }
+
+// Errors are every problem found in one deploy file, in file order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap gives each problem (each a usage error).
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// problems gathers a file's problems; err is nil without any, the one
+// *Error with one, Errors with several.
+type problems []*Error
+
+func (ps *problems) add(err error) {
+	var es Errors
+	var e *Error
+	switch {
+	case errors.As(err, &es):
+		*ps = append(*ps, es...)
+	case errors.As(err, &e):
+		*ps = append(*ps, e)
+	}
+}
+
+func (ps problems) err() error {
+	switch len(ps) {
+	case 0:
+		return nil
+	case 1:
+		return ps[0]
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		return ps[i].Pos.Line < ps[j].Pos.Line || ps[i].Pos.Line == ps[j].Pos.Line && ps[i].Pos.Col < ps[j].Pos.Col
+	})
+	return Errors(ps)
+}
 
 // File is a loaded deploy file.
 type File struct {
@@ -132,29 +184,29 @@ func Parse(name string, src []byte) (*File, error) {
 		return nil, &Error{Pos: pos(name, &doc), Msg: "a deploy file is a mapping with images: (or image: and version:)"}
 	}
 	root := doc.Content[0]
+	var ps problems
 	keys, err := mapping(name, root, "catalog", "images", "image", "version", "arch")
-	if err != nil {
-		return nil, err
-	}
+	ps.add(err)
 	if n := keys["catalog"]; n != nil {
 		if f.Catalog, err = scalar(name, n, "catalog"); err != nil {
-			return nil, err
+			ps.add(err)
 		}
 		f.CatalogPos = pos(name, n)
 	}
 	if imgs := keys["images"]; imgs != nil {
-		err = f.images(keys, imgs)
-	} else {
-		var s Selection
-		if s, err = f.selection("", pos(name, root), keys, root); err == nil {
+		ps.add(f.images(keys, imgs))
+	} else if len(ps) == 0 || keys["image"] != nil && keys["version"] != nil {
+		s, err := f.selection("", pos(name, root), keys, root)
+		ps.add(err)
+		if err == nil {
 			f.Selections = append(f.Selections, s)
 		}
 	}
-	if err != nil {
-		return nil, err
+	if len(ps) == 0 && len(f.Selections) == 0 {
+		ps.add(&Error{Pos: pos(name, root), Msg: "no image selected"})
 	}
-	if len(f.Selections) == 0 {
-		return nil, &Error{Pos: pos(name, root), Msg: "no image selected"}
+	if err := ps.err(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -194,27 +246,31 @@ func (f *File) images(keys map[string]*yaml.Node, imgs *yaml.Node) error {
 	if imgs.Kind != yaml.MappingNode {
 		return &Error{Pos: pos(name, imgs), Msg: "images: wants a mapping of name: {image, version, arch}"}
 	}
+	var ps problems
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(imgs.Content); i += 2 {
 		k, v := imgs.Content[i], imgs.Content[i+1]
 		if first := seen[k.Value]; first != nil {
-			return &Error{Pos: pos(name, k), Msg: fmt.Sprintf("selection %q given twice, at lines %d and %d; YAML keys are unique (name one of them otherwise)", k.Value, first.Line, k.Line)}
+			ps.add(&Error{Pos: pos(name, k), Msg: fmt.Sprintf("selection %q given twice, at lines %d and %d; YAML keys are unique (name one of them otherwise)", k.Value, first.Line, k.Line)})
+			continue
 		}
 		seen[k.Value] = k
 		if v.Kind != yaml.MappingNode {
-			return &Error{Pos: pos(name, v), Msg: fmt.Sprintf("images.%s wants a mapping with image: and version:", k.Value)}
+			ps.add(&Error{Pos: pos(name, v), Msg: fmt.Sprintf("images.%s wants a mapping with image: and version:", k.Value)})
+			continue
 		}
 		sk, err := mapping(name, v, "image", "version", "arch")
-		if err != nil {
-			return err
+		ps.add(err)
+		if err != nil && (sk["image"] == nil || sk["version"] == nil) {
+			continue // a misspelt key is why one is missing: said above
 		}
 		s, err := f.selection(k.Value, pos(name, k), sk, v)
-		if err != nil {
-			return err
+		ps.add(err)
+		if err == nil {
+			f.Selections = append(f.Selections, s)
 		}
-		f.Selections = append(f.Selections, s)
 	}
-	return nil
+	return ps.err()
 }
 
 // wideEncoding names the UTF-16 or UTF-32 encoding src starts with, by its byte
@@ -257,24 +313,36 @@ func plain(name string, root *yaml.Node) error {
 
 func pos(name string, n *yaml.Node) Pos { return Pos{name, max(n.Line, 1), max(n.Column, 1)} }
 
-// mapping returns a mapping's values by key, refusing unknown and repeated keys.
+// mapping returns a mapping's values by key, and an error naming every
+// unknown key (with the known one it is nearest to) and repeated key; the
+// known keys' values are returned either way.
 func mapping(name string, n *yaml.Node, allowed ...string) (map[string]*yaml.Node, error) {
 	out, keys := map[string]*yaml.Node{}, map[string]*yaml.Node{}
+	var ps problems
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
-		ok := false
-		for _, a := range allowed {
-			ok = ok || k.Value == a
-		}
-		if !ok {
-			return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("unknown key %q (known here: %s)", k.Value, strings.Join(allowed, ", "))}
+		if !slices.Contains(allowed, k.Value) {
+			msg := fmt.Sprintf("unknown key %q (known here: %s)", k.Value, strings.Join(allowed, ", "))
+			if near := nearest.Names(k.Value, allowed, 1); len(near) == 1 && nearEnough(k.Value, near[0]) {
+				msg = fmt.Sprintf("unknown key %q: did you mean %q? (known here: %s)", k.Value, near[0], strings.Join(allowed, ", "))
+			}
+			ps.add(&Error{Pos: pos(name, k), Msg: msg})
+			continue
 		}
 		if first := keys[k.Value]; first != nil {
-			return nil, &Error{Pos: pos(name, k), Msg: fmt.Sprintf("key %q given twice, at lines %d and %d", k.Value, first.Line, k.Line)}
+			ps.add(&Error{Pos: pos(name, k), Msg: fmt.Sprintf("key %q given twice, at lines %d and %d", k.Value, first.Line, k.Line)})
+			continue
 		}
 		out[k.Value], keys[k.Value] = n.Content[i+1], k
 	}
-	return out, nil
+	return out, ps.err()
+}
+
+// nearEnough says whether a misspelt key is close enough to a known one to
+// suggest it: two edits at most, or a third of its letters (verison,
+// imgae, arhc).
+func nearEnough(got, known string) bool {
+	return nearest.Distance(got, known) <= max(2, len(known)/3)
 }
 
 func scalar(name string, n *yaml.Node, what string) (string, error) {
@@ -303,6 +371,9 @@ func (f *File) selection(key string, at Pos, keys map[string]*yaml.Node, n *yaml
 	}
 	s.Version = ver.Value
 	s.VersionPos = pos(f.Path, ver)
+	if _, err := versionq.Parse(ver.Value, true); err != nil {
+		return s, &Error{Pos: s.VersionPos, Msg: fmt.Sprintf("version %v (the forms: 1.4, 1.4.2, ~1.4, ^1.4.2, >=1.2 <2, latest; docs/deploy-files.md)", err)}
+	}
 	if s.start, s.end, s.quote, err = f.locate(ver); err != nil {
 		return s, err
 	}

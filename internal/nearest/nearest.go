@@ -88,3 +88,7 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Distance is the edit distance between a and b (insertions, deletions
+// and substitutions of single characters).
+func Distance(a, b string) int { return levenshtein(a, b) }
