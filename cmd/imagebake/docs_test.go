@@ -2,6 +2,9 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"regexp"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -55,5 +58,30 @@ func TestReferenceKeepsOtherFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "imagebake.md")); err != nil {
 		t.Errorf("the root page was not written: %v", err)
+	}
+}
+
+// The CI examples install a version of imagebake that exists: latest, or
+// a tag of this repository.
+func TestExamplesPinAnExistingVersion(t *testing.T) {
+	t.Parallel()
+	root := testutil.ModuleRoot(t)
+	tags, _ := exec.Command("git", "-C", root, "tag", "--list", "v*").Output()
+	known := map[string]bool{"latest": true}
+	for _, tag := range strings.Fields(string(tags)) {
+		known[tag] = true
+	}
+	re := regexp.MustCompile(`(?m)^\s*IMAGEBAKE_VERSION:\s*(\S+)`)
+	for _, f := range []string{"github-actions.yml", "gitlab-ci.yml"} {
+		b, err := os.ReadFile(filepath.Join(root, "examples", "ci", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := re.FindSubmatch(b)
+		if m == nil {
+			t.Errorf("%s sets no IMAGEBAKE_VERSION", f)
+		} else if !known[string(m[1])] {
+			t.Errorf("%s pins imagebake %s, which is not a tag of the repository (tags: %s)", f, m[1], strings.Fields(string(tags)))
+		}
 	}
 }
