@@ -3,9 +3,9 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
-	"path/filepath"
 	"testing"
 
 	"github.com/imagebake/imagebake/internal/testutil"
