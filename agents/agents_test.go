@@ -174,7 +174,8 @@ func TestConflictingStores(t *testing.T) {
 	publish(t, b, "mozagent", "2.4.0", "linux", "amd64")
 	// b's 2.4.0 is other content: rebuild it from another script
 	src := t.TempDir()
-	testutil.Must(t, os.WriteFile(filepath.Join(src, "x"), []byte("other"), 0o644))
+	testutil.Must(t, os.MkdirAll(filepath.Join(src, "bin"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte("other"), 0o755))
 	testutil.Must(t, os.Remove(filepath.Join(b.Tools(), "mozagent-2.4.0-amd64.tar.gz")))
 	testutil.Must(t, os.Remove(filepath.Join(b.Tools(), IndexName)))
 	if _, _, err := Publish(ctx, b, src, PublishOptions{Name: "mozagent", Version: "2.4.0", OS: "linux", Arch: "amd64"}); err != nil {
@@ -183,6 +184,31 @@ func TestConflictingStores(t *testing.T) {
 	_, err := NewChain(a, b).Select(ctx, Query{Name: "mozagent", Want: "2", OS: "linux", Arch: "amd64"})
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), a.Location()) || !strings.Contains(err.Error(), b.Location()) {
 		t.Errorf("Select over conflicting stores = %v, want ErrConflict naming both", err)
+	}
+}
+
+// agents publish takes a tree laid out as images run it (bin/NAME, an
+// executable) and names what is missing otherwise; nothing is published.
+func TestPublishChecksLayout(t *testing.T) {
+	t.Parallel()
+	d := newDir(t)
+	o := PublishOptions{Name: "mozagent", Version: "2.4.0", OS: "linux", Arch: "amd64"}
+	flat := t.TempDir()
+	testutil.Must(t, os.WriteFile(filepath.Join(flat, "mozagent"), []byte("x"), 0o755))
+	noexec := t.TempDir()
+	testutil.Must(t, os.MkdirAll(filepath.Join(noexec, "bin"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(noexec, "bin", "mozagent"), []byte("x"), 0o644))
+	for _, c := range []struct{ from, want string }{
+		{flat, "it has no bin/mozagent (its top level: mozagent)"},
+		{noexec, "bin/mozagent is not executable (mode 0644)"},
+	} {
+		_, _, err := Publish(ctx, d, c.from, o)
+		if !errors.Is(err, failure.ErrUsage) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("publish of %s = %v, want a usage error saying %q", c.from, err, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(d.Tools()); len(entries) > 1 { // the index at most
+		t.Errorf("a refused publish left files in the store: %v", entries)
 	}
 }
 
@@ -195,7 +221,8 @@ func TestPublishImmutable(t *testing.T) {
 		t.Errorf("re-publish changed sha256 %s -> %s: the tarball is not deterministic", e.SHA256, again.SHA256)
 	}
 	src := t.TempDir()
-	testutil.Must(t, os.WriteFile(filepath.Join(src, "other"), []byte("x"), 0o644))
+	testutil.Must(t, os.MkdirAll(filepath.Join(src, "bin"), 0o755))
+	testutil.Must(t, os.WriteFile(filepath.Join(src, "bin", "mozagent"), []byte("other content"), 0o755))
 	_, _, err := Publish(ctx, d, src, PublishOptions{Name: "mozagent", Version: "2.4.0", OS: "linux", Arch: "amd64"})
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("publishing other content under 2.4.0 = %v, want ErrExists", err)

@@ -103,7 +103,32 @@ func (o PublishOptions) check(from string) error {
 	if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
 		return fmt.Errorf("%w: --from %s is not a directory", failure.ErrUsage, from)
 	}
-	return nil
+	return checkLayout(from, o.Name)
+}
+
+// checkLayout refuses a tree that is not agent binaries as images unpack
+// them: bin/NAME, a regular executable file, is what the image runs.
+func checkLayout(from, name string) error {
+	main := filepath.Join(from, "bin", name)
+	fi, err := os.Lstat(main)
+	var problem string
+	switch {
+	case err != nil:
+		var entries []string
+		if des, err := os.ReadDir(from); err == nil {
+			for _, d := range des {
+				entries = append(entries, d.Name())
+			}
+		}
+		problem = fmt.Sprintf("it has no bin/%s (its top level: %s)", name, strings.Join(entries, ", "))
+	case !fi.Mode().IsRegular():
+		problem = fmt.Sprintf("bin/%s is not a regular file (%s)", name, fi.Mode().Type())
+	case fi.Mode().Perm()&0o111 == 0:
+		problem = fmt.Sprintf("bin/%s is not executable (mode %04o)", name, fi.Mode().Perm())
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: --from %s is not agent binaries laid out as images run them: %s; want bin/%s (the agent) and whatever it needs beside it", failure.ErrUsage, from, problem, name)
 }
 
 // pack writes the deterministic tarball of from into a temporary file in

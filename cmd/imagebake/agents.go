@@ -85,9 +85,13 @@ func newAgentsListCommand(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), rows)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tPLATFORM\tSIZE\tSHA256\tSTORE")
+			fmt.Fprintln(tw, "NAME\tVERSION\tPLATFORM\tSIZE\tSHA256\tSTATE\tSTORE")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Version, r.Platform(), r.Size, r.SHA256[:12], r.Store)
+				state := "ok"
+				if r.Withdrawn != nil { // kept for rebuilds, never selected
+					state = "withdrawn: " + r.Withdrawn.Reason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Version, r.Platform(), r.Size, r.SHA256[:12], state, r.Store)
 			}
 			return tw.Flush()
 		},
