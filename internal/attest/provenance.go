@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,12 +107,12 @@ func provenanceOf(m *manifest.Manifest, started, finished time.Time, builder str
 			subs = append(subs, subject{Name: im.Name, Digest: hex(im.Digest)})
 		}
 	}
-	deps := []resourceDescriptor{{Name: "control repo", URI: "git+" + plainURL(m.Repo.URL) + "@refs/tags/" + m.Repo.Tag, Digest: map[string]string{"gitCommit": m.Repo.Commit}}}
+	deps := []resourceDescriptor{{Name: "control repo", URI: GitURI(m.Repo.URL) + "@refs/tags/" + m.Repo.Tag, Digest: map[string]string{"gitCommit": m.Repo.Commit}}}
 	for _, x := range m.Puppetfile.Modules {
 		d := resourceDescriptor{Name: "module " + x.Name}
 		switch {
 		case x.Commit != "":
-			d.URI, d.Digest = "git+"+plainURL(x.Source), map[string]string{"gitCommit": x.Commit}
+			d.URI, d.Digest = GitURI(x.Source), map[string]string{"gitCommit": x.Commit}
 		case x.SHA256 != "":
 			d.URI, d.Digest = plainURL(x.URL), map[string]string{"sha256": x.SHA256}
 		default:
@@ -150,6 +151,32 @@ func builderOf(version, id string) builderID {
 		id = "https://github.com/imagebake/imagebake"
 	}
 	return builderID{ID: id, Version: map[string]string{"imagebake": version}}
+}
+
+// GitURI is a git remote as an SPDX/SLSA download location: git+ and a
+// URL (git+https://host/repo.git, git+file:///srv/git/control, an scp-like
+// git@host:repo as git+ssh://git@host/repo), without credentials (an ssh
+// user name is kept: it is who logs in); git:// stays as it is.
+func GitURI(remote string) string {
+	s := plainURL(remote)
+	if u, err := url.Parse(remote); err == nil && u.Scheme == "ssh" && u.User != nil {
+		u.User = url.User(u.User.Username()) // ssh's user is who logs in, not a secret
+		s = u.String()
+	}
+	switch {
+	case strings.HasPrefix(s, "git+") || strings.HasPrefix(s, "git://"):
+		return s
+	case strings.Contains(s, "://"):
+		return "git+" + s
+	case strings.HasPrefix(s, "/"):
+		return "git+" + (&url.URL{Scheme: "file", Path: s}).String()
+	}
+	if user, rest, ok := strings.Cut(s, "@"); ok && !strings.Contains(user, "/") {
+		if host, p, ok := strings.Cut(rest, ":"); ok {
+			return "git+ssh://" + user + "@" + host + "/" + strings.TrimPrefix(p, "/")
+		}
+	}
+	return "git+" + (&url.URL{Scheme: "file", Path: s}).String() // a relative path, as recorded
 }
 
 // plainURL drops credentials from a URL (user:token@host).

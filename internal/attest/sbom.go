@@ -82,14 +82,14 @@ func WriteSBOM(m *manifest.Manifest, name string) error {
 		DocumentNamespace: "https://imagebake.invalid/spdx/" + m.Family + "-" + m.Release + "-" + strings.TrimPrefix(m.InputsDigest, "sha256:"),
 		CreationInfo:      spdxCreation{Created: time.Unix(m.Epoch, 0).UTC().Format(time.RFC3339), Creators: []string{"Tool: imagebake-" + m.Imagebake.Version}},
 		Packages: []spdxPackage{{SPDXID: repoID, Name: "control-repo", VersionInfo: m.Repo.Tag,
-			DownloadLocation: "git+" + m.Repo.URL + "@" + m.Repo.Commit, Comment: "commit " + m.Repo.Commit}},
+			DownloadLocation: GitURI(m.Repo.URL) + "@" + m.Repo.Commit, Comment: "commit " + m.Repo.Commit}},
 		Relationships: []spdxRelation{{"SPDXRef-DOCUMENT", "DESCRIBES", repoID}},
 	}
 	for _, mod := range m.Puppetfile.Modules {
 		p := spdxPackage{SPDXID: spdxID("Module", mod.Name), Name: mod.Name, DownloadLocation: "NOASSERTION"}
 		switch mod.Kind {
 		case "git":
-			p.VersionInfo, p.DownloadLocation = mod.Commit, "git+"+mod.Source+"@"+mod.Commit
+			p.VersionInfo, p.DownloadLocation = mod.Commit, GitURI(mod.Source)+"@"+mod.Commit
 			p.Comment = mod.RefType + " " + mod.Ref + ", commit " + mod.Commit
 			if mod.ModuleVersion != "" {
 				p.VersionInfo = mod.ModuleVersion // what metadata.json says
@@ -139,7 +139,7 @@ func modulePURL(mod lockfile.Module) string {
 	}
 	switch mod.Kind {
 	case "git":
-		q := packageurl.Qualifiers{{Key: "vcs_url", Value: "git+" + mod.Source + "@" + mod.Commit}}
+		q := packageurl.Qualifiers{{Key: "vcs_url", Value: "git+" + mod.Source + "@" + mod.Commit}} // as purls always had it
 		if g := githubRE.FindStringSubmatch(mod.Source); g != nil {
 			v := mod.Commit
 			if mod.RefType == "tag" {
