@@ -107,12 +107,12 @@ func provenanceOf(m *manifest.Manifest, started, finished time.Time, builder str
 			subs = append(subs, subject{Name: im.Name, Digest: hex(im.Digest)})
 		}
 	}
-	deps := []resourceDescriptor{{Name: "control repo", URI: GitURI(m.Repo.URL) + "@refs/tags/" + m.Repo.Tag, Digest: map[string]string{"gitCommit": m.Repo.Commit}}}
+	deps := []resourceDescriptor{{Name: "control repo", URI: gitURIOf(m, m.Repo.URL, plainURL) + "@refs/tags/" + m.Repo.Tag, Digest: map[string]string{"gitCommit": m.Repo.Commit}}}
 	for _, x := range m.Puppetfile.Modules {
 		d := resourceDescriptor{Name: "module " + x.Name}
 		switch {
 		case x.Commit != "":
-			d.URI, d.Digest = GitURI(x.Source), map[string]string{"gitCommit": x.Commit}
+			d.URI, d.Digest = gitURIOf(m, x.Source, plainURL), map[string]string{"gitCommit": x.Commit}
 		case x.SHA256 != "":
 			d.URI, d.Digest = plainURL(x.URL), map[string]string{"sha256": x.SHA256}
 		default:
@@ -177,6 +177,16 @@ func GitURI(remote string) string {
 		}
 	}
 	return "git+" + (&url.URL{Scheme: "file", Path: s}).String() // a relative path, as recorded
+}
+
+// gitURIOf is remote as the release m writes it: a URI (GitURI) from
+// defaults 3 on; before, "git+" and old(remote), as those releases were
+// made (their SBOM and provenance are checked byte for byte).
+func gitURIOf(m *manifest.Manifest, remote string, old func(string) string) string {
+	if m.Imagebake.Defaults >= 3 {
+		return GitURI(remote)
+	}
+	return "git+" + old(remote)
 }
 
 // plainURL drops credentials from a URL (user:token@host).

@@ -82,14 +82,14 @@ func WriteSBOM(m *manifest.Manifest, name string) error {
 		DocumentNamespace: "https://imagebake.invalid/spdx/" + m.Family + "-" + m.Release + "-" + strings.TrimPrefix(m.InputsDigest, "sha256:"),
 		CreationInfo:      spdxCreation{Created: time.Unix(m.Epoch, 0).UTC().Format(time.RFC3339), Creators: []string{"Tool: imagebake-" + m.Imagebake.Version}},
 		Packages: []spdxPackage{{SPDXID: repoID, Name: "control-repo", VersionInfo: m.Repo.Tag,
-			DownloadLocation: GitURI(m.Repo.URL) + "@" + m.Repo.Commit, Comment: "commit " + m.Repo.Commit}},
+			DownloadLocation: gitURIOf(m, m.Repo.URL, asIs) + "@" + m.Repo.Commit, Comment: "commit " + m.Repo.Commit}},
 		Relationships: []spdxRelation{{"SPDXRef-DOCUMENT", "DESCRIBES", repoID}},
 	}
 	for _, mod := range m.Puppetfile.Modules {
 		p := spdxPackage{SPDXID: spdxID("Module", mod.Name), Name: mod.Name, DownloadLocation: "NOASSERTION"}
 		switch mod.Kind {
 		case "git":
-			p.VersionInfo, p.DownloadLocation = mod.Commit, GitURI(mod.Source)+"@"+mod.Commit
+			p.VersionInfo, p.DownloadLocation = mod.Commit, gitURIOf(m, mod.Source, asIs)+"@"+mod.Commit
 			p.Comment = mod.RefType + " " + mod.Ref + ", commit " + mod.Commit
 			if mod.ModuleVersion != "" {
 				p.VersionInfo = mod.ModuleVersion // what metadata.json says
@@ -112,7 +112,7 @@ func WriteSBOM(m *manifest.Manifest, name string) error {
 		doc.Relationships = append(doc.Relationships, spdxRelation{"SPDXRef-DOCUMENT", "DESCRIBES", p.SPDXID})
 	}
 	for _, im := range m.Images {
-		basePackages(&doc, im)
+		basePackages(&doc, im, m.Imagebake.Defaults)
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
@@ -159,12 +159,16 @@ func modulePURL(mod lockfile.Module) string {
 	return ""
 }
 
+func asIs(s string) string { return s }
+
 // purlType is the package URL type of each package database format.
 var purlType = map[string]string{"dpkg": packageurl.TypeDebian, "apk": packageurl.TypeApk, "rpm": packageurl.TypeRPM}
 
 // basePackages adds im's base and its packages, each with its package URL
-// (pkg:deb/debian/openssl@3.0.11-1~deb12u1?arch=amd64&distro=debian-12).
-func basePackages(doc *spdxDoc, im manifest.Image) {
+// (pkg:deb/debian/libssl3@3.0.11-1~deb12u1?arch=amd64&distro=debian-12&upstream=openssl):
+// qualifiers sorted, a Debian epoch kept in the version (1:2.4.47-2), an
+// rpm epoch in its own qualifier, as the purl spec says.
+func basePackages(doc *spdxDoc, im manifest.Image, defaults int) {
 	ps := im.Base.Packages
 	if ps == nil {
 		return
@@ -188,6 +192,11 @@ func basePackages(doc *spdxDoc, im manifest.Image) {
 		if distro != "" {
 			q = append(q, packageurl.Qualifier{Key: "distro", Value: distro})
 		}
+		if p.Source != "" && p.Source != p.Name && defaults >= 3 {
+			// the source package, as syft writes it: Debian's OSV records
+			// (and the DSAs) are keyed by it
+			q = append(q, packageurl.Qualifier{Key: "upstream", Value: p.Source})
+		}
 		version := p.Version
 		if e, v, ok := strings.Cut(version, ":"); ok && ps.Format == "rpm" {
 			// the purl spec puts an rpm epoch in a qualifier
@@ -197,7 +206,7 @@ func basePackages(doc *spdxDoc, im manifest.Image) {
 		purl := packageurl.NewPackageURL(purlType[ps.Format], namespace, p.Name, version, q, "")
 		sp := spdxPackage{SPDXID: spdxID("BasePackage", im.Arch+"-"+p.Name+"-"+p.Arch), Name: p.Name, VersionInfo: p.Version,
 			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl.ToString()}}}
-		if p.Source != "" && p.Source != p.Name {
+		if p.Source != "" && p.Source != p.Name && defaults >= 3 {
 			sp.Comment = "source package " + p.Source
 		}
 		if p.License != "" {

@@ -1,6 +1,8 @@
 package attest
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -8,9 +10,10 @@ import (
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
-// Package URLs of apk and rpm bases, as the purl spec writes them: the
-// distribution as namespace, arch and distro qualifiers, an rpm epoch as
-// a qualifier.
+// Package URLs of Debian, apk and rpm bases, as the purl spec (and syft)
+// write them: the distribution as namespace; arch, distro and upstream
+// (the source package, when it is another) qualifiers, sorted; a Debian
+// epoch in the version, an rpm epoch as a qualifier.
 func TestBasePackageURLs(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -19,6 +22,12 @@ func TestBasePackageURLs(t *testing.T) {
 		pkg    manifest.Package
 		want   string
 	}{
+		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "libssl3", Version: "3.0.11-1~deb12u2", Arch: "amd64", Source: "openssl"},
+			"pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl"},
+		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "openssl", Version: "3.0.11-1~deb12u2", Arch: "amd64", Source: "openssl"},
+			"pkg:deb/debian/openssl@3.0.11-1~deb12u2?arch=amd64&distro=debian-12"},
+		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "attr", Version: "1:2.5.1-4", Arch: "amd64"},
+			"pkg:deb/debian/attr@1:2.5.1-4?arch=amd64&distro=debian-12"},
 		{manifest.OS{ID: "alpine", VersionID: "3.19.1"}, "apk", manifest.Package{Name: "libssl3", Version: "3.1.4-r2", Arch: "x86_64"},
 			"pkg:apk/alpine/libssl3@3.1.4-r2?arch=x86_64&distro=alpine-3.19.1"},
 		{manifest.OS{ID: "rocky", VersionID: "9.3"}, "rpm", manifest.Package{Name: "openssl", Version: "1:3.0.7-24.el9", Arch: "x86_64"},
@@ -29,7 +38,7 @@ func TestBasePackageURLs(t *testing.T) {
 		im := manifest.Image{Arch: "amd64", Name: "x-1.0.0-amd64", Base: manifest.Base{Ref: "rootfs:b@sha256:1", OS: &tt.os,
 			Packages: &manifest.Packages{Format: tt.format, Count: 1, List: []manifest.Package{tt.pkg}}}}
 		var doc spdxDoc
-		basePackages(&doc, im)
+		basePackages(&doc, im, 3)
 		var got []string
 		for _, p := range doc.Packages {
 			for _, r := range p.ExternalRefs {
@@ -62,6 +71,36 @@ func TestModulePURL(t *testing.T) {
 	} {
 		if got := modulePURL(tc.mod); got != tc.want {
 			t.Errorf("modulePURL(%s) =\n%s\nwant\n%s", tc.mod.Name, got, tc.want)
+		}
+	}
+}
+
+// A release keeps the SBOM rules of its defaults: one of defaults 2 (made
+// before upstream= and URIs) is written, and verified, as it was made.
+func TestSBOMFollowsTheReleaseDefaults(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		defaults       int
+		purl, location string
+	}{
+		{2, "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12", "git+/srv/git/control@" + strings.Repeat("a", 40)},
+		{3, "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl", "git+file:///srv/git/control@" + strings.Repeat("a", 40)},
+	} {
+		m := &manifest.Manifest{Family: "x", Release: "1.0.0", Imagebake: manifest.Tool{Defaults: c.defaults},
+			Repo: manifest.Repo{URL: "/srv/git/control", Commit: strings.Repeat("a", 40)},
+			Images: []manifest.Image{{Arch: "amd64", Name: "x-1.0.0-amd64", Base: manifest.Base{Ref: "rootfs:b", OS: &manifest.OS{ID: "debian", VersionID: "12"},
+				Packages: &manifest.Packages{Format: "dpkg", Count: 1, List: []manifest.Package{{Name: "libssl3", Version: "3.0.11-1~deb12u2", Arch: "amd64", Source: "openssl"}}}}}}}
+		name := filepath.Join(t.TempDir(), SBOMName)
+		if err := WriteSBOM(m, name); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.ReplaceAll(string(b), `\u0026`, "&") // encoding/json escapes &
+		if !strings.Contains(s, `"`+c.purl+`"`) || !strings.Contains(s, `"`+c.location+`"`) {
+			t.Errorf("defaults %d: the SBOM lacks %s or %s:\n%s", c.defaults, c.purl, c.location, s)
 		}
 	}
 }

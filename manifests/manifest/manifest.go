@@ -168,8 +168,12 @@ type Tool struct {
 
 // CurrentDefaults is the Defaults new bakes get. 2: release.toml in a
 // layer of its own ("release"), and the agents layer at its archive's
-// time, so that releases with the same agents share that layer.
-const CurrentDefaults = 2
+// time, so that releases with the same agents share that layer. 3: the
+// SBOM's base packages name their source package (purl upstream=, as
+// syft writes it), and remotes are URIs in the SBOM and the provenance
+// (git+file:///..., git+ssh://...); the images are those of 2 (their
+// content digest counts defaults 3 as 2).
+const CurrentDefaults = 3
 
 // Repo is the control repo at the release.
 type Repo struct {
@@ -352,10 +356,15 @@ func BaseIdentity(ref string) string {
 	return ref
 }
 
+// imageDefaults is the part of defaults d that shapes images: 3 changed
+// only the SBOM and the provenance, so an image of defaults 3 is made of
+// what one of 2 is (and has its digest).
+func imageDefaults(d int) int { return min(d, 2) }
+
 // ContentDigest is the digest of what im is made of (see "Content and
 // provenance" in the package documentation).
 func (m *Manifest) ContentDigest(im Image) (string, error) {
-	c := content{Family: m.Family, Release: m.Release, Epoch: m.Epoch, Builder: m.Builder, Environment: m.Environment, Exclude: m.PayloadExclude, Defaults: m.Imagebake.Defaults,
+	c := content{Family: m.Family, Release: m.Release, Epoch: m.Epoch, Builder: m.Builder, Environment: m.Environment, Exclude: m.PayloadExclude, Defaults: imageDefaults(m.Imagebake.Defaults),
 		Tag: m.Repo.Tag, Commit: m.Repo.Commit, Puppetfile: m.Puppetfile.SHA256, Moduledir: m.Puppetfile.Moduledir,
 		Arch: im.Arch, OS: im.OS, Name: im.Name, Base: BaseIdentity(im.Base.Ref), Agent: im.Agent}
 	c.Agent.Source, c.Agent.Path = "", ""
