@@ -23,8 +23,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/gitcache"
@@ -159,6 +157,9 @@ func Plan(ctx context.Context, o Options) (*manifest.Manifest, release.Rules, er
 // stagePayload and buildRelease in a staging directory beside it, swapped into place.
 // One bake into an out dir runs at a time; a second waits.
 func Bake(ctx context.Context, o Options) (*manifest.Manifest, error) {
+	if err := failure.NeedLinux("baking an image"); err != nil {
+		return nil, err
+	}
 	o.started = time.Now()
 	if o.Builder == BuilderPacker {
 		return bakeWithPacker(ctx, o)
@@ -415,11 +416,11 @@ func replaceDir(src, dst string) error {
 	if _, err := os.Lstat(dst); err != nil {
 		return os.Rename(src, dst)
 	}
-	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
+	err := exchange(src, dst)
 	if err == nil {
 		return os.RemoveAll(src) // now the old release
 	}
-	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EOPNOTSUPP) {
+	if !errors.Is(err, errors.ErrUnsupported) {
 		return err
 	}
 	// a file system without exchange: a short gap while the old one moves

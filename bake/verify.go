@@ -28,6 +28,9 @@ var ErrMismatch = fmt.Errorf("rebuild differs from the manifest: %w", failure.Er
 // difference the error names the image, the layer and the first differing
 // path. o supplies the cache, context and logging.
 func Verify(ctx context.Context, name string, o Options) (*manifest.Manifest, error) {
+	if err := failure.NeedLinux("verifying a release by rebuilding it"); err != nil {
+		return nil, err
+	}
 	want, err := manifest.Read(name)
 	if err != nil {
 		return nil, err

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
-	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/internal/confine"
 	"github.com/imagebake/imagebake/internal/ctxio"
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/sysx"
 )
 
 // ErrUnsafe marks an archive that Extract refuses: a path leaving the
@@ -118,8 +118,7 @@ func Extract(r io.Reader, dst string, o ExtractOptions) (err error) {
 	}
 	// Set mtimes last, children before parents, so writing never disturbs them.
 	for i := len(x.times) - 1; i >= 0; i-- {
-		ts := []unix.Timespec{unix.NsecToTimespec(x.mtimes[i].UnixNano()), unix.NsecToTimespec(x.mtimes[i].UnixNano())}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, x.times[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := sysx.Lutimes(x.times[i], x.mtimes[i]); err != nil {
 			return err
 		}
 	}

@@ -137,6 +137,9 @@ type Options struct {
 // Activate makes opts.Version the current agent, or leaves current as it
 // was and records why not.
 func (m *Machine) Activate(ctx context.Context, o Options) (*State, error) {
+	if err := failure.NeedLinux("activating agent binaries"); err != nil {
+		return nil, err
+	}
 	lf, err := m.lock()
 	if err != nil {
 		return nil, err
@@ -295,6 +298,9 @@ func (m *Machine) switchTo(dir string) error {
 
 // Rollback switches current back to the previous version, after the same check.
 func (m *Machine) Rollback(ctx context.Context, o Options) (*State, error) {
+	if err := failure.NeedLinux("rolling agent binaries back"); err != nil {
+		return nil, err
+	}
 	s, err := m.Status()
 	if err != nil {
 		return nil, err

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // Copy atomically replaces dst with a copy of src, mode perm. The copy
@@ -21,7 +19,7 @@ func Copy(src, dst string, perm os.FileMode) error {
 	defer in.Close()
 	return Write(dst, perm, func(w io.Writer) error {
 		if f, ok := w.(*os.File); ok {
-			if unix.IoctlFileClone(int(f.Fd()), int(in.Fd())) == nil {
+			if reflink(f, in) == nil {
 				return nil
 			}
 		}

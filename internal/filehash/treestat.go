@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"syscall"
 )
 
 // TreeStat is a digest of what the file system says of every entry under
@@ -29,13 +28,12 @@ func TreeStat(ctx context.Context, root string) (string, error) {
 		if err != nil {
 			return err
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s: no stat", p)
+		line, err := statLine(fi)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
 		}
 		rel, _ := filepath.Rel(root, p)
-		fmt.Fprintf(h, "%q %o %d %d %d.%09d %d.%09d\n", filepath.ToSlash(rel), st.Mode, st.Size, st.Ino,
-			st.Ctim.Sec, st.Ctim.Nsec, st.Mtim.Sec, st.Mtim.Nsec)
+		fmt.Fprintf(h, "%q %s\n", filepath.ToSlash(rel), line)
 		return nil
 	})
 	if err != nil {

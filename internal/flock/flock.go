@@ -5,12 +5,9 @@ package flock
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Lock takes an exclusive lock on the file at path (created, with its
@@ -48,7 +45,7 @@ func LockDir(ctx context.Context, dir string) (*os.File, error) {
 // the lock is found held and it starts to wait, so the user hears why
 // nothing happens.
 func LockDirWaiting(ctx context.Context, dir string, waiting func()) (*os.File, error) {
-	f, err := os.Open(dir)
+	f, err := openDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +59,11 @@ func wait(ctx context.Context, f *os.File) (*os.File, error) { return waitNotify
 // waitNotify is wait that calls waiting once, at the first refusal.
 func waitNotify(ctx context.Context, f *os.File, waiting func()) (*os.File, error) {
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
+		busy, err := lock(f, true, false)
+		if err == nil && !busy {
 			return f, nil
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
+		if err != nil {
 			f.Close()
 			return nil, err
 		}

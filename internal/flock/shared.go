@@ -1,10 +1,7 @@
 package flock
 
 import (
-	"errors"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // Shared takes a shared lock on the file at path (created, with its
@@ -15,13 +12,7 @@ func Shared(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_SH)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if _, err = lock(f, false, true); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -34,8 +25,8 @@ func TryExclusive(path string) (f *os.File, ok bool, err error) {
 	if f, err = openLockFile(path); err != nil {
 		return nil, false, err
 	}
-	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
+	busy, err := lock(f, true, false)
+	if err == nil && busy {
 		f.Close()
 		return nil, false, nil
 	}
@@ -48,11 +39,4 @@ func TryExclusive(path string) (f *os.File, ok bool, err error) {
 
 // Downgrade turns the exclusive lock f holds into a shared one: others
 // may then take it shared, and TryExclusive fails while f holds it.
-func Downgrade(f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_SH)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
+func Downgrade(f *os.File) error { return downgrade(f) }

@@ -12,10 +12,10 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/sysx"
 )
 
 // Network remotes (git://, http(s)://, ssh:// and scp-like user@host:path)
@@ -116,8 +116,7 @@ func (m *Mirror) git(ctx context.Context, args ...string) ([]byte, error) {
 	defer cancel(nil)
 	cmd := exec.CommandContext(ctx, "git", full...)
 	cmd.Env = m.remote.env()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) } // and its helpers
+	sysx.OwnGroup(cmd) // a cancel kills git and its helpers
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout = &out

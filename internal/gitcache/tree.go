@@ -14,9 +14,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
-	"golang.org/x/sys/unix"
 
 	"github.com/imagebake/imagebake/internal/failure"
+	"github.com/imagebake/imagebake/internal/sysx"
 )
 
 // WriteTree writes the tree of commit sha into dir (which must not exist),
@@ -36,10 +36,9 @@ func (m *Mirror) WriteTree(ctx context.Context, sha, dir string, mtime time.Time
 	if err := writeTree(ctx, m.repo.Storer, tree, dir, "", skip, &dirs); err != nil {
 		return fmt.Errorf("writing %s of %s into %s: %w", sha, m.URL, dir, err)
 	}
-	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
 	// Directories last, deepest first: writing into one changes its mtime.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, dirs[i], ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := sysx.Lutimes(dirs[i], mtime); err != nil {
 			return fmt.Errorf("setting mtime of %s: %w", dirs[i], err)
 		}
 	}

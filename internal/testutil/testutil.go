@@ -7,7 +7,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/cgi"
@@ -116,30 +115,6 @@ func Untar(t testing.TB, b []byte) map[string]string {
 		}
 		out[strings.TrimSuffix(h.Name, "/")] = v
 	}
-}
-
-// Registry starts the Debian docker-registry (distribution 2.8, no
-// referrers API) on a free loopback port with its storage in a temporary
-// directory, until the test ends, and returns its host:port.
-func Registry(t testing.TB) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatal("docker-registry (Debian package docker-registry) is needed; make test installs it")
-	}
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n", filepath.Join(dir, "data"))
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("docker-registry: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return ListeningAddr(t, cmd, &out)
 }
 
 var runTimes = regexp.MustCompile(`"(startedOn|finishedOn)": "[^"]*"`)

@@ -21,6 +21,7 @@ import (
 	"github.com/imagebake/imagebake/internal/filehash"
 	"github.com/imagebake/imagebake/internal/flock"
 	"github.com/imagebake/imagebake/internal/s3obj"
+	"github.com/imagebake/imagebake/internal/sysx"
 	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
@@ -243,8 +244,7 @@ func (s *Store) GC(ctx context.Context, grace time.Duration, dryRun bool, now ti
 		if err != nil {
 			continue // removed meanwhile
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Nlink > 1 {
+		if sysx.Links(fi) > 1 {
 			r.Referenced++
 			continue
 		}
