@@ -47,7 +47,7 @@ var ErrDigestMismatch = fmt.Errorf("digest mismatch: %w", failure.ErrVerify)
 type Layer struct {
 	Path      string
 	src       *inPlace // a base read where it is (Path is then the user's file)
-	Role      string // "base", "environment", "agents", "release"
+	Role      string   // "base", "environment", "agents", "release"
 	MediaType types.MediaType
 	DiffID    v1.Hash
 	Digest    v1.Hash

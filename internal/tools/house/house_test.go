@@ -127,7 +127,7 @@ func TestEnvironmentReadInOnePlace(t *testing.T) {
 // pathForMessage allows os.Getenv("PATH") where the sandbox names the PATH
 // it searched in an error message.
 func pathForMessage(fset *token.FileSet, f *ast.File, sel *ast.SelectorExpr) bool {
-	return strings.HasSuffix(fset.Position(f.Pos()).Filename, "internal/sandbox/sandbox.go") && sel.Sel.Name == "Getenv"
+	return strings.HasSuffix(fset.Position(f.Pos()).Filename, "internal/sandbox/run_linux.go") && sel.Sel.Name == "Getenv"
 }
 
 // eachFile parses every Go file of the project (tests, generated code and
