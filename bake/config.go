@@ -31,10 +31,10 @@ var ErrConfig = fmt.Errorf("invalid %s: %w", ConfigName, failure.ErrUsage)
 // Config is imagebake.toml. testdata/example/control/imagebake.toml.in is
 // the annotated example.
 type Config struct {
-	Family      string            `toml:"family"`
-	Arches      []string          `toml:"arches"`
+	Family      string            `toml:"family" jsonschema:"pattern=^[a-z][a-z0-9_-]*$"`
+	Arches      []string          `toml:"arches" jsonschema:"minItems=1"`
 	Environment string            `toml:"environment"`
-	Builder     string            `toml:"builder"`
+	Builder     string            `toml:"builder" jsonschema:"enum=oci,enum=rootfs,enum=packer"`
 	Base        *Base             `toml:"base"`  // for every arch
 	Bases       map[string]Base   `toml:"bases"` // per arch, over Base
 	Agents      *AgentsConfig     `toml:"agents"`
@@ -160,7 +160,7 @@ type Base struct {
 	Layout  string `toml:"layout" json:"layout,omitempty"`
 	Digest  string `toml:"digest" json:"digest,omitempty"`
 	Rootfs  string `toml:"rootfs" json:"rootfs,omitempty"`
-	SHA256  string `toml:"sha256" json:"sha256,omitempty"`
+	SHA256  string `toml:"sha256" json:"sha256,omitempty" jsonschema:"pattern=^[0-9a-f]{64}$"`
 	Image   string `toml:"image" json:"image,omitempty"` // REGISTRY/REPO@sha256:...
 }
 

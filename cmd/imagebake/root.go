@@ -81,7 +81,7 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 	root.AddCommand(newVersionCommand(g), newCacheCommand(g), newPuppetfileCommand(g), newAgentsCommand(g), newBakeCommand(g), newVerifyCommand(g),
 		newKeyCommand(g), newPublishCommand(g), newCatalogCommand(g), newStoreCommand(g), newReleaseCommand(g),
 		newSelectCommand(g), newCheckCommand(g), newUpgradeCommand(g), newPackerCommand(g), newPushCommand(g), newMergeCommand(g), newBaseCommand(g),
-		newDocsCommand(g))
+		newDocsCommand(g), newSchemaCommand())
 	strictGroups(root)
 	usageOnBadArgs(root)
 	return root
