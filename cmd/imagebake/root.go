@@ -39,8 +39,13 @@ func newRootCommand() *cobra.Command {
 		Long: `imagebake bakes golden images: one exact release of a Puppet control repo
 (every Puppetfile module pinned) plus pinned agent binaries per CPU arch.
 
-Settings come from, in order of precedence: flags, then environment
-(IMAGEBAKE_CACHE, SOURCE_DATE_EPOCH), then files (the Puppetfile's forge line).
+Settings come from, in order of precedence: flags, then the environment,
+then files (imagebake.toml, the deploy file, the Puppetfile's forge line).
+The environment: IMAGEBAKE_CACHE, IMAGEBAKE_STORES, IMAGEBAKE_TRUSTED_KEYS,
+IMAGEBAKE_KEY, IMAGEBAKE_KEY_PASSWORD, IMAGEBAKE_COSIGN_KEY (and
+COSIGN_PASSWORD), IMAGEBAKE_INSECURE_REGISTRIES, IMAGEBAKE_ADVISORIES,
+IMAGEBAKE_COMPILE_CACHE_MAX, IMAGEBAKE_REMAP, IMAGEBAKE_STALL_TIMEOUT and
+SOURCE_DATE_EPOCH; docs/settings.md pairs each with its flag and key.
 
 Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 3 not found (tag, module, version, agent binaries), 4 verification failed
