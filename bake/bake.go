@@ -44,6 +44,7 @@ type Options struct {
 	Stores  []string  // overrides imagebake.toml's agent stores
 	Version string    // imagebake's own version, recorded
 	Log     io.Writer
+	Verbose bool // also the notes that are the same on every bake (what a base lacks)
 	HTTP    *http.Client
 
 	// Previous, when set, is the previous release's manifest: the release

@@ -56,6 +56,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 			return nil, err
 		}
 		bb.CompressPlain = m.Imagebake.Defaults >= 1
+		bb.Verbose = o.Verbose
 		req.Images = append(req.Images, builders.Image{Arch: im.Arch, Name: im.Name, Base: bb, Layers: layers})
 	}
 	res, err := b.Build(ctx, req)

@@ -2,6 +2,8 @@ package bake
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,5 +72,23 @@ func TestAgainstNamesEveryChangedInput(t *testing.T) {
 	}
 	if _, err := against(old, releaseFor(t, nil), rule, false, t.Logf); err != nil {
 		t.Errorf("the same inputs: %v", err)
+	}
+}
+
+// What a base lacks (no package database, no /bin/sh) is the same on every
+// bake of it: said with --verbose only.
+func TestBaseNotesOnlyVerbose(t *testing.T) {
+	t.Parallel()
+	root, repo := example(t, map[string][]string{"amd64": {"2.4.1"}, "arm64": {"2.4.1"}})
+	for _, verbose := range []bool{false, true} {
+		var log strings.Builder
+		o := opts(root, repo, filepath.Join(root, fmt.Sprintf("dist-%v", verbose)))
+		o.Log, o.Verbose = &log, verbose
+		if _, err := Bake(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(log.String(), "no package database"); got != verbose {
+			t.Errorf("verbose %v: the base's notes printed: %v\n%s", verbose, got, log.String())
+		}
 	}
 }

@@ -167,6 +167,10 @@ type Base struct {
 	// CompressPlain stores a Rootfs given as a plain tar as a gzip layer
 	// (cached in Cache), as releases of manifest defaults 1 do.
 	CompressPlain bool `json:"-"`
+	// Verbose prints the notes on what the base lacks (no package
+	// database, no /bin/sh to tell its arch by): the same on every bake of
+	// it, so said with --verbose only.
+	Verbose bool `json:"-"`
 	// ReadInPlace reads a Rootfs where it is, through one descriptor
 	// checked not to change, instead of copying it into the blob dir: for
 	// a builder that keeps none of its bytes (rootfs).
@@ -200,8 +204,10 @@ func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 	if err != nil || found.Info == nil {
 		return img, found, err
 	}
-	for _, n := range found.Info.Notes {
-		logf(log, "note: %s: %s\n", what, n)
+	if b.Verbose {
+		for _, n := range found.Info.Notes {
+			logf(log, "note: %s: %s\n", what, n)
+		}
 	}
 	got, by, others := found.Info.ArchBy()
 	switch {
@@ -209,7 +215,7 @@ func LoadBase(ctx context.Context, b Base, arch, blobDir string, epoch time.Time
 		return nil, FoundBase{}, fmt.Errorf("%w: %s is for %s (%s built for %s), the image is for %s: give [bases.%s] a base built for %s", ErrBaseArch, what, got, by, got, arch, arch, arch)
 	case len(others) > 0:
 		logf(log, "note: %s: most packages are for %s, some for %s\n", what, got, strings.Join(others, ", "))
-	case got == "" && found.Info.OS != nil:
+	case got == "" && found.Info.OS != nil && b.Verbose:
 		logf(log, "note: %s: no package database and no /bin/sh to tell its architecture by\n", what)
 	}
 	return img, found, nil

@@ -146,13 +146,20 @@ func CheckAll(ctx context.Context, df *File, c *catalog.Catalog, src string, rea
 	return rep, nil
 }
 
+// policyError says how many selections fail the policy, in words: it is
+// ErrPolicy (exit 4) without "verification failed" in the message.
+type policyError struct{ msg string }
+
+func (e *policyError) Error() string { return e.msg }
+func (e *policyError) Unwrap() error { return ErrPolicy }
+
 // Err is the check's outcome for the file name: the worst of a selection
 // matching nothing (exit 3) and the policy failing (exit 4); nil when
 // every selection passed or only warned.
 func (r *Report) Err(name string) error {
 	var policy error
 	if r.Failed > 0 {
-		policy = fmt.Errorf("%w: %d of the selections in %s fail", ErrPolicy, r.Failed, name)
+		policy = &policyError{fmt.Sprintf("%d of the selections in %s %s the lifecycle policy (the errors above say why and what to select)", r.Failed, name, map[bool]string{true: "fails", false: "fail"}[r.Failed == 1])}
 	}
 	return failure.Worst(append(r.Missing, policy)...)
 }

@@ -125,7 +125,7 @@ func (f *bakeFlags) run(cmd *cobra.Command, g *globals) error {
 	if o.Epoch, err = sourceDateEpoch(f.epoch); err != nil {
 		return err
 	}
-	o.Version, o.Log, o.Registry = clientVersion(), g.progress(), remoteOptions(o.Registry)
+	o.Version, o.Log, o.Registry, o.Verbose = clientVersion(), g.progress(), remoteOptions(o.Registry), g.verbose
 	if f.pinned != "" {
 		if o.Pinned, err = manifest.Read(f.pinned); err != nil {
 			return err
@@ -236,7 +236,11 @@ func printBake(cmd *cobra.Command, g *globals, m *manifest.Manifest) error {
 	}
 	switch {
 	case len(m.PartialOf) > 0: // its index is no release's: merge makes that one
-		fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t(per-arch bake of %s: no release index until merge)\n", m.Family, m.Release, strings.Join(m.PartialOf, ", "))
+		var baked []string
+		for _, im := range m.Images {
+			baked = append(baked, im.Arch)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t(per-arch bake of %s, one part of %s: no release index until merge)\n", m.Family, m.Release, strings.Join(baked, ", "), strings.Join(m.PartialOf, ", "))
 	case m.IndexDigest == "": // rootfs: one tarball per arch, no index
 		fmt.Fprintf(cmd.OutOrStdout(), "%s-%s\t(%s builder: no index; one root file system per arch)\n", m.Family, m.Release, m.Builder)
 	default:

@@ -22,8 +22,9 @@ import (
 
 // globals are the flags every command has.
 type globals struct {
-	json  bool
-	quiet bool
+	json    bool
+	quiet   bool
+	verbose bool
 	// stderr is where the command's notes and warnings go: the command's
 	// stderr, through the progress reporter when it draws bars
 	stderr io.Writer
@@ -80,6 +81,7 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 	root.SetVersionTemplate(fmt.Sprintf("imagebake %s (%s, %s/%s)\n", clientVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH))
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON on stdout")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print no progress on stderr")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "also print the notes that are the same on every run (what a base lacks: a package database, /bin/sh)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v (see %s --help)", failure.ErrUsage, err, c.CommandPath())
 	})
