@@ -465,3 +465,14 @@ func TestEndOfLifeWithoutNewerMajor(t *testing.T) {
 		t.Errorf("end of life with no major 2 release:\n%s", got)
 	}
 }
+
+// FuzzParseLock: any bytes give a lock or a usage error, never a panic.
+func FuzzParseLock(f *testing.F) {
+	f.Add([]byte("version = 1\ndeploy_file = \"deploy.yaml\"\ncatalog = \"c\"\n[[selection]]\nfamily = \"r\"\nversion = \"1\"\nrelease = \"1.0.0\"\n[[selection.image]]\narch = \"amd64\"\nname = \"r-1.0.0-amd64\"\ndigest = \"sha256:00\"\n"))
+	f.Add([]byte("version = 2\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := ParseLock(b); err != nil && !errors.Is(err, failure.ErrUsage) {
+			t.Errorf("ParseLock error %v is not a usage error", err)
+		}
+	})
+}

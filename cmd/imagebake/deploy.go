@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -10,11 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
 	"github.com/imagebake/imagebake/deploy"
-	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/osv"
 	"github.com/imagebake/imagebake/manifests/catalog"
@@ -26,6 +23,7 @@ type deployFlags struct {
 	keyFlags
 	catalog string
 	now     string
+	lock    string // check --lock
 }
 
 func (f *deployFlags) register(cmd *cobra.Command) {
@@ -123,12 +121,7 @@ func newSelectCommand(g *globals) *cobra.Command {
 				return err // nothing written: a pipeline must not take a partial selection
 			}
 			if lock != "" {
-				var buf bytes.Buffer
-				buf.WriteString("# deploy lock: the exact images " + args[0] + " selects; written by imagebake select\n\n")
-				if err := toml.NewEncoder(&buf).Encode(map[string]any{"catalog": src, "selection": all}); err != nil {
-					return err
-				}
-				if err := atomicfile.WriteFile(lock, buf.Bytes(), 0o644); err != nil {
+				if err := deploy.WriteLock(lock, deploy.NewLock(lock, args[0], src, all)); err != nil {
 					return err
 				}
 			}
@@ -152,7 +145,7 @@ func newSelectCommand(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&lock, "lock", "", "also write the exact selection to this TOML file")
+	cmd.Flags().StringVar(&lock, "lock", "", "also write the exact selection (each image's digest) to this file, for check --lock (docs/deploy-files.md)")
 	return cmd
 }
 
@@ -180,7 +173,7 @@ func newCheckCommand(g *globals) *cobra.Command {
 	f := &deployFlags{}
 	var osvPaths []string
 	cmd := &cobra.Command{
-		Use:   "check deploy.yaml [--catalog C] [--now DATE]",
+		Use:   "check deploy.yaml [--catalog C] [--now DATE] [--lock deploy.lock]",
 		Short: "The CI gate: exit 0 (warnings printed), 4 on a policy error, 3 when a selection matches nothing",
 		Long:  checkLong,
 		Args:  cobra.ExactArgs(1),
@@ -188,6 +181,7 @@ func newCheckCommand(g *globals) *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().StringArrayVar(&osvPaths, "osv", nil, "OSV advisories: a .json file, a directory of them, or an osv.dev .zip (repeatable)")
+	cmd.Flags().StringVar(&f.lock, "lock", "", "also check the lock select --lock wrote: still what the file selects (a stale lock: exit 4), with the same digests (exit 4 otherwise)")
 	return cmd
 }
 
@@ -215,6 +209,7 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 	if err != nil {
 		return err
 	}
+	lockErr := checkLock(cmd, f.lock, df, c, src)
 	findings, passed := rep.Findings, rep.Passed
 	if g.json {
 		if findings == nil {
@@ -233,7 +228,37 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 		fmt.Fprintf(cmd.OutOrStdout(), "%s: %d selection(s): %d pass, %d with warnings, %d fail, %d match nothing\n",
 			name, len(df.Selections), len(passed), rep.Warned, rep.Failed, len(rep.Missing))
 	}
-	return rep.Err(name)
+	return failure.Worst(rep.Err(name), lockErr)
+}
+
+// checkLock compares the deploy lock at path (none: nothing to do) with
+// what the file df selects now, printing what matches and what does not;
+// a stale lock or a changed digest is ErrVerify (exit 4).
+func checkLock(cmd *cobra.Command, path string, df *deploy.File, c *catalog.Catalog, src string) error {
+	if path == "" {
+		return nil
+	}
+	l, err := deploy.ReadLock(path)
+	if err != nil {
+		return err
+	}
+	var all []*deploy.Resolved
+	for _, s := range df.Selections {
+		if r, err := deploy.Resolve(c, src, s); err == nil {
+			all = append(all, r)
+		}
+	}
+	ok, stale, changed := deploy.CompareLock(l, all, c)
+	for _, s := range ok {
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", path, s)
+	}
+	for _, s := range append(stale, changed...) {
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: error: %s\n", path, s)
+	}
+	if n := len(stale) + len(changed); n > 0 {
+		return fmt.Errorf("%w: %s: %d locked selection(s) no longer match", failure.ErrVerify, path, n)
+	}
+	return nil
 }
 
 // printSteps prints an upgrade plan: per selection the move (or why it

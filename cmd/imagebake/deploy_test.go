@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -246,5 +247,61 @@ func TestKeyGenerateEncryptsByDefault(t *testing.T) {
 		if _, err := gen(args...); failure.Code(err) != failure.ExitUsage {
 			t.Errorf("key generate %v = %v, want exit 2", args, err)
 		}
+	}
+}
+
+// select --lock writes the exact selection (lowercase keys, paths relative
+// to the lock); check --lock passes while the file selects what is locked
+// with the same digests, and fails (exit 4) on a stale lock or a digest
+// the catalog no longer gives.
+func TestDeployLockReadBack(t *testing.T) {
+	dir := t.TempDir()
+	data, sig := signedFixtureCatalog(t, dir)
+	cat := filepath.Join(dir, "catalog.toml")
+	testutil.Must(t, os.WriteFile(cat, data, 0o644))
+	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
+	df := filepath.Join(dir, "deploy.yaml")
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.4.2\n"), 0o644))
+	lock := filepath.Join(dir, "locks", "deploy.lock")
+	testutil.Must(t, os.MkdirAll(filepath.Dir(lock), 0o755))
+	cli := func(args ...string) (string, error) {
+		root := newRootCommand()
+		var out strings.Builder
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append(args, "--now", "2026-06-15"))
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	if out, err := cli("select", df, "--lock", lock); err != nil {
+		t.Fatalf("select --lock: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`deploy_file = "../deploy.yaml"`, `catalog = "../catalog.toml"`, "[[selection]]", `name = "web"`, `family = "refspec"`, `release = "1.4.2"`, "[[selection.image]]", `arch = "amd64"`, `digest = "sha256:`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the lock lacks %s:\n%s", want, b)
+		}
+	}
+	if out, err := cli("check", df, "--lock", lock); err != nil || !strings.Contains(out, "web: refspec 1.4.2, 2 image(s) as locked") {
+		t.Errorf("check --lock of a fresh lock = %v\n%s", err, out)
+	}
+	// the file moves on: the lock is stale
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.5.0\n"), 0o644))
+	if out, err := cli("check", df, "--lock", lock); failure.Code(err) != failure.ExitVerify || !strings.Contains(out, "locked at refspec 1.4.2, the deploy file now selects refspec 1.5.0") {
+		t.Errorf("check --lock of a stale lock = %v, want exit 4 naming both\n%s", err, out)
+	}
+	// a locked digest the catalog no longer gives
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.4.2\n"), 0o644))
+	edited := regexp.MustCompile(`digest = "sha256:[0-9a-f]{64}"`).ReplaceAllString(string(b), `digest = "sha256:`+strings.Repeat("0", 64)+`"`)
+	testutil.Must(t, os.WriteFile(lock, []byte(edited), 0o644))
+	if out, err := cli("check", df, "--lock", lock); failure.Code(err) != failure.ExitVerify || !strings.Contains(out, "the catalog gives sha256:") {
+		t.Errorf("check --lock with an edited digest = %v, want exit 4 naming it\n%s", err, out)
+	}
+	testutil.Must(t, os.WriteFile(lock, []byte("version = 1\nDeployFile = \"x\"\n"), 0o644))
+	if _, err := cli("check", df, "--lock", lock); failure.Code(err) != failure.ExitUsage {
+		t.Errorf("check --lock of a lock with an unknown key = %v, want exit 2", err)
 	}
 }
