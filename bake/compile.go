@@ -6,10 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -17,29 +15,18 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/klauspost/pgzip"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/imagebake/imagebake/internal/atomicfile"
 	"github.com/imagebake/imagebake/internal/failure"
-	"github.com/imagebake/imagebake/internal/filehash"
-	"github.com/imagebake/imagebake/internal/flock"
+	"github.com/imagebake/imagebake/internal/gate"
 	"github.com/imagebake/imagebake/internal/sandbox"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet/compiled"
 	"github.com/imagebake/imagebake/tarball"
 )
-
-// ErrCompile marks a release whose Puppet code does not compile on the
-// image's own Puppet.
-var ErrCompile = fmt.Errorf("the catalog does not compile: %w", failure.ErrVerify)
-
-// DefaultCompileTimeout bounds one run of the compile gate.
-const DefaultCompileTimeout = 5 * time.Minute
 
 // CompileOptions are the compile gate's (bake --compile).
 type CompileOptions struct {
@@ -60,7 +47,7 @@ type CompileOptions struct {
 	// nodes); none: the base's own node, on each image.
 	Nodes []NodeConfig
 	// CacheMax caps the bytes of unpacked bases the gate keeps in the
-	// cache (0: DefaultCompileCacheMax; negative: no cap).
+	// cache (0: gate.DefaultCacheMax; negative: no cap).
 	CacheMax int64
 }
 
@@ -172,13 +159,13 @@ func (o Options) factSets() ([]factSet, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(o.Context, filepath.FromSlash(p))
 		}
-		f, sum, err := readFactSet(p)
+		f, sum, err := gate.ReadFactSet(p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("[compile] node %s: %w", n.Name, err))
 			continue
 		}
 		if n.Arch == "" {
-			n.Arch = factArch(f)
+			n.Arch = gate.FactArch(f)
 		}
 		out = append(out, factSet{NodeConfig: n, facts: f, sha256: sum})
 	}
@@ -307,7 +294,7 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 	for _, n := range nodes {
 		if n.facts == nil && base == nil {
 			t1 := time.Now()
-			if base, err = baseFacts(ctx, im, lay.base, lay.factsCache); err != nil {
+			if base, err = gate.BaseFacts(ctx, im, lay.base, lay.factsCache); err != nil {
 				return nil, fmt.Errorf("compile gate: the facts of %s: %w", im.Name, err)
 			}
 			if d := time.Since(t1); d > 100*time.Millisecond {
@@ -317,9 +304,9 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 	}
 	// the nodes' facts, where Puppet's yaml facts terminus reads them
 	gateFS := filepath.Join(scratch, "gate")
-	yamlDir := filepath.Join(gateFS, filepath.FromSlash(strings.TrimPrefix(gateYAMLDir, "/")))
+	yamlDir := filepath.Join(gateFS, filepath.FromSlash(strings.TrimPrefix(gate.YAMLDir, "/")))
 	for _, n := range nodes {
-		if err := writeFactsYAML(yamlDir, n.Name, nodeFacts(n.Name, n.facts, base, overrides)); err != nil {
+		if err := gate.WriteFactsYAML(yamlDir, n.Name, gate.NodeFacts(n.Name, n.facts, base, overrides)); err != nil {
 			return nil, err
 		}
 	}
@@ -327,7 +314,8 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 	var out []manifest.NodeCatalog
 	var errs []error
 	for _, n := range nodes {
-		c, err := compileNode(ctx, m, im, lower, n, o)
+		c, err := gate.Compile(ctx, gate.Run{Program: im.Puppet.Program(), Node: n.Name, Environment: m.Environment, Lower: lower,
+			Timeout: o.Compile.Timeout, What: fmt.Sprintf("%s on %s %s", im.Name, im.Puppet.Package, im.Puppet.PackageVersion), Log: o.logf})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -340,68 +328,6 @@ func compileImage(ctx context.Context, m *manifest.Manifest, im *manifest.Image,
 	}
 	return out, errors.Join(errs...)
 }
-
-// gateYAMLDir is where the sandbox sees the nodes' facts.
-const gateYAMLDir = "/var/lib/imagebake-gate/yaml"
-
-// compileNode has Puppet compile node n's catalog in the sandbox whose
-// root is the union of lower.
-func compileNode(ctx context.Context, m *manifest.Manifest, im *manifest.Image, lower []string, n factSet, o Options) (*compiled.Catalog, error) {
-	// Puppet's own state goes to the private /tmp: the rest is read-only.
-	// A catalog is compiled, and no resource evaluated: no provider runs.
-	args := []string{im.Puppet.Program(), "catalog", "compile", n.Name, "--color=false", "--certname", n.Name, "--node_terminus", "plain",
-		"--vardir", "/tmp/puppet/var", "--logdir", "/tmp/puppet/log", "--rundir", "/tmp/puppet/run", "--ssldir", "/tmp/puppet/ssl",
-		"--facts_terminus", "yaml", "--yamldir", gateYAMLDir,
-		"--environmentpath", path.Dir(m.Environment), "--environment", path.Base(m.Environment)}
-	timeout := o.Compile.Timeout
-	if timeout <= 0 {
-		timeout = DefaultCompileTimeout
-	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	stdout := &capped{max: compiled.MaxSize}
-	res, err := sandbox.Run(cctx, sandbox.Spec{
-		Lower:    lower,
-		Writable: []string{"/tmp", "/run", "/var/tmp"},
-		Args:     args,
-		Env:      []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"},
-		Limits:   sandbox.Limits{CPU: timeout},
-		Stdout:   stdout,
-	})
-	out := string(res.Output)
-	what := fmt.Sprintf("%s on %s %s (node %s", im.Name, im.Puppet.Package, im.Puppet.PackageVersion, n.Name)
-	switch {
-	case cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
-		return nil, fmt.Errorf("%w: %s): Puppet stopped after %s (the compile timeout: --compile-timeout or [compile] timeout)", ErrCompile, what, timeout)
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.Is(err, sandbox.ErrLimit):
-		return nil, fmt.Errorf("%w: %s): %v; its last lines of output:\n  %s\nand of errors:\n  %s", ErrCompile, what, err, lastLines(stdout.buf.String(), 6), lastLines(out, 6))
-	case errors.Is(err, sandbox.ErrUnavailable):
-		return nil, fmt.Errorf("%w: compile gate for %s: %v", failure.ErrUsage, im.Name, err)
-	}
-	var ee *sandbox.ExitError
-	if errors.As(err, &ee) {
-		return nil, fmt.Errorf("%w: %s, exit %d):\n  %s", ErrCompile, what, ee.Code, puppetErrors(out+"\n"+stdout.buf.String(), m.Environment))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("compile gate for %s: %w", im.Name, err)
-	}
-	c, err := compiled.FromPuppet(stdout.buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s): Puppet printed no catalog: %v; its last lines:\n  %s", ErrCompile, what, err, lastLines(out, 10))
-	}
-	if c.Node != n.Name {
-		return nil, fmt.Errorf("%w: %s): Puppet printed the catalog of node %q", ErrCompile, what, c.Node)
-	}
-	if sec := compiledInRE.FindSubmatch(stdout.buf.Bytes()); sec != nil {
-		o.logf("compile gate: node %s: %d resources, compiled by Puppet in %s s (the rest of its run is Puppet starting)\n", n.Name, len(c.Resources), sec[1])
-	}
-	return c, nil
-}
-
-// compiledInRE is Puppet's own note of its compile time.
-var compiledInRE = regexp.MustCompile(`Compiled catalog for \S+ in environment \S+ in ([0-9.]+) seconds`)
 
 // keepCatalog writes c, normalised, into the release directory dir as
 // catalog-NODE.json and says what the manifest records of it.
@@ -435,20 +361,6 @@ func gateScratch(dir string) (string, error) {
 		return "", err
 	}
 	return scratch, nil
-}
-
-// lastLines is the last n lines of out, each cut at 200 bytes.
-func lastLines(out string, n int) string {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	for i, l := range lines {
-		if len(l) > 200 {
-			lines[i] = l[:200] + "…"
-		}
-	}
-	return strings.Join(lines, "\n  ")
 }
 
 // gateLayout is an image's file system as the sandbox sees it.
@@ -504,9 +416,9 @@ func lowerDirs(ctx context.Context, m *manifest.Manifest, im *manifest.Image, di
 	}
 	payload := filepath.Join(scratch, "payload")
 	if nBase == 0 {
-		return gateLayout{all: []string{payload}, base: []string{payload}}, extractLayers(ls, payload, opts)
+		return gateLayout{all: []string{payload}, base: []string{payload}}, gate.ExtractLayers(ls, payload, opts)
 	}
-	cache, err := gateCache(o)
+	cache, err := gate.CacheDir(o.Cache)
 	if err != nil {
 		return gateLayout{}, err
 	}
@@ -527,7 +439,7 @@ func layOut(ctx context.Context, im *manifest.Image, ls []v1.Layer, nBase int, k
 			return nil
 		}
 		os.RemoveAll(payload)
-		return extractLayers(ls[nBase:], payload, opts)
+		return gate.ExtractLayers(ls[nBase:], payload, opts)
 	})
 	var base string
 	var held *os.File
@@ -535,8 +447,8 @@ func layOut(ctx context.Context, im *manifest.Image, ls []v1.Layer, nBase int, k
 		defer failure.Crash()
 		t0 := time.Now()
 		defer func() { tBase = time.Since(t0) }()
-		base, held, err = cachedBase(ctx, cache, k, im.Name, o, func(dst string) error {
-			return extractBase(ls[:nBase], dst, opts)
+		base, held, err = gate.CachedBase(ctx, cache, k, im.Name, o.logf, func(dst string) error {
+			return gate.ExtractBase(ls[:nBase], dst, opts)
 		})
 		return err
 	})
@@ -553,10 +465,10 @@ func layOut(ctx context.Context, im *manifest.Image, ls []v1.Layer, nBase int, k
 		// the cache stays under its cap: least recently used bases go
 		max := o.Compile.CacheMax
 		if max == 0 {
-			max = DefaultCompileCacheMax
+			max = gate.DefaultCacheMax
 		}
 		if max > 0 {
-			if gone, err := pruneCompileDir(ctx, cache, max, 0, k); err != nil {
+			if gone, err := gate.PruneDir(ctx, cache, max, 0, k); err != nil {
 				o.logf("note: compile gate: pruning its cache: %v\n", err)
 			} else if len(gone) > 0 {
 				o.logf("compile gate: %d unpacked bases removed from its cache (cap %d MiB; imagebake cache prune)\n", len(gone), max>>20)
@@ -604,252 +516,4 @@ func linkTree(src, dst string) error {
 		}
 		return fmt.Errorf("%s: not a file, directory or symlink", path)
 	})
-}
-
-// gateCache is the directory the gate's unpacked bases are kept in:
-// CACHE/compile, or, when imagebake runs as root and the sandbox's user
-// could not reach CACHE, /var/cache/imagebake/compile.
-func gateCache(o Options) (string, error) {
-	c := filepath.Join(o.Cache, "compile")
-	if os.Geteuid() == 0 {
-		if err := os.MkdirAll(o.Cache, 0o755); err != nil {
-			return "", err
-		}
-		if sandbox.Reachable(o.Cache) != nil {
-			c = "/var/cache/imagebake/compile"
-		}
-	}
-	if err := os.MkdirAll(c, 0o755); err != nil {
-		return "", err
-	}
-	return c, os.Chmod(c, 0o755)
-}
-
-// treeFile holds the digest of an unpacked base's tree, next to it.
-const treeFile = "tree.sha256"
-
-// cachedBase returns cache/key/root, unpacking it with fill first when it
-// is missing, and again when its tree no longer has the digest recorded
-// when it was unpacked (with a note). It is unpacked into a temporary
-// directory and renamed into place, so a bake stopped half-way leaves no
-// half tree to be used; the gate's sandbox sees it read-only. The base's
-// lock is returned held shared: close it once the base is no longer used
-// (a prune leaves a base alone while someone holds it).
-func cachedBase(ctx context.Context, cache, key, image string, o Options, fill func(dst string) error) (root string, held *os.File, err error) {
-	final := filepath.Join(cache, key)
-	// the common case, a base unpacked and whole: several bakes use it
-	// side by side
-	sf, err := flock.Shared(final + ".lock")
-	if err != nil {
-		return "", nil, err
-	}
-	if intact(ctx, final) {
-		markUsed(final)
-		return filepath.Join(final, "root"), sf, nil
-	}
-	sf.Close()
-	if ctx.Err() != nil {
-		return "", nil, ctx.Err()
-	}
-	lf, err := flock.LockContext(ctx, final+".lock")
-	if err != nil {
-		return "", nil, err
-	}
-	defer func() {
-		if err == nil {
-			markUsed(final)
-			err = flock.Downgrade(lf)
-		}
-		if err != nil {
-			lf.Close()
-			return
-		}
-		held = lf
-	}()
-	root, err = unpackedBase(ctx, cache, key, image, o, fill)
-	return root, nil, err
-}
-
-// statFile holds the TreeStat of an unpacked base whose content was last
-// found whole, next to it.
-const statFile = "tree.stat"
-
-// intact says whether the base unpacked at final has the tree digest
-// recorded when it was unpacked. What the file system says of every entry
-// (filehash.TreeStat: sizes, inodes, change times) is compared first, a
-// walk; only when that changed are the files read and hashed again.
-func intact(ctx context.Context, final string) bool {
-	want, err := os.ReadFile(filepath.Join(final, treeFile))
-	if err != nil {
-		return false
-	}
-	root := filepath.Join(final, "root")
-	st, err := filehash.TreeStat(ctx, root)
-	if err != nil {
-		return false
-	}
-	if was, err := os.ReadFile(filepath.Join(final, statFile)); err == nil && strings.TrimSpace(string(was)) == st {
-		return true
-	}
-	got, err := filehash.Tree(ctx, root)
-	if err != nil || got != strings.TrimSpace(string(want)) {
-		return false
-	}
-	atomicfile.WriteFile(filepath.Join(final, statFile), []byte(st+"\n"), 0o644)
-	return true
-}
-
-// unpackedBase is cachedBase's work, its lock held.
-func unpackedBase(ctx context.Context, cache, key, image string, o Options, fill func(dst string) error) (string, error) {
-	final := filepath.Join(cache, key)
-	// what a stopped unpack of this key left
-	old, _ := filepath.Glob(filepath.Join(cache, "."+key+".tmp-*"))
-	for _, d := range old {
-		os.RemoveAll(d)
-	}
-	root := filepath.Join(final, "root")
-	if want, err := os.ReadFile(filepath.Join(final, treeFile)); err == nil {
-		got, err := filehash.Tree(ctx, root)
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		if err == nil && got == strings.TrimSpace(string(want)) {
-			return root, nil
-		}
-		o.logf("note: compile gate: the unpacked base %s changed since it was unpacked (tree %s, recorded %s): unpacking it again\n", final, orNone(got, err), strings.TrimSpace(string(want)))
-	} else if _, serr := os.Stat(final); serr == nil {
-		o.logf("note: compile gate: the unpacked base %s has no tree digest (%s): unpacking it again\n", final, treeFile)
-	}
-	if _, err := os.Stat(final); err == nil {
-		stale := filepath.Join(cache, "."+key+".tmp-stale")
-		os.RemoveAll(stale)
-		if err := os.Rename(final, stale); err != nil {
-			return "", err
-		}
-		os.RemoveAll(stale)
-	}
-	o.logf("compile gate: unpacking the base of %s into %s (once per base)\n", image, final)
-	tmp, err := os.MkdirTemp(cache, "."+key+".tmp-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return "", err
-	}
-	t0 := time.Now()
-	if err := fill(filepath.Join(tmp, "root")); err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", err
-	}
-	t1 := time.Now()
-	sum, err := filehash.Tree(ctx, filepath.Join(tmp, "root"))
-	if err != nil {
-		return "", err
-	}
-	st, err := filehash.TreeStat(ctx, filepath.Join(tmp, "root"))
-	if err != nil {
-		return "", err
-	}
-	o.logf("compile gate: base unpacked in %s, its tree digest taken in %s\n", t1.Sub(t0).Round(10*time.Millisecond), time.Since(t1).Round(10*time.Millisecond))
-	if err := atomicfile.WriteFile(filepath.Join(tmp, treeFile), []byte(sum+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(tmp, statFile), []byte(st+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", err
-	}
-	return root, nil
-}
-
-func orNone(s string, err error) string {
-	if err != nil {
-		return "unreadable: " + err.Error()
-	}
-	return s
-}
-
-// extractBase unpacks a base's layers into dst. One gzip layer (the
-// common base) is read straight from its blob and decompressed on every
-// CPU, its whiteout markers (which hide nothing below a first layer) left
-// out; several are applied in order by extractLayers.
-func extractBase(ls []v1.Layer, dst string, opts tarball.ExtractOptions) error {
-	if len(ls) != 1 {
-		return extractLayers(ls, dst, opts)
-	}
-	mt, err := ls[0].MediaType()
-	if err != nil || !strings.HasSuffix(string(mt), "gzip") {
-		return extractLayers(ls, dst, opts)
-	}
-	rc, err := ls[0].Compressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	zr, err := pgzip.NewReader(rc)
-	if err != nil {
-		return fmt.Errorf("base layer: %w", err)
-	}
-	defer zr.Close()
-	opts.Skip = func(name string) bool { return strings.HasPrefix(path.Base(name), ".wh.") }
-	return tarball.Extract(zr, dst, opts)
-}
-
-// extractLayers unpacks layers (whiteouts applied) into dst.
-func extractLayers(ls []v1.Layer, dst string, opts tarball.ExtractOptions) error {
-	img, err := mutate.AppendLayers(empty.Image, ls...)
-	if err != nil {
-		return err
-	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	err = tarball.Extract(rc, dst, opts)
-	io.Copy(io.Discard, rc)
-	return err
-}
-
-// fileLineRE is where Puppet says an error is: (file: F, line: L, column: C).
-var fileLineRE = regexp.MustCompile(`\(file: ([^,)]+), line: ([0-9]+)(?:, column: [0-9]+)?\)`)
-
-// puppetErrors keeps Puppet's error lines, with each file inside the
-// environment shown as the control repo's path and line
-// (manifests/site.pp:3).
-func puppetErrors(out, env string) string {
-	var keep, main []string
-	seen := map[string]bool{}
-	for _, l := range strings.Split(out, "\n") {
-		l = strings.TrimSpace(l)
-		// Facter's complaints about what a chroot lacks (/sys) are noise
-		if !strings.HasPrefix(l, "Error:") || strings.HasPrefix(l, "Error: Facter:") || seen[l] {
-			continue
-		}
-		seen[l] = true
-		l = fileLineRE.ReplaceAllStringFunc(l, func(s string) string {
-			sub := fileLineRE.FindStringSubmatch(s)
-			f := sub[1]
-			if rel, ok := strings.CutPrefix(f, env+"/"); ok {
-				f = rel
-			}
-			return "(" + f + ":" + sub[2] + ")"
-		})
-		keep = append(keep, l)
-		if strings.Contains(l, "Evaluation Error") || strings.Contains(l, "Could not") || strings.Contains(l, "Syntax error") || strings.Contains(l, "Language validation") {
-			main = append(main, l)
-		}
-	}
-	if len(main) > 0 {
-		keep = main
-	}
-	if len(keep) == 0 {
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) > 10 {
-			lines = lines[len(lines)-10:]
-		}
-		keep = lines
-	}
-	return strings.Join(keep, "\n  ")
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/imagebake/imagebake/internal/filehash"
+	"github.com/imagebake/imagebake/internal/gate"
 	"github.com/imagebake/imagebake/internal/sandbox"
 	"github.com/imagebake/imagebake/internal/testutil"
 )
@@ -199,7 +200,7 @@ func TestCompileGateHoldsHostileModule(t *testing.T) {
 	if _, err := Bake(ctx, o); err != nil {
 		t.Fatalf("bake --compile of the example: %v\n%s", err, log.String())
 	}
-	cache, err := gateCache(o)
+	cache, err := gate.CacheDir(o.Cache)
 	if err != nil {
 		t.Fatal(err)
 	}

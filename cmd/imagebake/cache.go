@@ -9,7 +9,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
-	"github.com/imagebake/imagebake/bake"
+	"github.com/imagebake/imagebake/internal/gate"
 )
 
 // compileCacheMax is the compile cache's cap: the flag, else
@@ -41,7 +41,7 @@ func newCacheCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			where, entries, err := bake.CompileCache(dir)
+			where, entries, err := gate.Cache(dir)
 			if err != nil && !os.IsNotExist(err) {
 				return err
 			}
@@ -82,9 +82,9 @@ bake uses is kept. A base removed is unpacked again by its next bake.`,
 				return err
 			}
 			if max == 0 {
-				max = bake.DefaultCompileCacheMax
+				max = gate.DefaultCacheMax
 			}
-			gone, err := bake.PruneCompileCache(cmd.Context(), dir, max, olderThan, "")
+			gone, err := gate.Prune(cmd.Context(), dir, max, olderThan, "")
 			var freed int64
 			for _, e := range gone {
 				freed += e.Size

@@ -1,4 +1,4 @@
-package bake
+package gate
 
 import (
 	"bytes"
@@ -24,10 +24,10 @@ import (
 // MaxFacts bounds a fact set's size.
 const MaxFacts = 16 << 20
 
-// readFactSet reads a fact set: what `facter --yaml` or `facter --json`
+// ReadFactSet reads a fact set: what `facter --yaml` or `facter --json`
 // prints on a node (a mapping of fact names to values), or the
 // {name, values} form Puppet and onceover keep facts in.
-func readFactSet(name string) (map[string]any, string, error) {
+func ReadFactSet(name string) (map[string]any, string, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return nil, "", fmt.Errorf("fact set: %w", err)
@@ -43,7 +43,7 @@ func readFactSet(name string) (map[string]any, string, error) {
 	return facts, "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
-// parseFactSet parses a fact set's bytes (see readFactSet).
+// parseFactSet parses a fact set's bytes (see ReadFactSet).
 func parseFactSet(b []byte) (map[string]any, error) {
 	// Puppet's own fact files carry a Ruby tag on the document
 	b = bytes.Replace(b, []byte("!ruby/object:Puppet::Node::Facts"), nil, 1)
@@ -110,10 +110,10 @@ var hostFacts = []string{"memory", "memoryfree", "memorysize", "processors", "pr
 	"mtu_lo", "hostname", "fqdn", "domain", "timezone", "identity", "blockdevices", "blockdevice_sda_size", "ssh",
 	"sshfp_rsa", "sshdsakey", "serialnumber", "uuid", "facterversion", "path", "env_windows_installdir", "ec2_metadata", "gce", "cloud"}
 
-// baseFacts are the base's own facts: Facter run once in the sandbox on
+// BaseFacts are the base's own facts: Facter run once in the sandbox on
 // the base (no module code: only the base's own facts), what describes
 // the machine left out; cached in cacheDir (facts.json) when it is set.
-func baseFacts(ctx context.Context, im *manifest.Image, lower []string, cacheDir string) (map[string]any, error) {
+func BaseFacts(ctx context.Context, im *manifest.Image, lower []string, cacheDir string) (map[string]any, error) {
 	cached := filepath.Join(cacheDir, "facts.json")
 	if cacheDir != "" {
 		if b, err := os.ReadFile(cached); err == nil {
@@ -162,10 +162,10 @@ func baseFacts(ctx context.Context, im *manifest.Image, lower []string, cacheDir
 	return f, nil
 }
 
-// nodeFacts are the facts a node is compiled with: its fact set (or the
+// NodeFacts are the facts a node is compiled with: its fact set (or the
 // base's facts, with the node's name as its host name), the --facts
 // overrides, and clientcert.
-func nodeFacts(node string, set, base map[string]any, overrides map[string]string) map[string]any {
+func NodeFacts(node string, set, base map[string]any, overrides map[string]string) map[string]any {
 	f := map[string]any{}
 	src := set
 	if src == nil {
@@ -189,9 +189,9 @@ func nodeFacts(node string, set, base map[string]any, overrides map[string]strin
 	return f
 }
 
-// writeFactsYAML writes facts where Puppet's yaml facts terminus reads
+// WriteFactsYAML writes facts where Puppet's yaml facts terminus reads
 // a node's: DIR/facts/NODE.yaml, as a Puppet::Node::Facts.
-func writeFactsYAML(dir, node string, facts map[string]any) error {
+func WriteFactsYAML(dir, node string, facts map[string]any) error {
 	b, err := json.Marshal(facts) // JSON is YAML
 	if err != nil {
 		return err
@@ -204,9 +204,9 @@ func writeFactsYAML(dir, node string, facts map[string]any) error {
 	return os.WriteFile(filepath.Join(dir, "facts", node+".yaml"), buf.Bytes(), 0o644)
 }
 
-// factArch is the Go arch a fact set's node runs on ("" when it does
+// FactArch is the Go arch a fact set's node runs on ("" when it does
 // not say).
-func factArch(f map[string]any) string {
+func FactArch(f map[string]any) string {
 	a, _ := f["architecture"].(string)
 	if os, ok := f["os"].(map[string]any); ok {
 		if x, ok := os["architecture"].(string); ok {
