@@ -239,8 +239,14 @@ func stageAndBuild(ctx context.Context, in *Inputs, dir string, o Options) (*man
 		return nil, err
 	}
 	if o.Compile.Enabled {
-		if err := compileGate(ctx, m, dir, p, o); err != nil {
+		found, err := compileGate(ctx, m, dir, p, o)
+		if err != nil {
 			return nil, err
+		}
+		for i := range m.Images {
+			if r, ok := found[m.Images[i].Arch]; ok {
+				m.Images[i].Catalogs, m.Images[i].Compiled = r.Catalogs, r.Compiled
+			}
 		}
 		if err := m.Write(filepath.Join(dir, manifest.FileName)); err != nil {
 			return nil, err
@@ -280,7 +286,7 @@ func Payload(ctx context.Context, name, arch, dst string, o Options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := stageEnvironment(ctx, in, filepath.Join(tmp, "env"), o); err != nil {
+	if _, err := stageEnvironment(ctx, in, filepath.Join(tmp, "env"), o); err != nil {
 		return err
 	}
 	envDst := filepath.Join(dst, filepath.FromSlash(strings.TrimPrefix(in.Config.Environment, "/")))

@@ -34,8 +34,11 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// the manifest is in's inputs and what each phase found: the
+	// modules' metadata (staging), each base's Puppet, the outputs
 	m := *in.Manifest
 	m.Images = append([]manifest.Image(nil), in.Manifest.Images...)
+	m.Puppetfile.Modules = withModuleMetadata(in.Manifest.Puppetfile.Modules, p.Metadata)
 	blobDir := b.BlobDir(dir)
 	envLayer, err := builders.WriteLayer(ctx, blobDir, "environment", in.Epoch, func(tw *tarball.Writer) error {
 		tw.AtEpoch = true
@@ -72,7 +75,10 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 			im.Layers = append(im.Layers, manifest.Layer{Role: l.Role, MediaType: string(l.MediaType), DiffID: l.DiffID.String(), Digest: l.Digest.String(), Size: l.Size})
 		}
 	}
-	if err := checkBasePuppet(&m, in.Metadata, o.Compile.Enabled, o.logf); err != nil {
+	for i := range m.Images {
+		m.Images[i].Puppet = basePuppet(m.Images[i].Base.Packages)
+	}
+	if err := checkBasePuppet(&m, p.Metadata, o.Compile.Enabled, o.logf); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(filepath.Join(dir, builders.ScratchDir)); err != nil {

@@ -59,22 +59,26 @@ type CompileOptions struct {
 // as a release file (catalog-NODE.json) with its digest in the manifest,
 // for the next release's plan to diff against. Puppet runs in a sandbox:
 // a module's Ruby is hostile code.
-func compileGate(ctx context.Context, m *manifest.Manifest, dir string, p *staged, o Options) error {
+//
+// It returns what it found for each image of m that it compiled, by arch:
+// the catalogs kept and the line saying by what (the caller records them).
+func compileGate(ctx context.Context, m *manifest.Manifest, dir string, p *staged, o Options) (map[string]gateResult, error) {
 	if m.Builder != "oci" && m.Builder != "rootfs" {
 		o.logf("note: the compile gate runs on oci and rootfs releases; %s: skipped\n", m.Builder)
-		return nil
+		return nil, nil
 	}
 	if err := checkNode(o.Compile.Node); err != nil {
-		return err
+		return nil, err
 	}
 	overrides, err := readFacts(o.Compile.Facts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sets, err := o.factSets()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	found := map[string]gateResult{}
 	var errs []error
 	for i := range m.Images {
 		im := &m.Images[i]
@@ -97,15 +101,22 @@ func compileGate(ctx context.Context, m *manifest.Manifest, dir string, p *stage
 			errs = append(errs, err)
 			continue
 		}
-		im.Catalogs = cats
 		names := make([]string, len(cats))
 		for i, c := range cats {
 			names[i] = c.Node
 		}
-		im.Compiled = fmt.Sprintf("catalogs compiled by %s %s (puppet catalog compile), nodes %s", im.Puppet.Package, im.Puppet.PackageVersion, strings.Join(names, ", "))
+		found[im.Arch] = gateResult{Catalogs: cats,
+			Compiled: fmt.Sprintf("catalogs compiled by %s %s (puppet catalog compile), nodes %s", im.Puppet.Package, im.Puppet.PackageVersion, strings.Join(names, ", "))}
 		o.logf("compile gate: %s compiles on %s %s for %s (%s)\n", im.Name, im.Puppet.Package, im.Puppet.PackageVersion, strings.Join(names, ", "), time.Since(start).Round(10*time.Millisecond))
 	}
-	return errors.Join(errs...)
+	return found, errors.Join(errs...)
+}
+
+// gateResult is what the gate found for one image: the catalogs it kept
+// and by what they were compiled.
+type gateResult struct {
+	Catalogs []manifest.NodeCatalog
+	Compiled string
 }
 
 // gateDone says whether a release in --out, up to date otherwise, needs

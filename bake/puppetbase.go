@@ -51,7 +51,8 @@ func basePuppet(ps *manifest.Packages) *manifest.Puppet {
 	return nil
 }
 
-// checkBasePuppet records each image's Puppet, refuses modules whose
+// checkBasePuppet checks each image's Puppet (im.Puppet, basePuppet's):
+// it refuses modules whose
 // metadata.json requirements exclude it (unless dependencies are ignored),
 // and says when the environment is not where that Puppet reads code: a
 // warning, or with the compile gate on (gate) a refusal, since a tree
@@ -60,7 +61,6 @@ func checkBasePuppet(m *manifest.Manifest, metas map[string]*metadata.Metadata, 
 	var misses, elsewhere []string
 	for i := range m.Images {
 		im := &m.Images[i]
-		im.Puppet = basePuppet(im.Base.Packages)
 		bp := im.Puppet
 		if bp == nil {
 			continue

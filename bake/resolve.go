@@ -26,7 +26,6 @@ import (
 	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
-	"github.com/imagebake/imagebake/puppet/metadata"
 	"github.com/imagebake/imagebake/puppet/puppetfile"
 	"github.com/imagebake/imagebake/release"
 	"github.com/imagebake/imagebake/tarball"
@@ -51,10 +50,6 @@ type Inputs struct {
 	forge string // the Forge a manifest's pins came from ("" otherwise)
 
 	rebuild bool // the inputs are a manifest's, not imagebake.toml's choice
-
-	// Metadata is each module's metadata.json, by module name, once the
-	// environment is staged.
-	Metadata map[string]*metadata.Metadata
 }
 
 // ErrFloating marks a --locked bake whose inputs are not all pinned.

@@ -14,6 +14,7 @@ import (
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/gitcache"
+	"github.com/imagebake/imagebake/manifests/lockfile"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/puppet"
 	"github.com/imagebake/imagebake/puppet/metadata"
@@ -29,6 +30,9 @@ type staged struct {
 	// AgentFiles are the agent archives staged, by arch: fetched and
 	// checked once, then read by the layers and the sources
 	AgentFiles map[string]string
+	// Metadata is each module's metadata.json, by module name: what the
+	// modules say they are, for the manifest and the base's Puppet
+	Metadata map[string]*metadata.Metadata
 }
 
 // stagePayload writes the payload of every image of in under dir (made if
@@ -38,7 +42,8 @@ func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*stag
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := stageEnvironment(ctx, in, p.Env, o); err != nil {
+	var err error
+	if p.Metadata, err = stageEnvironment(ctx, in, p.Env, o); err != nil {
 		return nil, err
 	}
 	for _, im := range in.Manifest.Images {
@@ -55,27 +60,27 @@ func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*stag
 
 // stageEnvironment writes the control repo tree at the release commit into
 // env (which must not exist), with the modules materialised from the pins.
-func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) error {
+func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) (map[string]*metadata.Metadata, error) {
 	gc, err := o.gitCache()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mir, err := gc.Mirror(ctx, in.Manifest.Repo.URL)
 	if err != nil {
-		return fmt.Errorf("control repo: %w", err)
+		return nil, fmt.Errorf("control repo: %w", err)
 	}
 	var skip func(string, bool) bool
 	if ex := in.Manifest.PayloadExclude; len(ex) > 0 {
 		if err := keepsWhatPuppetReads(mir, in.Manifest.Repo.Commit, ex); err != nil {
 			mir.Close()
-			return err
+			return nil, err
 		}
 		skip = func(p string, isDir bool) bool { return manifest.Excluded(ex, p, isDir) }
 	}
 	err = mir.WriteTree(ctx, in.Manifest.Repo.Commit, env, in.Epoch, skip)
 	mir.Close() // before the modules: one of them may be this very repo
 	if err != nil || in.Puppetfile == nil {
-		return err
+		return nil, err
 	}
 	moddir := filepath.Join(env, filepath.FromSlash(in.Lock.Moduledir))
 	popts := append(puppetOptions(o, in.Epoch, in.forge), puppet.WithLockChecked())
@@ -84,18 +89,22 @@ func stageEnvironment(ctx context.Context, in *Inputs, env string, o Options) er
 	}
 	rep, err := puppet.Install(ctx, in.Puppetfile, in.Lock, env, moddir, popts...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// what each module says it is, for the manifest, release levels and
-	// the base's Puppet
-	in.Metadata = rep.Metadata
-	mods := in.Manifest.Puppetfile.Modules
-	for i := range mods {
-		if md := rep.Metadata[mods[i].Name]; md != nil {
-			mods[i].ModuleName, mods[i].ModuleVersion = metadata.Slug(md.Name), md.Version
+	return rep.Metadata, nil
+}
+
+// withModuleMetadata is mods with what each module's metadata.json says
+// it is (its name and version), for the manifest and release levels: a
+// new slice, mods unchanged.
+func withModuleMetadata(mods []lockfile.Module, metas map[string]*metadata.Metadata) []lockfile.Module {
+	out := append([]lockfile.Module(nil), mods...)
+	for i := range out {
+		if md := metas[out[i].Name]; md != nil {
+			out[i].ModuleName, out[i].ModuleVersion = metadata.Slug(md.Name), md.Version
 		}
 	}
-	return nil
+	return out
 }
 
 // keepsWhatPuppetReads refuses exclude patterns that leave out what
