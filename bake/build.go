@@ -77,6 +77,9 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 	}
 	for i := range m.Images {
 		m.Images[i].Puppet = basePuppet(m.Images[i].Base.Packages)
+		if m.Imagebake.Defaults >= 3 {
+			m.Images[i].Agent.GoBuild = p.GoBuild[m.Images[i].Arch]
+		}
 	}
 	if err := checkBasePuppet(&m, p.Metadata, o.Compile.Enabled, o.logf); err != nil {
 		return nil, err

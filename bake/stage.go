@@ -33,12 +33,14 @@ type staged struct {
 	// Metadata is each module's metadata.json, by module name: what the
 	// modules say they are, for the manifest and the base's Puppet
 	Metadata map[string]*metadata.Metadata
+	// GoBuild is each arch's agent's Go build information (nil: not Go)
+	GoBuild map[string]*manifest.GoBuild
 }
 
 // stagePayload writes the payload of every image of in under dir (made if
 // missing): dir/env and dir/arch-ARCH.
 func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*staged, error) {
-	p := &staged{Env: filepath.Join(dir, "env"), Arches: map[string]string{}, AgentFiles: map[string]string{}}
+	p := &staged{Env: filepath.Join(dir, "env"), Arches: map[string]string{}, AgentFiles: map[string]string{}, GoBuild: map[string]*manifest.GoBuild{}}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -54,6 +56,8 @@ func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*stag
 		}
 		p.AgentFiles[im.Arch] = f
 		p.Arches[im.Arch] = d
+		s := in.Agents[im.Arch]
+		p.GoBuild[im.Arch] = goBuildOf(filepath.Join(d, "opt", s.Name, "tools", "current", "bin", s.Name))
 	}
 	return p, nil
 }

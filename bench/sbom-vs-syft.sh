@@ -34,5 +34,7 @@ print(f"sbom-vs-syft: same package, other qualifiers or encoding: {len(diff)}; o
 diff = rest or diff
 for a, b in diff[:3]:
     print(f"  imagebake {a}\n  syft      {b}")
+go = lambda s: sorted(p for p in s if p.startswith("pkg:golang/"))
+print("sbom-vs-syft: Go packages: imagebake", go(ours), "syft", go(theirs))
 print("sbom-vs-syft: purl types: imagebake", dict(collections.Counter(p.split("/")[0] for p in ours)), "syft", dict(collections.Counter(p.split("/")[0] for p in theirs)))
 PY

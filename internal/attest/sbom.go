@@ -110,6 +110,7 @@ func WriteSBOM(m *manifest.Manifest, name string) error {
 			Checksums: []spdxChecksum{{"SHA256", im.Agent.SHA256}}, Comment: "for " + im.Name}
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, spdxRelation{"SPDXRef-DOCUMENT", "DESCRIBES", p.SPDXID})
+		goPackages(&doc, p.SPDXID, im)
 	}
 	for _, im := range m.Images {
 		basePackages(&doc, im, m.Imagebake.Defaults)
@@ -119,6 +120,42 @@ func WriteSBOM(m *manifest.Manifest, name string) error {
 		return err
 	}
 	return atomicfile.WriteFile(name, append(b, '\n'), 0o644)
+}
+
+// goPackages adds what the agent binaries of im are built from, when they
+// are a Go binary (its build information, recorded from defaults 3): the
+// Go standard library at its version, the main module and every module
+// linked in, as pkg:golang purls the way syft writes them, each contained
+// in the agent package agentID.
+func goPackages(doc *spdxDoc, agentID string, im manifest.Image) {
+	g := im.Agent.GoBuild
+	if g == nil {
+		return
+	}
+	add := func(id, kind, path, version string) {
+		if version == "(devel)" {
+			version = ""
+		}
+		ns, name := "", path // pkg:golang/golang.org/x/sys: the path's last element is the name
+		if i := strings.LastIndexByte(path, '/'); i > 0 {
+			ns, name = path[:i], path[i+1:]
+		}
+		purl := packageurl.NewPackageURL(packageurl.TypeGolang, ns, name, version, nil, "").ToString()
+		sp := spdxPackage{SPDXID: spdxID("Go", im.Arch+"-"+id+"-"+path), Name: path, VersionInfo: version,
+			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl}}, Comment: kind + " of " + im.Agent.Name + " for " + im.Name}
+		if version == "" {
+			sp.VersionInfo = "NOASSERTION"
+		}
+		doc.Packages = append(doc.Packages, sp)
+		doc.Relationships = append(doc.Relationships, spdxRelation{agentID, "CONTAINS", sp.SPDXID})
+	}
+	add("std", "the Go standard library", "stdlib", strings.TrimPrefix(g.Go, "go"))
+	mainPath, mainVersion, _ := strings.Cut(g.Main, "@")
+	add("main", "the main module", mainPath, mainVersion)
+	for _, d := range g.Deps {
+		path, version, _ := strings.Cut(d, "@")
+		add("dep", "a module linked in", path, version)
+	}
 }
 
 // githubRE is a GitHub repository URL: its owner and repository.

@@ -104,3 +104,26 @@ func TestSBOMFollowsTheReleaseDefaults(t *testing.T) {
 		}
 	}
 }
+
+// An agent that is a Go binary is listed with what it is built from, as
+// syft lists it: the standard library at its Go version, the main module
+// and each module linked in, contained in the agent package.
+func TestAgentGoPackages(t *testing.T) {
+	t.Parallel()
+	m := &manifest.Manifest{Family: "x", Release: "1.0.0", Imagebake: manifest.Tool{Defaults: 3},
+		Images: []manifest.Image{{Arch: "amd64", Name: "x-1.0.0-amd64", Agent: manifest.Agent{Name: "mozagent", Version: "2.4.1", SHA256: strings.Repeat("a", 64),
+			GoBuild: &manifest.GoBuild{Go: "go1.26.8", Main: "example.com/mozagent@(devel)", Deps: []string{"golang.org/x/sys@v0.50.0"}}}}}}
+	name := filepath.Join(t.TempDir(), SBOMName)
+	if err := WriteSBOM(m, name); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"pkg:golang/stdlib@1.26.8"`, `"pkg:golang/example.com/mozagent"`, `"pkg:golang/golang.org/x/sys@v0.50.0"`, `"relationshipType": "CONTAINS"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the SBOM lacks %s", want)
+		}
+	}
+}

@@ -170,7 +170,8 @@ type Tool struct {
 // layer of its own ("release"), and the agents layer at its archive's
 // time, so that releases with the same agents share that layer. 3: the
 // SBOM's base packages name their source package (purl upstream=, as
-// syft writes it), and remotes are URIs in the SBOM and the provenance
+// syft writes it), a Go agent's build information is recorded and its
+// modules listed, and remotes are URIs in the SBOM and the provenance
 // (git+file:///..., git+ssh://...); the images are those of 2 (their
 // content digest counts defaults 3 as 2).
 const CurrentDefaults = 3
@@ -291,6 +292,16 @@ type Agent struct {
 	SHA256  string `toml:"sha256" json:"sha256"`
 	Source  string `toml:"source" json:"source"`
 	Path    string `toml:"path" json:"path"`
+	// GoBuild is what the agent's Go build information says (defaults 3,
+	// a Go binary only): its Go version and modules, for the SBOM.
+	GoBuild *GoBuild `toml:"go_build,omitempty" json:"go_build,omitempty"`
+}
+
+// GoBuild is a Go binary's build information (debug/buildinfo).
+type GoBuild struct {
+	Go   string   `toml:"go" json:"go"`               // "go1.26.8"
+	Main string   `toml:"main" json:"main"`           // the main module, "PATH@VERSION" ("(devel)" when unversioned)
+	Deps []string `toml:"deps,omitempty" json:"deps"` // "PATH@VERSION", sorted
 }
 
 // Layer is one layer of an image.
@@ -367,7 +378,7 @@ func (m *Manifest) ContentDigest(im Image) (string, error) {
 	c := content{Family: m.Family, Release: m.Release, Epoch: m.Epoch, Builder: m.Builder, Environment: m.Environment, Exclude: m.PayloadExclude, Defaults: imageDefaults(m.Imagebake.Defaults),
 		Tag: m.Repo.Tag, Commit: m.Repo.Commit, Puppetfile: m.Puppetfile.SHA256, Moduledir: m.Puppetfile.Moduledir,
 		Arch: im.Arch, OS: im.OS, Name: im.Name, Base: BaseIdentity(im.Base.Ref), Agent: im.Agent}
-	c.Agent.Source, c.Agent.Path = "", ""
+	c.Agent.Source, c.Agent.Path, c.Agent.GoBuild = "", "", nil // where from, and what its bytes say
 	for _, x := range m.Puppetfile.Modules {
 		c.Modules = append(c.Modules, moduleContent{Name: x.Name, Kind: x.Kind, Path: x.Path, ExcludeSpec: x.ExcludeSpec, Commit: x.Commit, Version: x.Version, SHA256: x.SHA256})
 	}
