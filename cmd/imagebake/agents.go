@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,7 +83,7 @@ func newAgentsListCommand(g *globals) *cobra.Command {
 				}
 				return printJSON(cmd.OutOrStdout(), rows)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "NAME\tVERSION\tPLATFORM\tSIZE\tSHA256\tSTATE\tSTORE")
 			for _, r := range rows {
 				state := "ok"
@@ -133,7 +132,7 @@ func newAgentsSelectCommand(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), sels)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ARCH\tVERSION\tFILE\tSHA256\tSTORE")
 			for _, s := range sels {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Arch, s.Version, s.Path, s.SHA256, s.Source)

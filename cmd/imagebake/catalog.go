@@ -6,7 +6,6 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -163,7 +162,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 				}
 				return printJSON(cmd.OutOrStdout(), fams)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "FAMILY\tVERSION\tDATE\tSECURITY\tSTATE\tREPLACEMENT\tEND OF LIFE\tARCHES\tREASON")
 			for _, f := range fams {
 				for _, r := range f.Releases {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -130,7 +129,7 @@ func newSelectCommand(g *globals) *cobra.Command {
 			}
 			// locations relative to the store become the store's: a path or URL
 			store := strings.TrimSuffix(strings.TrimSuffix(src, "catalog.toml"), "catalog/")
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "SELECTION\tRELEASE\tIMAGE\tDIGEST\tLOCATION\tPULL")
 			for _, r := range all {
 				for _, im := range r.Images {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -264,7 +263,7 @@ func newPuppetfileShowCommand(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), lk)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "MODULE\tKIND\tREF\tPIN\tPATH")
 			for _, m := range lk.Modules {
 				ref := m.Ref
