@@ -9,7 +9,7 @@ PLUGIN := builders/packer/plugin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: all build test test-tools test-vet test-plain test-race test-plugin test-install demo repro lint bench fuzz clean tidy
+.PHONY: all build test test-tools test-vet test-plain test-apart test-race test-plugin test-install demo repro lint bench fuzz clean tidy
 
 all: build
 
@@ -68,7 +68,7 @@ TEST_ENV := IMAGEBAKE_NO_SKIP=1 IMAGEBAKE_PACKER=$(PACKER) IMAGEBAKE_VERSITYGW=$
 # the parts of make test run side by side, each one's output shown whole
 # when it ends
 test: test-tools
-	@$(MAKE) --no-print-directory -j5 -Otarget test-vet test-plain test-race test-plugin test-install
+	@$(MAKE) --no-print-directory -j6 -Otarget test-vet test-plain test-apart test-race test-plugin test-install
 
 # the command builds and vets on macOS and Windows too (select, check,
 # upgrade, verify REGISTRY/REPO:TAG, catalog list; baking says it needs
@@ -81,8 +81,14 @@ test-vet:
 	  GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet $(PKGS) && \
 	  GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null ./cmd/imagebake || exit 1; done
 
+# the long tests that set the process environment (so cannot run beside the
+# others of their package) run in a go test of their own, beside the rest
+APART := TestReleasePlanShowsCatalogChanges|TestDSAStory|TestCompileGateHoldsHostileModule
 test-plain:
-	$(TEST_ENV) $(GO) test -count=1 $$($(GO) list $(PKGS) | grep -vxF -f <($(GO) list $(RACE_PKGS)))
+	$(TEST_ENV) $(GO) test -count=1 -skip '^($(APART))$$' $$($(GO) list $(PKGS) | grep -vxF -f <($(GO) list $(RACE_PKGS)))
+
+test-apart:
+	$(TEST_ENV) $(GO) test -count=1 -run '^($(APART))$$' ./bake ./cmd/imagebake
 
 test-race:
 	$(TEST_ENV) $(GO) test -race -count=1 $(RACE_PKGS)

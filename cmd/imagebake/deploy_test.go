@@ -225,9 +225,8 @@ func TestKeyGenerateEncryptsByDefault(t *testing.T) {
 	if _, err := signing.LoadSigner(filepath.Join(dir, "c.key"), ""); err == nil {
 		t.Error("the key made with a password loads without it")
 	}
-	if _, err := signing.LoadSigner(filepath.Join(dir, "c.key"), "s3cret"); err != nil {
-		t.Errorf("the key does not load with its password: %v", err)
-	}
+	// (that a sensitive key opens with its password is minisign's own
+	// round trip, 3 s of scrypt: the interactive key below opens in ours)
 	// --kdf interactive: the same password, opened in milliseconds
 	if _, err := gen("--name", "d", "--kdf", "interactive"); err != nil {
 		t.Fatal(err)
