@@ -345,27 +345,47 @@ func writePack(s storer.EncodedObjectStorer, hashes []plumbing.Hash, packDir str
 	defer os.Remove(pf.Name())
 	defer pf.Close()
 	bw := bufio.NewWriterSize(pf, 1<<20)
-	sum, err := packfile.NewEncoder(bw, s, false).Encode(hashes, 0)
+	_, err = packfile.NewEncoder(bw, s, false).Encode(hashes, 0)
 	if err == nil {
 		err = bw.Flush()
 	}
 	if err != nil {
 		return err
 	}
+	if err := installPack(pf, packDir, nil); err != nil {
+		return fmt.Errorf("indexing the new pack: %w", err)
+	}
+	return nil
+}
+
+// errNotAPack marks a pack file that does not parse whole.
+var errNotAPack = errors.New("not a whole git pack")
+
+// installPack indexes the pack written into pf (a temporary file of
+// packDir), lets check refuse it by its index, then names the pack and
+// its index pack-SUM.pack and .idx, both synced and read-only. A pack
+// that does not parse is errNotAPack.
+func installPack(pf *os.File, packDir string, check func(*idxfile.MemoryIndex) error) error {
 	if _, err := pf.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
 	iw := new(idxfile.Writer)
 	parser, err := packfile.NewParser(packfile.NewScanner(pf), iw)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errNotAPack, err)
 	}
-	if _, err := parser.Parse(); err != nil {
-		return fmt.Errorf("indexing the new pack: %w", err)
+	sum, err := parser.Parse()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errNotAPack, err)
 	}
 	idx, err := iw.Index()
 	if err != nil {
 		return err
+	}
+	if check != nil {
+		if err := check(idx); err != nil {
+			return err
+		}
 	}
 	xf, err := writeIndex(packDir, idx)
 	if err != nil {

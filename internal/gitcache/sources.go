@@ -3,6 +3,7 @@ package gitcache
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -91,35 +92,16 @@ func (m *Mirror) AddPack(ctx context.Context, r io.Reader, sha, tree string) err
 	if _, err := io.Copy(pf, r); err != nil {
 		return err
 	}
-	if _, err := pf.Seek(0, io.SeekStart); err != nil {
-		return err
+	err = installPack(pf, packDir, func(idx *idxfile.MemoryIndex) error {
+		if _, err := idx.FindOffset(plumbing.NewHash(sha)); err != nil {
+			return fmt.Errorf("%w: the stored source of %s holds no commit %s", failure.ErrVerify, m.URL, sha)
+		}
+		return nil
+	})
+	if errors.Is(err, errNotAPack) {
+		return fmt.Errorf("%w: the stored source of %s: %v", failure.ErrVerify, m.URL, err)
 	}
-	iw := new(idxfile.Writer)
-	parser, err := packfile.NewParser(packfile.NewScanner(pf), iw)
 	if err != nil {
-		return fmt.Errorf("%w: the stored source of %s is not a git pack: %v", failure.ErrVerify, m.URL, err)
-	}
-	sum, err := parser.Parse()
-	if err != nil {
-		return fmt.Errorf("%w: the stored source of %s is not a whole git pack: %v", failure.ErrVerify, m.URL, err)
-	}
-	idx, err := iw.Index()
-	if err != nil {
-		return err
-	}
-	if _, err := idx.FindOffset(plumbing.NewHash(sha)); err != nil {
-		return fmt.Errorf("%w: the stored source of %s holds no commit %s", failure.ErrVerify, m.URL, sha)
-	}
-	xf, err := writeIndex(packDir, idx)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(xf.Name())
-	base := filepath.Join(packDir, "pack-"+sum.String())
-	if err := finish(pf, base+".pack"); err != nil {
-		return err
-	}
-	if err := finish(xf, base+".idx"); err != nil {
 		return err
 	}
 	if err := m.open(); err != nil {
