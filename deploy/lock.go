@@ -122,11 +122,16 @@ func ParseLock(b []byte) (Lock, error) {
 	return l, nil
 }
 
-// CompareLock says how the resolved selections differ from the lock: a
-// selection that now resolves to another release (the lock is stale), and
-// a locked image whose digest the catalog no longer gives (a release
-// changed under its number: refused). ok lines say what still matches.
-func CompareLock(l Lock, all []*Resolved, c *catalog.Catalog) (ok, stale, changed []string) {
+// CompareLock says how the resolved selections of f differ from the lock:
+// a selection that now resolves to another release, or to none, or is
+// gone from f (the lock is stale), and a locked image whose digest the
+// catalog no longer gives (a release changed under its number: refused).
+// ok lines say what still matches.
+func CompareLock(l Lock, f *File, all []*Resolved, c *catalog.Catalog) (ok, stale, changed []string) {
+	inFile := map[string]bool{}
+	for _, s := range f.Selections {
+		inFile[s.Key] = true
+	}
 	now := map[string]*Resolved{}
 	for _, r := range all {
 		now[r.Key] = r
@@ -138,8 +143,11 @@ func CompareLock(l Lock, all []*Resolved, c *catalog.Catalog) (ok, stale, change
 		}
 		r := now[s.Name]
 		switch {
+		case r == nil && inFile[s.Name]:
+			stale = append(stale, fmt.Sprintf("%s: locked at %s %s, but the deploy file's selection resolves to no release now (the errors above say why)", label, s.Family, s.Release))
+			continue
 		case r == nil:
-			stale = append(stale, fmt.Sprintf("%s: locked, but the deploy file no longer selects it", label))
+			stale = append(stale, fmt.Sprintf("%s: locked at %s %s, but the deploy file no longer has this selection", label, s.Family, s.Release))
 			continue
 		case r.Family != s.Family || r.Release != s.Release:
 			stale = append(stale, fmt.Sprintf("%s: locked at %s %s, the deploy file now selects %s %s (imagebake select --lock writes the new lock)", label, s.Family, s.Release, r.Family, r.Release))

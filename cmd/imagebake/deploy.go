@@ -247,7 +247,7 @@ func checkLock(cmd *cobra.Command, path string, df *deploy.File, c *catalog.Cata
 			all = append(all, r)
 		}
 	}
-	ok, stale, changed := deploy.CompareLock(l, all, c)
+	ok, stale, changed := deploy.CompareLock(l, df, all, c)
 	for _, s := range ok {
 		fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", path, s)
 	}

@@ -292,6 +292,11 @@ func TestDeployLockReadBack(t *testing.T) {
 	if out, err := cli("check", df, "--lock", lock); failure.Code(err) != failure.ExitVerify || !strings.Contains(out, "locked at refspec 1.4.2, the deploy file now selects refspec 1.5.0") {
 		t.Errorf("check --lock of a stale lock = %v, want exit 4 naming both\n%s", err, out)
 	}
+	// a selection the lock has and the file no longer does
+	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  api:\n    image: refspec\n    version: 1.4.2\n"), 0o644))
+	if out, err := cli("check", df, "--lock", lock); failure.Code(err) != failure.ExitVerify || !strings.Contains(out, "web: locked at refspec 1.4.2, but the deploy file no longer has this selection") {
+		t.Errorf("check --lock after the selection was removed = %v\n%s", err, out)
+	}
 	// a locked digest the catalog no longer gives
 	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.4.2\n"), 0o644))
 	edited := regexp.MustCompile(`digest = "sha256:[0-9a-f]{64}"`).ReplaceAllString(string(b), `digest = "sha256:`+strings.Repeat("0", 64)+`"`)
