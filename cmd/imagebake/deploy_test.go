@@ -39,15 +39,23 @@ func signedFixtureCatalog(t *testing.T, dir string) (data, sig []byte) {
 	return data, signer.Sign(data, "catalog.toml", "")
 }
 
+// fixtureCatalogIn writes deploy's test catalog, signed, into dir and
+// returns its path.
+func fixtureCatalogIn(t *testing.T, dir string) string {
+	t.Helper()
+	data, sig := signedFixtureCatalog(t, dir)
+	cat := filepath.Join(dir, "catalog.toml")
+	testutil.Must(t, os.WriteFile(cat, data, 0o644))
+	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
+	return cat
+}
+
 // check, select and upgrade report every selection's problem in one run
 // and exit with the most severe code: the obsolete release (4) is not
 // hidden by the selections that match nothing (3).
 func TestDeployReportsEverySelection(t *testing.T) {
 	dir := t.TempDir()
-	data, sig := signedFixtureCatalog(t, dir)
-	cat := filepath.Join(dir, "catalog.toml")
-	testutil.Must(t, os.WriteFile(cat, data, 0o644))
-	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
+	cat := fixtureCatalogIn(t, dir)
 	df := filepath.Join(dir, "deploy.yaml")
 	src := "images:\n  gone:\n    image: nope\n    version: \"1\"\n  legacy:\n    image: refspec\n    version: 1.3.0\n  web:\n    image: refspec\n    version: \"1.4\"\n  typo:\n    image: refspec\n    version: \"7\"\n"
 	testutil.Must(t, os.WriteFile(df, []byte(src), 0o644))
@@ -142,10 +150,7 @@ func TestUpgradeWriteKeepsAConcurrentWrite(t *testing.T) {
 // passing selection is named with the newest release it could move to.
 func TestCheckCountsSelections(t *testing.T) {
 	dir := t.TempDir()
-	data, sig := signedFixtureCatalog(t, dir)
-	cat := filepath.Join(dir, "catalog.toml")
-	testutil.Must(t, os.WriteFile(cat, data, 0o644))
-	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
+	fixtureCatalogIn(t, dir)
 	df := filepath.Join(dir, "deploy.yaml")
 	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  legacy:\n    image: refspec\n    version: 1.3.0\n  web:\n    image: refspec\n    version: \"2\"\n"), 0o644))
 	root := newRootCommand()
@@ -171,10 +176,7 @@ func TestCheckCountsSelections(t *testing.T) {
 // a major's end of life warns (check fails on it) while still selecting.
 func TestSelectHeaderAndEndOfLife(t *testing.T) {
 	dir := t.TempDir()
-	data, sig := signedFixtureCatalog(t, dir)
-	cat := filepath.Join(dir, "catalog.toml")
-	testutil.Must(t, os.WriteFile(cat, data, 0o644))
-	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
+	fixtureCatalogIn(t, dir)
 	df := filepath.Join(dir, "deploy.yaml")
 	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.4.2\n"), 0o644))
 	root := newRootCommand()
@@ -255,10 +257,7 @@ func TestKeyGenerateEncryptsByDefault(t *testing.T) {
 // the catalog no longer gives.
 func TestDeployLockReadBack(t *testing.T) {
 	dir := t.TempDir()
-	data, sig := signedFixtureCatalog(t, dir)
-	cat := filepath.Join(dir, "catalog.toml")
-	testutil.Must(t, os.WriteFile(cat, data, 0o644))
-	testutil.Must(t, os.WriteFile(cat+".minisig", sig, 0o644))
+	fixtureCatalogIn(t, dir)
 	df := filepath.Join(dir, "deploy.yaml")
 	testutil.Must(t, os.WriteFile(df, []byte("catalog: catalog.toml\nimages:\n  web:\n    image: refspec\n    version: 1.4.2\n"), 0o644))
 	lock := filepath.Join(dir, "locks", "deploy.lock")
