@@ -106,11 +106,12 @@ func CompareMajor(ctx context.Context, o *catalog.Opened, s *Step) {
 
 // Report is what checking every selection of a deploy file found.
 type Report struct {
-	Findings []Finding // in the file's order
-	Passed   []string  // one line per selection without a finding
-	Warned   int       // selections with warnings only
-	Failed   int       // selections with an error (one may have several)
-	Missing  []error   // selections that match no release
+	Findings []Finding   // in the file's order
+	Passed   []string    // one line per selection without a finding
+	Warned   int         // selections with warnings only
+	Failed   int         // selections with an error (one may have several)
+	Missing  []error     // selections that match no release
+	Resolved []*Resolved // the selections that matched, in the file's order
 }
 
 // CheckAll checks every selection of df against the catalog c (read from
@@ -125,6 +126,7 @@ func CheckAll(ctx context.Context, df *File, c *catalog.Catalog, src string, rea
 			rep.Missing = append(rep.Missing, err)
 			continue
 		}
+		rep.Resolved = append(rep.Resolved, r)
 		fixes, err := FixFindings(ctx, c, r, read, db, now)
 		if err != nil {
 			return nil, err

@@ -208,7 +208,7 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 	if err != nil {
 		return err
 	}
-	lockErr := checkLock(cmd, f.lock, df, c, src)
+	lockErr := checkLock(cmd, f.lock, df, rep.Resolved, c)
 	findings, passed := rep.Findings, rep.Passed
 	if g.json {
 		if findings == nil {
@@ -231,21 +231,15 @@ func runCheck(cmd *cobra.Command, g *globals, f *deployFlags, osvPaths []string,
 }
 
 // checkLock compares the deploy lock at path (none: nothing to do) with
-// what the file df selects now, printing what matches and what does not;
+// what the file df selects now (all, as check resolved it), printing what matches and what does not;
 // a stale lock or a changed digest is ErrVerify (exit 4).
-func checkLock(cmd *cobra.Command, path string, df *deploy.File, c *catalog.Catalog, src string) error {
+func checkLock(cmd *cobra.Command, path string, df *deploy.File, all []*deploy.Resolved, c *catalog.Catalog) error {
 	if path == "" {
 		return nil
 	}
 	l, err := deploy.ReadLock(path)
 	if err != nil {
 		return err
-	}
-	var all []*deploy.Resolved
-	for _, s := range df.Selections {
-		if r, err := deploy.Resolve(c, src, s); err == nil {
-			all = append(all, r)
-		}
 	}
 	ok, stale, changed := deploy.CompareLock(l, df, all, c)
 	for _, s := range ok {
