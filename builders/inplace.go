@@ -1,6 +1,7 @@
 package builders
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -64,9 +65,12 @@ func (p *inPlace) check() error {
 }
 
 // reader reads the whole file from its start, checking after each read
-// that the file is unchanged (an fstat per read: about 10 ms for 250 MiB).
+// of the file that it is unchanged (an fstat per MiB); closing it leaves
+// the descriptor open: every reader shares it.
+// Reads reach the file in blocks of 1 MiB, each checked: a tar reader's
+// 512-byte header reads cost no fstat of their own.
 func (p *inPlace) reader() io.ReadCloser {
-	return &inPlaceReader{p: p, r: io.NewSectionReader(p.f, 0, p.n)}
+	return io.NopCloser(bufio.NewReaderSize(&inPlaceReader{p: p, r: io.NewSectionReader(p.f, 0, p.n)}, 1<<20))
 }
 
 type inPlaceReader struct {
@@ -83,6 +87,3 @@ func (r *inPlaceReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
-
-// Close leaves the descriptor open: every reader shares it.
-func (r *inPlaceReader) Close() error { return nil }
