@@ -145,3 +145,64 @@ func FuzzIndexPack(f *testing.F) {
 		}
 	})
 }
+
+// A local remote whose loose object file holds another object's content
+// (a blob swapped for another under its name) is refused with exit 4,
+// naming the file, and no mirror of it is kept; an honest remote of loose
+// objects, one of them larger than a pack's copy buffer, is mirrored with
+// every object and writes the same files.
+func TestForgedLooseObjectRefused(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	work := filepath.Join(root, "work")
+	testutil.Git(t, root, "init", "-q", "-b", "main", work)
+	big := bytes.Repeat([]byte("class big { }\n"), 20000) // 280 kB: many copy buffers
+	testutil.Must(t, os.WriteFile(filepath.Join(work, "init.pp"), []byte("class pinned {}\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(work, "big.pp"), big, 0o644))
+	testutil.Git(t, work, "add", "-A")
+	testutil.Git(t, work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "one")
+	c1 := strings.TrimSpace(testutil.Git(t, work, "rev-parse", "HEAD"))
+	loose := func(rev string) string {
+		id := strings.TrimSpace(testutil.Git(t, work, "rev-parse", rev))
+		return filepath.Join(work, ".git", "objects", id[:2], id[2:])
+	}
+	ctx := context.Background()
+	c, err := Open(filepath.Join(root, "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Mirror(ctx, "file://"+work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteTree(ctx, c1, filepath.Join(root, "tree"), time.Unix(0, 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "tree", "big.pp")); !bytes.Equal(b, big) {
+		t.Errorf("big.pp from a mirror of loose objects: %d bytes, want %d", len(b), len(big))
+	}
+	m.Close()
+
+	// a second remote, the same files: init.pp's loose file swapped for big.pp's
+	forged := filepath.Join(root, "forged")
+	testutil.Git(t, root, "init", "-q", "-b", "main", forged)
+	work = forged // loose reads this remote from here on
+	testutil.Must(t, os.WriteFile(filepath.Join(work, "init.pp"), []byte("class pinned {}\n"), 0o644))
+	testutil.Must(t, os.WriteFile(filepath.Join(work, "big.pp"), big, 0o644))
+	testutil.Git(t, work, "add", "-A")
+	testutil.Git(t, work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "one")
+	small, large := loose("HEAD:init.pp"), loose("HEAD:big.pp")
+	b, err := os.ReadFile(large)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Must(t, os.Chmod(small, 0o644))
+	testutil.Must(t, os.WriteFile(small, b, 0o444))
+	_, err = c.Mirror(ctx, "file://"+work)
+	if !errors.Is(err, ErrForgedObject) || failure.Code(err) != failure.ExitVerify || !strings.Contains(err.Error(), small) {
+		t.Fatalf("mirroring a remote with a forged loose object = %v (exit %d), want exit 4 naming %s", err, failure.Code(err), small)
+	}
+	if mirrors, _ := filepath.Glob(filepath.Join(root, "cache", "git", "forged-*.git")); len(mirrors) != 0 {
+		t.Errorf("a mirror of the forged remote was kept: %v", mirrors)
+	}
+}

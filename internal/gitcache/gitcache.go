@@ -89,6 +89,7 @@ type Mirror struct {
 	root    string // where the repository is now: path, or a temporary dir while it is made
 	lock    *os.File
 	repo    *git.Repository
+	st      *filesystem.Storage // repo's storage: it keeps its pack files open
 	stall   time.Duration
 	movedTo string            // where a remapped remote is fetched from ("": not remapped)
 	fetched bool              // every branch and tag was fetched
@@ -168,15 +169,30 @@ func clearStale(p string) error {
 // open (re)reads the repository at root. go-git lists pack files once per
 // repository value, so it is reopened after git adds some. Objects are
 // cached in a small LRU and large blobs are streamed, never held whole.
+// Pack files stay open until the next open or Close: without that, go-git
+// opens the pack again for every object read (a tenth of a fresh install).
 func (m *Mirror) open() error {
-	st := filesystem.NewStorageWithOptions(osfs.New(m.root), cache.NewObjectLRU(8*cache.MiByte),
-		filesystem.Options{LargeObjectThreshold: 1 << 20})
-	repo, err := git.Open(st, nil)
-	if err != nil {
+	if err := m.release(); err != nil {
 		return err
 	}
-	m.repo = repo
+	st := filesystem.NewStorageWithOptions(osfs.New(m.root), cache.NewObjectLRU(8*cache.MiByte),
+		filesystem.Options{LargeObjectThreshold: 1 << 20, KeepDescriptors: true})
+	repo, err := git.Open(st, nil)
+	if err != nil {
+		return errors.Join(err, st.Close())
+	}
+	m.repo, m.st = repo, st
 	return nil
+}
+
+// release closes the pack files the repository keeps open.
+func (m *Mirror) release() error {
+	if m.st == nil {
+		return nil
+	}
+	err := m.st.Close()
+	m.repo, m.st = nil, nil
+	return err
 }
 
 func (m *Mirror) create(ctx context.Context) error {
@@ -200,6 +216,10 @@ func (m *Mirror) create(ctx context.Context) error {
 		}
 	}
 	m.root = m.path
+	if err := m.release(); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("creating cache of %s: %w", m.URL, err)
+	}
 	if err := os.Rename(tmp, m.path); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("creating cache of %s: %w", m.URL, err)
@@ -210,12 +230,13 @@ func (m *Mirror) create(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the mirror's lock.
+// Close releases the mirror's open pack files and its lock.
 func (m *Mirror) Close() error {
+	err := m.release()
 	if m.lock == nil {
-		return nil
+		return err
 	}
-	err := m.lock.Close() // closing drops the flock
+	err = errors.Join(err, m.lock.Close()) // closing drops the flock
 	m.lock = nil
 	return err
 }

@@ -2,6 +2,8 @@ package gitcache
 
 import (
 	"bufio"
+	"compress/zlib"
+	"crypto/sha1"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -17,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/objfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 
@@ -60,8 +63,8 @@ func (m *Mirror) localFetch(src, root string) error {
 	if err != nil {
 		return fmt.Errorf("fetching %s: %w", m.URL, err)
 	}
-	if err := m.copyObjects(srcRepo, filepath.Join(src, "objects"), filepath.Join(root, "objects")); err != nil {
-		if errors.Is(err, ErrForgedPack) {
+	if err := m.copyObjects(filepath.Join(src, "objects"), filepath.Join(root, "objects")); err != nil {
+		if errors.Is(err, ErrForgedPack) || errors.Is(err, ErrForgedObject) {
 			// no object of this mirror is trusted any more: the next
 			// fetch starts afresh
 			os.RemoveAll(root)
@@ -137,7 +140,7 @@ func branchesAndTags(r *git.Repository) (map[plumbing.ReferenceName]plumbing.Has
 // directory is srcObj, into the object directory dstObj: each pack whole
 // (the pack before its index, so a pack is complete before it is seen),
 // and the loose objects dstObj lacks as one new pack.
-func (m *Mirror) copyObjects(src *git.Repository, srcObj, dstObj string) error {
+func (m *Mirror) copyObjects(srcObj, dstObj string) error {
 	var packs []string
 	var loose []plumbing.Hash
 	fresh := m.root != m.path // a mirror being created holds nothing yet
@@ -179,7 +182,7 @@ func (m *Mirror) copyObjects(src *git.Repository, srcObj, dstObj string) error {
 		}
 	}
 	if len(loose) > 0 {
-		if err := writePack(src.Storer, loose, packDir); err != nil {
+		if err := packLoose(srcObj, loose, packDir); err != nil {
 			return fmt.Errorf("packing %d loose objects: %w", len(loose), err)
 		}
 	}
@@ -335,25 +338,97 @@ func sameIndex(idx *idxfile.MemoryIndex, p string) error {
 	}
 }
 
-// writePack writes the objects hashes of s as one pack (deltas as s
-// holds them, none computed) with its index into packDir.
-func writePack(s storer.EncodedObjectStorer, hashes []plumbing.Hash, packDir string) error {
+// packLoose writes the loose objects hashes of the objects directory
+// srcObj as one pack with its index into packDir: each object read from
+// its file once, checked against its name, and compressed anew (fastest
+// level: the pack stays on this machine), none made a delta. go-git's
+// encoder read each object twice through its storage, which was half of a
+// cold install from a local remote.
+func packLoose(srcObj string, hashes []plumbing.Hash, packDir string) error {
 	pf, err := os.CreateTemp(packDir, "tmp_pack_")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(pf.Name())
 	defer pf.Close()
-	bw := bufio.NewWriterSize(pf, 1<<20)
-	_, err = packfile.NewEncoder(bw, s, false).Encode(hashes, 0)
-	if err == nil {
-		err = bw.Flush()
+	sum := sha1.New() // the trailer: SHA-1 of the pack's bytes
+	bw := bufio.NewWriterSize(io.MultiWriter(pf, sum), 256<<10)
+	var head [12]byte
+	copy(head[:], "PACK")
+	binary.BigEndian.PutUint32(head[4:], 2)
+	binary.BigEndian.PutUint32(head[8:], uint32(len(hashes)))
+	if _, err := bw.Write(head[:]); err != nil {
+		return err
 	}
+	zw, err := zlib.NewWriterLevel(bw, zlib.BestSpeed)
 	if err != nil {
+		return err
+	}
+	buf := make([]byte, 32<<10)
+	for _, id := range hashes {
+		name := id.String()
+		if err := packEntry(bw, zw, buf, filepath.Join(srcObj, name[:2], name[2:]), id); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if _, err := pf.Write(sum.Sum(nil)); err != nil {
 		return err
 	}
 	if err := installPack(pf, packDir, nil); err != nil {
 		return fmt.Errorf("indexing the new pack: %w", err)
+	}
+	return nil
+}
+
+// ErrForgedObject marks a loose object whose content is not what its name
+// says: it is never taken.
+var ErrForgedObject = fmt.Errorf("a loose object's content does not match its name: %w", failure.ErrVerify)
+
+// packEntry appends the loose object id, read from its file p, to a pack
+// being written to w: its type and size, then its content through zw,
+// copied in buf.
+func packEntry(w *bufio.Writer, zw *zlib.Writer, buf []byte, p string, id plumbing.Hash) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := objfile.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("loose object %s: %w", p, err)
+	}
+	defer r.Close()
+	t, size, err := r.Header()
+	if err != nil {
+		return fmt.Errorf("loose object %s: %w", p, err)
+	}
+	if t < plumbing.CommitObject || t > plumbing.TagObject || size < 0 {
+		return fmt.Errorf("loose object %s: %w (type %v, size %d)", p, ErrForgedObject, t, size)
+	}
+	// the entry's header: type and the size's low 4 bits, then 7 bits a byte
+	var hdr [binary.MaxVarintLen64 + 1]byte
+	hdr[0] = byte(t)<<4 | byte(size&0x0f)
+	n := 1
+	for rest := size >> 4; rest > 0; rest >>= 7 {
+		hdr[n-1] |= 0x80
+		hdr[n] = byte(rest & 0x7f)
+		n++
+	}
+	if _, err := w.Write(hdr[:n]); err != nil {
+		return err
+	}
+	zw.Reset(w)
+	if got, err := io.CopyBuffer(zw, r, buf); err != nil || got != size {
+		return fmt.Errorf("loose object %s: %w (%d of its %d bytes read: %v)", p, ErrForgedObject, got, size, err)
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if got := r.Hash(); got != id {
+		return fmt.Errorf("loose object %s: %w (it holds %s)", p, ErrForgedObject, got)
 	}
 	return nil
 }
