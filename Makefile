@@ -25,7 +25,7 @@ build:
 # python3-jsonschema is the real validator the JSON Schemas are checked with.
 # rpm (rpm and rpmbuild) makes the real rpm databases bases are read from;
 # mmdebstrap the real Debian base (scripts/ensure-debian-base).
-TEST_PKGS := git skopeo umoci minisign busybox-static docker-registry rpm mmdebstrap bubblewrap octocatalog-diff gcc libc6-dev python3-jsonschema
+TEST_PKGS := git skopeo umoci minisign busybox-static docker-registry rpm mmdebstrap bubblewrap octocatalog-diff gcc libc6-dev python3-jsonschema chromium
 # packer 1.9.4, built once from the Go module cache (scripts/ensure-packer).
 PACKER := $(CURDIR)/.cache/packer/packer
 # versitygw v1.8.0, the S3 gateway (POSIX backend) S3 stores are tested on.

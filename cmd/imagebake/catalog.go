@@ -112,6 +112,7 @@ func (f *keyFlags) updateCatalog(ctx context.Context, store string, w io.Writer,
 		return nil, err
 	}
 	warnExpiry(w, st.Path(), c)
+	publishPage(ctx, w, st, store, kr)
 	return c, nil
 }
 
@@ -195,6 +196,7 @@ func newCatalogCommand(g *globals) *cobra.Command {
 	cmd.AddCommand(newEOLCommand(g))
 	cmd.AddCommand(newRefreshCommand(g))
 	cmd.AddCommand(newAuditCommand(g))
+	cmd.AddCommand(newPageCommand(g))
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"html"
 	"io"
 	"os"
 	"path/filepath"
@@ -249,5 +250,42 @@ func dsaStory(t *testing.T, store, src, bases string, sums map[string]string, os
 	}
 	if !strings.Contains(up, "(dry run: --write changes the file)") {
 		t.Errorf("upgrade without --write did not say it is a dry run:\n%s", up)
+	}
+	dsaPage(t, cli, store, filepath.Join(root, "page"))
+}
+
+// dsaPage checks the catalog page of the DSA story's store: each
+// advisory's row names the releases that carry and lack its fix, 1.0.1's
+// change is the tar DSA, 1.0.0 is revoked for 1.0.2; publish wrote the
+// same page beside a directory store's catalog.
+func dsaPage(t *testing.T, cli func(...string) (string, error), store, dir string) {
+	t.Helper()
+	if out, err := cli("catalog", "page", "--store", store, "--out", dir); err != nil {
+		t.Fatalf("catalog page: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := html.UnescapeString(string(b)) // html/template writes + as &#43;
+	for _, want := range []string{
+		`<th scope="row">DSA-6001-1</th><td>1.0.1, 1.1.1</td>`,
+		`<td>1.0.1, 1.0.2, 1.1.1</td><td>1.1.0</td></tr>`, // DSA-6001-1: carried by, lacked by
+		`<th scope="row">DSA-6002-1</th><td>1.0.2, 1.1.1</td>`,
+		`<td>1.0.2, 1.1.1</td><td>1.0.1, 1.1.0</td></tr>`,
+		`<li>tar 1.34+dfsg-1.2+deb12u1 → 1.35+dfsg-3~deb12u1</li>`,
+		`<td class="level">SECURITY</td>`,
+		`<th scope="row">1.0.0</th>`, `<td>a broken agent</td><td>1.0.2</td>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the catalog page lacks %s", want)
+		}
+	}
+	if strings.HasPrefix(store, "s3://") {
+		return
+	}
+	published, err := os.ReadFile(filepath.Join(store, "catalog", "index.html"))
+	if err != nil || !strings.Contains(string(published), `<th scope="row">1.1.1`) || !strings.Contains(string(published), `<td>a broken agent</td>`) {
+		t.Errorf("publish and revoke did not keep the page beside the catalog (1.1.1, the revocation): %v", err)
 	}
 }

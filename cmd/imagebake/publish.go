@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebake/imagebake/internal/catalogpage"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
@@ -51,6 +54,9 @@ func newPublishCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if added {
+				publishPage(cmd.Context(), g.progress(), st, store, kr)
+			}
 			// the supported releases of higher lines that lack what this
 			// one fixed: each needs a security release of its own
 			found, err := sec.ForwardPorts(cmd.Context(), rel)
@@ -82,6 +88,30 @@ func newPublishCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&store, "store", "", "store: a directory or s3://BUCKET/PREFIX")
 	cmd.Flags().BoolVar(&noCheck, "no-release-check", false, "skip the check of the release number against the release before it in the store")
 	return cmd
+}
+
+// publishPage writes the catalog's page beside it (catalog/index.html).
+// The catalog is written by then: a page that cannot be made is said on
+// w, and the next change or catalog page makes it.
+func publishPage(ctx context.Context, w io.Writer, st catalog.Writer, store string, kr *signing.Keyring) {
+	err := func() error {
+		o, err := openCatalog(ctx, store, kr, "")
+		if err != nil {
+			return err
+		}
+		p, err := catalogpage.Build(ctx, o.Catalog, o.Where, o.Manifest, time.Now())
+		if err != nil {
+			return err
+		}
+		b, err := p.Render()
+		if err != nil {
+			return err
+		}
+		return st.WritePage(ctx, catalogpage.FileName, b)
+	}()
+	if err != nil {
+		fmt.Fprintf(w, "warning: the catalog page (catalog/%s) was not written: %v; `imagebake catalog page` writes it\n", catalogpage.FileName, err)
+	}
 }
 
 // checkRelease reads the release in dir and the catalog of store, and

@@ -296,10 +296,20 @@ func (b *Bucket) Replace(ctx context.Context, key string, data []byte, etag stri
 // Put writes data unconditionally: only for copies readers do not rely on
 // (the authoritative object is written with Create or Replace).
 func (b *Bucket) Put(ctx context.Context, key string, data []byte) error {
-	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+	return b.PutAs(ctx, key, data, "")
+}
+
+// PutAs is Put with the object's Content-Type (none: S3's default), for a
+// file a browser shows.
+func (b *Bucket) PutAs(ctx context.Context, key string, data []byte, contentType string) error {
+	in := &s3.PutObjectInput{
 		Bucket: &b.bucket, Key: b.key(key), Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
 		Metadata: map[string]string{MetaSHA256: Sum(data)},
-	})
+	}
+	if contentType != "" {
+		in.ContentType = &contentType
+	}
+	_, err := b.client.PutObject(ctx, in)
 	if err != nil {
 		return b.describe("PUT", key, err)
 	}

@@ -293,6 +293,10 @@ type Writer interface {
 	Publish(ctx context.Context, releaseDir string, signer *signing.Signer, opts ...PublishOption) (*Release, bool, error)
 	// ReadManifest reads a published release's manifest.
 	ReadManifest(ctx context.Context, family, version string) (*manifest.Manifest, error)
+	// WritePage puts an HTML page for people beside the catalog
+	// (catalog/NAME): readers never trust it, the signed catalog is
+	// what they check.
+	WritePage(ctx context.Context, name string, page []byte) error
 }
 
 // OpenWriter returns the store at dest: a directory or s3://BUCKET/PREFIX.

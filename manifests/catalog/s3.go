@@ -300,6 +300,11 @@ func (s *S3Store) uploadFile(ctx context.Context, path, key string) error {
 	return err
 }
 
+// WritePage puts page at catalog/NAME of the store, as text/html.
+func (s *S3Store) WritePage(ctx context.Context, name string, page []byte) error {
+	return s.B.PutAs(ctx, "catalog/"+name, page, "text/html; charset=utf-8")
+}
+
 // ReadManifest reads a published manifest and checks it is the one the
 // signed catalog names.
 func (s *S3Store) ReadManifest(ctx context.Context, family, version string) (*manifest.Manifest, error) {

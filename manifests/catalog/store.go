@@ -383,6 +383,11 @@ func ManifestSubject(family, release string) string {
 	return "family:" + family + " release:" + release
 }
 
+// WritePage writes page as catalog/NAME of the store, whole or not at all.
+func (s *Store) WritePage(_ context.Context, name string, page []byte) error {
+	return atomicfile.WriteFile(filepath.Join(filepath.Dir(s.Path()), name), page, 0o644)
+}
+
 // ReadManifest reads a published manifest from the store and checks it is
 // the one the signed catalog names: its digest is the catalog's
 // manifest_digest, its signature's subject and its own family and release
