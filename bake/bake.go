@@ -42,7 +42,10 @@ type Options struct {
 	Cache   string    // git mirrors, Forge tarballs, agent downloads
 	Context string    // directory relative paths in imagebake.toml are relative to
 	Stores  []string  // overrides imagebake.toml's agent stores
-	Version string    // imagebake's own version, recorded
+	// Config, when set, is read in place of the commit's imagebake.toml:
+	// init's dry bake of a file not committed yet
+	Config  []byte
+	Version string // imagebake's own version, recorded
 	Log     io.Writer
 	Verbose bool // also the notes that are the same on every bake (what a base lacks)
 	HTTP    *http.Client

@@ -725,3 +725,62 @@ func TestControlBranchAndExcludeSpecSettings(t *testing.T) {
 		t.Errorf("a bad control_branch = %v, want ErrConfig naming it", err)
 	}
 }
+
+// A control repo whose imagebake.toml has no [agents] bakes images that
+// carry no agent binaries: the manifest records none, each image has its
+// environment and release layers and no agents layer, the SBOM and the
+// kept sources list no agent, release.toml names none, and verify
+// rebuilds the same bytes.
+func TestBakeWithoutAgents(t *testing.T) {
+	t.Parallel()
+	root, repo := example(t, nil)
+	cfg := filepath.Join(repo, ConfigName)
+	c, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(c, []byte("\n[agents]\n"))
+	j := bytes.Index(c[i+1:], []byte("\n\n"))
+	if i < 0 || j < 0 {
+		t.Fatalf("no [agents] section in the example's %s", ConfigName)
+	}
+	testutil.Must(t, os.WriteFile(cfg, append(c[:i+1], c[i+1+j+2:]...), 0o644))
+	testutil.Git(t, repo, "commit", "-qam", "no agents")
+	testutil.Git(t, repo, "tag", "v1.1.0")
+	o := opts(root, repo, filepath.Join(root, "dist"))
+	o.Release = "1.1.0"
+	m, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "dist", "example-1.1.0")
+	for _, im := range m.Images {
+		if !im.Agent.None() {
+			t.Errorf("%s: agent %+v, want none", im.Name, im.Agent)
+		}
+		var roles []string
+		for _, l := range im.Layers {
+			roles = append(roles, l.Role)
+		}
+		if got := strings.Join(roles, ","); got != "base,environment,release" {
+			t.Errorf("%s: layers %s, want base,environment,release", im.Name, got)
+		}
+	}
+	for _, name := range []string{SBOMName, manifest.SourcesFileName} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("mozagent")) || bytes.Contains(b, []byte(`"SPDXRef-Agent`)) || bytes.Contains(b, []byte(`kind = "agent"`)) {
+			t.Errorf("%s lists agent binaries the images do not carry", name)
+		}
+	}
+	if _, err := Verify(ctx, filepath.Join(dir, manifest.FileName), Options{Cache: o.Cache, Context: root, Version: "test"}); err != nil {
+		t.Errorf("verify of images without agent binaries = %v", err)
+	}
+	o.Stores = []string{filepath.Join(root, "store")}
+	o.Release, o.Out = "1.1.0", filepath.Join(root, "dist2")
+	if _, err := Bake(ctx, o); !errors.Is(err, failure.ErrUsage) || !strings.Contains(err.Error(), "no [agents]") {
+		t.Errorf("bake --store without [agents] = %v, want a usage error naming it", err)
+	}
+}

@@ -77,7 +77,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 	}
 	for i := range m.Images {
 		m.Images[i].Puppet = basePuppet(m.Images[i].Base.Packages)
-		if m.Imagebake.Defaults >= 3 {
+		if m.Imagebake.Defaults >= 3 && !m.Images[i].Agent.None() {
 			m.Images[i].Agent.GoBuild = p.GoBuild[m.Images[i].Arch]
 		}
 	}
@@ -116,7 +116,17 @@ func archLayers(ctx context.Context, blobDir string, in *Inputs, p *staged, arch
 		})
 		return []builders.Layer{env, al}, err
 	}
-	file := p.AgentFiles[arch]
+	rl, err := builders.WriteLayer(ctx, blobDir, "release", in.Epoch, func(tw *tarball.Writer) error {
+		tw.AtEpoch = true
+		return tw.AddTree(filepath.Join(dir, "etc", "imagebake"), "etc/imagebake")
+	})
+	if err != nil {
+		return nil, err
+	}
+	file, ok := p.AgentFiles[arch]
+	if !ok { // no agent binaries: no agents layer
+		return []builders.Layer{env, rl}, nil
+	}
 	at, err := newestEntry(file)
 	if err != nil {
 		return nil, fmt.Errorf("agent binaries %s: %w", file, err)
@@ -127,13 +137,6 @@ func archLayers(ctx context.Context, blobDir string, in *Inputs, p *staged, arch
 	al, err := builders.WriteLayer(ctx, blobDir, "agents", at, func(tw *tarball.Writer) error {
 		tw.AtEpoch = true
 		return tw.AddTree(filepath.Join(dir, "opt"), "opt")
-	})
-	if err != nil {
-		return nil, err
-	}
-	rl, err := builders.WriteLayer(ctx, blobDir, "release", in.Epoch, func(tw *tarball.Writer) error {
-		tw.AtEpoch = true
-		return tw.AddTree(filepath.Join(dir, "etc", "imagebake"), "etc/imagebake")
 	})
 	return []builders.Layer{env, al, rl}, err
 }

@@ -164,7 +164,8 @@ type Base struct {
 	Image   string `toml:"image" json:"image,omitempty"` // REGISTRY/REPO@sha256:...
 }
 
-// AgentsConfig names the agent binaries an image carries.
+// AgentsConfig names the agent binaries an image carries. Without
+// [agents], images carry none: the manifest records no agent.
 type AgentsConfig struct {
 	Name  string `toml:"name"`
 	Major string `toml:"major"` // a major, major.minor, exact version or constraint
@@ -265,8 +266,11 @@ func (c *Config) checkAgents() error {
 		}
 		c.Agents.Major = c.Agents.Version
 	}
-	if c.Agents == nil || c.Agents.Name == "" || c.Agents.Major == "" {
-		return badConfig("[agents] needs name and major (a range: \"2\", \"2.4\") or version (exact: \"2.4.1\"): the agent binaries every image carries")
+	if c.Agents == nil {
+		return nil // images without agent binaries
+	}
+	if c.Agents.Name == "" || c.Agents.Major == "" {
+		return badConfig("[agents] needs name and major (a range: \"2\", \"2.4\") or version (exact: \"2.4.1\"): the agent binaries every image carries; leave [agents] out for images without any")
 	}
 	for _, s := range c.Agents.Stores {
 		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {

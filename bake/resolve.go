@@ -70,6 +70,9 @@ func (in *Inputs) floating(lockCommitted bool) []string {
 			}
 		}
 	}
+	if in.Config.Agents == nil {
+		return out
+	}
 	if q, err := versionq.Parse(in.Config.Agents.Major, false); err == nil && !q.Exact() {
 		for _, im := range in.Manifest.Images {
 			out = append(out, fmt.Sprintf("agent binaries %s %s (a range) on %s: resolved to %s (sha256 %s)", im.Agent.Name, q, im.Arch, im.Agent.Version, short(im.Agent.SHA256)))
@@ -202,8 +205,11 @@ func readSource(ctx context.Context, o Options, want *manifest.Manifest) (*sourc
 	if err != nil {
 		return nil, err
 	}
+	if o.Config != nil {
+		cfg, ok, s.where = o.Config, true, s.where+", with "+ConfigName+" as init writes it (not committed yet)"
+	}
 	if !ok {
-		return nil, fmt.Errorf("%w: no %s in %s; see testdata/example/control/imagebake.toml.in", failure.ErrNotFound, ConfigName, s.where)
+		return nil, fmt.Errorf("%w: no %s in %s; run `imagebake init` in the control repo to write one, and commit it", failure.ErrNotFound, ConfigName, s.where)
 	}
 	if s.config, err = ParseConfig(cfg); err != nil {
 		return nil, fmt.Errorf("%s in %s: %w", ConfigName, s.where, err)
@@ -320,10 +326,11 @@ func newInputs(o Options, src *source, want *manifest.Manifest) *Inputs {
 func (in *Inputs) addImages(arches []string) error {
 	for _, a := range arches {
 		base, _ := in.Config.BaseFor(a)
-		s := in.Agents[a]
-		in.Manifest.Images = append(in.Manifest.Images, manifest.Image{Arch: a, OS: "linux", Name: in.Name() + "-" + a,
-			Base:  manifest.Base{Ref: base.Ref()},
-			Agent: manifest.Agent{Name: s.Name, Version: s.Version, OS: s.OS, Arch: s.Arch, Size: s.Size, SHA256: s.SHA256, Source: s.Source, Path: s.Path}})
+		im := manifest.Image{Arch: a, OS: "linux", Name: in.Name() + "-" + a, Base: manifest.Base{Ref: base.Ref()}}
+		if s, ok := in.Agents[a]; ok { // else an image without agent binaries
+			im.Agent = manifest.Agent{Name: s.Name, Version: s.Version, OS: s.OS, Arch: s.Arch, Size: s.Size, SHA256: s.SHA256, Source: s.Source, Path: s.Path}
+		}
+		in.Manifest.Images = append(in.Manifest.Images, im)
 	}
 	in.setPartial()
 	return in.Manifest.SetContentDigests()
@@ -556,6 +563,9 @@ func selectAgents(ctx context.Context, o Options, cfg *Config, arches []string, 
 			if im == nil {
 				return nil, fmt.Errorf("%w: the manifest has no image for %s", failure.ErrUsage, a)
 			}
+			if im.Agent.None() {
+				continue
+			}
 			if sel, ok := o.Stored.agent(o.Cache, im); ok {
 				out[a] = sel
 				continue
@@ -569,6 +579,12 @@ func selectAgents(ctx context.Context, o Options, cfg *Config, arches []string, 
 				return nil, err
 			}
 			out[a] = s
+		}
+		return out, nil
+	}
+	if cfg.Agents == nil {
+		if len(o.Stores) > 0 {
+			return nil, fmt.Errorf("%w: --store names agent stores, but %s has no [agents]: its images carry no agent binaries", failure.ErrUsage, ConfigName)
 		}
 		return out, nil
 	}

@@ -98,22 +98,13 @@ func writeSources(ctx context.Context, m *manifest.Manifest, in *Inputs, dir str
 		}
 	}
 	for _, im := range m.Images {
-		p, ok := agentFiles[im.Arch]
-		if !ok {
-			sel, ok := in.Agents[im.Arch]
-			if !ok {
-				continue
-			}
-			var err error
-			if p, err = agents.Fetch(ctx, sel, o.Cache); err != nil {
-				return err
-			}
-		}
-		blob, size, err := copyBlob(blobs, p)
+		kept, err := keepAgent(ctx, s, in, im, agentFiles, blobs, o)
 		if err != nil {
 			return err
 		}
-		s.Source = append(s.Source, manifest.Source{Kind: manifest.SourceAgent, Name: im.Arch, SHA256: im.Agent.SHA256, Blob: blob, Size: size})
+		if !kept {
+			continue
+		}
 		if b := baseSource(in.Config, im); b != nil {
 			s.Source = append(s.Source, *b)
 		}
@@ -390,6 +381,32 @@ func (st *Stored) base(sum string) (string, bool) {
 	}
 	p, ok := st.bases[sum]
 	return p, ok
+}
+
+// keepAgent adds the agent archive of im (staged, in agentFiles, or
+// fetched) to s as a blob of blobs; false when this bake has no agent
+// binaries for im's arch. An image without agent binaries keeps none.
+func keepAgent(ctx context.Context, s *manifest.Sources, in *Inputs, im manifest.Image, agentFiles map[string]string, blobs string, o Options) (bool, error) {
+	if im.Agent.None() {
+		return true, nil
+	}
+	p, ok := agentFiles[im.Arch]
+	if !ok {
+		sel, ok := in.Agents[im.Arch]
+		if !ok {
+			return false, nil
+		}
+		var err error
+		if p, err = agents.Fetch(ctx, sel, o.Cache); err != nil {
+			return false, err
+		}
+	}
+	blob, size, err := copyBlob(blobs, p)
+	if err != nil {
+		return false, err
+	}
+	s.Source = append(s.Source, manifest.Source{Kind: manifest.SourceAgent, Name: im.Arch, SHA256: im.Agent.SHA256, Blob: blob, Size: size})
+	return true, nil
 }
 
 // agent is the selection of im's agent archive when the sources restored

@@ -54,10 +54,11 @@ func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*stag
 		if err != nil {
 			return nil, err
 		}
-		p.AgentFiles[im.Arch] = f
 		p.Arches[im.Arch] = d
-		s := in.Agents[im.Arch]
-		p.GoBuild[im.Arch] = goBuildOf(filepath.Join(d, "opt", s.Name, "tools", "current", "bin", s.Name))
+		if s, ok := in.Agents[im.Arch]; ok {
+			p.AgentFiles[im.Arch] = f
+			p.GoBuild[im.Arch] = goBuildOf(filepath.Join(d, "opt", s.Name, "tools", "current", "bin", s.Name))
+		}
 	}
 	return p, nil
 }
@@ -170,13 +171,16 @@ type releaseFile struct {
 }
 
 // stageAgents lays out one arch's agent binaries (with the current link)
-// and release.toml under dir, as they appear in the image.
-// stageAgents stages arch's agent tree in dir and returns the archive it
-// came from (checked against its pin).
+// and release.toml under dir, as they appear in the image, and returns
+// the archive the binaries came from (checked against its pin): "" for an
+// image without agent binaries, which gets release.toml only.
 func stageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) (string, error) {
 	s, ok := in.Agents[arch]
 	if !ok {
-		return "", fmt.Errorf("%s has no image for %s", in.Name(), arch)
+		if !in.imageOf(arch).Agent.None() {
+			return "", fmt.Errorf("%s has no agent binaries selected for %s", in.Name(), arch)
+		}
+		return "", writeReleaseFile(in, arch, dir, agents.Selection{})
 	}
 	file, err := agents.Fetch(ctx, s, o.Cache)
 	if err != nil {
@@ -196,23 +200,34 @@ func stageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) (
 	if err := os.Symlink(vdir, filepath.Join(tools, "current")); err != nil {
 		return "", err
 	}
-	m := in.Manifest
-	var content string
-	for _, im := range m.Images {
+	return file, writeReleaseFile(in, arch, dir, s)
+}
+
+// imageOf is in's image of arch (zero when it has none).
+func (in *Inputs) imageOf(arch string) manifest.Image {
+	for _, im := range in.Manifest.Images {
 		if im.Arch == arch {
-			content = im.ContentDigest
+			return im
 		}
 	}
+	return manifest.Image{}
+}
+
+// writeReleaseFile writes dir/etc/imagebake/release.toml: what the image
+// of arch is, and its agent binaries s (none: empty names).
+func writeReleaseFile(in *Inputs, arch, dir string, s agents.Selection) error {
+	m := in.Manifest
+	content := in.imageOf(arch).ContentDigest
 	var buf bytes.Buffer
 	buf.WriteString("# written by imagebake; see manifest.toml of the release\n")
 	rf := releaseFile{Family: m.Family, Release: m.Release, Arch: arch, Name: in.Name() + "-" + arch, Tag: m.Repo.Tag,
 		Commit: m.Repo.Commit, Agent: s.Name, AgentVersion: s.Version, ContentDigest: content}
 	if err := toml.NewEncoder(&buf).Encode(rf); err != nil {
-		return "", err
+		return err
 	}
 	p := filepath.Join(dir, "etc", "imagebake", "release.toml")
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return "", err
+		return err
 	}
-	return file, os.WriteFile(p, buf.Bytes(), 0o644)
+	return os.WriteFile(p, buf.Bytes(), 0o644)
 }

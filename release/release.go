@@ -308,8 +308,8 @@ func Compare(prev, cand *manifest.Manifest, r Rules) []Change {
 		}
 		both = append(both, arch)
 		per[arch] = compareBase(p.Base, c.Base, r.globs())
-		if l, why := versionLevel(p.Agent.Version, c.Agent.Version); l > None {
-			per[arch] = append(per[arch], Change{Level: l, What: "agent binaries " + c.Agent.Name, Reason: why})
+		if l, what, why := agentLevel(p.Agent, c.Agent); l > None {
+			per[arch] = append(per[arch], Change{Level: l, What: what, Reason: why})
 		}
 	}
 	out = append(out, grouped(per, both)...)
@@ -383,6 +383,21 @@ func sortedKeys[V any](a, b map[string]V) []string {
 
 // versionLevel compares two versions: a major change is MAJOR, a minor
 // one MINOR, anything else SECURITY.
+// agentLevel is the level of a change of an image's agent binaries from p
+// to c: a version's level, or MAJOR when an image gains or loses them.
+func agentLevel(p, c manifest.Agent) (Level, string, string) {
+	switch {
+	case p.None() && c.None():
+		return None, "", ""
+	case p.None():
+		return Major, "agent binaries " + c.Name, "added: " + c.Version
+	case c.None():
+		return Major, "agent binaries " + p.Name, "removed: the images carry none"
+	}
+	l, why := versionLevel(p.Version, c.Version)
+	return l, "agent binaries " + c.Name, why
+}
+
 func versionLevel(a, b string) (Level, string) {
 	if a == b {
 		return None, ""

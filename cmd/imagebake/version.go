@@ -144,6 +144,10 @@ func showVersions(cmd *cobra.Command, g *globals, m *manifest.Manifest, image st
 	}
 	fmt.Fprintf(w, "control:  %s at %s (%s)\n", m.Repo.URL, m.Repo.Tag, m.Repo.Commit)
 	for _, r := range rows {
+		if r.Agent == "" {
+			fmt.Fprintf(w, "agent:    %s none (no agent binaries) on %s\n", r.Image, r.Arch)
+			continue
+		}
 		fmt.Fprintf(w, "agent:    %s %s %s on %s\n", r.Image, r.Agent, r.AgentVersion, r.Arch)
 	}
 	return nil

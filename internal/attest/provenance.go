@@ -121,9 +121,10 @@ func provenanceOf(m *manifest.Manifest, started, finished time.Time, builder str
 		deps = append(deps, d)
 	}
 	for _, im := range m.Images {
-		a := im.Agent
-		deps = append(deps, resourceDescriptor{Name: fmt.Sprintf("agent binaries %s %s %s/%s", a.Name, a.Version, a.OS, a.Arch),
-			URI: plainURL(strings.TrimSuffix(a.Source, "/") + "/" + a.Path), Digest: hex(a.SHA256)})
+		if a := im.Agent; !a.None() {
+			deps = append(deps, resourceDescriptor{Name: fmt.Sprintf("agent binaries %s %s %s/%s", a.Name, a.Version, a.OS, a.Arch),
+				URI: plainURL(strings.TrimSuffix(a.Source, "/") + "/" + a.Path), Digest: hex(a.SHA256)})
+		}
 		if d := im.Base.Digest; d != "" {
 			deps = append(deps, resourceDescriptor{Name: "base of " + im.Arch, URI: plainURL(im.Base.Ref), Digest: hex(d)})
 		}

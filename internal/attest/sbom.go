@@ -105,6 +105,9 @@ func WriteSBOM(m *manifest.Manifest, name string) error {
 		doc.Relationships = append(doc.Relationships, spdxRelation{repoID, "DEPENDS_ON", p.SPDXID})
 	}
 	for _, im := range m.Images {
+		if im.Agent.None() {
+			continue
+		}
 		p := spdxPackage{SPDXID: spdxID("Agent", im.Agent.Name+"-"+im.Agent.Version+"-"+im.Arch), Name: im.Agent.Name,
 			VersionInfo: im.Agent.Version, DownloadLocation: im.Agent.Source + "/" + im.Agent.Path,
 			Checksums: []spdxChecksum{{"SHA256", im.Agent.SHA256}}, Comment: "for " + im.Name}

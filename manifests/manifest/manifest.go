@@ -282,7 +282,8 @@ type Packages struct {
 // source, license): the type the base reader makes.
 type Package = distro.Package
 
-// Agent is the agent binaries an image carries.
+// Agent is the agent binaries an image carries; all empty when it carries
+// none (imagebake.toml without [agents]).
 type Agent struct {
 	Name    string `toml:"name" json:"name"`
 	Version string `toml:"version" json:"version"`
@@ -296,6 +297,9 @@ type Agent struct {
 	// a Go binary only): its Go version and modules, for the SBOM.
 	GoBuild *GoBuild `toml:"go_build,omitempty" json:"go_build,omitempty"`
 }
+
+// None says the image carries no agent binaries.
+func (a Agent) None() bool { return a.Name == "" && a.Version == "" && a.SHA256 == "" }
 
 // GoBuild is a Go binary's build information (debug/buildinfo).
 type GoBuild struct {
@@ -443,8 +447,8 @@ func Parse(b []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: family, release, repo.commit and at least one image are required", ErrInvalid)
 	}
 	for _, im := range m.Images {
-		if im.Arch == "" || im.Agent.Version == "" || len(im.Agent.SHA256) != 64 {
-			return nil, fmt.Errorf("%w: image %q: arch and agent version and sha256 are required", ErrInvalid, im.Name)
+		if im.Arch == "" || (!im.Agent.None() && (im.Agent.Version == "" || len(im.Agent.SHA256) != 64)) {
+			return nil, fmt.Errorf("%w: image %q: arch is required, and agent version and sha256 with an agent", ErrInvalid, im.Name)
 		}
 	}
 	if err := CheckExclude(m.PayloadExclude); err != nil {
