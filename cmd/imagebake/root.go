@@ -85,7 +85,7 @@ Exit codes: 0 ok, 1 error, 2 usage error (bad flags or input files),
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v (see %s --help)", failure.ErrUsage, err, c.CommandPath())
 	})
-	root.AddCommand(newVersionCommand(g), newCacheCommand(g), newPuppetfileCommand(g), newAgentsCommand(g), newBakeCommand(g), newVerifyCommand(g),
+	root.AddCommand(newInitCommand(g), newVersionCommand(g), newCacheCommand(g), newPuppetfileCommand(g), newAgentsCommand(g), newBakeCommand(g), newVerifyCommand(g),
 		newKeyCommand(g), newPublishCommand(g), newCatalogCommand(g), newStoreCommand(g), newReleaseCommand(g),
 		newSelectCommand(g), newCheckCommand(g), newUpgradeCommand(g), newPackerCommand(g), newPushCommand(g), newMergeCommand(g), newBaseCommand(g),
 		newDocsCommand(g), newSchemaCommand())
