@@ -3,7 +3,6 @@ package bake
 import (
 	"strings"
 	"testing"
-
 )
 
 func TestFamilyOf(t *testing.T) {
