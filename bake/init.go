@@ -238,7 +238,7 @@ func initBase(dir, v string) (Base, error) {
 	rel = filepath.ToSlash(rel)
 	st, err := os.Stat(p)
 	if err != nil {
-		return Base{}, fmt.Errorf("base %s: %v; want scratch, a root file system .tar[.gz], an OCI layout directory or REGISTRY/REPO@sha256:...", v, err)
+		return Base{}, fmt.Errorf("base %s: %v; want scratch, a root file system .tar[.gz], an OCI layout directory or an image REGISTRY/REPO@sha256:<digest>", v, err)
 	}
 	if st.IsDir() {
 		d, err := layoutDigest(p)

@@ -553,34 +553,7 @@ func (in *Inputs) pinModules(ctx context.Context, o Options, src *source, want *
 func selectAgents(ctx context.Context, o Options, cfg *Config, arches []string, want *manifest.Manifest) (map[string]agents.Selection, error) {
 	out := map[string]agents.Selection{}
 	if want != nil {
-		for _, a := range arches {
-			var im *manifest.Image
-			for i := range want.Images {
-				if want.Images[i].Arch == a {
-					im = &want.Images[i]
-				}
-			}
-			if im == nil {
-				return nil, fmt.Errorf("%w: the manifest has no image for %s", failure.ErrUsage, a)
-			}
-			if im.Agent.None() {
-				continue
-			}
-			if sel, ok := o.Stored.agent(o.Cache, im); ok {
-				out[a] = sel
-				continue
-			}
-			st, err := agents.NewStore(strings.TrimSuffix(im.Agent.Source, "/tools"), o.HTTP)
-			if err != nil {
-				return nil, err
-			}
-			s, err := agents.NewChain(st).Select(ctx, agents.Query{Name: im.Agent.Name, Want: im.Agent.Version, OS: im.Agent.OS, Arch: a, SHA256: im.Agent.SHA256})
-			if err != nil {
-				return nil, err
-			}
-			out[a] = s
-		}
-		return out, nil
+		return selectPinnedAgents(ctx, o, arches, want)
 	}
 	if cfg.Agents == nil {
 		if len(o.Stores) > 0 {
@@ -648,4 +621,39 @@ func (in *Inputs) setPartial() {
 			return
 		}
 	}
+}
+
+// selectPinnedAgents is selectAgents of a manifest's agent binaries: each
+// arch's exact archive, by sha256, from the cache's restored sources or
+// the store the manifest records; none for an image that carries none.
+func selectPinnedAgents(ctx context.Context, o Options, arches []string, want *manifest.Manifest) (map[string]agents.Selection, error) {
+	out := map[string]agents.Selection{}
+	for _, a := range arches {
+		var im *manifest.Image
+		for i := range want.Images {
+			if want.Images[i].Arch == a {
+				im = &want.Images[i]
+			}
+		}
+		if im == nil {
+			return nil, fmt.Errorf("%w: the manifest has no image for %s", failure.ErrUsage, a)
+		}
+		if im.Agent.None() {
+			continue
+		}
+		if sel, ok := o.Stored.agent(o.Cache, im); ok {
+			out[a] = sel
+			continue
+		}
+		st, err := agents.NewStore(strings.TrimSuffix(im.Agent.Source, "/tools"), o.HTTP)
+		if err != nil {
+			return nil, err
+		}
+		s, err := agents.NewChain(st).Select(ctx, agents.Query{Name: im.Agent.Name, Want: im.Agent.Version, OS: im.Agent.OS, Arch: a, SHA256: im.Agent.SHA256})
+		if err != nil {
+			return nil, err
+		}
+		out[a] = s
+	}
+	return out, nil
 }
