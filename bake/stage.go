@@ -50,14 +50,14 @@ func stagePayload(ctx context.Context, in *Inputs, dir string, o Options) (*stag
 	}
 	for _, im := range in.Manifest.Images {
 		d := filepath.Join(dir, "arch-"+im.Arch)
-		f, err := stageAgents(ctx, in, im.Arch, d, o)
+		a, err := stageAgents(ctx, in, im.Arch, d, o)
 		if err != nil {
 			return nil, err
 		}
 		p.Arches[im.Arch] = d
-		if s, ok := in.Agents[im.Arch]; ok {
-			p.AgentFiles[im.Arch] = f
-			p.GoBuild[im.Arch] = goBuildOf(filepath.Join(d, "opt", s.Name, "tools", "current", "bin", s.Name))
+		if a.File != "" {
+			p.AgentFiles[im.Arch] = a.File
+			p.GoBuild[im.Arch] = goBuildOf(a.Binary)
 		}
 	}
 	return p, nil
@@ -170,37 +170,42 @@ type releaseFile struct {
 	ContentDigest string `toml:"content_digest"`
 }
 
+// stagedAgent is where one arch's agent binaries came from and are.
+type stagedAgent struct {
+	File   string // the archive, checked against its pin ("": none)
+	Binary string // the agent's program, through the current link
+}
+
 // stageAgents lays out one arch's agent binaries (with the current link)
-// and release.toml under dir, as they appear in the image, and returns
-// the archive the binaries came from (checked against its pin): "" for an
-// image without agent binaries, which gets release.toml only.
-func stageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) (string, error) {
+// and release.toml under dir, as they appear in the image. An image
+// without agent binaries gets release.toml only (a zero stagedAgent).
+func stageAgents(ctx context.Context, in *Inputs, arch, dir string, o Options) (stagedAgent, error) {
 	s, ok := in.Agents[arch]
 	if !ok {
 		if !in.imageOf(arch).Agent.None() {
-			return "", fmt.Errorf("%s has no agent binaries selected for %s", in.Name(), arch)
+			return stagedAgent{}, fmt.Errorf("%s has no agent binaries selected for %s", in.Name(), arch)
 		}
-		return "", writeReleaseFile(in, arch, dir, agents.Selection{})
+		return stagedAgent{}, writeReleaseFile(in, arch, dir, agents.Selection{})
 	}
 	file, err := agents.Fetch(ctx, s, o.Cache)
 	if err != nil {
-		return "", err
+		return stagedAgent{}, err
 	}
 	tools := filepath.Join(dir, "opt", s.Name, "tools")
 	if err := os.MkdirAll(tools, 0o755); err != nil {
-		return "", err
+		return stagedAgent{}, err
 	}
 	vdir := s.Version + "-" + arch
 	if err := agents.Unpack(file, filepath.Join(tools, vdir), 0); err != nil {
-		return "", fmt.Errorf("agent binaries %s %s for %s: %w", s.Name, s.Version, s.Platform(), err)
+		return stagedAgent{}, fmt.Errorf("agent binaries %s %s for %s: %w", s.Name, s.Version, s.Platform(), err)
 	}
 	if err := agents.CheckMachine(filepath.Join(tools, vdir), s.Name, arch); err != nil {
-		return "", fmt.Errorf("agent binaries %s %s for %s (%s in %s): %w", s.Name, s.Version, s.Platform(), s.Path, s.Source, err)
+		return stagedAgent{}, fmt.Errorf("agent binaries %s %s for %s (%s in %s): %w", s.Name, s.Version, s.Platform(), s.Path, s.Source, err)
 	}
 	if err := os.Symlink(vdir, filepath.Join(tools, "current")); err != nil {
-		return "", err
+		return stagedAgent{}, err
 	}
-	return file, writeReleaseFile(in, arch, dir, s)
+	return stagedAgent{File: file, Binary: filepath.Join(tools, "current", "bin", s.Name)}, writeReleaseFile(in, arch, dir, s)
 }
 
 // imageOf is in's image of arch (zero when it has none).
