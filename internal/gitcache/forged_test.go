@@ -181,6 +181,13 @@ func TestForgedLooseObjectRefused(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, "tree", "big.pp")); !bytes.Equal(b, big) {
 		t.Errorf("big.pp from a mirror of loose objects: %d bytes, want %d", len(b), len(big))
 	}
+	// git reads the pack and the index made beside it: offsets and CRCs
+	idxs, _ := filepath.Glob(filepath.Join(m.path, "objects", "pack", "pack-*.idx"))
+	if len(idxs) != 1 {
+		t.Fatalf("the mirror's packs: %v", idxs)
+	}
+	testutil.Git(t, root, "verify-pack", idxs[0])
+	testutil.Git(t, root, "--git-dir", m.path, "fsck", "--strict", "--no-dangling")
 	m.Close()
 
 	// a second remote, the same files: init.pp's loose file swapped for big.pp's

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"compress/zlib"
 	"crypto/sha1"
+	"hash"
+	"hash/crc32"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -353,34 +355,63 @@ func packLoose(srcObj string, hashes []plumbing.Hash, packDir string) error {
 	defer pf.Close()
 	sum := sha1.New() // the trailer: SHA-1 of the pack's bytes
 	bw := bufio.NewWriterSize(io.MultiWriter(pf, sum), 256<<10)
+	cw := &entryWriter{w: bw, crc: crc32.NewIEEE()}
 	var head [12]byte
 	copy(head[:], "PACK")
 	binary.BigEndian.PutUint32(head[4:], 2)
 	binary.BigEndian.PutUint32(head[8:], uint32(len(hashes)))
-	if _, err := bw.Write(head[:]); err != nil {
+	if _, err := cw.Write(head[:]); err != nil {
 		return err
 	}
-	zw, err := zlib.NewWriterLevel(bw, zlib.BestSpeed)
+	zw, err := zlib.NewWriterLevel(cw, zlib.BestSpeed)
 	if err != nil {
 		return err
 	}
+	// the index is made as the pack is written: each object's hash was
+	// checked against its content as it was read
+	iw := new(idxfile.Writer)
+	iw.OnHeader(uint32(len(hashes)))
 	buf := make([]byte, 32<<10)
 	for _, id := range hashes {
 		name := id.String()
-		if err := packEntry(bw, zw, buf, filepath.Join(srcObj, name[:2], name[2:]), id); err != nil {
+		pos := cw.n
+		cw.crc.Reset()
+		if err := packEntry(cw, zw, buf, filepath.Join(srcObj, name[:2], name[2:]), id); err != nil {
 			return err
 		}
+		iw.Add(id, uint64(pos), cw.crc.Sum32())
 	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	if _, err := pf.Write(sum.Sum(nil)); err != nil {
+	var trailer plumbing.Hash
+	copy(trailer[:], sum.Sum(nil))
+	if _, err := pf.Write(trailer[:]); err != nil {
 		return err
 	}
-	if err := installPack(pf, packDir, nil); err != nil {
-		return fmt.Errorf("indexing the new pack: %w", err)
+	if err := iw.OnFooter(trailer); err != nil {
+		return err
 	}
-	return nil
+	idx, err := iw.Index()
+	if err != nil {
+		return err
+	}
+	return storePack(pf, packDir, idx, trailer)
+}
+
+// entryWriter counts the bytes written through it and sums their CRC-32
+// (reset per pack entry): a pack index's offset and checksum of each.
+type entryWriter struct {
+	w   io.Writer
+	n   int64
+	crc hash.Hash32
+}
+
+func (e *entryWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	e.n += int64(n)
+	e.crc.Write(p[:n])
+	return n, err
 }
 
 // ErrForgedObject marks a loose object whose content is not what its name
@@ -390,7 +421,7 @@ var ErrForgedObject = fmt.Errorf("a loose object's content does not match its na
 // packEntry appends the loose object id, read from its file p, to a pack
 // being written to w: its type and size, then its content through zw,
 // copied in buf.
-func packEntry(w *bufio.Writer, zw *zlib.Writer, buf []byte, p string, id plumbing.Hash) error {
+func packEntry(w io.Writer, zw *zlib.Writer, buf []byte, p string, id plumbing.Hash) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return err
@@ -462,6 +493,13 @@ func installPack(pf *os.File, packDir string, check func(*idxfile.MemoryIndex) e
 			return err
 		}
 	}
+	return storePack(pf, packDir, idx, sum)
+}
+
+// storePack writes idx, the index of the pack in pf (a temporary file of
+// packDir), and names the pack and its index pack-SUM.pack and .idx,
+// both synced and read-only.
+func storePack(pf *os.File, packDir string, idx *idxfile.MemoryIndex, sum plumbing.Hash) error {
 	xf, err := writeIndex(packDir, idx)
 	if err != nil {
 		return err
