@@ -20,6 +20,7 @@ import (
 	"github.com/imagebake/imagebake/agents"
 	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/internal/filehash"
+	"github.com/imagebake/imagebake/internal/s3obj"
 	"github.com/imagebake/imagebake/internal/testutil"
 	"github.com/imagebake/imagebake/internal/testutil/agentstest"
 )
@@ -281,10 +282,16 @@ func dsaPage(t *testing.T, cli func(...string) (string, error), store, dir strin
 			t.Errorf("the catalog page lacks %s", want)
 		}
 	}
+	var published []byte
 	if strings.HasPrefix(store, "s3://") {
-		return
+		bucket, err := s3obj.Open(context.Background(), store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		published, _, err = bucket.Get(context.Background(), "catalog/index.html")
+	} else {
+		published, err = os.ReadFile(filepath.Join(store, "catalog", "index.html"))
 	}
-	published, err := os.ReadFile(filepath.Join(store, "catalog", "index.html"))
 	if err != nil || !strings.Contains(string(published), `<th scope="row">1.1.1`) || !strings.Contains(string(published), `<td>a broken agent</td>`) {
 		t.Errorf("publish and revoke did not keep the page beside the catalog (1.1.1, the revocation): %v", err)
 	}
