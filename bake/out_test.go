@@ -49,7 +49,7 @@ func TestAgainstNamesEveryChangedInput(t *testing.T) {
 		{"agent by range", func(m *manifest.Manifest) {
 			m.Images[0].Agent.Version, m.Images[0].Agent.SHA256 = "2.4.2", strings.Repeat("e", 64)
 		}, []string{"agent binaries of amd64: mozagent 2.4.1 linux/amd64 (sha256 dddddddddddd) -> mozagent 2.4.2", `chosen by [agents] name = "mozagent", major = "2"`}},
-		{"defaults", func(m *manifest.Manifest) { m.Imagebake.Defaults = 0 }, []string{"imagebake defaults: 3 -> 0"}},
+		{"defaults", func(m *manifest.Manifest) { m.Imagebake.Defaults = 0 }, []string{fmt.Sprintf("imagebake defaults: %d -> 0", manifest.CurrentDefaults)}},
 		{"module dir", func(m *manifest.Manifest) { m.Puppetfile.Moduledir = "site" }, []string{"module dir: modules -> site"}},
 		{"module without spec", func(m *manifest.Manifest) { m.Puppetfile.Modules[0].ExcludeSpec = true }, []string{"module ntp: " + strings.Repeat("c", 40) + " -> " + strings.Repeat("c", 40) + " without spec/"}},
 		{"epoch and commit", func(m *manifest.Manifest) { m.Epoch++; m.Repo.Commit = strings.Repeat("f", 40) }, []string{"control repo commit: aaaa", "epoch: 1735689600 -> 1735689601"}},

@@ -55,7 +55,7 @@ func partCheck(ctx context.Context, where string, pm *manifest.Manifest, im mani
 		}
 		bad = append(bad, lbad...)
 		bad = append(bad, checkReleaseFile(agents, pm, im, want)...)
-		bbad, err := checkBaseLayers(ctx, base, im, where)
+		bbad, err := checkBaseLayers(ctx, base, im, pm.Imagebake.Defaults, where)
 		if err != nil {
 			return err
 		}
@@ -138,7 +138,7 @@ func checkReleaseFile(agents v1.Layer, pm *manifest.Manifest, im manifest.Image,
 
 // checkBaseLayers compares what the base layers say of themselves (OS,
 // packages, Puppet) with the manifest.
-func checkBaseLayers(ctx context.Context, base []v1.Layer, im manifest.Image, where string) ([]string, error) {
+func checkBaseLayers(ctx context.Context, base []v1.Layer, im manifest.Image, defaults int, where string) ([]string, error) {
 	if len(base) == 0 {
 		if im.Base.OS != nil || im.Base.Packages != nil {
 			return []string{"base: the manifest records an OS or packages, but the image has no base layers"}, nil
@@ -151,6 +151,7 @@ func checkBaseLayers(ctx context.Context, base []v1.Layer, im manifest.Image, wh
 	}
 	var bad []string
 	osRec, pkgs := baseContent(info)
+	pkgs = manifest.PackagesAt(pkgs, defaults)
 	if !reflect.DeepEqual(osRec, im.Base.OS) {
 		bad = append(bad, fmt.Sprintf("base.os: %s in the manifest, %s in the base layers", showOS(im.Base.OS), showOS(osRec)))
 	}

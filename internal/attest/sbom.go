@@ -201,6 +201,20 @@ func modulePURL(mod lockfile.Module) string {
 
 func asIs(s string) string { return s }
 
+// upstreamOf is a package's purl upstream= qualifier: its source package
+// when that has another name (defaults 3), with the source's version when
+// that differs from the binary's (defaults 4, as syft writes it:
+// util-linux@2.38.1-5+deb12u3, bash@5.2.15-2); "" for none.
+func upstreamOf(p manifest.Package, defaults int) string {
+	switch {
+	case defaults >= 4 && p.Source != "" && p.SourceVersion != "":
+		return p.Source + "@" + p.SourceVersion
+	case defaults >= 3 && p.Source != "" && p.Source != p.Name:
+		return p.Source
+	}
+	return ""
+}
+
 // purlType is the package URL type of each package database format.
 var purlType = map[string]string{"dpkg": packageurl.TypeDebian, "apk": packageurl.TypeApk, "rpm": packageurl.TypeRPM}
 
@@ -232,10 +246,10 @@ func basePackages(doc *spdxDoc, im manifest.Image, defaults int) {
 		if distro != "" {
 			q = append(q, packageurl.Qualifier{Key: "distro", Value: distro})
 		}
-		if p.Source != "" && p.Source != p.Name && defaults >= 3 {
+		if up := upstreamOf(p, defaults); up != "" {
 			// the source package, as syft writes it: Debian's OSV records
 			// (and the DSAs) are keyed by it
-			q = append(q, packageurl.Qualifier{Key: "upstream", Value: p.Source})
+			q = append(q, packageurl.Qualifier{Key: "upstream", Value: up})
 		}
 		version := p.Version
 		if e, v, ok := strings.Cut(version, ":"); ok && ps.Format == "rpm" {
@@ -246,8 +260,8 @@ func basePackages(doc *spdxDoc, im manifest.Image, defaults int) {
 		purl := packageurl.NewPackageURL(purlType[ps.Format], namespace, p.Name, version, q, "")
 		sp := spdxPackage{SPDXID: spdxID("BasePackage", im.Arch+"-"+p.Name+"-"+p.Arch), Name: p.Name, VersionInfo: p.Version,
 			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl.ToString()}}}
-		if p.Source != "" && p.Source != p.Name && defaults >= 3 {
-			sp.Comment = "source package " + p.Source
+		if up := upstreamOf(p, defaults); up != "" {
+			sp.Comment = "source package " + strings.Replace(up, "@", " ", 1)
 		}
 		if p.License != "" {
 			sp.LicenseDeclared = "NOASSERTION"

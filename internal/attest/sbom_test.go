@@ -17,28 +17,41 @@ import (
 func TestBasePackageURLs(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
-		os     manifest.OS
-		format string
-		pkg    manifest.Package
-		want   string
+		os       manifest.OS
+		format   string
+		pkg      manifest.Package
+		want     string
+		defaults int // 0: 3
 	}{
+		// defaults 4: the source's version where it differs, as syft writes it
+		// (both percent-encode + and @ in purls)
+		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "libblkid1", Version: "2.38.1-5+b1", Arch: "amd64", Source: "util-linux", SourceVersion: "2.38.1-5+deb12u3"},
+			"pkg:deb/debian/libblkid1@2.38.1-5%2Bb1?arch=amd64&distro=debian-12&upstream=util-linux%402.38.1-5%2Bdeb12u3", 4},
+		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "bash", Version: "5.2.15-2+b7", Arch: "amd64", Source: "bash", SourceVersion: "5.2.15-2"},
+			"pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12&upstream=bash%405.2.15-2", 4},
+		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "bash", Version: "5.2.15-2+b7", Arch: "amd64", Source: "bash", SourceVersion: "5.2.15-2"},
+			"pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12", 3},
 		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "libssl3", Version: "3.0.11-1~deb12u2", Arch: "amd64", Source: "openssl"},
-			"pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl"},
+			"pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl", 3},
 		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "openssl", Version: "3.0.11-1~deb12u2", Arch: "amd64", Source: "openssl"},
-			"pkg:deb/debian/openssl@3.0.11-1~deb12u2?arch=amd64&distro=debian-12"},
+			"pkg:deb/debian/openssl@3.0.11-1~deb12u2?arch=amd64&distro=debian-12", 3},
 		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "attr", Version: "1:2.5.1-4", Arch: "amd64"},
-			"pkg:deb/debian/attr@1:2.5.1-4?arch=amd64&distro=debian-12"},
+			"pkg:deb/debian/attr@1:2.5.1-4?arch=amd64&distro=debian-12", 3},
 		{manifest.OS{ID: "alpine", VersionID: "3.19.1"}, "apk", manifest.Package{Name: "libssl3", Version: "3.1.4-r2", Arch: "x86_64"},
-			"pkg:apk/alpine/libssl3@3.1.4-r2?arch=x86_64&distro=alpine-3.19.1"},
+			"pkg:apk/alpine/libssl3@3.1.4-r2?arch=x86_64&distro=alpine-3.19.1", 3},
 		{manifest.OS{ID: "rocky", VersionID: "9.3"}, "rpm", manifest.Package{Name: "openssl", Version: "1:3.0.7-24.el9", Arch: "x86_64"},
-			"pkg:rpm/rocky/openssl@3.0.7-24.el9?arch=x86_64&distro=rocky-9.3&epoch=1"},
+			"pkg:rpm/rocky/openssl@3.0.7-24.el9?arch=x86_64&distro=rocky-9.3&epoch=1", 3},
 		{manifest.OS{ID: "fedora", VersionID: "39"}, "rpm", manifest.Package{Name: "tzdata", Version: "2023c-2.fc39", Arch: "noarch"},
-			"pkg:rpm/fedora/tzdata@2023c-2.fc39?arch=noarch&distro=fedora-39"},
+			"pkg:rpm/fedora/tzdata@2023c-2.fc39?arch=noarch&distro=fedora-39", 3},
 	} {
 		im := manifest.Image{Arch: "amd64", Name: "x-1.0.0-amd64", Base: manifest.Base{Ref: "rootfs:b@sha256:1", OS: &tt.os,
 			Packages: &manifest.Packages{Format: tt.format, Count: 1, List: []manifest.Package{tt.pkg}}}}
 		var doc spdxDoc
-		basePackages(&doc, im, 3)
+		d := tt.defaults
+		if d == 0 {
+			d = 3
+		}
+		basePackages(&doc, im, d)
 		var got []string
 		for _, p := range doc.Packages {
 			for _, r := range p.ExternalRefs {

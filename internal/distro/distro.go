@@ -40,7 +40,10 @@ type Package struct {
 	Version string `toml:"version" json:"version"`
 	Arch    string `toml:"arch" json:"arch"`
 	Source  string `toml:"source,omitempty" json:"source,omitempty"`
-	License string `toml:"license,omitempty" json:"license,omitempty"`
+	// SourceVersion is the source package's version where it differs
+	// from the binary's (dpkg's "Source: util-linux (2.38.1-5+deb12u3)")
+	SourceVersion string `toml:"source_version,omitempty" json:"source_version,omitempty"`
+	License       string `toml:"license,omitempty" json:"license,omitempty"`
 }
 
 // Formats of package databases.

@@ -67,7 +67,7 @@ func TestParseDpkgStatus(t *testing.T) {
 	ps, notes := ParseDpkgStatus("/var/lib/dpkg/status", []byte(dpkgStatus))
 	want := []Package{
 		{Name: "libssl3", Version: "3.0.11-1~deb12u1", Arch: "amd64", Source: "openssl"},
-		{Name: "python3.11", Version: "3.11.2-6", Arch: "amd64", Source: "python3.11"},
+		{Name: "python3.11", Version: "3.11.2-6", Arch: "amd64", Source: "python3.11", SourceVersion: "3.11.2-6+deb12u1"},
 		{Name: "tzdata", Version: "2024a-0+deb12u1", Arch: "all"},
 	}
 	if len(notes) != 0 || len(ps) != len(want) {

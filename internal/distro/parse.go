@@ -155,7 +155,12 @@ func ParseDpkgStatus(name string, b []byte) ([]Package, []string) {
 		}
 		p := Package{Name: f["package"], Version: f["version"], Arch: f["architecture"]}
 		if src := f["source"]; src != "" {
-			p.Source, _, _ = strings.Cut(src, " ") // "openssl (3.0.11-1)": the binary's version differs
+			// "openssl (3.0.11-1)": the binary's version differs
+			var ver string
+			p.Source, ver, _ = strings.Cut(src, " ")
+			if v := strings.TrimSpace(ver); strings.HasPrefix(v, "(") && strings.HasSuffix(v, ")") {
+				p.SourceVersion = strings.TrimSpace(v[1 : len(v)-1])
+			}
 		}
 		out = append(out, p)
 	}

@@ -172,9 +172,12 @@ type Tool struct {
 // SBOM's base packages name their source package (purl upstream=, as
 // syft writes it), a Go agent's build information is recorded and its
 // modules listed, and remotes are URIs in the SBOM and the provenance
-// (git+file:///..., git+ssh://...); the images are those of 2 (their
-// content digest counts defaults 3 as 2).
-const CurrentDefaults = 3
+// (git+file:///..., git+ssh://...). 4: a Debian package's source version,
+// where it differs from the binary's, is recorded (source_version) and in
+// its purl (upstream=util-linux@2.38.1-5+deb12u3, as syft writes it). The
+// images of 3 and 4 are those of 2 (their content digest counts them as
+// 2).
+const CurrentDefaults = 4
 
 // Repo is the control repo at the release.
 type Repo struct {
@@ -208,7 +211,7 @@ type Image struct {
 	Digest        string  `toml:"digest,omitempty" json:"digest,omitempty"`
 	Artifact      string  `toml:"artifact,omitempty" json:"artifact,omitempty"`
 	Base          Base    `toml:"base" json:"base"`
-	Agent         Agent   `toml:"agent" json:"agent"`
+	Agent         Agent   `toml:"agent,omitempty" json:"agent,omitzero"` // none: an image without agent binaries
 	Layers        []Layer `toml:"layer,omitempty" json:"layers,omitempty"`
 	// Puppet is the Puppet the base carries (from its packages), when it
 	// carries one.
@@ -300,6 +303,22 @@ type Agent struct {
 
 // None says the image carries no agent binaries.
 func (a Agent) None() bool { return a.Name == "" && a.Version == "" && a.SHA256 == "" }
+
+// PackagesAt is ps as a release of defaults d records them: before
+// defaults 4, without source versions (a rebuild of an older release
+// records what it did). ps is not changed.
+func PackagesAt(ps *Packages, d int) *Packages {
+	if ps == nil || d >= 4 {
+		return ps
+	}
+	out := *ps
+	out.List = make([]Package, len(ps.List))
+	for i, p := range ps.List {
+		p.SourceVersion = ""
+		out.List[i] = p
+	}
+	return &out
+}
 
 // GoBuild is a Go binary's build information (debug/buildinfo).
 type GoBuild struct {
