@@ -284,9 +284,9 @@ func dsaPage(t *testing.T, cli func(...string) (string, error), store, dir strin
 	}
 	var published []byte
 	if strings.HasPrefix(store, "s3://") {
-		bucket, err := s3obj.Open(context.Background(), store)
-		if err != nil {
-			t.Fatal(err)
+		bucket, oerr := s3obj.Open(context.Background(), store)
+		if oerr != nil {
+			t.Fatal(oerr)
 		}
 		published, _, err = bucket.Get(context.Background(), "catalog/index.html")
 	} else {
