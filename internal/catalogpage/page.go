@@ -251,15 +251,14 @@ func fixText(fx manifest.Fix) []string {
 }
 
 // changes lists, newest release first, what each release of f changed
-// since the one numbered before it.
+// since the release it followed (before).
 func changes(f *catalog.Family, ms []*manifest.Manifest) []Changes {
 	order := byVersion(f)
 	out := make([]Changes, 0, len(order))
-	for k, i := range order {
+	for _, i := range order {
 		r := &f.Releases[i]
 		c := Changes{Version: r.Version, Date: day(r.Date), Level: "first release"}
-		if k > 0 {
-			prev := order[k-1]
+		if prev := before(f, order, i); prev >= 0 {
 			c.Previous = f.Releases[prev].Version
 			ch := release.Compare(ms[prev], ms[i], release.RulesOf(ms[i]))
 			c.Level = release.Needed(ch).String()
@@ -273,6 +272,30 @@ func changes(f *catalog.Family, ms []*manifest.Manifest) []Changes {
 		out[a], out[b] = out[b], out[a]
 	}
 	return out
+}
+
+// before is the release release i of f followed (-1 for none): the
+// highest version below it among the releases made no later than it, what
+// its number was checked against when it was published (a 1.1.0 made
+// before 1.0.1 followed 1.0.0); else the one numbered just below it.
+// order is f's releases by version.
+func before(f *catalog.Family, order []int, i int) int {
+	r := &f.Releases[i]
+	below, made := -1, -1
+	for _, j := range order {
+		o := &f.Releases[j]
+		if !o.SemVer().LessThan(r.SemVer()) {
+			break
+		}
+		below = j
+		if !o.Date.After(r.Date) {
+			made = j
+		}
+	}
+	if made >= 0 {
+		return made
+	}
+	return below
 }
 
 // revoked lists f's revoked releases, oldest version first.

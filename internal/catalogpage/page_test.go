@@ -104,6 +104,15 @@ func TestBuild(t *testing.T) {
 	if got := strings.Join(levels, ", "); got != "2.0.0 MAJOR, 1.1.0 MINOR, 1.0.1 SECURITY, 1.0.0 first release" {
 		t.Errorf("release levels, newest first = %s", got)
 	}
+	// 1.1.0 was made before 1.0.1: it followed 1.0.0, and changed stdlib
+	// only; 2.0.0 followed 1.1.0, the highest version made before it
+	var follows []string
+	for _, r := range f.Releases {
+		follows = append(follows, fmt.Sprintf("%s<-%s(%d)", r.Version, r.Previous, len(r.Changes)))
+	}
+	if got := strings.Join(follows, " "); got != "2.0.0<-1.1.0(3) 1.1.0<-1.0.0(1) 1.0.1<-1.0.0(1) 1.0.0<-(0)" {
+		t.Errorf("what each release followed (and its number of changes) = %s", got)
+	}
 	if len(f.Revoked) != 1 || f.Revoked[0].Version != "1.0.0" || f.Revoked[0].Replacement != "1.0.1" || f.Revoked[0].Date != "2026-09-20" {
 		t.Errorf("revoked = %+v", f.Revoked)
 	}
@@ -153,7 +162,7 @@ func TestPageInChromium(t *testing.T) {
 		"Family web", "Line 1.0", "end of life 2027-01-10: ends in 33 days", "no end of life set",
 		"1.0.0 REVOKED", "revoked since 2026-09-20", "1.0.1 ACTIVE security",
 		"ADV-1\t1.0.1\t\nmodule puppetlabs/apache 1.2.0 → 1.2.1\n\t1.0.1, 2.0.0\t1.1.0",
-		"1.0.1 2026-09-10\tSECURITY", "MAJOR module puppetlabs/stdlib",
+		"1.0.1 2026-09-10\tSECURITY\tsince 1.0.0:", "MAJOR module puppetlabs/stdlib",
 		"1.0.0\t2026-09-20\ta broken agent <script>alert(1)</script>\t1.0.1",
 	} {
 		if !strings.Contains(r.Text, want) {
