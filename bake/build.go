@@ -71,7 +71,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 		im := &m.Images[i]
 		im.Digest, im.Artifact, im.Base.Digest = r.Digest, r.Artifact, r.Base.Digest
 		im.Base.OS, im.Base.Packages = baseContent(r.Base.Info)
-		im.Base.Packages = manifest.PackagesAt(im.Base.Packages, m.Imagebake.Defaults)
+		im.Base.OS, im.Base.Packages = manifest.OSAt(im.Base.OS, m.Imagebake.Defaults), manifest.PackagesAt(im.Base.Packages, m.Imagebake.Defaults)
 		for _, l := range r.Layers {
 			im.Layers = append(im.Layers, manifest.Layer{Role: l.Role, MediaType: string(l.MediaType), DiffID: l.DiffID.String(), Digest: l.Digest.String(), Size: l.Size})
 		}

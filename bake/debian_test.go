@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/imagebake/imagebake/builders"
 	"github.com/imagebake/imagebake/internal/testutil"
+	"github.com/imagebake/imagebake/manifests/manifest"
 )
 
 // debianTarball is the real Debian 12 base mmdebstrap built
@@ -98,10 +100,29 @@ func TestRealDebianBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	validSPDX(t, filepath.Join(o.Out, "example-1.1.0", SBOMName))
+	if info.OS == nil || !strings.HasPrefix(info.OS.PointRelease, "12.") || m.Images[0].Base.OS.PointRelease != info.OS.PointRelease {
+		t.Errorf("Debian's point release: %+v in the base, %+v in the manifest", info.OS, m.Images[0].Base.OS)
+	}
 	for _, p := range info.Packages {
-		if p.Name == "dpkg" && !strings.Contains(string(sbom), `"pkg:deb/debian/dpkg@`+p.Version+`?arch=amd64\u0026distro=debian-12"`) {
+		// distro= names the point release, as syft writes it (defaults 4)
+		if p.Name == "dpkg" && !strings.Contains(string(sbom), `"pkg:deb/debian/dpkg@`+p.Version+`?arch=amd64\u0026distro=debian-`+info.OS.PointRelease+`"`) {
 			t.Errorf("the SBOM has no package URL for dpkg %s", p.Version)
 		}
+	}
+
+	// the same release as one of defaults 3 records it: no point release,
+	// no source versions; rebuilt, it checks against its own images
+	m.Imagebake.Defaults = 3
+	o.Out, o.Pinned = filepath.Join(root, "old"), m
+	old, err := Bake(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := old.Images[0].Base; b.OS.PointRelease != "" || slices.ContainsFunc(b.Packages.List, func(p manifest.Package) bool { return p.SourceVersion != "" }) {
+		t.Errorf("a defaults 3 rebuild records what defaults 4 added: %+v", b.OS)
+	}
+	if _, err := CheckArtifacts(ctx, filepath.Join(o.Out, "example-1.1.0", manifest.FileName)); err != nil {
+		t.Errorf("the defaults 3 release does not check against its images: %v", err)
 	}
 }
 

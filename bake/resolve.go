@@ -432,7 +432,7 @@ func (in *Inputs) withBases(ctx context.Context, o Options) (*manifest.Manifest,
 			return nil, fmt.Errorf("reading the base of %s for the release rules: %w", im.Arch, err)
 		}
 		im.Base.OS, im.Base.Packages = baseContent(found.Info)
-		im.Base.Packages = manifest.PackagesAt(im.Base.Packages, m.Imagebake.Defaults)
+		im.Base.OS, im.Base.Packages = manifest.OSAt(im.Base.OS, m.Imagebake.Defaults), manifest.PackagesAt(im.Base.Packages, m.Imagebake.Defaults)
 	}
 	return &m, nil
 }

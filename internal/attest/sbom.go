@@ -234,7 +234,10 @@ func basePackages(doc *spdxDoc, im manifest.Image, defaults int) {
 	namespace, distro := "", ""
 	if os := im.Base.OS; os != nil {
 		namespace, distro = os.ID, os.ID
-		if os.VersionID != "" {
+		switch {
+		case os.PointRelease != "" && defaults >= 4:
+			distro += "-" + os.PointRelease // debian-12.15, as syft writes it
+		case os.VersionID != "":
 			distro += "-" + os.VersionID
 		}
 	}
@@ -257,9 +260,13 @@ func basePackages(doc *spdxDoc, im manifest.Image, defaults int) {
 			version = v
 			q = append(q, packageurl.Qualifier{Key: "epoch", Value: e})
 		}
-		purl := packageurl.NewPackageURL(purlType[ps.Format], namespace, p.Name, version, q, "")
+		purl := packageurl.NewPackageURL(purlType[ps.Format], namespace, p.Name, version, q, "").ToString()
+		if e, _, ok := strings.Cut(version, ":"); ok && defaults >= 4 {
+			// a Debian epoch's colon percent-encoded, as syft writes it
+			purl = strings.Replace(purl, "@"+e+":", "@"+e+"%3A", 1)
+		}
 		sp := spdxPackage{SPDXID: spdxID("BasePackage", im.Arch+"-"+p.Name+"-"+p.Arch), Name: p.Name, VersionInfo: p.Version,
-			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl.ToString()}}}
+			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl}}}
 		if up := upstreamOf(p, defaults); up != "" {
 			sp.Comment = "source package " + strings.Replace(up, "@", " ", 1)
 		}

@@ -23,6 +23,11 @@ func TestBasePackageURLs(t *testing.T) {
 		want     string
 		defaults int // 0: 3
 	}{
+		// defaults 4: Debian's point release and an epoch's colon encoded, as syft writes them
+		{manifest.OS{ID: "debian", VersionID: "12", PointRelease: "12.15"}, "dpkg", manifest.Package{Name: "attr", Version: "1:2.5.1-4", Arch: "amd64"},
+			"pkg:deb/debian/attr@1%3A2.5.1-4?arch=amd64&distro=debian-12.15", 4},
+		{manifest.OS{ID: "debian", VersionID: "12", PointRelease: "12.15"}, "dpkg", manifest.Package{Name: "attr", Version: "1:2.5.1-4", Arch: "amd64"},
+			"pkg:deb/debian/attr@1:2.5.1-4?arch=amd64&distro=debian-12", 3},
 		// defaults 4: the source's version where it differs, as syft writes it
 		// (both percent-encode + and @ in purls)
 		{manifest.OS{ID: "debian", VersionID: "12"}, "dpkg", manifest.Package{Name: "libblkid1", Version: "2.38.1-5+b1", Arch: "amd64", Source: "util-linux", SourceVersion: "2.38.1-5+deb12u3"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -21,16 +22,21 @@ const MaxFile = 64 << 20
 const MaxKept = 256 << 20
 
 const (
-	statusFile = "var/lib/dpkg/status"
-	statusDir  = "var/lib/dpkg/status.d/"
-	apkFile    = "lib/apk/db/installed"
+	debianVersion = "etc/debian_version"
+	statusFile    = "var/lib/dpkg/status"
+	statusDir     = "var/lib/dpkg/status.d/"
+	apkFile       = "lib/apk/db/installed"
 )
+
+// pointRelease is what a Debian point release in /etc/debian_version
+// looks like: 12.15, 11.11.
+var pointRelease = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
 
 // wanted says whether the content of the file at p (clean, no leading
 // slash) is kept.
 func wanted(p string) bool {
 	switch p {
-	case "etc/os-release", "usr/lib/os-release", statusFile, apkFile:
+	case "etc/os-release", "usr/lib/os-release", debianVersion, statusFile, apkFile:
 		return true
 	}
 	if rpmFile(p) {
@@ -273,6 +279,11 @@ func (c *Collector) Info() *Info {
 			info.OS, notes = ParseOSRelease("/"+real, b)
 			info.Notes = append(info.Notes, notes...)
 			break
+		}
+	}
+	if b, _, ok := c.file(debianVersion); ok && info.OS != nil && info.OS.ID == "debian" {
+		if v := strings.TrimSpace(string(b)); pointRelease.MatchString(v) {
+			info.OS.PointRelease = v
 		}
 	}
 	var ps []Package

@@ -20,6 +20,10 @@ type OS struct {
 	VersionID  string `toml:"version_id,omitempty" json:"version_id,omitempty"`
 	Codename   string `toml:"codename,omitempty" json:"codename,omitempty"`
 	PrettyName string `toml:"pretty_name,omitempty" json:"pretty_name,omitempty"`
+	// PointRelease is Debian's point release from /etc/debian_version
+	// ("12.15"); "" elsewhere, or when that file names no release
+	// ("trixie/sid")
+	PointRelease string `toml:"point_release,omitempty" json:"point_release,omitempty"`
 }
 
 // String is "ID VERSION_ID (CODENAME)", as much as is known.

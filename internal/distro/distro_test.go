@@ -148,7 +148,9 @@ func TestCollectorLayers(t *testing.T) {
 		"etc/os-release":      "-> ../usr/lib/os-release",
 		"usr/lib/os-release":  debianRelease,
 		"var/lib/dpkg/status": dpkgStatus,
+		"etc/debian_version":  "12.14\n",
 	}, map[string]string{
+		"etc/debian_version": "12.15\n", // a point release upgrade
 		// the next layer removes python and replaces the status file
 		"var/lib/dpkg/.wh.status": "",
 	}, map[string]string{
@@ -156,6 +158,12 @@ func TestCollectorLayers(t *testing.T) {
 	})
 	if info.OS == nil || info.OS.VersionID != "12" || info.Format != Dpkg || info.Machine != "arm64" {
 		t.Fatalf("info = %+v", info)
+	}
+	if info.OS.PointRelease != "12.15" {
+		t.Errorf("Debian's point release = %q, want the upper layer's 12.15", info.OS.PointRelease)
+	}
+	if info := collect(t, map[string]string{"etc/os-release": debianRelease, "etc/debian_version": "trixie/sid\n"}); info.OS.PointRelease != "" {
+		t.Errorf("a testing release's debian_version gave point release %q", info.OS.PointRelease)
 	}
 	if len(info.Packages) != 3 || info.Packages[0].Version != "3.0.11-1~deb12u2" {
 		t.Errorf("packages after the upper layers = %+v", info.Packages)

@@ -174,7 +174,9 @@ type Tool struct {
 // modules listed, and remotes are URIs in the SBOM and the provenance
 // (git+file:///..., git+ssh://...). 4: a Debian package's source version,
 // where it differs from the binary's, is recorded (source_version) and in
-// its purl (upstream=util-linux@2.38.1-5+deb12u3, as syft writes it). The
+// its purl (upstream=util-linux@2.38.1-5+deb12u3), Debian's point release
+// is recorded (point_release) and names the purls' distro (debian-12.15),
+// and an epoch's colon is percent-encoded: as syft writes them. The
 // images of 3 and 4 are those of 2 (their content digest counts them as
 // 2).
 const CurrentDefaults = 4
@@ -303,6 +305,17 @@ type Agent struct {
 
 // None says the image carries no agent binaries.
 func (a Agent) None() bool { return a.Name == "" && a.Version == "" && a.SHA256 == "" }
+
+// OSAt is o as a release of defaults d records it: before defaults 4,
+// without Debian's point release. o is not changed.
+func OSAt(o *OS, d int) *OS {
+	if o == nil || d >= 4 || o.PointRelease == "" {
+		return o
+	}
+	out := *o
+	out.PointRelease = ""
+	return &out
+}
 
 // PackagesAt is ps as a release of defaults d records them: before
 // defaults 4, without source versions (a rebuild of an older release
