@@ -261,9 +261,10 @@ func basePackages(doc *spdxDoc, im manifest.Image, defaults int) {
 			q = append(q, packageurl.Qualifier{Key: "epoch", Value: e})
 		}
 		purl := packageurl.NewPackageURL(purlType[ps.Format], namespace, p.Name, version, q, "").ToString()
-		if e, _, ok := strings.Cut(version, ":"); ok && defaults >= 4 {
-			// a Debian epoch's colon percent-encoded, as syft writes it
-			purl = strings.Replace(purl, "@"+e+":", "@"+e+"%3A", 1)
+		if defaults >= 4 {
+			// an epoch's colon percent-encoded, in the version and in
+			// upstream=, as syft writes it (the scheme's is the only one left)
+			purl = "pkg:" + strings.ReplaceAll(strings.TrimPrefix(purl, "pkg:"), ":", "%3A")
 		}
 		sp := spdxPackage{SPDXID: spdxID("BasePackage", im.Arch+"-"+p.Name+"-"+p.Arch), Name: p.Name, VersionInfo: p.Version,
 			DownloadLocation: "NOASSERTION", ExternalRefs: []spdxRef{{"PACKAGE-MANAGER", "purl", purl}}}

@@ -26,6 +26,8 @@ func TestBasePackageURLs(t *testing.T) {
 		// defaults 4: Debian's point release and an epoch's colon encoded, as syft writes them
 		{manifest.OS{ID: "debian", VersionID: "12", PointRelease: "12.15"}, "dpkg", manifest.Package{Name: "attr", Version: "1:2.5.1-4", Arch: "amd64"},
 			"pkg:deb/debian/attr@1%3A2.5.1-4?arch=amd64&distro=debian-12.15", 4},
+		{manifest.OS{ID: "debian", VersionID: "12", PointRelease: "12.15"}, "dpkg", manifest.Package{Name: "libcap2", Version: "1:2.66-4+deb12u3+b1", Arch: "amd64", Source: "libcap2", SourceVersion: "1:2.66-4+deb12u3"},
+			"pkg:deb/debian/libcap2@1%3A2.66-4%2Bdeb12u3%2Bb1?arch=amd64&distro=debian-12.15&upstream=libcap2%401%3A2.66-4%2Bdeb12u3", 4},
 		{manifest.OS{ID: "debian", VersionID: "12", PointRelease: "12.15"}, "dpkg", manifest.Package{Name: "attr", Version: "1:2.5.1-4", Arch: "amd64"},
 			"pkg:deb/debian/attr@1:2.5.1-4?arch=amd64&distro=debian-12", 3},
 		// defaults 4: the source's version where it differs, as syft writes it
