@@ -2,7 +2,8 @@
 # bench/store-50.sh BIN [BASE.tar] — 50 releases of the embedded example on
 # one plain-tar Debian base (default: make test's bookworm-puppet.tar, 257
 # MiB) published into a directory store: the store's size against the
-# base's layer, the time of the 50th publish, and of catalog list.
+# base's layer, the time of the 50th publish, of catalog list, of a revoke
+# and of catalog page (which publish and revoke also run).
 set -euo pipefail
 BIN=$(realpath "${1:?usage: store-50.sh BIN [BASE.tar]}")
 cd "$(dirname "$0")/.."
@@ -26,4 +27,9 @@ layer=$(ls -S "$W/releases/blobs/sha256" | sed -n 1p)
 lsz=$(stat -c %s "$W/releases/blobs/sha256/$layer")
 ssz=$(du -sb "$W/releases" | cut -f1)
 list=$(t "$BIN" catalog list --store "$W/releases")
-echo "store-50: $N releases on one $(($(stat -c %s "$W/base/base.tar")/1048576)) MiB plain-tar base ($((lsz/1048576)) MiB gzip layer): directory store $((ssz/1048576)) MiB ($(python3 -c "print(round($ssz/$lsz,2))")x the layer); publish of the last $last s; catalog list $list s"
+revoke=$(t "$BIN" --quiet catalog revoke example 1.1.0 --store "$W/releases" --reason "bench" --replacement 1.2.0)
+echo "store-50: $N releases on one $(($(stat -c %s "$W/base/base.tar")/1048576)) MiB plain-tar base ($((lsz/1048576)) MiB gzip layer): directory store $((ssz/1048576)) MiB ($(python3 -c "print(round($ssz/$lsz,2))")x the layer); publish of the last $last s; catalog list $list s; a revoke $revoke s"
+if "$BIN" catalog page --help 2>/dev/null | grep -q -- --out; then
+  page=$(t "$BIN" --quiet catalog page --store "$W/releases" --out "$W/page")
+  echo "store-50: catalog page of $N releases $page s ($(stat -c %s "$W/page/index.html") bytes); publish and the revoke wrote it too"
+fi

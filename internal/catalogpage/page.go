@@ -12,11 +12,15 @@ package catalogpage
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/imagebake/imagebake/internal/failure"
 	"github.com/imagebake/imagebake/manifests/catalog"
 	"github.com/imagebake/imagebake/manifests/manifest"
 	"github.com/imagebake/imagebake/release"
@@ -102,16 +106,11 @@ func Build(ctx context.Context, c *catalog.Catalog, where string, read release.M
 	if !c.Expires.IsZero() {
 		p.Expires = c.Expires.UTC().Format(time.DateOnly)
 	}
-	read = release.Memo(read)
 	for i := range c.Families {
 		f := &c.Families[i]
-		ms := make([]*manifest.Manifest, len(f.Releases))
-		for j := range f.Releases {
-			m, err := read(ctx, f.Name, f.Releases[j].Version)
-			if err != nil {
-				return nil, fmt.Errorf("catalog page: the manifest of %s %s: %w", f.Name, f.Releases[j].Version, err)
-			}
-			ms[j] = m
+		ms, err := manifests(ctx, f, read)
+		if err != nil {
+			return nil, err
 		}
 		p.Families = append(p.Families, Family{
 			Name:       f.Name,
@@ -122,6 +121,26 @@ func Build(ctx context.Context, c *catalog.Catalog, where string, read release.M
 		})
 	}
 	return p, nil
+}
+
+// manifests reads the manifest of each release of f, several at a time
+// (each a file or a request, and a signature to check).
+func manifests(ctx context.Context, f *catalog.Family, read release.ManifestFunc) ([]*manifest.Manifest, error) {
+	ms := make([]*manifest.Manifest, len(f.Releases))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	for j := range f.Releases {
+		g.Go(func() error {
+			defer failure.Crash()
+			m, err := read(gctx, f.Name, f.Releases[j].Version)
+			if err != nil {
+				return fmt.Errorf("catalog page: the manifest of %s %s: %w", f.Name, f.Releases[j].Version, err)
+			}
+			ms[j] = m
+			return nil
+		})
+	}
+	return ms, g.Wait()
 }
 
 // byVersion lists f's releases with their manifests, oldest version first.
