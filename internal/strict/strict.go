@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 )
@@ -54,33 +55,49 @@ func exactKey(t reflect.Type, key toml.Key) string {
 		default:
 			return ""
 		}
-		var exact, folded *reflect.StructField
-		for j := 0; j < t.NumField(); j++ {
-			f := t.Field(j)
-			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			if name == part {
-				exact = &f
-				break
-			}
-			if strings.EqualFold(name, part) {
-				folded = &f
-			}
+		fs := fieldsOf(t)
+		if ft, ok := fs.exact[part]; ok {
+			t = ft
+			continue
 		}
-		switch {
-		case exact != nil:
-			t = exact.Type
-		case folded != nil:
-			name, _, _ := strings.Cut(folded.Tag.Get("toml"), ",")
+		if name, ok := fs.folded[strings.ToLower(part)]; ok {
 			return fmt.Sprintf("%s is not a key; did you mean %s?", key[:i+1].String(), append(toml.Key{}, append(key[:i:i], name)...).String())
-		default:
-			return ""
 		}
+		return ""
 	}
 	return ""
+}
+
+// fields are a struct type's TOML keys: each with its field's type, and
+// by lower case (what the TOML library would match ignoring case).
+type fields struct {
+	exact  map[string]reflect.Type
+	folded map[string]string
+}
+
+// fieldCache holds the fields of each struct type seen: a manifest has
+// thousands of keys, each walked from the top.
+var fieldCache sync.Map // reflect.Type -> *fields
+
+func fieldsOf(t reflect.Type) *fields {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(*fields)
+	}
+	fs := &fields{exact: map[string]reflect.Type{}, folded: map[string]string{}}
+	for j := 0; j < t.NumField(); j++ {
+		f := t.Field(j)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if _, dup := fs.exact[name]; !dup {
+			fs.exact[name] = f.Type
+		}
+		fs.folded[strings.ToLower(name)] = name
+	}
+	fieldCache.Store(t, fs)
+	return fs
 }
