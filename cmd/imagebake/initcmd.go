@@ -103,6 +103,17 @@ func dryBake(ctx context.Context, g *globals, w io.Writer, r *bake.InitReport, d
 		fmt.Fprintf(w, "no dry bake: the control repo has no commit yet; commit it, then run imagebake init --force again\n")
 		return nil
 	}
+	// what init read is the work tree; what a bake reads is a commit
+	changed, _ := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain", "--", "Puppetfile", "Puppetfile.lock", "environment.conf", "hiera.yaml").Output()
+	var files []string
+	for _, l := range strings.Split(string(changed), "\n") {
+		if len(l) > 3 {
+			files = append(files, l[3:])
+		}
+	}
+	if len(files) > 0 {
+		fmt.Fprintf(w, "note: %s changed since HEAD, and a bake reads a commit: the dry bake reads HEAD's; commit them to bake what init read\n", strings.Join(files, ", "))
+	}
 	o := bake.Options{Repo: dir, Ref: head, Release: "1.0.0", Context: dir, Config: r.Config, Version: clientVersion(), Log: g.progress()}
 	if o.Cache, err = cacheDir(cache); err != nil {
 		return err

@@ -48,6 +48,18 @@ func TestInitThenBake(t *testing.T) {
 	if out, err := runCmd("init", ctl, "--cache", cache); failure.Code(err) != failure.ExitUsage || !strings.Contains(err.Error(), "exists; --force") {
 		t.Errorf("init over an imagebake.toml = %v, want exit 2 naming --force\n%s", err, out)
 	}
+	// a Puppetfile changed and not committed: the dry bake says it read HEAD's
+	pf := filepath.Join(ctl, "Puppetfile")
+	pb, err := os.ReadFile(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Must(t, os.WriteFile(pf, append(pb, []byte("\n# a comment not committed\n")...), 0o644))
+	out, err = runCmd("init", ctl, "--force", "--base", filepath.Join(ctl, "base", "rootfs.tar.gz"), "--arches", "amd64,arm64", "--cache", cache)
+	if err != nil || !strings.Contains(out, "note: Puppetfile changed since HEAD") {
+		t.Errorf("init with a Puppetfile not committed = %v, want a note that the dry bake read HEAD's:\n%s", err, out)
+	}
+	testutil.Must(t, os.WriteFile(pf, pb, 0o644))
 
 	// the printed road: commit, tag, bake, verify
 	testutil.Git(t, ctl, "add", "imagebake.toml")
