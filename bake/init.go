@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"go.yaml.in/yaml/v3"
 
@@ -119,6 +121,59 @@ func (r *InitReport) checkNames() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// initRead are the files init reads from the work tree: a bake reads them
+// from a commit.
+var initRead = []string{"Puppetfile", "Puppetfile.lock", "environment.conf", "hiera.yaml"}
+
+// WorkTreeHead is the commit HEAD of the git work tree dir ("" when it has
+// none yet) and which of the files init reads differ there from HEAD's
+// (changed, added or removed). It reads the repository with go-git: no git
+// runs in a repository whose config could name programs to run.
+func WorkTreeHead(dir string) (string, []string, error) {
+	repo, err := git.PlainOpen(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("reading the git repository %s: %w", dir, err)
+	}
+	ref, err := repo.Head()
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("reading HEAD of %s: %w", dir, err)
+	}
+	c, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		return "", nil, fmt.Errorf("reading HEAD of %s: %w", dir, err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return "", nil, fmt.Errorf("reading HEAD of %s: %w", dir, err)
+	}
+	var changed []string
+	for _, name := range initRead {
+		var committed *string
+		if f, err := tree.File(name); err == nil {
+			s, err := f.Contents()
+			if err != nil {
+				return "", nil, fmt.Errorf("reading %s at HEAD of %s: %w", name, dir, err)
+			}
+			committed = &s
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if committed != nil {
+				changed = append(changed, name)
+			}
+		case err != nil:
+			return "", nil, err
+		case committed == nil || *committed != string(b):
+			changed = append(changed, name)
+		}
+	}
+	return ref.Hash().String(), changed, nil
 }
 
 // readPuppetfile counts the Puppetfile's modules by kind.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/exec"
 	"sort"
 	"strings"
 
@@ -97,22 +96,16 @@ func printInit(w io.Writer, r *bake.InitReport) {
 // dryBake resolves HEAD of the control repo at dir with r's config as if
 // committed: nothing is built.
 func dryBake(ctx context.Context, g *globals, w io.Writer, r *bake.InitReport, dir, cache string) error {
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--verify", "-q", "HEAD^{commit}").Output()
-	head := strings.TrimSpace(string(out))
-	if err != nil || head == "" {
+	head, changed, err := bake.WorkTreeHead(dir)
+	if err != nil {
+		return err
+	}
+	if head == "" {
 		fmt.Fprintf(w, "no dry bake: the control repo has no commit yet; commit it, then run imagebake init --force again\n")
 		return nil
 	}
-	// what init read is the work tree; what a bake reads is a commit
-	changed, _ := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain", "--", "Puppetfile", "Puppetfile.lock", "environment.conf", "hiera.yaml").Output()
-	var files []string
-	for _, l := range strings.Split(string(changed), "\n") {
-		if len(l) > 3 {
-			files = append(files, l[3:])
-		}
-	}
-	if len(files) > 0 {
-		fmt.Fprintf(w, "note: %s changed since HEAD, and a bake reads a commit: the dry bake reads HEAD's; commit them to bake what init read\n", strings.Join(files, ", "))
+	if len(changed) > 0 {
+		fmt.Fprintf(w, "note: %s changed since HEAD, and a bake reads a commit: the dry bake reads HEAD's; commit them to bake what init read\n", strings.Join(changed, ", "))
 	}
 	o := bake.Options{Repo: dir, Ref: head, Release: "1.0.0", Context: dir, Config: r.Config, Version: clientVersion(), Log: g.progress()}
 	if o.Cache, err = cacheDir(cache); err != nil {
