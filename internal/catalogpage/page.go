@@ -212,9 +212,12 @@ func plural(n int, unit string) string {
 }
 
 // advisories lists every advisory a release of f fixed, oldest fixing
-// release first, with the releases that carry and lack its fix.
+// release first, with the releases that carry its fix and those that lack
+// it: a release that lacks any of the advisory's fix records lacks the
+// advisory. Revoked releases are in neither list.
 func advisories(f *catalog.Family, ms []*manifest.Manifest) []Advisory {
 	var out []Advisory
+	var records [][]manifest.Fix
 	at := map[string]int{}
 	order := byVersion(f)
 	for _, i := range order {
@@ -224,38 +227,30 @@ func advisories(f *catalog.Family, ms []*manifest.Manifest) []Advisory {
 			if !ok {
 				k = len(out)
 				at[fx.Advisory] = k
-				out = append(out, Advisory{ID: fx.Advisory})
+				out, records = append(out, Advisory{ID: fx.Advisory}), append(records, nil)
 			}
-			a := &out[k]
-			a.FixedIn = append(a.FixedIn, r.Version)
-			a.Fix = append(a.Fix, fixText(fx)...)
-			for _, j := range order {
-				carry(a, &f.Releases[j], ms[j], fx)
-			}
+			out[k].FixedIn = uniq(append(out[k].FixedIn, r.Version))
+			out[k].Fix = uniq(append(out[k].Fix, fixText(fx)...))
+			records[k] = append(records[k], fx)
 		}
 	}
-	for i := range out {
-		out[i].Fix = uniq(out[i].Fix)
-		out[i].Carried = uniq(out[i].Carried)
-		out[i].Lacking = uniq(out[i].Lacking)
+	for k := range out {
+		for _, j := range order {
+			switch r := &f.Releases[j]; {
+			case r.State == catalog.Revoked:
+			case lacksAny(ms[j], records[k]):
+				out[k].Lacking = append(out[k].Lacking, r.Version)
+			default:
+				out[k].Carried = append(out[k].Carried, r.Version)
+			}
+		}
 	}
 	return out
 }
 
-// carry records whether r (its manifest m) holds fx. A release that holds
-// one fix record of an advisory and lacks another lacks the advisory.
-func carry(a *Advisory, r *catalog.Release, m *manifest.Manifest, fx manifest.Fix) {
-	if len(release.Lacks(m, fx)) == 0 {
-		if !slices.Contains(a.Lacking, r.Version) {
-			a.Carried = append(a.Carried, r.Version)
-		}
-		return
-	}
-	if r.State == catalog.Revoked {
-		return
-	}
-	a.Carried = slices.DeleteFunc(a.Carried, func(v string) bool { return v == r.Version })
-	a.Lacking = append(a.Lacking, r.Version)
+// lacksAny says whether m lacks any of fixes.
+func lacksAny(m *manifest.Manifest, fixes []manifest.Fix) bool {
+	return slices.ContainsFunc(fixes, func(fx manifest.Fix) bool { return len(release.Lacks(m, fx)) > 0 })
 }
 
 func fixText(fx manifest.Fix) []string {
