@@ -70,8 +70,7 @@ func buildRelease(ctx context.Context, in *Inputs, p *staged, dir string, o Opti
 	for i, r := range res.Images {
 		im := &m.Images[i]
 		im.Digest, im.Artifact, im.Base.Digest = r.Digest, r.Artifact, r.Base.Digest
-		im.Base.OS, im.Base.Packages = baseContent(r.Base.Info)
-		im.Base.OS, im.Base.Packages = manifest.OSAt(im.Base.OS, m.Imagebake.Defaults), manifest.PackagesAt(im.Base.Packages, m.Imagebake.Defaults)
+		im.Base.OS, im.Base.Packages = baseContent(r.Base.Info, m.Imagebake.Defaults)
 		for _, l := range r.Layers {
 			im.Layers = append(im.Layers, manifest.Layer{Role: l.Role, MediaType: string(l.MediaType), DiffID: l.DiffID.String(), Digest: l.Digest.String(), Size: l.Size})
 		}
@@ -201,14 +200,15 @@ func (o *Options) base(cfg *Config, arch string) (builders.Base, error) {
 	return bb, nil
 }
 
-// baseContent is what the manifest records of a base's files: its OS and
-// packages (nil for what it does not have).
-func baseContent(info *distro.Info) (*manifest.OS, *manifest.Packages) {
+// baseContent is what a manifest of defaults records of a base's files:
+// its OS and packages (nil for what it does not have), without what later
+// defaults added (manifest.OSAt, manifest.PackagesAt).
+func baseContent(info *distro.Info, defaults int) (*manifest.OS, *manifest.Packages) {
 	switch {
 	case info == nil:
 		return nil, nil
 	case info.Format == "":
-		return info.OS, nil
+		return manifest.OSAt(info.OS, defaults), nil
 	}
-	return info.OS, &manifest.Packages{Format: info.Format, Count: len(info.Packages), Digest: distro.PackagesDigest(info.Packages), List: append([]manifest.Package{}, info.Packages...)}
+	return manifest.OSAt(info.OS, defaults), manifest.PackagesAt(&manifest.Packages{Format: info.Format, Count: len(info.Packages), Digest: distro.PackagesDigest(info.Packages), List: append([]manifest.Package{}, info.Packages...)}, defaults)
 }

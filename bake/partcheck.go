@@ -150,8 +150,7 @@ func checkBaseLayers(ctx context.Context, base []v1.Layer, im manifest.Image, de
 		return nil, err
 	}
 	var bad []string
-	osRec, pkgs := baseContent(info)
-	osRec, pkgs = manifest.OSAt(osRec, defaults), manifest.PackagesAt(pkgs, defaults)
+	osRec, pkgs := baseContent(info, defaults)
 	if !reflect.DeepEqual(osRec, im.Base.OS) {
 		bad = append(bad, fmt.Sprintf("base.os: %s in the manifest, %s in the base layers", showOS(im.Base.OS), showOS(osRec)))
 	}

@@ -125,7 +125,7 @@ func BasePlatforms(ctx context.Context, cfg *Config, o Options) ([]puppet.Platfo
 		if err == nil {
 			var found builders.FoundBase
 			if found, err = builders.Inspect(ctx, b, arch); err == nil {
-				_, ps := baseContent(found.Info)
+				_, ps := baseContent(found.Info, manifest.CurrentDefaults)
 				if bp := basePuppet(ps); bp != nil {
 					out = append(out, puppet.Platform{Where: "the " + arch + " base", Version: bp.Version, Package: bp.Package + " " + bp.PackageVersion})
 				} else {

@@ -383,7 +383,7 @@ func followBasePuppet(ctx context.Context, o Options, cfg *Config, arches []stri
 	if err != nil || found.Info == nil {
 		return err
 	}
-	_, pkgs := baseContent(found.Info)
+	_, pkgs := baseContent(found.Info, manifest.CurrentDefaults)
 	bp := basePuppet(pkgs)
 	if bp == nil || strings.HasPrefix(cfg.Environment+"/", bp.CodeDir+"/") {
 		return nil
@@ -431,8 +431,7 @@ func (in *Inputs) withBases(ctx context.Context, o Options) (*manifest.Manifest,
 		if err != nil {
 			return nil, fmt.Errorf("reading the base of %s for the release rules: %w", im.Arch, err)
 		}
-		im.Base.OS, im.Base.Packages = baseContent(found.Info)
-		im.Base.OS, im.Base.Packages = manifest.OSAt(im.Base.OS, m.Imagebake.Defaults), manifest.PackagesAt(im.Base.Packages, m.Imagebake.Defaults)
+		im.Base.OS, im.Base.Packages = baseContent(found.Info, m.Imagebake.Defaults)
 	}
 	return &m, nil
 }
