@@ -100,9 +100,7 @@ func Init(o InitOptions) (*InitReport, error) {
 		return nil, fmt.Errorf("%w: nothing written to %s:\n%w", failure.ErrUsage, r.Path, err)
 	}
 	r.Base = base.describe()
-	if r.Config, err = r.render(base); err != nil {
-		return nil, err
-	}
+	r.Config = r.render(base)
 	if _, err := ParseConfig(r.Config); err != nil {
 		return nil, err
 	}
@@ -354,7 +352,7 @@ func tomlValue(v any) string {
 }
 
 // render writes the annotated imagebake.toml of r on base.
-func (r *InitReport) render(base Base) ([]byte, error) {
+func (r *InitReport) render(base Base) []byte {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# imagebake.toml: how to bake this control repo's releases (written by imagebake init).\n")
@@ -377,5 +375,5 @@ func (r *InitReport) render(base Base) ([]byte, error) {
 	}
 	w("\n# No [agents]: the images carry no agent binaries. To carry some, publish them\n# (imagebake agents publish) and name them:\n# [agents]\n# name   = \"NAME\"\n# major  = \"2\"          # the largest 2.x.y in the stores; version = \"2.4.1\" pins one\n# stores = [\"store\"]    # relative to --context, or http(s):// URLs\n\n")
 	w("# The compile gate (bake --compile): each node's catalog compiled by the base's own\n# Puppet in a sandbox before the release is written.\n# [compile]\n# enabled = true\n")
-	return []byte(b.String()), nil
+	return []byte(b.String())
 }

@@ -26,7 +26,8 @@ init reads the Puppetfile (every module must parse), environment.conf and
 hiera.yaml, and asks for nothing it can tell: the family is the
 directory's name, the arches this machine's, the base scratch (an empty
 image), unless --family, --arches and --base say otherwise. A base file or
-OCI layout is pinned by its digest and must be inside DIR (bake's
+OCI layout (its path taken from the current directory, as the shell
+completes it) is pinned by its digest and must be inside DIR (bake's
 --context). The images carry no agent binaries: add [agents] when you
 publish some (imagebake agents publish).
 

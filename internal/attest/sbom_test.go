@@ -110,15 +110,7 @@ func TestSBOMFollowsTheReleaseDefaults(t *testing.T) {
 			Repo: manifest.Repo{URL: "/srv/git/control", Commit: strings.Repeat("a", 40)},
 			Images: []manifest.Image{{Arch: "amd64", Name: "x-1.0.0-amd64", Base: manifest.Base{Ref: "rootfs:b", OS: &manifest.OS{ID: "debian", VersionID: "12"},
 				Packages: &manifest.Packages{Format: "dpkg", Count: 1, List: []manifest.Package{{Name: "libssl3", Version: "3.0.11-1~deb12u2", Arch: "amd64", Source: "openssl"}}}}}}}
-		name := filepath.Join(t.TempDir(), SBOMName)
-		if err := WriteSBOM(m, name); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := strings.ReplaceAll(string(b), `\u0026`, "&") // encoding/json escapes &
+		s := strings.ReplaceAll(sbomOf(t, m), `\u0026`, "&") // encoding/json escapes &
 		if !strings.Contains(s, `"`+c.purl+`"`) || !strings.Contains(s, `"`+c.location+`"`) {
 			t.Errorf("defaults %d: the SBOM lacks %s or %s:\n%s", c.defaults, c.purl, c.location, s)
 		}
@@ -133,6 +125,17 @@ func TestAgentGoPackages(t *testing.T) {
 	m := &manifest.Manifest{Family: "x", Release: "1.0.0", Imagebake: manifest.Tool{Defaults: 3},
 		Images: []manifest.Image{{Arch: "amd64", Name: "x-1.0.0-amd64", Agent: manifest.Agent{Name: "mozagent", Version: "2.4.1", SHA256: strings.Repeat("a", 64),
 			GoBuild: &manifest.GoBuild{Go: "go1.26.8", Main: "example.com/mozagent@(devel)", Deps: []string{"golang.org/x/sys@v0.50.0"}}}}}}
+	s := sbomOf(t, m)
+	for _, want := range []string{`"pkg:golang/stdlib@1.26.8"`, `"pkg:golang/example.com/mozagent"`, `"pkg:golang/golang.org/x/sys@v0.50.0"`, `"relationshipType": "CONTAINS"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the SBOM lacks %s", want)
+		}
+	}
+}
+
+// sbomOf writes m's SBOM and returns it.
+func sbomOf(t *testing.T, m *manifest.Manifest) string {
+	t.Helper()
 	name := filepath.Join(t.TempDir(), SBOMName)
 	if err := WriteSBOM(m, name); err != nil {
 		t.Fatal(err)
@@ -141,9 +144,5 @@ func TestAgentGoPackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"pkg:golang/stdlib@1.26.8"`, `"pkg:golang/example.com/mozagent"`, `"pkg:golang/golang.org/x/sys@v0.50.0"`, `"relationshipType": "CONTAINS"`} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("the SBOM lacks %s", want)
-		}
-	}
+	return string(b)
 }
