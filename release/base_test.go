@@ -273,3 +273,21 @@ func TestRpmBaseRules(t *testing.T) {
 		t.Errorf("openssl 3.0 -> 3.2 = %+v", p)
 	}
 }
+
+// Debian's point release (/etc/debian_version, recorded from defaults 4)
+// names the SBOM's distro, and changes no release level: two bases with
+// the same packages are judged alike with 12.14 and 12.15 recorded or not.
+func TestDebianPointReleaseChangesNoLevel(t *testing.T) {
+	t.Parallel()
+	pkgs := []string{"libc6 2.36-9+deb12u4 glibc"}
+	p := debian(t, "rootfs:a@sha256:1", bookworm, pkgs...)
+	c := debian(t, "rootfs:a@sha256:2", bookworm, pkgs...)
+	without := Compare(withBase(p), withBase(c), Rules{})
+	pp, cp := *p.OS, *c.OS
+	pp.PointRelease, cp.PointRelease = "12.14", "12.15"
+	p.OS, c.OS = &pp, &cp
+	with := Compare(withBase(p), withBase(c), Rules{})
+	if len(with) != len(without) || Needed(with) != Needed(without) || Needed(with) > Minor {
+		t.Errorf("with point releases %v (%+v); without %v (%+v): want the same, at most MINOR (other files differ)", Needed(with), with, Needed(without), without)
+	}
+}
