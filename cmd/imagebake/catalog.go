@@ -80,6 +80,23 @@ func openCatalog(ctx context.Context, store string, kr *signing.Keyring, cache s
 	return catalog.Open(ctx, store, kr, nil, guard)
 }
 
+// readCatalog opens the catalog of store with the trusted keys, and says
+// on the progress stream when it expires soon.
+func (f *keyFlags) readCatalog(ctx context.Context, g *globals, store string) (*catalog.Opened, error) {
+	kr, err := f.keyring()
+	if err != nil {
+		return nil, err
+	}
+	c, err := openCatalog(ctx, store, kr, "")
+	if err != nil {
+		return nil, err
+	}
+	if c.Notice != "" {
+		fmt.Fprintln(g.progress(), c.Notice)
+	}
+	return c, nil
+}
+
 // openWriter opens the store at dest for writing, its serials checked.
 func openWriter(ctx context.Context, dest string, kr *signing.Keyring, mustExist bool, cache string) (catalog.Writer, error) {
 	guard, err := catalogGuard(cache, time.Time{})
@@ -140,16 +157,9 @@ func newCatalogCommand(g *globals) *cobra.Command {
 			if store == "" {
 				return usageErr("--store is required: a store directory, its URL, or the URL of its catalog/catalog.toml")
 			}
-			kr, err := kf.keyring()
+			c, err := kf.readCatalog(cmd.Context(), g, store)
 			if err != nil {
 				return err
-			}
-			c, err := openCatalog(cmd.Context(), store, kr, "")
-			if err != nil {
-				return err
-			}
-			if c.Notice != "" {
-				fmt.Fprintln(g.progress(), c.Notice)
 			}
 			var fams []catalog.Family
 			for _, f := range c.Families {

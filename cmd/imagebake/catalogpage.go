@@ -35,11 +35,7 @@ catalog list. publish writes the same page beside the catalog
 			if store == "" || out == "" {
 				return usageErr("--store and --out are required")
 			}
-			kr, err := kf.keyring()
-			if err != nil {
-				return err
-			}
-			c, err := openCatalog(cmd.Context(), store, kr, "")
+			c, err := kf.readCatalog(cmd.Context(), g, store)
 			if err != nil {
 				return err
 			}
